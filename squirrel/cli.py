@@ -1,0 +1,332 @@
+"""The `sq` command line: parse, call one porcelain or plumbing function,
+render text or JSON, and map errors to exit codes (docs/exit-codes.md).
+
+This is the only module that prints, reads the environment or exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import click
+
+from squirrel import __version__
+from squirrel.errors import SquirrelError
+from squirrel.plumbing import ids, paths
+from squirrel.plumbing.index import KIND_NAMES
+from squirrel.plumbing.replica import Replica
+from squirrel.plumbing.scan import ScanStats
+from squirrel.plumbing.vtime import VectorTime
+from squirrel.porcelain import init as init_mod
+from squirrel.porcelain import scan as scan_mod
+from squirrel.porcelain import status as status_mod
+
+EXIT_PREDICATE_NO = 1
+EXIT_USAGE = 2
+
+
+# Output helpers ---------------------------------------------------------
+def emit_json(doc: Any) -> None:
+    click.echo(json.dumps(doc, indent=None, sort_keys=False, ensure_ascii=False))
+
+
+def summary(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+class Progress:
+    """A one-line progress display on stderr, only when stderr is a terminal."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.enabled = sys.stderr.isatty() and not os.environ.get("SQ_NO_PROGRESS")
+        self.start = time.monotonic()
+        self.shown = False
+
+    def line(self, text: str) -> None:
+        if not self.enabled:
+            return
+        sys.stderr.write("\r\x1b[K" + f"{self.label}: {text}")
+        sys.stderr.flush()
+        self.shown = True
+
+    def scan(self, stats: ScanStats) -> None:
+        elapsed = max(time.monotonic() - self.start, 1e-6)
+        self.line(
+            f"{stats.files} files, {stats.dirs} dirs, hashed {human_bytes(stats.bytes_hashed)}"
+            f" ({human_bytes(stats.bytes_hashed / elapsed)}/s)"
+        )
+
+    def done(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
+def scan_progress() -> tuple[Progress, Callable[[ScanStats], None] | None]:
+    p = Progress("scanning")
+    return p, (p.scan if p.enabled else None)
+
+
+def pathlist(items: list[bytes]) -> list[dict[str, str]]:
+    return [paths.json_path(p) for p in items]
+
+
+def report_skipped(stats: ScanStats) -> None:
+    for path, why in stats.skipped:
+        summary(f"skipped {paths.display(path)}: {why}")
+
+
+# The group ----------------------------------------------------------------
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sq")
+def cli() -> None:
+    """Data Squirrel: keep offline drives in sync, carrying only the changes.
+
+    A replica is a directory tree (usually a drive) with a .squirrel/ folder
+    at its root. Run `sq COMMAND --help` for each command. Exit codes: 0 done,
+    1 a predicate said no, 2 usage error, 3 and up a specific error
+    (docs/exit-codes.md).
+    """
+
+
+# Porcelain ---------------------------------------------------------------
+@cli.command("init")
+@click.argument("path", type=click.Path(file_okay=True, dir_okay=True))
+@click.option("--name", help="A short name for this replica (default: the directory name).")
+@click.option(
+    "--join", "join", metavar="SOURCE", help="Join the vault of the replica at SOURCE instead of starting a new vault."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def init_cmd(path: str, name: str | None, join: str | None, as_json: bool) -> None:
+    """Make PATH a replica and index the files already there.
+
+    Without --join, PATH starts a new vault. With --join SOURCE, PATH becomes
+    a new replica of SOURCE's vault; files it already holds are reconciled by
+    content on the first sync (identical content is never a conflict).
+    """
+    prog, cb = scan_progress()
+    rep = init_mod.init(path, name=name, join=join, progress=cb)
+    prog.done()
+    report_skipped(rep.scan.stats)
+    ident = rep.identity
+    if as_json:
+        emit_json(
+            {
+                "vault": ident.vault,
+                "replica": ident.replica,
+                "name": ident.name,
+                "files": rep.scan.stats.files,
+                "dirs": rep.scan.stats.dirs,
+            }
+        )
+    how = f"joined vault {ident.vault}" if join else f"new vault {ident.vault}"
+    summary(
+        f"initialized replica {ident.name} ({ident.replica}) in {os.path.abspath(path)}:"
+        f" {how}, {rep.scan.stats.files} files indexed"
+    )
+
+
+@cli.command("scan")
+@click.argument("path", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print what was recorded as JSON on stdout.")
+def scan_cmd(path: str, as_json: bool) -> None:
+    """Record local changes in PATH (new, modified, deleted, moved files) as new versions.
+
+    Only files whose size or mtime differ from the index are read again; a
+    file touched without a content change is not a new version.
+    """
+    prog, cb = scan_progress()
+    rep = scan_mod.scan(path, progress=cb)
+    prog.done()
+    report_skipped(rep.stats)
+    if as_json:
+        emit_json(
+            {
+                "added": pathlist(rep.added),
+                "modified": pathlist(rep.modified),
+                "deleted": pathlist(rep.deleted),
+                "moved": [{**paths.json_path(a, "from"), **paths.json_path(b, "to")} for a, b in rep.moved],
+                "files": rep.stats.files,
+                "hashed": rep.stats.files_hashed,
+                "skipped": [{**paths.json_path(p), "reason": why} for p, why in rep.stats.skipped],
+            }
+        )
+    else:
+        for p in rep.added:
+            click.echo(f"added     {paths.display(p)}")
+        for p in rep.modified:
+            click.echo(f"modified  {paths.display(p)}")
+        for p in rep.deleted:
+            click.echo(f"deleted   {paths.display(p)}")
+        for a, b in rep.moved:
+            click.echo(f"moved     {paths.display(a)} -> {paths.display(b)}")
+    summary(
+        f"scanned {rep.stats.files} files: {len(rep.added)} added, {len(rep.modified)} modified,"
+        f" {len(rep.deleted)} deleted, {len(rep.moved)} moved"
+    )
+
+
+@cli.command("status")
+@click.argument("path", type=click.Path())
+@click.option("--exit-code", "exit_code", is_flag=True, help="Exit 1 when changes or conflicts are pending.")
+@click.option("--json", "as_json", is_flag=True, help="Print pending changes and conflicts as JSON on stdout.")
+def status_cmd(path: str, exit_code: bool, as_json: bool) -> None:
+    """Show what changed on disk since the last scan, and the open conflicts.
+
+    Nothing is recorded: run `sq scan` to record the changes.
+    """
+    prog, cb = scan_progress()
+    rep = status_mod.status(path, progress=cb)
+    prog.done()
+    moved_from = {a for a, _ in rep.moved}
+    moved_to = {b: a for a, b in rep.moved}
+    if as_json:
+        items = []
+        for ch in rep.pending:
+            item: dict[str, Any] = {**paths.json_path(ch.path), "change": ch.kind}
+            if ch.path in moved_to:
+                item["change"] = "moved"
+                item.update(paths.json_path(moved_to[ch.path], "from"))
+            elif ch.path in moved_from:
+                continue
+            kind_entry = ch.new or ch.old
+            item["kind"] = "dir" if kind_entry is not None and kind_entry.is_dir else "file"
+            items.append(item)
+        emit_json({"changes": items, "conflicts": rep.conflicts})
+    else:
+        for ch in rep.pending:
+            if ch.path in moved_from:
+                continue
+            if ch.path in moved_to:
+                click.echo(f"moved     {paths.display(moved_to[ch.path])} -> {paths.display(ch.path)}")
+            else:
+                click.echo(f"{ch.kind:<9} {paths.display(ch.path)}")
+        for c in rep.conflicts:
+            click.echo(f"conflict  {c['path']} ({c['kind']}; copy: {c.get('copy') or '-'})")
+    report_skipped(rep.stats)
+    summary(f"{len(rep.pending)} pending changes, {len(rep.conflicts)} open conflicts")
+    if exit_code and rep.dirty:
+        sys.exit(EXIT_PREDICATE_NO)
+
+
+# Plumbing --------------------------------------------------------------
+@cli.command("hash-object")
+@click.argument("files", nargs=-1, type=click.Path())
+@click.option("--stdin-paths", is_flag=True, help="Read file paths from stdin, one per line.")
+def hash_object_cmd(files: tuple[str, ...], stdin_paths: bool) -> None:
+    """Print the blake3 object id of each FILE (one line each: ID  PATH)."""
+    names = list(files)
+    if stdin_paths:
+        names += [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    if not names:
+        raise click.UsageError("give FILE arguments or --stdin-paths")
+    for name in names:
+        oid, _ = ids.hash_file(name)
+        click.echo(f"{oid.hex()}  {name}" if len(names) > 1 or stdin_paths else oid.hex())
+
+
+@cli.command("ls-index")
+@click.argument("path", type=click.Path())
+@click.option("-z", "nul", is_flag=True, help="Separate records with NUL instead of newline (paths verbatim).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of records.")
+def ls_index_cmd(path: str, nul: bool, as_json: bool) -> None:
+    """List the index records: kind, object id, size, mtime, modification time, sync time, path.
+
+    Text format, one record per line, tab before the path:
+    KIND OID SIZE MTIME_NS M S<TAB>PATH (OID is '-' for directories).
+    """
+    with Replica.open(path, write=False) as rep:
+        names = rep.names()
+        idx = rep.index
+        records = []
+        out = sys.stdout.buffer
+        for p, e in idx.walk(b""):
+            if not p:
+                continue
+            s = idx.sync_time(p)
+            if as_json:
+                records.append(
+                    {
+                        **paths.json_path(p),
+                        "kind": KIND_NAMES[e.kind],
+                        "oid": e.oid.hex() if e.is_file else None,
+                        "size": e.size,
+                        "mode": e.mode,
+                        "mtime_ns": e.mtime_ns,
+                        "m": e.m.format(names),
+                        "s": s.format(names),
+                        "c": e.c.format(names),
+                    }
+                )
+                continue
+            oid = e.oid.hex() if e.is_file else "-"
+            m_text, s_text = e.m.format(names) or "-", s.format(names) or "-"
+            head = f"{KIND_NAMES[e.kind]} {oid} {e.size} {e.mtime_ns} {m_text} {s_text}\t"
+            out.write(head.encode() + p + (b"\0" if nul else b"\n"))
+        if as_json:
+            emit_json(records)
+        out.flush()
+
+
+@cli.group("vt")
+def vt_group() -> None:
+    """Vector-time plumbing."""
+
+
+@vt_group.command("compare")
+@click.argument("a")
+@click.argument("b")
+def vt_compare_cmd(a: str, b: str) -> None:
+    """Compare vector times A and B (`name:counter,name:counter`).
+
+    Prints `equal`, `before` (A <= B), `after` (A >= B) or `concurrent`.
+    """
+    click.echo(VectorTime.parse(a).compare(VectorTime.parse(b)))
+
+
+# Entry point -------------------------------------------------------------
+def main(argv: list[str] | None = None) -> NoReturn:
+    try:
+        rv = cli.main(args=argv, prog_name="sq", standalone_mode=False)
+    except click.exceptions.UsageError as e:
+        e.show()
+        sys.exit(EXIT_USAGE)
+    except click.exceptions.Abort:
+        click.echo("sq: aborted", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(EXIT_USAGE)
+    except SquirrelError as e:
+        click.echo(f"sq: error: {e.message}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("sq: interrupted", err=True)
+        sys.exit(130)
+    except OSError as e:
+        from squirrel.errors import FileSystemError
+
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        click.echo(f"sq: error: {e.strerror or e}{where}", err=True)
+        sys.exit(FileSystemError.exit_code)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""The error hierarchy of `sq`.
+
+Every error a user can meet is a `SquirrelError` subclass that carries its
+exit code and a one-line message. Only the CLI turns them into exit codes
+(see ``docs/exit-codes.md``); library code raises, never exits.
+"""
+
+from __future__ import annotations
+
+
+class SquirrelError(Exception):
+    """Base of every error `sq` reports; `exit_code` is documented."""
+
+    exit_code = 3
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NotAReplica(SquirrelError):
+    """PATH has no `.squirrel/` marker (an unmounted drive, a wrong path)."""
+
+    exit_code = 3
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"not a replica: {path} (no .squirrel/ here; is the drive mounted?)")
+
+
+class AlreadyAReplica(SquirrelError):
+    exit_code = 4
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"already a replica: {path}")
+
+
+class BadPath(SquirrelError):
+    """A path given on the command line does not exist or has the wrong type."""
+
+    exit_code = 5
+
+
+class WrongVault(SquirrelError):
+    exit_code = 6
+
+
+class Locked(SquirrelError):
+    exit_code = 7
+
+    def __init__(self, path: str, pid: int) -> None:
+        super().__init__(f"replica {path} is locked by pid {pid} (another sq is running)")
+        self.pid = pid
+
+
+class UnsupportedFormat(SquirrelError):
+    """An on-disk structure written by a newer or unknown format version."""
+
+    exit_code = 8
+
+
+class CorruptIndex(SquirrelError):
+    exit_code = 9
+
+
+class BadBundle(SquirrelError):
+    exit_code = 10
+
+
+class OutOfSpace(SquirrelError):
+    exit_code = 11
+
+
+class UnsafePath(SquirrelError):
+    """A name that cannot be written safely: outside the replica, through a
+    symlink, into `.squirrel/`, or colliding with another under case folding."""
+
+    exit_code = 12
+
+
+class ChangedDuringOperation(SquirrelError):
+    """A file changed under us (while hashed, or between plan and write)."""
+
+    exit_code = 13
+
+
+class NoSuchConflict(SquirrelError):
+    exit_code = 14
+
+
+class BadVectorTime(SquirrelError):
+    exit_code = 15
+
+
+class FileSystemError(SquirrelError):
+    """An operating-system error while reading or writing a replica."""
+
+    exit_code = 16
+
+
+ALL_ERRORS: tuple[type[SquirrelError], ...] = (
+    NotAReplica,
+    AlreadyAReplica,
+    BadPath,
+    WrongVault,
+    Locked,
+    UnsupportedFormat,
+    CorruptIndex,
+    BadBundle,
+    OutOfSpace,
+    UnsafePath,
+    ChangedDuringOperation,
+    NoSuchConflict,
+    BadVectorTime,
+    FileSystemError,
+)

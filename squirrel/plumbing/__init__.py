@@ -1,0 +1,1 @@
+"""Plumbing: one module per concept or on-disk format. Never imports porcelain or click."""

@@ -1,0 +1,400 @@
+"""The replica index: an LMDB environment in `.squirrel/index/`.
+
+It maps every indexed path to its version (kind, object id, size, mode,
+mtime, modification time, creation time) and keeps the compressed sync times,
+the open conflicts and the trash catalogue. Byte layout: docs/formats/index.md.
+
+Writes are buffered and committed in one LMDB transaction per batch; reads
+see the buffered writes, so code can read what it just wrote. When the map is
+full it is doubled and the batch replayed: the index starts small.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import lmdb
+
+from squirrel.errors import CorruptIndex, SquirrelError, UnsupportedFormat
+from squirrel.plumbing import paths
+from squirrel.plumbing.vtime import EMPTY, VectorTime
+
+FORMAT_VERSION = 1
+KIND_FILE = 1
+KIND_DIR = 2
+KIND_NAMES = {KIND_FILE: "file", KIND_DIR: "dir"}
+FLAG_RACY = 1  # mtime too close to the scan that recorded it: rehash next time
+
+_HEAD = struct.Struct("<BBQqI32s")
+_NO_OID = bytes(32)
+INITIAL_MAP_SIZE = 16 << 20
+AUTO_FLUSH = 20_000
+
+# Records decoded since the index was opened: the planner's cost, for tests.
+records_read = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One indexed version of a path."""
+
+    kind: int
+    oid: bytes
+    size: int
+    mode: int
+    mtime_ns: int
+    m: VectorTime
+    c: VectorTime
+    flags: int = 0
+
+    @property
+    def is_dir(self) -> bool:
+        return self.kind == KIND_DIR
+
+    @property
+    def is_file(self) -> bool:
+        return self.kind == KIND_FILE
+
+    def with_times(self, m: VectorTime | None = None, c: VectorTime | None = None) -> Entry:
+        return replace(self, m=self.m if m is None else m, c=self.c if c is None else c)
+
+
+def new_dir(m: VectorTime, c: VectorTime) -> Entry:
+    return Entry(KIND_DIR, _NO_OID, 0, 0o755, 0, m, c)
+
+
+def encode_entry(e: Entry) -> bytes:
+    return _HEAD.pack(e.kind, e.flags, e.size, e.mtime_ns, e.mode, e.oid or _NO_OID) + e.m.encode() + e.c.encode()
+
+
+def decode_entry(data: bytes | memoryview) -> Entry:
+    global records_read
+    records_read += 1
+    try:
+        kind, flags, size, mtime_ns, mode, oid = _HEAD.unpack_from(data, 0)
+        m, pos = VectorTime.decode_from(data, _HEAD.size)
+        c, pos = VectorTime.decode_from(data, pos)
+    except (struct.error, SquirrelError) as e:
+        raise CorruptIndex(f"damaged index record: {e}") from e
+    if kind not in KIND_NAMES or pos != len(data):
+        raise CorruptIndex("damaged index record: bad kind or length")
+    return Entry(kind, bytes(oid), size, mode, mtime_ns, m, c, flags)
+
+
+def entry_key(path: bytes) -> bytes:
+    parent, _, name = path.rpartition(b"/")
+    return parent + b"\0" + name
+
+
+def path_key(path: bytes) -> bytes:
+    return b"/" + path
+
+
+_DBS = (b"meta", b"entries", b"sync", b"conflicts", b"trash")
+
+
+class ReplicaIndex:
+    """A replica's index. `self_id` is the replica's own id: its component of
+    every sync time is implicit (a replica knows itself up to its counter)."""
+
+    def __init__(self, directory: str, self_id: str, *, create: bool = False, readonly: bool = False) -> None:
+        self.directory = directory
+        self.self_id = self_id
+        self.readonly = readonly
+        try:
+            size = os.path.getsize(os.path.join(directory, "data.mdb"))
+        except OSError:
+            size = 0
+        if not create and not os.path.exists(os.path.join(directory, "data.mdb")):
+            raise CorruptIndex(f"index missing: {directory}")
+        try:
+            self.env = lmdb.open(
+                directory,
+                subdir=True,
+                max_dbs=len(_DBS),
+                map_size=max(INITIAL_MAP_SIZE, size * 2),
+                readonly=readonly,
+                create=create,
+                readahead=False,
+            )
+            self._db = {name.decode(): self.env.open_db(name, create=not readonly) for name in _DBS}
+        except lmdb.Error as e:
+            raise CorruptIndex(f"cannot open index {directory}: {e}") from e
+        # Pending writes: (db, key) -> value or None for a delete.
+        self._pending: dict[tuple[str, bytes], bytes | None] = {}
+        # Entries pending per parent, so children() can merge them in order.
+        self._pending_children: dict[bytes, dict[bytes, Entry | None]] = {}
+        self._rtxn: Any = None
+        if create:
+            self._put("meta", b"format", str(FORMAT_VERSION).encode())
+            self._put("meta", b"counter", b"0")
+            self.put(b"", new_dir(EMPTY, EMPTY))
+            self.set_stored_sync(b"", EMPTY, force=True)
+            self.commit()
+        fmt = self._get("meta", b"format")
+        if fmt is None or not fmt.isdigit():
+            raise CorruptIndex(f"index has no format version: {directory}")
+        if int(fmt) > FORMAT_VERSION:
+            raise UnsupportedFormat(
+                f"index format {int(fmt)} is newer than this sq understands ({FORMAT_VERSION}); upgrade sq"
+            )
+        raw = self._get("meta", b"counter")
+        if raw is None or not raw.isdigit():
+            raise CorruptIndex("index has no event counter")
+        self._counter = int(raw)
+
+    # Low level ---------------------------------------------------------
+    def _txn(self) -> Any:
+        if self._rtxn is None:
+            self._rtxn = self.env.begin(buffers=False)
+        return self._rtxn
+
+    def _get(self, db: str, key: bytes) -> bytes | None:
+        k = (db, key)
+        if k in self._pending:
+            return self._pending[k]
+        val: bytes | None = self._txn().get(key, db=self._db[db])
+        return val
+
+    def _put(self, db: str, key: bytes, value: bytes | None) -> None:
+        self._pending[(db, key)] = value
+
+    def maybe_commit(self) -> None:
+        """Commit when the batch is large; call only where the index is consistent."""
+        if len(self._pending) >= AUTO_FLUSH:
+            self.commit()
+
+    def _scan_prefix(self, db: str, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        cur = self._txn().cursor(db=self._db[db])
+        if not cur.set_range(prefix):
+            return
+        for key, val in cur:
+            if not key.startswith(prefix):
+                return
+            yield key, val
+
+    def commit(self) -> None:
+        """Write every pending change in one transaction (growing the map if full)."""
+        if not self._pending:
+            return
+        if self.readonly:
+            raise SquirrelError("internal error: write to a read-only index")
+        if self._rtxn is not None:
+            self._rtxn.abort()
+            self._rtxn = None
+        while True:
+            try:
+                with self.env.begin(write=True) as txn:
+                    for (db, key), val in self._pending.items():
+                        if val is None:
+                            txn.delete(key, db=self._db[db])
+                        else:
+                            txn.put(key, val, db=self._db[db])
+                break
+            except lmdb.MapFullError:
+                self.env.set_mapsize(self.env.info()["map_size"] * 2)
+        self._pending.clear()
+        self._pending_children.clear()
+
+    def rollback(self) -> None:
+        """Forget every pending change."""
+        self._pending.clear()
+        self._pending_children.clear()
+        self._counter = int(self._get("meta", b"counter") or b"0")
+
+    def close(self) -> None:
+        if self._rtxn is not None:
+            self._rtxn.abort()
+            self._rtxn = None
+        self.env.close()
+
+    # Events ------------------------------------------------------------------
+    @property
+    def counter(self) -> int:
+        return self._counter
+
+    def next_event(self) -> VectorTime:
+        """Take this replica's next event counter (committed with the batch)."""
+        self._counter += 1
+        self._put("meta", b"counter", str(self._counter).encode())
+        return VectorTime.event(self.self_id, self._counter)
+
+    def get_meta_json(self, key: str, default: Any = None) -> Any:
+        raw = self._get("meta", key.encode())
+        if raw is None:
+            return default
+        try:
+            return json.loads(raw)
+        except ValueError as e:
+            raise CorruptIndex(f"damaged index metadata {key}") from e
+
+    def set_meta_json(self, key: str, value: Any) -> None:
+        self._put("meta", key.encode(), json.dumps(value, sort_keys=True).encode())
+
+    # Entries -----------------------------------------------------------------
+    def get(self, path: bytes) -> Entry | None:
+        raw = self._get("entries", entry_key(path))
+        return None if raw is None else decode_entry(raw)
+
+    def put(self, path: bytes, entry: Entry) -> None:
+        parent, _, name = path.rpartition(b"/")
+        self._pending_children.setdefault(parent, {})[name] = entry
+        self._put("entries", entry_key(path), encode_entry(entry))
+
+    def delete(self, path: bytes) -> None:
+        parent, _, name = path.rpartition(b"/")
+        self._pending_children.setdefault(parent, {})[name] = None
+        self._put("entries", entry_key(path), None)
+
+    def delete_tree(self, path: bytes) -> list[tuple[bytes, Entry]]:
+        """Remove `path` and everything under it; returns what was removed."""
+        removed: list[tuple[bytes, Entry]] = []
+        entry = self.get(path)
+        if entry is None:
+            return removed
+        if entry.is_dir:
+            for name, child in list(self.children(path)):
+                if child.is_dir:
+                    removed += self.delete_tree(paths.join(path, name))
+                else:
+                    removed.append((paths.join(path, name), child))
+                    self.delete(paths.join(path, name))
+        removed.append((path, entry))
+        if path:
+            self.delete(path)
+        return removed
+
+    def children(self, path: bytes) -> Iterator[tuple[bytes, Entry]]:
+        """(name, entry) of the direct children of directory `path`, sorted by name."""
+        prefix = path + b"\0"
+        committed = ((k[len(prefix) :], v) for k, v in self._scan_prefix("entries", prefix))
+        pending = self._pending_children.get(path)
+        if not pending:
+            for name, raw in committed:
+                if name:
+                    yield name, decode_entry(raw)
+            return
+        merged: dict[bytes, Entry | None] = {}
+        for name, raw in committed:
+            if name:
+                merged[name] = None if name in pending else decode_entry(raw)
+        merged.update(pending)
+        for name in sorted(merged):
+            e = merged[name]
+            if e is not None:
+                yield name, e
+
+    def child_names(self, path: bytes) -> list[bytes]:
+        return [name for name, _ in self.children(path)]
+
+    def walk(self, top: bytes = b"") -> Iterator[tuple[bytes, Entry]]:
+        """Every record under `top` (itself included), parents before children."""
+        entry = self.get(top)
+        if entry is None:
+            return
+        yield top, entry
+        if entry.is_dir:
+            for name, child in self.children(top):
+                p = paths.join(top, name)
+                if child.is_dir:
+                    yield from self.walk(p)
+                else:
+                    yield p, child
+
+    def raise_ancestors(self, path: bytes, m: VectorTime) -> None:
+        """Join `m` into the modification time of every ancestor of `path`.
+
+        A directory's modification time covers its whole subtree (deletions
+        included); that is what lets a sync skip a subtree the receiver knows.
+        """
+        for anc in paths.ancestors(path):
+            e = self.get(anc)
+            if e is None:
+                raise CorruptIndex(f"index has {paths.display(path)} but not its parent {paths.display(anc)}")
+            if m <= e.m:
+                return  # an ancestor covers it, so do all above it
+            self.put(anc, e.with_times(m=e.m.join(m)))
+
+    # Sync times --------------------------------------------------------------
+    def stored_sync(self, path: bytes) -> VectorTime | None:
+        raw = self._get("sync", path_key(path))
+        if raw is None:
+            return None
+        try:
+            return VectorTime.decode(raw)
+        except SquirrelError as e:
+            raise CorruptIndex(f"damaged sync time for {paths.display(path)}") from e
+
+    def sync_time(self, path: bytes) -> VectorTime:
+        """The effective sync time: the nearest stored one, plus this replica's counter."""
+        p = path
+        while True:
+            s = self.stored_sync(p)
+            if s is not None:
+                return s.with_entry(self.self_id, self._counter)
+            if not p:
+                raise CorruptIndex("index has no root sync time")
+            p = paths.parent_of(p)
+
+    def set_stored_sync(self, path: bytes, s: VectorTime, *, force: bool = False) -> None:
+        """Store `s` for `path` unless it equals what the path would inherit."""
+        s = s.without(self.self_id)
+        if path and not force:
+            inherited = self.sync_time(paths.parent_of(path)).without(self.self_id)
+            if s == inherited:
+                self._put("sync", path_key(path), None)
+                return
+        self._put("sync", path_key(path), s.encode())
+
+    def drop_stored_sync(self, path: bytes) -> None:
+        if path:
+            self._put("sync", path_key(path), None)
+
+    def stored_syncs_under(self, path: bytes) -> list[tuple[bytes, VectorTime]]:
+        """Stored sync times strictly below `path` (committed and pending)."""
+        prefix = path_key(path) + b"/" if path else b"/"
+        found: dict[bytes, bytes | None] = {k: v for k, v in self._scan_prefix("sync", prefix)}
+        for (db, key), val in self._pending.items():
+            if db == "sync" and key.startswith(prefix):
+                found[key] = val
+        out = []
+        for key in sorted(found):
+            val = found[key]
+            if val is None or key == b"/":
+                continue
+            out.append((key[1:], VectorTime.decode(val)))
+        return out
+
+    # Conflicts and trash ---------------------------------------------------
+    def conflicts(self) -> list[dict[str, Any]]:
+        found: dict[bytes, bytes | None] = dict(self._scan_prefix("conflicts", b"/"))
+        for (db, key), val in self._pending.items():
+            if db == "conflicts":
+                found[key] = val
+        return [json.loads(found[k]) for k in sorted(found) if found[k] is not None]  # type: ignore[arg-type]
+
+    def put_conflict(self, path: bytes, record: dict[str, Any]) -> None:
+        self._put("conflicts", path_key(path), json.dumps(record, sort_keys=True).encode())
+
+    def get_conflict(self, path: bytes) -> dict[str, Any] | None:
+        raw = self._get("conflicts", path_key(path))
+        return None if raw is None else dict(json.loads(raw))
+
+    def drop_conflict(self, path: bytes) -> None:
+        self._put("conflicts", path_key(path), None)
+
+    def trash_get(self, oid: bytes) -> dict[str, Any] | None:
+        raw = self._get("trash", oid)
+        return None if raw is None else dict(json.loads(raw))
+
+    def trash_put(self, oid: bytes, record: dict[str, Any] | None) -> None:
+        self._put("trash", oid, None if record is None else json.dumps(record, sort_keys=True).encode())
+
+    def trash_items(self) -> Iterator[tuple[bytes, dict[str, Any]]]:
+        for key, raw in self._scan_prefix("trash", b""):
+            yield key, json.loads(raw)

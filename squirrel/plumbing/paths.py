@@ -1,0 +1,198 @@
+"""Replica-relative paths and the names `sq` never touches.
+
+Inside `sq` a path is `bytes`, relative to the replica root, with `/` as the
+separator and `b""` for the root itself. Names are bytes because a drive may
+hold names that are not valid UTF-8; JSON output adds `path_b64` for them.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+from collections.abc import Iterable
+
+from squirrel.errors import UnsafePath
+
+MARKER = b".squirrel"
+CONFLICT_TAG = ".sq-conflict-"
+
+# OS clutter that is never synchronized, matched against single names.
+DEFAULT_IGNORES: tuple[str, ...] = (
+    ".DS_Store",
+    "Thumbs.db",
+    "desktop.ini",
+    "._*",
+    "$RECYCLE.BIN",
+    "System Volume Information",
+    ".Trashes",
+    ".Spotlight-V100",
+    ".fseventsd",
+    ".TemporaryItems",
+)
+
+
+def join(parent: bytes, name: bytes) -> bytes:
+    return parent + b"/" + name if parent else name
+
+
+def split(path: bytes) -> tuple[bytes, bytes]:
+    """(parent, name); the root's parent is itself."""
+    parent, _, name = path.rpartition(b"/")
+    return parent, name
+
+
+def parent_of(path: bytes) -> bytes:
+    return path.rpartition(b"/")[0]
+
+
+def ancestors(path: bytes) -> Iterable[bytes]:
+    """Proper ancestors, nearest first, ending with the root b""."""
+    while path:
+        path = parent_of(path)
+        yield path
+
+
+def is_under(path: bytes, top: bytes) -> bool:
+    return not top or path == top or path.startswith(top + b"/")
+
+
+def check_relpath(path: bytes) -> bytes:
+    """Refuse any path that could escape the replica or reach `.squirrel/`."""
+    if not path:
+        return path
+    if b"\x00" in path or b"\\" in path:
+        raise UnsafePath(f"unsafe path {display(path)!r}: NUL or backslash")
+    if path.startswith(b"/"):
+        raise UnsafePath(f"unsafe path {display(path)!r}: absolute")
+    for comp in path.split(b"/"):
+        if comp in (b"", b".", b".."):
+            raise UnsafePath(f"unsafe path {display(path)!r}: empty, '.' or '..' component")
+    if path.split(b"/", 1)[0] == MARKER:
+        raise UnsafePath(f"unsafe path {display(path)!r}: inside .squirrel/")
+    return path
+
+
+def user_relpath(root: str, given: str) -> bytes:
+    """A SUBPATH given on the command line, as a replica-relative path."""
+    full = os.path.abspath(os.path.join(root, given)) if not os.path.isabs(given) else os.path.abspath(given)
+    rel = os.path.relpath(full, os.path.abspath(root))
+    if rel == ".":
+        return b""
+    if rel.startswith(".."):
+        raise UnsafePath(f"{given} is outside the replica {root}")
+    return check_relpath(os.fsencode(rel).replace(os.sep.encode(), b"/"))
+
+
+def display(path: bytes) -> str:
+    """A path for humans: undecodable bytes shown as escapes."""
+    return path.decode("utf-8", "backslashreplace") if path else "."
+
+
+def json_path(path: bytes, key: str = "path") -> dict[str, str]:
+    """`{"path": ...}` plus `path_b64` when the name is not valid UTF-8."""
+    try:
+        return {key: path.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {
+            key: path.decode("utf-8", "replace"),
+            f"{key}_b64": base64.b64encode(path).decode("ascii"),
+        }
+
+
+def conflict_name(name: bytes, short_id: str) -> bytes:
+    """`IMG_0042.jpg` -> `IMG_0042.sq-conflict-3fa9c2d1.jpg`."""
+    stem, dot, ext = name.rpartition(b".")
+    if not dot or not stem:
+        return name + CONFLICT_TAG.encode() + short_id.encode()
+    return stem + CONFLICT_TAG.encode() + short_id.encode() + b"." + ext
+
+
+class IgnoreRules:
+    """Default clutter names plus gitignore-style patterns from `.squirrel/ignore`.
+
+    Supported: blank lines and `#` comments, `!` to re-include, a trailing `/`
+    for directories only, a leading `/` (or any inner `/`) to anchor at the
+    root, `*`, `?`, `[...]` and `**`.
+    """
+
+    def __init__(self, lines: Iterable[str] = ()) -> None:
+        self._rules: list[tuple[re.Pattern[bytes], bool, bool, bool]] = []
+        for pat in DEFAULT_IGNORES:
+            self._add(pat, negate=False)
+        for raw in lines:
+            line = raw.rstrip("\n").rstrip()
+            if not line or line.startswith("#"):
+                continue
+            negate = line.startswith("!")
+            if negate:
+                line = line[1:]
+            self._add(line, negate)
+
+    def _add(self, pat: str, negate: bool) -> None:
+        dir_only = pat.endswith("/")
+        pat = pat.rstrip("/")
+        anchored = "/" in pat
+        pat = pat.lstrip("/")
+        if not pat:
+            return
+        rx = _glob_to_regex(pat)
+        self._rules.append((re.compile(rx.encode("utf-8"), re.S), anchored, dir_only, negate))
+
+    @classmethod
+    def for_replica(cls, root: str) -> IgnoreRules:
+        path = os.path.join(root, ".squirrel", "ignore")
+        try:
+            with open(path, encoding="utf-8", errors="surrogateescape") as f:
+                return cls(f.readlines())
+        except FileNotFoundError:
+            return cls()
+
+    def ignored(self, path: bytes, is_dir: bool) -> bool:
+        name = path.rpartition(b"/")[2]
+        if name == MARKER or CONFLICT_TAG.encode() + b"tmp" in name:
+            return True
+        result = False
+        for rx, anchored, dir_only, negate in self._rules:
+            if dir_only and not is_dir:
+                continue
+            if rx.fullmatch(path if anchored else name):
+                result = not negate
+        return result
+
+
+def _glob_to_regex(pat: str) -> str:
+    out = []
+    i = 0
+    while i < len(pat):
+        c = pat[i]
+        if pat.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pat.startswith("/**", i) and i + 3 == len(pat):
+            out.append("/.*")
+            i += 3
+        elif pat.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif c == "*":
+            out.append("[^/]*")
+            i += 1
+        elif c == "?":
+            out.append("[^/]")
+            i += 1
+        elif c == "[":
+            j = pat.find("]", i + 1)
+            if j == -1:
+                out.append(re.escape(c))
+                i += 1
+            else:
+                body = pat[i + 1 : j]
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append("[" + body.replace("\\", "\\\\") + "]")
+                i = j + 1
+        else:
+            out.append(re.escape(c))
+            i += 1
+    return "".join(out)

@@ -1,0 +1,235 @@
+"""A replica on disk: the `.squirrel/` marker, its identity, its lock.
+
+`.squirrel/replica.json` holds the identity (format, vault id, replica id,
+name); `.squirrel/index/` the LMDB index; `.squirrel/tmp/` files being
+written; `.squirrel/trash/` replaced and deleted versions; `.squirrel/lock`
+the writer's lock. Every command opens a replica through `Replica.open`, which
+refuses a path without the marker: an unmounted drive is never read as an
+empty tree. Layout: docs/formats/replica.md.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from squirrel.errors import AlreadyAReplica, BadPath, CorruptIndex, Locked, NotAReplica, UnsupportedFormat
+from squirrel.plumbing.index import ReplicaIndex
+from squirrel.plumbing.vtime import is_replica_id
+
+REPLICA_FORMAT = 1
+SQ_DIR = ".squirrel"
+
+
+@dataclass(frozen=True)
+class Identity:
+    vault: str
+    replica: str
+    name: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": REPLICA_FORMAT, "vault": self.vault, "replica": self.replica, "name": self.name}
+
+
+def new_id() -> str:
+    return secrets.token_hex(8)
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    except OSError as e:  # some FUSE filesystems refuse fsync on directories
+        if e.errno not in (errno.EINVAL, errno.ENOTSUP, errno.ENOSYS):
+            raise
+    finally:
+        os.close(fd)
+
+
+def write_file_atomic(path: str, data: bytes) -> None:
+    """Write via a temporary name, fsync, rename, fsync the directory."""
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(os.path.dirname(path))
+
+
+def read_identity(root: str) -> Identity:
+    sq = os.path.join(root, SQ_DIR)
+    if not os.path.isdir(root):
+        raise BadPath(f"not a directory: {root}")
+    if not os.path.isdir(sq) or os.path.islink(sq):
+        raise NotAReplica(root)
+    try:
+        with open(os.path.join(sq, "replica.json"), "rb") as f:
+            data = json.loads(f.read())
+    except FileNotFoundError as e:
+        raise NotAReplica(root) from e
+    except (OSError, ValueError) as e:
+        raise CorruptIndex(f"damaged replica identity in {sq}: {e}") from e
+    if not isinstance(data, dict):
+        raise CorruptIndex(f"damaged replica identity in {sq}")
+    fmt = data.get("format")
+    if not isinstance(fmt, int) or fmt < 1:
+        raise CorruptIndex(f"damaged replica identity in {sq}: no format")
+    if fmt > REPLICA_FORMAT:
+        raise UnsupportedFormat(f"replica {root} uses format {fmt}, newer than this sq ({REPLICA_FORMAT}); upgrade sq")
+    vault, rid, name = data.get("vault"), data.get("replica"), data.get("name")
+    if not (isinstance(vault, str) and is_replica_id(vault) and isinstance(rid, str) and is_replica_id(rid)):
+        raise CorruptIndex(f"damaged replica identity in {sq}: bad ids")
+    if not isinstance(name, str) or not name:
+        raise CorruptIndex(f"damaged replica identity in {sq}: no name")
+    return Identity(vault, rid, name)
+
+
+class ReplicaLock:
+    """An exclusive writer lock: flock on `.squirrel/lock`, holding our pid.
+
+    The kernel drops a flock when its process dies, so a lock left by a
+    killed `sq` is never stale. Where flock is unsupported, the pid in the
+    file is checked for a live process instead.
+    """
+
+    def __init__(self, sq_dir: str, root: str) -> None:
+        self.path = os.path.join(sq_dir, "lock")
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                pid = self._read_pid()
+                os.close(self.fd)
+                raise Locked(root, pid) from e
+            if e.errno not in (errno.ENOLCK, errno.ENOTSUP, errno.EINVAL):
+                os.close(self.fd)
+                raise
+            pid = self._read_pid()
+            if pid and pid != os.getpid() and _alive(pid):
+                os.close(self.fd)
+                raise Locked(root, pid) from e
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+
+    def _read_pid(self) -> int:
+        try:
+            raw = os.pread(self.fd, 32, 0).strip()
+            return int(raw) if raw.isdigit() else 0
+        except OSError:
+            return 0
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            try:
+                os.ftruncate(self.fd, 0)
+            finally:
+                os.close(self.fd)
+                self.fd = -1
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Replica:
+    """An opened replica: identity, index and (for writers) the lock."""
+
+    def __init__(self, root: str, identity: Identity, index: ReplicaIndex, lock: ReplicaLock | None) -> None:
+        self.root = root
+        self.identity = identity
+        self.index = index
+        self.lock = lock
+        self.sq_dir = os.path.join(root, SQ_DIR)
+        self.tmp_dir = os.path.join(self.sq_dir, "tmp")
+        self.trash_dir = os.path.join(self.sq_dir, "trash")
+
+    @property
+    def id(self) -> str:
+        return self.identity.replica
+
+    @property
+    def name(self) -> str:
+        return self.identity.name
+
+    @classmethod
+    def create(cls, root: str, name: str | None = None, vault: str | None = None) -> Replica:
+        root = os.path.abspath(root)
+        if not os.path.exists(root):
+            raise BadPath(f"no such directory: {root}")
+        if not os.path.isdir(root):
+            raise BadPath(f"not a directory: {root}")
+        sq = os.path.join(root, SQ_DIR)
+        if os.path.lexists(sq):
+            raise AlreadyAReplica(root)
+        identity = Identity(vault or new_id(), new_id(), name or os.path.basename(root) or "root")
+        os.mkdir(sq)
+        for sub in ("tmp", "trash", "index"):
+            os.mkdir(os.path.join(sq, sub))
+        lock = ReplicaLock(sq, root)
+        index = ReplicaIndex(os.path.join(sq, "index"), identity.replica, create=True)
+        index.set_meta_json("names", {identity.replica: identity.name})
+        index.commit()
+        # The identity file is written last: it is the marker that says the
+        # replica is complete.
+        write_file_atomic(os.path.join(sq, "replica.json"), json.dumps(identity.to_json(), indent=1).encode())
+        return cls(root, identity, index, lock)
+
+    @classmethod
+    def open(cls, root: str, *, write: bool = True) -> Replica:
+        root = os.path.abspath(root)
+        if not os.path.exists(root):
+            raise BadPath(f"no such directory: {root}")
+        identity = read_identity(root)
+        sq = os.path.join(root, SQ_DIR)
+        lock = ReplicaLock(sq, root) if write else None
+        try:
+            index = ReplicaIndex(os.path.join(sq, "index"), identity.replica, readonly=False)
+            for sub in ("tmp", "trash"):
+                os.makedirs(os.path.join(sq, sub), exist_ok=True)
+        except BaseException:
+            if lock:
+                lock.release()
+            raise
+        return cls(root, identity, index, lock)
+
+    def recheck_identity(self) -> None:
+        """Before committing: the drive is still there and still this replica."""
+        if read_identity(self.root) != self.identity:
+            raise NotAReplica(self.root)
+
+    def names(self) -> dict[str, str]:
+        """Replica id -> name, for every replica this one has heard of."""
+        names: dict[str, str] = self.index.get_meta_json("names", {}) or {}
+        names[self.id] = self.name
+        return names
+
+    def learn_names(self, names: dict[str, str]) -> None:
+        known = self.names()
+        merged = {**names, **known}
+        if merged != known:
+            self.index.set_meta_json("names", merged)
+
+    def close(self) -> None:
+        self.index.close()
+        if self.lock:
+            self.lock.release()
+            self.lock = None
+
+    def __enter__(self) -> Replica:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

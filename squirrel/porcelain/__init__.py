@@ -1,0 +1,1 @@
+"""Porcelain: one module per high-level command, composing plumbing and returning data."""

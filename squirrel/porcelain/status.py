@@ -1,0 +1,38 @@
+"""`sq status`: what changed on disk since the last scan, without recording it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from squirrel.plumbing.replica import Replica
+from squirrel.plumbing.scan import DELETED, TOUCHED, Change, Scanner, ScanProgress, ScanStats, find_moves
+
+
+@dataclass
+class StatusReport:
+    changes: list[Change] = field(default_factory=list)
+    moved: list[tuple[bytes, bytes]] = field(default_factory=list)
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    stats: ScanStats = field(default_factory=ScanStats)
+
+    @property
+    def pending(self) -> list[Change]:
+        """Changes that a scan would record as new versions."""
+        return [c for c in self.changes if c.kind != TOUCHED]
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.pending or self.conflicts)
+
+
+def status(path: str, progress: ScanProgress | None = None) -> StatusReport:
+    with Replica.open(path, write=False) as replica:
+        scanner = Scanner(replica.root, replica.index, progress=progress)
+        changes = list(scanner.changes())
+        expanded: list[Change] = []
+        for ch in changes:
+            if ch.kind == DELETED and ch.old is not None and ch.old.is_dir:
+                expanded += [Change(DELETED, p, None, e) for p, e in replica.index.walk(ch.path) if e.is_file]
+        moved = find_moves(changes + expanded)
+        return StatusReport(changes, moved, replica.index.conflicts(), scanner.stats)
