@@ -22,7 +22,11 @@ from squirrel.plumbing.index import KIND_NAMES
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import ScanStats
 from squirrel.plumbing.vtime import VectorTime
+from squirrel.porcelain import conflicts as conflicts_mod
 from squirrel.porcelain import init as init_mod
+from squirrel.porcelain import push as push_mod
+from squirrel.porcelain import reconcile as reconcile_mod
+from squirrel.porcelain import resolve as resolve_mod
 from squirrel.porcelain import scan as scan_mod
 from squirrel.porcelain import status as status_mod
 
@@ -221,6 +225,94 @@ def status_cmd(path: str, exit_code: bool, as_json: bool) -> None:
     summary(f"{len(rep.pending)} pending changes, {len(rep.conflicts)} open conflicts")
     if exit_code and rep.dirty:
         sys.exit(EXIT_PREDICATE_NO)
+
+
+def render_sync(rep: push_mod.SyncReport, as_json: bool, what: str) -> None:
+    if as_json:
+        emit_json(rep.to_json())
+    else:
+        for c in rep.conflicts:
+            copy = f", copy {c['copy']}" if c.get("copy") else ""
+            where = f" on {c['replica']}" if c.get("replica") else ""
+            click.echo(f"conflict  {c['path']} ({c['kind']}{where}): kept {c['kept']}{copy}")
+        for p, why in rep.failed:
+            click.echo(f"failed    {paths.display(p)}: {why}")
+    verb = "would be" if rep.dry_run else "were"
+    summary(
+        f"{what}: {rep.created} created, {rep.updated} updated, {rep.deleted} deleted, {rep.skipped} skipped,"
+        f" {len(rep.conflicts)} conflicts (both versions kept), {len(rep.failed)} failed"
+        + (f" ({verb} planned, nothing written)" if rep.dry_run else "")
+    )
+
+
+@cli.command("push")
+@click.argument("src", type=click.Path())
+@click.argument("dst", type=click.Path())
+@click.argument("subpaths", nargs=-1)
+@click.option("--dry-run", is_flag=True, help="Plan and report, change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def push_cmd(src: str, dst: str, subpaths: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
+    """One-way sync from replica SRC into replica DST (both mounted).
+
+    Both are scanned first. DST receives every version it does not know yet;
+    concurrent changes are kept as two files (a conflict copy). With SUBPATHs
+    (relative to SRC), only those subtrees are synced.
+    """
+    prog, cb = scan_progress()
+    rep = push_mod.push(src, dst, list(subpaths), dry_run=dry_run, scan_progress=cb)
+    prog.done()
+    render_sync(rep, as_json, "push")
+
+
+@cli.command("reconcile")
+@click.argument("a", type=click.Path())
+@click.argument("b", type=click.Path())
+@click.option("--dry-run", is_flag=True, help="Plan and report, change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def reconcile_cmd(a: str, b: str, dry_run: bool, as_json: bool) -> None:
+    """Two-way sync between mounted replicas A and B: afterwards both hold the same files."""
+    prog, cb = scan_progress()
+    rep = reconcile_mod.reconcile(a, b, dry_run=dry_run, scan_progress=cb)
+    prog.done()
+    render_sync(rep, as_json, "reconcile")
+
+
+@cli.command("conflicts")
+@click.argument("path", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of conflicts.")
+def conflicts_cmd(path: str, as_json: bool) -> None:
+    """List the open conflicts of replica PATH (path, kind, conflict copy, both versions)."""
+    items = conflicts_mod.conflicts(path)
+    if as_json:
+        emit_json(items)
+        return
+    for c in items:
+        copy = c.get("copy") or "-"
+        click.echo(f"{c['kind']:<14} {c['path']}  copy: {copy}")
+    summary(f"{len(items)} open conflicts")
+
+
+@cli.command("resolve")
+@click.argument("path", type=click.Path())
+@click.argument("file")
+@click.option("--keep", type=click.Choice(["path", "copy"]), required=True, help="Which version stays at the path.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def resolve_cmd(path: str, file: str, keep: str, as_json: bool) -> None:
+    """Settle the conflict at FILE in replica PATH.
+
+    --keep path keeps the version at the path and moves the copy to the trash;
+    --keep copy moves the copy over the path (the old version goes to the
+    trash). FILE may name the path or its conflict copy.
+    """
+    rep = resolve_mod.resolve(path, file, keep)
+    if as_json:
+        emit_json(
+            {**paths.json_path(rep.path), "kept": keep, "trashed": paths.display(rep.trashed) if rep.trashed else None}
+        )
+    summary(
+        f"resolved {paths.display(rep.path)}: kept the {keep} version"
+        + (f", {paths.display(rep.trashed)} moved to the trash" if rep.trashed else "")
+    )
 
 
 # Plumbing --------------------------------------------------------------

@@ -95,7 +95,7 @@ def path_key(path: bytes) -> bytes:
     return b"/" + path
 
 
-_DBS = (b"meta", b"entries", b"sync", b"conflicts", b"trash")
+_DBS = (b"meta", b"entries", b"sync", b"conflicts", b"trash", b"objects")
 
 
 class ReplicaIndex:
@@ -243,13 +243,29 @@ class ReplicaIndex:
 
     def put(self, path: bytes, entry: Entry) -> None:
         parent, _, name = path.rpartition(b"/")
+        old = self.get(path)
+        if old is not None and old.is_file and (not entry.is_file or old.oid != entry.oid):
+            self._put("objects", old.oid + path, None)
+        if entry.is_file:
+            self._put("objects", entry.oid + path, b"")
         self._pending_children.setdefault(parent, {})[name] = entry
         self._put("entries", entry_key(path), encode_entry(entry))
 
     def delete(self, path: bytes) -> None:
         parent, _, name = path.rpartition(b"/")
+        old = self.get(path)
+        if old is not None and old.is_file:
+            self._put("objects", old.oid + path, None)
         self._pending_children.setdefault(parent, {})[name] = None
         self._put("entries", entry_key(path), None)
+
+    def paths_with_object(self, oid: bytes) -> list[bytes]:
+        """Every indexed path whose content is `oid` (the receiver's local copies)."""
+        found: dict[bytes, bytes | None] = dict(self._scan_prefix("objects", oid))
+        for (db, key), val in self._pending.items():
+            if db == "objects" and key.startswith(oid):
+                found[key] = val
+        return sorted(k[len(oid) :] for k, v in found.items() if v is not None)
 
     def delete_tree(self, path: bytes) -> list[tuple[bytes, Entry]]:
         """Remove `path` and everything under it; returns what was removed."""
@@ -340,6 +356,11 @@ class ReplicaIndex:
             if not p:
                 raise CorruptIndex("index has no root sync time")
             p = paths.parent_of(p)
+
+    def sync_time_below(self, path: bytes, inherited: VectorTime) -> VectorTime:
+        """The sync time of `path` when its parent's effective one is `inherited`."""
+        s = self.stored_sync(path)
+        return inherited if s is None else s.with_entry(self.self_id, self._counter)
 
     def set_stored_sync(self, path: bytes, s: VectorTime, *, force: bool = False) -> None:
         """Store `s` for `path` unless it equals what the path would inherit."""

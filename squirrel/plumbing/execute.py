@@ -1,0 +1,374 @@
+"""Carrying out a sync plan on the receiving replica, path by path, safely.
+
+Each action re-checks that the receiver still holds what the plan saw, writes
+through `fsops` (temporary file, fsync, trash, rename), and only then updates
+the index. A path whose action fails is reported and stays unsynced: its sync
+time, and its directories', are not raised (see `synctime`). A file that the
+receiver already holds (a move, a duplicate, or in its trash) is copied or
+renamed locally instead of being read from the sender.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as statmod
+import time
+import unicodedata
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from squirrel.errors import ChangedDuringOperation, OutOfSpace, SquirrelError, UnsafePath
+from squirrel.plumbing import fsops, paths
+from squirrel.plumbing.index import FLAG_RACY, KIND_FILE, Entry, new_dir
+from squirrel.plumbing.plan import DELETE, DIRMETA, META, MKDIR, MOVE_ASIDE, RMDIR, WRITE, Action, Conflict, Plan
+from squirrel.plumbing.replica import Replica, fsync_dir
+from squirrel.plumbing.vtime import VectorTime
+
+
+class ContentSource(Protocol):
+    """Where the sender's content comes from (a mounted replica, a bundle)."""
+
+    def chunks(self, path: bytes, entry: Entry) -> Iterable[bytes]: ...
+
+
+@dataclass
+class ExecProgress:
+    done: int = 0
+    total: int = 0
+    bytes_written: int = 0
+
+
+@dataclass
+class ExecResult:
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    moved: int = 0
+    local_copies: int = 0
+    bytes_from_source: int = 0
+    conflicts: list[Conflict] = field(default_factory=list)
+    failed: list[tuple[bytes, str]] = field(default_factory=list)
+    failed_paths: set[bytes] = field(default_factory=set)
+
+
+class Executor:
+    def __init__(
+        self,
+        replica: Replica,
+        plan: Plan,
+        source: ContentSource,
+        progress: Callable[[ExecProgress], None] | None = None,
+    ) -> None:
+        self.rep = replica
+        self.idx = replica.index
+        self.root = os.fsencode(replica.root)
+        self.plan = plan
+        self.source = source
+        self.progress = progress
+        self.prog = ExecProgress(total=len(plan.actions))
+        self.result = ExecResult()
+        self._event: VectorTime | None = None
+        self._skip: set[int] = set()  # DELETE actions already done as moves
+        self._conflict_failed: set[int] = set()
+        self._fold_cache: dict[bytes, dict[str, bytes]] = {}
+        self._case_insensitive: bool | None = None
+        # Files the plan deletes, by content: a WRITE of the same content renames them.
+        self._deletes: dict[bytes, list[int]] = {}
+        for i, act in enumerate(plan.actions):
+            if act.kind == DELETE and act.b is not None and act.b.is_file:
+                self._deletes.setdefault(act.b.oid, []).append(i)
+
+    def new_event(self) -> VectorTime:
+        if self._event is None:
+            self._event = self.idx.next_event()
+        return self._event
+
+    def run(self) -> ExecResult:
+        fsops.clean_tmp(self.rep.tmp_dir)
+        # Deletions of content that a write in this plan needs wait until the
+        # end, so that the write can rename the file (a move costs no copy).
+        needed = {a.a.oid for a in self.plan.actions if a.kind == WRITE and a.a is not None}
+        order: list[int] = []
+        deferred: list[int] = []
+        deferred_paths: list[bytes] = []
+        for i, act in enumerate(self.plan.actions):
+            if act.kind == DELETE and act.b is not None and act.b.oid in needed:
+                deferred.append(i)
+                deferred_paths.append(act.path)
+            elif act.kind == RMDIR and any(paths.is_under(p, act.path) for p in deferred_paths):
+                deferred.append(i)
+            else:
+                order.append(i)
+        stop: SquirrelError | None = None
+        for i in order + deferred:
+            if i in self._skip:
+                continue
+            act = self.plan.actions[i]
+            if stop is not None:
+                self._fail(act, str(stop))
+                continue
+            try:
+                self._do(act)
+            except OutOfSpace as e:
+                stop = e
+                self._fail(act, str(e))
+            except (SquirrelError, OSError) as e:
+                msg = e.message if isinstance(e, SquirrelError) else f"{e.strerror or e}"
+                self._fail(act, msg)
+            self.prog.done += 1
+            if self.progress is not None:
+                self.progress(self.prog)
+            self.idx.maybe_commit()
+        for ci, conflict in enumerate(self.plan.conflicts):
+            if ci in self._conflict_failed:
+                self.result.failed_paths.add(conflict.path)
+                continue
+            self.result.conflicts.append(conflict)
+            self.idx.put_conflict(conflict.path, conflict_record(conflict, self.rep.names()))
+        return self.result
+
+    # Helpers -------------------------------------------------------------
+    def _fail(self, act: Action, message: str) -> None:
+        self.result.failed.append((act.path, message))
+        self.result.failed_paths.add(act.path)
+        if act.conflict >= 0:
+            self._conflict_failed.add(act.conflict)
+        if act.kind == MOVE_ASIDE:
+            self.result.failed_paths.add(act.target)
+
+    def _abs(self, rel: bytes) -> bytes:
+        return fsops.abspath(self.root, rel)
+
+    def _check_case(self, rel: bytes) -> None:
+        """On a case-folding filesystem, refuse a new name that collides with another."""
+        if self._case_insensitive is None:
+            self._case_insensitive = fsops.is_case_insensitive(self.rep.tmp_dir)
+        if not self._case_insensitive:
+            return
+        parent, name = paths.split(rel)
+        folded = self._fold_cache.get(parent)
+        if folded is None:
+            folded = {}
+            for n in os.listdir(self._abs(parent)):
+                folded[_fold(n)] = n
+            self._fold_cache[parent] = folded
+        other = folded.get(_fold(name))
+        if other is not None and other != name:
+            raise UnsafePath(
+                f"{paths.display(rel)} collides with {paths.display(paths.join(parent, other))}"
+                " on this case-insensitive drive; neither was overwritten"
+            )
+        folded[_fold(name)] = name
+
+    def _raise(self, rel: bytes, m: VectorTime | None) -> None:
+        if m:
+            self.idx.raise_ancestors(rel, m)
+
+    # Actions -----------------------------------------------------------------
+    def _do(self, act: Action) -> None:
+        if act.kind == WRITE:
+            self._write(act)
+        elif act.kind == META:
+            assert act.b is not None
+            fsops.recheck(self.root, act.path, act.b)
+            m = act.m if act.m is not None else self.new_event()
+            c = act.c if act.c is not None else self.new_event()
+            self._raise(act.path, m)
+            self.idx.put(act.path, act.b.with_times(m=m, c=c))
+        elif act.kind == DELETE:
+            assert act.b is not None
+            fsops.check_parents(self.root, act.path)
+            fsops.recheck(self.root, act.path, act.b)
+            fsops.trash(self.idx, self.rep.trash_dir, self.root, act.path, act.b)
+            self._raise(act.path, act.deletion_m)
+            self.idx.delete(act.path)
+            self.result.deleted += 1
+        elif act.kind == RMDIR:
+            self._rmdir(act)
+        elif act.kind == MKDIR:
+            self._mkdir(act)
+        elif act.kind == MOVE_ASIDE:
+            self._move_aside(act)
+        elif act.kind == DIRMETA:
+            self._dirmeta(act)
+        else:  # pragma: no cover - the planner makes no other kinds
+            raise AssertionError(act.kind)
+
+    def _mkdir(self, act: Action) -> None:
+        fsops.check_parents(self.root, act.path)
+        full = self._abs(act.path)
+        st = fsops.lstat_or_none(full)
+        if st is None:
+            self._check_case(act.path)
+            os.mkdir(full)
+            fsync_dir(os.fsdecode(os.path.dirname(full)))
+            self.result.created += 1
+        elif not statmod.S_ISDIR(st.st_mode):
+            raise ChangedDuringOperation(f"{paths.display(act.path)} is in the way (not a directory)")
+        if self.idx.get(act.path) is None:
+            assert act.c is not None
+            self.idx.put(act.path, new_dir(act.m or VectorTime(), act.c))
+
+    def _dirmeta(self, act: Action) -> None:
+        if any(paths.is_under(f, act.path) for f in self.result.failed_paths):
+            return
+        e = self.idx.get(act.path)
+        if e is None or not e.is_dir or act.m is None or act.m <= e.m:
+            return
+        self._raise(act.path, act.m)
+        self.idx.put(act.path, e.with_times(m=e.m.join(act.m)))
+
+    def _rmdir(self, act: Action) -> None:
+        if any(True for _ in self.idx.children(act.path)):
+            raise ChangedDuringOperation(f"{paths.display(act.path)} still holds files that were not synced")
+        full = self._abs(act.path)
+        fsops.check_parents(self.root, act.path)
+        st = fsops.lstat_or_none(full)
+        if st is not None:
+            if not statmod.S_ISDIR(st.st_mode):
+                raise ChangedDuringOperation(f"{paths.display(act.path)} is no longer a directory")
+            self._clear_leftovers(act.path)
+            os.rmdir(full)
+            fsync_dir(os.fsdecode(os.path.dirname(full)))
+        self._raise(act.path, act.deletion_m)
+        self.idx.delete(act.path)
+        self.idx.drop_stored_sync(act.path)
+        self.result.deleted += 1
+
+    def _clear_leftovers(self, rel: bytes) -> None:
+        """Ignored clutter (.DS_Store, ...) may remain in a directory being
+        removed: move it into the trash. Anything else is an unscanned file,
+        and the directory stays."""
+        ignore = paths.IgnoreRules.for_replica(self.rep.root)
+        left = os.listdir(self._abs(rel))
+        for name in left:
+            child = paths.join(rel, name)
+            if not ignore.ignored(child, os.path.isdir(self._abs(child))):
+                raise ChangedDuringOperation(
+                    f"{paths.display(child)} appeared since the last scan; keeping its directory"
+                )
+        if left:
+            dest = os.path.join(os.fsencode(self.rep.trash_dir), b"leftovers-%d" % time.time_ns())
+            os.makedirs(dest, exist_ok=True)
+            for name in left:
+                os.rename(self._abs(paths.join(rel, name)), os.path.join(dest, name))
+
+    def _move_aside(self, act: Action) -> None:
+        assert act.b is not None
+        fsops.check_parents(self.root, act.path)
+        fsops.recheck(self.root, act.path, act.b)
+        if os.path.lexists(self._abs(act.target)):
+            raise ChangedDuringOperation(f"{paths.display(act.target)} is in the way of a conflict copy")
+        self._check_case(act.target)
+        os.rename(self._abs(act.path), self._abs(act.target))
+        fsync_dir(os.fsdecode(os.path.dirname(self._abs(act.target))))
+        e = self.new_event()
+        self.idx.delete(act.path)
+        self._raise(act.target, e)
+        self.idx.put(act.target, act.b.with_times(m=e, c=e))
+
+    def _local_chunks(self, oid: bytes) -> Iterable[bytes] | None:
+        """The content from a copy the receiver already holds, if any."""
+        for p in self.idx.paths_with_object(oid):
+            e = self.idx.get(p)
+            full = self._abs(p)
+            if e is not None and fsops.matches(fsops.lstat_or_none(full), e):
+                return fsops.read_chunks(full, e)
+        tp = fsops.trash_path(self.rep.trash_dir, oid)
+        if os.path.isfile(tp):
+            return fsops.read_chunks(tp)
+        return None
+
+    def _write(self, act: Action) -> None:
+        a = act.a
+        assert a is not None and a.kind == KIND_FILE
+        rel = act.path
+        fsops.check_parents(self.root, rel)
+        if act.b is None:
+            self._check_case(rel)
+        m = act.m if act.m is not None else self.new_event()
+        c = act.c if act.c is not None else self.new_event()
+        # A move: the receiver deletes a file with this content in the same plan.
+        for i in self._deletes.get(a.oid, []):
+            if i in self._skip:
+                continue
+            src = self.plan.actions[i]
+            assert src.b is not None
+            if fsops.matches(fsops.lstat_or_none(self._abs(src.path)), src.b):
+                fsops.recheck(self.root, rel, act.b)
+                if act.b is not None:
+                    fsops.trash(self.idx, self.rep.trash_dir, self.root, rel, act.b)
+                os.rename(self._abs(src.path), self._abs(rel))
+                os.utime(self._abs(rel), ns=(a.mtime_ns, a.mtime_ns), follow_symlinks=False)
+                fsync_dir(os.fsdecode(os.path.dirname(self._abs(rel))))
+                self._skip.add(i)
+                self._raise(src.path, src.deletion_m)
+                self.idx.delete(src.path)
+                self._record_file(rel, a, m, c, act.b is None)
+                self.result.moved += 1
+                self.result.deleted += 1
+                return
+        chunks = self._local_chunks(a.oid)
+        if chunks is not None:
+            self.result.local_copies += 1
+        else:
+            chunks = self._counted(self.source.chunks(act.src_path or rel, a))
+        tmp = fsops.write_temp(self.rep.tmp_dir, chunks, a.oid, a.size, a.mtime_ns, a.mode)
+        try:
+            fsops.recheck(self.root, rel, act.b)
+            if act.b is not None:
+                fsops.trash(self.idx, self.rep.trash_dir, self.root, rel, act.b)
+            fsops.install(tmp, self.root, rel)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        self._record_file(rel, a, m, c, act.b is None)
+
+    def _counted(self, chunks: Iterable[bytes]) -> Iterable[bytes]:
+        for chunk in chunks:
+            self.result.bytes_from_source += len(chunk)
+            self.prog.bytes_written += len(chunk)
+            yield chunk
+
+    def _record_file(self, rel: bytes, a: Entry, m: VectorTime, c: VectorTime, created: bool) -> None:
+        st = os.lstat(self._abs(rel))
+        racy = FLAG_RACY if abs(time.time_ns() - st.st_mtime_ns) < 2_000_000_000 else 0
+        entry = Entry(KIND_FILE, a.oid, st.st_size, statmod.S_IMODE(st.st_mode), st.st_mtime_ns, m, c, racy)
+        self._raise(rel, m)
+        self.idx.put(rel, entry)
+        if created:
+            self.result.created += 1
+        else:
+            self.result.updated += 1
+
+
+def _fold(name: bytes) -> str:
+    return unicodedata.normalize("NFC", name.decode("utf-8", "surrogateescape")).casefold()
+
+
+def conflict_record(c: Conflict, names: dict[str, str]) -> dict[str, object]:
+    def version(e: Entry | None) -> dict[str, object] | None:
+        if e is None:
+            return None
+        return {
+            "kind": "dir" if e.is_dir else "file",
+            "oid": e.oid.hex() if e.is_file else None,
+            "size": e.size,
+            "mtime_ns": e.mtime_ns,
+            "m": e.m.format(names),
+        }
+
+    rec: dict[str, object] = {
+        **paths.json_path(c.path),
+        "kind": c.kind,
+        "kept": paths.json_path(c.kept)["path"],
+        "copy": paths.json_path(c.copy)["path"] if c.copy is not None else None,
+        "ours": version(c.ours),
+        "theirs": version(c.theirs),
+        "time": int(time.time()),
+    }
+    if c.copy is not None and "path_b64" in paths.json_path(c.copy):
+        rec["copy_b64"] = paths.json_path(c.copy)["path_b64"]
+    return rec

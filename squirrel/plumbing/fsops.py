@@ -1,0 +1,194 @@
+"""Safe writes into a replica (docs/safety.md, "Writing files safely").
+
+The order is what makes a crash harmless:
+
+1. content goes to a temporary file in `.squirrel/tmp/` on the same drive,
+   hashed while written and compared with the object id it must have;
+2. the temporary file gets its mode and mtime, then is fsynced;
+3. just before the rename, the target is checked again against what the plan
+   saw (an edit made meanwhile becomes a conflict, never an overwrite);
+4. the old version moves to `.squirrel/trash/` (never deleted);
+5. the temporary file is renamed into place and the directory fsynced.
+
+The index is committed only after the files. A crash leaves either the old
+or the new file at the path, never a partial one; at worst a temporary file
+in `.squirrel/tmp/`, which the next command removes.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat as statmod
+import time
+from collections.abc import Iterable
+
+import blake3
+
+from squirrel.errors import ChangedDuringOperation, FileSystemError, UnsafePath
+from squirrel.plumbing import paths
+from squirrel.plumbing.index import Entry, ReplicaIndex
+from squirrel.plumbing.replica import fsync_dir
+
+BLOCK = 1 << 20
+
+
+def abspath(root: bytes, rel: bytes) -> bytes:
+    return root + b"/" + rel if rel else root
+
+
+def check_parents(root: bytes, rel: bytes) -> None:
+    """Every directory above `rel` is a real directory, not a symlink."""
+    cur = root
+    for comp in rel.split(b"/")[:-1]:
+        cur = cur + b"/" + comp
+        try:
+            st = os.lstat(cur)
+        except FileNotFoundError:
+            raise ChangedDuringOperation(f"directory vanished: {paths.display(cur)}") from None
+        if not statmod.S_ISDIR(st.st_mode):
+            raise UnsafePath(f"refusing to write through {paths.display(cur)}: not a directory (symlink?)")
+
+
+def matches(st: os.stat_result | None, expected: Entry | None) -> bool:
+    """Is what is on disk still the version the plan saw?"""
+    if expected is None:
+        return st is None
+    if st is None:
+        return False
+    if expected.is_dir:
+        return statmod.S_ISDIR(st.st_mode)
+    return statmod.S_ISREG(st.st_mode) and st.st_size == expected.size and st.st_mtime_ns == expected.mtime_ns
+
+
+def lstat_or_none(path: bytes) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+
+
+def recheck(root: bytes, rel: bytes, expected: Entry | None) -> None:
+    if not matches(lstat_or_none(abspath(root, rel)), expected):
+        raise ChangedDuringOperation(f"{paths.display(rel)} changed since it was scanned")
+
+
+def clean_tmp(tmp_dir: str) -> int:
+    """Remove leftovers of an interrupted command; returns how many."""
+    n = 0
+    try:
+        names = os.listdir(tmp_dir)
+    except FileNotFoundError:
+        return 0
+    for name in names:
+        try:
+            os.unlink(os.path.join(tmp_dir, name))
+            n += 1
+        except IsADirectoryError:
+            pass
+        except FileNotFoundError:
+            pass
+    return n
+
+
+def write_temp(
+    tmp_dir: str,
+    chunks: Iterable[bytes],
+    oid: bytes,
+    size: int,
+    mtime_ns: int,
+    mode: int,
+) -> str:
+    """Write `chunks` to a new temporary file and verify it is object `oid`.
+
+    Returns the temporary path; on any failure the temporary file is removed.
+    """
+    name = os.path.join(tmp_dir, f"in-{os.getpid()}-{time.monotonic_ns()}")
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+    ok = False
+    try:
+        h = blake3.blake3(max_threads=blake3.blake3.AUTO if size >= (16 << 20) else 1)
+        written = 0
+        for chunk in chunks:
+            written += len(chunk)
+            if written > size:
+                raise ChangedDuringOperation("content is longer than its declared size")
+            h.update(chunk)
+            view = memoryview(chunk)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+        if written != size or h.digest() != oid:
+            raise ChangedDuringOperation("content does not match its object id")
+        try:
+            os.fchmod(fd, mode & 0o777 or 0o644)
+        except OSError:
+            pass  # filesystems without Unix permissions (exFAT, NTFS)
+        os.fsync(fd)
+        os.utime(fd, ns=(mtime_ns, mtime_ns))
+        ok = True
+        return name
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            from squirrel.errors import OutOfSpace
+
+            raise OutOfSpace(f"no space left on the drive while writing {size} bytes") from e
+        raise FileSystemError(f"cannot write temporary file: {e.strerror}") from e
+    finally:
+        os.close(fd)
+        if not ok:
+            try:
+                os.unlink(name)
+            except FileNotFoundError:
+                pass
+
+
+def read_chunks(path: bytes, expected: Entry | None = None) -> Iterable[bytes]:
+    """Stream a local file without following symlinks; if `expected` is
+    given, refuse when the file no longer matches it."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb", buffering=0) as f:
+        st = os.fstat(f.fileno())
+        if not statmod.S_ISREG(st.st_mode):
+            raise FileSystemError(f"not a regular file: {paths.display(path)}")
+        if expected is not None and not matches(st, expected):
+            raise ChangedDuringOperation(f"{paths.display(path)} changed since it was scanned")
+        while True:
+            block = f.read(BLOCK)
+            if not block:
+                return
+            yield block
+
+
+def trash(index: ReplicaIndex, trash_dir: str, root: bytes, rel: bytes, entry: Entry) -> None:
+    """Move a file version into the trash, content-addressed by its object id."""
+    dest = os.path.join(os.fsencode(trash_dir), entry.oid.hex().encode())
+    src = abspath(root, rel)
+    if os.path.lexists(dest):
+        os.unlink(src)  # the same content is already in the trash
+    else:
+        os.rename(src, dest)
+    index.trash_put(entry.oid, {"path": paths.display(rel), "size": entry.size, "time": int(time.time())})
+
+
+def trash_path(trash_dir: str, oid: bytes) -> bytes:
+    return os.path.join(os.fsencode(trash_dir), oid.hex().encode())
+
+
+def install(tmp: str, root: bytes, rel: bytes) -> os.stat_result:
+    """Rename a verified temporary file into place; returns its stat."""
+    dest = abspath(root, rel)
+    os.rename(os.fsencode(tmp), dest)
+    fsync_dir(os.fsdecode(os.path.dirname(dest)))
+    return os.lstat(dest)
+
+
+def is_case_insensitive(directory: str) -> bool:
+    """Does this filesystem fold case? (exFAT, NTFS, APFS by default do.)"""
+    probe = os.path.join(directory, f"CaseProbe-{os.getpid()}")
+    with open(probe, "wb"):
+        pass
+    try:
+        return os.path.exists(probe.replace("CaseProbe", "caseprobe"))
+    finally:
+        os.unlink(probe)

@@ -1,0 +1,298 @@
+"""Planning a one-way sync A -> B: walk both trees from the top, decide each
+path with `tra.decide`, and skip every subtree B already knows.
+
+The planner reads only what it must: a directory whose modification time is
+covered by B's sync time is settled without reading its children, so two
+replicas that differ in three files out of 100,000 cost a handful of index
+records. It writes nothing; `execute` carries the plan out.
+
+The sender is anything with the `SourceTree` methods (a replica's index, a
+bundle's manifest); the receiver is a replica's index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from squirrel.plumbing import paths
+from squirrel.plumbing.index import Entry
+from squirrel.plumbing.tra import (
+    CREATE_CREATE,
+    DELETE_UPDATE,
+    FILE_DIR,
+    UPDATE_DELETE,
+    UPDATE_UPDATE,
+    Op,
+    decide,
+    winner_is_a,
+)
+from squirrel.plumbing.vtime import VectorTime
+
+
+class SourceTree(Protocol):
+    """What the planner needs to know of a side of the sync."""
+
+    def get(self, path: bytes) -> Entry | None: ...
+
+    def children(self, path: bytes) -> Iterator[tuple[bytes, Entry]]: ...
+
+    def sync_time(self, path: bytes) -> VectorTime: ...
+
+    def sync_time_below(self, path: bytes, inherited: VectorTime) -> VectorTime: ...
+
+
+# Action kinds, in the order the executor understands them.
+MKDIR = "mkdir"  # make a directory (if absent) and record it
+WRITE = "write"  # write A's content at `path` (replacing `b`, which goes to the trash)
+META = "meta"  # index only: B's version gets new times
+DELETE = "delete"  # B's file goes to the trash
+RMDIR = "rmdir"  # B's directory goes, after its children
+MOVE_ASIDE = "move-aside"  # B's file is renamed to the conflict copy `target`
+DIRMETA = "dirmeta"  # after B's directory finished: join `m` into its modification time
+
+
+@dataclass
+class Action:
+    kind: str
+    path: bytes
+    a: Entry | None = None  # the sender's version (content source for WRITE)
+    b: Entry | None = None  # what B must still have at `path` before acting
+    m: VectorTime | None = None  # new modification time; None means "a new event of B"
+    c: VectorTime | None = None  # new creation time; None means "a new event of B"
+    target: bytes = b""  # MOVE_ASIDE: the conflict copy's path
+    deletion_m: VectorTime | None = None  # DELETE/RMDIR: covers A's deletion, for B's ancestors
+    src_path: bytes | None = None  # WRITE: where A holds the content, when not at `path`
+    conflict: int = -1  # index into Plan.conflicts when this settles one
+
+
+@dataclass
+class Conflict:
+    path: bytes
+    kind: str
+    kept: bytes
+    copy: bytes | None
+    ours: Entry | None  # the receiver's version
+    theirs: Entry | None  # the sender's version
+
+
+@dataclass
+class Plan:
+    top: bytes
+    actions: list[Action] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+    skipped: int = 0
+    visited: int = 0
+
+    def count(self) -> dict[str, int]:
+        created = sum(1 for a in self.actions if a.kind in (WRITE, MKDIR) and a.b is None)
+        updated = sum(1 for a in self.actions if a.kind == WRITE and a.b is not None)
+        deleted = sum(1 for a in self.actions if a.kind in (DELETE, RMDIR))
+        return {"created": created, "updated": updated, "deleted": deleted, "skipped": self.skipped}
+
+
+def short_id(oid: bytes, n: int = 8) -> str:
+    return oid.hex()[:n]
+
+
+class Planner:
+    def __init__(self, src: SourceTree, dst: SourceTree) -> None:
+        self.src = src
+        self.dst = dst
+        self.plan = Plan(b"")
+
+    def run(self, top: bytes = b"") -> Plan:
+        self.plan = Plan(top)
+        # A partial sync of a subtree needs its directories on B first.
+        for anc in reversed(list(paths.ancestors(top)) if top else []):
+            if not anc:
+                continue
+            src_dir, dst_dir = self.src.get(anc), self.dst.get(anc)
+            if dst_dir is None and src_dir is not None and src_dir.is_dir:
+                self.plan.actions.append(Action(MKDIR, anc, src_dir, None, VectorTime(), src_dir.c))
+        a = self.src.get(top)
+        b = self.dst.get(top)
+        s_a = self.src.sync_time(top)
+        s_b = self.dst.sync_time(top)
+        self._path(top, a, b, s_a, s_b, self._deletion_m(top))
+        return self.plan
+
+    def _deletion_m(self, path: bytes) -> VectorTime:
+        """A's nearest existing ancestor's modification time: it covers any
+        deletion A made below it."""
+        for anc in paths.ancestors(path):
+            e = self.src.get(anc)
+            if e is not None:
+                return e.m
+        return VectorTime()
+
+    def _copy_path(self, path: bytes, oid: bytes) -> bytes:
+        parent, name = paths.split(path)
+        for n in (8, 16, 64):
+            cand = paths.join(parent, paths.conflict_name(name, short_id(oid, n)))
+            existing = self.dst.get(cand)
+            if existing is None or (existing.is_file and existing.oid == oid):
+                return cand
+        return cand
+
+    def _conflict(
+        self, path: bytes, kind: str, kept: bytes, copy: bytes | None, b: Entry | None, a: Entry | None
+    ) -> int:
+        self.plan.conflicts.append(Conflict(path, kind, kept, copy, b, a))
+        return len(self.plan.conflicts) - 1
+
+    def _path(
+        self, p: bytes, a: Entry | None, b: Entry | None, s_a: VectorTime, s_b: VectorTime, a_parent_m: VectorTime
+    ) -> bool:
+        """Plan one path; returns True when B ends with nothing at `p`."""
+        self.plan.visited += 1
+        d = decide(a, s_a, b, s_b)
+        acts = self.plan.actions
+        if d.op is Op.NOTHING:
+            if a is not None:
+                self.plan.skipped += 1
+            return b is None
+        if d.op is Op.KEEP:
+            return False
+        if d.op is Op.DELETE:
+            assert b is not None
+            self._delete_tree(p, b, a_parent_m)
+            return True
+        if d.op is Op.SAME:
+            assert a is not None and b is not None
+            acts.append(Action(META, p, a, b, a.m.join(b.m), a.c.lineage_union(b.c)))
+            return False
+        if d.op is Op.DESCEND:
+            if a is not None and a.is_dir and (b is None or b.is_dir):
+                return self._descend(p, a, b, s_a, s_b)
+            assert a is None and b is not None and b.is_dir
+            return self._descend(p, None, b, s_a, s_b, a_parent_m)
+        if d.op is Op.CREATE:
+            assert a is not None and a.is_file
+            acts.append(Action(WRITE, p, a, None, a.m, a.c))
+            return False
+        if d.op is Op.TAKE:
+            assert a is not None and b is not None
+            if b.is_dir:  # A's file supersedes B's whole directory
+                self._delete_tree(p, b, a.m)
+                acts.append(Action(WRITE, p, a, None, a.m, a.c))
+                return False
+            if a.is_dir:  # A's directory supersedes B's file
+                acts.append(Action(DELETE, p, None, b, deletion_m=a.m))
+                self._descend(p, a, None, s_a, s_b, force_mkdir=True)
+                return False
+            acts.append(Action(WRITE, p, a, b, a.m, a.c))
+            return False
+        assert d.op is Op.CONFLICT and d.conflict is not None
+        return self._settle(p, d.conflict, a, b, s_a, s_b, a_parent_m)
+
+    def _settle(
+        self,
+        p: bytes,
+        kind: str,
+        a: Entry | None,
+        b: Entry | None,
+        s_a: VectorTime,
+        s_b: VectorTime,
+        a_parent_m: VectorTime,
+    ) -> bool:
+        """Keep both versions, as a new event of B (the settling replica)."""
+        acts = self.plan.actions
+        if kind == DELETE_UPDATE:
+            assert b is not None
+            ci = self._conflict(p, kind, p, None, b, None)
+            acts.append(Action(META, p, None, b, None, b.c, conflict=ci))
+            return False
+        if kind == UPDATE_DELETE:
+            assert a is not None
+            ci = self._conflict(p, kind, p, None, None, a)
+            acts.append(Action(WRITE, p, a, None, None, a.c, conflict=ci))
+            return False
+        assert a is not None and b is not None
+        if kind == FILE_DIR:
+            if b.is_dir:  # the directory keeps the path; A's file becomes a copy
+                copy = self._copy_path(p, a.oid)
+                ci = self._conflict(p, kind, p, copy, b, a)
+                if self.dst.get(copy) is None:
+                    acts.append(Action(WRITE, copy, a, None, None, None, conflict=ci, src_path=p))
+                self._descend(p, None, b, s_a, s_b, a.m, keep=True)
+                return False
+            copy = self._copy_path(p, b.oid)
+            ci = self._conflict(p, kind, p, copy, b, a)
+            acts.append(Action(MOVE_ASIDE, p, None, b, None, None, target=copy, conflict=ci))
+            self._descend(p, a, None, s_a, s_b, force_mkdir=True)
+            return False
+        assert kind in (UPDATE_UPDATE, CREATE_CREATE)
+        union = a.c.lineage_union(b.c)
+        if winner_is_a(a, b):
+            copy = self._copy_path(p, b.oid)
+            ci = self._conflict(p, kind, p, copy, b, a)
+            acts.append(Action(MOVE_ASIDE, p, None, b, None, None, target=copy, conflict=ci))
+            acts.append(Action(WRITE, p, a, None, None, union, conflict=ci))
+        else:
+            copy = self._copy_path(p, a.oid)
+            ci = self._conflict(p, kind, p, copy, b, a)
+            if self.dst.get(copy) is None:
+                acts.append(Action(WRITE, copy, a, None, None, None, conflict=ci, src_path=p))
+            acts.append(Action(META, p, None, b, None, union, conflict=ci))
+        return False
+
+    def _descend(
+        self,
+        p: bytes,
+        a: Entry | None,
+        b: Entry | None,
+        s_a: VectorTime,
+        s_b: VectorTime,
+        a_parent_m: VectorTime | None = None,
+        force_mkdir: bool = False,
+        keep: bool = False,
+    ) -> bool:
+        """Recurse into a directory; returns True when B ends without it.
+
+        When B keeps the directory, a DIRMETA action after its children joins
+        A's knowledge of the subtree (A's directory time, or the time that
+        covers A's deletion of it) into B's directory time, so that B passes
+        on deletions it learned even where it had nothing to delete.
+        """
+        acts = self.plan.actions
+        mkdir_at = len(acts)
+        a_kids = dict(self.src.children(p)) if a is not None and a.is_dir else {}
+        b_kids = dict(self.dst.children(p)) if b is not None and b.is_dir else {}
+        child_parent_m = a.m if a is not None else (a_parent_m or VectorTime())
+        all_gone = True
+        for name in sorted(a_kids.keys() | b_kids.keys()):
+            cp = paths.join(p, name)
+            ca, cb = a_kids.get(name), b_kids.get(name)
+            cs_a = self.src.sync_time_below(cp, s_a)
+            cs_b = self.dst.sync_time_below(cp, s_b)
+            gone = self._path(cp, ca, cb, cs_a, cs_b, child_parent_m)
+            all_gone = all_gone and gone
+        if b is None:
+            assert a is not None
+            created_inside = len(acts) > mkdir_at
+            if created_inside or force_mkdir or not a.c.lineage_seen_by(s_b):
+                acts.insert(mkdir_at, Action(MKDIR, p, a, None, VectorTime(), a.c))
+                acts.append(Action(DIRMETA, p, a, None, a.m))
+                return False
+            return True
+        if a is None and all_gone and p and not keep:
+            acts.append(Action(RMDIR, p, None, b, deletion_m=a_parent_m))
+            return True
+        acts.append(Action(DIRMETA, p, a, b, child_parent_m))
+        return False
+
+    def _delete_tree(self, p: bytes, b: Entry, deletion_m: VectorTime) -> None:
+        """B's version at `p` is known to A, which deleted it: remove it all."""
+        acts = self.plan.actions
+        if b.is_dir:
+            for name, child in self.dst.children(p):
+                self._delete_tree(paths.join(p, name), child, deletion_m)
+            acts.append(Action(RMDIR, p, None, b, deletion_m=deletion_m))
+        else:
+            acts.append(Action(DELETE, p, None, b, deletion_m=deletion_m))
+
+
+def plan_sync(src: SourceTree, dst: SourceTree, top: bytes = b"") -> Plan:
+    return Planner(src, dst).run(top)

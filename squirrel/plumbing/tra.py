@@ -1,0 +1,94 @@
+"""The Tra decision for one path of a one-way sync A -> B. Pure: no I/O.
+
+Given the sender's and the receiver's versions of a path (or None where the
+path is absent) and both sync times, `decide` returns what B must do. The
+rules are the table in docs/design.md ("The decision for one path"); the
+names below follow it. "B knows X" means m_X <= s_B; "B saw the lineage"
+means some creation event of X is in s_B.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from squirrel.plumbing.index import Entry
+from squirrel.plumbing.vtime import VectorTime
+
+
+class Op(Enum):
+    NOTHING = "nothing"  # B already knows A's version (or both absent)
+    TAKE = "take"  # A's version supersedes B's: copy it
+    CREATE = "create"  # B never saw A's lineage: create it
+    DELETE = "delete"  # A deleted a version it knew: delete B's
+    KEEP = "keep"  # A never saw B's lineage: B keeps its version
+    SAME = "same"  # identical content on both sides: m := m_a | m_b
+    DESCEND = "descend"  # two directories (or a dir against an absent path): recurse
+    CONFLICT = "conflict"  # concurrent: keep both, as a new event of B
+
+
+UPDATE_UPDATE = "update/update"
+CREATE_CREATE = "create/create"
+DELETE_UPDATE = "delete/update"
+UPDATE_DELETE = "update/delete"
+FILE_DIR = "file/dir"
+CONFLICT_KINDS = (UPDATE_UPDATE, CREATE_CREATE, DELETE_UPDATE, UPDATE_DELETE, FILE_DIR)
+
+
+@dataclass(frozen=True)
+class Decision:
+    op: Op
+    conflict: str | None = None  # one of CONFLICT_KINDS when op is CONFLICT
+
+
+NOTHING = Decision(Op.NOTHING)
+
+
+def knows(m: VectorTime, s: VectorTime) -> bool:
+    return m <= s
+
+
+def decide(a: Entry | None, s_a: VectorTime, b: Entry | None, s_b: VectorTime) -> Decision:
+    """What B does with one path, given A's state (a, s_a) and B's (b, s_b)."""
+    if a is None and b is None:
+        return NOTHING
+    if a is None:
+        assert b is not None
+        if b.m <= s_a:
+            return Decision(Op.DELETE)
+        if not b.c.lineage_seen_by(s_a):
+            return Decision(Op.KEEP)
+        if b.is_dir:
+            return Decision(Op.DESCEND)  # settle the children one by one
+        return Decision(Op.CONFLICT, DELETE_UPDATE)
+    if a.m <= s_b:
+        return NOTHING
+    if b is None:
+        if a.is_dir:
+            return Decision(Op.DESCEND)
+        if not a.c.lineage_seen_by(s_b):
+            return Decision(Op.CREATE)
+        return Decision(Op.CONFLICT, UPDATE_DELETE)
+    if a.is_dir and b.is_dir:
+        return Decision(Op.DESCEND)
+    if a.is_file and b.is_file and a.oid == b.oid:
+        return Decision(Op.SAME)
+    if b.m <= s_a:
+        return Decision(Op.TAKE)
+    if a.is_dir != b.is_dir:
+        return Decision(Op.CONFLICT, FILE_DIR)
+    seen = a.c.lineage_seen_by(s_b) or b.c.lineage_seen_by(s_a)
+    return Decision(Op.CONFLICT, UPDATE_UPDATE if seen else CREATE_CREATE)
+
+
+FAT_TICK_NS = 2_000_000_000
+
+
+def winner_is_a(a: Entry, b: Entry) -> bool:
+    """In an update/update or create/create conflict, does A's version stay at
+    the path? The later mtime wins (compared in 2-second ticks, so FAT's
+    rounding cannot change the answer), ties go to the larger object id.
+    Every replica meeting the same two versions picks the same winner."""
+    ka = (a.mtime_ns // FAT_TICK_NS, a.oid)
+    kb = (b.mtime_ns // FAT_TICK_NS, b.oid)
+    return ka > kb

@@ -1,0 +1,138 @@
+"""`sq push SRC DST [SUBPATH...]`: one-way sync between two mounted replicas."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from squirrel.errors import SquirrelError, WrongVault
+from squirrel.plumbing import fsops, paths
+from squirrel.plumbing.execute import ExecProgress, Executor
+from squirrel.plumbing.index import Entry
+from squirrel.plumbing.plan import Conflict, Plan, plan_sync
+from squirrel.plumbing.replica import Replica
+from squirrel.plumbing.scan import ScanProgress
+from squirrel.plumbing.synctime import raise_sync_times
+from squirrel.porcelain.scan import scan_open_replica
+
+
+class ReplicaSource:
+    """Content read from a mounted sender, refused if it changed since its scan."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.fsencode(root)
+
+    def chunks(self, path: bytes, entry: Entry) -> Iterable[bytes]:
+        return fsops.read_chunks(fsops.abspath(self.root, path), entry)
+
+
+@dataclass
+class SyncReport:
+    """What a sync did (or, with dry_run, would do) to the receiver(s)."""
+
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    moved: int = 0
+    bytes_copied: int = 0
+    visited: int = 0
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[tuple[bytes, str]] = field(default_factory=list)
+    dry_run: bool = False
+
+    def add(self, other: SyncReport) -> None:
+        for name in ("created", "updated", "deleted", "skipped", "moved", "bytes_copied", "visited"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.conflicts += other.conflicts
+        self.failed += other.failed
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "deleted": self.deleted,
+            "skipped": self.skipped,
+            "moved": self.moved,
+            "bytes_copied": self.bytes_copied,
+            "conflicts": self.conflicts,
+            "failed": [{**paths.json_path(p), "error": why} for p, why in self.failed],
+            "dry_run": self.dry_run,
+        }
+
+
+def conflict_json(c: Conflict, replica: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {**paths.json_path(c.path), "kind": c.kind, "kept": paths.json_path(c.kept)["path"]}
+    out["copy"] = paths.json_path(c.copy)["path"] if c.copy is not None else None
+    if replica is not None:
+        out["replica"] = replica
+    return out
+
+
+def check_same_vault(a: Replica, b: Replica) -> None:
+    if a.identity.vault != b.identity.vault:
+        raise WrongVault(
+            f"{a.root} and {b.root} belong to different vaults"
+            f" ({a.identity.vault} vs {b.identity.vault}); refusing to sync"
+        )
+    if a.id == b.id:
+        raise WrongVault(f"{a.root} and {b.root} are the same replica ({a.id}); a cloned drive needs a new identity")
+
+
+def push_open(
+    src: Replica,
+    dst: Replica,
+    tops: list[bytes],
+    dry_run: bool = False,
+    progress: Callable[[ExecProgress], None] | None = None,
+) -> SyncReport:
+    """Sync the (already scanned) replica `src` into `dst`, one top path at a time."""
+    report = SyncReport(dry_run=dry_run)
+    for top in tops or [b""]:
+        plan: Plan = plan_sync(src.index, dst.index, top)
+        report.visited += plan.visited
+        if dry_run:
+            counts = plan.count()
+            report.created += counts["created"]
+            report.updated += counts["updated"]
+            report.deleted += counts["deleted"]
+            report.skipped += counts["skipped"]
+            report.conflicts += [conflict_json(c) for c in plan.conflicts]
+            continue
+        result = Executor(dst, plan, ReplicaSource(src.root), progress).run()
+        dst.recheck_identity()
+        raise_sync_times(dst.index, src.index, top, result.failed_paths)
+        dst.learn_names(src.names())
+        dst.index.commit()
+        report.created += result.created
+        report.updated += result.updated
+        report.deleted += result.deleted
+        report.moved += result.moved
+        report.skipped += plan.skipped
+        report.bytes_copied += result.bytes_from_source
+        report.conflicts += [conflict_json(c) for c in result.conflicts]
+        report.failed += result.failed
+    return report
+
+
+def push(
+    src_path: str,
+    dst_path: str,
+    subpaths: list[str] | None = None,
+    dry_run: bool = False,
+    scan_progress: ScanProgress | None = None,
+    progress: Callable[[ExecProgress], None] | None = None,
+) -> SyncReport:
+    """Scan both replicas (so no unscanned change is ever overwritten), then
+    sync SRC into DST."""
+    with Replica.open(src_path) as src, Replica.open(dst_path) as dst:
+        check_same_vault(src, dst)
+        tops = [paths.user_relpath(src.root, s) for s in subpaths or []]
+        scan_open_replica(src, scan_progress)
+        scan_open_replica(dst, scan_progress)
+        return push_open(src, dst, tops, dry_run, progress)
+
+
+__all__ = ["push", "push_open", "SyncReport", "ReplicaSource", "check_same_vault", "SquirrelError"]

@@ -1,0 +1,34 @@
+"""`sq reconcile A B`: two-way sync between two mounted replicas."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from squirrel.plumbing.execute import ExecProgress
+from squirrel.plumbing.replica import Replica
+from squirrel.plumbing.scan import ScanProgress
+from squirrel.porcelain.push import SyncReport, check_same_vault, push_open
+from squirrel.porcelain.scan import scan_open_replica
+
+
+def reconcile(
+    a_path: str,
+    b_path: str,
+    dry_run: bool = False,
+    scan_progress: ScanProgress | None = None,
+    progress: Callable[[ExecProgress], None] | None = None,
+) -> SyncReport:
+    """A -> B, then B -> A: afterwards both hold the same versions (conflicts
+    kept as two files on both sides)."""
+    with Replica.open(a_path) as a, Replica.open(b_path) as b:
+        check_same_vault(a, b)
+        scan_open_replica(a, scan_progress)
+        scan_open_replica(b, scan_progress)
+        report = push_open(a, b, [], dry_run, progress)
+        for c in report.conflicts:
+            c["replica"] = b.name
+        back = push_open(b, a, [], dry_run, progress)
+        for c in back.conflicts:
+            c["replica"] = a.name
+        report.add(back)
+        return report

@@ -1,0 +1,72 @@
+"""`sq resolve PATH FILE --keep path|copy`: settle a conflict by keeping one side.
+
+The other side goes to the trash. The result is recorded by an ordinary scan
+of the directory, as a local edit; since the replica's sync time already
+covers both versions, the edit reaches every other replica without a new
+conflict.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from squirrel.errors import NoSuchConflict
+from squirrel.plumbing import fsops, paths, scan
+from squirrel.plumbing.replica import Replica
+from squirrel.plumbing.scan import Scanner
+from squirrel.porcelain.scan import scan_open_replica
+
+
+@dataclass
+class ResolveReport:
+    path: bytes
+    kept: str
+    trashed: bytes | None
+    conflict: dict[str, Any]
+
+
+def _find(rep: Replica, rel: bytes) -> tuple[bytes, dict[str, Any]]:
+    rec = rep.index.get_conflict(rel)
+    if rec is not None:
+        return rel, rec
+    for c in rep.index.conflicts():
+        if c.get("copy") == paths.json_path(rel)["path"]:
+            return paths.json_path(c["path"]).get("path", "").encode(), c
+    raise NoSuchConflict(f"no open conflict at {paths.display(rel)} (see `sq conflicts`)")
+
+
+def resolve(path: str, file: str, keep: str) -> ResolveReport:
+    if keep not in ("path", "copy"):
+        raise NoSuchConflict(f"--keep must be 'path' or 'copy', not {keep!r}")
+    with Replica.open(path) as rep:
+        scan_open_replica(rep)
+        rel, rec = _find(rep, paths.user_relpath(rep.root, file))
+        root = os.fsencode(rep.root)
+        idx = rep.index
+        copy = rec["copy"].encode() if rec.get("copy") is not None else None
+        copy_entry = idx.get(copy) if copy is not None else None
+        trashed: bytes | None = None
+        if keep == "copy":
+            if copy is None or copy_entry is None:
+                raise NoSuchConflict(f"the conflict at {paths.display(rel)} has no copy to keep")
+            current = idx.get(rel)
+            if current is not None and current.is_file:
+                fsops.recheck(root, rel, current)
+                fsops.trash(idx, rep.trash_dir, root, rel, current)
+                trashed = rel
+            elif current is not None:
+                raise NoSuchConflict(f"{paths.display(rel)} is a directory; move the copy by hand")
+            fsops.recheck(root, copy, copy_entry)
+            os.rename(fsops.abspath(root, copy), fsops.abspath(root, rel))
+        elif copy is not None and copy_entry is not None:
+            fsops.recheck(root, copy, copy_entry)
+            fsops.trash(idx, rep.trash_dir, root, copy, copy_entry)
+            trashed = copy
+        idx.drop_conflict(rel)
+        idx.commit()
+        # Record the outcome as a local edit of the directory holding both.
+        scanner = Scanner(rep.root, idx)
+        scan.record(idx, list(scanner.changes(paths.parent_of(rel))))
+        return ResolveReport(rel, keep, trashed, rec)
