@@ -93,7 +93,7 @@ def test_walk_finds_nested_commands() -> None:
 
 
 @pytest.mark.parametrize(
-    "path,cmd", walk_commands(cli_mod.cli), ids=lambda v: " ".join(v) if isinstance(v, tuple) else ""
+    "path,cmd", [pytest.param(p, c, id="sq " + " ".join(p)) for p, c in walk_commands(cli_mod.cli)]
 )
 def test_command_has_help_and_is_documented(path: tuple[str, ...], cmd: click.Command) -> None:
     assert (cmd.help or "").strip(), f"sq {' '.join(path)} has no help text"
