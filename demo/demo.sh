@@ -55,6 +55,13 @@ echo
 run cat "$D2/.squirrel/replica.json"
 echo
 
+step "sq reconcile: both drives end up with the same files"
+run sq reconcile "$D1" "$D2"
+for d in "$D1" "$D2"; do
+    printf '$ find %s -type f   # (without .squirrel/)\n' "$d"
+    find "$d" -path "$d/.squirrel" -prune -o -type f -print | sort
+done
+
 step "sq status again: nothing pending (exit code 0 with --exit-code)"
 run sq status --exit-code "$D1"
 
