@@ -70,6 +70,7 @@ class Executor:
         self.result = ExecResult()
         self._event: VectorTime | None = None
         self._skip: set[int] = set()  # DELETE actions already done as moves
+        self._trashed_now: set[bytes] = set()  # objects this run moved into the trash
         self._conflict_failed: set[int] = set()
         self._fold_cache: dict[bytes, dict[str, bytes]] = {}
         self._case_insensitive: bool | None = None
@@ -88,12 +89,19 @@ class Executor:
         fsops.clean_tmp(self.rep.tmp_dir)
         # Deletions of content that a write in this plan needs wait until the
         # end, so that the write can rename the file (a move costs no copy).
+        # A deletion whose path something in the plan will occupy cannot wait.
         needed = {a.a.oid for a in self.plan.actions if a.kind == WRITE and a.a is not None}
+        occupied: set[bytes] = set()
+        for act in self.plan.actions:
+            if act.kind in (WRITE, MKDIR, MOVE_ASIDE):
+                target = act.target if act.kind == MOVE_ASIDE else act.path
+                occupied.add(target)
+                occupied.update(paths.ancestors(target))
         order: list[int] = []
         deferred: list[int] = []
         deferred_paths: list[bytes] = []
         for i, act in enumerate(self.plan.actions):
-            if act.kind == DELETE and act.b is not None and act.b.oid in needed:
+            if act.kind == DELETE and act.b is not None and act.b.oid in needed and act.path not in occupied:
                 deferred.append(i)
                 deferred_paths.append(act.path)
             elif act.kind == RMDIR and any(paths.is_under(p, act.path) for p in deferred_paths):
@@ -181,6 +189,7 @@ class Executor:
             fsops.check_parents(self.root, act.path)
             fsops.recheck(self.root, act.path, act.b)
             fsops.trash(self.idx, self.rep.trash_dir, self.root, act.path, act.b)
+            self._trashed_now.add(act.b.oid)
             self._raise(act.path, act.deletion_m)
             self.idx.delete(act.path)
             self.result.deleted += 1
@@ -309,12 +318,14 @@ class Executor:
                 self.result.moved += 1
                 self.result.deleted += 1
                 return
-        chunks = self._local_chunks(a.oid)
-        if chunks is not None:
-            self.result.local_copies += 1
-        else:
-            chunks = self._counted(self.source.chunks(act.src_path or rel, a))
-        tmp = fsops.write_temp(self.rep.tmp_dir, chunks, a.oid, a.size, a.mtime_ns, a.mode)
+        tmp = self._from_trash(a)
+        if tmp is None:
+            chunks = self._local_chunks(a.oid)
+            if chunks is not None:
+                self.result.local_copies += 1
+            else:
+                chunks = self._counted(self.source.chunks(act.src_path or rel, a))
+            tmp = fsops.write_temp(self.rep.tmp_dir, chunks, a.oid, a.size, a.mtime_ns, a.mode)
         try:
             fsops.recheck(self.root, rel, act.b)
             if act.b is not None:
@@ -325,6 +336,23 @@ class Executor:
                 os.unlink(tmp)
             raise
         self._record_file(rel, a, m, c, act.b is None)
+
+    def _from_trash(self, a: Entry) -> str | None:
+        """A file this run just deleted has the content we need: take it back
+        out of the trash by renaming (a move never copies its bytes)."""
+        if a.oid not in self._trashed_now:
+            return None
+        self._trashed_now.discard(a.oid)
+        src = fsops.trash_path(self.rep.trash_dir, a.oid)
+        tmp = os.path.join(self.rep.tmp_dir, f"in-{os.getpid()}-{time.monotonic_ns()}")
+        try:
+            os.rename(src, tmp)
+            os.utime(tmp, ns=(a.mtime_ns, a.mtime_ns))
+        except OSError:
+            return None
+        self.idx.trash_put(a.oid, None)
+        self.result.moved += 1
+        return tmp
 
     def _counted(self, chunks: Iterable[bytes]) -> Iterable[bytes]:
         for chunk in chunks:
