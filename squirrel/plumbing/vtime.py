@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from squirrel.errors import BadVectorTime
 
 REPLICA_ID_BYTES = 8
+MAX_COUNTER = (1 << 63) - 1  # the binary form holds at most 63 bits
 _ID_RE = re.compile(r"^[0-9a-f]{16}$")
 
 
@@ -30,6 +31,8 @@ class VectorTime(Mapping[str, int]):
             for rid, n in entries.items():
                 if n < 0:
                     raise BadVectorTime(f"negative counter for {rid}: {n}")
+                if n > MAX_COUNTER:
+                    raise BadVectorTime(f"counter for {rid} too large: {n}")
                 if n:
                     v[rid] = n
         self._v = v
@@ -195,7 +198,7 @@ class VectorTime(Mapping[str, int]):
             return cls()
         for part in text.split(","):
             name, sep, num = part.strip().rpartition(":")
-            if not sep or not name or not num.isdigit():
+            if not sep or not name or not (num.isascii() and num.isdigit()) or len(num.lstrip("0")) > 19:
                 raise BadVectorTime(f"bad vector time element {part.strip()!r} (want name:counter)")
             key = ids.get(name, name)
             if key in v:
@@ -235,6 +238,8 @@ def decode_varint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
         pos += 1
         n |= (b & 0x7F) << shift
         if not b & 0x80:
+            if n > MAX_COUNTER:
+                raise BadVectorTime("varint longer than 63 bits")
             return n, pos
         shift += 7
         if shift > 63:
