@@ -130,6 +130,13 @@ class ReplicaIndex:
         # Entries pending per parent, so children() can merge them in order.
         self._pending_children: dict[bytes, dict[bytes, Entry | None]] = {}
         self._rtxn: Any = None
+        try:
+            self._open_header(create)
+        except BaseException:
+            self.close()  # a refused index must not stay open in this process
+            raise
+
+    def _open_header(self, create: bool) -> None:
         if create:
             self._put("meta", b"format", str(FORMAT_VERSION).encode())
             self._put("meta", b"counter", b"0")
@@ -138,7 +145,7 @@ class ReplicaIndex:
             self.commit()
         fmt = self._get("meta", b"format")
         if fmt is None or not fmt.isdigit():
-            raise CorruptIndex(f"index has no format version: {directory}")
+            raise CorruptIndex(f"index has no format version: {self.directory}")
         if int(fmt) > FORMAT_VERSION:
             raise UnsupportedFormat(
                 f"index format {int(fmt)} is newer than this sq understands ({FORMAT_VERSION}); upgrade sq"
@@ -248,7 +255,8 @@ class ReplicaIndex:
             self._put("objects", old.oid + path, None)
         if entry.is_file:
             self._put("objects", entry.oid + path, b"")
-        self._pending_children.setdefault(parent, {})[name] = entry
+        if path:  # the root is nobody's child
+            self._pending_children.setdefault(parent, {})[name] = entry
         self._put("entries", entry_key(path), encode_entry(entry))
 
     def delete(self, path: bytes) -> None:
@@ -256,7 +264,8 @@ class ReplicaIndex:
         old = self.get(path)
         if old is not None and old.is_file:
             self._put("objects", old.oid + path, None)
-        self._pending_children.setdefault(parent, {})[name] = None
+        if path:
+            self._pending_children.setdefault(parent, {})[name] = None
         self._put("entries", entry_key(path), None)
 
     def paths_with_object(self, oid: bytes) -> list[bytes]:
@@ -388,7 +397,10 @@ class ReplicaIndex:
             val = found[key]
             if val is None or key == b"/":
                 continue
-            out.append((key[1:], VectorTime.decode(val)))
+            try:
+                out.append((key[1:], VectorTime.decode(val)))
+            except SquirrelError as e:
+                raise CorruptIndex(f"damaged sync time for {paths.display(key[1:])}") from e
         return out
 
     # Conflicts and trash ---------------------------------------------------

@@ -1,0 +1,359 @@
+"""The LMDB index: records, children order, subtrees, sync times, growth, damage."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import lmdb
+import pytest
+
+from squirrel.errors import CorruptIndex, UnsupportedFormat
+from squirrel.plumbing import ids, index
+from squirrel.plumbing.index import (
+    FLAG_RACY,
+    KIND_DIR,
+    KIND_FILE,
+    Entry,
+    ReplicaIndex,
+    decode_entry,
+    encode_entry,
+    entry_key,
+    new_dir,
+    path_key,
+)
+from squirrel.plumbing.vtime import EMPTY, VectorTime
+
+SELF = "5e1f5e1f5e1f5e1f"
+OTHER = "0123456789abcdef"
+THIRD = "fedcba9876543210"
+
+
+def file_entry(content: bytes = b"x", m: int = 1, c: int = 1, mtime_ns: int = 1_700_000_000_123_456_789) -> Entry:
+    return Entry(
+        KIND_FILE,
+        ids.hash_bytes(content),
+        len(content),
+        0o644,
+        mtime_ns,
+        VectorTime.event(SELF, m),
+        VectorTime.event(SELF, c),
+    )
+
+
+def a_dir(m: int = 1) -> Entry:
+    return new_dir(VectorTime.event(SELF, m), VectorTime.event(SELF, m))
+
+
+@pytest.fixture
+def index_dir(tmp_path: Path) -> str:
+    d = tmp_path / "index"
+    d.mkdir()
+    ReplicaIndex(str(d), SELF, create=True).close()
+    return str(d)
+
+
+@pytest.fixture
+def idx(index_dir: str) -> Iterator[ReplicaIndex]:
+    i = ReplicaIndex(index_dir, SELF)
+    yield i
+    i.close()
+
+
+def reopen(i: ReplicaIndex) -> ReplicaIndex:
+    i.close()
+    return ReplicaIndex(i.directory, SELF)
+
+
+def raw_put(directory: str, db: bytes, key: bytes, value: bytes) -> None:
+    """Write one record behind the index's back, as damage or a newer sq would."""
+    env = lmdb.open(directory, max_dbs=10)
+    try:
+        handle = env.open_db(db)
+        with env.begin(write=True) as txn:
+            txn.put(key, value, db=handle)
+    finally:
+        env.close()
+
+
+# Records -----------------------------------------------------------------------
+def test_a_new_index_holds_only_the_root_directory(idx: ReplicaIndex) -> None:
+    root = idx.get(b"")
+    assert root is not None and root.is_dir
+    assert root.m == EMPTY
+    assert list(idx.children(b"")) == []
+    assert idx.counter == 0
+    assert idx.sync_time(b"") == EMPTY
+
+
+def test_entry_encoding_round_trips_every_field() -> None:
+    e = Entry(KIND_FILE, ids.hash_bytes(b"a"), 2**40, 0o755, -5, VectorTime({OTHER: 9, SELF: 2}), EMPTY, FLAG_RACY)
+    assert decode_entry(encode_entry(e)) == e
+    d = new_dir(VectorTime({OTHER: 1}), VectorTime({THIRD: 4}))
+    assert decode_entry(memoryview(encode_entry(d))) == d
+
+
+def test_put_is_readable_at_once_and_durable_after_commit(idx: ReplicaIndex) -> None:
+    e = file_entry(b"hello")
+    idx.put(b"a", e)
+    assert idx.get(b"a") == e
+    idx.commit()
+    idx = reopen(idx)
+    try:
+        assert idx.get(b"a") == e
+    finally:
+        idx.close()
+
+
+def test_uncommitted_writes_are_lost_and_rollback_forgets_them(idx: ReplicaIndex) -> None:
+    idx.put(b"kept", file_entry(b"k"))
+    idx.commit()
+    idx.put(b"lost", file_entry(b"l"))
+    idx.next_event()
+    idx.rollback()
+    assert idx.get(b"lost") is None
+    assert idx.counter == 0
+    assert [n for n, _ in idx.children(b"")] == [b"kept"]
+    idx.put(b"never-committed", file_entry(b"n"))
+    idx = reopen(idx)
+    try:
+        assert idx.get(b"never-committed") is None
+        assert idx.get(b"kept") is not None
+    finally:
+        idx.close()
+
+
+def test_children_are_sorted_by_name_and_merge_pending_writes(idx: ReplicaIndex) -> None:
+    for name in (b"b", b"a b", b"ab", b"a"):
+        idx.put(name, a_dir() if name == b"a" else file_entry(name))
+    idx.put(b"a/inner", file_entry(b"i"))
+    idx.commit()
+    assert idx.child_names(b"") == [b"a", b"a b", b"ab", b"b"]
+    assert idx.child_names(b"a") == [b"inner"]
+    idx.put(b"aa", file_entry(b"new"))
+    idx.delete(b"ab")
+    idx.put(b"b", file_entry(b"changed"))
+    assert idx.child_names(b"") == [b"a", b"a b", b"aa", b"b"]
+    assert dict(idx.children(b""))[b"b"] == file_entry(b"changed")
+
+
+def test_children_never_include_the_directory_itself(idx: ReplicaIndex) -> None:
+    idx.put(b"a", a_dir())
+    idx.commit()
+    # Raising the root's modification time leaves a pending root record.
+    idx.raise_ancestors(b"a/x", VectorTime.event(SELF, 2))
+    assert idx.child_names(b"") == [b"a"]
+    assert [p for p, _ in idx.walk()] == [b"", b"a"]
+
+
+def test_walk_lists_parents_before_children(idx: ReplicaIndex) -> None:
+    idx.put(b"d", a_dir())
+    idx.put(b"d/e", a_dir())
+    idx.put(b"d/e/f", file_entry(b"f"))
+    idx.put(b"d/g", file_entry(b"g"))
+    idx.put(b"z", file_entry(b"z"))
+    assert [p for p, _ in idx.walk()] == [b"", b"d", b"d/e", b"d/e/f", b"d/g", b"z"]
+    assert [p for p, _ in idx.walk(b"d/e")] == [b"d/e", b"d/e/f"]
+    assert list(idx.walk(b"missing")) == []
+
+
+def test_delete_tree_removes_exactly_the_subtree(idx: ReplicaIndex) -> None:
+    idx.put(b"d", a_dir())
+    idx.put(b"d/e", a_dir())
+    idx.put(b"d/e/f", file_entry(b"f"))
+    idx.put(b"d/g", file_entry(b"g"))
+    idx.put(b"d2", file_entry(b"sibling with a common prefix"))
+    idx.commit()
+    removed = idx.delete_tree(b"d")
+    assert sorted(p for p, _ in removed) == [b"d", b"d/e", b"d/e/f", b"d/g"]
+    idx.commit()
+    assert [p for p, _ in idx.walk()] == [b"", b"d2"]
+    assert idx.delete_tree(b"d") == []
+
+
+def test_raise_ancestors_covers_the_change_in_every_directory_above(idx: ReplicaIndex) -> None:
+    idx.put(b"a", a_dir(1))
+    idx.put(b"a/b", a_dir(1))
+    idx.put(b"x", a_dir(1))
+    ev = VectorTime.event(OTHER, 7)
+    idx.raise_ancestors(b"a/b/file", ev)
+    for p in (b"a/b", b"a"):
+        e = idx.get(p)
+        assert e is not None and e.m == VectorTime({SELF: 1, OTHER: 7})
+    root = idx.get(b"")
+    assert root is not None and root.m == ev
+    assert idx.get(b"x") == a_dir(1)
+
+
+def test_raise_ancestors_refuses_a_path_without_parent(idx: ReplicaIndex) -> None:
+    with pytest.raises(CorruptIndex):
+        idx.raise_ancestors(b"no/such/dir/file", VectorTime.event(SELF, 1))
+
+
+def test_event_counter_advances_and_is_committed_with_the_batch(idx: ReplicaIndex) -> None:
+    assert idx.next_event() == VectorTime.event(SELF, 1)
+    assert idx.next_event() == VectorTime.event(SELF, 2)
+    assert idx.sync_time(b"") == VectorTime.event(SELF, 2)
+    idx.commit()
+    idx = reopen(idx)
+    try:
+        assert idx.counter == 2
+        assert idx.next_event() == VectorTime.event(SELF, 3)
+    finally:
+        idx.close()
+
+
+def test_meta_json_round_trip(idx: ReplicaIndex) -> None:
+    assert idx.get_meta_json("names", {}) == {}
+    idx.set_meta_json("names", {SELF: "laptop"})
+    idx.commit()
+    assert idx.get_meta_json("names") == {SELF: "laptop"}
+
+
+def test_conflict_and_trash_records(idx: ReplicaIndex) -> None:
+    idx.put_conflict(b"b.jpg", {"path": "b.jpg", "kind": "update/update"})
+    idx.put_conflict(b"a.jpg", {"path": "a.jpg", "kind": "create/create"})
+    assert [c["path"] for c in idx.conflicts()] == ["a.jpg", "b.jpg"]
+    idx.commit()
+    idx.drop_conflict(b"a.jpg")
+    assert [c["path"] for c in idx.conflicts()] == ["b.jpg"]
+    assert idx.get_conflict(b"b.jpg") == {"path": "b.jpg", "kind": "update/update"}
+    oid = ids.hash_bytes(b"old")
+    idx.trash_put(oid, {"name": "x"})
+    idx.commit()
+    assert idx.trash_get(oid) == {"name": "x"}
+    assert list(idx.trash_items()) == [(oid, {"name": "x"})]
+
+
+# Sync times ------------------------------------------------------------------------
+def test_a_path_without_a_record_inherits_the_nearest_sync_time(idx: ReplicaIndex) -> None:
+    idx.next_event()
+    idx.set_stored_sync(b"a", VectorTime({OTHER: 3}))
+    assert idx.sync_time(b"a") == VectorTime({OTHER: 3, SELF: 1})
+    assert idx.sync_time(b"a/b/c") == VectorTime({OTHER: 3, SELF: 1})
+    assert idx.sync_time(b"ab") == VectorTime({SELF: 1}), "a/ is not an ancestor of ab"
+    assert idx.sync_time(b"") == VectorTime({SELF: 1})
+
+
+def test_a_sync_time_equal_to_the_inherited_one_is_not_stored(idx: ReplicaIndex) -> None:
+    idx.set_stored_sync(b"a", VectorTime({OTHER: 3}))
+    idx.set_stored_sync(b"a/b", VectorTime({OTHER: 3}))
+    assert idx.stored_sync(b"a/b") is None
+    # Our own component is implicit, so it never makes a difference.
+    idx.set_stored_sync(b"a/b", VectorTime({OTHER: 3, SELF: 99}))
+    assert idx.stored_sync(b"a/b") is None
+    idx.set_stored_sync(b"a/b", VectorTime({OTHER: 4}))
+    assert idx.stored_sync(b"a/b") == VectorTime({OTHER: 4})
+    assert idx.stored_syncs_under(b"a") == [(b"a/b", VectorTime({OTHER: 4}))]
+    # Setting it back to the inherited value removes the record.
+    idx.set_stored_sync(b"a/b", VectorTime({OTHER: 3}))
+    assert idx.stored_sync(b"a/b") is None
+    idx.commit()
+    assert idx.stored_syncs_under(b"") == [(b"a", VectorTime({OTHER: 3}))]
+
+
+def test_force_stores_the_root_and_drop_returns_a_path_to_inheriting(idx: ReplicaIndex) -> None:
+    idx.set_stored_sync(b"", VectorTime({OTHER: 2}), force=True)
+    idx.set_stored_sync(b"a", VectorTime({OTHER: 5}))
+    idx.commit()
+    assert idx.sync_time(b"a/x") == VectorTime({OTHER: 5})
+    idx.drop_stored_sync(b"a")
+    assert idx.sync_time(b"a/x") == VectorTime({OTHER: 2})
+    idx.drop_stored_sync(b"")
+    assert idx.sync_time(b"") == VectorTime({OTHER: 2}), "the root always keeps its sync time"
+
+
+def test_stored_syncs_under_lists_only_the_subtree(idx: ReplicaIndex) -> None:
+    for p, n in ((b"a", 1), (b"a/b", 2), (b"a/b/c", 3), (b"ab", 4)):
+        idx.set_stored_sync(p, VectorTime({OTHER: n}))
+    idx.commit()
+    idx.set_stored_sync(b"a/z", VectorTime({OTHER: 9}))
+    assert [p for p, _ in idx.stored_syncs_under(b"a")] == [b"a/b", b"a/b/c", b"a/z"]
+    assert [p for p, _ in idx.stored_syncs_under(b"a/b")] == [b"a/b/c"]
+
+
+# Growth and versions -------------------------------------------------------------
+def test_a_full_map_is_grown_and_nothing_is_lost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    small = 64 << 10
+    monkeypatch.setattr(index, "INITIAL_MAP_SIZE", small)
+    d = tmp_path / "index"
+    d.mkdir()
+    i = ReplicaIndex(str(d), SELF, create=True)
+    assert i.env.info()["map_size"] == small
+    names = [f"file-{n:05d}-{'x' * 40}".encode() for n in range(3000)]
+    for name in names:
+        i.put(name, file_entry(name))
+    i.commit()
+    assert i.env.info()["map_size"] > small
+    i = reopen(i)
+    try:
+        assert i.child_names(b"") == names
+        assert i.get(names[-1]) == file_entry(names[-1])
+    finally:
+        i.close()
+
+
+def test_an_index_from_a_newer_format_is_refused(index_dir: str) -> None:
+    raw_put(index_dir, b"meta", b"format", b"99")
+    with pytest.raises(UnsupportedFormat, match="newer"):
+        ReplicaIndex(index_dir, SELF)
+    # Refusing it twice in one process works: the refused environment was closed.
+    with pytest.raises(UnsupportedFormat):
+        ReplicaIndex(index_dir, SELF)
+
+
+@pytest.mark.parametrize(("key", "value"), [(b"format", b"one"), (b"counter", b"-1")])
+def test_damaged_metadata_is_a_corrupt_index(index_dir: str, key: bytes, value: bytes) -> None:
+    raw_put(index_dir, b"meta", key, value)
+    with pytest.raises(CorruptIndex):
+        ReplicaIndex(index_dir, SELF)
+
+
+def test_a_missing_index_is_a_corrupt_index(tmp_path: Path) -> None:
+    with pytest.raises(CorruptIndex, match="missing"):
+        ReplicaIndex(str(tmp_path), SELF)
+
+
+def test_a_garbage_data_file_is_a_corrupt_index(tmp_path: Path) -> None:
+    (tmp_path / "data.mdb").write_bytes(os.urandom(3 * 4096))
+    with pytest.raises(CorruptIndex):
+        ReplicaIndex(str(tmp_path), SELF)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"",
+        b"\x01",
+        encode_entry(file_entry())[:-1],
+        encode_entry(file_entry()) + b"\x00",
+        bytes([9]) + encode_entry(file_entry())[1:],
+    ],
+)
+def test_a_damaged_record_is_a_corrupt_index(index_dir: str, value: bytes) -> None:
+    raw_put(index_dir, b"entries", entry_key(b"a"), value)
+    i = ReplicaIndex(index_dir, SELF)
+    try:
+        with pytest.raises(CorruptIndex):
+            i.get(b"a")
+        with pytest.raises(CorruptIndex):
+            list(i.walk())
+    finally:
+        i.close()
+
+
+def test_a_damaged_sync_time_is_a_corrupt_index(index_dir: str) -> None:
+    raw_put(index_dir, b"sync", path_key(b"a"), b"\x05garbage")
+    i = ReplicaIndex(index_dir, SELF)
+    try:
+        with pytest.raises(CorruptIndex):
+            i.sync_time(b"a/b")
+        with pytest.raises(CorruptIndex):
+            i.stored_syncs_under(b"")
+    finally:
+        i.close()
+
+
+def test_kinds_are_file_and_dir() -> None:
+    assert index.KIND_NAMES == {KIND_FILE: "file", KIND_DIR: "dir"}
