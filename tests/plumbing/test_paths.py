@@ -1,0 +1,209 @@
+"""Replica-relative byte paths, JSON paths, conflict names and ignore rules."""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+import pytest
+
+from squirrel.errors import UnsafePath
+from squirrel.plumbing import paths
+from squirrel.plumbing.paths import IgnoreRules
+
+
+def test_join_split_and_parent() -> None:
+    assert paths.join(b"", b"a") == b"a"
+    assert paths.join(b"a/b", b"c") == b"a/b/c"
+    assert paths.split(b"a/b/c") == (b"a/b", b"c")
+    assert paths.split(b"a") == (b"", b"a")
+    assert paths.split(b"") == (b"", b"")
+    assert paths.parent_of(b"a/b") == b"a"
+    assert paths.parent_of(b"a") == b""
+
+
+def test_ancestors_are_listed_nearest_first_ending_with_the_root() -> None:
+    assert list(paths.ancestors(b"a/b/c")) == [b"a/b", b"a", b""]
+    assert list(paths.ancestors(b"a")) == [b""]
+    assert list(paths.ancestors(b"")) == []
+
+
+def test_is_under_compares_whole_components() -> None:
+    assert paths.is_under(b"a/b", b"a")
+    assert paths.is_under(b"a", b"a")
+    assert paths.is_under(b"anything", b"")
+    assert not paths.is_under(b"ab", b"a")
+    assert not paths.is_under(b"a", b"a/b")
+
+
+@pytest.mark.parametrize("ok", [b"", b"a", b"a/b.jpg", b".squirrelish", b"dir/.squirrel-notes", b"caf\xe9"])
+def test_check_relpath_accepts_ordinary_paths(ok: bytes) -> None:
+    assert paths.check_relpath(ok) == ok
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"/etc/passwd",
+        b"..",
+        b"../x",
+        b"a/../../x",
+        b"a/./b",
+        b".",
+        b"a//b",
+        b"a/",
+        b"a\\b",
+        b"a\x00b",
+        b".squirrel",
+        b".squirrel/index/data.mdb",
+    ],
+)
+def test_check_relpath_refuses_paths_that_escape_or_reach_the_marker(bad: bytes) -> None:
+    with pytest.raises(UnsafePath):
+        paths.check_relpath(bad)
+
+
+def test_user_relpath_turns_command_line_paths_into_replica_paths(tmp_path: Path) -> None:
+    root = str(tmp_path / "r")
+    assert paths.user_relpath(root, "photos/2024") == b"photos/2024"
+    assert paths.user_relpath(root, os.path.join(root, "a", "b")) == b"a/b"
+    assert paths.user_relpath(root, ".") == b""
+    assert paths.user_relpath(root, root) == b""
+    with pytest.raises(UnsafePath):
+        paths.user_relpath(root, "../elsewhere")
+    with pytest.raises(UnsafePath):
+        paths.user_relpath(root, str(tmp_path / "other"))
+    with pytest.raises(UnsafePath):
+        paths.user_relpath(root, ".squirrel/index")
+
+
+def test_display_escapes_undecodable_bytes() -> None:
+    assert paths.display(b"") == "."
+    assert paths.display("café".encode()) == "café"
+    assert paths.display(b"caf\xe9") == "caf\\xe9"
+
+
+def test_json_path_adds_base64_only_for_names_that_are_not_utf8() -> None:
+    assert paths.json_path("ünï/cödé.jpg".encode()) == {"path": "ünï/cödé.jpg"}
+    raw = b"dir/caf\xe9.jpg"
+    doc = paths.json_path(raw)
+    assert base64.b64decode(doc["path_b64"]) == raw
+    assert doc["path"].startswith("dir/caf")
+    assert paths.json_path(raw, "from").keys() == {"from", "from_b64"}
+
+
+@pytest.mark.parametrize(
+    ("name", "want"),
+    [
+        (b"IMG_0042.jpg", b"IMG_0042.sq-conflict-3fa9c2d1.jpg"),
+        (b"archive.tar.gz", b"archive.tar.sq-conflict-3fa9c2d1.gz"),
+        (b"README", b"README.sq-conflict-3fa9c2d1"),
+        (b".bashrc", b".bashrc.sq-conflict-3fa9c2d1"),
+    ],
+)
+def test_conflict_names_keep_the_extension(name: bytes, want: bytes) -> None:
+    assert paths.conflict_name(name, "3fa9c2d1") == want
+    assert paths.CONFLICT_TAG.encode() in want
+
+
+# Ignore rules ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("path", "is_dir"),
+    [
+        (b".DS_Store", False),
+        (b"photos/.DS_Store", False),
+        (b"._IMG_0001.jpg", False),
+        (b"deep/dir/._foo", False),
+        (b"Thumbs.db", False),
+        (b"desktop.ini", False),
+        (b"$RECYCLE.BIN", True),
+        (b"System Volume Information", True),
+        (b".Trashes", True),
+        (b".Spotlight-V100", True),
+        (b".fseventsd", True),
+        (b".TemporaryItems", True),
+        (b".squirrel", True),
+        (b"nested/.squirrel", True),
+    ],
+)
+def test_default_clutter_and_the_marker_are_always_ignored(path: bytes, is_dir: bool) -> None:
+    assert IgnoreRules().ignored(path, is_dir)
+
+
+@pytest.mark.parametrize("path", [b"_foo", b"DS_Store", b"photo.jpg", b"a._b", b"Thumbs.db.jpg"])
+def test_ordinary_names_are_not_ignored_by_default(path: bytes) -> None:
+    assert not IgnoreRules().ignored(path, False)
+
+
+RULES = """\
+# editor leftovers
+*.tmp
+!keep.tmp
+
+/build
+cache/
+doc/*.txt
+**/node_modules
+logs/**
+x?.bin
+img[0-9].jpg
+v[!a].md
+trailing-space.txt   \n\
+a/**/z
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "is_dir", "ignored"),
+    [
+        (b"a.tmp", False, True),
+        (b"sub/dir/a.tmp", False, True),
+        (b"keep.tmp", False, False),
+        (b"sub/keep.tmp", False, False),
+        (b"build", True, True),
+        (b"build", False, True),
+        (b"sub/build", True, False),
+        (b"cache", True, True),
+        (b"sub/cache", True, True),
+        (b"cache", False, False),
+        (b"doc/a.txt", False, True),
+        (b"doc/sub/a.txt", False, False),
+        (b"sub/doc/a.txt", False, False),
+        (b"node_modules", True, True),
+        (b"x/y/node_modules", True, True),
+        (b"logs", True, False),
+        (b"logs/today", False, True),
+        (b"logs/2024/01", False, True),
+        (b"x1.bin", False, True),
+        (b"x12.bin", False, False),
+        (b"img5.jpg", False, True),
+        (b"imgx.jpg", False, False),
+        (b"vb.md", False, True),
+        (b"va.md", False, False),
+        (b"# editor leftovers", False, False),
+        (b"trailing-space.txt", False, True),
+        (b"a/z", False, True),
+        (b"a/b/c/z", False, True),
+        (b"b/z", False, False),
+    ],
+)
+def test_gitignore_style_patterns(path: bytes, is_dir: bool, ignored: bool) -> None:
+    assert IgnoreRules(RULES.splitlines(keepends=True)).ignored(path, is_dir) is ignored
+
+
+def test_a_later_rule_wins() -> None:
+    assert not IgnoreRules(["*.jpg", "!a.jpg"]).ignored(b"a.jpg", False)
+    assert IgnoreRules(["!a.jpg", "*.jpg"]).ignored(b"a.jpg", False)
+
+
+def test_user_rules_can_re_include_a_default() -> None:
+    assert not IgnoreRules(["!desktop.ini"]).ignored(b"desktop.ini", False)
+
+
+def test_for_replica_reads_the_ignore_file(tmp_path: Path) -> None:
+    (tmp_path / ".squirrel").mkdir()
+    assert not IgnoreRules.for_replica(str(tmp_path)).ignored(b"a.raw", False)
+    assert IgnoreRules.for_replica(str(tmp_path)).ignored(b".DS_Store", False)
+    (tmp_path / ".squirrel" / "ignore").write_text("*.raw\n")
+    assert IgnoreRules.for_replica(str(tmp_path)).ignored(b"a.raw", False)
