@@ -16,14 +16,19 @@ from typing import Any, NoReturn
 import click
 
 from squirrel import __version__
-from squirrel.errors import SquirrelError
+from squirrel.errors import SquirrelError, SyncIncomplete
 from squirrel.plumbing import ids, paths
+from squirrel.plumbing.bundle import BundleReader
+from squirrel.plumbing.execute import ExecProgress
 from squirrel.plumbing.index import KIND_NAMES
+from squirrel.plumbing.knowledge import Knowledge
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import ScanStats
 from squirrel.plumbing.vtime import VectorTime
+from squirrel.porcelain import apply as apply_mod
 from squirrel.porcelain import conflicts as conflicts_mod
 from squirrel.porcelain import init as init_mod
+from squirrel.porcelain import pack as pack_mod
 from squirrel.porcelain import push as push_mod
 from squirrel.porcelain import reconcile as reconcile_mod
 from squirrel.porcelain import resolve as resolve_mod
@@ -78,6 +83,48 @@ class Progress:
         if self.shown:
             sys.stderr.write("\r\x1b[K")
             sys.stderr.flush()
+
+
+def parse_size(text: str) -> int:
+    """`123`, `500K`, `1.5G`, `2T` (powers of 1024) -> bytes."""
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    mult = 1
+    for i, unit in enumerate("KMGT", start=1):
+        if t.endswith(unit):
+            mult = 1024**i
+            t = t[:-1]
+            break
+    try:
+        value = float(t)
+    except ValueError:
+        raise click.BadParameter(f"not a size: {text!r} (use bytes or a K/M/G/T suffix)") from None
+    if value < 0:
+        raise click.BadParameter(f"not a size: {text!r}")
+    return int(value * mult)
+
+
+class SizeParam(click.ParamType):  # type: ignore[type-arg]
+    name = "SIZE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(str(value))
+        except click.BadParameter as e:
+            self.fail(e.message, param, ctx)
+
+
+def transfer_progress(label: str) -> tuple[Progress, Callable[[ExecProgress], None] | None]:
+    p = Progress(label)
+
+    def show(ep: ExecProgress) -> None:
+        elapsed = max(time.monotonic() - p.start, 1e-6)
+        p.line(
+            f"{ep.done}/{ep.total} paths, {human_bytes(ep.bytes_written)} ({human_bytes(ep.bytes_written / elapsed)}/s)"
+        )
+
+    return p, (show if p.enabled else None)
 
 
 def scan_progress() -> tuple[Progress, Callable[[ScanStats], None] | None]:
@@ -237,12 +284,16 @@ def render_sync(rep: push_mod.SyncReport, as_json: bool, what: str) -> None:
             click.echo(f"conflict  {c['path']} ({c['kind']}{where}): kept {c['kept']}{copy}")
         for p, why in rep.failed:
             click.echo(f"failed    {paths.display(p)}: {why}")
-    verb = "would be" if rep.dry_run else "were"
+    if rep.deferred or rep.incomplete:
+        n = len(rep.deferred) + len(rep.incomplete)
+        summary(f"{n} paths left for a later sync (their content was not carried this time)")
     summary(
         f"{what}: {rep.created} created, {rep.updated} updated, {rep.deleted} deleted, {rep.skipped} skipped,"
         f" {len(rep.conflicts)} conflicts (both versions kept), {len(rep.failed)} failed"
-        + (f" ({verb} planned, nothing written)" if rep.dry_run else "")
+        + (" (dry run: nothing written)" if rep.dry_run else "")
     )
+    if rep.failed:
+        raise SyncIncomplete(f"{len(rep.failed)} paths could not be synced (see above); run the command again")
 
 
 @cli.command("push")
@@ -313,6 +364,185 @@ def resolve_cmd(path: str, file: str, keep: str, as_json: bool) -> None:
         f"resolved {paths.display(rep.path)}: kept the {keep} version"
         + (f", {paths.display(rep.trashed)} moved to the trash" if rep.trashed else "")
     )
+
+
+@cli.command("pack")
+@click.argument("path", type=click.Path())
+@click.option("-o", "--output", "out", required=True, type=click.Path(), help="The bundle file to write (*.sqb).")
+@click.option("--for", "for_replica", metavar="REPLICA", help="Pack what the mounted replica REPLICA does not know.")
+@click.option("--base", metavar="KNOWLEDGE", help="Pack what the replica described by KNOWLEDGE does not know.")
+@click.option("--max-size", type=SizeParam(), help="Carry at most SIZE bytes of content (K/M/G/T); the rest waits.")
+@click.argument("subpaths", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def pack_cmd(
+    path: str,
+    out: str,
+    for_replica: str | None,
+    base: str | None,
+    max_size: int | None,
+    subpaths: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Write a bundle of PATH's versions that the receiver does not know yet.
+
+    Name the receiver with --for (mounted) or --base (a file from
+    `sq knowledge`); with neither, everything is packed. Content the receiver
+    already holds (moves, duplicates) is left out. With SUBPATHs only those
+    subtrees are packed. The file appears under its name only when complete.
+    """
+    prog, cb = scan_progress()
+    tp = Progress("packing")
+
+    def show(pp: pack_mod.PackProgress) -> None:
+        elapsed = max(time.monotonic() - tp.start, 1e-6)
+        rate = pp.bytes_done / elapsed
+        left = (pp.bytes_total - pp.bytes_done) / rate if rate > 0 else 0
+        tp.line(
+            f"{human_bytes(pp.bytes_done)} of {human_bytes(pp.bytes_total)} ({human_bytes(rate)}/s, {left:.0f} s left)"
+        )
+
+    rep = pack_mod.pack(
+        path,
+        out,
+        for_replica,
+        base,
+        max_size,
+        list(subpaths),
+        scan_progress=cb,
+        progress=show if tp.enabled else None,
+    )
+    prog.done()
+    tp.done()
+    left_bytes = sum(n for _, n in rep.left_behind)
+    if as_json:
+        emit_json(
+            {
+                "bundle": rep.path,
+                "size": rep.size,
+                "entries": rep.entries,
+                "objects": rep.objects,
+                "content_bytes": rep.content_bytes,
+                "known_to_receiver": rep.known_elsewhere,
+                "left_behind": [{**paths.json_path(p), "size": n} for p, n in rep.left_behind],
+            }
+        )
+    extra = (
+        f"; {len(rep.left_behind)} files ({human_bytes(left_bytes)}) left for a later bundle" if rep.left_behind else ""
+    )
+    summary(
+        f"packed {rep.entries} entries and {rep.objects} objects ({human_bytes(rep.content_bytes)})"
+        f" into {rep.path}: {human_bytes(rep.size)}{extra}"
+    )
+
+
+@cli.command("apply")
+@click.argument("bundle", type=click.Path())
+@click.argument("path", type=click.Path())
+@click.option("--dry-run", is_flag=True, help="Check the bundle and report what would change; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def apply_cmd(bundle: str, path: str, dry_run: bool, as_json: bool) -> None:
+    """Apply BUNDLE to the replica at PATH.
+
+    The whole bundle is checked (signature, version, vault, size, manifest)
+    before anything is written, and every object is verified against its id.
+    Applying a bundle twice, or an older one after a newer one, changes nothing.
+    """
+    prog, cb = scan_progress()
+    tp, tcb = transfer_progress("applying")
+    rep = apply_mod.apply(bundle, path, dry_run=dry_run, scan_progress=cb, progress=tcb)
+    prog.done()
+    tp.done()
+    render_sync(rep, as_json, "apply")
+
+
+@cli.command("knowledge")
+@click.argument("path", type=click.Path())
+@click.option("-o", "--output", "out", required=True, type=click.Path(), help="The knowledge file to write.")
+def knowledge_cmd(path: str, out: str) -> None:
+    """Write what replica PATH knows (its sync times), for `sq pack --base FILE`."""
+    with Replica.open(path, write=False) as rep:
+        know = Knowledge.of_replica(rep)
+        know.write(out)
+    summary(f"wrote the knowledge of {rep.name} to {out}")
+
+
+@cli.group("bundle")
+def bundle_group() -> None:
+    """Inspect bundle files without applying them."""
+
+
+@bundle_group.command("list")
+@click.argument("file", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print header and entries as JSON.")
+def bundle_list_cmd(file: str, as_json: bool) -> None:
+    """Show a bundle's header and entries (KIND OID SIZE CONTENT<TAB>PATH).
+
+    CONTENT is `yes` when the bundle carries the object, `no` otherwise.
+    """
+    with BundleReader(file) as r:
+        names = r.names
+        rows = []
+        for p in sorted(r.entries):
+            e = r.entries[p]
+            rows.append(
+                {
+                    **paths.json_path(p),
+                    "kind": KIND_NAMES[e.kind],
+                    "oid": e.oid.hex() if e.is_file else None,
+                    "size": e.size,
+                    "m": e.m.format(names),
+                    "partial": bool(e.flags & 2),
+                    "content": e.is_file and e.oid in r.objects,
+                }
+            )
+        if as_json:
+            emit_json({"header": r.header, "entries": rows})
+            return
+        click.echo(f"vault {r.vault}  from {r.source_name}  objects {len(r.objects)}  entries {len(r.entries)}")
+        for row in rows:
+            oid = row["oid"] or "-"
+            content = "yes" if row["content"] else ("partial" if row["partial"] else "no")
+            click.echo(f"{row['kind']} {oid} {row['size']} {content}\t{row['path'] or '.'}")
+
+
+@bundle_group.command("verify")
+@click.argument("file", type=click.Path())
+def bundle_verify_cmd(file: str) -> None:
+    """Fully check a bundle: structure, every object against its id, and the
+    whole-file checksum. Exits 1 if anything is wrong."""
+    with BundleReader(file) as r:
+        problems = r.verify()
+    for p in problems:
+        click.echo(p)
+    if problems:
+        summary(f"{file}: {len(problems)} problems")
+        sys.exit(EXIT_PREDICATE_NO)
+    summary(f"{file}: ok ({len(r.entries)} entries, {len(r.objects)} objects)")
+
+
+@cli.command("cat-object")
+@click.argument("oid")
+@click.option("--bundle", "bundle", type=click.Path(), help="Read the object from this bundle.")
+def cat_object_cmd(oid: str, bundle: str | None) -> None:
+    """Write the content of object OID to stdout, verified against its id."""
+    if not bundle:
+        raise click.UsageError("give --bundle FILE")
+    raw = ids.parse_oid(oid)
+    import blake3
+
+    with BundleReader(bundle) as r:
+        if raw not in r.objects:
+            raise SquirrelError(f"object {oid} is not in {bundle}")
+        h = blake3.blake3()
+        out = sys.stdout.buffer
+        for chunk in r.object_chunks(raw):
+            h.update(chunk)
+            out.write(chunk)
+        out.flush()
+        if h.digest() != raw:
+            from squirrel.errors import BadBundle
+
+            raise BadBundle(f"object {oid} in {bundle} does not match its id")
 
 
 # Plumbing --------------------------------------------------------------

@@ -100,6 +100,19 @@ class FileSystemError(SquirrelError):
     exit_code = 16
 
 
+class ContentUnavailable(SquirrelError):
+    """A version's content is neither in the bundle nor on the receiver (a
+    bundle cut short by --max-size, or packed against newer knowledge)."""
+
+    exit_code = 17
+
+
+class SyncIncomplete(SquirrelError):
+    """A sync finished, but some paths failed; they stay unsynced."""
+
+    exit_code = 18
+
+
 ALL_ERRORS: tuple[type[SquirrelError], ...] = (
     NotAReplica,
     AlreadyAReplica,
@@ -115,4 +128,6 @@ ALL_ERRORS: tuple[type[SquirrelError], ...] = (
     NoSuchConflict,
     BadVectorTime,
     FileSystemError,
+    ContentUnavailable,
+    SyncIncomplete,
 )

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from squirrel.errors import ChangedDuringOperation, OutOfSpace, SquirrelError, UnsafePath
+from squirrel.errors import ChangedDuringOperation, ContentUnavailable, OutOfSpace, SquirrelError, UnsafePath
 from squirrel.plumbing import fsops, paths
 from squirrel.plumbing.index import FLAG_RACY, KIND_FILE, Entry, new_dir
 from squirrel.plumbing.plan import DELETE, DIRMETA, META, MKDIR, MOVE_ASIDE, RMDIR, WRITE, Action, Conflict, Plan
@@ -48,7 +48,7 @@ class ExecResult:
     local_copies: int = 0
     bytes_from_source: int = 0
     conflicts: list[Conflict] = field(default_factory=list)
-    failed: list[tuple[bytes, str]] = field(default_factory=list)
+    failed: list[tuple[bytes, str, bool]] = field(default_factory=list)  # path, why, content unavailable
     failed_paths: set[bytes] = field(default_factory=set)
 
 
@@ -123,7 +123,7 @@ class Executor:
                 self._fail(act, str(e))
             except (SquirrelError, OSError) as e:
                 msg = e.message if isinstance(e, SquirrelError) else f"{e.strerror or e}"
-                self._fail(act, msg)
+                self._fail(act, msg, isinstance(e, ContentUnavailable))
             self.prog.done += 1
             if self.progress is not None:
                 self.progress(self.prog)
@@ -137,8 +137,8 @@ class Executor:
         return self.result
 
     # Helpers -------------------------------------------------------------
-    def _fail(self, act: Action, message: str) -> None:
-        self.result.failed.append((act.path, message))
+    def _fail(self, act: Action, message: str, unavailable: bool = False) -> None:
+        self.result.failed.append((act.path, message, unavailable))
         self.result.failed_paths.add(act.path)
         if act.conflict >= 0:
             self._conflict_failed.add(act.conflict)

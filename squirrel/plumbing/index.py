@@ -29,6 +29,7 @@ KIND_FILE = 1
 KIND_DIR = 2
 KIND_NAMES = {KIND_FILE: "file", KIND_DIR: "dir"}
 FLAG_RACY = 1  # mtime too close to the scan that recorded it: rehash next time
+FLAG_PARTIAL = 2  # in a bundle: a directory whose children the bundle does not list
 
 _HEAD = struct.Struct("<BBQqI32s")
 _NO_OID = bytes(32)
@@ -267,6 +268,10 @@ class ReplicaIndex:
         if path:
             self._pending_children.setdefault(parent, {})[name] = None
         self._put("entries", entry_key(path), None)
+
+    def all_objects(self) -> set[bytes]:
+        """Every content id this replica's files hold (committed state)."""
+        return {key[:32] for key, _ in self._scan_prefix("objects", b"")}
 
     def paths_with_object(self, oid: bytes) -> list[bytes]:
         """Every indexed path whose content is `oid` (the receiver's local copies)."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from squirrel.plumbing import paths
-from squirrel.plumbing.index import Entry
+from squirrel.plumbing.index import FLAG_PARTIAL, Entry
 from squirrel.plumbing.tra import (
     CREATE_CREATE,
     DELETE_UPDATE,
@@ -84,6 +84,7 @@ class Plan:
     conflicts: list[Conflict] = field(default_factory=list)
     skipped: int = 0
     visited: int = 0
+    incomplete: list[bytes] = field(default_factory=list)  # the sender's view does not cover these
 
     def count(self) -> dict[str, int]:
         created = sum(1 for a in self.actions if a.kind in (WRITE, MKDIR) and a.b is None)
@@ -152,6 +153,11 @@ class Planner:
         if d.op is Op.NOTHING:
             if a is not None:
                 self.plan.skipped += 1
+            return b is None
+        if a is not None and a.is_dir and a.flags & FLAG_PARTIAL:
+            # A bundle packed against more knowledge than this receiver has:
+            # this subtree is not described, so it stays unsynced.
+            self.plan.incomplete.append(p)
             return b is None
         if d.op is Op.KEEP:
             return False

@@ -9,12 +9,12 @@ from typing import Any
 
 from squirrel.errors import SquirrelError, WrongVault
 from squirrel.plumbing import fsops, paths
-from squirrel.plumbing.execute import ExecProgress, Executor
+from squirrel.plumbing.execute import ContentSource, ExecProgress, Executor
 from squirrel.plumbing.index import Entry
 from squirrel.plumbing.plan import Conflict, Plan, plan_sync
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import ScanProgress
-from squirrel.plumbing.synctime import raise_sync_times
+from squirrel.plumbing.synctime import SyncSource, raise_sync_times
 from squirrel.porcelain.scan import scan_open_replica
 
 
@@ -41,6 +41,8 @@ class SyncReport:
     visited: int = 0
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     failed: list[tuple[bytes, str]] = field(default_factory=list)
+    deferred: list[tuple[bytes, str]] = field(default_factory=list)  # content not carried this time
+    incomplete: list[bytes] = field(default_factory=list)  # subtrees the sender's view did not cover
     dry_run: bool = False
 
     def add(self, other: SyncReport) -> None:
@@ -48,6 +50,8 @@ class SyncReport:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.conflicts += other.conflicts
         self.failed += other.failed
+        self.deferred += other.deferred
+        self.incomplete += other.incomplete
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -59,6 +63,8 @@ class SyncReport:
             "bytes_copied": self.bytes_copied,
             "conflicts": self.conflicts,
             "failed": [{**paths.json_path(p), "error": why} for p, why in self.failed],
+            "deferred": [{**paths.json_path(p), "reason": why} for p, why in self.deferred]
+            + [{**paths.json_path(p), "reason": "not covered by the sender's view"} for p in self.incomplete],
             "dry_run": self.dry_run,
         }
 
@@ -81,18 +87,22 @@ def check_same_vault(a: Replica, b: Replica) -> None:
         raise WrongVault(f"{a.root} and {b.root} are the same replica ({a.id}); a cloned drive needs a new identity")
 
 
-def push_open(
-    src: Replica,
+def sync_into(
     dst: Replica,
+    src: SyncSource,
+    content: ContentSource,
+    src_names: dict[str, str],
     tops: list[bytes],
     dry_run: bool = False,
     progress: Callable[[ExecProgress], None] | None = None,
 ) -> SyncReport:
-    """Sync the (already scanned) replica `src` into `dst`, one top path at a time."""
+    """One-way sync of the sender's tree `src` (an index or a bundle) into
+    the (already scanned) replica `dst`, one top path at a time."""
     report = SyncReport(dry_run=dry_run)
     for top in tops or [b""]:
-        plan: Plan = plan_sync(src.index, dst.index, top)
+        plan: Plan = plan_sync(src, dst.index, top)
         report.visited += plan.visited
+        report.incomplete += plan.incomplete
         if dry_run:
             counts = plan.count()
             report.created += counts["created"]
@@ -101,10 +111,10 @@ def push_open(
             report.skipped += counts["skipped"]
             report.conflicts += [conflict_json(c) for c in plan.conflicts]
             continue
-        result = Executor(dst, plan, ReplicaSource(src.root), progress).run()
+        result = Executor(dst, plan, content, progress).run()
         dst.recheck_identity()
-        raise_sync_times(dst.index, src.index, top, result.failed_paths)
-        dst.learn_names(src.names())
+        raise_sync_times(dst.index, src, top, result.failed_paths | set(plan.incomplete))
+        dst.learn_names(src_names)
         dst.index.commit()
         report.created += result.created
         report.updated += result.updated
@@ -113,8 +123,20 @@ def push_open(
         report.skipped += plan.skipped
         report.bytes_copied += result.bytes_from_source
         report.conflicts += [conflict_json(c) for c in result.conflicts]
-        report.failed += result.failed
+        for path, why, unavailable in result.failed:
+            (report.deferred if unavailable else report.failed).append((path, why))
     return report
+
+
+def push_open(
+    src: Replica,
+    dst: Replica,
+    tops: list[bytes],
+    dry_run: bool = False,
+    progress: Callable[[ExecProgress], None] | None = None,
+) -> SyncReport:
+    """Sync the (already scanned) replica `src` into `dst`."""
+    return sync_into(dst, src.index, ReplicaSource(src.root), src.names(), tops, dry_run, progress)
 
 
 def push(
@@ -135,4 +157,4 @@ def push(
         return push_open(src, dst, tops, dry_run, progress)
 
 
-__all__ = ["push", "push_open", "SyncReport", "ReplicaSource", "check_same_vault", "SquirrelError"]
+__all__ = ["push", "push_open", "sync_into", "SyncReport", "ReplicaSource", "check_same_vault", "SquirrelError"]

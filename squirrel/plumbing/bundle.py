@@ -1,0 +1,538 @@
+"""The bundle format: a streaming writer and a checking reader.
+
+Layout and rules: docs/formats/bundle.md. The writer streams objects from
+disk into `FILE.part` and renames it when complete; the reader checks the
+header, the size, and the whole manifest before anything else, finds the
+objects by walking their headers, and verifies every object against its id
+as it streams it out. Garbage raises only `BadBundle` (or `UnsupportedFormat`
+for a version or capability this reader does not know).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import struct
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import blake3
+import zstandard
+
+from squirrel.errors import BadBundle, SquirrelError, UnsupportedFormat
+from squirrel.plumbing import paths
+from squirrel.plumbing.index import FLAG_PARTIAL, Entry, decode_entry, encode_entry
+from squirrel.plumbing.vtime import VectorTime, decode_varint, encode_varint
+
+SIGNATURE = b"SQBUNDLE"
+TRAILER = b"SQTRAILR"
+VERSION = 1
+CAPABILITIES = frozenset({"zstd"})
+MAX_HEADER = 1 << 20
+MAX_MANIFEST = 1 << 30
+MAX_WINDOW = 1 << 27
+REC_END, REC_ENTRY, REC_SYNC = 0, 1, 2
+ENC_RAW, ENC_ZSTD = 0, 1
+_OBJ_HEAD = struct.Struct("<B32sQBQ")
+_PRELUDE = struct.Struct("<8sHI")
+BLOCK = 1 << 20
+SAMPLE = 1 << 20
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    oid: bytes
+    size: int
+    encoding: int
+    offset: int  # of the payload
+    stored: int
+
+
+# Writing -------------------------------------------------------------------
+class BundleWriter:
+    """Write a bundle: `add_entry`/`add_sync` for the manifest, then
+    `add_object` for each object, then `close` (or `abort`)."""
+
+    def __init__(self, path: str, header: dict[str, Any], level: int = 3) -> None:
+        self.path = os.path.abspath(path)
+        self.part = self.path + ".part"
+        self.header = dict(header)
+        self.level = level
+        self.manifest = io.BytesIO()
+        self.entries = 0
+        self.syncs = 0
+        self.objects = 0
+        self.object_bytes = 0
+        self._seen_paths: set[bytes] = set()
+        self._objects_file: BinaryIO | None = None
+
+    def add_entry(self, path: bytes, entry: Entry) -> None:
+        value = encode_entry(entry)
+        self.manifest.write(bytes([REC_ENTRY]) + encode_varint(len(path)) + path + encode_varint(len(value)) + value)
+        self.entries += 1
+
+    def add_sync(self, path: bytes, s: VectorTime) -> None:
+        value = s.encode()
+        self.manifest.write(bytes([REC_SYNC]) + encode_varint(len(path)) + path + encode_varint(len(value)) + value)
+        self.syncs += 1
+
+    def _objects(self) -> BinaryIO:
+        if self._objects_file is None:
+            # Objects are streamed to a side file first: the header, which
+            # precedes them, needs the manifest's final size.
+            self._objects_file = open(self.part + ".objects", "w+b")  # noqa: SIM115
+        return self._objects_file
+
+    def add_object(self, oid: bytes, size: int, read: Callable[[], Iterator[bytes]]) -> int:
+        """Append one object, read from `read()` and verified; returns bytes stored."""
+        f = self._objects()
+        head_at = f.tell()
+        f.write(_OBJ_HEAD.pack(1, oid, size, ENC_RAW, 0))
+        h = blake3.blake3(max_threads=blake3.blake3.AUTO if size >= (16 << 20) else 1)
+        it = read()
+        first = b""
+        for chunk in it:
+            first += chunk
+            if len(first) >= SAMPLE:
+                break
+        sample = zstandard.ZstdCompressor(level=self.level).compress(first) if first else b""
+        encoding = ENC_ZSTD if first and len(sample) < len(first) * 0.95 else ENC_RAW
+        total = 0
+        payload_start = f.tell()
+        if encoding == ENC_RAW:
+            for chunk in _chain(first, it):
+                h.update(chunk)
+                total += len(chunk)
+                f.write(chunk)
+        else:
+            cctx = zstandard.ZstdCompressor(level=self.level, write_content_size=True)
+            with cctx.stream_writer(f, size=size, closefd=False) as w:
+                for chunk in _chain(first, it):
+                    h.update(chunk)
+                    total += len(chunk)
+                    w.write(chunk)
+        stored = f.tell() - payload_start
+        if total != size or h.digest() != oid:
+            raise SquirrelError("a file changed while it was packed; scan and pack again")
+        f.seek(head_at)
+        f.write(_OBJ_HEAD.pack(1, oid, size, encoding, stored))
+        f.seek(0, io.SEEK_END)
+        self.objects += 1
+        self.object_bytes += stored
+        return stored
+
+    def close(self) -> int:
+        """Assemble FILE.part, fsync, rename to FILE; returns the bundle's size."""
+        self.manifest.write(bytes([REC_END]))
+        raw_manifest = self.manifest.getvalue()
+        stored_manifest = zstandard.ZstdCompressor(level=self.level).compress(raw_manifest)
+        header = {
+            **self.header,
+            "format": VERSION,
+            "capabilities": sorted(CAPABILITIES),
+            "entries": self.entries,
+            "syncs": self.syncs,
+            "objects": self.objects,
+            "manifest_size": len(raw_manifest),
+            "manifest_stored": len(stored_manifest),
+            "manifest_hash": blake3.blake3(raw_manifest).hexdigest(),
+            "total_size": 0,
+        }
+        objects = self._objects()
+        objects.write(bytes([0]))
+        objects_size = objects.tell()
+
+        def encode_header(total: int) -> bytes:
+            header["total_size"] = total
+            return json.dumps(header, sort_keys=True).encode()
+
+        # total_size is part of the header, whose length depends on it: fix point.
+        total = 0
+        for _ in range(4):
+            hb = encode_header(total)
+            new_total = _PRELUDE.size + len(hb) + len(stored_manifest) + objects_size + len(TRAILER) + 32
+            if new_total == total:
+                break
+            total = new_total
+        hb = encode_header(total)
+        h = blake3.blake3()
+        with open(self.part, "wb") as out:
+            for piece in (_PRELUDE.pack(SIGNATURE, VERSION, len(hb)), hb, stored_manifest):
+                out.write(piece)
+                h.update(piece)
+            objects.seek(0)
+            while True:
+                block = objects.read(BLOCK)
+                if not block:
+                    break
+                out.write(block)
+                h.update(block)
+            out.write(TRAILER + h.digest())
+            out.flush()
+            os.fsync(out.fileno())
+        self._drop_objects_file()
+        if os.path.getsize(self.part) != total:
+            raise SquirrelError("internal error: bundle size mismatch")
+        os.replace(self.part, self.path)
+        return total
+
+    def _drop_objects_file(self) -> None:
+        if self._objects_file is not None:
+            self._objects_file.close()
+            self._objects_file = None
+            try:
+                os.unlink(self.part + ".objects")
+            except FileNotFoundError:
+                pass
+
+    def abort(self) -> None:
+        self._drop_objects_file()
+        for p in (self.part,):
+            try:
+                os.unlink(p)
+            except FileNotFoundError:
+                pass
+
+
+def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if first:
+        yield first
+    yield from rest
+
+
+# Reading -------------------------------------------------------------------
+class BundleReader:
+    """Open and check a bundle. After construction the header and the whole
+    manifest have been validated and the objects located; nothing has been
+    written anywhere."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        try:
+            self.f: BinaryIO = open(path, "rb")  # noqa: SIM115
+        except OSError as e:
+            raise BadBundle(f"cannot open bundle {path}: {e.strerror}") from e
+        try:
+            self._read_header()
+            self.entries: dict[bytes, Entry] = {}
+            self.syncs: dict[bytes, VectorTime] = {}
+            self._read_manifest()
+            self.objects: dict[bytes, ObjectRef] = {}
+            self._locate_objects()
+        except BadBundle:
+            self.f.close()
+            raise
+        except (OSError, ValueError, struct.error, zstandard.ZstdError, SquirrelError) as e:
+            self.f.close()
+            if isinstance(e, UnsupportedFormat):
+                raise
+            raise BadBundle(f"damaged bundle {path}: {e}") from e
+
+    def close(self) -> None:
+        self.f.close()
+
+    def __enter__(self) -> BundleReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _bad(self, why: str) -> BadBundle:
+        return BadBundle(f"bad bundle {self.path}: {why}")
+
+    def _read_exact(self, n: int) -> bytes:
+        data = self.f.read(n)
+        if len(data) != n:
+            raise self._bad("truncated")
+        return data
+
+    def _read_header(self) -> None:
+        sig, version, hlen = _PRELUDE.unpack(self._read_exact(_PRELUDE.size))
+        if sig != SIGNATURE:
+            raise self._bad("not a bundle (wrong signature)")
+        if version != VERSION:
+            raise UnsupportedFormat(f"bundle {self.path} has format version {version}; this sq reads {VERSION}")
+        if hlen > MAX_HEADER:
+            raise self._bad("header too large")
+        try:
+            header = json.loads(self._read_exact(hlen))
+        except ValueError as e:
+            raise self._bad("damaged header") from e
+        if not isinstance(header, dict):
+            raise self._bad("damaged header")
+        caps = header.get("capabilities")
+        if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
+            raise self._bad("damaged header (capabilities)")
+        unknown = set(caps) - CAPABILITIES
+        if unknown:
+            raise UnsupportedFormat(
+                f"bundle {self.path} needs {', '.join(sorted(unknown))}, unknown to this sq; upgrade"
+            )
+        ints = ("entries", "syncs", "objects", "manifest_size", "manifest_stored", "total_size", "created")
+        for key in ints:
+            if not isinstance(header.get(key), int) or header[key] < 0:
+                raise self._bad(f"damaged header ({key})")
+        src = header.get("source")
+        if (
+            header.get("format") != VERSION
+            or not isinstance(header.get("vault"), str)
+            or not isinstance(src, dict)
+            or not isinstance(src.get("replica"), str)
+            or not isinstance(src.get("counter"), int)
+            or not isinstance(header.get("manifest_hash"), str)
+            or not isinstance(header.get("tops"), list)
+            or not isinstance(header.get("names", {}), dict)
+        ):
+            raise self._bad("damaged header")
+        if header["manifest_size"] > MAX_MANIFEST:
+            raise self._bad("manifest too large")
+        size = os.fstat(self.f.fileno()).st_size
+        if size != header["total_size"]:
+            raise self._bad(f"truncated or extended: {size} bytes, header says {header['total_size']}")
+        try:
+            self.tops = [paths.check_relpath(base64.b64decode(t, validate=True)) for t in header["tops"]]
+        except (ValueError, TypeError, SquirrelError) as e:
+            raise self._bad("damaged header (tops)") from e
+        self.header = header
+        self.vault: str = header["vault"]
+        self.source_id: str = src["replica"]
+        self.source_name: str = str(src.get("name") or src["replica"])
+        self.source_counter: int = src["counter"]
+        self.names: dict[str, str] = {str(k): str(v) for k, v in header.get("names", {}).items()}
+
+    def _read_manifest(self) -> None:
+        h = self.header
+        stored = self._read_exact(h["manifest_stored"])
+        try:
+            dctx = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW)
+            raw = dctx.decompress(stored, max_output_size=h["manifest_size"])
+        except zstandard.ZstdError as e:
+            raise self._bad(f"damaged manifest ({e})") from e
+        if len(raw) != h["manifest_size"] or blake3.blake3(raw).hexdigest() != h["manifest_hash"]:
+            raise self._bad("manifest does not match its hash")
+        pos = 0
+        while True:
+            if pos >= len(raw):
+                raise self._bad("manifest has no end record")
+            kind = raw[pos]
+            pos += 1
+            if kind == REC_END:
+                break
+            if kind not in (REC_ENTRY, REC_SYNC):
+                raise self._bad(f"unknown manifest record {kind}")
+            plen, pos = decode_varint(raw, pos)
+            path = raw[pos : pos + plen]
+            pos += plen
+            vlen, pos = decode_varint(raw, pos)
+            value = raw[pos : pos + vlen]
+            pos += vlen
+            if len(path) != plen or len(value) != vlen:
+                raise self._bad("truncated manifest record")
+            try:
+                paths.check_relpath(path)
+            except SquirrelError as e:
+                raise self._bad(str(e)) from e
+            if kind == REC_ENTRY:
+                if path in self.entries:
+                    raise self._bad(f"duplicate path {paths.display(path)!r}")
+                self.entries[path] = decode_entry(value)
+            else:
+                if path in self.syncs:
+                    raise self._bad(f"duplicate sync time for {paths.display(path)!r}")
+                self.syncs[path] = VectorTime.decode(value)
+        if pos != len(raw):
+            raise self._bad("bytes after the manifest's end record")
+        if len(self.entries) != h["entries"] or len(self.syncs) != h["syncs"]:
+            raise self._bad("manifest counts do not match the header")
+        root = self.entries.get(b"")
+        if root is None or not root.is_dir:
+            raise self._bad("manifest has no root directory")
+        above_tops = {b""}
+        for t in self.tops:
+            above_tops.add(t)
+            above_tops.update(paths.ancestors(t))
+        for p, ent in self.entries.items():
+            if not p:
+                continue
+            parent = self.entries.get(paths.parent_of(p))
+            if parent is None or not parent.is_dir or (parent.flags & FLAG_PARTIAL and p not in above_tops):
+                raise self._bad(f"{paths.display(p)!r} has no directory above it in the bundle")
+            if ent.is_file and len(ent.oid) != 32:
+                raise self._bad("bad object id")
+
+    def _locate_objects(self) -> None:
+        end = self.header["total_size"] - len(TRAILER) - 32
+        while True:
+            tag = self._read_exact(1)[0]
+            if tag == 0:
+                break
+            if tag != 1:
+                raise self._bad("damaged object record")
+            rest = self._read_exact(_OBJ_HEAD.size - 1)
+            _, oid, size, enc, stored = _OBJ_HEAD.unpack(bytes([tag]) + rest)
+            if enc not in (ENC_RAW, ENC_ZSTD) or (enc == ENC_RAW and stored != size):
+                raise self._bad("damaged object record")
+            offset = self.f.tell()
+            if offset + stored > end:
+                raise self._bad("object runs past the end")
+            if oid in self.objects:
+                raise self._bad("duplicate object")
+            self.objects[oid] = ObjectRef(oid, size, enc, offset, stored)
+            self.f.seek(offset + stored)
+        if len(self.objects) != self.header["objects"]:
+            raise self._bad("object count does not match the header")
+        if self.f.tell() != end or self._read_exact(len(TRAILER)) != TRAILER:
+            raise self._bad("damaged trailer")
+
+    def object_chunks(self, oid: bytes) -> Iterator[bytes]:
+        """Stream an object's content. The caller verifies the id (fsops.write_temp
+        does); the size and the decompression limits are enforced here."""
+        ref = self.objects.get(oid)
+        if ref is None:
+            raise KeyError(oid)
+        f = open(self.path, "rb")  # noqa: SIM115  (own handle: objects may be read interleaved)
+        try:
+            f.seek(ref.offset)
+            if ref.encoding == ENC_RAW:
+                left = ref.stored
+                while left:
+                    block = f.read(min(BLOCK, left))
+                    if not block:
+                        raise self._bad("truncated object")
+                    left -= len(block)
+                    yield block
+                return
+            limited = io.BufferedReader(_Limited(f, ref.stored))
+            dctx = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW)
+            produced = 0
+            try:
+                with dctx.stream_reader(limited, read_across_frames=False) as r:
+                    while True:
+                        block = r.read(BLOCK)
+                        if not block:
+                            break
+                        produced += len(block)
+                        if produced > ref.size:
+                            raise self._bad("object decompresses past its declared size")
+                        yield block
+            except zstandard.ZstdError as e:
+                raise self._bad(f"damaged object ({e})") from e
+            if produced != ref.size:
+                raise self._bad("object shorter than its declared size")
+        finally:
+            f.close()
+
+    def verify(self) -> list[str]:
+        """Read everything: every object against its id, and the trailer hash."""
+        problems: list[str] = []
+        for oid, ref in self.objects.items():
+            h = blake3.blake3()
+            n = 0
+            try:
+                for chunk in self.object_chunks(oid):
+                    h.update(chunk)
+                    n += len(chunk)
+            except BadBundle as e:
+                problems.append(f"object {oid.hex()}: {e}")
+                continue
+            if n != ref.size or h.digest() != oid:
+                problems.append(f"object {oid.hex()} does not match its id")
+        h = blake3.blake3()
+        end = self.header["total_size"] - len(TRAILER) - 32
+        with open(self.path, "rb") as f:
+            left = end
+            while left:
+                block = f.read(min(BLOCK, left))
+                if not block:
+                    break
+                h.update(block)
+                left -= len(block)
+            if f.read(len(TRAILER)) != TRAILER or f.read(32) != h.digest():
+                problems.append("whole-bundle checksum does not match (damaged)")
+        return problems
+
+
+class _Limited(io.RawIOBase):
+    """A read-only view of the next `n` bytes of a file."""
+
+    def __init__(self, f: BinaryIO, n: int) -> None:
+        self.f = f
+        self.left = n
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if self.left <= 0:
+            return 0
+        want = min(len(b), self.left)
+        data = self.f.read(want)
+        b[: len(data)] = data
+        self.left -= len(data)
+        return len(data)
+
+
+class BundleTree:
+    """The sender's tree as a bundle describes it, for the planner."""
+
+    def __init__(self, reader: BundleReader) -> None:
+        self.r = reader
+        self._kids: dict[bytes, list[bytes]] = {}
+        for p in reader.entries:
+            if p:
+                self._kids.setdefault(paths.parent_of(p), []).append(p)
+        for lst in self._kids.values():
+            lst.sort()
+
+    def get(self, path: bytes) -> Entry | None:
+        return self.r.entries.get(path)
+
+    def children(self, path: bytes) -> Iterator[tuple[bytes, Entry]]:
+        for p in self._kids.get(path, []):
+            yield paths.split(p)[1], self.r.entries[p]
+
+    def _with_self(self, s: VectorTime) -> VectorTime:
+        return s.with_entry(self.r.source_id, self.r.source_counter)
+
+    def sync_time(self, path: bytes) -> VectorTime:
+        p = path
+        while True:
+            s = self.r.syncs.get(p)
+            if s is not None:
+                return self._with_self(s)
+            if not p:
+                return self._with_self(VectorTime())
+            p = paths.parent_of(p)
+
+    def sync_time_below(self, path: bytes, inherited: VectorTime) -> VectorTime:
+        s = self.r.syncs.get(path)
+        return inherited if s is None else self._with_self(s)
+
+    def stored_syncs_under(self, path: bytes) -> list[tuple[bytes, VectorTime]]:
+        return sorted((p, s) for p, s in self.r.syncs.items() if p and p != path and paths.is_under(p, path))
+
+
+def header_for(
+    vault: str,
+    source_id: str,
+    source_name: str,
+    counter: int,
+    names: dict[str, str],
+    base: dict[str, Any] | None,
+    tops: list[bytes],
+) -> dict[str, Any]:
+    return {
+        "vault": vault,
+        "source": {"replica": source_id, "name": source_name, "counter": counter},
+        "names": names,
+        "base": base,
+        "tops": [base64.b64encode(t).decode() for t in tops],
+        "created": int(time.time()),
+    }
+
+
+__all__ = ["BundleWriter", "BundleReader", "FLAG_PARTIAL", "decode_entry", "header_for"]

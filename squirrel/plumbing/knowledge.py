@@ -1,0 +1,127 @@
+"""What a receiver knows: its sync times, for packing a bundle against.
+
+`sq knowledge PATH -o FILE` writes a replica's knowledge so that the sender
+can pack exactly what it lacks without the receiver being mounted
+(`sq pack --base FILE`). Format: docs/formats/knowledge.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from dataclasses import dataclass, field
+
+from squirrel.errors import BadBundle, SquirrelError, UnsupportedFormat
+from squirrel.plumbing import paths
+from squirrel.plumbing.index import ReplicaIndex
+from squirrel.plumbing.replica import Replica, write_file_atomic
+from squirrel.plumbing.vtime import VectorTime, is_replica_id
+
+KNOWLEDGE_FORMAT = 1
+MAX_KNOWLEDGE_BYTES = 256 << 20
+
+
+@dataclass
+class Knowledge:
+    """A receiver's sync times: stored ones (compressed) plus its own counter."""
+
+    vault: str
+    replica: str | None
+    counter: int
+    stored: dict[bytes, VectorTime] = field(default_factory=dict)
+    index: ReplicaIndex | None = None  # a mounted receiver's index, to find content it has
+    objects: set[bytes] = field(default_factory=set)  # content ids the receiver holds (from a file)
+
+    def sync_time(self, path: bytes) -> VectorTime:
+        p = path
+        while True:
+            s = self.stored.get(p)
+            if s is not None:
+                return s.with_entry(self.replica, self.counter) if self.replica else s
+            if not p:
+                return VectorTime()
+            p = paths.parent_of(p)
+
+    def sync_time_below(self, path: bytes, inherited: VectorTime) -> VectorTime:
+        s = self.stored.get(path)
+        if s is None:
+            return inherited
+        return s.with_entry(self.replica, self.counter) if self.replica else s
+
+    def has_object(self, oid: bytes) -> bool:
+        if oid in self.objects:
+            return True
+        return self.index is not None and bool(self.index.paths_with_object(oid))
+
+    @classmethod
+    def nothing(cls, vault: str) -> Knowledge:
+        return cls(vault, None, 0, {b"": VectorTime()})
+
+    @classmethod
+    def of_replica(cls, rep: Replica) -> Knowledge:
+        idx = rep.index
+        stored = {b"": idx.stored_sync(b"") or VectorTime()}
+        stored.update(dict(idx.stored_syncs_under(b"")))
+        return cls(rep.identity.vault, rep.id, idx.counter, stored, idx)
+
+    def all_objects(self) -> set[bytes]:
+        if self.index is None:
+            return set(self.objects)
+        return self.objects | self.index.all_objects()
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "objects": base64.b64encode(b"".join(sorted(self.all_objects()))).decode(),
+            "format": KNOWLEDGE_FORMAT,
+            "vault": self.vault,
+            "replica": self.replica,
+            "counter": self.counter,
+            "sync": [{"path_b64": base64.b64encode(p).decode(), "s": dict(s)} for p, s in sorted(self.stored.items())],
+        }
+
+    def write(self, path: str) -> None:
+        write_file_atomic(os.path.abspath(path), json.dumps(self.to_json(), sort_keys=True).encode())
+
+    @classmethod
+    def read(cls, path: str) -> Knowledge:
+        try:
+            with open(path, "rb") as f:
+                raw = f.read(MAX_KNOWLEDGE_BYTES + 1)
+        except OSError as e:
+            raise BadBundle(f"cannot read knowledge file {path}: {e.strerror}") from e
+        if len(raw) > MAX_KNOWLEDGE_BYTES:
+            raise BadBundle(f"knowledge file {path} is too large")
+        try:
+            doc = json.loads(raw)
+            fmt = doc["format"]
+            if not isinstance(fmt, int):
+                raise TypeError("format")
+            if fmt > KNOWLEDGE_FORMAT:
+                raise UnsupportedFormat(f"knowledge file {path} has format {fmt}, newer than this sq; upgrade sq")
+            vault, replica, counter = doc["vault"], doc["replica"], doc["counter"]
+            if not (isinstance(vault, str) and is_replica_id(vault)):
+                raise TypeError("vault")
+            if replica is not None and not (isinstance(replica, str) and is_replica_id(replica)):
+                raise TypeError("replica")
+            if not isinstance(counter, int) or counter < 0:
+                raise TypeError("counter")
+            raw_ids = base64.b64decode(doc.get("objects", ""), validate=True)
+            if len(raw_ids) % 32:
+                raise ValueError("objects")
+            objects = {raw_ids[i : i + 32] for i in range(0, len(raw_ids), 32)}
+            stored: dict[bytes, VectorTime] = {}
+            for item in doc["sync"]:
+                p = paths.check_relpath(base64.b64decode(item["path_b64"], validate=True))
+                s = item["s"]
+                if not isinstance(s, dict) or not all(
+                    isinstance(k, str) and is_replica_id(k) and isinstance(v, int) and v >= 0 for k, v in s.items()
+                ):
+                    raise TypeError("sync time")
+                stored[p] = VectorTime(s)
+        except UnsupportedFormat:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError, SquirrelError) as e:
+            raise BadBundle(f"not a knowledge file (or damaged): {path}") from e
+        stored.setdefault(b"", VectorTime())
+        return cls(vault, replica, counter, stored, None, objects)

@@ -1,0 +1,48 @@
+"""`sq apply BUNDLE PATH`: import a bundle with the same decisions, conflicts
+and safe writes as `sq push` from the bundle's sender."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from squirrel.errors import ContentUnavailable, WrongVault
+from squirrel.plumbing import paths
+from squirrel.plumbing.bundle import BundleReader, BundleTree
+from squirrel.plumbing.execute import ExecProgress
+from squirrel.plumbing.index import Entry
+from squirrel.plumbing.replica import Replica
+from squirrel.plumbing.scan import ScanProgress
+from squirrel.porcelain.push import SyncReport, sync_into
+from squirrel.porcelain.scan import scan_open_replica
+
+
+class BundleContent:
+    """Content objects from a bundle, verified on the way into the replica."""
+
+    def __init__(self, reader: BundleReader) -> None:
+        self.reader = reader
+
+    def chunks(self, path: bytes, entry: Entry) -> Iterable[bytes]:
+        if entry.oid not in self.reader.objects:
+            raise ContentUnavailable(f"content of {paths.display(path)} is not in this bundle; it comes in a later one")
+        return self.reader.object_chunks(entry.oid)
+
+
+def apply(
+    bundle: str,
+    path: str,
+    dry_run: bool = False,
+    scan_progress: ScanProgress | None = None,
+    progress: Callable[[ExecProgress], None] | None = None,
+) -> SyncReport:
+    """Check the whole bundle first, then sync it into the replica at PATH."""
+    with BundleReader(bundle) as reader, Replica.open(path) as rep:
+        if reader.vault != rep.identity.vault:
+            raise WrongVault(
+                f"bundle {bundle} is from vault {reader.vault}; {rep.root} is in vault {rep.identity.vault}"
+            )
+        if reader.source_id == rep.id:
+            raise WrongVault(f"bundle {bundle} was packed from this replica ({rep.name}); nothing to apply")
+        scan_open_replica(rep, scan_progress)
+        tree = BundleTree(reader)
+        return sync_into(rep, tree, BundleContent(reader), reader.names, reader.tops, dry_run, progress)

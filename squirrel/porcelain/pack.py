@@ -1,0 +1,218 @@
+"""`sq pack`: write a bundle of the versions a receiver does not know yet.
+
+The walk mirrors the planner's: a directory whose modification time the
+receiver's sync time covers is written as one *partial* entry, without its
+children, so packing costs what changed, not what exists. Content is added
+for every file version the receiver does not know, unless the receiver is
+known to hold the same content already (a move, a duplicate), and only while
+it fits under `max_size`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+
+from squirrel.errors import BadPath, WrongVault
+from squirrel.plumbing import fsops, paths
+from squirrel.plumbing.bundle import BundleWriter, header_for
+from squirrel.plumbing.index import FLAG_PARTIAL, FLAG_RACY, Entry
+from squirrel.plumbing.knowledge import Knowledge
+from squirrel.plumbing.replica import Replica
+from squirrel.plumbing.scan import ScanProgress
+from squirrel.plumbing.vtime import VectorTime
+from squirrel.porcelain.scan import scan_open_replica
+
+
+@dataclass
+class PackProgress:
+    objects_done: int = 0
+    objects_total: int = 0
+    bytes_done: int = 0
+    bytes_total: int = 0
+
+
+@dataclass
+class PackReport:
+    path: str
+    size: int = 0
+    entries: int = 0
+    objects: int = 0
+    object_bytes: int = 0
+    content_bytes: int = 0
+    left_behind: list[tuple[bytes, int]] = field(default_factory=list)  # (path, size) not carried
+    known_elsewhere: int = 0  # objects left out because the receiver has them
+
+
+class _Packer:
+    def __init__(self, rep: Replica, know: Knowledge, max_size: int | None) -> None:
+        self.rep = rep
+        self.idx = rep.index
+        self.know = know
+        self.max_size = max_size
+        self.emitted: set[bytes] = set()
+        self.entries: list[tuple[bytes, Entry]] = []
+        self.wanted: dict[bytes, tuple[bytes, Entry]] = {}  # oid -> (path, entry)
+        self.known_elsewhere = 0
+
+    def emit(self, path: bytes, entry: Entry) -> None:
+        if path in self.emitted:
+            return
+        self.emitted.add(path)
+        self.entries.append((path, replace(entry, flags=entry.flags & ~FLAG_RACY)))
+
+    def receiver_has(self, oid: bytes) -> bool:
+        if self.know.has_object(oid):
+            return True
+        # The receiver knows a version with this content at some path of ours.
+        for p in self.idx.paths_with_object(oid):
+            e = self.idx.get(p)
+            if e is not None and e.m <= self.know.sync_time(p):
+                return True
+        return False
+
+    def walk(self, path: bytes, entry: Entry, s_k: VectorTime) -> None:
+        if entry.is_dir:
+            if entry.m <= s_k:
+                self.emit(path, replace(entry, flags=entry.flags | FLAG_PARTIAL))
+                return
+            self.emit(path, entry)
+            for name, child in self.idx.children(path):
+                cp = paths.join(path, name)
+                self.walk(cp, child, self.know.sync_time_below(cp, s_k))
+            return
+        self.emit(path, entry)
+        if entry.m <= s_k or entry.oid in self.wanted:
+            return
+        if self.receiver_has(entry.oid):
+            self.known_elsewhere += 1
+            return
+        self.wanted[entry.oid] = (path, entry)
+
+    def add_top(self, top: bytes) -> None:
+        entry = self.idx.get(top)
+        for anc in reversed(list(paths.ancestors(top))) if top else []:
+            e = self.idx.get(anc)
+            assert e is not None
+            if anc not in self.emitted:
+                self.emit(anc, replace(e, flags=e.flags | FLAG_PARTIAL))
+        if entry is None:
+            return
+        self.walk(top, entry, self.know.sync_time(top))
+
+
+def pack(
+    path: str,
+    out: str,
+    for_replica: str | None = None,
+    base: str | None = None,
+    max_size: int | None = None,
+    subpaths: list[str] | None = None,
+    scan_progress: ScanProgress | None = None,
+    progress: Callable[[PackProgress], None] | None = None,
+) -> PackReport:
+    """Scan PATH and write the bundle `out` for the receiver described by
+    `for_replica` (mounted) or `base` (a knowledge file), or for anyone."""
+    if for_replica and base:
+        raise BadPath("give --for or --base, not both")
+    out = os.path.abspath(out)
+    if os.path.isdir(out):
+        raise BadPath(f"{out} is a directory; give a bundle file name")
+    with Replica.open(path) as rep:
+        receiver: Replica | None = None
+        base_info: dict[str, object]
+        try:
+            if for_replica:
+                receiver = Replica.open(for_replica, write=False)
+                know = Knowledge.of_replica(receiver)
+                base_info = {"kind": "replica", "replica": receiver.id}
+            elif base:
+                know = Knowledge.read(base)
+                base_info = {"kind": "knowledge", "replica": know.replica}
+            else:
+                know = Knowledge.nothing(rep.identity.vault)
+                base_info = {"kind": "none", "replica": None}
+            if know.vault != rep.identity.vault:
+                raise WrongVault(f"the receiver belongs to vault {know.vault}, not {rep.identity.vault}")
+            scan_open_replica(rep, scan_progress)
+            tops = sorted({paths.user_relpath(rep.root, s) for s in subpaths or []}) or [b""]
+            packer = _Packer(rep, know, max_size)
+            packer.emit(b"", rep.index.get(b"") or _missing_root())
+            for top in tops:
+                packer.add_top(top)
+            return _write(rep, packer, out, base_info, tops, progress)
+        finally:
+            if receiver is not None:
+                receiver.close()
+
+
+def _missing_root() -> Entry:
+    from squirrel.errors import CorruptIndex
+
+    raise CorruptIndex("index has no root record")
+
+
+def _write(
+    rep: Replica,
+    packer: _Packer,
+    out: str,
+    base_info: dict[str, object],
+    tops: list[bytes],
+    progress: Callable[[PackProgress], None] | None,
+) -> PackReport:
+    idx = rep.index
+    header = header_for(rep.identity.vault, rep.id, rep.name, idx.counter, rep.names(), base_info, tops)
+    writer = BundleWriter(out, header)
+    report = PackReport(out)
+    try:
+        for p, e in packer.entries:
+            writer.add_entry(p, e)
+        for p, s in _syncs(rep, tops):
+            writer.add_sync(p, s)
+        prog = PackProgress(
+            objects_total=len(packer.wanted), bytes_total=sum(e.size for _, e in packer.wanted.values())
+        )
+        root = os.fsencode(rep.root)
+        budget = packer.max_size
+        for oid, (p, e) in packer.wanted.items():
+            if budget is not None and report.content_bytes + e.size > budget:
+                report.left_behind.append((p, e.size))
+                continue
+
+            def read(p: bytes = p, e: Entry = e) -> Iterator[bytes]:
+                for chunk in fsops.read_chunks(fsops.abspath(root, p), e):
+                    prog.bytes_done += len(chunk)
+                    if progress is not None:
+                        progress(prog)
+                    yield chunk
+
+            report.object_bytes += writer.add_object(oid, e.size, read)
+            report.content_bytes += e.size
+            report.objects += 1
+            prog.objects_done += 1
+        report.size = writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    report.entries = len(packer.entries)
+    report.known_elsewhere = packer.known_elsewhere
+    return report
+
+
+def _syncs(rep: Replica, tops: list[bytes]) -> list[tuple[bytes, VectorTime]]:
+    """The sender's stored sync times that matter for these tops."""
+    idx = rep.index
+    out: dict[bytes, VectorTime] = {}
+    wanted: set[bytes] = {b""}
+    for t in tops:
+        wanted.add(t)
+        wanted.update(paths.ancestors(t))
+    for p in wanted:
+        s = idx.stored_sync(p)
+        if s is not None:
+            out[p] = s.without(rep.id)
+    for t in tops:
+        for p, s in idx.stored_syncs_under(t):
+            out[p] = s.without(rep.id)
+    return sorted(out.items())
