@@ -111,7 +111,7 @@ class Planner:
                 continue
             src_dir, dst_dir = self.src.get(anc), self.dst.get(anc)
             if dst_dir is None and src_dir is not None and src_dir.is_dir:
-                self.plan.actions.append(Action(MKDIR, anc, src_dir, None, VectorTime(), src_dir.c))
+                self.plan.actions.append(Action(MKDIR, anc, src_dir, None, self._dst_ancestor_m(anc), src_dir.c))
         a = self.src.get(top)
         b = self.dst.get(top)
         s_a = self.src.sync_time(top)
@@ -124,6 +124,13 @@ class Planner:
         deletion A made below it."""
         for anc in paths.ancestors(path):
             e = self.src.get(anc)
+            if e is not None:
+                return e.m
+        return VectorTime()
+
+    def _dst_ancestor_m(self, path: bytes) -> VectorTime:
+        for anc in paths.ancestors(path):
+            e = self.dst.get(anc)
             if e is not None:
                 return e.m
         return VectorTime()
@@ -279,7 +286,11 @@ class Planner:
             assert a is not None
             created_inside = len(acts) > mkdir_at
             if created_inside or force_mkdir or not a.c.lineage_seen_by(s_b):
-                acts.insert(mkdir_at, Action(MKDIR, p, a, None, VectorTime(), a.c))
+                # B may have deleted things below this path: the directory it
+                # re-creates must cover those deletions, or B would never pass
+                # them on. B's nearest directory above covers them.
+                m0 = self._dst_ancestor_m(p) if a.c.lineage_seen_by(s_b) else VectorTime()
+                acts.insert(mkdir_at, Action(MKDIR, p, a, None, m0, a.c))
                 acts.append(Action(DIRMETA, p, a, None, a.m))
                 return False
             return True
