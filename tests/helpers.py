@@ -26,8 +26,8 @@ HOUR = 3600.0
 def make_tree(root: Path | str, files: Mapping[str, bytes | str], old: bool = True) -> Path:
     """Create files (`"a/b.txt": content`) and empty dirs (`"d/": ""`) under root.
 
-    With `old`, every created path gets an mtime an hour ago, so a later scan
-    does not treat it as racy.
+    With `old`, every file created gets an mtime an hour ago, so a later scan
+    does not treat it as racy; files already there keep theirs.
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -38,8 +38,8 @@ def make_tree(root: Path | str, files: Mapping[str, bytes | str], old: bool = Tr
             continue
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(content.encode() if isinstance(content, str) else content)
-    if old:
-        age(root)
+        if old:
+            set_mtime(p)
     return root
 
 
