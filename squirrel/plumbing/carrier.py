@@ -1,0 +1,297 @@
+"""The carrier: the laptop's replica of a vault's metadata, holding content
+only for versions some known drive still lacks. Layout: docs/formats/carrier.md.
+
+    CARRIER/carrier.json                 format and size budget
+    CARRIER/vaults/VAULT/.squirrel/      the carrier's own replica (identity, index, lock)
+    CARRIER/vaults/VAULT/objects/        content objects (objects.ObjectStore)
+    CARRIER/vaults/VAULT/drives/ID.json  each known drive's knowledge and last visit
+
+The carrier is a Tra replica with no files: `CarrierExecutor` carries out a
+plan on its index, storing content only where another known drive needs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from squirrel.errors import BadPath, ContentUnavailable, CorruptIndex, OutOfSpace, SquirrelError, UnsupportedFormat
+from squirrel.plumbing import paths
+from squirrel.plumbing.index import Entry, ReplicaIndex, new_dir
+from squirrel.plumbing.knowledge import Knowledge
+from squirrel.plumbing.objects import ObjectStore
+from squirrel.plumbing.plan import DELETE, DIRMETA, META, MKDIR, MOVE_ASIDE, RMDIR, WRITE, Action, Conflict, Plan
+from squirrel.plumbing.replica import Replica, write_file_atomic
+from squirrel.plumbing.vtime import VectorTime, is_replica_id
+
+CARRIER_FORMAT = 1
+
+
+def is_carrier(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, "carrier.json"))
+
+
+class Carrier:
+    """The carrier directory: its config and the vaults it serves."""
+
+    def __init__(self, root: str, create: bool = False) -> None:
+        self.root = os.path.abspath(root)
+        self.config_path = os.path.join(self.root, "carrier.json")
+        if not is_carrier(self.root):
+            if not create:
+                raise BadPath(f"not a carrier: {self.root} (no carrier.json)")
+            if os.path.exists(self.root) and not os.path.isdir(self.root):
+                raise BadPath(f"not a directory: {self.root}")
+            os.makedirs(os.path.join(self.root, "vaults"), exist_ok=True)
+            free = shutil.disk_usage(self.root).free
+            # A budget must exist: start with half of the free space, and say so.
+            self._write({"format": CARRIER_FORMAT, "max_size": free // 2})
+        self.config = self._read()
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            with open(self.config_path, "rb") as f:
+                cfg = json.loads(f.read())
+        except (OSError, ValueError) as e:
+            raise CorruptIndex(f"damaged carrier config {self.config_path}: {e}") from e
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("format"), int):
+            raise CorruptIndex(f"damaged carrier config {self.config_path}")
+        if cfg["format"] > CARRIER_FORMAT:
+            raise UnsupportedFormat(f"carrier {self.root} has format {cfg['format']}, newer than this sq; upgrade")
+        if not isinstance(cfg.get("max_size"), int) or cfg["max_size"] < 0:
+            raise CorruptIndex(f"damaged carrier config {self.config_path}: max_size")
+        return cfg
+
+    def _write(self, cfg: dict[str, Any]) -> None:
+        write_file_atomic(self.config_path, json.dumps(cfg, indent=1, sort_keys=True).encode())
+
+    @property
+    def max_size(self) -> int:
+        return int(self.config["max_size"])
+
+    def set_max_size(self, size: int) -> None:
+        self.config["max_size"] = size
+        self._write(self.config)
+
+    def vault_ids(self) -> list[str]:
+        d = os.path.join(self.root, "vaults")
+        try:
+            return sorted(v for v in os.listdir(d) if is_replica_id(v))
+        except FileNotFoundError:
+            return []
+
+    def vault_dir(self, vault: str) -> str:
+        return os.path.join(self.root, "vaults", vault)
+
+    def usage(self) -> int:
+        """Bytes of content held, over every vault."""
+        total = 0
+        for v in self.vault_ids():
+            d = self.vault_dir(v)
+            total += ObjectStore(os.path.join(d, "objects"), os.path.join(d, ".squirrel", "tmp")).usage()
+        return total
+
+    def open_vault(self, vault: str, create: bool = False) -> CarrierVault:
+        d = self.vault_dir(vault)
+        if not os.path.isdir(os.path.join(d, ".squirrel")):
+            if not create:
+                raise BadPath(f"the carrier {self.root} does not serve vault {vault}")
+            os.makedirs(d, exist_ok=True)
+            rep = Replica.create(d, name="carrier", vault=vault)
+        else:
+            rep = Replica.open(d)
+        return CarrierVault(self, rep)
+
+
+@dataclass
+class DriveRecord:
+    id: str
+    name: str
+    last_visit: int
+    knowledge: Knowledge
+
+
+class CarrierVault:
+    """One vault's part of the carrier: its replica, objects and known drives."""
+
+    def __init__(self, carrier: Carrier, replica: Replica) -> None:
+        self.carrier = carrier
+        self.rep = replica
+        self.dir = replica.root
+        self.store = ObjectStore(os.path.join(self.dir, "objects"), replica.tmp_dir)
+        self.drives_dir = os.path.join(self.dir, "drives")
+        os.makedirs(self.drives_dir, exist_ok=True)
+
+    @property
+    def index(self) -> ReplicaIndex:
+        return self.rep.index
+
+    def close(self) -> None:
+        self.rep.close()
+
+    def drives(self) -> list[DriveRecord]:
+        out = []
+        for name in sorted(os.listdir(self.drives_dir)):
+            if not name.endswith(".json") or not is_replica_id(name[:-5]):
+                continue
+            path = os.path.join(self.drives_dir, name)
+            know = Knowledge.read(path)
+            with open(path, "rb") as f:
+                doc = json.loads(f.read())
+            out.append(DriveRecord(name[:-5], str(doc.get("name", name[:-5])), int(doc.get("last_visit", 0)), know))
+        return out
+
+    def record_drive(self, replica: Replica) -> None:
+        """Remember what a drive knows now (its sync times), and when we saw it."""
+        know = Knowledge.of_replica(replica)
+        doc = know.to_json()
+        doc["objects"] = ""  # the carrier does not need the drive's content list
+        doc["name"] = replica.name
+        doc["last_visit"] = int(time.time())
+        write_file_atomic(os.path.join(self.drives_dir, replica.id + ".json"), json.dumps(doc, sort_keys=True).encode())
+
+    def needed_by_others(self, path: bytes, m: VectorTime, others: Iterable[DriveRecord]) -> bool:
+        return any(not m <= d.knowledge.sync_time(path) for d in others)
+
+    def drop_unneeded(self) -> tuple[int, int]:
+        """Drop every object that every known drive has; returns (count, bytes)."""
+        drives = self.drives()
+        dropped = freed = 0
+        for oid, _size in list(self.store):
+            needed = False
+            for p in self.index.paths_with_object(oid):
+                e = self.index.get(p)
+                if e is not None and self.needed_by_others(p, e.m, drives):
+                    needed = True
+                    break
+            if not needed:
+                freed += self.store.delete(oid)
+                dropped += 1
+        return dropped, freed
+
+
+@dataclass
+class CarrierResult:
+    taken: int = 0  # versions recorded
+    stored: int = 0  # objects stored
+    stored_bytes: int = 0
+    left_behind: list[tuple[bytes, int]] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+    failed: list[tuple[bytes, str, bool]] = field(default_factory=list)
+    failed_paths: set[bytes] = field(default_factory=set)
+
+
+class CarrierExecutor:
+    """Carry out a plan (drive -> carrier) on the carrier's index: metadata
+    always, content only when another known drive lacks the version and it
+    fits in the budget."""
+
+    def __init__(self, vault: CarrierVault, plan: Plan, source: Any, drive_id: str, budget_left: int) -> None:
+        self.v = vault
+        self.idx = vault.index
+        self.plan = plan
+        self.source = source
+        self.others = [d for d in vault.drives() if d.id != drive_id]
+        self.budget_left = budget_left
+        self.result = CarrierResult()
+        self._event: VectorTime | None = None
+
+    def new_event(self) -> VectorTime:
+        if self._event is None:
+            self._event = self.idx.next_event()
+        return self._event
+
+    def run(self) -> CarrierResult:
+        bad_conflicts: set[int] = set()
+        for act in self.plan.actions:
+            try:
+                self._do(act)
+            except (SquirrelError, OSError) as e:
+                msg = e.message if isinstance(e, SquirrelError) else str(e)
+                self.result.failed.append((act.path, msg, isinstance(e, ContentUnavailable)))
+                self.result.failed_paths.add(act.path)
+                if act.conflict >= 0:
+                    bad_conflicts.add(act.conflict)
+            self.idx.maybe_commit()
+        for ci, c in enumerate(self.plan.conflicts):
+            if ci in bad_conflicts:
+                self.result.failed_paths.add(c.path)
+            else:
+                self.result.conflicts.append(c)
+        return self.result
+
+    def _raise(self, rel: bytes, m: VectorTime | None) -> None:
+        if m:
+            self.idx.raise_ancestors(rel, m)
+
+    def _do(self, act: Action) -> None:
+        m = act.m if act.m is not None or act.kind not in (WRITE, META, MOVE_ASIDE) else self.new_event()
+        if act.kind == WRITE:
+            a = act.a
+            assert a is not None
+            c = act.c if act.c is not None else self.new_event()
+            assert m is not None
+            self._content(act.src_path or act.path, act.path, a, m)
+            self._raise(act.path, m)
+            self.idx.put(act.path, a.with_times(m=m, c=c))
+            self.result.taken += 1
+        elif act.kind == META:
+            assert act.b is not None and m is not None
+            c = act.c if act.c is not None else self.new_event()
+            self._raise(act.path, m)
+            self.idx.put(act.path, act.b.with_times(m=m, c=c))
+        elif act.kind in (DELETE, RMDIR):
+            if act.kind == RMDIR and any(True for _ in self.idx.children(act.path)):
+                raise SquirrelError(f"{paths.display(act.path)} still holds entries that were not synced")
+            self._raise(act.path, act.deletion_m)
+            self.idx.delete(act.path)
+            self.result.taken += 1
+        elif act.kind == MKDIR:
+            if self.idx.get(act.path) is None:
+                assert act.c is not None
+                self.idx.put(act.path, new_dir(act.m or VectorTime(), act.c))
+        elif act.kind == MOVE_ASIDE:
+            assert act.b is not None
+            e = self.new_event()
+            self.idx.delete(act.path)
+            self._raise(act.target, e)
+            self.idx.put(act.target, act.b.with_times(m=e, c=e))
+        elif act.kind == DIRMETA:
+            if any(paths.is_under(f, act.path) for f in self.result.failed_paths):
+                return
+            d = self.idx.get(act.path)
+            if d is not None and d.is_dir and act.m is not None and not act.m <= d.m:
+                self._raise(act.path, act.m)
+                self.idx.put(act.path, d.with_times(m=d.m.join(act.m)))
+
+    def _content(self, src_path: bytes, path: bytes, a: Entry, m: VectorTime) -> None:
+        if not a.is_file or self.v.store.has(a.oid):
+            return
+        if not self.v.needed_by_others(path, m, self.others):
+            return
+        if a.size > self.budget_left:
+            self.result.left_behind.append((path, a.size))
+            raise ContentUnavailable(f"the carrier is full: {paths.display(path)} waits for a later visit")
+        try:
+            self.v.store.put(a.oid, a.size, self.source.chunks(src_path, a))
+        except OutOfSpace:
+            self.result.left_behind.append((path, a.size))
+            raise
+        self.budget_left -= a.size
+        self.result.stored += 1
+        self.result.stored_bytes += a.size
+
+
+def carrier_dir_from(explicit: str | None, environ: dict[str, str]) -> str:
+    """--carrier, else SQ_CARRIER, else $XDG_DATA_HOME/squirrel/carrier."""
+    if explicit:
+        return explicit
+    if environ.get("SQ_CARRIER"):
+        return environ["SQ_CARRIER"]
+    base = environ.get("XDG_DATA_HOME") or os.path.join(environ.get("HOME", os.path.expanduser("~")), ".local", "share")
+    return os.path.join(base, "squirrel", "carrier")

@@ -1,0 +1,239 @@
+"""`sq sync DRIVE`: the laptop's visit to a drive, through the carrier.
+
+1. scan the drive;
+2. deliver to the drive every version the carrier knows and it does not
+   (content from the carrier's objects, or from the drive itself for moves);
+3. record what the drive now knows, and drop the objects every known drive has;
+4. take from the drive every version the carrier does not know, keeping
+   content only where another known drive lacks it, within the budget;
+5. fill: copy from the drive the content of versions other drives still lack
+   and the carrier has no copy of (a new drive is filled this way, visit by
+   visit);
+6. record the drive's knowledge again and drop what everyone has.
+
+Every step is a one-way Tra sync or bookkeeping, so an interrupted visit is
+finished by visiting again.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from squirrel.errors import ContentUnavailable
+from squirrel.plumbing import fsops, paths
+from squirrel.plumbing.carrier import Carrier, CarrierExecutor, CarrierVault, DriveRecord
+from squirrel.plumbing.execute import ExecProgress
+from squirrel.plumbing.index import Entry
+from squirrel.plumbing.plan import plan_sync
+from squirrel.plumbing.replica import Replica
+from squirrel.plumbing.scan import ScanProgress
+from squirrel.plumbing.synctime import raise_sync_times
+from squirrel.plumbing.vtime import VectorTime
+from squirrel.porcelain.push import ReplicaSource, SyncReport, sync_into
+from squirrel.porcelain.scan import scan_open_replica
+
+
+class StoreContent:
+    """Content for delivery, from the carrier's objects."""
+
+    def __init__(self, vault: CarrierVault) -> None:
+        self.vault = vault
+
+    def chunks(self, path: bytes, entry: Entry) -> Iterable[bytes]:
+        if not self.vault.store.has(entry.oid):
+            raise ContentUnavailable(f"the carrier does not hold {paths.display(path)} yet; a later visit brings it")
+        return self.vault.store.chunks(entry.oid)
+
+
+@dataclass
+class VisitReport:
+    drive: str
+    delivered: SyncReport = field(default_factory=SyncReport)
+    taken: int = 0
+    stored: int = 0
+    stored_bytes: int = 0
+    filled: int = 0
+    filled_bytes: int = 0
+    left_behind: list[tuple[bytes, int]] = field(default_factory=list)
+    dropped: int = 0
+    dropped_bytes: int = 0
+    carrier_bytes: int = 0
+    budget: int = 0
+    known_drives: int = 0
+    dry_run: bool = False
+
+
+def visit(
+    drive_path: str,
+    carrier_path: str,
+    max_size: int | None = None,
+    dry_run: bool = False,
+    scan_progress: ScanProgress | None = None,
+    progress: Callable[[ExecProgress], None] | None = None,
+) -> VisitReport:
+    """One visit of the laptop to a drive (see the module docstring)."""
+    with Replica.open(drive_path) as drive:
+        carrier = Carrier(carrier_path, create=not dry_run)
+        if max_size is not None and not dry_run:
+            carrier.set_max_size(max_size)
+        budget = carrier.max_size if max_size is None else max_size
+        vault = carrier.open_vault(drive.identity.vault, create=not dry_run)
+        try:
+            return _visit(drive, carrier, vault, budget, dry_run, scan_progress, progress)
+        finally:
+            vault.close()
+
+
+def _visit(
+    drive: Replica,
+    carrier: Carrier,
+    vault: CarrierVault,
+    budget: int,
+    dry_run: bool,
+    scan_progress: ScanProgress | None,
+    progress: Callable[[ExecProgress], None] | None,
+) -> VisitReport:
+    report = VisitReport(drive.name, budget=budget, dry_run=dry_run)
+    scan_open_replica(drive, scan_progress)
+    drive.learn_names(vault.rep.names())
+    vault.rep.learn_names(drive.names())
+    # 2. deliver
+    report.delivered = sync_into(drive, vault.index, StoreContent(vault), vault.rep.names(), [], dry_run, progress)
+    if dry_run:
+        plan = plan_sync(drive.index, vault.index, b"")
+        report.taken = len(plan.actions)
+        report.carrier_bytes = carrier.usage()
+        report.known_drives = len(vault.drives())
+        return report
+    # 3. record what the drive knows now; free what everyone has
+    vault.record_drive(drive)
+    d, b = vault.drop_unneeded()
+    report.dropped += d
+    report.dropped_bytes += b
+    # 4. take
+    plan = plan_sync(drive.index, vault.index, b"")
+    left = max(0, budget - carrier.usage())
+    ex = CarrierExecutor(vault, plan, ReplicaSource(drive.root), drive.id, left)
+    res = ex.run()
+    vault.rep.recheck_identity()
+    raise_sync_times(vault.index, drive.index, b"", res.failed_paths)
+    vault.index.commit()
+    report.taken = res.taken
+    report.stored, report.stored_bytes = res.stored, res.stored_bytes
+    report.left_behind += res.left_behind
+    for path, why, unavailable in res.failed:
+        if not unavailable:
+            report.delivered.failed.append((path, f"not taken into the carrier: {why}"))
+    # 5. fill
+    _fill(drive, carrier, vault, budget, report)
+    # 6. bookkeeping
+    vault.record_drive(drive)
+    d, b = vault.drop_unneeded()
+    report.dropped += d
+    report.dropped_bytes += b
+    report.carrier_bytes = carrier.usage()
+    report.known_drives = len(vault.drives())
+    return report
+
+
+def _fill(drive: Replica, carrier: Carrier, vault: CarrierVault, budget: int, report: VisitReport) -> None:
+    """Copy from the drive content that other drives lack and the carrier does
+    not hold, while it fits."""
+    others = [d for d in vault.drives() if d.id != drive.id]
+    if not others:
+        return
+    left = max(0, budget - carrier.usage())
+    root = os.fsencode(drive.root)
+    seen: set[bytes] = set()
+    for other in others:
+        for path, entry in _lacking(vault, other):
+            if entry.oid in seen or vault.store.has(entry.oid):
+                continue
+            seen.add(entry.oid)
+            local = _local_copy(drive, entry.oid)
+            if local is None:
+                continue
+            if entry.size > left:
+                report.left_behind.append((path, entry.size))
+                continue
+            lp, le = local
+            try:
+                vault.store.put(entry.oid, entry.size, fsops.read_chunks(fsops.abspath(root, lp), le))
+            except (OSError, ContentUnavailable):
+                continue
+            left -= entry.size
+            report.filled += 1
+            report.filled_bytes += entry.size
+
+
+def _lacking(vault: CarrierVault, drive: DriveRecord) -> Iterable[tuple[bytes, Entry]]:
+    """File versions in the carrier's tree that `drive` does not know, skipping
+    every subtree it knows."""
+    idx = vault.index
+    know = drive.knowledge
+
+    def walk(path: bytes, entry: Entry, sync: VectorTime) -> Iterable[tuple[bytes, Entry]]:
+        if entry.m <= sync:
+            return
+        if entry.is_file:
+            yield path, entry
+            return
+        for name, child in idx.children(path):
+            cp = paths.join(path, name)
+            yield from walk(cp, child, know.sync_time_below(cp, sync))
+
+    root = idx.get(b"")
+    if root is not None:
+        yield from walk(b"", root, know.sync_time(b""))
+
+
+def _local_copy(drive: Replica, oid: bytes) -> tuple[bytes, Entry] | None:
+    root = os.fsencode(drive.root)
+    for p in drive.index.paths_with_object(oid):
+        e = drive.index.get(p)
+        if e is not None and fsops.matches(fsops.lstat_or_none(fsops.abspath(root, p)), e):
+            return p, e
+    return None
+
+
+def carrier_status(carrier_path: str) -> dict[str, Any]:
+    """What the carrier holds, for whom, and how much of its budget it uses."""
+    carrier = Carrier(carrier_path)
+    vaults: list[dict[str, Any]] = []
+    for vid in carrier.vault_ids():
+        vault = carrier.open_vault(vid)
+        try:
+            objects = list(vault.store)
+            drives = []
+            for d in vault.drives():
+                waiting = missing = waiting_bytes = 0
+                for _, entry in _lacking(vault, d):
+                    if vault.store.has(entry.oid):
+                        waiting += 1
+                        waiting_bytes += entry.size
+                    else:
+                        missing += 1
+                drives.append(
+                    {
+                        "replica": d.id,
+                        "name": d.name,
+                        "last_visit": d.last_visit,
+                        "waiting": waiting,
+                        "waiting_bytes": waiting_bytes,
+                        "missing": missing,
+                    }
+                )
+            vaults.append(
+                {"vault": vid, "objects": len(objects), "bytes": sum(n for _, n in objects), "drives": drives}
+            )
+        finally:
+            vault.close()
+    return {
+        "path": carrier.root,
+        "budget": carrier.max_size,
+        "bytes": sum(int(v["bytes"]) for v in vaults),
+        "vaults": vaults,
+    }
