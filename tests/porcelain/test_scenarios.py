@@ -525,6 +525,28 @@ def test_a_rename_inside_a_folder_copies_no_bytes(vault: tuple[Path, Path, Path]
     assert tree(b) == tree(a)
 
 
+def test_a_duplicate_is_copied_from_the_receivers_own_file(vault: tuple[Path, Path, Path]) -> None:
+    a, b, _ = vault
+    in_sync({"x/f.bin": os.urandom(1 << 20)}, a, b)
+    shutil.copy2(a / "x/f.bin", a / "x/dup.bin")
+    rep = push(str(a), str(b))
+    assert (rep.created, rep.bytes_copied) == (1, 0)
+    assert tree(b) == tree(a)
+
+
+def test_content_back_from_the_trash_is_not_carried_again(vault: tuple[Path, Path, Path]) -> None:
+    a, b, _ = vault
+    content = os.urandom(1 << 20)
+    in_sync({"x/f.bin": content}, a, b)
+    (a / "x/f.bin").unlink()
+    assert push(str(a), str(b)).deleted == 1
+    assert trash_holds(b, content)
+    make_tree(a, {"y/back.bin": content})
+    rep = push(str(a), str(b))
+    assert rep.bytes_copied == 0 and rep.conflicts == []
+    assert tree(b) == tree(a)
+
+
 def test_deletions_propagate_a_to_b_to_c(vault: tuple[Path, Path, Path]) -> None:
     a, b, c = vault
     in_sync({"d/e/f": "f", "d/g": "g", "h": "h", "keep": "k"}, a, b, c)
