@@ -250,6 +250,23 @@ def test_6b_resolve_keep_path_propagates_without_a_new_conflict(vault: tuple[Pat
     assert tree(a) == tree(b) == tree(c) == {"doc.txt": b"A's edit"}
 
 
+def test_6c_resolve_meets_a_real_conflict_with_an_edit_made_meanwhile(vault: tuple[Path, Path, Path]) -> None:
+    a, b, c = vault
+    in_sync({"doc.txt": "v1"}, a, b, c)
+    write(a / "doc.txt", "A's edit", seconds_ago=HOUR / 8)
+    write(b / "doc.txt", "B's edit", seconds_ago=HOUR / 4)
+    push(str(a), str(b))
+    write(c / "doc.txt", "C's edit", seconds_ago=60)  # C knew neither: a real conflict
+    resolve(str(b), "doc.txt", "copy")
+    rep = push(str(b), str(c))
+    copy = copy_name("doc", b"B's edit", ".txt")
+    assert conflict_summary(rep) == [("update/update", "doc.txt", copy)]
+    assert tree(c) == {"doc.txt": b"C's edit", copy: b"B's edit"}
+    for x, y in ((c, b), (a, b), (a, c)):
+        assert reconcile(str(x), str(y)).conflicts == []
+    assert tree(a) == tree(b) == tree(c) == {"doc.txt": b"C's edit", copy: b"B's edit"}
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="resolve._find passes the conflict record's str path to paths.json_path, which wants bytes:"
