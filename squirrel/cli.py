@@ -6,6 +6,7 @@ This is the only module that prints, reads the environment or exits.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -16,7 +17,7 @@ from typing import Any, NoReturn
 import click
 
 from squirrel import __version__
-from squirrel.errors import SquirrelError, SyncIncomplete
+from squirrel.errors import ContentUnavailable, SquirrelError, SyncIncomplete
 from squirrel.plumbing import ids, paths
 from squirrel.plumbing.bundle import BundleReader
 from squirrel.plumbing.carrier import Carrier, carrier_dir_from
@@ -534,7 +535,7 @@ def cat_object_cmd(oid: str, bundle: str | None) -> None:
 
     with BundleReader(bundle) as r:
         if raw not in r.objects:
-            raise SquirrelError(f"object {oid} is not in {bundle}")
+            raise ContentUnavailable(f"object {oid} is not in {bundle}")
         h = blake3.blake3()
         out = sys.stdout.buffer
         for chunk in r.object_chunks(raw):
@@ -745,11 +746,16 @@ def main(argv: list[str] | None = None) -> NoReturn:
         click.echo("sq: interrupted", err=True)
         sys.exit(130)
     except OSError as e:
-        from squirrel.errors import FileSystemError
+        from squirrel.errors import FileSystemError, OutOfSpace
 
-        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        where = f": {os.fsdecode(e.filename)}" if getattr(e, "filename", None) else ""
         click.echo(f"sq: error: {e.strerror or e}{where}", err=True)
-        sys.exit(FileSystemError.exit_code)
+        sys.exit(OutOfSpace.exit_code if e.errno == errno.ENOSPC else FileSystemError.exit_code)
+    except Exception as e:  # a bug: one line, a distinct code, the traceback on request
+        if os.environ.get("SQ_DEBUG"):
+            raise
+        click.echo(f"sq: internal error: {type(e).__name__}: {e} (set SQ_DEBUG=1 for details)", err=True)
+        sys.exit(SquirrelError.exit_code)
     sys.exit(rv if isinstance(rv, int) else 0)
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 
 class SquirrelError(Exception):
-    """Base of every error `sq` reports; `exit_code` is documented."""
+    """Base of every error `sq` reports; `exit_code` is documented. The base
+    class itself is only raised for internal errors (a bug in sq)."""
 
-    exit_code = 3
+    exit_code = 70
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

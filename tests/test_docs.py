@@ -15,7 +15,13 @@ from squirrel import errors
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 EXIT_CODES_DOC = DOCS / "exit-codes.md"
-RESERVED_CODES = {0: "done", cli_mod.EXIT_PREDICATE_NO: "predicate", cli_mod.EXIT_USAGE: "usage", 130: "interrupted"}
+RESERVED_CODES = {
+    0: "done",
+    cli_mod.EXIT_PREDICATE_NO: "predicate",
+    cli_mod.EXIT_USAGE: "usage",
+    errors.SquirrelError.exit_code: "internal error",
+    130: "interrupted",
+}
 
 
 def table_rows(text: str) -> list[list[str]]:

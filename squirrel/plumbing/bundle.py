@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 import blake3
 import zstandard
 
-from squirrel.errors import BadBundle, SquirrelError, UnsupportedFormat
+from squirrel.errors import BadBundle, ChangedDuringOperation, SquirrelError, UnsupportedFormat
 from squirrel.plumbing import paths
 from squirrel.plumbing.index import FLAG_PARTIAL, Entry, decode_entry, encode_entry
 from squirrel.plumbing.vtime import VectorTime, decode_varint, encode_varint
@@ -117,7 +117,7 @@ class BundleWriter:
                     w.write(chunk)
         stored = f.tell() - payload_start
         if total != size or h.digest() != oid:
-            raise SquirrelError("a file changed while it was packed; scan and pack again")
+            raise ChangedDuringOperation("a file changed while it was packed; scan and pack again")
         f.seek(head_at)
         f.write(_OBJ_HEAD.pack(1, oid, size, encoding, stored))
         f.seek(0, io.SEEK_END)

@@ -20,7 +20,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from squirrel.errors import BadPath, ContentUnavailable, CorruptIndex, OutOfSpace, SquirrelError, UnsupportedFormat
+from squirrel.errors import (
+    BadPath,
+    ChangedDuringOperation,
+    ContentUnavailable,
+    CorruptIndex,
+    OutOfSpace,
+    SquirrelError,
+    UnsupportedFormat,
+)
 from squirrel.plumbing import paths
 from squirrel.plumbing.index import Entry, ReplicaIndex, new_dir
 from squirrel.plumbing.knowledge import Knowledge
@@ -247,7 +255,7 @@ class CarrierExecutor:
             self.idx.put(act.path, act.b.with_times(m=m, c=c))
         elif act.kind in (DELETE, RMDIR):
             if act.kind == RMDIR and any(True for _ in self.idx.children(act.path)):
-                raise SquirrelError(f"{paths.display(act.path)} still holds entries that were not synced")
+                raise ChangedDuringOperation(f"{paths.display(act.path)} still holds entries that were not synced")
             self._raise(act.path, act.deletion_m)
             self.idx.delete(act.path)
             self.result.taken += 1

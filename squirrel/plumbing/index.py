@@ -113,17 +113,28 @@ class ReplicaIndex:
             size = 0
         if not create and not os.path.exists(os.path.join(directory, "data.mdb")):
             raise CorruptIndex(f"index missing: {directory}")
+        options: dict[str, Any] = dict(
+            subdir=True,
+            max_dbs=len(_DBS),
+            map_size=max(INITIAL_MAP_SIZE, size * 2),
+            readonly=readonly,
+            create=create,
+            readahead=False,
+        )
         try:
-            self.env = lmdb.open(
-                directory,
-                subdir=True,
-                max_dbs=len(_DBS),
-                map_size=max(INITIAL_MAP_SIZE, size * 2),
-                readonly=readonly,
-                create=create,
-                readahead=False,
-            )
-            self._db = {name.decode(): self.env.open_db(name, create=not readonly) for name in _DBS}
+            try:
+                self.env = lmdb.open(directory, **options)
+            except lmdb.ReadonlyError:
+                # A read-only drive: readers cannot use the lock file there.
+                if not readonly:
+                    raise
+                self.env = lmdb.open(directory, lock=False, **options)
+            self._db: dict[str, Any] = {}
+            for name in _DBS:
+                try:
+                    self._db[name.decode()] = self.env.open_db(name, create=not readonly)
+                except lmdb.NotFoundError:
+                    self._db[name.decode()] = None  # read-only and never written: empty
         except lmdb.Error as e:
             raise CorruptIndex(f"cannot open index {directory}: {e}") from e
         # Pending writes: (db, key) -> value or None for a delete.
@@ -166,6 +177,8 @@ class ReplicaIndex:
         k = (db, key)
         if k in self._pending:
             return self._pending[k]
+        if self._db[db] is None:
+            return None
         val: bytes | None = self._txn().get(key, db=self._db[db])
         return val
 
@@ -178,6 +191,8 @@ class ReplicaIndex:
             self.commit()
 
     def _scan_prefix(self, db: str, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        if self._db[db] is None:
+            return
         cur = self._txn().cursor(db=self._db[db])
         if not cur.set_range(prefix):
             return

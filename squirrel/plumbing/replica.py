@@ -15,6 +15,7 @@ import fcntl
 import json
 import os
 import secrets
+import shutil
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,6 +135,16 @@ class ReplicaLock:
                 self.fd = -1
 
 
+def _interrupted_init(sq: str) -> bool:
+    if os.path.islink(sq) or not os.path.isdir(sq) or os.path.exists(os.path.join(sq, "replica.json")):
+        return False
+    allowed = {"tmp", "trash", "index", "lock", "replica.json.tmp"}
+    names = set(os.listdir(sq))
+    if not names <= allowed:
+        return False
+    return not any(os.listdir(os.path.join(sq, d)) for d in ("tmp", "trash") if d in names)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -172,6 +183,10 @@ class Replica:
         if not os.path.isdir(root):
             raise BadPath(f"not a directory: {root}")
         sq = os.path.join(root, SQ_DIR)
+        if os.path.lexists(sq) and _interrupted_init(sq):
+            # An init that died before writing replica.json (the marker it
+            # writes last) left only empty structure: start again.
+            shutil.rmtree(sq)
         if os.path.lexists(sq):
             raise AlreadyAReplica(root)
         identity = Identity(vault or new_id(), new_id(), name or os.path.basename(root) or "root")
@@ -196,9 +211,10 @@ class Replica:
         sq = os.path.join(root, SQ_DIR)
         lock = ReplicaLock(sq, root) if write else None
         try:
-            index = ReplicaIndex(os.path.join(sq, "index"), identity.replica, readonly=False)
-            for sub in ("tmp", "trash"):
-                os.makedirs(os.path.join(sq, sub), exist_ok=True)
+            index = ReplicaIndex(os.path.join(sq, "index"), identity.replica, readonly=not write)
+            if write:
+                for sub in ("tmp", "trash"):
+                    os.makedirs(os.path.join(sq, sub), exist_ok=True)
         except BaseException:
             if lock:
                 lock.release()

@@ -126,6 +126,8 @@ class Scanner:
                         what = "symlink" if de.is_symlink() else "special file"
                         self.stats.skipped.append((child, f"{what}: not synchronized"))
                 except OSError as e:
+                    # Neither present nor deleted: the index keeps what it has.
+                    out[name] = ("unknown", None)
                     self.stats.skipped.append((child, f"cannot stat: {e.strerror}"))
         return out
 
@@ -146,6 +148,8 @@ class Scanner:
                 yield Change(DELETED, child, None, old)
                 continue
             kind, st = on_disk
+            if kind == "unknown":
+                continue
             if kind == "dir":
                 if old is not None and not old.is_dir:
                     yield Change(DELETED, child, None, old)
