@@ -137,7 +137,7 @@ class IgnoreRules:
         if not pat:
             return
         rx = _glob_to_regex(pat)
-        self._rules.append((re.compile(rx.encode("utf-8"), re.S), anchored, dir_only, negate))
+        self._rules.append((re.compile(rx.encode("utf-8", "surrogateescape"), re.S), anchored, dir_only, negate))
 
     @classmethod
     def for_replica(cls, root: str) -> IgnoreRules:

@@ -207,3 +207,12 @@ def test_for_replica_reads_the_ignore_file(tmp_path: Path) -> None:
     assert IgnoreRules.for_replica(str(tmp_path)).ignored(b".DS_Store", False)
     (tmp_path / ".squirrel" / "ignore").write_text("*.raw\n")
     assert IgnoreRules.for_replica(str(tmp_path)).ignored(b"a.raw", False)
+
+
+def test_ignore_patterns_match_names_that_are_not_utf8(tmp_path: Path) -> None:
+    (tmp_path / ".squirrel").mkdir()
+    (tmp_path / ".squirrel" / "ignore").write_bytes(b"caf\xe9-*.jpg\n\xc3\xa9t\xc3\xa9/\n")
+    rules = IgnoreRules.for_replica(str(tmp_path))
+    assert rules.ignored(b"caf\xe9-1.jpg", False)
+    assert not rules.ignored("café-1.jpg".encode(), False)
+    assert rules.ignored("sub/été".encode(), True)
