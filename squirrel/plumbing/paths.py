@@ -79,7 +79,7 @@ def user_relpath(root: str, given: str) -> bytes:
     rel = os.path.relpath(full, os.path.abspath(root))
     if rel == ".":
         return b""
-    if rel.startswith(".."):
+    if rel == os.pardir or rel.startswith(os.pardir + os.sep):
         raise UnsafePath(f"{given} is outside the replica {root}")
     return check_relpath(os.fsencode(rel).replace(os.sep.encode(), b"/"))
 

@@ -70,6 +70,8 @@ def test_user_relpath_turns_command_line_paths_into_replica_paths(tmp_path: Path
     assert paths.user_relpath(root, os.path.join(root, "a", "b")) == b"a/b"
     assert paths.user_relpath(root, ".") == b""
     assert paths.user_relpath(root, root) == b""
+    assert paths.user_relpath(root, "..hidden/x") == b"..hidden/x", "a name starting with '..' is inside"
+    assert paths.user_relpath(root, "...") == b"..."
     with pytest.raises(UnsafePath):
         paths.user_relpath(root, "../elsewhere")
     with pytest.raises(UnsafePath):
