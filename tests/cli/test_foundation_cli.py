@@ -200,6 +200,17 @@ def test_status_of_a_non_replica(tmp_path: Path) -> None:
     one_error_line(run("status", tmp_path, "--exit-code"), 3, "not a replica")
 
 
+def test_a_damaged_replica_is_a_corrupt_index(drive: Path) -> None:
+    (drive / ".squirrel" / "replica.json").write_bytes(b"{damaged")
+    one_error_line(run("status", drive), 9, "damaged replica identity")
+
+
+def test_a_missing_index_is_a_corrupt_index(drive: Path) -> None:
+    (drive / ".squirrel" / "index" / "data.mdb").unlink()
+    one_error_line(run("scan", drive), 9, "index missing")
+    assert not (drive / ".squirrel" / "index" / "data.mdb").exists(), "a missing index is not silently recreated"
+
+
 # hash-object --------------------------------------------------------------------------
 def test_hash_object(tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
