@@ -37,6 +37,7 @@ from squirrel.porcelain import resolve as resolve_mod
 from squirrel.porcelain import scan as scan_mod
 from squirrel.porcelain import status as status_mod
 from squirrel.porcelain import sync as sync_mod
+from squirrel.porcelain import verify as verify_mod
 
 EXIT_PREDICATE_NO = 1
 EXIT_USAGE = 2
@@ -647,6 +648,36 @@ def carrier_config_cmd(carrier_dir: str | None, max_size: int | None) -> None:
     if max_size is not None:
         c.set_max_size(max_size)
     click.echo(f"max-size {c.max_size} ({human_bytes(c.max_size)})")
+
+
+@cli.command("verify")
+@click.argument("path", type=click.Path())
+@click.option("--quick", is_flag=True, help="Check sizes and mtimes only; do not re-read content.")
+@click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON on stdout.")
+def verify_cmd(path: str, quick: bool, as_json: bool) -> None:
+    """Check replica (or carrier) PATH: re-hash every file against the index,
+    check the index's own structure and the trash (the carrier's objects).
+
+    Exits 0 when everything is right, 1 when anything is wrong (each listed).
+    """
+    p = Progress("verifying")
+
+    def show(r: verify_mod.VerifyReport) -> None:
+        p.line(f"{r.checked_files} files, {human_bytes(r.checked_bytes)}")
+
+    rep = verify_mod.verify(path, quick=quick, progress=show if p.enabled else None)
+    p.done()
+    if as_json:
+        emit_json({"ok": rep.ok, "files": rep.checked_files, "bytes": rep.checked_bytes, "problems": rep.problems})
+    else:
+        for line in rep.problems:
+            click.echo(line)
+    summary(
+        f"verified {rep.checked_files} files ({human_bytes(rep.checked_bytes)} re-read):"
+        f" {'ok' if rep.ok else f'{len(rep.problems)} problems'}"
+    )
+    if not rep.ok:
+        sys.exit(EXIT_PREDICATE_NO)
 
 
 # Plumbing --------------------------------------------------------------

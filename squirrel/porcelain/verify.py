@@ -1,0 +1,112 @@
+"""`sq verify PATH`: re-hash content against the index and check the index
+itself, the trash, and (for a carrier) its objects. Reads only."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from squirrel.errors import FileSystemError, SquirrelError
+from squirrel.plumbing import fsops, ids, paths
+from squirrel.plumbing.carrier import Carrier, is_carrier
+from squirrel.plumbing.index import ReplicaIndex
+from squirrel.plumbing.replica import Replica
+
+
+@dataclass
+class VerifyReport:
+    checked_files: int = 0
+    checked_bytes: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify(path: str, quick: bool = False, progress: Callable[[VerifyReport], None] | None = None) -> VerifyReport:
+    report = VerifyReport()
+    if is_carrier(path):
+        carrier = Carrier(path)
+        for vid in carrier.vault_ids():
+            vault = carrier.open_vault(vid)
+            try:
+                check_index(vault.index, report)
+                for oid, _size in vault.store:
+                    check_object(vault.store.path(oid), oid, quick, report, f"carrier object {oid.hex()}")
+            finally:
+                vault.close()
+        return report
+    with Replica.open(path, write=False) as rep:
+        check_index(rep.index, report)
+        root = os.fsencode(rep.root)
+        for p, e in rep.index.walk(b""):
+            if not p:
+                continue
+            full = fsops.abspath(root, p)
+            st = fsops.lstat_or_none(full)
+            if e.is_dir:
+                if st is None or not os.path.isdir(full) or os.path.islink(full):
+                    report.problems.append(f"{paths.display(p)}: indexed directory is missing")
+                continue
+            report.checked_files += 1
+            if st is None:
+                report.problems.append(f"{paths.display(p)}: missing (not scanned since it went away?)")
+                continue
+            if st.st_size != e.size or st.st_mtime_ns != e.mtime_ns:
+                report.problems.append(f"{paths.display(p)}: changed since the last scan (size or mtime)")
+                continue
+            if not quick:
+                try:
+                    oid, _ = ids.hash_file(full)
+                except SquirrelError as err:
+                    report.problems.append(f"{paths.display(p)}: {err}")
+                    continue
+                report.checked_bytes += e.size
+                if oid != e.oid:
+                    report.problems.append(f"{paths.display(p)}: content does not match the index (damaged?)")
+            if progress is not None:
+                progress(report)
+        for oid, rec in rep.index.trash_items():
+            tp = fsops.trash_path(rep.trash_dir, oid)
+            if os.path.exists(tp):
+                check_object(os.fsdecode(tp), oid, quick, report, f"trash object {oid.hex()} ({rec.get('path')})")
+    return report
+
+
+def check_object(path: str | bytes, oid: bytes, quick: bool, report: VerifyReport, what: str) -> None:
+    if quick:
+        return
+    try:
+        got, _ = ids.hash_file(path)
+    except (FileSystemError, SquirrelError) as e:
+        report.problems.append(f"{what}: {e}")
+        return
+    if got != oid:
+        report.problems.append(f"{what}: content does not match its id")
+
+
+def check_index(idx: ReplicaIndex, report: VerifyReport) -> None:
+    """Structural invariants: parents are directories, a directory's time
+    covers its children's, every file is in the object table, the root has a
+    sync time, and every time is within what the replica knows."""
+    try:
+        root = idx.get(b"")
+        if root is None or not root.is_dir:
+            report.problems.append("index: no root directory record")
+            return
+        if idx.stored_sync(b"") is None:
+            report.problems.append("index: no root sync time")
+        for p, e in idx.walk(b""):
+            if e.is_dir:
+                for name, child in idx.children(p):
+                    cp = paths.join(p, name)
+                    if not child.m <= e.m:
+                        report.problems.append(f"index: {paths.display(cp)} is newer than its directory")
+            elif p not in idx.paths_with_object(e.oid):
+                report.problems.append(f"index: {paths.display(p)} is missing from the object table")
+            if p and not e.m <= idx.sync_time(p):
+                report.problems.append(f"index: {paths.display(p)} has a modification time beyond its sync time")
+    except SquirrelError as e:
+        report.problems.append(f"index: {e}")
