@@ -15,6 +15,8 @@ index as `sq ls-index --json` prints it, and every raw LMDB record.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -29,8 +31,8 @@ import lmdb
 import zstandard
 from click.testing import CliRunner
 
-from squirrel.cli import cli
-from squirrel.plumbing.index import Entry, encode_entry
+from squirrel.cli import cli, main
+from squirrel.plumbing.index import Entry, decode_entry, encode_entry
 from squirrel.plumbing.vtime import VectorTime, decode_varint, encode_varint
 from squirrel.porcelain.init import init
 from squirrel.porcelain.pack import pack
@@ -260,6 +262,22 @@ def snapshot(root: Path | str) -> dict[str, Any]:
     }
 
 
+def sq_in_process(*args: str | Path) -> tuple[int, bytes, bytes]:
+    """Run `sq` through its real entry point (`main`: exit codes, error
+    messages) in this process: (exit code, stdout, stderr)."""
+    out, err = io.BytesIO(), io.BytesIO()
+    text_out = io.TextIOWrapper(out, encoding="utf-8", write_through=True)
+    text_err = io.TextIOWrapper(err, encoding="utf-8", write_through=True)
+    code: int | str | None = 0
+    with contextlib.redirect_stdout(text_out), contextlib.redirect_stderr(text_err):
+        try:
+            main([os.fspath(a) for a in args])
+        except SystemExit as e:
+            code = e.code
+    assert isinstance(code, int), code
+    return code, out.getvalue(), err.getvalue()
+
+
 def copy_replica(src: Path, dst: Path) -> Path:
     """A byte-for-byte copy of a replica (same identity), for trying a bundle on."""
     shutil.copytree(src, dst, symlinks=True, ignore=shutil.ignore_patterns("lock", "lock.mdb"))
@@ -305,3 +323,27 @@ def sender_and_receiver(tmp: Path) -> tuple[Path, Path, Path]:
     bundle = tmp / "a-for-b.sqb"
     pack(str(a), str(bundle), for_replica=str(b))
     return a, b, bundle
+
+
+def object_positions(data: bytes) -> list[tuple[int, int, ObjectPart]]:
+    """(record offset, payload offset, object) of every object in a well-formed bundle."""
+    pos = offsets(data)["objects"]
+    out: list[tuple[int, int, ObjectPart]] = []
+    while data[pos] == 1:
+        _, oid, size, enc, n = OBJ_HEAD.unpack_from(data, pos)
+        out.append(
+            (pos, pos + OBJ_HEAD.size, ObjectPart(oid, size, enc, data[pos + OBJ_HEAD.size : pos + OBJ_HEAD.size + n]))
+        )
+        pos += OBJ_HEAD.size + n
+    return out
+
+
+def paths_of(data: bytes) -> dict[bytes, list[bytes]]:
+    """Object id -> the paths whose entries name it, in a well-formed bundle."""
+    out: dict[bytes, list[bytes]] = {}
+    for r in split_bundle(data).records:
+        if r.kind == REC_ENTRY:
+            e = decode_entry(r.value)
+            if e.is_file:
+                out.setdefault(e.oid, []).append(r.path)
+    return out
