@@ -155,7 +155,9 @@ class Planner:
     ) -> bool:
         """Plan one path; returns True when B ends with nothing at `p`."""
         self.plan.visited += 1
-        d = decide(a, s_a, b, s_b)
+        a_deleted = a_parent_m if a is None else None
+        b_deleted = self._dst_ancestor_m(p) if b is None and a is not None and a.is_file else None
+        d = decide(a, s_a, b, s_b, a_deleted, b_deleted)
         acts = self.plan.actions
         if d.op is Op.NOTHING:
             if a is not None:

@@ -48,8 +48,22 @@ def knows(m: VectorTime, s: VectorTime) -> bool:
     return m <= s
 
 
-def decide(a: Entry | None, s_a: VectorTime, b: Entry | None, s_b: VectorTime) -> Decision:
-    """What B does with one path, given A's state (a, s_a) and B's (b, s_b)."""
+def decide(
+    a: Entry | None,
+    s_a: VectorTime,
+    b: Entry | None,
+    s_b: VectorTime,
+    a_deleted: VectorTime | None = None,
+    b_deleted: VectorTime | None = None,
+) -> Decision:
+    """What B does with one path, given A's state (a, s_a) and B's (b, s_b).
+
+    Where a side is absent, `a_deleted` / `b_deleted` bound the time of its
+    deletion from above (the modification time of its nearest directory,
+    which covers every deletion below it). When the other side's version was
+    made knowing that deletion, the two are not concurrent: a version kept
+    or re-created after a delete/update conflict is not a new conflict.
+    """
     if a is None and b is None:
         return NOTHING
     if a is None:
@@ -58,6 +72,8 @@ def decide(a: Entry | None, s_a: VectorTime, b: Entry | None, s_b: VectorTime) -
             return Decision(Op.DELETE)
         if not b.c.lineage_seen_by(s_a):
             return Decision(Op.KEEP)
+        if a_deleted is not None and a_deleted <= s_b:
+            return Decision(Op.KEEP)  # B's version was made knowing A's deletion
         if b.is_dir:
             return Decision(Op.DESCEND)  # settle the children one by one
         return Decision(Op.CONFLICT, DELETE_UPDATE)
@@ -68,6 +84,8 @@ def decide(a: Entry | None, s_a: VectorTime, b: Entry | None, s_b: VectorTime) -
             return Decision(Op.DESCEND)
         if not a.c.lineage_seen_by(s_b):
             return Decision(Op.CREATE)
+        if b_deleted is not None and b_deleted <= s_a:
+            return Decision(Op.CREATE)  # A's version was made knowing B's deletion
         return Decision(Op.CONFLICT, UPDATE_DELETE)
     if a.is_dir and b.is_dir:
         return Decision(Op.DESCEND)

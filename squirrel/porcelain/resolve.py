@@ -8,6 +8,7 @@ conflict.
 
 from __future__ import annotations
 
+import base64
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +34,8 @@ def _find(rep: Replica, rel: bytes) -> tuple[bytes, dict[str, Any]]:
         return rel, rec
     for c in rep.index.conflicts():
         if c.get("copy") == paths.json_path(rel)["path"]:
-            return paths.json_path(c["path"]).get("path", "").encode(), c
+            path = base64.b64decode(c["path_b64"]) if "path_b64" in c else str(c["path"]).encode()
+            return path, c
     raise NoSuchConflict(f"no open conflict at {paths.display(rel)} (see `sq conflicts`)")
 
 

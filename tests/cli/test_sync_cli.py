@@ -265,11 +265,6 @@ def test_push_successful_exit_code_is_0_even_with_conflicts(pair: tuple[Path, Pa
     assert exit_code("push", str(a), str(b), "--json") == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`sq resolve PATH COPY` (documented: FILE may name the conflict copy) dies with an uncaught"
-    " AttributeError in resolve._find: paths.json_path gets the record's str path instead of bytes",
-)
 def test_resolve_by_the_copy_name(pair: tuple[Path, Path]) -> None:
     a, b = pair
     copy = conflicted(a, b)
