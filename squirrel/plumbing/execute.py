@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from squirrel.errors import ChangedDuringOperation, ContentUnavailable, OutOfSpace, SquirrelError, UnsafePath
-from squirrel.plumbing import fsops, paths
+from squirrel.plumbing import faults, fsops, paths
 from squirrel.plumbing.index import FLAG_RACY, KIND_FILE, Entry, new_dir
 from squirrel.plumbing.plan import DELETE, DIRMETA, META, MKDIR, MOVE_ASIDE, RMDIR, WRITE, Action, Conflict, Plan
 from squirrel.plumbing.replica import Replica, fsync_dir
@@ -238,6 +238,7 @@ class Executor:
             if not statmod.S_ISDIR(st.st_mode):
                 raise ChangedDuringOperation(f"{paths.display(act.path)} is no longer a directory")
             self._clear_leftovers(act.path)
+            faults.point("unlink")
             os.rmdir(full)
             fsync_dir(os.fsdecode(os.path.dirname(full)))
         self._raise(act.path, act.deletion_m)
@@ -270,6 +271,7 @@ class Executor:
         if os.path.lexists(self._abs(act.target)):
             raise ChangedDuringOperation(f"{paths.display(act.target)} is in the way of a conflict copy")
         self._check_case(act.target)
+        faults.point("rename")
         os.rename(self._abs(act.path), self._abs(act.target))
         fsync_dir(os.fsdecode(os.path.dirname(self._abs(act.target))))
         e = self.new_event()
@@ -308,7 +310,9 @@ class Executor:
                 fsops.recheck(self.root, rel, act.b)
                 if act.b is not None:
                     fsops.trash(self.idx, self.rep.trash_dir, self.root, rel, act.b)
+                faults.point("rename")
                 os.rename(self._abs(src.path), self._abs(rel))
+                faults.point("utime")
                 os.utime(self._abs(rel), ns=(a.mtime_ns, a.mtime_ns), follow_symlinks=False)
                 fsync_dir(os.fsdecode(os.path.dirname(self._abs(rel))))
                 self._skip.add(i)
@@ -346,6 +350,7 @@ class Executor:
         src = fsops.trash_path(self.rep.trash_dir, a.oid)
         tmp = os.path.join(self.rep.tmp_dir, f"in-{os.getpid()}-{time.monotonic_ns()}")
         try:
+            faults.point("rename")
             os.rename(src, tmp)
             os.utime(tmp, ns=(a.mtime_ns, a.mtime_ns))
         except OSError:

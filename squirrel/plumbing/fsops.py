@@ -26,7 +26,7 @@ from collections.abc import Iterable
 import blake3
 
 from squirrel.errors import ChangedDuringOperation, FileSystemError, UnsafePath
-from squirrel.plumbing import paths
+from squirrel.plumbing import faults, paths
 from squirrel.plumbing.index import Entry, ReplicaIndex
 from squirrel.plumbing.replica import fsync_dir
 
@@ -116,6 +116,7 @@ def write_temp(
             h.update(chunk)
             view = memoryview(chunk)
             while view:
+                faults.point("write")
                 n = os.write(fd, view)
                 view = view[n:]
         if written != size or h.digest() != oid:
@@ -124,7 +125,9 @@ def write_temp(
             os.fchmod(fd, mode & 0o777 or 0o644)
         except OSError:
             pass  # filesystems without Unix permissions (exFAT, NTFS)
+        faults.point("fsync")
         os.fsync(fd)
+        faults.point("utime")
         os.utime(fd, ns=(mtime_ns, mtime_ns))
         ok = True
         return name
@@ -165,8 +168,10 @@ def trash(index: ReplicaIndex, trash_dir: str, root: bytes, rel: bytes, entry: E
     dest = os.path.join(os.fsencode(trash_dir), entry.oid.hex().encode())
     src = abspath(root, rel)
     if os.path.lexists(dest):
+        faults.point("unlink")
         os.unlink(src)  # the same content is already in the trash
     else:
+        faults.point("rename")
         os.rename(src, dest)
     index.trash_put(entry.oid, {"path": paths.display(rel), "size": entry.size, "time": int(time.time())})
 
@@ -178,6 +183,7 @@ def trash_path(trash_dir: str, oid: bytes) -> bytes:
 def install(tmp: str, root: bytes, rel: bytes) -> os.stat_result:
     """Rename a verified temporary file into place; returns its stat."""
     dest = abspath(root, rel)
+    faults.point("rename")
     os.rename(os.fsencode(tmp), dest)
     fsync_dir(os.fsdecode(os.path.dirname(dest)))
     return os.lstat(dest)

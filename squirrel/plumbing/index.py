@@ -21,7 +21,7 @@ from typing import Any
 import lmdb
 
 from squirrel.errors import CorruptIndex, SquirrelError, UnsupportedFormat
-from squirrel.plumbing import paths
+from squirrel.plumbing import faults, paths
 from squirrel.plumbing.vtime import EMPTY, VectorTime
 
 FORMAT_VERSION = 1
@@ -210,6 +210,7 @@ class ReplicaIndex:
         if self._rtxn is not None:
             self._rtxn.abort()
             self._rtxn = None
+        faults.point("commit")
         while True:
             try:
                 with self.env.begin(write=True) as txn:

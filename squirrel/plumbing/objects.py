@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 
-from squirrel.plumbing import fsops
+from squirrel.plumbing import faults, fsops
 
 BLOCK = 1 << 20
 
@@ -37,6 +37,7 @@ class ObjectStore:
         tmp = fsops.write_temp(self.tmp_dir, chunks, oid, size, 0, 0o644)
         dest = self.path(oid)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
+        faults.point("rename")
         os.replace(tmp, dest)
 
     def chunks(self, oid: bytes) -> Iterator[bytes]:
@@ -50,6 +51,7 @@ class ObjectStore:
     def delete(self, oid: bytes) -> int:
         try:
             size = os.path.getsize(self.path(oid))
+            faults.point("unlink")
             os.unlink(self.path(oid))
             return size
         except FileNotFoundError:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from squirrel.errors import AlreadyAReplica, BadPath, CorruptIndex, Locked, NotAReplica, UnsupportedFormat
+from squirrel.plumbing import faults
 from squirrel.plumbing.index import ReplicaIndex
 from squirrel.plumbing.vtime import is_replica_id
 
@@ -42,6 +43,7 @@ def new_id() -> str:
 
 
 def fsync_dir(path: str) -> None:
+    faults.point("fsync")
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -58,7 +60,9 @@ def write_file_atomic(path: str, data: bytes) -> None:
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
+        faults.point("fsync")
         os.fsync(f.fileno())
+    faults.point("rename")
     os.replace(tmp, path)
     fsync_dir(os.path.dirname(path))
 
