@@ -18,7 +18,7 @@ import click
 
 from squirrel import __version__
 from squirrel.errors import ContentUnavailable, SquirrelError, SyncIncomplete
-from squirrel.plumbing import ids, paths
+from squirrel.plumbing import faults, ids, paths
 from squirrel.plumbing.bundle import BundleReader
 from squirrel.plumbing.carrier import Carrier, carrier_dir_from
 from squirrel.plumbing.execute import ExecProgress
@@ -131,6 +131,9 @@ def transfer_progress(label: str) -> tuple[Progress, Callable[[ExecProgress], No
     return p, (show if p.enabled else None)
 
 
+MASS_DELETE_HELP = "Allow a scan or sync that deletes more than half of a replica's files."
+
+
 def scan_progress() -> tuple[Progress, Callable[[ScanStats], None] | None]:
     p = Progress("scanning")
     return p, (p.scan if p.enabled else None)
@@ -196,16 +199,17 @@ def init_cmd(path: str, name: str | None, join: str | None, as_json: bool) -> No
 
 
 @cli.command("scan")
+@click.option("--allow-mass-delete", is_flag=True, help=MASS_DELETE_HELP)
 @click.argument("path", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print what was recorded as JSON on stdout.")
-def scan_cmd(path: str, as_json: bool) -> None:
+def scan_cmd(allow_mass_delete: bool, path: str, as_json: bool) -> None:
     """Record local changes in PATH (new, modified, deleted, moved files) as new versions.
 
     Only files whose size or mtime differ from the index are read again; a
     file touched without a content change is not a new version.
     """
     prog, cb = scan_progress()
-    rep = scan_mod.scan(path, progress=cb)
+    rep = scan_mod.scan(path, progress=cb, allow_mass_delete=allow_mass_delete)
     prog.done()
     report_skipped(rep.stats)
     if as_json:
@@ -273,7 +277,8 @@ def status_cmd(path: str, exit_code: bool, as_json: bool) -> None:
         for c in rep.conflicts:
             click.echo(f"conflict  {c['path']} ({c['kind']}; copy: {c.get('copy') or '-'})")
     report_skipped(rep.stats)
-    summary(f"{len(rep.pending)} pending changes, {len(rep.conflicts)} open conflicts")
+    pending = len(rep.pending) - len(rep.moved)  # a move is one change, not a deletion and an addition
+    summary(f"{pending} pending changes, {len(rep.conflicts)} open conflicts")
     if exit_code and rep.dirty:
         sys.exit(EXIT_PREDICATE_NO)
 
@@ -301,12 +306,15 @@ def render_sync(rep: push_mod.SyncReport, as_json: bool, what: str) -> None:
 
 
 @cli.command("push")
+@click.option("--allow-mass-delete", is_flag=True, help=MASS_DELETE_HELP)
 @click.argument("src", type=click.Path())
 @click.argument("dst", type=click.Path())
 @click.argument("subpaths", nargs=-1)
 @click.option("--dry-run", is_flag=True, help="Plan and report, change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-def push_cmd(src: str, dst: str, subpaths: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
+def push_cmd(
+    allow_mass_delete: bool, src: str, dst: str, subpaths: tuple[str, ...], dry_run: bool, as_json: bool
+) -> None:
     """One-way sync from replica SRC into replica DST (both mounted).
 
     Both are scanned first. DST receives every version it does not know yet;
@@ -314,20 +322,23 @@ def push_cmd(src: str, dst: str, subpaths: tuple[str, ...], dry_run: bool, as_js
     (relative to SRC), only those subtrees are synced.
     """
     prog, cb = scan_progress()
-    rep = push_mod.push(src, dst, list(subpaths), dry_run=dry_run, scan_progress=cb)
+    rep = push_mod.push(
+        src, dst, list(subpaths), dry_run=dry_run, scan_progress=cb, allow_mass_delete=allow_mass_delete
+    )
     prog.done()
     render_sync(rep, as_json, "push")
 
 
 @cli.command("reconcile")
+@click.option("--allow-mass-delete", is_flag=True, help=MASS_DELETE_HELP)
 @click.argument("a", type=click.Path())
 @click.argument("b", type=click.Path())
 @click.option("--dry-run", is_flag=True, help="Plan and report, change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-def reconcile_cmd(a: str, b: str, dry_run: bool, as_json: bool) -> None:
+def reconcile_cmd(allow_mass_delete: bool, a: str, b: str, dry_run: bool, as_json: bool) -> None:
     """Two-way sync between mounted replicas A and B: afterwards both hold the same files."""
     prog, cb = scan_progress()
-    rep = reconcile_mod.reconcile(a, b, dry_run=dry_run, scan_progress=cb)
+    rep = reconcile_mod.reconcile(a, b, dry_run=dry_run, scan_progress=cb, allow_mass_delete=allow_mass_delete)
     prog.done()
     render_sync(rep, as_json, "reconcile")
 
@@ -371,6 +382,7 @@ def resolve_cmd(path: str, file: str, keep: str, as_json: bool) -> None:
 
 
 @cli.command("pack")
+@click.option("--allow-mass-delete", is_flag=True, help=MASS_DELETE_HELP)
 @click.argument("path", type=click.Path())
 @click.option("-o", "--output", "out", required=True, type=click.Path(), help="The bundle file to write (*.sqb).")
 @click.option("--for", "for_replica", metavar="REPLICA", help="Pack what the mounted replica REPLICA does not know.")
@@ -379,6 +391,7 @@ def resolve_cmd(path: str, file: str, keep: str, as_json: bool) -> None:
 @click.argument("subpaths", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def pack_cmd(
+    allow_mass_delete: bool,
     path: str,
     out: str,
     for_replica: str | None,
@@ -414,6 +427,7 @@ def pack_cmd(
         list(subpaths),
         scan_progress=cb,
         progress=show if tp.enabled else None,
+        allow_mass_delete=allow_mass_delete,
     )
     prog.done()
     tp.done()
@@ -440,11 +454,12 @@ def pack_cmd(
 
 
 @cli.command("apply")
+@click.option("--allow-mass-delete", is_flag=True, help=MASS_DELETE_HELP)
 @click.argument("bundle", type=click.Path())
 @click.argument("path", type=click.Path())
 @click.option("--dry-run", is_flag=True, help="Check the bundle and report what would change; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-def apply_cmd(bundle: str, path: str, dry_run: bool, as_json: bool) -> None:
+def apply_cmd(allow_mass_delete: bool, bundle: str, path: str, dry_run: bool, as_json: bool) -> None:
     """Apply BUNDLE to the replica at PATH.
 
     The whole bundle is checked (signature, version, vault, size, manifest)
@@ -453,7 +468,9 @@ def apply_cmd(bundle: str, path: str, dry_run: bool, as_json: bool) -> None:
     """
     prog, cb = scan_progress()
     tp, tcb = transfer_progress("applying")
-    rep = apply_mod.apply(bundle, path, dry_run=dry_run, scan_progress=cb, progress=tcb)
+    rep = apply_mod.apply(
+        bundle, path, dry_run=dry_run, scan_progress=cb, progress=tcb, allow_mass_delete=allow_mass_delete
+    )
     prog.done()
     tp.done()
     render_sync(rep, as_json, "apply")
@@ -553,12 +570,15 @@ CARRIER_HELP = "The carrier folder (default: $SQ_CARRIER, else $XDG_DATA_HOME/sq
 
 
 @cli.command("sync")
+@click.option("--allow-mass-delete", is_flag=True, help=MASS_DELETE_HELP)
 @click.argument("drive", type=click.Path())
 @click.option("--carrier", "carrier_dir", type=click.Path(), help=CARRIER_HELP)
 @click.option("--max-size", type=SizeParam(), help="The carrier's size budget (K/M/G/T); stored for later visits.")
 @click.option("--dry-run", is_flag=True, help="Report what the visit would deliver and take; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-def sync_cmd(drive: str, carrier_dir: str | None, max_size: int | None, dry_run: bool, as_json: bool) -> None:
+def sync_cmd(
+    allow_mass_delete: bool, drive: str, carrier_dir: str | None, max_size: int | None, dry_run: bool, as_json: bool
+) -> None:
     """Visit DRIVE with the laptop's carrier: the two-way sync of a visit.
 
     Scans the drive, delivers every version the carrier holds that the drive
@@ -569,7 +589,15 @@ def sync_cmd(drive: str, carrier_dir: str | None, max_size: int | None, dry_run:
     where = carrier_dir_from(carrier_dir, dict(os.environ))
     prog, cb = scan_progress()
     tp, tcb = transfer_progress("delivering")
-    rep = sync_mod.visit(drive, where, max_size=max_size, dry_run=dry_run, scan_progress=cb, progress=tcb)
+    rep = sync_mod.visit(
+        drive,
+        where,
+        max_size=max_size,
+        dry_run=dry_run,
+        scan_progress=cb,
+        progress=tcb,
+        allow_mass_delete=allow_mass_delete,
+    )
     prog.done()
     tp.done()
     d = rep.delivered
@@ -757,6 +785,11 @@ def vt_compare_cmd(a: str, b: str) -> None:
 
 # Entry point -------------------------------------------------------------
 def main(argv: list[str] | None = None) -> NoReturn:
+    try:
+        faults.configure(os.environ.get("SQ_FAULT"))
+    except ValueError as e:
+        click.echo(f"sq: error: SQ_FAULT: {e}", err=True)
+        sys.exit(EXIT_USAGE)
     try:
         rv = cli.main(args=argv, prog_name="sq", standalone_mode=False)
     except click.exceptions.UsageError as e:

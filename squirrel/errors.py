@@ -114,6 +114,12 @@ class SyncIncomplete(SquirrelError):
     exit_code = 18
 
 
+class MassDelete(SquirrelError):
+    """A scan or visit would delete more than the allowed share of the files."""
+
+    exit_code = 19
+
+
 ALL_ERRORS: tuple[type[SquirrelError], ...] = (
     NotAReplica,
     AlreadyAReplica,
@@ -131,4 +137,5 @@ ALL_ERRORS: tuple[type[SquirrelError], ...] = (
     FileSystemError,
     ContentUnavailable,
     SyncIncomplete,
+    MassDelete,
 )

@@ -34,6 +34,7 @@ def apply(
     dry_run: bool = False,
     scan_progress: ScanProgress | None = None,
     progress: Callable[[ExecProgress], None] | None = None,
+    allow_mass_delete: bool = False,
 ) -> SyncReport:
     """Check the whole bundle first, then sync it into the replica at PATH."""
     with BundleReader(bundle) as reader, Replica.open(path) as rep:
@@ -43,6 +44,6 @@ def apply(
             )
         if reader.source_id == rep.id:
             raise WrongVault(f"bundle {bundle} was packed from this replica ({rep.name}); nothing to apply")
-        scan_open_replica(rep, scan_progress)
+        scan_open_replica(rep, scan_progress, allow_mass_delete)
         tree = BundleTree(reader)
         return sync_into(rep, tree, BundleContent(reader), reader.names, reader.tops, dry_run, progress)

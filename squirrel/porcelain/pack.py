@@ -63,14 +63,9 @@ class _Packer:
         self.entries.append((path, replace(entry, flags=entry.flags & ~FLAG_RACY)))
 
     def receiver_has(self, oid: bytes) -> bool:
-        if self.know.has_object(oid):
-            return True
-        # The receiver knows a version with this content at some path of ours.
-        for p in self.idx.paths_with_object(oid):
-            e = self.idx.get(p)
-            if e is not None and e.m <= self.know.sync_time(p):
-                return True
-        return False
+        """Only what the receiver's index (or knowledge file) says it holds
+        counts: a version it once knew may have been deleted since."""
+        return self.know.has_object(oid)
 
     def walk(self, path: bytes, entry: Entry, s_k: VectorTime) -> None:
         if entry.is_dir:
@@ -111,6 +106,7 @@ def pack(
     subpaths: list[str] | None = None,
     scan_progress: ScanProgress | None = None,
     progress: Callable[[PackProgress], None] | None = None,
+    allow_mass_delete: bool = False,
 ) -> PackReport:
     """Scan PATH and write the bundle `out` for the receiver described by
     `for_replica` (mounted) or `base` (a knowledge file), or for anyone."""
@@ -135,7 +131,7 @@ def pack(
                 base_info = {"kind": "none", "replica": None}
             if know.vault != rep.identity.vault:
                 raise WrongVault(f"the receiver belongs to vault {know.vault}, not {rep.identity.vault}")
-            scan_open_replica(rep, scan_progress)
+            scan_open_replica(rep, scan_progress, allow_mass_delete)
             tops = sorted({paths.user_relpath(rep.root, s) for s in subpaths or []}) or [b""]
             packer = _Packer(rep, know, max_size)
             packer.emit(b"", rep.index.get(b"") or _missing_root())

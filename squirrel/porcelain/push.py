@@ -11,11 +11,11 @@ from squirrel.errors import SquirrelError, WrongVault
 from squirrel.plumbing import fsops, paths
 from squirrel.plumbing.execute import ContentSource, ExecProgress, Executor
 from squirrel.plumbing.index import Entry
-from squirrel.plumbing.plan import Conflict, Plan, plan_sync
+from squirrel.plumbing.plan import DELETE, WRITE, Conflict, Plan, plan_sync
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import ScanProgress
 from squirrel.plumbing.synctime import SyncSource, raise_sync_times
-from squirrel.porcelain.scan import scan_open_replica
+from squirrel.porcelain.scan import check_mass_delete, scan_open_replica
 
 
 class ReplicaSource:
@@ -95,12 +95,20 @@ def sync_into(
     tops: list[bytes],
     dry_run: bool = False,
     progress: Callable[[ExecProgress], None] | None = None,
+    guard: int | None = None,
 ) -> SyncReport:
     """One-way sync of the sender's tree `src` (an index or a bundle) into
-    the (already scanned) replica `dst`, one top path at a time."""
+    the (already scanned) replica `dst`, one top path at a time.
+
+    With `guard` (the receiver's file count), a plan that would delete more
+    than half of the receiver's files is refused (MassDelete)."""
     report = SyncReport(dry_run=dry_run)
     for top in tops or [b""]:
         plan: Plan = plan_sync(src, dst.index, top)
+        if guard is not None:
+            written = {a.a.oid for a in plan.actions if a.kind == WRITE and a.a is not None}
+            deletions = sum(1 for a in plan.actions if a.kind == DELETE and a.b is not None and a.b.oid not in written)
+            check_mass_delete(deletions, guard, f"this sync into {dst.root}", False)
         report.visited += plan.visited
         report.incomplete += plan.incomplete
         if dry_run:
@@ -134,9 +142,10 @@ def push_open(
     tops: list[bytes],
     dry_run: bool = False,
     progress: Callable[[ExecProgress], None] | None = None,
+    guard: int | None = None,
 ) -> SyncReport:
     """Sync the (already scanned) replica `src` into `dst`."""
-    return sync_into(dst, src.index, ReplicaSource(src.root), src.names(), tops, dry_run, progress)
+    return sync_into(dst, src.index, ReplicaSource(src.root), src.names(), tops, dry_run, progress, guard)
 
 
 def push(
@@ -146,14 +155,15 @@ def push(
     dry_run: bool = False,
     scan_progress: ScanProgress | None = None,
     progress: Callable[[ExecProgress], None] | None = None,
+    allow_mass_delete: bool = False,
 ) -> SyncReport:
     """Scan both replicas (so no unscanned change is ever overwritten), then
     sync SRC into DST."""
     with Replica.open(src_path) as src, Replica.open(dst_path) as dst:
         check_same_vault(src, dst)
         tops = [paths.user_relpath(src.root, s) for s in subpaths or []]
-        scan_open_replica(src, scan_progress)
-        scan_open_replica(dst, scan_progress)
+        scan_open_replica(src, scan_progress, allow_mass_delete)
+        scan_open_replica(dst, scan_progress, allow_mass_delete)
         return push_open(src, dst, tops, dry_run, progress)
 
 

@@ -17,13 +17,14 @@ def reconcile(
     dry_run: bool = False,
     scan_progress: ScanProgress | None = None,
     progress: Callable[[ExecProgress], None] | None = None,
+    allow_mass_delete: bool = False,
 ) -> SyncReport:
     """A -> B, then B -> A: afterwards both hold the same versions (conflicts
     kept as two files on both sides)."""
     with Replica.open(a_path) as a, Replica.open(b_path) as b:
         check_same_vault(a, b)
-        scan_open_replica(a, scan_progress)
-        scan_open_replica(b, scan_progress)
+        scan_open_replica(a, scan_progress, allow_mass_delete)
+        scan_open_replica(b, scan_progress, allow_mass_delete)
         report = push_open(a, b, [], dry_run, progress)
         for c in report.conflicts:
             c["replica"] = b.name

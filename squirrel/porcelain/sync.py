@@ -73,6 +73,7 @@ def visit(
     dry_run: bool = False,
     scan_progress: ScanProgress | None = None,
     progress: Callable[[ExecProgress], None] | None = None,
+    allow_mass_delete: bool = False,
 ) -> VisitReport:
     """One visit of the laptop to a drive (see the module docstring)."""
     with Replica.open(drive_path) as drive:
@@ -82,7 +83,7 @@ def visit(
         budget = carrier.max_size if max_size is None else max_size
         vault = carrier.open_vault(drive.identity.vault, create=not dry_run)
         try:
-            return _visit(drive, carrier, vault, budget, dry_run, scan_progress, progress)
+            return _visit(drive, carrier, vault, budget, dry_run, scan_progress, progress, allow_mass_delete)
         finally:
             vault.close()
 
@@ -95,13 +96,17 @@ def _visit(
     dry_run: bool,
     scan_progress: ScanProgress | None,
     progress: Callable[[ExecProgress], None] | None,
+    allow_mass_delete: bool,
 ) -> VisitReport:
     report = VisitReport(drive.name, budget=budget, dry_run=dry_run)
-    scan_open_replica(drive, scan_progress)
+    seen = scan_open_replica(drive, scan_progress, allow_mass_delete)
+    guard = None if allow_mass_delete else seen.stats.files
     drive.learn_names(vault.rep.names())
     vault.rep.learn_names(drive.names())
     # 2. deliver
-    report.delivered = sync_into(drive, vault.index, StoreContent(vault), vault.rep.names(), [], dry_run, progress)
+    report.delivered = sync_into(
+        drive, vault.index, StoreContent(vault), vault.rep.names(), [], dry_run, progress, guard
+    )
     if dry_run:
         plan = plan_sync(drive.index, vault.index, b"")
         report.taken = len(plan.actions)
