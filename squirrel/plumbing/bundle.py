@@ -24,9 +24,9 @@ import blake3
 import zstandard
 
 from squirrel.errors import BadBundle, ChangedDuringOperation, SquirrelError, UnsupportedFormat
-from squirrel.plumbing import paths
+from squirrel.plumbing import faults, paths
 from squirrel.plumbing.index import FLAG_PARTIAL, Entry, decode_entry, encode_entry
-from squirrel.plumbing.vtime import VectorTime, decode_varint, encode_varint
+from squirrel.plumbing.vtime import VectorTime, decode_varint, encode_varint, is_replica_id
 
 SIGNATURE = b"SQBUNDLE"
 TRAILER = b"SQTRAILR"
@@ -173,10 +173,12 @@ class BundleWriter:
                 h.update(block)
             out.write(TRAILER + h.digest())
             out.flush()
+            faults.point("fsync")
             os.fsync(out.fileno())
         self._drop_objects_file()
         if os.path.getsize(self.part) != total:
             raise SquirrelError("internal error: bundle size mismatch")
+        faults.point("rename")
         os.replace(self.part, self.path)
         return total
 
@@ -260,7 +262,7 @@ class BundleReader:
             raise self._bad("header too large")
         try:
             header = json.loads(self._read_exact(hlen))
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             raise self._bad("damaged header") from e
         if not isinstance(header, dict):
             raise self._bad("damaged header")
@@ -282,7 +284,11 @@ class BundleReader:
             or not isinstance(header.get("vault"), str)
             or not isinstance(src, dict)
             or not isinstance(src.get("replica"), str)
+            or not is_replica_id(header["vault"])
+            or not isinstance(src.get("replica"), str)
+            or not is_replica_id(src["replica"])
             or not isinstance(src.get("counter"), int)
+            or not 0 <= src["counter"] < (1 << 63)
             or not isinstance(header.get("manifest_hash"), str)
             or not isinstance(header.get("tops"), list)
             or not isinstance(header.get("names", {}), dict)

@@ -121,7 +121,7 @@ class Knowledge:
                 stored[p] = VectorTime(s)
         except UnsupportedFormat:
             raise
-        except (ValueError, KeyError, TypeError, AttributeError, SquirrelError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError, SquirrelError) as e:
             raise BadBundle(f"not a knowledge file (or damaged): {path}") from e
         stored.setdefault(b"", VectorTime())
         return cls(vault, replica, counter, stored, None, objects)

@@ -168,10 +168,6 @@ def test_status_json_and_exit_code(drive: Path) -> None:
     assert run("status", drive).code == 0, "without --exit-code, pending changes are not an error"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.status_cmd counts a move as two pending changes in its summary but lists it once",
-)
 def test_status_summary_counts_a_move_once(drive: Path) -> None:
     os.rename(drive / "a/one.jpg", drive / "moved.jpg")
     ran = run("status", drive)

@@ -197,10 +197,6 @@ def test_a_hostile_knowledge_file_raises_only_knowledge_errors(
     read_garbage(tmp_path / "k2.json", json.dumps(doc).encode())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: json.loads raises RecursionError on deeply nested JSON; Knowledge.read lets it escape",
-)
 def test_a_deeply_nested_knowledge_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "k.json").write_bytes(b"[" * 200_000 + b"]" * 200_000)
     with pytest.raises(BadBundle):
