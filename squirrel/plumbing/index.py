@@ -87,6 +87,15 @@ def decode_entry(data: bytes | memoryview) -> Entry:
     return Entry(kind, bytes(oid), size, mode, mtime_ns, m, c, flags)
 
 
+def entry_head(data: bytes) -> tuple[int, int, int, int, int, bytes]:
+    """(kind, flags, size, mtime_ns, mode, oid) of an encoded entry, without its times."""
+    try:
+        head: tuple[int, int, int, int, int, bytes] = _HEAD.unpack_from(data, 0)
+    except struct.error as e:
+        raise CorruptIndex(f"damaged index record: {e}") from e
+    return head
+
+
 def entry_key(path: bytes) -> bytes:
     parent, _, name = path.rpartition(b"/")
     return parent + b"\0" + name
@@ -334,6 +343,21 @@ class ReplicaIndex:
             e = merged[name]
             if e is not None:
                 yield name, e
+
+    def children_raw(self, path: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """(name, encoded entry) of the direct children, undecoded: the
+        scanner compares sizes and mtimes with `entry_head` and decodes only
+        what changed."""
+        pending = self._pending_children.get(path)
+        if pending:
+            for name, e in self.children(path):
+                yield name, encode_entry(e)
+            return
+        prefix = path + b"\0"
+        for k, v in self._scan_prefix("entries", prefix):
+            name = k[len(prefix) :]
+            if name:
+                yield name, v
 
     def child_names(self, path: bytes) -> list[bytes]:
         return [name for name, _ in self.children(path)]

@@ -118,6 +118,8 @@ class IgnoreRules:
 
     def __init__(self, lines: Iterable[str] = ()) -> None:
         self._rules: list[tuple[re.Pattern[bytes], bool, bool, bool]] = []
+        self._fast: list[tuple[re.Pattern[bytes], bool, bool]] | None = None
+        self._slow = True
         for pat in DEFAULT_IGNORES:
             self._add(pat, negate=False)
         for raw in lines:
@@ -148,10 +150,30 @@ class IgnoreRules:
         except FileNotFoundError:
             return cls()
 
+    def _combined(self) -> list[tuple[re.Pattern[bytes], bool, bool]] | None:
+        """Without negations, order does not matter: one alternation per kind of rule."""
+        if any(neg for _, _, _, neg in self._rules):
+            return None
+        groups: dict[tuple[bool, bool], list[bytes]] = {}
+        for rx, anchored, dir_only, _ in self._rules:
+            groups.setdefault((anchored, dir_only), []).append(rx.pattern)
+        return [
+            (re.compile(b"|".join(b"(?:" + p + b")" for p in pats), re.S), anchored, dir_only)
+            for (anchored, dir_only), pats in groups.items()
+        ]
+
     def ignored(self, path: bytes, is_dir: bool) -> bool:
         name = path.rpartition(b"/")[2]
         if name == MARKER or CONFLICT_TAG.encode() + b"tmp" in name:
             return True
+        if self._fast is None:
+            self._fast = self._combined() or []
+            self._slow = not self._fast
+        if not self._slow:
+            for rx, anchored, dir_only in self._fast:
+                if (is_dir or not dir_only) and rx.fullmatch(path if anchored else name):
+                    return True
+            return False
         result = False
         for rx, anchored, dir_only, negate in self._rules:
             if dir_only and not is_dir:
