@@ -11,6 +11,7 @@ renamed locally instead of being read from the sender.
 from __future__ import annotations
 
 import os
+import shutil
 import stat as statmod
 import time
 import unicodedata
@@ -24,6 +25,8 @@ from squirrel.plumbing.index import FLAG_RACY, KIND_FILE, Entry, new_dir
 from squirrel.plumbing.plan import DELETE, DIRMETA, META, MKDIR, MOVE_ASIDE, RMDIR, WRITE, Action, Conflict, Plan
 from squirrel.plumbing.replica import Replica, fsync_dir
 from squirrel.plumbing.vtime import VectorTime
+
+SPACE_RESERVE = 16 << 20  # never fill a drive to the last byte: the index must still commit
 
 
 class ContentSource(Protocol):
@@ -85,8 +88,23 @@ class Executor:
             self._event = self.idx.next_event()
         return self._event
 
+    def check_space(self) -> None:
+        """Refuse before writing anything when the new content cannot fit."""
+        deleted = {a.b.oid for a in self.plan.actions if a.kind == DELETE and a.b is not None}
+        need = sum(
+            a.a.size for a in self.plan.actions if a.kind == WRITE and a.a is not None and a.a.oid not in deleted
+        )
+        if not need:
+            return
+        have = shutil.disk_usage(self.rep.root).free
+        if need + SPACE_RESERVE > have:
+            raise OutOfSpace(
+                f"not enough space on {self.rep.root}: need {need} bytes (+{SPACE_RESERVE} spare), have {have}"
+            )
+
     def run(self) -> ExecResult:
         fsops.clean_tmp(self.rep.tmp_dir)
+        self.check_space()
         # Deletions of content that a write in this plan needs wait until the
         # end, so that the write can rename the file (a move costs no copy).
         # A deletion whose path something in the plan will occupy cannot wait.

@@ -18,6 +18,7 @@ finished by visiting again.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 from squirrel.errors import ContentUnavailable
 from squirrel.plumbing import fsops, paths
 from squirrel.plumbing.carrier import Carrier, CarrierExecutor, CarrierVault, DriveRecord
-from squirrel.plumbing.execute import ExecProgress
+from squirrel.plumbing.execute import SPACE_RESERVE, ExecProgress
 from squirrel.plumbing.index import Entry
 from squirrel.plumbing.plan import plan_sync
 from squirrel.plumbing.replica import Replica
@@ -120,7 +121,7 @@ def _visit(
     report.dropped_bytes += b
     # 4. take
     plan = plan_sync(drive.index, vault.index, b"")
-    left = max(0, budget - carrier.usage())
+    left = _room(carrier, budget)
     ex = CarrierExecutor(vault, plan, ReplicaSource(drive.root), drive.id, left)
     res = ex.run()
     vault.rep.recheck_identity()
@@ -144,13 +145,19 @@ def _visit(
     return report
 
 
+def _room(carrier: Carrier, budget: int) -> int:
+    """What the carrier may still take: its budget, and the laptop's free space."""
+    free = shutil.disk_usage(carrier.root).free - SPACE_RESERVE
+    return max(0, min(budget - carrier.usage(), free))
+
+
 def _fill(drive: Replica, carrier: Carrier, vault: CarrierVault, budget: int, report: VisitReport) -> None:
     """Copy from the drive content that other drives lack and the carrier does
     not hold, while it fits."""
     others = [d for d in vault.drives() if d.id != drive.id]
     if not others:
         return
-    left = max(0, budget - carrier.usage())
+    left = _room(carrier, budget)
     root = os.fsencode(drive.root)
     seen: set[bytes] = set()
     for other in others:
