@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Run the benchmarks (`make bench`). Extra arguments go to both scripts, and
-# each ignores the sync-only options, e.g. `bash bench/run.sh --files 5000
-# --hash-mib 256` for a quick try. bench_sync.py's own options (--push-mib,
-# --diff, ...) are for running it directly.
+# Run the benchmarks (`make bench`). Extra arguments go to every script, and
+# each ignores the options it does not know, e.g. `bash bench/run.sh --files
+# 5000 --hash-mib 256 --mib 256` for a quick try. bench_sync.py's own options
+# (--push-mib, --diff, ...) are for running it directly.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 py="$here/../.venv/bin/python"
 [ -x "$py" ] || py=python3
 "$py" "$here/bench_scan.py" "$@"
+"$py" "$here/bench_carrier.py" "$@"
 exec "$py" "$here/bench_sync.py" "$@"
