@@ -9,4 +9,5 @@ py="$here/../.venv/bin/python"
 [ -x "$py" ] || py=python3
 "$py" "$here/bench_scan.py" "$@"
 "$py" "$here/bench_carrier.py" "$@"
+"$py" "$here/bench_bundle.py" "$@"
 exec "$py" "$here/bench_sync.py" "$@"
