@@ -710,6 +710,29 @@ def test_every_bit_flip_in_the_header_is_refused(base: Base) -> None:
     assert accepted == []
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: no checksum that apply checks covers the header; a flipped bit in source.counter is accepted"
+    " and the receiver claims events it never saw",
+)
+def test_a_bit_flip_in_the_senders_counter_is_refused(tmp_path: Path) -> None:
+    a, b = new_vault(tmp_path, "A", "B")
+    make_tree(a, {"f.txt": "v1"})
+    pack(str(a), str(tmp_path / "1.sqb"), for_replica=str(b))
+    data = bytearray((tmp_path / "1.sqb").read_bytes())
+    at = data.index(b'"counter": 1,') + len(b'"counter": ')
+    data[at] ^= 0x02  # "1" -> "3": the receiver would believe it knows A's events 2 and 3
+    (tmp_path / "bad.sqb").write_bytes(bytes(data))
+    try:
+        with pytest.raises(BadBundle):
+            apply(str(tmp_path / "bad.sqb"), str(b))
+    finally:
+        # What accepting it costs: A's next edit (event 2) never reaches B.
+        write(a / "f.txt", "v2")
+        bundle_to(a, b, tmp_path / "2.sqb")
+        assert (b / "f.txt").read_bytes() == b"v2"
+
+
 # Bad objects: refused one by one, never written ----------------------------------------
 def replace_object(oid_of: Callable[[BundleParts], int], payload: bytes | None = None, size_delta: int = 0) -> Mutation:
     def change(p: BundleParts) -> None:
@@ -828,7 +851,7 @@ def test_a_bad_object_is_never_written_and_a_later_bundle_brings_it(base: Base, 
     assert list((b / ".squirrel" / "tmp").iterdir()) == []
 
     code, _, _ = sq_in_process("apply", bad, cli_copy)
-    assert code in (0, 18)  # 18: some paths failed; deferred paths alone are not a failure
+    assert code == (18 if report.failed else 0)  # deferred paths alone are not a failure
     assert user_files(cli_copy) == got
 
     # The next good bundle brings what the damaged one could not.

@@ -202,8 +202,9 @@ class BundleRoundTrip(RuleBasedStateMachine):
         assert pushed_error is None, pushed_error
         assert summary(applied) == summary(pushed)
         assert applied.incomplete == []
-        again = apply(str(out), str(dst2))
-        assert (again.created, again.updated, again.deleted, again.moved, again.conflicts) == (0, 0, 0, 0, [])
+        if not applied.failed:  # a failed path stays unsynced, so a second apply may finish it
+            again = apply(str(out), str(dst2))
+            assert (again.created, again.updated, again.deleted, again.moved, again.conflicts) == (0, 0, 0, 0, [])
         self.agree(a, b)
 
     def agree(self, *replicas: int) -> None:
