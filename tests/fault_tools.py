@@ -1,0 +1,221 @@
+"""Tools for the crash, fault and hazard tests: run `sq` with a fault armed,
+and check what a failed or killed command left behind.
+
+`run_forked` runs the real entry point (`squirrel.cli.main`) in a forked
+child, which costs a few milliseconds where a new `sq` process costs a few
+hundred, so that a test can kill a command at each of its hundreds of I/O
+points. The child has the same SQ_FAULT hook as the real `sq`; the only
+difference is that its fsync does not flush: a kill models a process crash,
+after which the kernel still holds every written page, so what a kill test
+checks does not depend on the flush, and 300 kills stay fast. With `trace`,
+it lists the kind of every fault point a command passes.
+
+`versions` lists every file version a replica holds (tree and trash, by
+blake3 id); `lost` says which of them are nowhere after a command: neither
+at a path, nor in a conflict copy, nor in `.squirrel/trash/<id hex>` with
+content that still hashes to its id.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import blake3
+
+from squirrel.cli import main
+from squirrel.plumbing import faults
+from tests.helpers import sq_executable
+
+SQUIRREL = ".squirrel"
+KILLED = -signal.SIGKILL
+CHILD_CRASHED = 99  # the forked child raised something main() did not handle
+
+
+@dataclass
+class Outcome:
+    code: int  # the exit code, or KILLED
+    stdout: bytes
+    stderr: bytes
+    points: int = 0  # fault points passed (with trace, or a fault armed past the last)
+    ops: list[str] = field(default_factory=list)  # with trace: each point's kind, in order
+
+    @property
+    def killed(self) -> bool:
+        return self.code == KILLED
+
+    @property
+    def error_lines(self) -> list[str]:
+        return [line for line in self.stderr.decode(errors="replace").splitlines() if line.startswith("sq: ")]
+
+
+def _no_fsync(fd: int) -> None:
+    return None
+
+
+def run_forked(
+    args: Sequence[str | Path], fault: str | None = None, timeout: float = 120, trace: bool = False
+) -> Outcome:
+    """Run `sq ARGS` through `main` in a forked child, with SQ_FAULT=`fault`;
+    with `trace`, `Outcome.ops` lists the kind of every fault point passed."""
+    argv = [os.fspath(a) for a in args]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as counter:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            code = CHILD_CRASHED
+            try:
+                os.dup2(out.fileno(), 1)
+                os.dup2(err.fileno(), 2)
+                sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), write_through=True)
+                sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), write_through=True)
+                os.environ.pop("SQ_FAULT", None)
+                if fault is not None:
+                    os.environ["SQ_FAULT"] = fault
+                os.fsync = _no_fsync
+                if trace:
+                    _trace_points(counter.fileno())
+                try:
+                    main(argv)
+                except SystemExit as e:
+                    code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                try:
+                    if not trace:
+                        os.write(counter.fileno(), str(faults._count).encode())
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                finally:
+                    os._exit(code)
+        status = _wait(pid, timeout)
+        out.seek(0)
+        err.seek(0)
+        counter.seek(0)
+        raw = counter.read().strip()
+        code = os.waitstatus_to_exitcode(status)
+        if trace:
+            ops = raw.decode().split()
+            return Outcome(code, out.read(), err.read(), len(ops), ops)
+        return Outcome(code, out.read(), err.read(), int(raw) if raw.isdigit() else 0)
+
+
+def _trace_points(fd: int) -> None:  # pragma: no cover - runs in the child
+    original = faults.point
+
+    def point(op: str) -> None:
+        os.write(fd, op.encode() + b" ")
+        original(op)
+
+    faults.point = point
+
+
+def _wait(pid: int, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise TimeoutError(f"sq did not finish within {timeout} s")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.02)
+
+
+# What a replica holds ----------------------------------------------------------
+def oid(data: bytes) -> str:
+    return blake3.blake3(data).hexdigest()
+
+
+def user_files(root: Path | str) -> dict[str, bytes]:
+    """Every regular file outside the root's `.squirrel/` (symlinks and specials aside)."""
+    root = Path(root)
+    found: dict[str, bytes] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        if here == root:
+            dirnames[:] = [d for d in dirnames if d != SQUIRREL]
+        for name in filenames:
+            p = here / name
+            if p.is_file() and not p.is_symlink():
+                found[p.relative_to(root).as_posix()] = p.read_bytes()
+    return found
+
+
+def trash_ids(root: Path | str) -> set[str]:
+    """Object ids (hex) of the trash files whose content still hashes to their name."""
+    trash = Path(root) / SQUIRREL / "trash"
+    good: set[str] = set()
+    if not trash.is_dir():
+        return good
+    for p in trash.iterdir():
+        if p.is_file() and len(p.name) == 64 and oid(p.read_bytes()) == p.name:
+            good.add(p.name)
+    return good
+
+
+def versions(root: Path | str) -> set[str]:
+    """Every file version a replica holds: in its tree or its trash."""
+    return {oid(data) for data in user_files(root).values()} | trash_ids(root)
+
+
+def lost(before: Iterable[str], root: Path | str) -> set[str]:
+    """The versions of `before` that are nowhere in `root` any more."""
+    return set(before) - versions(root)
+
+
+def stray_files(root: Path | str, expected: Iterable[str]) -> list[str]:
+    """Files outside `.squirrel/` that are neither expected nor conflict copies."""
+    allowed = set(expected)
+    return sorted(p for p in user_files(root) if p not in allowed and ".sq-conflict-" not in p)
+
+
+def leftovers(root: Path | str) -> list[str]:
+    """Temporary files a finished command left in `.squirrel/tmp/`."""
+    tmp = Path(root) / SQUIRREL / "tmp"
+    return sorted(p.name for p in tmp.iterdir()) if tmp.is_dir() else []
+
+
+def fresh_copy(template: Path, dst: Path) -> Path:
+    """A byte-for-byte copy of a replica or carrier (locks aside), replacing `dst`."""
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(template, dst, symlinks=True, ignore=shutil.ignore_patterns("lock", "lock.mdb"))
+    return dst
+
+
+def crash_points(total: int, full: bool, budget: int) -> list[int]:
+    """Which of the kill points 1..total to try: every one when `full`, else
+    the first few, the last few, and an even spread of `budget` in between."""
+    every = list(range(1, total + 1))
+    if full or total <= budget:
+        return every
+    head, tail = every[:6], every[-6:]
+    middle = every[6:-6]
+    step = max(1, len(middle) // max(1, budget - 12))
+    return sorted(set(head + middle[::step] + tail))
+
+
+def run_real(args: Sequence[str | Path], fault: str | None = None, timeout: float = 120) -> Outcome:
+    """Run the real `sq` executable with SQ_FAULT=`fault` (none when None)."""
+    env = {k: v for k, v in os.environ.items() if k != "SQ_FAULT"}
+    if fault is not None:
+        env["SQ_FAULT"] = fault
+    argv = [sq_executable(), *(os.fspath(a) for a in args)]
+    proc = subprocess.run(argv, capture_output=True, timeout=timeout, check=False, env=env)
+    return Outcome(proc.returncode, proc.stdout, proc.stderr)
