@@ -23,16 +23,17 @@ from squirrel.plumbing.bundle import BundleReader
 from squirrel.plumbing.carrier import Carrier, carrier_dir_from
 from squirrel.plumbing.execute import ExecProgress
 from squirrel.plumbing.index import KIND_NAMES
-from squirrel.plumbing.knowledge import Knowledge
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import ScanStats
 from squirrel.plumbing.vtime import VectorTime
 from squirrel.porcelain import apply as apply_mod
 from squirrel.porcelain import conflicts as conflicts_mod
 from squirrel.porcelain import init as init_mod
+from squirrel.porcelain import knowledge as knowledge_mod
 from squirrel.porcelain import pack as pack_mod
 from squirrel.porcelain import push as push_mod
 from squirrel.porcelain import reconcile as reconcile_mod
+from squirrel.porcelain import reidentify as reidentify_mod
 from squirrel.porcelain import resolve as resolve_mod
 from squirrel.porcelain import scan as scan_mod
 from squirrel.porcelain import status as status_mod
@@ -480,11 +481,12 @@ def apply_cmd(allow_mass_delete: bool, bundle: str, path: str, dry_run: bool, as
 @click.argument("path", type=click.Path())
 @click.option("-o", "--output", "out", required=True, type=click.Path(), help="The knowledge file to write.")
 def knowledge_cmd(path: str, out: str) -> None:
-    """Write what replica PATH knows (its sync times), for `sq pack --base FILE`."""
-    with Replica.open(path, write=False) as rep:
-        know = Knowledge.of_replica(rep)
-        know.write(out)
-    summary(f"wrote the knowledge of {rep.name} to {out}")
+    """Write what replica PATH knows (its sync times and the content it holds),
+    for `sq pack --base FILE`. The replica is scanned first."""
+    prog, cb = scan_progress()
+    ident = knowledge_mod.write_knowledge(path, out, cb)
+    prog.done()
+    summary(f"wrote the knowledge of {ident.name} to {out}")
 
 
 @cli.group("bundle")
@@ -706,6 +708,17 @@ def verify_cmd(path: str, quick: bool, as_json: bool) -> None:
     )
     if not rep.ok:
         sys.exit(EXIT_PREDICATE_NO)
+
+
+@cli.command("reidentify")
+@click.argument("path", type=click.Path())
+@click.option("--name", help="A new name for the replica (default: keep its name).")
+def reidentify_cmd(path: str, name: str | None) -> None:
+    """Give replica PATH a new identity (a drive restored from an old backup,
+    or a cloned drive), so that none of its new events reuses a counter other
+    replicas already know. Its files and history are kept."""
+    old, new = reidentify_mod.reidentify(path, name)
+    summary(f"{path}: replica {old.name} ({old.replica}) is now {new.name} ({new.replica})")
 
 
 # Plumbing --------------------------------------------------------------

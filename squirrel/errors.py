@@ -120,6 +120,13 @@ class MassDelete(SquirrelError):
     exit_code = 19
 
 
+class IdentityConflict(SquirrelError):
+    """A replica's index is behind what others know of it (restored from an
+    old backup), or two drives carry one identity (a clone)."""
+
+    exit_code = 20
+
+
 ALL_ERRORS: tuple[type[SquirrelError], ...] = (
     NotAReplica,
     AlreadyAReplica,
@@ -138,4 +145,5 @@ ALL_ERRORS: tuple[type[SquirrelError], ...] = (
     ContentUnavailable,
     SyncIncomplete,
     MassDelete,
+    IdentityConflict,
 )

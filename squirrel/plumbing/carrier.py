@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import time
 from collections.abc import Iterable
@@ -25,6 +26,7 @@ from squirrel.errors import (
     ChangedDuringOperation,
     ContentUnavailable,
     CorruptIndex,
+    IdentityConflict,
     OutOfSpace,
     SquirrelError,
     UnsupportedFormat,
@@ -154,14 +156,59 @@ class CarrierVault:
             out.append(DriveRecord(name[:-5], str(doc.get("name", name[:-5])), int(doc.get("last_visit", 0)), know))
         return out
 
-    def record_drive(self, replica: Replica) -> None:
+    def _drive_doc(self, drive_id: str) -> dict[str, Any]:
+        try:
+            with open(os.path.join(self.drives_dir, drive_id + ".json"), "rb") as f:
+                doc = json.loads(f.read())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as e:
+            raise CorruptIndex(f"damaged drive record in {self.drives_dir}: {e}") from e
+        return doc if isinstance(doc, dict) else {}
+
+    def record_drive(self, replica: Replica, tokens: list[str] | None = None) -> None:
         """Remember what a drive knows now (its sync times), and when we saw it."""
         know = Knowledge.of_replica(replica)
         doc = know.to_json()
         doc["objects"] = ""  # the carrier does not need the drive's content list
         doc["name"] = replica.name
         doc["last_visit"] = int(time.time())
+        doc["tokens"] = tokens if tokens is not None else self._drive_doc(replica.id).get("tokens", [])
         write_file_atomic(os.path.join(self.drives_dir, replica.id + ".json"), json.dumps(doc, sort_keys=True).encode())
+
+    def _token_file(self, replica: Replica) -> str:
+        return os.path.join(replica.sq_dir, f"carrier-{self.rep.id}")
+
+    def check_token(self, replica: Replica) -> None:
+        """A drive shows the token the carrier gave it on its last visit. A
+        clone of a drive that has visited since shows an old one."""
+        tokens = self._drive_doc(replica.id).get("tokens") or []
+        if not tokens:
+            return
+        try:
+            with open(self._token_file(replica), encoding="ascii") as f:
+                token = f.read().strip()
+        except (OSError, ValueError):
+            token = ""
+        if token not in tokens:
+            raise IdentityConflict(
+                f"{replica.root} carries the identity of {replica.name}, but not the mark the carrier left on"
+                f" {replica.name} at its last visit: a cloned drive, or one restored from a backup."
+                f" Give it a new identity with `sq reidentify {replica.root}`"
+            )
+
+    def rotate_token(self, replica: Replica) -> None:
+        """Leave a new mark on the drive. Either mark is accepted until the
+        drive holds the new one, so a crash in between is harmless."""
+        try:
+            with open(self._token_file(replica), encoding="ascii") as f:
+                current = f.read().strip()
+        except (OSError, ValueError):
+            current = ""
+        new = secrets.token_hex(16)
+        self.record_drive(replica, [t for t in (current, new) if t])
+        write_file_atomic(self._token_file(replica), new.encode())
+        self.record_drive(replica, [new])
 
     def needed_by_others(self, path: bytes, m: VectorTime, others: Iterable[DriveRecord]) -> bool:
         return any(not m <= d.knowledge.sync_time(path) for d in others)

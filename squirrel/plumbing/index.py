@@ -257,6 +257,19 @@ class ReplicaIndex:
         self._put("meta", b"counter", str(self._counter).encode())
         return VectorTime.event(self.self_id, self._counter)
 
+    def change_identity(self, new_id: str) -> None:
+        """Start counting events anew under `new_id`. The old id's events stay
+        known: the implicit own component of every stored sync time is made
+        explicit for the old id first."""
+        old, counter = self.self_id, self._counter
+        stored = [(b"", self.stored_sync(b"") or EMPTY), *self.stored_syncs_under(b"")]
+        for p, s in stored:
+            s = s.with_entry(old, max(counter, s.get(old))).without(new_id)
+            self._put("sync", path_key(p), s.encode())
+        self.self_id = new_id
+        self._counter = 0
+        self._put("meta", b"counter", b"0")
+
     def get_meta_json(self, key: str, default: Any = None) -> Any:
         raw = self._get("meta", key.encode())
         if raw is None:

@@ -120,7 +120,11 @@ def pack(
         base_info: dict[str, object]
         try:
             if for_replica:
-                receiver = Replica.open(for_replica, write=False)
+                # Scan the receiver too: content it lost since its last scan
+                # must not be left out of the bundle.
+                receiver = Replica.open(for_replica)
+                if receiver.identity.vault == rep.identity.vault:
+                    scan_open_replica(receiver, scan_progress, allow_mass_delete)
                 know = Knowledge.of_replica(receiver)
                 base_info = {"kind": "replica", "replica": receiver.id}
             elif base:

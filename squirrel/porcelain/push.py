@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from squirrel.errors import SquirrelError, WrongVault
+from squirrel.errors import IdentityConflict, SquirrelError, WrongVault
 from squirrel.plumbing import fsops, paths
 from squirrel.plumbing.execute import ContentSource, ExecProgress, Executor
 from squirrel.plumbing.index import Entry
@@ -15,6 +15,7 @@ from squirrel.plumbing.plan import DELETE, WRITE, Conflict, Plan, plan_sync
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import ScanProgress
 from squirrel.plumbing.synctime import SyncSource, raise_sync_times
+from squirrel.plumbing.vtime import VectorTime
 from squirrel.porcelain.scan import check_mass_delete, scan_open_replica
 
 
@@ -77,6 +78,20 @@ def conflict_json(c: Conflict, replica: str | None = None) -> dict[str, Any]:
     return out
 
 
+def check_not_behind(rep: Replica, knowledge: VectorTime, who: str) -> None:
+    """Refuse a replica whose own counter is behind what others know of it:
+    its index was restored from an old backup, or it is a clone of a drive
+    that has moved on. Its new events would reuse counters others already
+    know, and their versions would be taken as known: lost updates."""
+    known = knowledge.get(rep.id)
+    if known > rep.index.counter:
+        raise IdentityConflict(
+            f"{rep.root} is behind what {who} knows of it ({rep.name} event {known}, but its index is at"
+            f" {rep.index.counter}): restored from an old backup, or a cloned drive."
+            f" Give it a new identity with `sq reidentify {rep.root}`, then sync again"
+        )
+
+
 def check_same_vault(a: Replica, b: Replica) -> None:
     if a.identity.vault != b.identity.vault:
         raise WrongVault(
@@ -102,6 +117,7 @@ def sync_into(
 
     With `guard` (the receiver's file count), a plan that would delete more
     than half of the receiver's files is refused (MassDelete)."""
+    check_not_behind(dst, src.sync_time(b""), "the sender")
     report = SyncReport(dry_run=dry_run)
     for top in tops or [b""]:
         plan: Plan = plan_sync(src, dst.index, top)
@@ -145,6 +161,7 @@ def push_open(
     guard: int | None = None,
 ) -> SyncReport:
     """Sync the (already scanned) replica `src` into `dst`."""
+    check_not_behind(src, dst.index.sync_time(b""), dst.name)
     return sync_into(dst, src.index, ReplicaSource(src.root), src.names(), tops, dry_run, progress, guard)
 
 

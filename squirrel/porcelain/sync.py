@@ -100,6 +100,7 @@ def _visit(
     allow_mass_delete: bool,
 ) -> VisitReport:
     report = VisitReport(drive.name, budget=budget, dry_run=dry_run)
+    vault.check_token(drive)
     seen = scan_open_replica(drive, scan_progress, allow_mass_delete)
     guard = None if allow_mass_delete else seen.stats.files
     drive.learn_names(vault.rep.names())
@@ -136,7 +137,7 @@ def _visit(
     # 5. fill
     _fill(drive, carrier, vault, budget, report)
     # 6. bookkeeping
-    vault.record_drive(drive)
+    vault.rotate_token(drive)
     d, b = vault.drop_unneeded()
     report.dropped += d
     report.dropped_bytes += b
