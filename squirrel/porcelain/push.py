@@ -92,6 +92,13 @@ def check_not_behind(rep: Replica, knowledge: VectorTime, who: str) -> None:
         )
 
 
+def check_identities(a: Replica, b: Replica) -> None:
+    """Before anything is scanned (a scan takes new event counters): neither
+    replica may be behind what the other knows of it."""
+    check_not_behind(a, b.index.sync_time(b""), b.name)
+    check_not_behind(b, a.index.sync_time(b""), a.name)
+
+
 def check_same_vault(a: Replica, b: Replica) -> None:
     if a.identity.vault != b.identity.vault:
         raise WrongVault(
@@ -178,6 +185,7 @@ def push(
     sync SRC into DST."""
     with Replica.open(src_path) as src, Replica.open(dst_path) as dst:
         check_same_vault(src, dst)
+        check_identities(src, dst)
         tops = [paths.user_relpath(src.root, s) for s in subpaths or []]
         scan_open_replica(src, scan_progress, allow_mass_delete)
         scan_open_replica(dst, scan_progress, allow_mass_delete)

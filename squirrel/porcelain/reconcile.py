@@ -7,7 +7,7 @@ from collections.abc import Callable
 from squirrel.plumbing.execute import ExecProgress
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import ScanProgress
-from squirrel.porcelain.push import SyncReport, check_same_vault, push_open
+from squirrel.porcelain.push import SyncReport, check_identities, check_same_vault, push_open
 from squirrel.porcelain.scan import scan_open_replica
 
 
@@ -23,6 +23,7 @@ def reconcile(
     kept as two files on both sides)."""
     with Replica.open(a_path) as a, Replica.open(b_path) as b:
         check_same_vault(a, b)
+        check_identities(a, b)
         scan_open_replica(a, scan_progress, allow_mass_delete)
         scan_open_replica(b, scan_progress, allow_mass_delete)
         report = push_open(a, b, [], dry_run, progress)

@@ -33,7 +33,7 @@ from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import ScanProgress
 from squirrel.plumbing.synctime import raise_sync_times
 from squirrel.plumbing.vtime import VectorTime
-from squirrel.porcelain.push import ReplicaSource, SyncReport, sync_into
+from squirrel.porcelain.push import ReplicaSource, SyncReport, check_not_behind, sync_into
 from squirrel.porcelain.scan import scan_open_replica
 
 
@@ -101,6 +101,10 @@ def _visit(
 ) -> VisitReport:
     report = VisitReport(drive.name, budget=budget, dry_run=dry_run)
     vault.check_token(drive)
+    check_not_behind(drive, vault.index.sync_time(b""), "the carrier")
+    for record in vault.drives():
+        if record.id == drive.id:
+            check_not_behind(drive, record.knowledge.sync_time(b""), "the carrier's record of its last visit")
     seen = scan_open_replica(drive, scan_progress, allow_mass_delete)
     guard = None if allow_mass_delete else seen.stats.files
     drive.learn_names(vault.rep.names())
