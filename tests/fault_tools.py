@@ -27,9 +27,10 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import blake3
 
@@ -63,60 +64,105 @@ def _no_fsync(fd: int) -> None:
     return None
 
 
-def run_forked(
-    args: Sequence[str | Path], fault: str | None = None, timeout: float = 120, trace: bool = False
-) -> Outcome:
-    """Run `sq ARGS` through `main` in a forked child, with SQ_FAULT=`fault`;
-    with `trace`, `Outcome.ops` lists the kind of every fault point passed."""
+Hook = Callable[[str], None]
+
+
+class Child:
+    """A forked `sq` (see `spawn`); `wait` returns its Outcome."""
+
+    def __init__(self, pid: int, files: list[IO[bytes]], trace: bool) -> None:
+        self.pid = pid
+        self._files = files
+        self._trace = trace
+
+    def wait(self, timeout: float = 120) -> Outcome:
+        out, err, counter = self._files
+        try:
+            status = _wait(self.pid, timeout)
+            for f in self._files:
+                f.seek(0)
+            raw = counter.read().strip()
+            code = os.waitstatus_to_exitcode(status)
+            if self._trace:
+                ops = raw.decode().split()
+                return Outcome(code, out.read(), err.read(), len(ops), ops)
+            return Outcome(code, out.read(), err.read(), int(raw) if raw.isdigit() else 0)
+        finally:
+            for f in self._files:
+                f.close()
+
+
+def spawn(
+    args: Sequence[str | Path],
+    fault: str | None = None,
+    trace: bool = False,
+    hook: Hook | None = None,
+    uid: int | None = None,
+) -> Child:
+    """Start `sq ARGS` through `main` in a forked child, with SQ_FAULT=`fault`.
+    With `trace`, the outcome lists the kind of every fault point passed;
+    `hook(op)` runs in the child at each fault point, before the fault;
+    with `uid`, the child drops to that user (and its group) first."""
     argv = [os.fspath(a) for a in args]
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as counter:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child
-            code = CHILD_CRASHED
+    files = [tempfile.TemporaryFile() for _ in range(3)]
+    out, err, counter = files
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = CHILD_CRASHED
+        try:
+            os.dup2(out.fileno(), 1)
+            os.dup2(err.fileno(), 2)
+            sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), write_through=True)
+            sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), write_through=True)
+            os.environ.pop("SQ_FAULT", None)
+            if fault is not None:
+                os.environ["SQ_FAULT"] = fault
+            os.fsync = _no_fsync
+            if uid is not None:
+                os.setgroups([])
+                os.setgid(uid)
+                os.setuid(uid)
+            if trace or hook is not None:
+                _wrap_points(counter.fileno() if trace else None, hook)
             try:
-                os.dup2(out.fileno(), 1)
-                os.dup2(err.fileno(), 2)
-                sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), write_through=True)
-                sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), write_through=True)
-                os.environ.pop("SQ_FAULT", None)
-                if fault is not None:
-                    os.environ["SQ_FAULT"] = fault
-                os.fsync = _no_fsync
-                if trace:
-                    _trace_points(counter.fileno())
-                try:
-                    main(argv)
-                except SystemExit as e:
-                    code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-            except BaseException:
-                traceback.print_exc()
+                main(argv)
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            try:
+                if not trace:
+                    os.write(counter.fileno(), str(faults._count).encode())
+                sys.stdout.flush()
+                sys.stderr.flush()
             finally:
-                try:
-                    if not trace:
-                        os.write(counter.fileno(), str(faults._count).encode())
-                    sys.stdout.flush()
-                    sys.stderr.flush()
-                finally:
-                    os._exit(code)
-        status = _wait(pid, timeout)
-        out.seek(0)
-        err.seek(0)
-        counter.seek(0)
-        raw = counter.read().strip()
-        code = os.waitstatus_to_exitcode(status)
-        if trace:
-            ops = raw.decode().split()
-            return Outcome(code, out.read(), err.read(), len(ops), ops)
-        return Outcome(code, out.read(), err.read(), int(raw) if raw.isdigit() else 0)
+                os._exit(code)
+    return Child(pid, files, trace)
 
 
-def _trace_points(fd: int) -> None:  # pragma: no cover - runs in the child
+def run_forked(
+    args: Sequence[str | Path],
+    fault: str | None = None,
+    timeout: float = 120,
+    trace: bool = False,
+    hook: Hook | None = None,
+    uid: int | None = None,
+) -> Outcome:
+    """Run `sq ARGS` in a forked child (see `spawn`) and wait for it."""
+    return spawn(args, fault, trace, hook, uid).wait(timeout)
+
+
+def _wrap_points(fd: int | None, hook: Hook | None) -> None:  # pragma: no cover - runs in the child
     original = faults.point
 
     def point(op: str) -> None:
-        os.write(fd, op.encode() + b" ")
+        if fd is not None:
+            os.write(fd, op.encode() + b" ")
+        if hook is not None:
+            hook(op)
         original(op)
 
     faults.point = point
