@@ -89,7 +89,7 @@ def user_files(root: Path) -> dict[str, bytes]:
 def test_pack_and_apply_do_exactly_what_push_does(tmp_path: Path) -> None:
     a, b, bundle = sender_and_receiver(tmp_path)
     twin = copy_replica(b, tmp_path / "B-twin")  # same identity: same index after the same sync
-    write(b / "notes.txt", "the receiver's concurrent notes\n")  # an update/update conflict
+    write(b / "notes.txt", "the receiver's concurrent notes\n")  # a create/create conflict
     write(twin / "notes.txt", "the receiver's concurrent notes\n")
     os.utime(twin / "notes.txt", ns=(os.stat(b / "notes.txt").st_mtime_ns,) * 2)
     via_bundle = apply(str(bundle), str(b))
@@ -104,8 +104,8 @@ def test_pack_and_apply_do_exactly_what_push_does(tmp_path: Path) -> None:
 
 
 def test_a_bundle_for_anyone_brings_a_new_replica_everything(tmp_path: Path) -> None:
-    a, b, _ = sender_and_receiver(tmp_path)
-    (c,) = [tmp_path / "C"]
+    a, _, _ = sender_and_receiver(tmp_path)
+    c = tmp_path / "C"
     c.mkdir()
     init(str(c), name="C", join=str(a))
     report = pack(str(a), str(tmp_path / "all.sqb"))
@@ -173,7 +173,7 @@ def moved_100mb(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, P
 def test_moving_a_100_mb_folder_makes_a_tiny_bundle_and_apply_renames(
     moved_100mb: tuple[Path, Path, Path], tmp_path: Path, how: str
 ) -> None:
-    tmp, a, b_orig = moved_100mb
+    _, a, b_orig = moved_100mb
     b = copy_replica(b_orig, tmp_path / "B")
     out = tmp_path / "move.sqb"
     if how == "for":
