@@ -66,7 +66,7 @@ def conflicts_of(r: SyncReport) -> list[tuple[str, str, str | None]]:
 
 
 def new_vault(tmp: Path, *names: str) -> list[Path]:
-    roots = []
+    roots: list[Path] = []
     for name in names:
         root = tmp / name
         root.mkdir(exist_ok=True)
@@ -612,7 +612,7 @@ BAD: dict[str, tuple[Mutation, type[SquirrelError]]] = {
     "entry-without-parent": (parts(add_entry(b"nowhere/x.txt")), BadBundle),
     "entry-under-a-file": (parts(add_entry(b"notes.txt/x.txt")), BadBundle),
     "entry-under-a-partial-dir": (parts(make_partial_parent), BadBundle),
-    "no-root": (parts(lambda p: p.records.pop(0)), BadBundle),
+    "no-root": (parts(lambda p: p.records.remove(p.records[0])), BadBundle),
     "root-is-a-file": (parts(make_root_a_file), BadBundle),
     "unknown-record-type": (parts(lambda p: p.records.append(Record(7, b"x", b""))), BadBundle),
     "damaged-entry-value": (parts(lambda p: p.records.append(Record(REC_ENTRY, b"x", b"\x09" * 30))), BadBundle),

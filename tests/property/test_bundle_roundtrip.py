@@ -82,7 +82,7 @@ class BundleRoundTrip(RuleBasedStateMachine):
         self.tmp = Path(tempfile.mkdtemp(prefix="sq-roundtrip-", dir=FAST_TMP))
         self.sets: tuple[list[Path], list[Path]] = ([], [])
         self.counter = 0
-        self.bundles = 0
+        self.packed = 0
         self.converged = False
 
     def teardown(self) -> None:
@@ -180,8 +180,8 @@ class BundleRoundTrip(RuleBasedStateMachine):
             pushed_error: SquirrelError | None = e
         else:
             pushed_error = None
-        self.bundles += 1
-        out = self.tmp / f"b{self.bundles}.sqb"
+        self.packed += 1
+        out = self.tmp / f"b{self.packed}.sqb"
         # Push scans the receiver before it plans; the packer must see the
         # same receiver (see test_pack_apply: an unscanned receiver defers).
         scan(str(dst2), allow_mass_delete=True)
