@@ -33,6 +33,8 @@ from typing import Any
 
 import pytest
 
+from squirrel.plumbing.index import KIND_DIR, Entry, decode_entry
+from tests.bundle_tools import REC_ENTRY, Record, entry_record, join_bundle, split_bundle
 from tests.crash_scenarios import open_conflicts
 from tests.fault_tools import Outcome, oid, run_forked, trash_ids, user_files
 from tests.helpers import make_tree, write
@@ -321,3 +323,52 @@ def test_a_case_only_rename_arriving_on_exfat_is_applied_in_one_visit(tmp_path: 
     doc = visit(d2, carrier)
     assert doc["failed"] == []
     assert os.listdir(d2 / "photos") == ["Holiday.jpg"]
+
+
+# The marker folder under another case ------------------------------------------------------
+def marker_in_other_case(tmp: Path, d2: Path) -> Path:
+    """A bundle whose manifest (every check sum right) adds `.SQUIRREL/ignore`
+    holding `*`: a name check that compares case would let it into `.squirrel/`
+    on a drive that folds case."""
+    a = tmp / "sender"
+    make_tree(a, {"rules.txt": "*\n"})
+    ok("init", a, "--name", "sender")
+    d2.mkdir()
+    ok("init", d2, "--name", "D2", "--join", a)
+    bundle = tmp / "a.sqb"
+    ok("pack", a, "-o", bundle, "--for", d2)
+    parts = split_bundle(bundle.read_bytes())
+    rules = next(r for r in parts.records if r.path == b"rules.txt")
+    e = decode_entry(rules.value)
+    parts.records.append(entry_record(b".SQUIRREL", Entry(KIND_DIR, bytes(32), 0, 0o755, 0, e.m, e.c)))
+    parts.records.append(Record(REC_ENTRY, b".SQUIRREL/ignore", rules.value))
+    hostile = tmp / "hostile.sqb"
+    hostile.write_bytes(join_bundle(parts))
+    return hostile
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: paths.check_relpath compares the first component with '.squirrel' case-sensitively;"
+    " on a case-folding drive a bundle (or a sender's own folder named '.Squirrel') writes"
+    " '.SQUIRREL/ignore' into .squirrel/, and an ignore rule '*' hides every file from later scans",
+)
+def test_a_bundle_never_writes_into_the_marker_folder_under_another_case(tmp_path: Path, on_exfat: Path) -> None:
+    d2 = on_exfat / "D2"
+    hostile = marker_in_other_case(tmp_path, d2)
+    out = sq("apply", hostile, d2)
+    assert not (d2 / ".squirrel" / "ignore").exists(), "the bundle wrote .squirrel/ignore"
+    assert out.code == 10
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: a sender's folder named '.Squirrel' is delivered into .squirrel/ of a case-folding"
+    " drive (see the test above)",
+)
+def test_a_folder_named_like_the_marker_never_lands_inside_it_on_exfat(tmp_path: Path, on_exfat: Path) -> None:
+    d1, d2, _, carrier = three_drives(tmp_path, on_exfat, {"photos/a.jpg": "a"})
+    write(d1 / ".Squirrel/ignore", "*\n")
+    visit(d1, carrier)
+    sq("sync", d2, "--carrier", carrier)
+    assert not (d2 / ".squirrel" / "ignore").exists(), "the sender's folder landed in .squirrel/"
