@@ -372,3 +372,24 @@ def test_a_folder_named_like_the_marker_never_lands_inside_it_on_exfat(tmp_path:
     visit(d1, carrier)
     sq("sync", d2, "--carrier", carrier)
     assert not (d2 / ".squirrel" / "ignore").exists(), "the sender's folder landed in .squirrel/"
+
+
+# Free space ----------------------------------------------------------------------------------
+def test_a_visit_that_cannot_fit_on_the_exfat_drive_is_refused_before_writing(tmp_path: Path, on_exfat: Path) -> None:
+    d1, d2, _, carrier = three_drives(tmp_path, on_exfat, {"a.txt": "a"})
+    free = shutil.disk_usage(on_exfat).free
+    write(d1 / "video.mov", os.urandom(free - 8 * MIB))
+    write(d1 / "small.txt", "small\n")
+    visit(d1, carrier)
+    before = (user_files(d2), sorted(os.listdir(d2 / ".squirrel" / "trash")))
+    out = sq("sync", d2, "--carrier", carrier)
+    assert out.code == 11, out.stderr.decode()
+    lines = [line for line in out.stderr.decode().splitlines() if line.startswith("sq: ")]
+    assert len(lines) == 1 and "not enough space" in lines[0], lines
+    assert (user_files(d2), sorted(os.listdir(d2 / ".squirrel" / "trash"))) == before
+    assert os.listdir(d2 / ".squirrel" / "tmp") == []
+    assert shutil.disk_usage(on_exfat).free >= free - MIB, "space was used by a refused visit"
+    (d1 / "video.mov").unlink()
+    visit(d1, carrier)
+    visit(d2, carrier)
+    assert user_files(d2)["small.txt"] == b"small\n"
