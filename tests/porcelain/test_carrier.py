@@ -13,7 +13,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import blake3
@@ -39,7 +39,7 @@ def blob(rng: random.Random, size: int, tag: str = "") -> bytes:
     return tag.encode() + rng.randbytes(size - len(tag))
 
 
-def drives(tmp_path: Path, files: dict[str, bytes], *names: str) -> list[Path]:
+def drives(tmp_path: Path, files: Mapping[str, bytes | str], *names: str) -> list[Path]:
     """The first drive holds `files`; the others join its vault empty."""
     roots = [tmp_path / n for n in names]
     make_tree(roots[0], files)
@@ -512,6 +512,11 @@ def independent_creations(tmp_path: Path) -> tuple[Path, Path, Laptop]:
     return a, b, laptop
 
 
+def open_conflicts(drive: Path) -> list[dict[str, object]]:
+    with Replica.open(str(drive), write=False) as rep:
+        return rep.index.conflicts()
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="a conflict the carrier settles itself (it met both versions before any drive did) is reported by"
@@ -523,13 +528,8 @@ def test_a_conflict_the_carrier_settles_is_reported_and_listed(tmp_path: Path) -
     assert_same(a, b)
     assert len(files_of(a)) == 2, "both versions are kept"
     assert [c["kind"] for c in laptop.conflicts()] == ["create/create"]
-    listed = [c for d in (a, b) for c in visit_conflicts(d)]
+    listed = [c for d in (a, b) for c in open_conflicts(d)]
     assert [c["kind"] for c in listed] == ["create/create"]
-
-
-def visit_conflicts(drive: Path) -> list[dict[str, object]]:
-    with Replica.open(str(drive), write=False) as rep:
-        return rep.index.conflicts()
 
 
 @pytest.mark.xfail(
@@ -597,8 +597,7 @@ def test_visits_killed_at_random_points_are_finished_by_visiting_again(tmp_path:
     assert [c for r in laptop.reports[after_kills:] for c in r.delivered.conflicts] == []
     for root in roots:
         assert files_of(root) == files, f"{root.name} did not converge"
-        with Replica.open(str(root), write=False) as rep:
-            assert rep.index.conflicts() == []
+        assert open_conflicts(root) == []
     assert object_bytes(carrier) == 0
     assert len(killed) >= 3, f"only {killed} were killed before they finished"
 
