@@ -32,6 +32,7 @@ import base64
 import multiprocessing
 import os
 import random
+import re
 import shutil
 import signal
 import struct
@@ -208,7 +209,8 @@ def hostile_entry(rng: random.Random, value: bytes, known: list[str]) -> bytes:
 
 def mutate_parts(p: BundleParts, rng: random.Random) -> str:
     """Make one part of the bundle hostile; returns what was done."""
-    known = [str(p.header["source"]["replica"]), *p.header.get("names", {}).keys()]
+    claimed = [p.header["source"].get("replica"), *p.header.get("names", {}).keys()]
+    known = [r for r in claimed if isinstance(r, str) and re.fullmatch(r"[0-9a-f]{16}", r)] or ["0" * 16]
     entries = [r for r in p.records if r.kind == REC_ENTRY]
     op = rng.choice(
         ["rename", "add", "add-under", "entry", "entry", "dup", "drop", "shuffle", "sync", "object", "header"]
