@@ -73,6 +73,7 @@ class BundleParts:
     signature: bytes = SIGNATURE
     manifest_tail: bytes = bytes([REC_END])  # what follows the records
     header_bytes: bytes | None = None  # replaces the JSON encoding of `header`
+    header_hash: bytes | None = None  # replaces the header's blake3 hash
     stored_manifest: bytes | None = None  # replaces the compressed manifest
     end_tag: bytes = b"\0"
     trailer_tag: bytes = TRAILER
@@ -114,7 +115,7 @@ def split_bundle(data: bytes) -> BundleParts:
     sig, version, hlen = PRELUDE.unpack_from(data, 0)
     pos = PRELUDE.size
     header = json.loads(data[pos : pos + hlen])
-    pos += hlen
+    pos += hlen + 32  # the header's hash
     stored = data[pos : pos + header["manifest_stored"]]
     pos += header["manifest_stored"]
     raw = zstandard.ZstdDecompressor().decompress(stored, max_output_size=header["manifest_size"])
@@ -132,7 +133,7 @@ def offsets(data: bytes) -> dict[str, int]:
     """Where each part of a well-formed bundle starts (and the first object's payload)."""
     _, _, hlen = PRELUDE.unpack_from(data, 0)
     header = json.loads(data[PRELUDE.size : PRELUDE.size + hlen])
-    manifest = PRELUDE.size + hlen
+    manifest = PRELUDE.size + hlen + 32
     objects = manifest + header["manifest_stored"]
     trailer = len(data) - 40
     return {
@@ -173,7 +174,8 @@ def join_bundle(parts: BundleParts, *, fix: bool = True) -> bytes:
             if fix:
                 h["total_size"] = total
             hb = json.dumps(h, sort_keys=True).encode()
-        return PRELUDE.pack(parts.signature, parts.version, len(hb)) + hb + stored + body
+        head_hash = blake3.blake3(hb).digest() if parts.header_hash is None else parts.header_hash
+        return PRELUDE.pack(parts.signature, parts.version, len(hb)) + hb + head_hash + stored + body
 
     total = 0
     for _ in range(6):

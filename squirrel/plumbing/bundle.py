@@ -154,14 +154,14 @@ class BundleWriter:
         total = 0
         for _ in range(4):
             hb = encode_header(total)
-            new_total = _PRELUDE.size + len(hb) + len(stored_manifest) + objects_size + len(TRAILER) + 32
+            new_total = _PRELUDE.size + len(hb) + 32 + len(stored_manifest) + objects_size + len(TRAILER) + 32
             if new_total == total:
                 break
             total = new_total
         hb = encode_header(total)
         h = blake3.blake3()
         with open(self.part, "wb") as out:
-            for piece in (_PRELUDE.pack(SIGNATURE, VERSION, len(hb)), hb, stored_manifest):
+            for piece in (_PRELUDE.pack(SIGNATURE, VERSION, len(hb)), hb, blake3.blake3(hb).digest(), stored_manifest):
                 out.write(piece)
                 h.update(piece)
             objects.seek(0)
@@ -260,8 +260,11 @@ class BundleReader:
             raise UnsupportedFormat(f"bundle {self.path} has format version {version}; this sq reads {VERSION}")
         if hlen > MAX_HEADER:
             raise self._bad("header too large")
+        raw_header = self._read_exact(hlen)
+        if self._read_exact(32) != blake3.blake3(raw_header).digest():
+            raise self._bad("damaged header (it does not match its hash)")
         try:
-            header = json.loads(self._read_exact(hlen))
+            header = json.loads(raw_header)
         except (ValueError, RecursionError) as e:
             raise self._bad("damaged header") from e
         if not isinstance(header, dict):
@@ -357,6 +360,19 @@ class BundleReader:
         root = self.entries.get(b"")
         if root is None or not root.is_dir:
             raise self._bad("manifest has no root directory")
+        me = VectorTime.event(self.source_id, self.source_counter)
+        for p, ent in self.entries.items():
+            if not ent.is_file:
+                continue  # a directory's time may run ahead while a child is unsynced
+            s, q = None, p
+            while s is None:
+                s = self.syncs.get(q)
+                if not q:
+                    break
+                q = paths.parent_of(q)
+            known = (s or VectorTime()).join(me)
+            if not ent.m <= known:
+                raise self._bad(f"{paths.display(p)!r} claims a version its sender does not know")
         above_tops = {b""}
         for t in self.tops:
             above_tops.add(t)

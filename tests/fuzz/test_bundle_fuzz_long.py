@@ -407,12 +407,6 @@ def test_structurally_hostile_bundles_are_refused_or_write_only_what_is_safe(req
     assert outcomes.get("applied", 0) > STRUCTURAL_CASES // 20, outcomes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a bundle's knowledge is taken on trust; an entry whose modification time is beyond the"
-    " bundle's own sync time (impossible from a real sender) is accepted, and the receiver's index then"
-    " fails `sq verify`",
-)
 def test_a_bundle_with_entries_newer_than_its_own_sync_times_is_refused(tmp_path: Path) -> None:
     a, b, bundle = sender_and_receiver(tmp_path)
     parts = split_bundle(bundle.read_bytes())

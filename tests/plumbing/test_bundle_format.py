@@ -173,6 +173,7 @@ def test_incompressible_objects_are_stored_raw_and_text_compressed(tmp_path: Pat
     text = b"".join(b"2024-05-01 12:00:%02d INFO request %d served\n" % (i % 60, i) for i in range(20_000))
     w = BundleWriter(str(tmp_path / "b.sqb"), golden_header())
     w.add_entry(b"", GOLDEN_ENTRIES[b""])
+    w.add_sync(b"", GOLDEN_SYNCS[b""])
     stored_noise = w.add_object(blake3.blake3(noise).digest(), len(noise), lambda: iter([noise]))
     stored_text = w.add_object(blake3.blake3(text).digest(), len(text), lambda: iter([text[:1000], text[1000:]]))
     w.close()
@@ -225,7 +226,12 @@ def bundles(draw: st.DrawFn) -> tuple[dict[bytes, Entry], dict[bytes, VectorTime
             )
             if draw(st.booleans()):
                 objects[oid] = content
-    syncs = {p: draw(VTIMES) for p in entries if entries[p].is_dir and draw(st.booleans())}
+    # A sender knows every version it holds: its sync times cover them.
+    known = VectorTime()
+    for e in entries.values():
+        known = known.join(e.m)
+    syncs = {p: draw(VTIMES).join(known) for p in entries if entries[p].is_dir and draw(st.booleans())}
+    syncs[b""] = syncs.get(b"", VectorTime()).join(known)
     return entries, syncs, objects
 
 

@@ -26,11 +26,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
 from squirrel.errors import SquirrelError
-from squirrel.plumbing.knowledge import Knowledge
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.vtime import VectorTime
 from squirrel.porcelain.apply import apply
 from squirrel.porcelain.init import init
+from squirrel.porcelain.knowledge import write_knowledge
 from squirrel.porcelain.pack import pack
 from squirrel.porcelain.push import SyncReport, push
 from squirrel.porcelain.scan import scan
@@ -187,8 +187,7 @@ class BundleRoundTrip(RuleBasedStateMachine):
         scan(str(dst2), allow_mass_delete=True)
         kw: dict[str, Any] = {"subpaths": [str(src2 / sub)] if sub else []}
         if via_knowledge:
-            with Replica.open(str(dst2), write=False) as rep:
-                Knowledge.of_replica(rep).write(str(self.tmp / "k.json"))
+            write_knowledge(str(dst2), str(self.tmp / "k.json"))  # as `sq knowledge`: scans first
             kw["base"] = str(self.tmp / "k.json")
         else:
             kw["for_replica"] = str(dst2)
