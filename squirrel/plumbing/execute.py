@@ -118,8 +118,16 @@ class Executor:
         order: list[int] = []
         deferred: list[int] = []
         deferred_paths: list[bytes] = []
+        files_written = {act.path for act in self.plan.actions if act.kind == WRITE}
         for i, act in enumerate(self.plan.actions):
-            if act.kind == DELETE and act.b is not None and act.b.oid in needed and act.path not in occupied:
+            blocks_a_file = any(anc in files_written for anc in paths.ancestors(act.path))
+            if (
+                act.kind == DELETE
+                and act.b is not None
+                and act.b.oid in needed
+                and act.path not in occupied
+                and not blocks_a_file
+            ):
                 deferred.append(i)
                 deferred_paths.append(act.path)
             elif act.kind == RMDIR and any(paths.is_under(p, act.path) for p in deferred_paths):
@@ -166,8 +174,24 @@ class Executor:
     def _abs(self, rel: bytes) -> bytes:
         return fsops.abspath(self.root, rel)
 
-    def _check_case(self, rel: bytes) -> None:
-        """On a case-folding filesystem, refuse a new name that collides with another."""
+    def _same_file(self, a: bytes, b: bytes) -> bool:
+        """Do two names reach one file (a case-only rename on a case-folding
+        drive)? Inode numbers are not trusted (FUSE exFAT makes them up)."""
+        if self._case_insensitive is None:
+            self._case_insensitive = fsops.is_case_insensitive(self.rep.tmp_dir)
+        (pa, na), (pb, nb) = paths.split(a), paths.split(b)
+        return bool(self._case_insensitive) and pa == pb and na != nb and _fold(na) == _fold(nb)
+
+    def _forget_name(self, rel: bytes) -> None:
+        """A name left the drive: it no longer collides with anything."""
+        parent, name = paths.split(rel)
+        folded = self._fold_cache.get(parent)
+        if folded is not None and folded.get(_fold(name)) == name:
+            del folded[_fold(name)]
+
+    def _check_case(self, rel: bytes, moving_from: bytes | None = None) -> None:
+        """On a case-folding filesystem, refuse a new name that collides with
+        another (except the file being renamed to it: a case-only rename)."""
         if self._case_insensitive is None:
             self._case_insensitive = fsops.is_case_insensitive(self.rep.tmp_dir)
         if not self._case_insensitive:
@@ -180,7 +204,7 @@ class Executor:
                 folded[_fold(n)] = n
             self._fold_cache[parent] = folded
         other = folded.get(_fold(name))
-        if other is not None and other != name:
+        if other is not None and other != name and paths.join(parent, other) != moving_from:
             raise UnsafePath(
                 f"{paths.display(rel)} collides with {paths.display(paths.join(parent, other))}"
                 " on this case-insensitive drive; neither was overwritten"
@@ -193,6 +217,11 @@ class Executor:
 
     # Actions -----------------------------------------------------------------
     def _do(self, act: Action) -> None:
+        # Whatever the sender's tree says, nothing is written outside the
+        # replica or into .squirrel/ (under any case, for case-folding drives).
+        paths.check_relpath(act.path)
+        if act.kind == MOVE_ASIDE:
+            paths.check_relpath(act.target)
         if act.kind == WRITE:
             self._write(act)
         elif act.kind == META:
@@ -207,6 +236,7 @@ class Executor:
             fsops.check_parents(self.root, act.path)
             fsops.recheck(self.root, act.path, act.b)
             fsops.trash(self.idx, self.rep.trash_dir, self.root, act.path, act.b)
+            self._forget_name(act.path)
             self._trashed_now.add(act.b.oid)
             self._raise(act.path, act.deletion_m)
             self.idx.delete(act.path)
@@ -258,6 +288,7 @@ class Executor:
             self._clear_leftovers(act.path)
             faults.point("unlink")
             os.rmdir(full)
+            self._forget_name(act.path)
             fsync_dir(os.fsdecode(os.path.dirname(full)))
         self._raise(act.path, act.deletion_m)
         self.idx.delete(act.path)
@@ -291,6 +322,7 @@ class Executor:
         self._check_case(act.target)
         faults.point("rename")
         os.rename(self._abs(act.path), self._abs(act.target))
+        self._forget_name(act.path)
         fsync_dir(os.fsdecode(os.path.dirname(self._abs(act.target))))
         e = self.new_event()
         self.idx.delete(act.path)
@@ -314,32 +346,38 @@ class Executor:
         assert a is not None and a.kind == KIND_FILE
         rel = act.path
         fsops.check_parents(self.root, rel)
-        if act.b is None:
-            self._check_case(rel)
         m = act.m if act.m is not None else self.new_event()
         c = act.c if act.c is not None else self.new_event()
         # A move: the receiver deletes a file with this content in the same plan.
-        for i in self._deletes.get(a.oid, []):
-            if i in self._skip:
-                continue
+        moves = [
+            i
+            for i in self._deletes.get(a.oid, [])
+            if i not in self._skip
+            and fsops.matches(fsops.lstat_or_none(self._abs(self.plan.actions[i].path)), self.plan.actions[i].b)
+        ]
+        if act.b is None:
+            self._check_case(rel, moves and self.plan.actions[moves[0]].path or None)
+        for i in moves[:1]:
             src = self.plan.actions[i]
             assert src.b is not None
-            if fsops.matches(fsops.lstat_or_none(self._abs(src.path)), src.b):
+            if not self._same_file(src.path, rel):  # a case-only rename finds its source at the target
                 fsops.recheck(self.root, rel, act.b)
                 if act.b is not None:
                     fsops.trash(self.idx, self.rep.trash_dir, self.root, rel, act.b)
-                faults.point("rename")
-                os.rename(self._abs(src.path), self._abs(rel))
-                faults.point("utime")
-                os.utime(self._abs(rel), ns=(a.mtime_ns, a.mtime_ns), follow_symlinks=False)
-                fsync_dir(os.fsdecode(os.path.dirname(self._abs(rel))))
-                self._skip.add(i)
-                self._raise(src.path, src.deletion_m)
-                self.idx.delete(src.path)
-                self._record_file(rel, a, m, c, act.b is None)
-                self.result.moved += 1
-                self.result.deleted += 1
-                return
+            faults.point("rename")
+            os.rename(self._abs(src.path), self._abs(rel))
+            faults.point("utime")
+            os.utime(self._abs(rel), ns=(a.mtime_ns, a.mtime_ns), follow_symlinks=False)
+            fsync_dir(os.fsdecode(os.path.dirname(self._abs(rel))))
+            self._skip.add(i)
+            self._forget_name(src.path)
+            self._check_case(rel)
+            self._raise(src.path, src.deletion_m)
+            self.idx.delete(src.path)
+            self._record_file(rel, a, m, c, act.b is None)
+            self.result.moved += 1
+            self.result.deleted += 1
+            return
         tmp = self._from_trash(a)
         if tmp is None:
             chunks = self._local_chunks(a.oid)
@@ -351,8 +389,9 @@ class Executor:
         try:
             fsops.recheck(self.root, rel, act.b)
             if act.b is not None:
-                fsops.trash(self.idx, self.rep.trash_dir, self.root, rel, act.b)
-            fsops.install(tmp, self.root, rel)
+                fsops.replace_keeping_old(self.idx, self.rep.trash_dir, tmp, self.root, rel, act.b)
+            else:
+                fsops.install(tmp, self.root, rel)
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)

@@ -70,12 +70,14 @@ def decide(
         assert b is not None
         if b.m <= s_a:
             return Decision(Op.DELETE)
+        if b.is_dir:
+            # A directory A never saw may still hold files A saw and deleted
+            # (both sides made the same folder): its children decide.
+            return Decision(Op.DESCEND)
         if not b.c.lineage_seen_by(s_a):
             return Decision(Op.KEEP)
         if a_deleted is not None and a_deleted <= s_b:
             return Decision(Op.KEEP)  # B's version was made knowing A's deletion
-        if b.is_dir:
-            return Decision(Op.DESCEND)  # settle the children one by one
         return Decision(Op.CONFLICT, DELETE_UPDATE)
     if a.m <= s_b:
         return NOTHING

@@ -208,7 +208,9 @@ DIR_ROWS = {
         vt(A=1, B=3),
         Decision(Op.DELETE),
     ),
-    "absent/dir, A never saw it": (None, vt(A=6), directory(vt(B=3), vt(B=3)), vt(B=3), Decision(Op.KEEP)),
+    # Its children decide: both sides may have made the same folder, and A may
+    # have deleted files in it that B holds.
+    "absent/dir, A never saw it": (None, vt(A=6), directory(vt(B=3), vt(B=3)), vt(B=3), Decision(Op.DESCEND)),
     "absent/dir, otherwise: settle the children one by one": (
         None,
         vt(A=6, B=2),
@@ -379,7 +381,7 @@ def test_identical_files_are_never_a_conflict() -> None:
 def test_a_deleted_path_never_conflicts_with_an_unseen_lineage() -> None:
     for a, s_a, b, s_b in CASES:
         if a is None and b is not None and not b.c.lineage_seen_by(s_a) and not b.m <= s_a:
-            assert decide(a, s_a, b, s_b).op is Op.KEEP
+            assert decide(a, s_a, b, s_b).op is (Op.DESCEND if b.is_dir else Op.KEEP)
         if b is None and a is not None and not a.c.lineage_seen_by(s_b) and not a.m <= s_b:
             assert decide(a, s_a, b, s_b).op in (Op.CREATE, Op.DESCEND)
 
