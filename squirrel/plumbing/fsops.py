@@ -176,12 +176,48 @@ def trash(index: ReplicaIndex, trash_dir: str, root: bytes, rel: bytes, entry: E
     index.trash_put(entry.oid, {"path": paths.display(rel), "size": entry.size, "time": int(time.time())})
 
 
+def replace_keeping_old(
+    index: ReplicaIndex, trash_dir: str, tmp: str, root: bytes, rel: bytes, old: Entry
+) -> os.stat_result:
+    """Put a verified temporary file in place of `old`, keeping `old` in the
+    trash. The old version is hard-linked into the trash first and the new one
+    renamed over it in one atomic step, so a crash leaves the old or the new
+    version at the path, never neither. Where hard links are unsupported
+    (exFAT, FAT), the old version is moved to the trash and, if putting the
+    new one in place fails, moved back."""
+    src = abspath(root, rel)
+    dest = trash_path(trash_dir, old.oid)
+    check_parents(root, rel)
+    try:
+        if not os.path.lexists(dest):
+            faults.point("rename")
+            os.link(src, dest, follow_symlinks=False)
+        linked = True
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS):
+            raise
+        linked = False
+    if linked:
+        index.trash_put(old.oid, {"path": paths.display(rel), "size": old.size, "time": int(time.time())})
+        return install(tmp, root, rel)
+    trash(index, trash_dir, root, rel, old)
+    try:
+        return install(tmp, root, rel)
+    except BaseException:
+        if not os.path.lexists(src) and os.path.exists(dest):
+            os.rename(dest, src)  # put the old version back
+        raise
+
+
 def trash_path(trash_dir: str, oid: bytes) -> bytes:
     return os.path.join(os.fsencode(trash_dir), oid.hex().encode())
 
 
 def install(tmp: str, root: bytes, rel: bytes) -> os.stat_result:
-    """Rename a verified temporary file into place; returns its stat."""
+    """Rename a verified temporary file into place; returns its stat. The
+    directories above are checked again just before: one swapped for a
+    symlink since the plan is never written through."""
+    check_parents(root, rel)
     dest = abspath(root, rel)
     faults.point("rename")
     os.rename(os.fsencode(tmp), dest)

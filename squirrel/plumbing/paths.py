@@ -68,7 +68,7 @@ def check_relpath(path: bytes) -> bytes:
     for comp in path.split(b"/"):
         if comp in (b"", b".", b".."):
             raise UnsafePath(f"unsafe path {display(path)!r}: empty, '.' or '..' component")
-    if path.split(b"/", 1)[0] == MARKER:
+    if path.split(b"/", 1)[0].lower() == MARKER:  # a case-folding drive would reach .squirrel/
         raise UnsafePath(f"unsafe path {display(path)!r}: inside .squirrel/")
     return path
 

@@ -124,6 +124,9 @@ class Scanner:
             for de in it:
                 name = de.name
                 child = paths.join(rel, name)
+                if not rel and name.lower() == paths.MARKER and name != paths.MARKER:
+                    self.stats.skipped.append((child, "reserved name (the marker folder under another case)"))
+                    continue
                 try:
                     if de.is_dir(follow_symlinks=False):
                         if not self.ignore.ignored(child, True):

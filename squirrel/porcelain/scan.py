@@ -44,6 +44,9 @@ def scan_open_replica(
     """Scan a replica that is already open for writing and record what changed."""
     scanner = Scanner(replica.root, replica.index, progress=progress)
     changes = list(scanner.changes())
+    # The tree may have vanished under us (a drive unplugged mid-scan): make
+    # sure it is still this replica before recording anything as deleted.
+    replica.recheck_identity()
     # Files that went away, less those that reappeared elsewhere (moves).
     gone: list[bytes] = []
     for ch in changes:
@@ -60,9 +63,6 @@ def scan_open_replica(
         check_mass_delete(
             deleted, scanner.stats.files - added + len(gone), f"the scan of {replica.root}", allow_mass_delete
         )
-    # The tree may have vanished under us (a drive unplugged mid-scan): make
-    # sure it is still this replica before recording anything as deleted.
-    replica.recheck_identity()
     res = scanmod.record(replica.index, changes)
     return ScanReport(res.added, res.modified, res.deleted, res.moved, res.touched, scanner.stats)
 

@@ -147,12 +147,6 @@ def one_update(tmp: Path) -> tuple[Path, Path, Path]:
 BETWEEN_TRASH_AND_RENAME = "rename:2"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a kill after the old version went to the trash and before the new one was renamed"
-    " into place leaves the path empty; the re-run's scan records a deletion by the receiver and"
-    " reports an update/delete conflict that never happened",
-)
 def test_an_update_killed_between_trash_and_rename_is_finished_without_a_conflict(tmp_path: Path) -> None:
     _, b, bundle = one_update(tmp_path)
     killed = run_forked(["apply", bundle, b], BETWEEN_TRASH_AND_RENAME)
@@ -163,11 +157,6 @@ def test_an_update_killed_between_trash_and_rename_is_finished_without_a_conflic
     assert open_conflicts(b) == set()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: when renaming the new version into place fails (EIO, EROFS, ENOSPC), the old"
-    " version stays in the trash instead of going back to its path",
-)
 def test_an_update_whose_rename_fails_keeps_the_old_version_at_its_path(tmp_path: Path) -> None:
     _, b, bundle = one_update(tmp_path)
     failed = run_forked(["apply", bundle, b], BETWEEN_TRASH_AND_RENAME + ":eio")

@@ -309,12 +309,6 @@ def test_a_case_only_rename_arriving_on_exfat_loses_nothing_and_lands_by_the_nex
     assert (d2 / "photos/Holiday.jpg").read_bytes() == b"holiday"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a case-only rename arriving on a case-insensitive drive is refused as a collision"
-    " with the very file it renames, and the deletion of the old name then moves that file to the"
-    " trash: the drive holds the file under neither name until the next visit (exit 18)",
-)
 def test_a_case_only_rename_arriving_on_exfat_is_applied_in_one_visit(tmp_path: Path, on_exfat: Path) -> None:
     d1, d2, _, carrier = three_drives(tmp_path, on_exfat, {"photos/holiday.jpg": "holiday"})
     rounds([d1, d2], carrier)
@@ -347,12 +341,6 @@ def marker_in_other_case(tmp: Path, d2: Path) -> Path:
     return hostile
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: paths.check_relpath compares the first component with '.squirrel' case-sensitively;"
-    " on a case-folding drive a bundle (or a sender's own folder named '.Squirrel') writes"
-    " '.SQUIRREL/ignore' into .squirrel/, and an ignore rule '*' hides every file from later scans",
-)
 def test_a_bundle_never_writes_into_the_marker_folder_under_another_case(tmp_path: Path, on_exfat: Path) -> None:
     d2 = on_exfat / "D2"
     hostile = marker_in_other_case(tmp_path, d2)
@@ -361,11 +349,6 @@ def test_a_bundle_never_writes_into_the_marker_folder_under_another_case(tmp_pat
     assert out.code == 10
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a sender's folder named '.Squirrel' is delivered into .squirrel/ of a case-folding"
-    " drive (see the test above)",
-)
 def test_a_folder_named_like_the_marker_never_lands_inside_it_on_exfat(tmp_path: Path, on_exfat: Path) -> None:
     d1, d2, _, carrier = three_drives(tmp_path, on_exfat, {"photos/a.jpg": "a"})
     write(d1 / ".Squirrel/ignore", "*\n")

@@ -229,12 +229,6 @@ def test_a_conflict_whose_delivery_failed_is_reported_after_the_next_visit(tmp_p
     assert open_conflicts(d1) | open_conflicts(d2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: after a sync that left a path failed inside a folder, `sq verify` reports the folder"
-    " ('has a modification time beyond its sync time'): the folder's time covers the children that"
-    " arrived while its sync time, rightly, is not raised until every child is synced",
-)
 def test_a_replica_with_a_failed_path_still_verifies(tmp_path: Path) -> None:
     a, b = tmp_path / "A", tmp_path / "B"
     make_tree(a, {"d/x.txt": "x", "d/y.txt": "y"})

@@ -421,12 +421,6 @@ def wait_until_reading(pid: int, lock: Path, nbytes: int) -> None:
         time.sleep(0.002)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the mass-delete check runs before the scan checks that the drive is still there, so"
-    " a drive unplugged before the walk is reported as 'would delete 100 of 100 files; run again with"
-    " --allow-mass-delete' instead of 'not a replica ... is the drive mounted?'",
-)
 def test_a_drive_unplugged_before_the_walk_is_reported_as_not_mounted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -569,11 +563,6 @@ class SwapParentForSymlink:
             os.symlink(self.outside, self.folder)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the parents of a path are checked for symlinks before its content is written, not"
-    " when it is renamed into place; a folder replaced by a symlink in between is written through",
-)
 def test_a_folder_swapped_for_a_symlink_during_the_write_is_not_written_through(tmp_path: Path) -> None:
     a, b = pair(tmp_path, {"photos/old.jpg": "old"})
     write(a / "photos/new.jpg", "incoming")
