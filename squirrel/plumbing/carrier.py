@@ -124,6 +124,15 @@ class DriveRecord:
     name: str
     last_visit: int
     knowledge: Knowledge
+    objects: set[bytes] = field(default_factory=set)  # content it held at its last visit
+
+    def lacks(self, path: bytes, m: VectorTime, oid: bytes | None) -> bool:
+        """Would delivering this version to the drive need its content? Not
+        when the drive does not know it only because identical content was
+        met on both sides (a join), or holds the content elsewhere (a move)."""
+        if m <= self.knowledge.sync_time(path):
+            return False
+        return oid is None or oid not in self.objects
 
 
 class CarrierVault:
@@ -153,8 +162,21 @@ class CarrierVault:
             know = Knowledge.read(path)
             with open(path, "rb") as f:
                 doc = json.loads(f.read())
-            out.append(DriveRecord(name[:-5], str(doc.get("name", name[:-5])), int(doc.get("last_visit", 0)), know))
+            rec = DriveRecord(name[:-5], str(doc.get("name", name[:-5])), int(doc.get("last_visit", 0)), know)
+            rec.objects = self._read_objects(rec.id)
+            out.append(rec)
         return out
+
+    def _objects_path(self, drive_id: str) -> str:
+        return os.path.join(self.drives_dir, drive_id + ".objects")
+
+    def _read_objects(self, drive_id: str) -> set[bytes]:
+        try:
+            with open(self._objects_path(drive_id), "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            return set()
+        return {raw[i : i + 32] for i in range(0, len(raw) - len(raw) % 32, 32)}
 
     def _drive_doc(self, drive_id: str) -> dict[str, Any]:
         try:
@@ -166,14 +188,18 @@ class CarrierVault:
             raise CorruptIndex(f"damaged drive record in {self.drives_dir}: {e}") from e
         return doc if isinstance(doc, dict) else {}
 
-    def record_drive(self, replica: Replica, tokens: list[str] | None = None) -> None:
-        """Remember what a drive knows now (its sync times), and when we saw it."""
+    def record_drive(self, replica: Replica, tokens: list[str] | None = None, objects: bool = False) -> None:
+        """Remember what a drive knows now (its sync times), and when we saw
+        it; with `objects`, also the content it holds (once per visit: it
+        costs a pass over the drive's object table)."""
         know = Knowledge.of_replica(replica)
         doc = know.to_json()
         doc["objects"] = ""  # the carrier does not need the drive's content list
         doc["name"] = replica.name
         doc["last_visit"] = int(time.time())
         doc["tokens"] = tokens if tokens is not None else self._drive_doc(replica.id).get("tokens", [])
+        if objects:
+            write_file_atomic(self._objects_path(replica.id), b"".join(sorted(replica.index.all_objects())))
         write_file_atomic(os.path.join(self.drives_dir, replica.id + ".json"), json.dumps(doc, sort_keys=True).encode())
 
     def _token_file(self, replica: Replica) -> str:
@@ -206,12 +232,12 @@ class CarrierVault:
         except (OSError, ValueError):
             current = ""
         new = secrets.token_hex(16)
-        self.record_drive(replica, [t for t in (current, new) if t])
+        self.record_drive(replica, [t for t in (current, new) if t], objects=True)
         write_file_atomic(self._token_file(replica), new.encode())
         self.record_drive(replica, [new])
 
-    def needed_by_others(self, path: bytes, m: VectorTime, others: Iterable[DriveRecord]) -> bool:
-        return any(not m <= d.knowledge.sync_time(path) for d in others)
+    def needed_by_others(self, path: bytes, m: VectorTime, oid: bytes, others: Iterable[DriveRecord]) -> bool:
+        return any(d.lacks(path, m, oid) for d in others)
 
     def drop_unneeded(self) -> tuple[int, int]:
         """Drop every object that every known drive has; returns (count, bytes)."""
@@ -221,7 +247,7 @@ class CarrierVault:
             needed = False
             for p in self.index.paths_with_object(oid):
                 e = self.index.get(p)
-                if e is not None and self.needed_by_others(p, e.m, drives):
+                if e is not None and self.needed_by_others(p, e.m, oid, drives):
                     needed = True
                     break
             if not needed:
@@ -285,6 +311,12 @@ class CarrierExecutor:
             self.idx.raise_ancestors(rel, m)
 
     def _do(self, act: Action) -> None:
+        if act.conflict >= 0:
+            # Concurrent versions are settled on a drive, which holds (or is
+            # brought) both contents and lists the conflict for `sq resolve`.
+            raise ContentUnavailable(
+                f"{paths.display(act.path)} was changed on two drives: it is settled on a drive at a later visit"
+            )
         m = act.m if act.m is not None or act.kind not in (WRITE, META, MOVE_ASIDE) else self.new_event()
         if act.kind == WRITE:
             a = act.a
@@ -327,7 +359,7 @@ class CarrierExecutor:
     def _content(self, src_path: bytes, path: bytes, a: Entry, m: VectorTime) -> None:
         if not a.is_file or self.v.store.has(a.oid):
             return
-        if not self.v.needed_by_others(path, m, self.others):
+        if not self.v.needed_by_others(path, m, a.oid, self.others):
             return
         if a.size > self.budget_left:
             self.result.left_behind.append((path, a.size))

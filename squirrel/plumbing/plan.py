@@ -288,10 +288,11 @@ class Planner:
             assert a is not None
             created_inside = len(acts) > mkdir_at
             if created_inside or force_mkdir or not a.c.lineage_seen_by(s_b):
-                # B may have deleted things below this path: the directory it
-                # re-creates must cover those deletions, or B would never pass
-                # them on. B's nearest directory above covers them.
-                m0 = self._dst_ancestor_m(p) if a.c.lineage_seen_by(s_b) else VectorTime()
+                # B may have deleted things below this path (even under another
+                # lineage: two folders of one name): the directory it creates
+                # must cover those deletions, or B would never pass them on.
+                # B's nearest directory above covers them.
+                m0 = self._dst_ancestor_m(p)
                 acts.insert(mkdir_at, Action(MKDIR, p, a, None, m0, a.c))
                 acts.append(Action(DIRMETA, p, a, None, a.m))
                 return False

@@ -25,7 +25,7 @@ from typing import Any
 
 from squirrel.errors import ContentUnavailable
 from squirrel.plumbing import fsops, paths
-from squirrel.plumbing.carrier import Carrier, CarrierExecutor, CarrierVault, DriveRecord
+from squirrel.plumbing.carrier import Carrier, CarrierExecutor, CarrierVault, DriveRecord, is_carrier
 from squirrel.plumbing.execute import SPACE_RESERVE, ExecProgress
 from squirrel.plumbing.index import Entry
 from squirrel.plumbing.plan import plan_sync
@@ -78,6 +78,11 @@ def visit(
 ) -> VisitReport:
     """One visit of the laptop to a drive (see the module docstring)."""
     with Replica.open(drive_path) as drive:
+        if dry_run and not is_carrier(carrier_path):
+            # No carrier yet: the first visit would take everything.
+            scan_open_replica(drive, scan_progress, allow_mass_delete)
+            taken = sum(1 for _ in drive.index.walk(b"")) - 1
+            return VisitReport(drive.name, taken=taken, dry_run=True, budget=0, known_drives=0)
         carrier = Carrier(carrier_path, create=not dry_run)
         if max_size is not None and not dry_run:
             carrier.set_max_size(max_size)
@@ -100,6 +105,8 @@ def _visit(
     allow_mass_delete: bool,
 ) -> VisitReport:
     report = VisitReport(drive.name, budget=budget, dry_run=dry_run)
+    if not dry_run:
+        fsops.clean_tmp(vault.rep.tmp_dir)  # what a killed visit left
     vault.check_token(drive)
     check_not_behind(drive, vault.index.sync_time(b""), "the carrier")
     for record in vault.drives():
@@ -167,7 +174,7 @@ def _fill(drive: Replica, carrier: Carrier, vault: CarrierVault, budget: int, re
     seen: set[bytes] = set()
     for other in others:
         for path, entry in _lacking(vault, other):
-            if entry.oid in seen or vault.store.has(entry.oid):
+            if entry.oid in seen or vault.store.has(entry.oid) or entry.oid in other.objects:
                 continue
             seen.add(entry.oid)
             local = _local_copy(drive, entry.oid)
@@ -228,6 +235,8 @@ def carrier_status(carrier_path: str) -> dict[str, Any]:
             for d in vault.drives():
                 waiting = missing = waiting_bytes = 0
                 for _, entry in _lacking(vault, d):
+                    if entry.oid in d.objects:
+                        continue
                     if vault.store.has(entry.oid):
                         waiting += 1
                         waiting_bytes += entry.size

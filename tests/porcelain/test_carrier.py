@@ -349,11 +349,6 @@ def test_a_drive_holding_a_copy_is_reconciled_by_content(tmp_path: Path) -> None
     assert_same(a, b)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the fill step copies into the carrier every file of a copied drive: the joined modification"
-    " time of identical content looks like a version the other drive lacks",
-)
 def test_a_drive_holding_a_copy_costs_no_carrier_content(tmp_path: Path) -> None:
     a, b, laptop = copied_drive(tmp_path, random.Random(18))
     for drive in (b, a, b):
@@ -385,10 +380,6 @@ def test_dry_run_changes_nothing_on_the_drive_or_in_the_carrier(tmp_path: Path) 
     assert_same(a, b)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a dry run before the first visit fails with BadPath ('not a carrier') instead of reporting",
-)
 def test_dry_run_before_the_first_visit_reports_and_creates_no_carrier(tmp_path: Path) -> None:
     (a,) = drives(tmp_path, {"x.jpg": b"x", "y.jpg": b"y"}, "a")
     carrier = tmp_path / "carrier"
@@ -464,10 +455,6 @@ def test_a_new_carrier_starts_with_half_of_the_free_space(tmp_path: Path) -> Non
 
 
 # Known bugs, each with its smallest reproduction -------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="the carrier carries the content of a renamed folder although every other drive holds it",
-)
 def test_a_renamed_folder_costs_no_carrier_content(tmp_path: Path) -> None:
     rng = random.Random(21)
     a, b = drives(tmp_path, {f"album/{i}.jpg": blob(rng, 20 * KIB) for i in range(5)}, "a", "b")
@@ -481,11 +468,6 @@ def test_a_renamed_folder_costs_no_carrier_content(tmp_path: Path) -> None:
     assert_same(a, b)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a folder deleted on a drive that then receives a file it never saw in that folder: the"
-    " re-created folder's modification time loses the deletion, which never reaches the other drives",
-)
 def test_a_deleted_folder_that_comes_back_with_a_new_file_still_deletes_the_old_ones(tmp_path: Path) -> None:
     a, b = drives(tmp_path, {"docs/x.txt": "x"}, "a", "b")
     make_tree(b, {"docs/y.txt": "y"})  # b made its own docs/ before it ever received a's
@@ -519,8 +501,9 @@ def open_conflicts(drive: Path) -> list[dict[str, object]]:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="a conflict the carrier settles itself (it met both versions before any drive did) is reported by"
-    " no visit and listed by no drive's `sq conflicts`, so it cannot be resolved",
+    reason="the conflict is now settled on a drive and reported there, but as update/update: the drive's"
+    " sync time for the path already covers the other drive's creation event, so the two lineages"
+    " look related",
 )
 def test_a_conflict_the_carrier_settles_is_reported_and_listed(tmp_path: Path) -> None:
     a, b, laptop = independent_creations(tmp_path)
@@ -532,11 +515,6 @@ def test_a_conflict_the_carrier_settles_is_reported_and_listed(tmp_path: Path) -
     assert [c["kind"] for c in listed] == ["create/create"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the carrier's conflict copy of a version whose content it never held waits forever once the"
-    " only drive holding that content deletes it: every visit defers it, none is ever quiet",
-)
 def test_a_conflict_copy_whose_content_was_deleted_does_not_wait_forever(tmp_path: Path) -> None:
     a, b, laptop = independent_creations(tmp_path)
     (a / "n8.bin").unlink()  # the user deletes a's version, the only copy of its content
@@ -602,11 +580,6 @@ def test_visits_killed_at_random_points_are_finished_by_visiting_again(tmp_path:
     assert len(killed) >= 3, f"only {killed} were killed before they finished"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a visit killed while writing an object leaves its temporary file in the carrier's"
-    " .squirrel/tmp/ for good, outside the budget; only a drive's tmp/ is cleaned",
-)
 def test_the_next_visit_clears_what_a_killed_visit_left_in_the_carrier(tmp_path: Path) -> None:
     rng = random.Random(23)
     a, b = drives(tmp_path, {"clip.mp4": blob(rng, MIB)}, "a", "b")
