@@ -29,6 +29,10 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
 
+# Hostile bundles at scale: 100,000 seeded byte mutations plus structural ones (minutes).
+fuzz: $(STAMP)
+	SQ_FUZZ_CASES=100000 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest tests/fuzz -q
+
 bench: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash bench/run.sh
 
