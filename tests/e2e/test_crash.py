@@ -164,7 +164,7 @@ def test_an_update_whose_rename_fails_keeps_the_old_version_at_its_path(tmp_path
     assert user_files(b) == {"x.txt": b"the old version\n"}
 
 
-def test_the_known_bug_loses_nothing_and_its_rerun_ends_with_the_right_file(tmp_path: Path) -> None:
+def test_a_kill_in_the_replace_window_loses_nothing_and_its_rerun_ends_with_the_right_file(tmp_path: Path) -> None:
     """What the bug does do: the old version is in the trash, the re-run installs the new one."""
     _, b, bundle = one_update(tmp_path)
     before = fresh_copy(b, tmp_path / "B-before")
