@@ -22,91 +22,32 @@ A size of 0 skips that part.
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-MIB = 1 << 20
-OLD = 3600.0  # files get an mtime this far in the past, outside sq's racy window
-
-# Runs a command in a fresh process and prints its children's peak RSS (KiB),
-# so the figure is the command's alone, not the largest child of this script.
-_RSS_WRAPPER = (
-    "import resource, subprocess, sys\n"
-    "rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n"
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
-    "sys.exit(rc)\n"
+from common import (
+    MIB,
+    add_tmp_option,
+    age_tree,
+    bench_dir,
+    best_of,
+    fmt_s,
+    new_parser,
+    peak_rss_kib,
+    run_quiet,
+    sq_command,
+    write_random,
 )
-
-
-def sq_command() -> list[str]:
-    found = shutil.which("sq")
-    if found:
-        return [found]
-    local = Path(sys.executable).with_name("sq")
-    if local.exists():
-        return [str(local)]
-    sys.exit("bench: sq not found on PATH (run through `make bench`)")
-
-
-def run(cmd: Sequence[str], cwd: str | None = None) -> None:
-    env = {**os.environ, "SQ_NO_PROGRESS": "1"}
-    subprocess.run(cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def timed(cmd: Sequence[str], cwd: str | None = None) -> float:
-    t0 = time.perf_counter()
-    run(cmd, cwd)
-    return time.perf_counter() - t0
-
-
-def best_of(runs: int, cmd: Sequence[str], before: Sequence[str] | None = None) -> float:
-    """Best wall time of `runs` runs of `cmd`, running `before` (untimed) ahead of each."""
-    best = float("inf")
-    for _ in range(runs):
-        if before:
-            run(before)
-        best = min(best, timed(cmd))
-    return best
-
-
-def peak_rss_kib(cmd: Sequence[str]) -> tuple[int, float]:
-    """(peak RSS in KiB, wall seconds) of `cmd` run in a fresh process."""
-    t0 = time.perf_counter()
-    env = {**os.environ, "SQ_NO_PROGRESS": "1"}
-    out = subprocess.run(
-        [sys.executable, "-c", _RSS_WRAPPER, *cmd], check=True, capture_output=True, text=True, env=env
-    ).stdout
-    return int(out.split()[-1]), time.perf_counter() - t0
-
-
-def age(root: Path) -> None:
-    t = time.time() - OLD
-    for dirpath, _, filenames in os.walk(root):
-        for name in filenames:
-            os.utime(os.path.join(dirpath, name), (t, t))
-
-
-def write_random(path: Path, size: int) -> None:
-    with open(path, "wb") as f:
-        left = size
-        while left:
-            n = min(left, 8 * MIB)
-            f.write(os.urandom(n))
-            left -= n
 
 
 def warm(root: Path) -> None:
     """Read every file once so that every contender reads from the page cache."""
-    run(["sh", "-c", 'find "$1" -type f -exec cat {} + > /dev/null', "sh", str(root)])
+    run_quiet(["sh", "-c", 'find "$1" -type f -exec cat {} + > /dev/null', "sh", str(root)])
 
 
 def du(path: Path) -> int:
@@ -159,14 +100,10 @@ def make_pair(tmp: Path, name: str, sq: list[str]) -> tuple[Path, Path]:
     """Replica `name`-A around the data already in it, and an empty `name`-B of its vault."""
     a, b = tmp / f"{name}-A", tmp / f"{name}-B"
     b.mkdir()
-    age(a)
-    run([*sq, "init", str(a), "--name", f"{name}-A"])
-    run([*sq, "init", str(b), "--name", f"{name}-B", "--join", str(a)])
+    age_tree(a)
+    run_quiet([*sq, "init", str(a), "--name", f"{name}-A"])
+    run_quiet([*sq, "init", str(b), "--name", f"{name}-B", "--join", str(a)])
     return a, b
-
-
-def fmt_s(t: float) -> str:
-    return f"{t * 1000:8.1f} ms" if t < 10 else f"{t:8.2f} s "
 
 
 @dataclass
@@ -218,7 +155,7 @@ def bench_media(tmp: Path, mib: int, runs: int, sq: list[str]) -> MediaResult:
     rm_dst = ["rm", "-rf", str(dst)]
     t_cp = best_of(runs, ["cp", "-r", str(a_media), str(dst)], before=rm_dst)
     t_cp_sync = best_of(runs, ["sh", "-c", 'cp -r "$1" "$2" && sync', "sh", str(a_media), str(dst)], before=rm_dst)
-    run(rm_dst)
+    run_quiet(rm_dst)
     t_rsync: float | None = None
     rsync_size = 0
     if shutil.which("rsync"):
@@ -257,7 +194,7 @@ def bench_text(tmp: Path, mib: int, runs: int, sq: list[str]) -> TextResult:
     print(f"  timing, best of {runs} ...", flush=True)
     t_pack = best_of(runs, [*sq, "pack", str(a), "-o", str(bundle), "--for", str(b)])
     tar = tmp / "logs.tar"
-    run(["tar", "cf", str(tar), "-C", str(a), "logs"])
+    run_quiet(["tar", "cf", str(tar), "-C", str(a), "logs"])
     out = tmp / "logs.tar.zst"
     if shutil.which("zstd"):
         how = "zstd -3 -T0 on the tar (all cores)"
@@ -334,22 +271,20 @@ def report(m: MediaResult | None, t: TextResult | None, mem: MemoryResult | None
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = new_parser(__doc__)
     ap.add_argument("--mib", type=int, default=2048, help="MiB of incompressible media (default 2048; 0 skips)")
     ap.add_argument("--text-mib", type=int, default=200, help="MiB of log text (default 200; 0 skips)")
     ap.add_argument("--big-mib", type=int, default=4096, help="size of the single file, MiB (default 4096; 0 skips)")
     ap.add_argument("--runs", type=int, default=3, help="take the best of this many runs (default 3)")
-    ap.add_argument("--tmp", default="/tmp", help="where to create the temporary directory (default /tmp)")
+    add_tmp_option(ap)
     args, _ = ap.parse_known_args(argv)
     sq = sq_command()
+    os.environ["SQ_NO_PROGRESS"] = "1"  # for every sq this script starts
     print(f"sq bundle benchmark; {os.cpu_count()} CPUs, python {sys.version.split()[0]}", flush=True)
-    tmp = Path(tempfile.mkdtemp(prefix="sq-bench-bundle-", dir=args.tmp))
-    try:
+    with bench_dir("sq-bench-bundle-", args.tmp) as tmp:
         m = bench_media(tmp, args.mib, args.runs, sq) if args.mib else None
         t = bench_text(tmp, args.text_mib, args.runs, sq) if args.text_mib else None
         mem = bench_memory(tmp, args.big_mib, sq) if args.big_mib else None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     report(m, t, mem, args.runs)
 
 

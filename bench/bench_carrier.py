@@ -28,79 +28,31 @@ to every benchmark script; each ignores the options it does not know.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-MIB = 1 << 20
-HOUR = 3600
+from common import (
+    MIB,
+    add_tmp_option,
+    age,
+    bench_dir,
+    build_tree,
+    fmt_s,
+    new_parser,
+    run,
+    sq_command,
+    timed,
+    write_random,
+)
+
 GOAL_QUIET_VISIT = 1.3
-
-
-def sq_command() -> list[str]:
-    found = shutil.which("sq")
-    if found:
-        return [found]
-    local = Path(sys.executable).with_name("sq")
-    if local.exists():
-        return [str(local)]
-    sys.exit("bench: sq not found on PATH (run through `make bench`)")
-
-
-def run(cmd: Sequence[str]) -> str:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"bench: {' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr}")
-    return proc.stdout
-
-
-def timed(cmd: Sequence[str]) -> tuple[float, str]:
-    t0 = time.perf_counter()
-    out = run(cmd)
-    return time.perf_counter() - t0, out
-
-
-def fmt_s(t: float) -> str:
-    return f"{t * 1000:8.1f} ms" if t < 10 else f"{t:8.2f} s "
-
-
-def age(path: Path, seconds_ago: float = HOUR) -> None:
-    t = time.time() - seconds_ago
-    os.utime(path, (t, t))
-
-
-def build_tree(root: Path, files: int, dirs: int) -> None:
-    """`files` small files (100-900 bytes) over `dirs` directories, an hour old."""
-    per_dir = -(-files // dirs)
-    made = 0
-    for d in range(dirs):
-        sub = root / f"album{d // 100:02d}" / f"d{d:04d}"
-        sub.mkdir(parents=True, exist_ok=True)
-        for _ in range(per_dir):
-            if made == files:
-                return
-            path = sub / f"img_{made:06d}.jpg"
-            path.write_bytes(os.urandom(100 + made % 800))
-            age(path)
-            made += 1
-
-
-def write_random(path: Path, size: int) -> None:
-    with open(path, "wb") as f:
-        left = size
-        while left:
-            n = min(left, 8 * MIB)
-            f.write(os.urandom(n))
-            left -= n
 
 
 def tree_bytes(root: Path, skip: str | None = None) -> tuple[int, int]:
@@ -256,25 +208,22 @@ def bench_carry(tmp: Path, total: int, runs: int, sq: list[str]) -> CarryResult:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = new_parser(__doc__)
     ap.add_argument("--files", type=int, default=100_000, help="files on the quiet drive (default 100000)")
     ap.add_argument("--dirs", type=int, default=None, help="number of directories (default files/50)")
     ap.add_argument("--runs", type=int, default=3, help="best of this many quiet visits (default 3)")
     ap.add_argument("--mib", type=int, default=2048, help="MiB of new media carried (default 2048)")
     ap.add_argument("--carry-runs", type=int, default=1, help="best of this many carrying runs (default 1)")
-    ap.add_argument("--tmp", default="/tmp", help="where to create the temporary directory (default /tmp)")
+    add_tmp_option(ap)
     args, _ = ap.parse_known_args(argv)
     dirs = args.dirs or max(1, args.files // 50)
     sq = sq_command()
     os.environ["SQ_NO_PROGRESS"] = "1"
 
     print(f"sq carrier benchmark: {args.files:,} files, {dirs:,} dirs, {args.mib:,} MiB of media", flush=True)
-    tmp = Path(tempfile.mkdtemp(prefix="sq-bench-carrier-", dir=args.tmp))
-    try:
+    with bench_dir("sq-bench-carrier-", args.tmp) as tmp:
         q = bench_quiet_visit(tmp, args.files, dirs, args.runs, sq)
         c = bench_carry(tmp, args.mib * MIB, args.carry_runs, sq)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     report(args.files, dirs, args.runs, q, c)
 
 

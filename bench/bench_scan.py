@@ -16,98 +16,35 @@ the end. Full size needs several minutes and about 4 GiB of disk.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-MIB = 1 << 20
-RACY_GAP = 2.5  # seconds: files newer than sq's racy window would be rehashed
-
-# Runs a command in a fresh process and prints its children's peak RSS (KiB),
-# so the figure is the command's alone, not the largest child of this script.
-_RSS_WRAPPER = (
-    "import resource, subprocess, sys\n"
-    "rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n"
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
-    "sys.exit(rc)\n"
+from common import (
+    MIB,
+    add_tmp_option,
+    bench_dir,
+    best_of,
+    build_tree,
+    fmt_s,
+    new_parser,
+    peak_rss_kib,
+    run_quiet,
+    sq_command,
+    write_random,
 )
 
-
-def sq_command() -> list[str]:
-    found = shutil.which("sq")
-    if found:
-        return [found]
-    local = Path(sys.executable).with_name("sq")
-    if local.exists():
-        return [str(local)]
-    sys.exit("bench: sq not found on PATH (run through `make bench`)")
-
-
-def run(cmd: Sequence[str], cwd: str | None = None, env: dict[str, str] | None = None) -> None:
-    subprocess.run(cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def best_of(runs: int, cmd: Sequence[str], cwd: str | None = None, env: dict[str, str] | None = None) -> float:
-    best = float("inf")
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        run(cmd, cwd, env)
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
-def peak_rss_kib(cmd: Sequence[str]) -> tuple[int, float]:
-    """(peak RSS in KiB, wall seconds) of `cmd` run in a fresh process."""
-    t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", _RSS_WRAPPER, *cmd], check=True, capture_output=True, text=True).stdout
-    return int(out.split()[-1]), time.perf_counter() - t0
-
-
-def build_tree(root: Path, files: int, dirs: int, big_first: int = 0) -> None:
-    """`files` small files (100-900 bytes) spread over `dirs` directories.
-
-    With `big_first`, the very first file is that many bytes instead.
-    """
-    per_dir = -(-files // dirs)
-    made = 0
-    for d in range(dirs):
-        sub = root / f"album{d // 100:02d}" / f"d{d:04d}"
-        sub.mkdir(parents=True, exist_ok=True)
-        for _ in range(per_dir):
-            if made == files:
-                return
-            path = sub / f"img_{made:06d}.jpg"
-            if made == 0 and big_first:
-                write_random(path, big_first)
-            else:
-                path.write_bytes(os.urandom(100 + made % 800))
-            made += 1
-
-
-def write_random(path: Path, size: int) -> None:
-    with open(path, "wb") as f:
-        left = size
-        while left:
-            n = min(left, 8 * MIB)
-            f.write(os.urandom(n))
-            left -= n
+RACY_GAP = 2.5  # seconds: files newer than sq's racy window would be rehashed
 
 
 def settle() -> None:
     """Wait until freshly written files are older than sq's racy window."""
     time.sleep(RACY_GAP)
-
-
-def fmt_s(t: float) -> str:
-    return f"{t * 1000:8.1f} ms" if t < 10 else f"{t:8.2f} s "
 
 
 @dataclass
@@ -140,7 +77,7 @@ def bench_scan(tmp: Path, files: int, dirs: int, runs: int, sq: list[str]) -> Sc
     tree.mkdir()
     print(f"building {files:,} files in {dirs:,} directories ...", flush=True)
     t0 = time.perf_counter()
-    build_tree(tree, files, dirs)
+    build_tree(tree, files, dirs, seconds_ago=None)
     print(f"  built in {time.perf_counter() - t0:.1f} s", flush=True)
     settle()
 
@@ -167,13 +104,13 @@ def bench_scan(tmp: Path, files: int, dirs: int, runs: int, sq: list[str]) -> Sc
         "GIT_CONFIG_GLOBAL": os.devnull,
     }
     print("  git init + add + commit ...", flush=True)
-    run(["git", "init", "-q"], cwd=str(tree), env=genv)
+    run_quiet(["git", "init", "-q"], cwd=str(tree), env=genv)
     (gitdir / "info").mkdir(exist_ok=True)
     (gitdir / "info" / "exclude").write_text(".squirrel/\n")
-    run(["git", "add", "-A"], cwd=str(tree), env=genv)
-    run(["git", "commit", "-q", "-m", "bench"], cwd=str(tree), env=genv)
+    run_quiet(["git", "add", "-A"], cwd=str(tree), env=genv)
+    run_quiet(["git", "commit", "-q", "-m", "bench"], cwd=str(tree), env=genv)
     git_status = ["git", "-c", "core.untrackedCache=false", "-c", "core.fsmonitor=false", "status", "--porcelain"]
-    run(git_status, cwd=str(tree), env=genv)  # let git refresh its index once
+    run_quiet(git_status, cwd=str(tree), env=genv)  # let git refresh its index once
 
     print(f"  timing, best of {runs} ...", flush=True)
     t_sq = best_of(runs, [*sq, "scan", str(tree)])
@@ -191,7 +128,7 @@ def bench_memory_big(tmp: Path, files: int, dirs: int, big: int, sq: list[str]) 
     tree = tmp / "tree-big"
     tree.mkdir()
     print(f"building {files:,} files, one of them {big // MIB:,} MiB ...", flush=True)
-    build_tree(tree, files, dirs, big_first=big)
+    build_tree(tree, files, dirs, big_first=big, seconds_ago=None)
     settle()
     rss_init, t_init = peak_rss_kib([*sq, "init", str(tree), "--name", "bench-big"])
     print(f"  sq init: {t_init:.1f} s, peak RSS {rss_init / 1024:.0f} MiB", flush=True)
@@ -205,7 +142,7 @@ def bench_hash(tmp: Path, size: int, runs: int, sq: list[str]) -> HashResult:
     print(f"writing a {size / (1 << 30):.2f} GiB file of random bytes ...", flush=True)
     write_random(big, size)
     cat = ["sh", "-c", 'cat "$1" > /dev/null', "sh", str(big)]
-    run(cat)  # warm-up read: both contenders then read from the page cache
+    run_quiet(cat)  # warm-up read: both contenders then read from the page cache
     print(f"  timing, best of {runs} ...", flush=True)
     t_sq = best_of(runs, [*sq, "hash-object", str(big)])
     t_cat = best_of(runs, cat)
@@ -214,26 +151,23 @@ def bench_hash(tmp: Path, size: int, runs: int, sq: list[str]) -> HashResult:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = new_parser(__doc__)
     ap.add_argument("--files", type=int, default=100_000, help="number of small files (default 100000)")
     ap.add_argument("--dirs", type=int, default=None, help="number of directories (default files/50)")
     ap.add_argument("--runs", type=int, default=3, help="take the best of this many runs (default 3)")
     ap.add_argument("--hash-mib", type=int, default=2048, help="size of the file to hash, MiB (default 2048)")
     ap.add_argument("--big-mib", type=int, default=1024, help="size of the big file in the memory test (1024)")
-    ap.add_argument("--tmp", default="/tmp", help="where to create the temporary directory (default /tmp)")
+    add_tmp_option(ap)
     args = ap.parse_args(argv)
     dirs = args.dirs or max(1, args.files // 50)
     sq = sq_command()
 
     env_note = f"{os.cpu_count()} CPUs, python {sys.version.split()[0]}, git {git_version()}"
     print(f"sq benchmark: {args.files:,} files, {dirs:,} dirs; {env_note}", flush=True)
-    tmp = Path(tempfile.mkdtemp(prefix="sq-bench-", dir=args.tmp))
-    try:
+    with bench_dir("sq-bench-", args.tmp) as tmp:
         s = bench_scan(tmp, args.files, dirs, args.runs, sq)
         m = bench_memory_big(tmp, args.files, dirs, args.big_mib * MIB, sq)
         h = bench_hash(tmp, args.hash_mib * MIB, args.runs, sq)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
     report(args.files, dirs, args.runs, args.big_mib, s, m, h)
 

@@ -23,79 +23,28 @@ the options it does not know.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-MIB = 1 << 20
-RACY_GAP = 2.5  # seconds: files newer than sq's racy window would be rehashed
-HOUR = 3600
-
-
-def sq_command() -> list[str]:
-    found = shutil.which("sq")
-    if found:
-        return [found]
-    local = Path(sys.executable).with_name("sq")
-    if local.exists():
-        return [str(local)]
-    sys.exit("bench: sq not found on PATH (run through `make bench`)")
-
-
-def run(cmd: Sequence[str]) -> str:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"bench: {' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr}")
-    return proc.stdout
-
-
-def timed(cmd: Sequence[str]) -> tuple[float, str]:
-    t0 = time.perf_counter()
-    out = run(cmd)
-    return time.perf_counter() - t0, out
-
-
-def fmt_s(t: float) -> str:
-    return f"{t * 1000:8.1f} ms" if t < 10 else f"{t:8.2f} s "
-
-
-def age(path: Path, seconds_ago: float = HOUR) -> None:
-    t = time.time() - seconds_ago
-    os.utime(path, (t, t))
-
-
-def build_tree(root: Path, files: int, dirs: int) -> list[Path]:
-    """`files` small files (100-900 bytes) over `dirs` directories, an hour old."""
-    per_dir = -(-files // dirs)
-    made: list[Path] = []
-    for d in range(dirs):
-        sub = root / f"album{d // 100:02d}" / f"d{d:04d}"
-        sub.mkdir(parents=True, exist_ok=True)
-        for _ in range(per_dir):
-            if len(made) == files:
-                return made
-            path = sub / f"img_{len(made):06d}.jpg"
-            path.write_bytes(os.urandom(100 + len(made) % 800))
-            age(path)
-            made.append(path)
-    return made
-
-
-def write_random(path: Path, size: int) -> None:
-    with open(path, "wb") as f:
-        left = size
-        while left:
-            n = min(left, 8 * MIB)
-            f.write(os.urandom(n))
-            left -= n
+from common import (
+    HOUR,
+    MIB,
+    add_tmp_option,
+    age,
+    bench_dir,
+    build_tree,
+    fmt_s,
+    new_parser,
+    run,
+    sq_command,
+    timed,
+    write_random,
+)
 
 
 @dataclass
@@ -206,25 +155,22 @@ def bench_push(tmp: Path, count: int, size: int, runs: int, sq: list[str]) -> Pu
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = new_parser(__doc__)
     ap.add_argument("--files", type=int, default=100_000, help="files in each replica (default 100000)")
     ap.add_argument("--dirs", type=int, default=None, help="number of directories (default files/50)")
     ap.add_argument("--diff", type=int, default=10, help="files that differ between the replicas (default 10)")
     ap.add_argument("--runs", type=int, default=3, help="take the best of this many runs (default 3)")
     ap.add_argument("--push-files", type=int, default=64, help="new files pushed (default 64)")
     ap.add_argument("--push-mib", type=int, default=16, help="size of each pushed file, MiB (default 16)")
-    ap.add_argument("--tmp", default="/tmp", help="where to create the temporary directory (default /tmp)")
+    add_tmp_option(ap)
     args, _ = ap.parse_known_args(argv)
     dirs = args.dirs or max(1, args.files // 50)
     sq = sq_command()
 
     print(f"sq sync benchmark: {args.files:,} files, {dirs:,} dirs; {os.cpu_count()} CPUs", flush=True)
-    tmp = Path(tempfile.mkdtemp(prefix="sq-bench-sync-", dir=args.tmp))
-    try:
+    with bench_dir("sq-bench-sync-", args.tmp) as tmp:
         r = bench_reconcile(tmp, args.files, dirs, args.diff, args.runs, sq)
         p = bench_push(tmp, args.push_files, args.push_mib * MIB, args.runs, sq)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     report(args.files, dirs, args.diff, args.runs, r, p)
 
 

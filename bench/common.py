@@ -1,0 +1,162 @@
+"""Helpers shared by the benchmark scripts in this directory.
+
+The scripts are run by path (`python bench/bench_scan.py`, as bench/run.sh
+and `make bench` do), so Python puts this directory first on sys.path and
+each script imports this module as plain `common`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+MIB = 1 << 20
+HOUR = 3600
+
+# Runs a command in a fresh process and prints its children's peak RSS (KiB),
+# so the figure is the command's alone, not the largest child of this script.
+_RSS_WRAPPER = (
+    "import resource, subprocess, sys\n"
+    "rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    "sys.exit(rc)\n"
+)
+
+
+def sq_command() -> list[str]:
+    """The `sq` to benchmark: the one on PATH, else the one next to this interpreter."""
+    found = shutil.which("sq")
+    if found:
+        return [found]
+    local = Path(sys.executable).with_name("sq")
+    if local.exists():
+        return [str(local)]
+    sys.exit("bench: sq not found on PATH (run through `make bench`)")
+
+
+def new_parser(doc: str | None) -> argparse.ArgumentParser:
+    """An argument parser whose --help shows the script's docstring as written."""
+    return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def add_tmp_option(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--tmp", default="/tmp", help="where to create the temporary directory (default /tmp)")
+
+
+@contextmanager
+def bench_dir(prefix: str, where: str) -> Iterator[Path]:
+    """A fresh temporary directory under `where`, removed at the end whatever happens."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=where))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(cmd: Sequence[str]) -> str:
+    """Run `cmd` and return its stdout; exit the benchmark with its stderr if it fails."""
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"bench: {' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr}")
+    return proc.stdout
+
+
+def timed(cmd: Sequence[str]) -> tuple[float, str]:
+    """(wall seconds, stdout) of `run(cmd)`."""
+    t0 = time.perf_counter()
+    out = run(cmd)
+    return time.perf_counter() - t0, out
+
+
+def run_quiet(cmd: Sequence[str], cwd: str | None = None, env: dict[str, str] | None = None) -> None:
+    """Run `cmd` with its stdout discarded; raise CalledProcessError if it fails."""
+    subprocess.run(cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def best_of(
+    runs: int,
+    cmd: Sequence[str],
+    *,
+    before: Sequence[str] | None = None,
+    cwd: str | None = None,
+    env: dict[str, str] | None = None,
+) -> float:
+    """Best wall time of `runs` runs of `cmd`, running `before` (untimed) ahead of each."""
+    best = float("inf")
+    for _ in range(runs):
+        if before:
+            run_quiet(before)
+        t0 = time.perf_counter()
+        run_quiet(cmd, cwd, env)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def peak_rss_kib(cmd: Sequence[str]) -> tuple[int, float]:
+    """(peak RSS in KiB, wall seconds) of `cmd` run in a fresh process."""
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", _RSS_WRAPPER, *cmd], check=True, capture_output=True, text=True).stdout
+    return int(out.split()[-1]), time.perf_counter() - t0
+
+
+def fmt_s(t: float) -> str:
+    return f"{t * 1000:8.1f} ms" if t < 10 else f"{t:8.2f} s "
+
+
+def age(path: Path, seconds_ago: float = HOUR) -> None:
+    """Set the mtime of `path` this far in the past, outside sq's racy window."""
+    t = time.time() - seconds_ago
+    os.utime(path, (t, t))
+
+
+def age_tree(root: Path, seconds_ago: float = HOUR) -> None:
+    """`age` every file under `root`, all to the same time."""
+    t = time.time() - seconds_ago
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            os.utime(os.path.join(dirpath, name), (t, t))
+
+
+def write_random(path: Path, size: int) -> None:
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, 8 * MIB)
+            f.write(os.urandom(n))
+            left -= n
+
+
+def build_tree(
+    root: Path, files: int, dirs: int, *, big_first: int = 0, seconds_ago: float | None = HOUR
+) -> list[Path]:
+    """`files` small files (100-900 bytes) spread over `dirs` directories.
+
+    With `big_first`, the very first file is that many bytes of random data
+    instead. Each file is `age`d `seconds_ago` into the past, or left as
+    written with None. Returns the files in the order they were made.
+    """
+    per_dir = -(-files // dirs)
+    made: list[Path] = []
+    for d in range(dirs):
+        sub = root / f"album{d // 100:02d}" / f"d{d:04d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        for _ in range(per_dir):
+            if len(made) == files:
+                return made
+            path = sub / f"img_{len(made):06d}.jpg"
+            if not made and big_first:
+                write_random(path, big_first)
+            else:
+                path.write_bytes(os.urandom(100 + len(made) % 800))
+            if seconds_ago is not None:
+                age(path, seconds_ago)
+            made.append(path)
+    return made
