@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--hash-mib", type=int, default=2048, help="size of the file to hash, MiB (default 2048)")
     ap.add_argument("--big-mib", type=int, default=1024, help="size of the big file in the memory test (1024)")
     add_tmp_option(ap)
-    args = ap.parse_args(argv)
+    args, _ = ap.parse_known_args(argv)  # run.sh passes every script the same options
     dirs = args.dirs or max(1, args.files // 50)
     sq = sq_command()
 
