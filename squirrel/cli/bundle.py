@@ -1,0 +1,216 @@
+"""`sq` commands for offline transfer by bundle file: pack, apply,
+knowledge, bundle list/verify and cat-object.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from squirrel.cli import EXIT_PREDICATE_NO, cli
+from squirrel.cli.output import (
+    MASS_DELETE_HELP,
+    Progress,
+    SizeParam,
+    emit_json,
+    human_bytes,
+    render_sync,
+    scan_progress,
+    summary,
+    transfer_progress,
+)
+from squirrel.errors import ContentUnavailable
+from squirrel.plumbing import ids, paths
+from squirrel.plumbing.bundle import BundleReader
+from squirrel.plumbing.index import KIND_NAMES
+from squirrel.porcelain import apply as apply_mod
+from squirrel.porcelain import knowledge as knowledge_mod
+from squirrel.porcelain import pack as pack_mod
+
+
+@cli.command("pack")
+@click.option("--allow-mass-delete", is_flag=True, help=MASS_DELETE_HELP)
+@click.argument("path", type=click.Path())
+@click.option("-o", "--output", "out", required=True, type=click.Path(), help="The bundle file to write (*.sqb).")
+@click.option("--for", "for_replica", metavar="REPLICA", help="Pack what the mounted replica REPLICA does not know.")
+@click.option("--base", metavar="KNOWLEDGE", help="Pack what the replica described by KNOWLEDGE does not know.")
+@click.option("--max-size", type=SizeParam(), help="Carry at most SIZE bytes of content (K/M/G/T); the rest waits.")
+@click.argument("subpaths", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def pack_cmd(
+    allow_mass_delete: bool,
+    path: str,
+    out: str,
+    for_replica: str | None,
+    base: str | None,
+    max_size: int | None,
+    subpaths: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Write a bundle of PATH's versions that the receiver does not know yet.
+
+    Name the receiver with --for (mounted) or --base (a file from
+    `sq knowledge`); with neither, everything is packed. Content the receiver
+    already holds (moves, duplicates) is left out. With SUBPATHs only those
+    subtrees are packed. The file appears under its name only when complete.
+    """
+    prog, cb = scan_progress()
+    tp = Progress("packing")
+
+    def show(pp: pack_mod.PackProgress) -> None:
+        elapsed = max(time.monotonic() - tp.start, 1e-6)
+        rate = pp.bytes_done / elapsed
+        left = (pp.bytes_total - pp.bytes_done) / rate if rate > 0 else 0
+        tp.line(
+            f"{human_bytes(pp.bytes_done)} of {human_bytes(pp.bytes_total)} ({human_bytes(rate)}/s, {left:.0f} s left)"
+        )
+
+    rep = pack_mod.pack(
+        path,
+        out,
+        for_replica,
+        base,
+        max_size,
+        list(subpaths),
+        scan_progress=cb,
+        progress=show if tp.enabled else None,
+        allow_mass_delete=allow_mass_delete,
+    )
+    prog.done()
+    tp.done()
+    left_bytes = sum(n for _, n in rep.left_behind)
+    if as_json:
+        emit_json(
+            {
+                "bundle": rep.path,
+                "size": rep.size,
+                "entries": rep.entries,
+                "objects": rep.objects,
+                "content_bytes": rep.content_bytes,
+                "known_to_receiver": rep.known_elsewhere,
+                "left_behind": [{**paths.json_path(p), "size": n} for p, n in rep.left_behind],
+            }
+        )
+    extra = (
+        f"; {len(rep.left_behind)} files ({human_bytes(left_bytes)}) left for a later bundle" if rep.left_behind else ""
+    )
+    summary(
+        f"packed {rep.entries} entries and {rep.objects} objects ({human_bytes(rep.content_bytes)})"
+        f" into {rep.path}: {human_bytes(rep.size)}{extra}"
+    )
+
+
+@cli.command("apply")
+@click.option("--allow-mass-delete", is_flag=True, help=MASS_DELETE_HELP)
+@click.argument("bundle", type=click.Path())
+@click.argument("path", type=click.Path())
+@click.option("--dry-run", is_flag=True, help="Check the bundle and report what would change; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def apply_cmd(allow_mass_delete: bool, bundle: str, path: str, dry_run: bool, as_json: bool) -> None:
+    """Apply BUNDLE to the replica at PATH.
+
+    The whole bundle is checked (signature, version, vault, size, manifest)
+    before anything is written, and every object is verified against its id.
+    Applying a bundle twice, or an older one after a newer one, changes nothing.
+    """
+    prog, cb = scan_progress()
+    tp, tcb = transfer_progress("applying")
+    rep = apply_mod.apply(
+        bundle, path, dry_run=dry_run, scan_progress=cb, progress=tcb, allow_mass_delete=allow_mass_delete
+    )
+    prog.done()
+    tp.done()
+    render_sync(rep, as_json, "apply")
+
+
+@cli.command("knowledge")
+@click.argument("path", type=click.Path())
+@click.option("-o", "--output", "out", required=True, type=click.Path(), help="The knowledge file to write.")
+def knowledge_cmd(path: str, out: str) -> None:
+    """Write what replica PATH knows (its sync times and the content it holds),
+    for `sq pack --base FILE`. The replica is scanned first."""
+    prog, cb = scan_progress()
+    ident = knowledge_mod.write_knowledge(path, out, cb)
+    prog.done()
+    summary(f"wrote the knowledge of {ident.name} to {out}")
+
+
+@cli.group("bundle")
+def bundle_group() -> None:
+    """Inspect bundle files without applying them."""
+
+
+@bundle_group.command("list")
+@click.argument("file", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print header and entries as JSON.")
+def bundle_list_cmd(file: str, as_json: bool) -> None:
+    """Show a bundle's header and entries (KIND OID SIZE CONTENT<TAB>PATH).
+
+    CONTENT is `yes` when the bundle carries the object, `no` otherwise.
+    """
+    with BundleReader(file) as r:
+        names = r.names
+        rows = []
+        for p in sorted(r.entries):
+            e = r.entries[p]
+            rows.append(
+                {
+                    **paths.json_path(p),
+                    "kind": KIND_NAMES[e.kind],
+                    "oid": e.oid.hex() if e.is_file else None,
+                    "size": e.size,
+                    "m": e.m.format(names),
+                    "partial": bool(e.flags & 2),
+                    "content": e.is_file and e.oid in r.objects,
+                }
+            )
+        if as_json:
+            emit_json({"header": r.header, "entries": rows})
+            return
+        click.echo(f"vault {r.vault}  from {r.source_name}  objects {len(r.objects)}  entries {len(r.entries)}")
+        for row in rows:
+            oid = row["oid"] or "-"
+            content = "yes" if row["content"] else ("partial" if row["partial"] else "no")
+            click.echo(f"{row['kind']} {oid} {row['size']} {content}\t{row['path'] or '.'}")
+
+
+@bundle_group.command("verify")
+@click.argument("file", type=click.Path())
+def bundle_verify_cmd(file: str) -> None:
+    """Fully check a bundle: structure, every object against its id, and the
+    whole-file checksum. Exits 1 if anything is wrong."""
+    with BundleReader(file) as r:
+        problems = r.verify()
+    for p in problems:
+        click.echo(p)
+    if problems:
+        summary(f"{file}: {len(problems)} problems")
+        sys.exit(EXIT_PREDICATE_NO)
+    summary(f"{file}: ok ({len(r.entries)} entries, {len(r.objects)} objects)")
+
+
+@cli.command("cat-object")
+@click.argument("oid")
+@click.option("--bundle", "bundle", type=click.Path(), help="Read the object from this bundle.")
+def cat_object_cmd(oid: str, bundle: str | None) -> None:
+    """Write the content of object OID to stdout, verified against its id."""
+    if not bundle:
+        raise click.UsageError("give --bundle FILE")
+    raw = ids.parse_oid(oid)
+    import blake3
+
+    with BundleReader(bundle) as r:
+        if raw not in r.objects:
+            raise ContentUnavailable(f"object {oid} is not in {bundle}")
+        h = blake3.blake3()
+        out = sys.stdout.buffer
+        for chunk in r.object_chunks(raw):
+            h.update(chunk)
+            out.write(chunk)
+        out.flush()
+        if h.digest() != raw:
+            from squirrel.errors import BadBundle
+
+            raise BadBundle(f"object {oid} in {bundle} does not match its id")

@@ -1,0 +1,147 @@
+"""Shared helpers of the `sq` commands: JSON and summary output, the
+progress line on stderr, human-readable sizes and the SIZE option type,
+and the rendering of a sync report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from squirrel.errors import SyncIncomplete
+from squirrel.plumbing import paths
+from squirrel.plumbing.execute import ExecProgress
+from squirrel.plumbing.scan import ScanStats
+from squirrel.porcelain import push as push_mod
+
+
+def emit_json(doc: Any) -> None:
+    click.echo(json.dumps(doc, indent=None, sort_keys=False, ensure_ascii=False))
+
+
+def summary(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+class Progress:
+    """A one-line progress display on stderr, only when stderr is a terminal."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.enabled = sys.stderr.isatty() and not os.environ.get("SQ_NO_PROGRESS")
+        self.start = time.monotonic()
+        self.shown = False
+
+    def line(self, text: str) -> None:
+        if not self.enabled:
+            return
+        sys.stderr.write("\r\x1b[K" + f"{self.label}: {text}")
+        sys.stderr.flush()
+        self.shown = True
+
+    def scan(self, stats: ScanStats) -> None:
+        elapsed = max(time.monotonic() - self.start, 1e-6)
+        self.line(
+            f"{stats.files} files, {stats.dirs} dirs, hashed {human_bytes(stats.bytes_hashed)}"
+            f" ({human_bytes(stats.bytes_hashed / elapsed)}/s)"
+        )
+
+    def done(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
+def parse_size(text: str) -> int:
+    """`123`, `500K`, `1.5G`, `2T` (powers of 1024) -> bytes."""
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    mult = 1
+    for i, unit in enumerate("KMGT", start=1):
+        if t.endswith(unit):
+            mult = 1024**i
+            t = t[:-1]
+            break
+    try:
+        value = float(t)
+    except ValueError:
+        raise click.BadParameter(f"not a size: {text!r} (use bytes or a K/M/G/T suffix)") from None
+    if value < 0:
+        raise click.BadParameter(f"not a size: {text!r}")
+    return int(value * mult)
+
+
+class SizeParam(click.ParamType):  # type: ignore[type-arg]
+    name = "SIZE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(str(value))
+        except click.BadParameter as e:
+            self.fail(e.message, param, ctx)
+
+
+def transfer_progress(label: str) -> tuple[Progress, Callable[[ExecProgress], None] | None]:
+    p = Progress(label)
+
+    def show(ep: ExecProgress) -> None:
+        elapsed = max(time.monotonic() - p.start, 1e-6)
+        p.line(
+            f"{ep.done}/{ep.total} paths, {human_bytes(ep.bytes_written)} ({human_bytes(ep.bytes_written / elapsed)}/s)"
+        )
+
+    return p, (show if p.enabled else None)
+
+
+MASS_DELETE_HELP = "Allow a scan or sync that deletes more than half of a replica's files."
+
+
+def scan_progress() -> tuple[Progress, Callable[[ScanStats], None] | None]:
+    p = Progress("scanning")
+    return p, (p.scan if p.enabled else None)
+
+
+def pathlist(items: list[bytes]) -> list[dict[str, str]]:
+    return [paths.json_path(p) for p in items]
+
+
+def report_skipped(stats: ScanStats) -> None:
+    for path, why in stats.skipped:
+        summary(f"skipped {paths.display(path)}: {why}")
+
+
+def render_sync(rep: push_mod.SyncReport, as_json: bool, what: str) -> None:
+    if as_json:
+        emit_json(rep.to_json())
+    else:
+        for c in rep.conflicts:
+            copy = f", copy {c['copy']}" if c.get("copy") else ""
+            where = f" on {c['replica']}" if c.get("replica") else ""
+            click.echo(f"conflict  {c['path']} ({c['kind']}{where}): kept {c['kept']}{copy}")
+        for p, why in rep.failed:
+            click.echo(f"failed    {paths.display(p)}: {why}")
+    if rep.deferred or rep.incomplete:
+        n = len(rep.deferred) + len(rep.incomplete)
+        summary(f"{n} paths left for a later sync (their content was not carried this time)")
+    summary(
+        f"{what}: {rep.created} created, {rep.updated} updated, {rep.deleted} deleted, {rep.skipped} skipped,"
+        f" {len(rep.conflicts)} conflicts (both versions kept), {len(rep.failed)} failed"
+        + (" (dry run: nothing written)" if rep.dry_run else "")
+    )
+    if rep.failed:
+        raise SyncIncomplete(f"{len(rep.failed)} paths could not be synced (see above); run the command again")

@@ -1,0 +1,231 @@
+"""`sq` commands that work on one replica: init, scan, status, conflicts,
+resolve, verify and reidentify.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from squirrel.cli import EXIT_PREDICATE_NO, cli
+from squirrel.cli.output import (
+    MASS_DELETE_HELP,
+    Progress,
+    emit_json,
+    human_bytes,
+    pathlist,
+    report_skipped,
+    scan_progress,
+    summary,
+)
+from squirrel.plumbing import paths
+from squirrel.porcelain import conflicts as conflicts_mod
+from squirrel.porcelain import init as init_mod
+from squirrel.porcelain import reidentify as reidentify_mod
+from squirrel.porcelain import resolve as resolve_mod
+from squirrel.porcelain import scan as scan_mod
+from squirrel.porcelain import status as status_mod
+from squirrel.porcelain import verify as verify_mod
+
+
+@cli.command("init")
+@click.argument("path", type=click.Path(file_okay=True, dir_okay=True))
+@click.option("--name", help="A short name for this replica (default: the directory name).")
+@click.option(
+    "--join", "join", metavar="SOURCE", help="Join the vault of the replica at SOURCE instead of starting a new vault."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def init_cmd(path: str, name: str | None, join: str | None, as_json: bool) -> None:
+    """Make PATH a replica and index the files already there.
+
+    Without --join, PATH starts a new vault. With --join SOURCE, PATH becomes
+    a new replica of SOURCE's vault; files it already holds are reconciled by
+    content on the first sync (identical content is never a conflict).
+    """
+    prog, cb = scan_progress()
+    rep = init_mod.init(path, name=name, join=join, progress=cb)
+    prog.done()
+    report_skipped(rep.scan.stats)
+    ident = rep.identity
+    if as_json:
+        emit_json(
+            {
+                "vault": ident.vault,
+                "replica": ident.replica,
+                "name": ident.name,
+                "files": rep.scan.stats.files,
+                "dirs": rep.scan.stats.dirs,
+            }
+        )
+    how = f"joined vault {ident.vault}" if join else f"new vault {ident.vault}"
+    summary(
+        f"initialized replica {ident.name} ({ident.replica}) in {os.path.abspath(path)}:"
+        f" {how}, {rep.scan.stats.files} files indexed"
+    )
+
+
+@cli.command("scan")
+@click.option("--allow-mass-delete", is_flag=True, help=MASS_DELETE_HELP)
+@click.argument("path", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print what was recorded as JSON on stdout.")
+def scan_cmd(allow_mass_delete: bool, path: str, as_json: bool) -> None:
+    """Record local changes in PATH (new, modified, deleted, moved files) as new versions.
+
+    Only files whose size or mtime differ from the index are read again; a
+    file touched without a content change is not a new version.
+    """
+    prog, cb = scan_progress()
+    rep = scan_mod.scan(path, progress=cb, allow_mass_delete=allow_mass_delete)
+    prog.done()
+    report_skipped(rep.stats)
+    if as_json:
+        emit_json(
+            {
+                "added": pathlist(rep.added),
+                "modified": pathlist(rep.modified),
+                "deleted": pathlist(rep.deleted),
+                "moved": [{**paths.json_path(a, "from"), **paths.json_path(b, "to")} for a, b in rep.moved],
+                "files": rep.stats.files,
+                "hashed": rep.stats.files_hashed,
+                "skipped": [{**paths.json_path(p), "reason": why} for p, why in rep.stats.skipped],
+            }
+        )
+    else:
+        for p in rep.added:
+            click.echo(f"added     {paths.display(p)}")
+        for p in rep.modified:
+            click.echo(f"modified  {paths.display(p)}")
+        for p in rep.deleted:
+            click.echo(f"deleted   {paths.display(p)}")
+        for a, b in rep.moved:
+            click.echo(f"moved     {paths.display(a)} -> {paths.display(b)}")
+    summary(
+        f"scanned {rep.stats.files} files: {len(rep.added)} added, {len(rep.modified)} modified,"
+        f" {len(rep.deleted)} deleted, {len(rep.moved)} moved"
+    )
+
+
+@cli.command("status")
+@click.argument("path", type=click.Path())
+@click.option("--exit-code", "exit_code", is_flag=True, help="Exit 1 when changes or conflicts are pending.")
+@click.option("--json", "as_json", is_flag=True, help="Print pending changes and conflicts as JSON on stdout.")
+def status_cmd(path: str, exit_code: bool, as_json: bool) -> None:
+    """Show what changed on disk since the last scan, and the open conflicts.
+
+    Nothing is recorded: run `sq scan` to record the changes.
+    """
+    prog, cb = scan_progress()
+    rep = status_mod.status(path, progress=cb)
+    prog.done()
+    moved_from = {a for a, _ in rep.moved}
+    moved_to = {b: a for a, b in rep.moved}
+    if as_json:
+        items = []
+        for ch in rep.pending:
+            item: dict[str, Any] = {**paths.json_path(ch.path), "change": ch.kind}
+            if ch.path in moved_to:
+                item["change"] = "moved"
+                item.update(paths.json_path(moved_to[ch.path], "from"))
+            elif ch.path in moved_from:
+                continue
+            kind_entry = ch.new or ch.old
+            item["kind"] = "dir" if kind_entry is not None and kind_entry.is_dir else "file"
+            items.append(item)
+        emit_json({"changes": items, "conflicts": rep.conflicts})
+    else:
+        for ch in rep.pending:
+            if ch.path in moved_from:
+                continue
+            if ch.path in moved_to:
+                click.echo(f"moved     {paths.display(moved_to[ch.path])} -> {paths.display(ch.path)}")
+            else:
+                click.echo(f"{ch.kind:<9} {paths.display(ch.path)}")
+        for c in rep.conflicts:
+            click.echo(f"conflict  {c['path']} ({c['kind']}; copy: {c.get('copy') or '-'})")
+    report_skipped(rep.stats)
+    pending = len(rep.pending) - len(rep.moved)  # a move is one change, not a deletion and an addition
+    summary(f"{pending} pending changes, {len(rep.conflicts)} open conflicts")
+    if exit_code and rep.dirty:
+        sys.exit(EXIT_PREDICATE_NO)
+
+
+@cli.command("conflicts")
+@click.argument("path", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of conflicts.")
+def conflicts_cmd(path: str, as_json: bool) -> None:
+    """List the open conflicts of replica PATH (path, kind, conflict copy, both versions)."""
+    items = conflicts_mod.conflicts(path)
+    if as_json:
+        emit_json(items)
+        return
+    for c in items:
+        copy = c.get("copy") or "-"
+        click.echo(f"{c['kind']:<14} {c['path']}  copy: {copy}")
+    summary(f"{len(items)} open conflicts")
+
+
+@cli.command("resolve")
+@click.argument("path", type=click.Path())
+@click.argument("file")
+@click.option("--keep", type=click.Choice(["path", "copy"]), required=True, help="Which version stays at the path.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def resolve_cmd(path: str, file: str, keep: str, as_json: bool) -> None:
+    """Settle the conflict at FILE in replica PATH.
+
+    --keep path keeps the version at the path and moves the copy to the trash;
+    --keep copy moves the copy over the path (the old version goes to the
+    trash). FILE may name the path or its conflict copy.
+    """
+    rep = resolve_mod.resolve(path, file, keep)
+    if as_json:
+        emit_json(
+            {**paths.json_path(rep.path), "kept": keep, "trashed": paths.display(rep.trashed) if rep.trashed else None}
+        )
+    summary(
+        f"resolved {paths.display(rep.path)}: kept the {keep} version"
+        + (f", {paths.display(rep.trashed)} moved to the trash" if rep.trashed else "")
+    )
+
+
+@cli.command("verify")
+@click.argument("path", type=click.Path())
+@click.option("--quick", is_flag=True, help="Check sizes and mtimes only; do not re-read content.")
+@click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON on stdout.")
+def verify_cmd(path: str, quick: bool, as_json: bool) -> None:
+    """Check replica (or carrier) PATH: re-hash every file against the index,
+    check the index's own structure and the trash (the carrier's objects).
+
+    Exits 0 when everything is right, 1 when anything is wrong (each listed).
+    """
+    p = Progress("verifying")
+
+    def show(r: verify_mod.VerifyReport) -> None:
+        p.line(f"{r.checked_files} files, {human_bytes(r.checked_bytes)}")
+
+    rep = verify_mod.verify(path, quick=quick, progress=show if p.enabled else None)
+    p.done()
+    if as_json:
+        emit_json({"ok": rep.ok, "files": rep.checked_files, "bytes": rep.checked_bytes, "problems": rep.problems})
+    else:
+        for line in rep.problems:
+            click.echo(line)
+    summary(
+        f"verified {rep.checked_files} files ({human_bytes(rep.checked_bytes)} re-read):"
+        f" {'ok' if rep.ok else f'{len(rep.problems)} problems'}"
+    )
+    if not rep.ok:
+        sys.exit(EXIT_PREDICATE_NO)
+
+
+@cli.command("reidentify")
+@click.argument("path", type=click.Path())
+@click.option("--name", help="A new name for the replica (default: keep its name).")
+def reidentify_cmd(path: str, name: str | None) -> None:
+    """Give replica PATH a new identity (a drive restored from an old backup,
+    or a cloned drive), so that none of its new events reuses a counter other
+    replicas already know. Its files and history are kept."""
+    old, new = reidentify_mod.reidentify(path, name)
+    summary(f"{path}: replica {old.name} ({old.replica}) is now {new.name} ({new.replica})")
