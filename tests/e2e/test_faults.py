@@ -193,12 +193,6 @@ def test_out_of_space_while_writing_stops_the_command_and_keeps_the_rest_unsynce
     assert user_files(drive) == scn.expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: when a visit fails to deliver a conflict (writing the conflict copy fails), it then"
-    " takes the drive's version into the carrier, which settles the conflict in its own index and"
-    " reports it nowhere: not in that visit's output, not in `sq conflicts` of any drive",
-)
 def test_a_conflict_whose_delivery_failed_is_reported_after_the_next_visit(tmp_path: Path) -> None:
     d1, d2, carrier = tmp_path / "D1", tmp_path / "D2", tmp_path / "carrier"
     make_tree(d1, {"x.txt": "the common version\n"})
