@@ -297,7 +297,9 @@ class Planner:
                 acts.append(Action(DIRMETA, p, a, None, a.m))
                 return False
             return True
-        if a is None and all_gone and p and not keep:
+        if a is None and all_gone and p and not keep and b is not None and b.c.lineage_seen_by(s_a):
+            # Emptied of what A deleted, and A knew this folder: it goes too.
+            # A folder A never saw is B's own, even when empty.
             acts.append(Action(RMDIR, p, None, b, deletion_m=a_parent_m))
             return True
         acts.append(Action(DIRMETA, p, a, b, child_parent_m))
