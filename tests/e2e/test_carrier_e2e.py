@@ -44,12 +44,6 @@ MASS_DELETE_EXIT = 19
 DIRS = ("", "photos/", "photos/2024/", "videos/", "docs/")
 
 
-FOLDER_DELETION_LOST = (
-    "a folder deleted on one drive while another drive added to it or deleted it too: the deletion of"
-    " what was in it never reaches the other drives (see test_carrier.py's smallest reproduction)"
-)
-
-
 def seeds(default: list[int], known_bugs: dict[int, str] | None = None) -> list[Any]:
     """The seeds to run: SQ_CARRIER_SEEDS's, else `default` plus seeds that
     meet a known bug (strict xfails, so a fix is noticed)."""
@@ -265,7 +259,14 @@ def laptop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return carrier
 
 
-@pytest.mark.parametrize("seed", seeds([0, 2, 7]))
+EMPTY_FOLDER_LEFT = (
+    "one history ends with an empty photos/2024/ on one drive only: a folder emptied and renamed on"
+    " several drives between visits is not removed everywhere (no version is lost; the trees differ"
+    " by that empty folder)"
+)
+
+
+@pytest.mark.parametrize("seed", seeds([0, 2, 7], {12: EMPTY_FOLDER_LEFT}))
 def test_random_visits_converge_within_the_budget(tmp_path: Path, laptop: Path, seed: int) -> None:
     history = History(tmp_path, seed, one_writer=False)
     history.run()
