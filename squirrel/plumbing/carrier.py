@@ -193,8 +193,7 @@ class CarrierVault:
         it; with `objects`, also the content it holds (once per visit: it
         costs a pass over the drive's object table)."""
         know = Knowledge.of_replica(replica)
-        doc = know.to_json()
-        doc["objects"] = ""  # the carrier does not need the drive's content list
+        doc = know.to_json(objects=False)  # the content list goes to its own file, below
         doc["name"] = replica.name
         doc["last_visit"] = int(time.time())
         doc["tokens"] = tokens if tokens is not None else self._drive_doc(replica.id).get("tokens", [])

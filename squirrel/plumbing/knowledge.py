@@ -70,9 +70,11 @@ class Knowledge:
             return set(self.objects)
         return self.objects | self.index.all_objects()
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self, objects: bool = True) -> dict[str, object]:
+        """The knowledge file's document; without `objects`, the content list
+        (a pass over the whole object table) is left empty."""
         return {
-            "objects": base64.b64encode(b"".join(sorted(self.all_objects()))).decode(),
+            "objects": base64.b64encode(b"".join(sorted(self.all_objects()))).decode() if objects else "",
             "format": KNOWLEDGE_FORMAT,
             "vault": self.vault,
             "replica": self.replica,
