@@ -32,6 +32,7 @@ from squirrel.errors import (
     UnsupportedFormat,
 )
 from squirrel.plumbing import paths
+from squirrel.plumbing.execute import record_deletion, record_dirmeta, record_move_aside, record_version
 from squirrel.plumbing.index import Entry, ReplicaIndex, new_dir
 from squirrel.plumbing.knowledge import Knowledge
 from squirrel.plumbing.objects import ObjectStore
@@ -305,10 +306,6 @@ class CarrierExecutor:
                 self.result.conflicts.append(c)
         return self.result
 
-    def _raise(self, rel: bytes, m: VectorTime | None) -> None:
-        if m:
-            self.idx.raise_ancestors(rel, m)
-
     def _do(self, act: Action) -> None:
         if act.conflict >= 0:
             # Concurrent versions are settled on a drive, which holds (or is
@@ -323,37 +320,25 @@ class CarrierExecutor:
             c = act.c if act.c is not None else self.new_event()
             assert m is not None
             self._content(act.src_path or act.path, act.path, a, m)
-            self._raise(act.path, m)
-            self.idx.put(act.path, a.with_times(m=m, c=c))
+            record_version(self.idx, act.path, a, m, c)
             self.result.taken += 1
         elif act.kind == META:
             assert act.b is not None and m is not None
             c = act.c if act.c is not None else self.new_event()
-            self._raise(act.path, m)
-            self.idx.put(act.path, act.b.with_times(m=m, c=c))
+            record_version(self.idx, act.path, act.b, m, c)
         elif act.kind in (DELETE, RMDIR):
             if act.kind == RMDIR and any(True for _ in self.idx.children(act.path)):
                 raise ChangedDuringOperation(f"{paths.display(act.path)} still holds entries that were not synced")
-            self._raise(act.path, act.deletion_m)
-            self.idx.delete(act.path)
+            record_deletion(self.idx, act.path, act.deletion_m)
             self.result.taken += 1
         elif act.kind == MKDIR:
             if self.idx.get(act.path) is None:
                 assert act.c is not None
                 self.idx.put(act.path, new_dir(act.m or VectorTime(), act.c))
         elif act.kind == MOVE_ASIDE:
-            assert act.b is not None
-            e = self.new_event()
-            self.idx.delete(act.path)
-            self._raise(act.target, e)
-            self.idx.put(act.target, act.b.with_times(m=e, c=e))
+            record_move_aside(self.idx, act, self.new_event())
         elif act.kind == DIRMETA:
-            if any(paths.is_under(f, act.path) for f in self.result.failed_paths):
-                return
-            d = self.idx.get(act.path)
-            if d is not None and d.is_dir and act.m is not None and not act.m <= d.m:
-                self._raise(act.path, act.m)
-                self.idx.put(act.path, d.with_times(m=d.m.join(act.m)))
+            record_dirmeta(self.idx, act, self.result.failed_paths)
 
     def _content(self, src_path: bytes, path: bytes, a: Entry, m: VectorTime) -> None:
         if not a.is_file or self.v.store.has(a.oid):

@@ -21,12 +21,44 @@ from typing import Protocol
 
 from squirrel.errors import ChangedDuringOperation, ContentUnavailable, OutOfSpace, SquirrelError, UnsafePath
 from squirrel.plumbing import faults, fsops, paths
-from squirrel.plumbing.index import FLAG_RACY, KIND_FILE, Entry, new_dir
+from squirrel.plumbing.index import FLAG_RACY, KIND_FILE, Entry, ReplicaIndex, new_dir
 from squirrel.plumbing.plan import DELETE, DIRMETA, META, MKDIR, MOVE_ASIDE, RMDIR, WRITE, Action, Conflict, Plan
 from squirrel.plumbing.replica import Replica, fsync_dir
 from squirrel.plumbing.vtime import VectorTime
 
 SPACE_RESERVE = 16 << 20  # never fill a drive to the last byte: the index must still commit
+
+
+# The index half of each action, shared with the carrier (which has no files).
+def record_version(idx: ReplicaIndex, path: bytes, entry: Entry, m: VectorTime, c: VectorTime) -> None:
+    """Record `entry` at `path` with times (m, c); its directories first cover m."""
+    if m:
+        idx.raise_ancestors(path, m)
+    idx.put(path, entry.with_times(m=m, c=c))
+
+
+def record_deletion(idx: ReplicaIndex, path: bytes, deletion_m: VectorTime | None) -> None:
+    """Forget `path`; its directories cover the deletion so it travels on."""
+    if deletion_m:
+        idx.raise_ancestors(path, deletion_m)
+    idx.delete(path)
+
+
+def record_move_aside(idx: ReplicaIndex, act: Action, event: VectorTime) -> None:
+    """The receiver's version now lives at the conflict copy, as a new event."""
+    assert act.b is not None
+    idx.delete(act.path)
+    record_version(idx, act.target, act.b, event, event)
+
+
+def record_dirmeta(idx: ReplicaIndex, act: Action, failed_paths: set[bytes]) -> None:
+    """A finished directory joins the sender's time for it (see plan.DIRMETA)."""
+    if any(paths.is_under(f, act.path) for f in failed_paths):
+        return
+    e = idx.get(act.path)
+    if e is None or not e.is_dir or act.m is None or act.m <= e.m:
+        return
+    record_version(idx, act.path, e, e.m.join(act.m), e.c)
 
 
 class ContentSource(Protocol):
@@ -229,8 +261,7 @@ class Executor:
             fsops.recheck(self.root, act.path, act.b)
             m = act.m if act.m is not None else self.new_event()
             c = act.c if act.c is not None else self.new_event()
-            self._raise(act.path, m)
-            self.idx.put(act.path, act.b.with_times(m=m, c=c))
+            record_version(self.idx, act.path, act.b, m, c)
         elif act.kind == DELETE:
             assert act.b is not None
             fsops.check_parents(self.root, act.path)
@@ -238,8 +269,7 @@ class Executor:
             fsops.trash(self.idx, self.rep.trash_dir, self.root, act.path, act.b)
             self._forget_name(act.path)
             self._trashed_now.add(act.b.oid)
-            self._raise(act.path, act.deletion_m)
-            self.idx.delete(act.path)
+            record_deletion(self.idx, act.path, act.deletion_m)
             self.result.deleted += 1
         elif act.kind == RMDIR:
             self._rmdir(act)
@@ -268,13 +298,7 @@ class Executor:
             self.idx.put(act.path, new_dir(act.m or VectorTime(), act.c))
 
     def _dirmeta(self, act: Action) -> None:
-        if any(paths.is_under(f, act.path) for f in self.result.failed_paths):
-            return
-        e = self.idx.get(act.path)
-        if e is None or not e.is_dir or act.m is None or act.m <= e.m:
-            return
-        self._raise(act.path, act.m)
-        self.idx.put(act.path, e.with_times(m=e.m.join(act.m)))
+        record_dirmeta(self.idx, act, self.result.failed_paths)
 
     def _rmdir(self, act: Action) -> None:
         if any(True for _ in self.idx.children(act.path)):
@@ -324,10 +348,7 @@ class Executor:
         os.rename(self._abs(act.path), self._abs(act.target))
         self._forget_name(act.path)
         fsync_dir(os.fsdecode(os.path.dirname(self._abs(act.target))))
-        e = self.new_event()
-        self.idx.delete(act.path)
-        self._raise(act.target, e)
-        self.idx.put(act.target, act.b.with_times(m=e, c=e))
+        record_move_aside(self.idx, act, self.new_event())
 
     def _local_chunks(self, oid: bytes) -> Iterable[bytes] | None:
         """The content from a copy the receiver already holds, if any."""
