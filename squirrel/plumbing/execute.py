@@ -381,15 +381,16 @@ class Executor:
         for i in moves[:1]:
             src = self.plan.actions[i]
             assert src.b is not None
-            if not self._same_file(src.path, rel):  # a case-only rename finds its source at the target
+            if self._same_file(src.path, rel):  # a case-only rename finds its source at the target
+                fsops.install(self._abs(src.path), self.root, rel)
+            else:
                 fsops.recheck(self.root, rel, act.b)
-                if act.b is not None:
-                    fsops.trash(self.idx, self.rep.trash_dir, self.root, rel, act.b)
-            faults.point("rename")
-            os.rename(self._abs(src.path), self._abs(rel))
+                if act.b is not None:  # the same atomic replace as any other update
+                    fsops.replace_keeping_old(self.idx, self.rep.trash_dir, self._abs(src.path), self.root, rel, act.b)
+                else:
+                    fsops.install(self._abs(src.path), self.root, rel)
             faults.point("utime")
             os.utime(self._abs(rel), ns=(a.mtime_ns, a.mtime_ns), follow_symlinks=False)
-            fsync_dir(os.fsdecode(os.path.dirname(self._abs(rel))))
             self._skip.add(i)
             self._forget_name(src.path)
             self._check_case(rel)

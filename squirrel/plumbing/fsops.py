@@ -177,7 +177,7 @@ def trash(index: ReplicaIndex, trash_dir: str, root: bytes, rel: bytes, entry: E
 
 
 def replace_keeping_old(
-    index: ReplicaIndex, trash_dir: str, tmp: str, root: bytes, rel: bytes, old: Entry
+    index: ReplicaIndex, trash_dir: str, tmp: str | bytes, root: bytes, rel: bytes, old: Entry
 ) -> os.stat_result:
     """Put a verified temporary file in place of `old`, keeping `old` in the
     trash. The old version is hard-linked into the trash first and the new one
@@ -213,8 +213,9 @@ def trash_path(trash_dir: str, oid: bytes) -> bytes:
     return os.path.join(os.fsencode(trash_dir), oid.hex().encode())
 
 
-def install(tmp: str, root: bytes, rel: bytes) -> os.stat_result:
-    """Rename a verified temporary file into place; returns its stat. The
+def install(tmp: str | bytes, root: bytes, rel: bytes) -> os.stat_result:
+    """Rename a verified temporary file (or a file of this replica being moved)
+    into place; returns its stat. The
     directories above are checked again just before: one swapped for a
     symlink since the plan is never written through."""
     check_parents(root, rel)
