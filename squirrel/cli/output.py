@@ -125,16 +125,21 @@ def report_skipped(stats: ScanStats) -> None:
         summary(f"skipped {paths.display(path)}: {why}")
 
 
+def list_outcomes(rep: push_mod.SyncReport) -> None:
+    """One line per conflict kept as two files, and per path that failed."""
+    for c in rep.conflicts:
+        copy = f", copy {c['copy']}" if c.get("copy") else ""
+        where = f" on {c['replica']}" if c.get("replica") else ""
+        click.echo(f"conflict  {c['path']} ({c['kind']}{where}): kept {c['kept']}{copy}")
+    for p, why in rep.failed:
+        click.echo(f"failed    {paths.display(p)}: {why}")
+
+
 def render_sync(rep: push_mod.SyncReport, as_json: bool, what: str) -> None:
     if as_json:
         emit_json(rep.to_json())
     else:
-        for c in rep.conflicts:
-            copy = f", copy {c['copy']}" if c.get("copy") else ""
-            where = f" on {c['replica']}" if c.get("replica") else ""
-            click.echo(f"conflict  {c['path']} ({c['kind']}{where}): kept {c['kept']}{copy}")
-        for p, why in rep.failed:
-            click.echo(f"failed    {paths.display(p)}: {why}")
+        list_outcomes(rep)
     if rep.deferred or rep.incomplete:
         n = len(rep.deferred) + len(rep.incomplete)
         summary(f"{n} paths left for a later sync (their content was not carried this time)")

@@ -15,6 +15,7 @@ from squirrel.cli.output import (
     SizeParam,
     emit_json,
     human_bytes,
+    list_outcomes,
     render_sync,
     scan_progress,
     summary,
@@ -120,11 +121,7 @@ def sync_cmd(
             }
         )
     else:
-        for c in d.conflicts:
-            copy = f", copy {c['copy']}" if c.get("copy") else ""
-            click.echo(f"conflict  {c['path']} ({c['kind']}): kept {c['kept']}{copy}")
-        for p, why in d.failed:
-            click.echo(f"failed    {paths.display(p)}: {why}")
+        list_outcomes(d)
     waiting = len(d.deferred) + len(d.incomplete)
     summary(
         f"sync {rep.drive}: delivered {d.created} created, {d.updated} updated, {d.deleted} deleted,"
