@@ -287,19 +287,32 @@ class Planner:
         if b is None:
             assert a is not None
             created_inside = len(acts) > mkdir_at
-            if created_inside or force_mkdir or not a.c.lineage_seen_by(s_b):
+            # B's nearest directory above covers B's deletion of this one (if
+            # B ever had it). A directory A kept or emptied knowing that
+            # deletion is newer than it, so B takes it, even empty; otherwise
+            # B would claim A's version below without holding it, and its
+            # absence would never reach anyone.
+            m0 = self._dst_ancestor_m(p)
+            if created_inside or force_mkdir or not a.c.lineage_seen_by(s_b) or m0 <= s_a:
                 # B may have deleted things below this path (even under another
                 # lineage: two folders of one name): the directory it creates
                 # must cover those deletions, or B would never pass them on.
-                # B's nearest directory above covers them.
-                m0 = self._dst_ancestor_m(p)
                 acts.insert(mkdir_at, Action(MKDIR, p, a, None, m0, a.c))
                 acts.append(Action(DIRMETA, p, a, None, a.m))
                 return False
             return True
-        if a is None and all_gone and p and not keep and b is not None and b.c.lineage_seen_by(s_a):
+        if (
+            a is None
+            and all_gone
+            and p
+            and not keep
+            and b is not None
+            and b.c.lineage_seen_by(s_a)
+            and not (a_parent_m is not None and a_parent_m <= s_b)
+        ):
             # Emptied of what A deleted, and A knew this folder: it goes too.
-            # A folder A never saw is B's own, even when empty.
+            # A folder A never saw is B's own, even when empty, and so is one
+            # B kept or emptied knowing A's deletion of it (newer than that).
             acts.append(Action(RMDIR, p, None, b, deletion_m=a_parent_m))
             return True
         acts.append(Action(DIRMETA, p, a, b, child_parent_m))

@@ -13,8 +13,8 @@ on some drive. At the end every drive holds the same tree, the carrier holds
 no content, and in the histories where every file has a single writer no
 conflict was ever reported.
 
-`make test` runs a few seeds, and one that meets a known bug as a strict
-xfail. `SQ_CARRIER_SEEDS` runs others instead: a count (`SQ_CARRIER_SEEDS=40`
+`make test` runs a few seeds (seed 12 empties and renames one folder on
+several drives between visits). `SQ_CARRIER_SEEDS` runs others instead: a count (`SQ_CARRIER_SEEDS=40`
 runs seeds 0 to 39) or seeds and ranges (`SQ_CARRIER_SEEDS=7,100-120`).
 """
 
@@ -44,15 +44,11 @@ MASS_DELETE_EXIT = 19
 DIRS = ("", "photos/", "photos/2024/", "videos/", "docs/")
 
 
-def seeds(default: list[int], known_bugs: dict[int, str] | None = None) -> list[Any]:
-    """The seeds to run: SQ_CARRIER_SEEDS's, else `default` plus seeds that
-    meet a known bug (strict xfails, so a fix is noticed)."""
+def seeds(default: list[int]) -> list[int]:
+    """The seeds to run: SQ_CARRIER_SEEDS's, else `default`."""
     text = os.environ.get("SQ_CARRIER_SEEDS", "").strip()
     if not text:
-        marked = [
-            pytest.param(s, marks=pytest.mark.xfail(strict=True, reason=r)) for s, r in (known_bugs or {}).items()
-        ]
-        return [*default, *marked]
+        return default
     if text.isdigit():
         return list(range(int(text)))
     out: list[int] = []
@@ -259,14 +255,7 @@ def laptop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return carrier
 
 
-EMPTY_FOLDER_LEFT = (
-    "one history ends with an empty photos/2024/ on one drive only: a folder emptied and renamed on"
-    " several drives between visits is not removed everywhere (no version is lost; the trees differ"
-    " by that empty folder)"
-)
-
-
-@pytest.mark.parametrize("seed", seeds([0, 2, 7], {12: EMPTY_FOLDER_LEFT}))
+@pytest.mark.parametrize("seed", seeds([0, 2, 7, 12]))
 def test_random_visits_converge_within_the_budget(tmp_path: Path, laptop: Path, seed: int) -> None:
     history = History(tmp_path, seed, one_writer=False)
     history.run()

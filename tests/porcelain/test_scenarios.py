@@ -369,6 +369,32 @@ def test_a_file_added_inside_a_directory_deleted_elsewhere_is_no_conflict(vault:
     assert_quiet(a, c)
 
 
+def test_a_folder_emptied_after_a_delete_update_reaches_the_replica_that_deleted_it(
+    vault: tuple[Path, Path, Path],
+) -> None:
+    """A deletes album/; C keeps its edit of the one picture in it (delete/update),
+    then moves that picture out, leaving album/ empty. The empty folder was
+    made knowing A's deletion: A takes it, rather than claiming to know it
+    without holding it (which left it on C alone for good)."""
+    a, b, c = vault
+    in_sync({"album/pic.jpg": "v1", "keep": "k"}, a, b, c)
+    shutil.rmtree(a / "album")
+    push(str(a), str(b))
+    write(c / "album/pic.jpg", "C's edit")
+    rep = push(str(b), str(c))
+    assert conflict_summary(rep) == [("delete/update", "album/pic.jpg", None)]
+    os.rename(c / "album/pic.jpg", c / "pic.jpg")
+    expected = {"album/": b"", "pic.jpg": b"C's edit", "keep": b"k"}
+    assert tree(c) == expected
+    rep = push(str(c), str(a))
+    assert rep.conflicts == [] and rep.failed == []
+    assert tree(a) == expected
+    push(str(c), str(b))
+    for src, dst in ((a, b), (b, a), (a, c), (c, a), (b, c), (c, b)):
+        assert_quiet(src, dst)
+    assert tree(a) == tree(b) == tree(c) == expected
+
+
 def test_a_conflict_settled_once_spreads_without_being_met_again(vault: tuple[Path, Path, Path]) -> None:
     a, b, c = vault
     in_sync({"d.txt": "v1"}, a, b, c)
