@@ -17,10 +17,13 @@ and calls `check_interrupted` and `check_finished`.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -252,15 +255,6 @@ def check_finished(scn: Scenario, where: Path, rerun: Outcome) -> Finished:
     return Finished(problems, found - scn.conflicts, scn.conflicts - found)
 
 
-def spurious_update_delete(scn: Scenario, new: set[ConflictKey]) -> set[ConflictKey]:
-    """The new conflicts that are the known bug: an update interrupted after
-    the old version went to the trash and before the new one was renamed into
-    place leaves the path empty, and the re-run reports update/delete there
-    (test_crash.py::test_an_update_killed_between_trash_and_rename_is_finished_without_a_conflict).
-    The files end right; only the report is wrong. Returns the others."""
-    return {c for c in new if not (c[1] == "update/delete" and c[2] is None and c[0] in scn.replaced)}
-
-
 _SHARED: dict[tuple[str, int], Scenario] = {}
 
 
@@ -271,3 +265,52 @@ def shared(command: str, factory: pytest.TempPathFactory, scale: int = 1) -> Sce
         build = apply_scenario if command == "apply" else sync_scenario
         _SHARED[key] = build(factory.mktemp(f"{command}-history-x{scale}"), scale)
     return _SHARED[key]
+
+
+# Small histories, killed at every point ------------------------------------------------
+def two_replicas(a: Path, b: Path, files: dict[str, bytes | str]) -> tuple[Path, Path]:
+    """Replica A holding `files`, and B (at another place) joined and in sync."""
+    make_tree(a, files)
+    assert run_forked(["init", a, "--name", "A"]).code == 0
+    b.mkdir()
+    assert run_forked(["init", b, "--name", "B", "--join", a]).code == 0
+    assert run_forked(["push", a, b]).code == 0
+    return a, b
+
+
+def pack_for(a: Path, b: Path, tmp: Path) -> Path:
+    """A bundle of A's changes for B."""
+    assert run_forked(["scan", b]).code == 0
+    bundle = tmp / "a-for-b.sqb"
+    assert run_forked(["pack", a, "-o", bundle, "--for", b]).code == 0
+    return bundle
+
+
+def kill_everywhere_then_scan_and_rerun(b: Path, bundle: Path, tmp: Path) -> tuple[dict[str, bytes], set[Any]]:
+    """Apply `bundle` to copies of `b` killed at each point in turn; after each
+    kill, the tree is as before or as after (never in between), a scan
+    records nothing, and the re-run ends as a clean run does.
+    Returns the clean run's files and conflicts."""
+    clean = fresh_copy(b, tmp / "clean")
+    traced = run_forked(["apply", bundle, clean], trace=True)
+    assert traced.code == 0, traced.stderr.decode()
+    expected, conflicts = user_files(clean), open_conflicts(clean)
+    before, before_versions = user_files(b), versions(b)
+    for n in range(1, len(traced.ops) + 1):
+        work = fresh_copy(b, tmp / f"kill-{n}")
+        assert run_forked(["apply", bundle, work], f"any:{n}").killed
+        scanned = run_forked(["scan", work, "--json"])
+        assert scanned.code == 0, scanned.stderr.decode()
+        doc = json.loads(scanned.stdout)
+        where = f"killed at any:{n} ({traced.ops[n - 1]})"
+        assert doc["added"] == doc["modified"] == doc["deleted"] == doc["moved"] == [], (where, doc)
+        # One batch: undone, or committed whole (a kill after the commit).
+        assert user_files(work) in (before, expected), where
+        assert not lost(before_versions, work), where
+        again = run_forked(["apply", bundle, work])
+        assert again.code == 0, (where, again.stderr.decode())
+        assert user_files(work) == expected, where
+        assert open_conflicts(work) == conflicts, where
+        assert verify(str(work)).ok and not leftovers(work), where
+        shutil.rmtree(work)
+    return expected, conflicts

@@ -232,9 +232,12 @@ def stray_files(root: Path | str, expected: Iterable[str]) -> list[str]:
 
 
 def leftovers(root: Path | str) -> list[str]:
-    """Temporary files a finished command left in `.squirrel/tmp/`."""
+    """Temporary files a finished command left in `.squirrel/tmp/`, and its
+    intent log if it left one."""
     tmp = Path(root) / SQUIRREL / "tmp"
-    return sorted(p.name for p in tmp.iterdir()) if tmp.is_dir() else []
+    left = sorted(p.name for p in tmp.iterdir()) if tmp.is_dir() else []
+    journal = Path(root) / SQUIRREL / "journal"
+    return left + ([journal.name] if journal.exists() else [])
 
 
 def fresh_copy(template: Path, dst: Path) -> Path:

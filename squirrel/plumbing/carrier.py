@@ -32,12 +32,13 @@ from squirrel.errors import (
     UnsupportedFormat,
 )
 from squirrel.plumbing import paths
+from squirrel.plumbing.durable import write_file_atomic
 from squirrel.plumbing.execute import record_deletion, record_dirmeta, record_move_aside, record_version
 from squirrel.plumbing.index import Entry, ReplicaIndex, new_dir
 from squirrel.plumbing.knowledge import Knowledge
 from squirrel.plumbing.objects import ObjectStore
 from squirrel.plumbing.plan import DELETE, DIRMETA, META, MKDIR, MOVE_ASIDE, RMDIR, WRITE, Action, Conflict, Plan
-from squirrel.plumbing.replica import Replica, write_file_atomic
+from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.vtime import VectorTime, is_replica_id
 
 CARRIER_FORMAT = 1

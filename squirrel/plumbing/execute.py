@@ -15,17 +15,19 @@ import shutil
 import stat as statmod
 import time
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from squirrel.errors import ChangedDuringOperation, ContentUnavailable, OutOfSpace, SquirrelError, UnsafePath
-from squirrel.plumbing import faults, fsops, paths
+from squirrel.plumbing import faults, fsops, journal, paths
+from squirrel.plumbing.durable import fsync_dir
 from squirrel.plumbing.index import FLAG_RACY, KIND_FILE, Entry, ReplicaIndex, new_dir
 from squirrel.plumbing.plan import DELETE, DIRMETA, META, MKDIR, MOVE_ASIDE, RMDIR, WRITE, Action, Conflict, Plan
-from squirrel.plumbing.replica import Replica, fsync_dir
+from squirrel.plumbing.replica import Replica, new_id
 from squirrel.plumbing.vtime import VectorTime
 
+BATCH = 64  # actions per intent-log batch (one fsync of the log, one index commit)
 SPACE_RESERVE = 16 << 20  # never fill a drive to the last byte: the index must still commit
 
 
@@ -107,6 +109,7 @@ class Executor:
         self._skip: set[int] = set()  # DELETE actions already done as moves
         self._trashed_now: set[bytes] = set()  # objects this run moved into the trash
         self._conflict_failed: set[int] = set()
+        self._conflicts_done: set[int] = set()
         self._fold_cache: dict[bytes, dict[str, bytes]] = {}
         self._case_insensitive: bool | None = None
         # Files the plan deletes, by content: a WRITE of the same content renames them.
@@ -166,18 +169,45 @@ class Executor:
                 deferred.append(i)
             else:
                 order.append(i)
-        stop: SquirrelError | None = None
-        for i in order + deferred:
+        self._stop: SquirrelError | None = None
+        for batch in self._batches(order + deferred):
+            self._run_batch(batch)
+        self._record_conflicts(range(len(self.plan.conflicts)))
+        return self.result
+
+    def _batches(self, sequence: list[int]) -> Iterator[list[int]]:
+        """The actions in groups of about BATCH; the actions that settle one
+        conflict (a move aside and a write) always share a group, so that a
+        half-settled conflict is never committed."""
+        batch: list[int] = []
+        for n, i in enumerate(sequence):
+            batch.append(i)
+            ci = self.plan.actions[i].conflict
+            nxt = self.plan.actions[sequence[n + 1]].conflict if n + 1 < len(sequence) else -1
+            if len(batch) >= BATCH and (ci < 0 or nxt != ci):
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def _run_batch(self, batch: list[int]) -> None:
+        """Log how to undo the batch's file changes, make them, then commit
+        the index with the batch's id and drop the log (see `journal`)."""
+        batch_id = new_id()
+        steps = [step for i in batch if i not in self._skip for step in self._undo_steps(self.plan.actions[i])]
+        if steps:
+            self.rep.journal.begin(batch_id, steps)
+        for i in batch:
             if i in self._skip:
                 continue
             act = self.plan.actions[i]
-            if stop is not None:
-                self._fail(act, str(stop))
+            if self._stop is not None:
+                self._fail(act, str(self._stop))
                 continue
             try:
                 self._do(act)
             except OutOfSpace as e:
-                stop = e
+                self._stop = e
                 self._fail(act, str(e))
             except (SquirrelError, OSError) as e:
                 msg = e.message if isinstance(e, SquirrelError) else f"{e.strerror or e}"
@@ -185,14 +215,46 @@ class Executor:
             self.prog.done += 1
             if self.progress is not None:
                 self.progress(self.prog)
-            self.idx.maybe_commit()
-        for ci, conflict in enumerate(self.plan.conflicts):
+        self._record_conflicts({self.plan.actions[i].conflict for i in batch} - {-1})
+        if steps:
+            self.rep.recheck_identity()
+            self.idx.set_meta_json(journal.META_KEY, batch_id)
+            self.idx.commit()
+            self.rep.journal.end()
+
+    def _record_conflicts(self, which: Iterable[int]) -> None:
+        for ci in sorted(set(which) - self._conflicts_done):
+            self._conflicts_done.add(ci)
+            conflict = self.plan.conflicts[ci]
             if ci in self._conflict_failed:
                 self.result.failed_paths.add(conflict.path)
                 continue
             self.result.conflicts.append(conflict)
             self.idx.put_conflict(conflict.path, conflict_record(conflict, self.rep.names()))
-        return self.result
+
+    def _undo_steps(self, act: Action) -> list[journal.Step]:
+        """What the action may change on disk, as the intent log's undo steps."""
+        if act.kind == WRITE:
+            assert act.a is not None
+            steps = [journal.removed(act.path, act.b)] if act.b is not None else []
+            steps.append(journal.placed(act.path, act.a))
+            # Moves last: undone first, before `placed` would take the file away.
+            for i in self._deletes.get(act.a.oid, []):
+                src = self.plan.actions[i]
+                assert src.b is not None
+                steps.append(journal.moved(src.path, act.path, src.b))
+            return steps
+        if act.kind == DELETE:
+            assert act.b is not None
+            return [journal.removed(act.path, act.b)]
+        if act.kind == MOVE_ASIDE:
+            assert act.b is not None
+            return [journal.moved(act.path, act.target, act.b)]
+        if act.kind == MKDIR:
+            return [journal.made_dir(act.path)]
+        if act.kind == RMDIR:
+            return [journal.removed_dir(act.path)]
+        return []
 
     # Helpers -------------------------------------------------------------
     def _fail(self, act: Action, message: str, unavailable: bool = False) -> None:

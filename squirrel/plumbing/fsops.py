@@ -27,8 +27,8 @@ import blake3
 
 from squirrel.errors import ChangedDuringOperation, FileSystemError, UnsafePath
 from squirrel.plumbing import faults, paths
+from squirrel.plumbing.durable import fsync_dir
 from squirrel.plumbing.index import Entry, ReplicaIndex
-from squirrel.plumbing.replica import fsync_dir
 
 BLOCK = 1 << 20
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 
 from squirrel.errors import BadBundle, SquirrelError, UnsupportedFormat
 from squirrel.plumbing import paths
+from squirrel.plumbing.durable import write_file_atomic
 from squirrel.plumbing.index import ReplicaIndex
-from squirrel.plumbing.replica import Replica, write_file_atomic
+from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.vtime import VectorTime, is_replica_id
 
 KNOWLEDGE_FORMAT = 1

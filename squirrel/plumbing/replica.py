@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from squirrel.errors import AlreadyAReplica, BadPath, CorruptIndex, Locked, NotAReplica, UnsupportedFormat
-from squirrel.plumbing import faults
+from squirrel.plumbing.durable import write_file_atomic
 from squirrel.plumbing.index import ReplicaIndex
+from squirrel.plumbing.journal import Journal, recover
 from squirrel.plumbing.vtime import is_replica_id
 
 REPLICA_FORMAT = 1
@@ -40,31 +41,6 @@ class Identity:
 
 def new_id() -> str:
     return secrets.token_hex(8)
-
-
-def fsync_dir(path: str) -> None:
-    faults.point("fsync")
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    except OSError as e:  # some FUSE filesystems refuse fsync on directories
-        if e.errno not in (errno.EINVAL, errno.ENOTSUP, errno.ENOSYS):
-            raise
-    finally:
-        os.close(fd)
-
-
-def write_file_atomic(path: str, data: bytes) -> None:
-    """Write via a temporary name, fsync, rename, fsync the directory."""
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        faults.point("fsync")
-        os.fsync(f.fileno())
-    faults.point("rename")
-    os.replace(tmp, path)
-    fsync_dir(os.path.dirname(path))
 
 
 def read_identity(root: str) -> Identity:
@@ -170,6 +146,7 @@ class Replica:
         self.sq_dir = os.path.join(root, SQ_DIR)
         self.tmp_dir = os.path.join(self.sq_dir, "tmp")
         self.trash_dir = os.path.join(self.sq_dir, "trash")
+        self.journal = Journal(self.sq_dir)
 
     @property
     def id(self) -> str:
@@ -219,11 +196,20 @@ class Replica:
             if write:
                 for sub in ("tmp", "trash"):
                     os.makedirs(os.path.join(sq, sub), exist_ok=True)
+            rep = cls(root, identity, index, lock)
+            if write:
+                # Before anything reads the tree: undo the file changes of a
+                # command killed halfway (docs/safety.md, "The intent log").
+                try:
+                    recover(root, rep.journal, index, rep.trash_dir)
+                except BaseException:
+                    index.close()
+                    raise
         except BaseException:
             if lock:
                 lock.release()
             raise
-        return cls(root, identity, index, lock)
+        return rep
 
     def recheck_identity(self) -> None:
         """Before committing: the drive is still there and still this replica."""

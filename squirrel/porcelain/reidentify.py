@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import os
 
-from squirrel.plumbing.replica import Identity, Replica, new_id, write_file_atomic
+from squirrel.plumbing.durable import write_file_atomic
+from squirrel.plumbing.replica import Identity, Replica, new_id
 
 
 def reidentify(path: str, name: str | None = None) -> tuple[Identity, Identity]:

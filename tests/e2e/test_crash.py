@@ -35,11 +35,20 @@ from tests.crash_scenarios import (
     Scenario,
     check_finished,
     check_interrupted,
-    open_conflicts,
+    kill_everywhere_then_scan_and_rerun,
+    pack_for,
     shared,
-    spurious_update_delete,
+    two_replicas,
 )
-from tests.fault_tools import KILLED, Outcome, crash_points, fresh_copy, run_forked, run_real, user_files
+from tests.fault_tools import (
+    KILLED,
+    Outcome,
+    crash_points,
+    fresh_copy,
+    run_forked,
+    run_real,
+    user_files,
+)
 from tests.helpers import make_tree, write
 
 FULL = os.environ.get("SQ_CRASH_FULL") == "1"
@@ -64,9 +73,8 @@ def kill_and_rerun(scn: Scenario, where: Path, fault: str) -> tuple[Outcome, lis
     problems = check_interrupted(scn, where, first)
     end = check_finished(scn, where, scn.run(where))
     problems += end.problems
-    other = spurious_update_delete(scn, end.new)
-    if other:
-        problems.append(f"new conflicts: {sorted(other, key=str)}")
+    if end.new:
+        problems.append(f"new conflicts: {sorted(end.new, key=str)}")
     if end.missing:
         problems.append(f"conflicts not recorded: {sorted(end.missing, key=str)}")
     return first, problems
@@ -123,54 +131,55 @@ def test_the_real_sq_killed_at_random_points_of_a_larger_history(
     assert first.killed, f"any:{n} of {scn.points} did not kill the real sq: {first.code}"
     problems = check_interrupted(scn, where, first)
     end = check_finished(scn, where, run_real(scn.argv(drive, carrier)))
-    other = spurious_update_delete(scn, end.new)
-    assert not problems + end.problems and not other and not end.missing, (n, problems, end, other)
+    assert not problems + end.problems and not end.new and not end.missing, (n, problems, end)
     shutil.rmtree(where)
 
 
-# The known bug: an update interrupted between trash and rename --------------------------
-def one_update(tmp: Path) -> tuple[Path, Path, Path]:
-    """Replicas A and B share x.txt; A edits it; the bundle carries the edit."""
-    a, b = tmp / "A", tmp / "B"
-    make_tree(a, {"x.txt": "the old version\n"})
-    assert run_forked(["init", a, "--name", "A"]).code == 0
-    b.mkdir()
-    assert run_forked(["init", b, "--name", "B", "--join", a]).code == 0
-    assert run_forked(["push", a, b]).code == 0
+# Small histories, killed at every point, then scanned before the re-run ----------------------
+# A scan between the kill and the re-run is what a user may well do; it must
+# find no change that nobody made (the intent log undid the half-done steps).
+def test_an_update_killed_anywhere_is_undone_then_finished_without_a_conflict(tmp_path: Path) -> None:
+    a, b = two_replicas(tmp_path / "A", tmp_path / "B", {"x.txt": "the old version\n"})
     write(a / "x.txt", "the new version\n")
-    bundle = tmp / "x.sqb"
-    assert run_forked(["pack", a, "-o", bundle, "--for", b]).code == 0
-    return a, b, bundle
+    expected, conflicts = kill_everywhere_then_scan_and_rerun(b, pack_for(a, b, tmp_path), tmp_path)
+    assert expected == {"x.txt": b"the new version\n"} and conflicts == set()
 
 
-# An update passes two renames: the old version into the trash, the new one into place.
-BETWEEN_TRASH_AND_RENAME = "rename:2"
+def test_a_conflict_killed_between_moving_aside_and_writing_is_recorded_once(tmp_path: Path) -> None:
+    """B's edit goes to a conflict copy and A's takes the path: two steps."""
+    a, b = two_replicas(tmp_path / "A", tmp_path / "B", {"x.txt": "base\n"})
+    write(b / "x.txt", "B's edit\n", seconds_ago=600)
+    write(a / "x.txt", "A's later edit\n", seconds_ago=60)
+    expected, conflicts = kill_everywhere_then_scan_and_rerun(b, pack_for(a, b, tmp_path), tmp_path)
+    (copy,) = [p for p in expected if ".sq-conflict-" in p]
+    assert expected == {"x.txt": b"A's later edit\n", copy: b"B's edit\n"}
+    assert conflicts == {("x.txt", "update/update", copy)}
 
 
-def test_an_update_killed_between_trash_and_rename_is_finished_without_a_conflict(tmp_path: Path) -> None:
-    _, b, bundle = one_update(tmp_path)
-    killed = run_forked(["apply", bundle, b], BETWEEN_TRASH_AND_RENAME)
-    assert killed.killed
-    again = run_forked(["apply", bundle, b])
-    assert again.code == 0
-    assert user_files(b) == {"x.txt": b"the new version\n"}
-    assert open_conflicts(b) == set()
+def test_a_folder_replaced_by_a_file_killed_anywhere_is_undone_then_finished(tmp_path: Path) -> None:
+    a, b = two_replicas(tmp_path / "A", tmp_path / "B", {"album/one.jpg": "one", "album/two.jpg": "two", "keep": "k"})
+    shutil.rmtree(a / "album")
+    write(a / "album", "now a file\n")
+    expected, _ = kill_everywhere_then_scan_and_rerun(b, pack_for(a, b, tmp_path), tmp_path)
+    assert expected == {"album": b"now a file\n", "keep": b"k"}
+
+
+def test_a_file_replaced_by_a_folder_killed_anywhere_is_undone_then_finished(tmp_path: Path) -> None:
+    a, b = two_replicas(tmp_path / "A", tmp_path / "B", {"album": "a file\n", "keep": "k"})
+    (a / "album").unlink()
+    make_tree(a, {"album/one.jpg": "one", "album/two.jpg": "two"})
+    expected, _ = kill_everywhere_then_scan_and_rerun(b, pack_for(a, b, tmp_path), tmp_path)
+    assert expected == {"album/one.jpg": b"one", "album/two.jpg": b"two", "keep": b"k"}
 
 
 def test_an_update_whose_rename_fails_keeps_the_old_version_at_its_path(tmp_path: Path) -> None:
-    _, b, bundle = one_update(tmp_path)
-    failed = run_forked(["apply", bundle, b], BETWEEN_TRASH_AND_RENAME + ":eio")
+    a, b = two_replicas(tmp_path / "A", tmp_path / "B", {"x.txt": "the old version\n"})
+    write(a / "x.txt", "the new version\n")
+    bundle = pack_for(a, b, tmp_path)
+    ops = run_forked(["apply", bundle, fresh_copy(b, tmp_path / "traced")], trace=True).ops
+    install = ops[: len(ops) - ops[::-1].index("rename")].count("rename")  # the last rename puts it in place
+    failed = run_forked(["apply", bundle, b], f"rename:{install}:eio")
     assert failed.code == 18
     assert user_files(b) == {"x.txt": b"the old version\n"}
-
-
-def test_a_kill_in_the_replace_window_loses_nothing_and_its_rerun_ends_with_the_right_file(tmp_path: Path) -> None:
-    """What the bug does do: the old version is in the trash, the re-run installs the new one."""
-    _, b, bundle = one_update(tmp_path)
-    before = fresh_copy(b, tmp_path / "B-before")
-    assert run_forked(["apply", bundle, b], BETWEEN_TRASH_AND_RENAME).killed
-    trash = b / ".squirrel" / "trash"
-    assert [p.read_bytes() for p in trash.iterdir()] == [b"the old version\n"]
     assert run_forked(["apply", bundle, b]).code == 0
     assert user_files(b) == {"x.txt": b"the new version\n"}
-    assert user_files(before) == {"x.txt": b"the old version\n"}

@@ -35,7 +35,7 @@ import pytest
 
 from squirrel.plumbing.index import KIND_DIR, Entry, decode_entry
 from tests.bundle_tools import REC_ENTRY, Record, entry_record, join_bundle, split_bundle
-from tests.crash_scenarios import open_conflicts
+from tests.crash_scenarios import kill_everywhere_then_scan_and_rerun, open_conflicts, pack_for, two_replicas
 from tests.fault_tools import Outcome, oid, run_forked, trash_ids, user_files
 from tests.helpers import make_tree, write
 
@@ -317,6 +317,25 @@ def test_a_case_only_rename_arriving_on_exfat_is_applied_in_one_visit(tmp_path: 
     doc = visit(d2, carrier)
     assert doc["failed"] == []
     assert os.listdir(d2 / "photos") == ["Holiday.jpg"]
+
+
+# Killed halfway on exFAT: no hard links, so an update is two renames ------------------------
+def test_an_update_on_exfat_killed_anywhere_is_undone_then_finished(tmp_path: Path, on_exfat: Path) -> None:
+    """Without hard links the old version goes to the trash before the new one
+    is renamed into place: a kill between leaves the path empty, and the
+    intent log puts the old version back before anything scans."""
+    a, b = two_replicas(tmp_path / "A", on_exfat / "B", {"x.jpg": os.urandom(30_000), "keep.txt": "k"})
+    write(a / "x.jpg", os.urandom(31_000))
+    expected, conflicts = kill_everywhere_then_scan_and_rerun(b, pack_for(a, b, tmp_path), on_exfat)
+    assert expected["x.jpg"] == (a / "x.jpg").read_bytes() and conflicts == set()
+
+
+def test_a_case_only_rename_on_exfat_killed_anywhere_is_undone_then_finished(tmp_path: Path, on_exfat: Path) -> None:
+    a, b = two_replicas(tmp_path / "A", on_exfat / "B", {"photos/holiday.jpg": "holiday", "keep.txt": "k"})
+    os.rename(a / "photos/holiday.jpg", a / "photos/Holiday.jpg")
+    expected, conflicts = kill_everywhere_then_scan_and_rerun(b, pack_for(a, b, tmp_path), on_exfat)
+    assert expected == {"photos/Holiday.jpg": b"holiday", "keep.txt": b"k"} and conflicts == set()
+    assert os.listdir(on_exfat / "clean" / "photos") == ["Holiday.jpg"]
 
 
 # The marker folder under another case ------------------------------------------------------
