@@ -233,7 +233,9 @@ class CarrierVault:
         except (OSError, ValueError):
             current = ""
         new = secrets.token_hex(16)
-        self.record_drive(replica, [t for t in (current, new) if t], objects=True)
+        # The current mark ("" for a drive not marked yet) stays accepted
+        # until the drive holds the new one.
+        self.record_drive(replica, [current, new], objects=True)
         write_file_atomic(self._token_file(replica), new.encode())
         self.record_drive(replica, [new])
 

@@ -183,3 +183,25 @@ def test_an_update_whose_rename_fails_keeps_the_old_version_at_its_path(tmp_path
     assert user_files(b) == {"x.txt": b"the old version\n"}
     assert run_forked(["apply", bundle, b]).code == 0
     assert user_files(b) == {"x.txt": b"the new version\n"}
+
+
+def test_a_first_visit_killed_anywhere_is_finished_by_the_next(tmp_path: Path) -> None:
+    """Even between the carrier recording the drive's first mark and the
+    drive receiving it: a drive never marked is accepted until it is."""
+    d1, d2 = two_replicas(tmp_path / "D1", tmp_path / "D2", {"a.jpg": "a", "b/c.jpg": "c"})
+    carrier = tmp_path / "carrier"
+    assert run_forked(["sync", d1, "--carrier", carrier, "--max-size", "1M"]).code == 0
+    write(d2 / "new.jpg", "new on D2\n")
+    clean = tmp_path / "clean"
+    traced = run_forked(
+        ["sync", fresh_copy(d2, clean / "D2"), "--carrier", fresh_copy(carrier, clean / "carrier")], trace=True
+    )
+    assert traced.code == 0, traced.stderr.decode()
+    for n in range(1, len(traced.ops) + 1):
+        work = tmp_path / f"kill-{n}"
+        drive, bag = fresh_copy(d2, work / "D2"), fresh_copy(carrier, work / "carrier")
+        assert run_forked(["sync", drive, "--carrier", bag], f"any:{n}").killed
+        again = run_forked(["sync", drive, "--carrier", bag])
+        assert again.code == 0, (n, traced.ops[n - 1], again.stderr.decode())
+        assert user_files(drive)["new.jpg"] == b"new on D2\n"
+        shutil.rmtree(work)
