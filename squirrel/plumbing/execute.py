@@ -24,7 +24,7 @@ from squirrel.plumbing import faults, fsops, journal, paths
 from squirrel.plumbing.durable import fsync_dir
 from squirrel.plumbing.index import FLAG_RACY, KIND_FILE, Entry, ReplicaIndex, new_dir
 from squirrel.plumbing.plan import DELETE, DIRMETA, META, MKDIR, MOVE_ASIDE, RMDIR, WRITE, Action, Conflict, Plan
-from squirrel.plumbing.replica import Replica, new_id
+from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.vtime import VectorTime
 
 BATCH = 64  # actions per intent-log batch (one fsync of the log, one index commit)
@@ -193,34 +193,29 @@ class Executor:
     def _run_batch(self, batch: list[int]) -> None:
         """Log how to undo the batch's file changes, make them, then commit
         the index with the batch's id and drop the log (see `journal`)."""
-        batch_id = new_id()
         steps = [step for i in batch if i not in self._skip for step in self._undo_steps(self.plan.actions[i])]
-        if steps:
-            self.rep.journal.begin(batch_id, steps)
-        for i in batch:
-            if i in self._skip:
-                continue
-            act = self.plan.actions[i]
-            if self._stop is not None:
-                self._fail(act, str(self._stop))
-                continue
-            try:
-                self._do(act)
-            except OutOfSpace as e:
-                self._stop = e
-                self._fail(act, str(e))
-            except (SquirrelError, OSError) as e:
-                msg = e.message if isinstance(e, SquirrelError) else f"{e.strerror or e}"
-                self._fail(act, msg, isinstance(e, ContentUnavailable))
-            self.prog.done += 1
-            if self.progress is not None:
-                self.progress(self.prog)
-        self._record_conflicts({self.plan.actions[i].conflict for i in batch} - {-1})
-        if steps:
-            self.rep.recheck_identity()
-            self.idx.set_meta_json(journal.META_KEY, batch_id)
-            self.idx.commit()
-            self.rep.journal.end()
+        with self.rep.journal.batch(self.idx, steps):
+            for i in batch:
+                if i in self._skip:
+                    continue
+                act = self.plan.actions[i]
+                if self._stop is not None:
+                    self._fail(act, str(self._stop))
+                    continue
+                try:
+                    self._do(act)
+                except OutOfSpace as e:
+                    self._stop = e
+                    self._fail(act, str(e))
+                except (SquirrelError, OSError) as e:
+                    msg = e.message if isinstance(e, SquirrelError) else f"{e.strerror or e}"
+                    self._fail(act, msg, isinstance(e, ContentUnavailable))
+                self.prog.done += 1
+                if self.progress is not None:
+                    self.progress(self.prog)
+            self._record_conflicts({self.plan.actions[i].conflict for i in batch} - {-1})
+            if steps:
+                self.rep.recheck_identity()
 
     def _record_conflicts(self, which: Iterable[int]) -> None:
         for ci in sorted(set(which) - self._conflicts_done):

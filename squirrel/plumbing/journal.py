@@ -29,9 +29,11 @@ from __future__ import annotations
 import base64
 import json
 import os
+import secrets
 import shutil
 import stat as statmod
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from squirrel.errors import CorruptIndex, UnsupportedFormat
@@ -101,6 +103,23 @@ class Journal:
         faults.point("rename")
         os.replace(tmp, self.path)
         fsync_dir(os.path.dirname(self.path))
+
+    @contextmanager
+    def batch(self, index: ReplicaIndex, steps: list[Step]) -> Iterator[None]:
+        """Log `steps`, run the block (which makes the changes), then commit
+        the index with the batch's id and drop the log. Without steps there
+        is nothing to undo: no log, and the index is left uncommitted. If the
+        block raises, nothing is committed and the log stays for the next
+        command to undo."""
+        if not steps:
+            yield
+            return
+        batch_id = secrets.token_hex(8)
+        self.begin(batch_id, steps)
+        yield
+        index.set_meta_json(META_KEY, batch_id)
+        index.commit()
+        self.end()
 
     def end(self) -> None:
         """The batch committed: its log is no longer needed."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from squirrel.errors import NoSuchConflict
-from squirrel.plumbing import fsops, paths, scan
+from squirrel.plumbing import fsops, journal, paths, scan
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import Scanner
 from squirrel.porcelain.scan import scan_open_replica
@@ -50,23 +50,34 @@ def resolve(path: str, file: str, keep: str) -> ResolveReport:
         copy = rec["copy"].encode() if rec.get("copy") is not None else None
         copy_entry = idx.get(copy) if copy is not None else None
         trashed: bytes | None = None
+        current = idx.get(rel)
+        steps: list[journal.Step] = []
         if keep == "copy":
             if copy is None or copy_entry is None:
                 raise NoSuchConflict(f"the conflict at {paths.display(rel)} has no copy to keep")
-            current = idx.get(rel)
-            if current is not None and current.is_file:
-                fsops.recheck(root, rel, current)
-                fsops.trash(idx, rep.trash_dir, root, rel, current)
-                trashed = rel
-            elif current is not None:
+            if current is not None and not current.is_file:
                 raise NoSuchConflict(f"{paths.display(rel)} is a directory; move the copy by hand")
-            fsops.recheck(root, copy, copy_entry)
-            os.rename(fsops.abspath(root, copy), fsops.abspath(root, rel))
+            steps = [journal.removed(rel, current)] if current is not None else []
+            steps.append(journal.moved(copy, rel, copy_entry))
         elif copy is not None and copy_entry is not None:
-            fsops.recheck(root, copy, copy_entry)
-            fsops.trash(idx, rep.trash_dir, root, copy, copy_entry)
-            trashed = copy
-        idx.drop_conflict(rel)
+            steps = [journal.removed(copy, copy_entry)]
+        # Two steps (the version at the path to the trash, the copy over it):
+        # a kill between them is undone by the next command (see `journal`).
+        with rep.journal.batch(idx, steps):
+            if keep == "copy":
+                assert copy is not None and copy_entry is not None
+                fsops.recheck(root, copy, copy_entry)
+                fsops.recheck(root, rel, current)
+                if current is not None:
+                    fsops.replace_keeping_old(idx, rep.trash_dir, fsops.abspath(root, copy), root, rel, current)
+                    trashed = rel
+                else:
+                    fsops.install(fsops.abspath(root, copy), root, rel)
+            elif copy is not None and copy_entry is not None:
+                fsops.recheck(root, copy, copy_entry)
+                fsops.trash(idx, rep.trash_dir, root, copy, copy_entry)
+                trashed = copy
+            idx.drop_conflict(rel)
         idx.commit()
         # Record the outcome as a local edit of the directory holding both.
         scanner = Scanner(rep.root, idx)

@@ -31,11 +31,13 @@ from pathlib import Path
 
 import pytest
 
+from squirrel.porcelain.verify import verify
 from tests.crash_scenarios import (
     Scenario,
     check_finished,
     check_interrupted,
     kill_everywhere_then_scan_and_rerun,
+    open_conflicts,
     pack_for,
     shared,
     two_replicas,
@@ -45,9 +47,12 @@ from tests.fault_tools import (
     Outcome,
     crash_points,
     fresh_copy,
+    leftovers,
+    lost,
     run_forked,
     run_real,
     user_files,
+    versions,
 )
 from tests.helpers import make_tree, write
 
@@ -205,3 +210,30 @@ def test_a_first_visit_killed_anywhere_is_finished_by_the_next(tmp_path: Path) -
         assert again.code == 0, (n, traced.ops[n - 1], again.stderr.decode())
         assert user_files(drive)["new.jpg"] == b"new on D2\n"
         shutil.rmtree(work)
+
+
+@pytest.mark.parametrize("keep", ["copy", "path"])
+def test_a_resolve_killed_anywhere_is_finished_by_running_it_again(tmp_path: Path, keep: str) -> None:
+    a, b = two_replicas(tmp_path / "A", tmp_path / "B", {"x.txt": "base\n"})
+    write(b / "x.txt", "B's edit\n", seconds_ago=600)
+    write(a / "x.txt", "A's later edit\n", seconds_ago=60)
+    assert run_forked(["apply", pack_for(a, b, tmp_path), b]).code == 0
+    (conflict,) = open_conflicts(b)
+    before = versions(b)
+    clean = fresh_copy(b, tmp_path / "clean")
+    traced = run_forked(["resolve", clean, "x.txt", "--keep", keep], trace=True)
+    assert traced.code == 0, traced.stderr.decode()
+    expected = user_files(clean)
+    assert len(expected) == 1 and open_conflicts(clean) == set()
+    for n in range(1, len(traced.ops) + 1):
+        work = fresh_copy(b, tmp_path / f"kill-{n}")
+        assert run_forked(["resolve", work, "x.txt", "--keep", keep], f"any:{n}").killed
+        again = run_forked(["resolve", work, "x.txt", "--keep", keep])
+        where = (n, traced.ops[n - 1], again.stderr.decode())
+        # Killed after the resolution committed: it is done, and says so.
+        assert again.code == 0 or (again.code == 14 and "no open conflict" in again.stderr.decode()), where
+        assert user_files(work) == expected, where
+        assert open_conflicts(work) == set() and not lost(before, work), where
+        assert verify(str(work)).ok and not leftovers(work), where
+        shutil.rmtree(work)
+    assert conflict[1] == "update/update"
