@@ -126,7 +126,15 @@ class DriveRecord:
     name: str
     last_visit: int
     knowledge: Knowledge
-    objects: set[bytes] = field(default_factory=set)  # content it held at its last visit
+    objects_path: str = ""  # the content it held at its last visit (drives/ID.objects)
+    _objects: set[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def objects(self) -> set[bytes]:
+        """Read on first use: a quiet visit never needs it."""
+        if self._objects is None:
+            self._objects = read_objects(self.objects_path)
+        return self._objects
 
     def lacks(self, path: bytes, m: VectorTime, oid: bytes | None) -> bool:
         """Would delivering this version to the drive need its content? Not
@@ -135,6 +143,16 @@ class DriveRecord:
         if m <= self.knowledge.sync_time(path):
             return False
         return oid is None or oid not in self.objects
+
+
+def read_objects(path: str) -> set[bytes]:
+    """A drive's object list (drives/ID.objects): concatenated 32-byte ids."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return set()
+    return {raw[i : i + 32] for i in range(0, len(raw) - len(raw) % 32, 32)}
 
 
 class CarrierVault:
@@ -147,6 +165,7 @@ class CarrierVault:
         self.store = ObjectStore(os.path.join(self.dir, "objects"), replica.tmp_dir)
         self.drives_dir = os.path.join(self.dir, "drives")
         os.makedirs(self.drives_dir, exist_ok=True)
+        self._drives: list[DriveRecord] | None = None
 
     @property
     def index(self) -> ReplicaIndex:
@@ -156,29 +175,27 @@ class CarrierVault:
         self.rep.close()
 
     def drives(self) -> list[DriveRecord]:
-        out = []
-        for name in sorted(os.listdir(self.drives_dir)):
-            if not name.endswith(".json") or not is_replica_id(name[:-5]):
-                continue
-            path = os.path.join(self.drives_dir, name)
-            know = Knowledge.read(path)
-            with open(path, "rb") as f:
-                doc = json.loads(f.read())
-            rec = DriveRecord(name[:-5], str(doc.get("name", name[:-5])), int(doc.get("last_visit", 0)), know)
-            rec.objects = self._read_objects(rec.id)
-            out.append(rec)
-        return out
+        """Every known drive, as recorded at its last visit. Read once and
+        kept until a record changes (a visit asks several times)."""
+        if self._drives is None:
+            out = []
+            for name in sorted(os.listdir(self.drives_dir)):
+                if not name.endswith(".json") or not is_replica_id(name[:-5]):
+                    continue
+                path = os.path.join(self.drives_dir, name)
+                know = Knowledge.read(path)
+                with open(path, "rb") as f:
+                    doc = json.loads(f.read())
+                drive_id = name[:-5]
+                name_ = str(doc.get("name", drive_id))
+                out.append(
+                    DriveRecord(drive_id, name_, int(doc.get("last_visit", 0)), know, self._objects_path(drive_id))
+                )
+            self._drives = out
+        return list(self._drives)
 
     def _objects_path(self, drive_id: str) -> str:
         return os.path.join(self.drives_dir, drive_id + ".objects")
-
-    def _read_objects(self, drive_id: str) -> set[bytes]:
-        try:
-            with open(self._objects_path(drive_id), "rb") as f:
-                raw = f.read()
-        except FileNotFoundError:
-            return set()
-        return {raw[i : i + 32] for i in range(0, len(raw) - len(raw) % 32, 32)}
 
     def _drive_doc(self, drive_id: str) -> dict[str, Any]:
         try:
@@ -199,6 +216,7 @@ class CarrierVault:
         doc["name"] = replica.name
         doc["last_visit"] = int(time.time())
         doc["tokens"] = tokens if tokens is not None else self._drive_doc(replica.id).get("tokens", [])
+        self._drives = None
         if objects:
             write_file_atomic(self._objects_path(replica.id), b"".join(sorted(replica.index.all_objects())))
         write_file_atomic(os.path.join(self.drives_dir, replica.id + ".json"), json.dumps(doc, sort_keys=True).encode())
