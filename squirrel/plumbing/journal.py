@@ -34,6 +34,7 @@ import shutil
 import stat as statmod
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from squirrel.errors import CorruptIndex, UnsupportedFormat
@@ -171,7 +172,7 @@ def _well_formed(step: object) -> bool:
     return all(type(step.get(k)) is int and 0 <= step[k] < 1 << 63 for k in _INT_FIELDS)
 
 
-def recover(root: str, journal: Journal, index: ReplicaIndex, trash_dir: str) -> int:
+def recover(root: str, journal: Journal, index: ReplicaIndex, trash_dir: str, tmp_dir: str) -> int:
     """Undo what an interrupted batch changed, unless it committed; returns
     the number of steps undone. Call with the replica's lock held, before
     anything reads the tree."""
@@ -184,7 +185,7 @@ def recover(root: str, journal: Journal, index: ReplicaIndex, trash_dir: str) ->
         top = os.fsencode(root)
         for step in reversed(steps):
             try:
-                undone += UNDO[step["t"]](top, step, os.fsencode(trash_dir))
+                undone += UNDO[step["t"]](top, step, Places(os.fsencode(trash_dir), os.fsencode(tmp_dir)))
             except ValueError as e:  # a path outside the replica, bad base64
                 raise CorruptIndex(f"the intent log {journal.path} holds a bad step ({e})") from None
     journal.end()
@@ -192,6 +193,12 @@ def recover(root: str, journal: Journal, index: ReplicaIndex, trash_dir: str) ->
 
 
 # Undoing, by looking at the disk -------------------------------------------
+@dataclass(frozen=True)
+class Places:
+    trash: bytes  # .squirrel/trash/
+    tmp: bytes  # .squirrel/tmp/
+
+
 def _abs(top: bytes, step: Step, key: str = "p") -> bytes:
     rel = base64.b64decode(step[key], validate=True)
     if not rel or rel.startswith(b"/") or b"\x00" in rel or b".." in rel.split(b"/"):
@@ -221,11 +228,11 @@ def _holds(path: bytes, step: Step) -> bool:
     return bool(oid.hex() == step["oid"])
 
 
-def _undo_placed(top: bytes, step: Step, trash: bytes) -> int:
+def _undo_placed(top: bytes, step: Step, at: Places) -> int:
     path = _abs(top, step)
     if not _holds(path, step):
         return 0
-    dest = os.path.join(trash, step["oid"].encode())
+    dest = os.path.join(at.trash, step["oid"].encode())
     if os.path.lexists(dest):
         os.unlink(path)
     else:
@@ -234,13 +241,18 @@ def _undo_placed(top: bytes, step: Step, trash: bytes) -> int:
     return 1
 
 
-def _undo_removed(top: bytes, step: Step, trash: bytes) -> int:
+def _undo_removed(top: bytes, step: Step, at: Places) -> int:
     path = _abs(top, step)
-    src = os.path.join(trash, step["oid"].encode())
+    src = os.path.join(at.trash, step["oid"].encode())
     if os.path.lexists(path) or not os.path.isfile(src) or not os.path.isdir(os.path.dirname(path)):
         return 0
     # A copy, not a rename: the trash keeps what its records say it holds.
-    tmp = path + b".sq-restore"
+    # It is made in .squirrel/tmp/ (cleaned by every sync), never beside the
+    # user's files, so a recovery killed here leaves nothing at their paths.
+    os.makedirs(at.tmp, exist_ok=True)
+    tmp = os.path.join(at.tmp, b"restore-" + step["oid"].encode())
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
     try:
         os.link(src, tmp)
     except OSError:
@@ -255,7 +267,7 @@ def _undo_removed(top: bytes, step: Step, trash: bytes) -> int:
     return 1
 
 
-def _undo_moved(top: bytes, step: Step, trash: bytes) -> int:
+def _undo_moved(top: bytes, step: Step, at: Places) -> int:
     src, dst = _abs(top, step), _abs(top, step, "to")
     # A case-only rename's two names reach one file: ask for the exact name.
     if _there(src) or not _holds(dst, step):
@@ -266,7 +278,7 @@ def _undo_moved(top: bytes, step: Step, trash: bytes) -> int:
     return 1
 
 
-def _undo_mkdir(top: bytes, step: Step, trash: bytes) -> int:
+def _undo_mkdir(top: bytes, step: Step, at: Places) -> int:
     path = _abs(top, step)
     try:
         os.rmdir(path)
@@ -276,7 +288,7 @@ def _undo_mkdir(top: bytes, step: Step, trash: bytes) -> int:
     return 1
 
 
-def _undo_rmdir(top: bytes, step: Step, trash: bytes) -> int:
+def _undo_rmdir(top: bytes, step: Step, at: Places) -> int:
     path = _abs(top, step)
     if os.path.lexists(path) or not os.path.isdir(os.path.dirname(path)):
         return 0

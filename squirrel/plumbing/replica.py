@@ -201,7 +201,7 @@ class Replica:
                 # Before anything reads the tree: undo the file changes of a
                 # command killed halfway (docs/safety.md, "The intent log").
                 try:
-                    recover(root, rep.journal, index, rep.trash_dir)
+                    recover(root, rep.journal, index, rep.trash_dir, rep.tmp_dir)
                 except BaseException:
                     index.close()
                     raise

@@ -39,6 +39,11 @@ def verify(path: str, quick: bool = False, progress: Callable[[VerifyReport], No
                 vault.close()
         return report
     with Replica.open(path, write=False) as rep:
+        if os.path.exists(rep.journal.path):
+            report.problems.append(
+                "a sync was interrupted and its intent log is still there: any command that writes"
+                f" (`sq scan {rep.root}`) puts the files back as the index has them"
+            )
         check_index(rep.index, report)
         root = os.fsencode(rep.root)
         for p, e in rep.index.walk(b""):

@@ -193,3 +193,25 @@ def test_garbage_in_the_log_raises_only_the_log_errors(root: Path, text: bytes) 
         reopen(root)
     except (CorruptIndex, UnsupportedFormat):
         return
+
+
+def test_a_restore_killed_halfway_is_redone_and_leaves_nothing_beside_the_users_files(root: Path) -> None:
+    old = version(b"the old version")
+    trash_file(root, b"the old version").write_bytes(b"the old version")
+    # What a recovery killed while restoring leaves: its temporary copy, in .squirrel/tmp/.
+    (root / ".squirrel" / "tmp" / f"restore-{old.oid.hex()}").write_bytes(b"the old")
+    leave_log(root, journal.removed(b"x.jpg", old))
+    reopen(root)
+    assert (root / "x.jpg").read_bytes() == b"the old version"
+    assert sorted(p.name for p in root.iterdir()) == [".squirrel", "x.jpg"]
+
+
+def test_verify_says_when_an_interrupted_sync_waits_to_be_undone(root: Path) -> None:
+    make_tree(root, {"new.jpg": "x"})
+    leave_log(root, journal.placed(b"new.jpg", version(b"x")))
+    proc = run_sq("verify", root)
+    assert proc.returncode == 1
+    assert "intent log" in proc.stdout.decode() + proc.stderr.decode()
+    assert (root / "new.jpg").exists(), "verify only reads"
+    run_sq("scan", root)
+    assert run_sq("verify", root).returncode == 0
