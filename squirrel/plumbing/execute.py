@@ -108,8 +108,15 @@ class Executor:
         self._event: VectorTime | None = None
         self._skip: set[int] = set()  # DELETE actions already done as moves
         self._trashed_now: set[bytes] = set()  # objects this run moved into the trash
-        self._conflict_failed: set[int] = set()
+        self._conflict_failed: dict[int, tuple[str, bool]] = {}  # conflict -> why its first step failed
         self._conflicts_done: set[int] = set()
+        self._prepared: dict[bytes, str] = {}  # path -> A's content, fetched before its conflict began
+        # The WRITE of A's version at the path of a conflict that moves B's aside.
+        self._winner_writes = {
+            act.conflict: act
+            for act in plan.actions
+            if act.kind == WRITE and act.conflict >= 0 and act.b is None and act.src_path is None
+        }
         self._fold_cache: dict[bytes, dict[str, bytes]] = {}
         self._case_insensitive: bool | None = None
         # Files the plan deletes, by content: a WRITE of the same content renames them.
@@ -173,6 +180,9 @@ class Executor:
         for batch in self._batches(order + deferred):
             self._run_batch(batch)
         self._record_conflicts(range(len(self.plan.conflicts)))
+        for tmp in self._prepared.values():  # content fetched for a conflict that then failed
+            if os.path.exists(tmp):
+                os.unlink(tmp)
         return self.result
 
     def _batches(self, sequence: list[int]) -> Iterator[list[int]]:
@@ -201,6 +211,12 @@ class Executor:
                 act = self.plan.actions[i]
                 if self._stop is not None:
                     self._fail(act, str(self._stop))
+                    continue
+                if act.conflict in self._conflict_failed:
+                    # A conflict is settled whole or not at all: after its first
+                    # step failed, the others (an index-only META above all)
+                    # must not leave half a settlement behind.
+                    self._fail(act, *self._conflict_failed[act.conflict])
                     continue
                 try:
                     self._do(act)
@@ -256,7 +272,7 @@ class Executor:
         self.result.failed.append((act.path, message, unavailable))
         self.result.failed_paths.add(act.path)
         if act.conflict >= 0:
-            self._conflict_failed.add(act.conflict)
+            self._conflict_failed.setdefault(act.conflict, (message, unavailable))
         if act.kind == MOVE_ASIDE:
             self.result.failed_paths.add(act.target)
 
@@ -398,6 +414,12 @@ class Executor:
         assert act.b is not None
         fsops.check_parents(self.root, act.path)
         fsops.recheck(self.root, act.path, act.b)
+        # The version that takes the path must be at hand before B's moves
+        # aside: content the sender cannot give fails the conflict here, with
+        # B's file still in place.
+        w = self._winner_writes.get(act.conflict)
+        if w is not None and w.path not in self._prepared:
+            self._prepared[w.path] = self._fetch(w)
         if os.path.lexists(self._abs(act.target)):
             raise ChangedDuringOperation(f"{paths.display(act.target)} is in the way of a conflict copy")
         self._check_case(act.target)
@@ -457,14 +479,7 @@ class Executor:
             self.result.moved += 1
             self.result.deleted += 1
             return
-        tmp = self._from_trash(a)
-        if tmp is None:
-            chunks = self._local_chunks(a.oid)
-            if chunks is not None:
-                self.result.local_copies += 1
-            else:
-                chunks = self._counted(self.source.chunks(act.src_path or rel, a))
-            tmp = fsops.write_temp(self.rep.tmp_dir, chunks, a.oid, a.size, a.mtime_ns, a.mode)
+        tmp = self._prepared.pop(rel, None) or self._fetch(act)
         try:
             fsops.recheck(self.root, rel, act.b)
             if act.b is not None:
@@ -476,6 +491,22 @@ class Executor:
                 os.unlink(tmp)
             raise
         self._record_file(rel, a, m, c, act.b is None)
+
+    def _fetch(self, act: Action) -> str:
+        """A's content for a WRITE, verified, in a temporary file: from the
+        trash (a file this run deleted), from a copy the receiver holds, or
+        from the sender."""
+        a = act.a
+        assert a is not None
+        tmp = self._from_trash(a)
+        if tmp is None:
+            chunks = self._local_chunks(a.oid)
+            if chunks is not None:
+                self.result.local_copies += 1
+            else:
+                chunks = self._counted(self.source.chunks(act.src_path or act.path, a))
+            tmp = fsops.write_temp(self.rep.tmp_dir, chunks, a.oid, a.size, a.mtime_ns, a.mode)
+        return tmp
 
     def _from_trash(self, a: Entry) -> str | None:
         """A file this run just deleted has the content we need: take it back

@@ -499,12 +499,6 @@ def open_conflicts(drive: Path) -> list[dict[str, object]]:
         return rep.index.conflicts()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the conflict is now settled on a drive and reported there, but as update/update: the drive's"
-    " sync time for the path already covers the other drive's creation event, so the two lineages"
-    " look related",
-)
 def test_a_conflict_the_carrier_settles_is_reported_and_listed(tmp_path: Path) -> None:
     a, b, laptop = independent_creations(tmp_path)
     laptop.until_quiet([a, b])
@@ -513,6 +507,25 @@ def test_a_conflict_the_carrier_settles_is_reported_and_listed(tmp_path: Path) -
     assert [c["kind"] for c in laptop.conflicts()] == ["create/create"]
     listed = [c for d in (a, b) for c in open_conflicts(d)]
     assert [c["kind"] for c in listed] == ["create/create"]
+
+
+def test_a_conflict_whose_winner_the_carrier_lacks_leaves_the_drives_file_in_place(tmp_path: Path) -> None:
+    """The carrier's version wins (a later mtime) but its content is not in
+    the carrier yet: the drive's file must not be moved aside for a version
+    that cannot come, nor its record changed; the conflict waits, whole."""
+    a, b = drives(tmp_path, {"n8.bin": "made on a"}, "a", "b")
+    laptop = Laptop(tmp_path / "carrier", MIB)
+    laptop.visit(a)
+    laptop.visit(b)
+    write(b / "n8.bin", "made on b, earlier", seconds_ago=7200)
+    r = laptop.visit(b)
+    assert files_of(b) == {"n8.bin": b"made on b, earlier"}
+    assert r.delivered.conflicts == [] and b"n8.bin" in {p for p, _ in r.delivered.deferred}
+    laptop.until_quiet([a, b])
+    assert_same(a, b)
+    assert sorted(files_of(a).values()) == [b"made on a", b"made on b, earlier"]
+    assert files_of(a)["n8.bin"] == b"made on a"
+    assert [c["kind"] for c in laptop.conflicts()] == ["create/create"]
 
 
 def test_a_conflict_copy_whose_content_was_deleted_does_not_wait_forever(tmp_path: Path) -> None:
