@@ -145,7 +145,6 @@ class Executor:
             )
 
     def run(self) -> ExecResult:
-        fsops.clean_tmp(self.rep.tmp_dir)
         self.check_space()
         # Deletions of content that a write in this plan needs wait until the
         # end, so that the write can rename the file (a move costs no copy).

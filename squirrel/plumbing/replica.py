@@ -21,6 +21,7 @@ from typing import Any
 
 from squirrel.errors import AlreadyAReplica, BadPath, CorruptIndex, Locked, NotAReplica, UnsupportedFormat
 from squirrel.plumbing.durable import write_file_atomic
+from squirrel.plumbing.fsops import clean_tmp
 from squirrel.plumbing.index import ReplicaIndex
 from squirrel.plumbing.journal import Journal, recover
 from squirrel.plumbing.vtime import is_replica_id
@@ -202,6 +203,7 @@ class Replica:
                 # command killed halfway (docs/safety.md, "The intent log").
                 try:
                     recover(root, rep.journal, index, rep.trash_dir, rep.tmp_dir)
+                    clean_tmp(rep.tmp_dir)  # temporary files of a killed command
                 except BaseException:
                     index.close()
                     raise

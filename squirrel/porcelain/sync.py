@@ -105,8 +105,6 @@ def _visit(
     allow_mass_delete: bool,
 ) -> VisitReport:
     report = VisitReport(drive.name, budget=budget, dry_run=dry_run)
-    if not dry_run:
-        fsops.clean_tmp(vault.rep.tmp_dir)  # what a killed visit left
     vault.check_token(drive)
     check_not_behind(drive, vault.index.sync_time(b""), "the carrier")
     for record in vault.drives():
