@@ -28,6 +28,7 @@ from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.vtime import VectorTime
 
 BATCH = 64  # actions per intent-log batch (one fsync of the log, one index commit)
+MOVE_SPARE = 3  # files of one content a batch's writes may rename, beyond one each
 SPACE_RESERVE = 16 << 20  # never fill a drive to the last byte: the index must still commit
 
 
@@ -121,6 +122,7 @@ class Executor:
         self._case_insensitive: bool | None = None
         # Files the plan deletes, by content: a WRITE of the same content renames them.
         self._deletes: dict[bytes, list[int]] = {}
+        self._move_sources: dict[bytes, list[int]] = {}  # this batch's, by content
         for i, act in enumerate(plan.actions):
             if act.kind == DELETE and act.b is not None and act.b.is_file:
                 self._deletes.setdefault(act.b.oid, []).append(i)
@@ -202,6 +204,18 @@ class Executor:
     def _run_batch(self, batch: list[int]) -> None:
         """Log how to undo the batch's file changes, make them, then commit
         the index with the batch's id and drop the log (see `journal`)."""
+        # The files a write of the batch may rename rather than copy: a few
+        # more than the batch writes of each content, so that the log stays
+        # small when thousands of files share one content (empty files).
+        writes: dict[bytes, int] = {}
+        for i in batch:
+            a = self.plan.actions[i].a
+            if self.plan.actions[i].kind == WRITE and a is not None:
+                writes[a.oid] = writes.get(a.oid, 0) + 1
+        self._move_sources = {
+            oid: [j for j in self._deletes.get(oid, []) if j not in self._skip][: n + MOVE_SPARE]
+            for oid, n in writes.items()
+        }
         steps = [step for i in batch if i not in self._skip for step in self._undo_steps(self.plan.actions[i])]
         with self.rep.journal.batch(self.idx, steps):
             for i in batch:
@@ -249,7 +263,7 @@ class Executor:
             steps = [journal.removed(act.path, act.b)] if act.b is not None else []
             steps.append(journal.placed(act.path, act.a))
             # Moves last: undone first, before `placed` would take the file away.
-            for i in self._deletes.get(act.a.oid, []):
+            for i in self._move_sources.get(act.a.oid, []):
                 src = self.plan.actions[i]
                 assert src.b is not None
                 steps.append(journal.moved(src.path, act.path, src.b))
@@ -448,9 +462,10 @@ class Executor:
         m = act.m if act.m is not None else self.new_event()
         c = act.c if act.c is not None else self.new_event()
         # A move: the receiver deletes a file with this content in the same plan.
+        # Only the files the intent log names for this batch (see _run_batch).
         moves = [
             i
-            for i in self._deletes.get(a.oid, [])
+            for i in self._move_sources.get(a.oid, [])
             if i not in self._skip
             and fsops.matches(fsops.lstat_or_none(self._abs(self.plan.actions[i].path)), self.plan.actions[i].b)
         ]

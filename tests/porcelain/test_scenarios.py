@@ -545,6 +545,20 @@ def test_moving_a_big_folder_renames_locally(vault: tuple[Path, Path, Path]) -> 
     assert_quiet(a, b)
 
 
+def test_moving_hundreds_of_files_with_one_content_renames_each_of_them(vault: tuple[Path, Path, Path]) -> None:
+    """Empty files and copies of one picture, moved: every one is renamed
+    locally (across several intent-log batches), none copied or lost."""
+    a, b, _ = vault
+    files = {f"old/empty{i:03d}": "" for i in range(150)} | {f"old/same{i:03d}.jpg": "one picture" for i in range(150)}
+    in_sync(files, a, b)
+    (a / "old").rename(a / "new")
+    rep = push(str(a), str(b))
+    assert rep.conflicts == [] and rep.failed == []
+    assert rep.moved == 300 and rep.bytes_copied == 0
+    assert tree(b) == tree(a)
+    assert_quiet(a, b)
+
+
 def test_a_rename_inside_a_folder_copies_no_bytes(vault: tuple[Path, Path, Path]) -> None:
     a, b, _ = vault
     in_sync({"d/old.jpg": os.urandom(1 << 16)}, a, b)
