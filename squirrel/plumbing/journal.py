@@ -206,6 +206,21 @@ def _abs(top: bytes, step: Step, key: str = "p") -> bytes:
     return top + b"/" + rel
 
 
+def _parents_ok(top: bytes, *fulls: bytes) -> bool:
+    """Is every directory above each path a real directory of the replica?
+    An undo never reads or writes through a symlink put in since."""
+    for full in fulls:
+        cur = top
+        for comp in full[len(top) + 1 :].split(b"/")[:-1]:
+            cur += b"/" + comp
+            try:
+                if not statmod.S_ISDIR(os.lstat(cur).st_mode):
+                    return False
+            except OSError:
+                return False
+    return True
+
+
 def _there(path: bytes) -> bool:
     """Is there an entry by exactly this name? On a case-folding drive,
     `lstat` also finds a file by another case of its name."""
@@ -230,7 +245,7 @@ def _holds(path: bytes, step: Step) -> bool:
 
 def _undo_placed(top: bytes, step: Step, at: Places) -> int:
     path = _abs(top, step)
-    if not _holds(path, step):
+    if not _parents_ok(top, path) or not _holds(path, step):
         return 0
     dest = os.path.join(at.trash, step["oid"].encode())
     if os.path.lexists(dest):
@@ -244,7 +259,7 @@ def _undo_placed(top: bytes, step: Step, at: Places) -> int:
 def _undo_removed(top: bytes, step: Step, at: Places) -> int:
     path = _abs(top, step)
     src = os.path.join(at.trash, step["oid"].encode())
-    if os.path.lexists(path) or not os.path.isfile(src) or not os.path.isdir(os.path.dirname(path)):
+    if not _parents_ok(top, path) or os.path.lexists(path) or not os.path.isfile(src):
         return 0
     # A copy, not a rename: the trash keeps what its records say it holds.
     # It is made in .squirrel/tmp/ (cleaned by every sync), never beside the
@@ -270,16 +285,19 @@ def _undo_removed(top: bytes, step: Step, at: Places) -> int:
 def _undo_moved(top: bytes, step: Step, at: Places) -> int:
     src, dst = _abs(top, step), _abs(top, step, "to")
     # A case-only rename's two names reach one file: ask for the exact name.
-    if _there(src) or not _holds(dst, step):
+    if not _parents_ok(top, src, dst) or _there(src) or not _holds(dst, step):
         return 0  # never moved, or moved back already
     os.rename(dst, src)
     os.utime(src, ns=(step["mtime_ns"], step["mtime_ns"]), follow_symlinks=False)
-    fsync_dir(os.fsdecode(os.path.dirname(src)))
+    for d in {os.path.dirname(src), os.path.dirname(dst)}:
+        fsync_dir(os.fsdecode(d))
     return 1
 
 
 def _undo_mkdir(top: bytes, step: Step, at: Places) -> int:
     path = _abs(top, step)
+    if not _parents_ok(top, path):
+        return 0
     try:
         os.rmdir(path)
     except OSError:
@@ -290,7 +308,7 @@ def _undo_mkdir(top: bytes, step: Step, at: Places) -> int:
 
 def _undo_rmdir(top: bytes, step: Step, at: Places) -> int:
     path = _abs(top, step)
-    if os.path.lexists(path) or not os.path.isdir(os.path.dirname(path)):
+    if not _parents_ok(top, path) or os.path.lexists(path):
         return 0
     os.mkdir(path)
     fsync_dir(os.fsdecode(os.path.dirname(path)))

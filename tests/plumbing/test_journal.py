@@ -215,3 +215,20 @@ def test_verify_says_when_an_interrupted_sync_waits_to_be_undone(root: Path) -> 
     assert (root / "new.jpg").exists(), "verify only reads"
     run_sq("scan", root)
     assert run_sq("verify", root).returncode == 0
+
+
+def test_an_undo_never_goes_through_a_symlink_put_in_since(root: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.jpg").write_bytes(b"the sender's version")
+    trash_file(root, b"old").write_bytes(b"old")
+    (root / "album").symlink_to(outside)  # where the folder album/ was
+    leave_log(
+        root,
+        journal.removed(b"album/y.jpg", version(b"old")),
+        journal.placed(b"album/x.jpg", version(b"the sender's version")),
+        journal.removed_dir(b"album/sub"),
+    )
+    reopen(root)
+    assert sorted(p.name for p in outside.iterdir()) == ["x.jpg"]
+    assert (outside / "x.jpg").read_bytes() == b"the sender's version"
