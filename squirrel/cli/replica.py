@@ -198,6 +198,9 @@ def verify_cmd(path: str, quick: bool, as_json: bool) -> None:
     """Check replica (or carrier) PATH: re-hash every file against the index,
     check the index's own structure and the trash (the carrier's objects).
 
+    Reads only: the intent log of a sync killed halfway is reported, and
+    undone by the next command that writes (e.g. `sq scan PATH`).
+
     Exits 0 when everything is right, 1 when anything is wrong (each listed).
     """
     p = Progress("verifying")
