@@ -123,6 +123,7 @@ class Executor:
         # Files the plan deletes, by content: a WRITE of the same content renames them.
         self._deletes: dict[bytes, list[int]] = {}
         self._move_sources: dict[bytes, list[int]] = {}  # this batch's, by content
+        self._dirty: set[bytes] = set()  # directories whose entries this batch changed
         for i, act in enumerate(plan.actions):
             if act.kind == DELETE and act.b is not None and act.b.is_file:
                 self._deletes.setdefault(act.b.oid, []).append(i)
@@ -243,8 +244,19 @@ class Executor:
                 if self.progress is not None:
                     self.progress(self.prog)
             self._record_conflicts({self.plan.actions[i].conflict for i in batch} - {-1})
+            self._sync_dirs()
             if steps:
                 self.rep.recheck_identity()
+
+    def _sync_dirs(self) -> None:
+        """Make the batch's renames durable before its index commit: one
+        fsync per directory touched (and the trash), not one per file."""
+        if self._dirty:
+            self._dirty.add(os.fsencode(self.rep.trash_dir))
+        for d in sorted(self._dirty):
+            if os.path.isdir(d):  # a folder the batch made may be gone again
+                fsync_dir(os.fsdecode(d))
+        self._dirty.clear()
 
     def _record_conflicts(self, which: Iterable[int]) -> None:
         for ci in sorted(set(which) - self._conflicts_done):
@@ -353,6 +365,7 @@ class Executor:
             fsops.check_parents(self.root, act.path)
             fsops.recheck(self.root, act.path, act.b)
             fsops.trash(self.idx, self.rep.trash_dir, self.root, act.path, act.b)
+            self._dirty.add(os.path.dirname(self._abs(act.path)))
             self._forget_name(act.path)
             self._trashed_now.add(act.b.oid)
             record_deletion(self.idx, act.path, act.deletion_m)
@@ -375,7 +388,7 @@ class Executor:
         if st is None:
             self._check_case(act.path)
             os.mkdir(full)
-            fsync_dir(os.fsdecode(os.path.dirname(full)))
+            self._dirty.add(os.path.dirname(full))
             self.result.created += 1
         elif not statmod.S_ISDIR(st.st_mode):
             raise ChangedDuringOperation(f"{paths.display(act.path)} is in the way (not a directory)")
@@ -399,7 +412,7 @@ class Executor:
             faults.point("unlink")
             os.rmdir(full)
             self._forget_name(act.path)
-            fsync_dir(os.fsdecode(os.path.dirname(full)))
+            self._dirty.add(os.path.dirname(full))
         self._raise(act.path, act.deletion_m)
         self.idx.delete(act.path)
         self.idx.drop_stored_sync(act.path)
@@ -439,7 +452,7 @@ class Executor:
         faults.point("rename")
         os.rename(self._abs(act.path), self._abs(act.target))
         self._forget_name(act.path)
-        fsync_dir(os.fsdecode(os.path.dirname(self._abs(act.target))))
+        self._dirty.add(os.path.dirname(self._abs(act.target)))
         record_move_aside(self.idx, act, self.new_event())
 
     def _local_chunks(self, oid: bytes) -> Iterable[bytes] | None:
@@ -475,13 +488,16 @@ class Executor:
             src = self.plan.actions[i]
             assert src.b is not None
             if self._same_file(src.path, rel):  # a case-only rename finds its source at the target
-                fsops.install(self._abs(src.path), self.root, rel)
+                fsops.install(self._abs(src.path), self.root, rel, sync=False)
             else:
                 fsops.recheck(self.root, rel, act.b)
                 if act.b is not None:  # the same atomic replace as any other update
-                    fsops.replace_keeping_old(self.idx, self.rep.trash_dir, self._abs(src.path), self.root, rel, act.b)
+                    fsops.replace_keeping_old(
+                        self.idx, self.rep.trash_dir, self._abs(src.path), self.root, rel, act.b, sync=False
+                    )
                 else:
-                    fsops.install(self._abs(src.path), self.root, rel)
+                    fsops.install(self._abs(src.path), self.root, rel, sync=False)
+            self._dirty.update((os.path.dirname(self._abs(src.path)), os.path.dirname(self._abs(rel))))
             faults.point("utime")
             os.utime(self._abs(rel), ns=(a.mtime_ns, a.mtime_ns), follow_symlinks=False)
             self._skip.add(i)
@@ -497,9 +513,10 @@ class Executor:
         try:
             fsops.recheck(self.root, rel, act.b)
             if act.b is not None:
-                fsops.replace_keeping_old(self.idx, self.rep.trash_dir, tmp, self.root, rel, act.b)
+                fsops.replace_keeping_old(self.idx, self.rep.trash_dir, tmp, self.root, rel, act.b, sync=False)
             else:
-                fsops.install(tmp, self.root, rel)
+                fsops.install(tmp, self.root, rel, sync=False)
+            self._dirty.add(os.path.dirname(self._abs(rel)))
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)

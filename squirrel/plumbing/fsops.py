@@ -8,7 +8,8 @@ The order is what makes a crash harmless:
 3. just before the rename, the target is checked again against what the plan
    saw (an edit made meanwhile becomes a conflict, never an overwrite);
 4. the old version moves to `.squirrel/trash/` (never deleted);
-5. the temporary file is renamed into place and the directory fsynced.
+5. the temporary file is renamed into place and the directory fsynced
+   (by the executor once per directory and batch, before its index commit).
 
 The index is committed only after the files. A crash leaves either the old
 or the new file at the path, never a partial one; at worst a temporary file
@@ -177,7 +178,7 @@ def trash(index: ReplicaIndex, trash_dir: str, root: bytes, rel: bytes, entry: E
 
 
 def replace_keeping_old(
-    index: ReplicaIndex, trash_dir: str, tmp: str | bytes, root: bytes, rel: bytes, old: Entry
+    index: ReplicaIndex, trash_dir: str, tmp: str | bytes, root: bytes, rel: bytes, old: Entry, sync: bool = True
 ) -> os.stat_result:
     """Put a verified temporary file in place of `old`, keeping `old` in the
     trash. The old version is hard-linked into the trash first and the new one
@@ -199,10 +200,10 @@ def replace_keeping_old(
         linked = False
     if linked:
         index.trash_put(old.oid, {"path": paths.display(rel), "size": old.size, "time": int(time.time())})
-        return install(tmp, root, rel)
+        return install(tmp, root, rel, sync)
     trash(index, trash_dir, root, rel, old)
     try:
-        return install(tmp, root, rel)
+        return install(tmp, root, rel, sync)
     except BaseException:
         if not os.path.lexists(src) and os.path.exists(dest):
             os.rename(dest, src)  # put the old version back
@@ -213,16 +214,18 @@ def trash_path(trash_dir: str, oid: bytes) -> bytes:
     return os.path.join(os.fsencode(trash_dir), oid.hex().encode())
 
 
-def install(tmp: str | bytes, root: bytes, rel: bytes) -> os.stat_result:
+def install(tmp: str | bytes, root: bytes, rel: bytes, sync: bool = True) -> os.stat_result:
     """Rename a verified temporary file (or a file of this replica being moved)
-    into place; returns its stat. The
-    directories above are checked again just before: one swapped for a
-    symlink since the plan is never written through."""
+    into place; returns its stat. The directories above are checked again
+    just before: one swapped for a symlink since the plan is never written
+    through. Without `sync`, the caller fsyncs the directory later (the
+    executor does once per directory and batch, before it commits)."""
     check_parents(root, rel)
     dest = abspath(root, rel)
     faults.point("rename")
     os.rename(os.fsencode(tmp), dest)
-    fsync_dir(os.fsdecode(os.path.dirname(dest)))
+    if sync:
+        fsync_dir(os.fsdecode(os.path.dirname(dest)))
     return os.lstat(dest)
 
 
