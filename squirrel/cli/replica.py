@@ -134,7 +134,7 @@ def status_cmd(path: str, exit_code: bool, as_json: bool) -> None:
             kind_entry = ch.new or ch.old
             item["kind"] = "dir" if kind_entry is not None and kind_entry.is_dir else "file"
             items.append(item)
-        emit_json({"changes": items, "conflicts": rep.conflicts})
+        emit_json({"changes": items, "conflicts": rep.conflicts, "interrupted": rep.interrupted})
     else:
         for ch in rep.pending:
             if ch.path in moved_from:
@@ -146,6 +146,12 @@ def status_cmd(path: str, exit_code: bool, as_json: bool) -> None:
         for c in rep.conflicts:
             click.echo(f"conflict  {c['path']} ({c['kind']}; copy: {c.get('copy') or '-'})")
     report_skipped(rep.stats)
+    if rep.interrupted:
+        click.echo(
+            "sq: a sync was interrupted halfway; the next command that writes (`sq scan`) puts back"
+            " what it had half done, before it looks at the files",
+            err=True,
+        )
     pending = len(rep.pending) - len(rep.moved)  # a move is one change, not a deletion and an addition
     summary(f"{pending} pending changes, {len(rep.conflicts)} open conflicts")
     if exit_code and rep.dirty:

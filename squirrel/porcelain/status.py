@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,7 @@ class StatusReport:
     moved: list[tuple[bytes, bytes]] = field(default_factory=list)
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     stats: ScanStats = field(default_factory=ScanStats)
+    interrupted: bool = False  # a sync killed halfway left its intent log
 
     @property
     def pending(self) -> list[Change]:
@@ -23,7 +25,7 @@ class StatusReport:
 
     @property
     def dirty(self) -> bool:
-        return bool(self.pending or self.conflicts)
+        return bool(self.pending or self.conflicts or self.interrupted)
 
 
 def status(path: str, progress: ScanProgress | None = None) -> StatusReport:
@@ -35,4 +37,5 @@ def status(path: str, progress: ScanProgress | None = None) -> StatusReport:
             if ch.kind == DELETED and ch.old is not None and ch.old.is_dir:
                 expanded += [Change(DELETED, p, None, e) for p, e in replica.index.walk(ch.path) if e.is_file]
         moved = find_moves(changes + expanded)
-        return StatusReport(changes, moved, replica.index.conflicts(), scanner.stats)
+        interrupted = os.path.exists(replica.journal.path)
+        return StatusReport(changes, moved, replica.index.conflicts(), scanner.stats, interrupted)

@@ -153,7 +153,7 @@ def test_scan_of_a_non_replica(tmp_path: Path) -> None:
 def test_status_json_and_exit_code(drive: Path) -> None:
     clean = run("status", drive, "--json", "--exit-code")
     assert clean.code == 0
-    assert clean.json == {"changes": [], "conflicts": []}
+    assert clean.json == {"changes": [], "conflicts": [], "interrupted": False}
     write(drive / "top.txt", b"TOP")
     os.rename(drive / "a/one.jpg", drive / "moved.jpg")
     (drive / "new").mkdir()

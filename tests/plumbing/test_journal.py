@@ -232,3 +232,15 @@ def test_an_undo_never_goes_through_a_symlink_put_in_since(root: Path, tmp_path:
     reopen(root)
     assert sorted(p.name for p in outside.iterdir()) == ["x.jpg"]
     assert (outside / "x.jpg").read_bytes() == b"the sender's version"
+
+
+def test_status_says_when_an_interrupted_sync_waits_to_be_undone(root: Path) -> None:
+    make_tree(root, {"new.jpg": "x"})
+    leave_log(root, journal.placed(b"new.jpg", version(b"x")))
+    proc = run_sq("status", root, "--json", "--exit-code")
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout)["interrupted"] is True
+    assert "interrupted" in run_sq("status", root).stderr.decode()
+    run_sq("scan", root)
+    proc = run_sq("status", root, "--json", "--exit-code")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["interrupted"] is False
