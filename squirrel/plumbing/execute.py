@@ -247,6 +247,9 @@ class Executor:
             self._sync_dirs()
             if steps:
                 self.rep.recheck_identity()
+        # A batch that changed no file (new times only) logs nothing and is
+        # not committed by itself; many of them are, once the buffer is large.
+        self.idx.maybe_commit()
 
     def _sync_dirs(self) -> None:
         """Make the batch's renames durable before its index commit: one
