@@ -18,6 +18,12 @@ completes without being killed. After each kill:
 
 `make test` kills each command at an even spread of its points (the first
 few, the last few, about 24 in all); SQ_CRASH_FULL=1 kills at every one.
+
+Small histories are killed at every point in `make test`: applies of an
+update, a conflict, a folder replaced by a file and the reverse, each
+scanned before the re-run (the intent log must have put back whatever the
+kill left half done, so that the scan records nothing; docs/safety.md, "The
+intent log"); and a resolve and a first visit, each simply run again.
 The kills go through `run_forked` (tests/fault_tools.py); the seeded random
 kills of a larger history use the real `sq` executable.
 """
