@@ -331,3 +331,17 @@ class Planner:
 
 def plan_sync(src: SourceTree, dst: SourceTree, top: bytes = b"") -> Plan:
     return Planner(src, dst).run(top)
+
+
+def widen_top(src: SourceTree, dst: SourceTree, top: bytes) -> bytes:
+    """The subtree a partial sync of `top` must cover. Where the receiver
+    has a file at a directory above `top`, nothing below can be written
+    until that file/directory conflict is settled: the sync starts there."""
+    widest = top
+    for anc in paths.ancestors(top):
+        if not anc:
+            break
+        b = dst.get(anc)
+        if b is not None and not b.is_dir:
+            widest = anc
+    return widest

@@ -11,7 +11,7 @@ from squirrel.errors import IdentityConflict, SquirrelError, WrongVault
 from squirrel.plumbing import fsops, paths
 from squirrel.plumbing.execute import ContentSource, ExecProgress, Executor
 from squirrel.plumbing.index import Entry
-from squirrel.plumbing.plan import DELETE, WRITE, Conflict, Plan, plan_sync
+from squirrel.plumbing.plan import DELETE, WRITE, Conflict, Plan, plan_sync, widen_top
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import ScanProgress
 from squirrel.plumbing.synctime import SyncSource, raise_sync_times
@@ -127,6 +127,7 @@ def sync_into(
     check_not_behind(dst, src.sync_time(b""), "the sender")
     report = SyncReport(dry_run=dry_run)
     for top in tops or [b""]:
+        top = widen_top(src, dst.index, top)
         plan: Plan = plan_sync(src, dst.index, top)
         if guard is not None:
             written = {a.a.oid for a in plan.actions if a.kind == WRITE and a.a is not None}

@@ -530,6 +530,25 @@ def test_joining_with_files_already_there_reconciles_by_content(tmp_path: Path) 
     assert tree(a) == tree(b) == {"one": b"1", "two": b"2", "three": b"3"}
 
 
+def test_a_partial_push_below_a_folder_the_receiver_has_as_a_file_settles_that_first(
+    vault: tuple[Path, Path, Path],
+) -> None:
+    """B has a file `d`; A has a folder `d` holding `d/e/z`. Pushing only
+    `d/e` must not write through B's file: the sync starts at `d`, where the
+    folder keeps the path and B's file becomes a conflict copy."""
+    a, b, _ = vault
+    make_tree(b, {"d": "B's file named d"})
+    make_tree(a, {"d/e/z": "z"})
+    rep = push(str(a), str(b), [str(a / "d/e")])
+    assert rep.failed == []
+    assert [(c["kind"], c["kept"]) for c in rep.conflicts] == [("file/dir", "d")]
+    (copy,) = copies(b)
+    assert tree(b) == {"d/": b"", "d/e/": b"", "d/e/z": b"z", copy: b"B's file named d"}
+    push(str(b), str(a))
+    assert tree(a) == tree(b)
+    assert_quiet(a, b)
+
+
 def test_moving_a_big_folder_renames_locally(vault: tuple[Path, Path, Path]) -> None:
     a, b, _ = vault
     mib = 1 << 20
