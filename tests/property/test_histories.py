@@ -4,8 +4,9 @@ no false conflict.
 Each example builds 2-4 real replicas (real directories, real LMDB) of one
 vault, applies random user edits (create, edit, delete, move, directory
 create/delete, file<->directory) on random replicas, interleaved with random
-one-way pushes, some of them partial (a SUBPATH). Every written version has
-unique content, so a version is identified by its bytes.
+one-way pushes, some of them partial (a SUBPATH), and pushes killed at a
+random I/O point (the intent log must undo what they left half done). Every
+written version has unique content, so a version is identified by its bytes.
 
 - No lost update: a version that no user replaced or deleted on a replica
   holding it must still exist in some replica's tree, after every push.
@@ -16,6 +17,7 @@ unique content, so a version is identified by its bytes.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -27,6 +29,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from squirrel.porcelain.init import init
 from squirrel.porcelain.push import push
+from tests.fault_tools import run_forked
 
 FILES = ["a", "b", "d/x", "d/y", "d/e/z", "f/w", "d", "f"]
 DIRS = ["d", "d/e", "f"]
@@ -139,6 +142,23 @@ class Histories(RuleBasedStateMachine):
         self.conflicts += len(rep.conflicts)
         if self.single_writer:
             assert rep.conflicts == [], f"false conflict: {rep.conflicts}"
+
+    @rule(a=st.integers(0, 3), b=st.integers(0, 3), n=st.integers(1, 80))
+    def killed_push(self, a: int, b: int, n: int) -> None:
+        """A push killed at its n-th I/O point (the real entry point, forked).
+        Whatever it left, the next command undoes or finishes it: the
+        invariants and the final convergence must hold all the same."""
+        a %= len(self.replicas)
+        b %= len(self.replicas)
+        if a == b:
+            return
+        out = run_forked(["push", self.replicas[a], self.replicas[b], "--json"], f"any:{n}")
+        assert out.killed or out.code == 0, (out.code, out.stderr.decode())
+        if out.code == 0:
+            conflicts = json.loads(out.stdout)["conflicts"]
+            self.conflicts += len(conflicts)
+            if self.single_writer:
+                assert conflicts == [], f"false conflict: {conflicts}"
 
     @invariant()
     def no_lost_update(self) -> None:
