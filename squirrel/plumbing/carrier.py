@@ -126,7 +126,7 @@ class DriveRecord:
     name: str
     last_visit: int
     knowledge: Knowledge
-    objects_path: str = ""  # the content it held at its last visit (drives/ID.objects)
+    objects_path: str  # the content it held at its last visit (drives/ID.objects)
     _objects: set[bytes] | None = field(default=None, repr=False)
 
     @property

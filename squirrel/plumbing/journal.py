@@ -37,8 +37,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from squirrel.errors import CorruptIndex, UnsupportedFormat
-from squirrel.plumbing import faults, ids
+from squirrel.errors import ChangedDuringOperation, CorruptIndex, UnsafePath, UnsupportedFormat
+from squirrel.plumbing import faults, fsops, ids
 from squirrel.plumbing.durable import fsync_dir
 from squirrel.plumbing.index import Entry, ReplicaIndex
 
@@ -209,15 +209,11 @@ def _abs(top: bytes, step: Step, key: str = "p") -> bytes:
 def _parents_ok(top: bytes, *fulls: bytes) -> bool:
     """Is every directory above each path a real directory of the replica?
     An undo never reads or writes through a symlink put in since."""
-    for full in fulls:
-        cur = top
-        for comp in full[len(top) + 1 :].split(b"/")[:-1]:
-            cur += b"/" + comp
-            try:
-                if not statmod.S_ISDIR(os.lstat(cur).st_mode):
-                    return False
-            except OSError:
-                return False
+    try:
+        for full in fulls:
+            fsops.check_parents(top, full[len(top) + 1 :])
+    except (UnsafePath, ChangedDuringOperation, OSError):
+        return False
     return True
 
 
