@@ -18,7 +18,7 @@ from squirrel.errors import SyncIncomplete
 from squirrel.plumbing import paths
 from squirrel.plumbing.execute import ExecProgress
 from squirrel.plumbing.scan import ScanStats
-from squirrel.porcelain import push as push_mod
+from squirrel.porcelain.engine import SyncReport
 
 
 def emit_json(doc: Any) -> None:
@@ -125,7 +125,7 @@ def report_skipped(stats: ScanStats) -> None:
         summary(f"skipped {paths.display(path)}: {why}")
 
 
-def list_outcomes(rep: push_mod.SyncReport) -> None:
+def list_outcomes(rep: SyncReport) -> None:
     """One line per conflict kept as two files, and per path that failed."""
     for c in rep.conflicts:
         copy = f", copy {c['copy']}" if c.get("copy") else ""
@@ -135,7 +135,7 @@ def list_outcomes(rep: push_mod.SyncReport) -> None:
         click.echo(f"failed    {paths.display(p)}: {why}")
 
 
-def render_sync(rep: push_mod.SyncReport, as_json: bool, what: str) -> None:
+def render_sync(rep: SyncReport, as_json: bool, what: str) -> None:
     if as_json:
         emit_json(rep.to_json())
     else:

@@ -24,9 +24,10 @@ from squirrel.cli.output import (
 from squirrel.errors import SyncIncomplete
 from squirrel.plumbing import paths
 from squirrel.plumbing.carrier import Carrier, carrier_dir_from
+from squirrel.porcelain import carrier as carrier_mod
 from squirrel.porcelain import push as push_mod
 from squirrel.porcelain import reconcile as reconcile_mod
-from squirrel.porcelain import sync as sync_mod
+from squirrel.porcelain import visit as visit_mod
 
 
 @cli.command("push")
@@ -90,7 +91,7 @@ def sync_cmd(
     where = carrier_dir_from(carrier_dir, dict(os.environ))
     prog, cb = scan_progress()
     tp, tcb = transfer_progress("delivering")
-    rep = sync_mod.visit(
+    rep = visit_mod.visit(
         drive,
         where,
         max_size=max_size,
@@ -149,7 +150,7 @@ def carrier_group() -> None:
 def carrier_status_cmd(carrier_dir: str | None, as_json: bool) -> None:
     """Which drives the carrier knows, when each was last visited, what it
     carries for whom, and the bytes used of its budget."""
-    st = sync_mod.carrier_status(carrier_dir_from(carrier_dir, dict(os.environ)))
+    st = carrier_mod.carrier_status(carrier_dir_from(carrier_dir, dict(os.environ)))
     if as_json:
         emit_json(st)
         return

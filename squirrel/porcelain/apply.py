@@ -11,9 +11,8 @@ from squirrel.plumbing.bundle import BundleReader, BundleTree
 from squirrel.plumbing.execute import ExecProgress
 from squirrel.plumbing.index import Entry
 from squirrel.plumbing.replica import Replica
-from squirrel.plumbing.scan import ScanProgress
-from squirrel.porcelain.push import SyncReport, check_not_behind, sync_into
-from squirrel.porcelain.scan import scan_open_replica
+from squirrel.plumbing.scan import ScanProgress, scan_replica
+from squirrel.porcelain.engine import SyncReport, check_not_behind, sync_into
 
 
 class BundleContent:
@@ -46,5 +45,5 @@ def apply(
             raise WrongVault(f"bundle {bundle} was packed from this replica ({rep.name}); nothing to apply")
         tree = BundleTree(reader)
         check_not_behind(rep, tree.sync_time(b""), f"the bundle's sender ({reader.source_name})")
-        scan_open_replica(rep, scan_progress, allow_mass_delete)
+        scan_replica(rep, scan_progress, allow_mass_delete)
         return sync_into(rep, tree, BundleContent(reader), reader.names, reader.tops, dry_run, progress)

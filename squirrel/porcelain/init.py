@@ -9,8 +9,7 @@ from squirrel.errors import BadPath
 from squirrel.plumbing.bundle import BundleReader
 from squirrel.plumbing.carrier import Carrier, is_carrier
 from squirrel.plumbing.replica import Identity, Replica, read_identity
-from squirrel.plumbing.scan import ScanProgress
-from squirrel.porcelain.scan import ScanReport, scan_open_replica
+from squirrel.plumbing.scan import ScanProgress, ScanReport, scan_replica
 
 
 @dataclass
@@ -37,7 +36,7 @@ def init(
     with replica:
         if names:
             replica.learn_names(names)
-        report = scan_open_replica(replica, progress)
+        report = scan_replica(replica, progress)
     return InitReport(replica.identity, report, join)
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from squirrel.plumbing.knowledge import Knowledge
 from squirrel.plumbing.replica import Identity, Replica
-from squirrel.plumbing.scan import ScanProgress
-from squirrel.porcelain.scan import scan_open_replica
+from squirrel.plumbing.scan import ScanProgress, scan_replica
 
 
 def write_knowledge(path: str, out: str, scan_progress: ScanProgress | None = None) -> Identity:
     """Scan the replica (so the file lists the content it really holds), then
     write its sync times and object ids to `out`."""
     with Replica.open(path) as rep:
-        scan_open_replica(rep, scan_progress)
+        scan_replica(rep, scan_progress)
         Knowledge.of_replica(rep).write(out)
         return rep.identity

@@ -20,9 +20,8 @@ from squirrel.plumbing.bundle import BundleWriter, header_for
 from squirrel.plumbing.index import FLAG_PARTIAL, FLAG_RACY, Entry
 from squirrel.plumbing.knowledge import Knowledge
 from squirrel.plumbing.replica import Replica
-from squirrel.plumbing.scan import ScanProgress
+from squirrel.plumbing.scan import ScanProgress, scan_replica
 from squirrel.plumbing.vtime import VectorTime
-from squirrel.porcelain.scan import scan_open_replica
 
 
 @dataclass
@@ -124,7 +123,7 @@ def pack(
                 # must not be left out of the bundle.
                 receiver = Replica.open(for_replica)
                 if receiver.identity.vault == rep.identity.vault:
-                    scan_open_replica(receiver, scan_progress, allow_mass_delete)
+                    scan_replica(receiver, scan_progress, allow_mass_delete)
                 know = Knowledge.of_replica(receiver)
                 base_info = {"kind": "replica", "replica": receiver.id}
             elif base:
@@ -135,7 +134,7 @@ def pack(
                 base_info = {"kind": "none", "replica": None}
             if know.vault != rep.identity.vault:
                 raise WrongVault(f"the receiver belongs to vault {know.vault}, not {rep.identity.vault}")
-            scan_open_replica(rep, scan_progress, allow_mass_delete)
+            scan_replica(rep, scan_progress, allow_mass_delete)
             tops = sorted({paths.user_relpath(rep.root, s) for s in subpaths or []}) or [b""]
             packer = _Packer(rep, know, max_size)
             packer.emit(b"", rep.index.get(b"") or _missing_root())

@@ -6,9 +6,8 @@ from collections.abc import Callable
 
 from squirrel.plumbing.execute import ExecProgress
 from squirrel.plumbing.replica import Replica
-from squirrel.plumbing.scan import ScanProgress
-from squirrel.porcelain.push import SyncReport, check_identities, check_same_vault, push_open
-from squirrel.porcelain.scan import scan_open_replica
+from squirrel.plumbing.scan import ScanProgress, scan_replica
+from squirrel.porcelain.engine import SyncReport, check_identities, check_same_vault, sync_replicas
 
 
 def reconcile(
@@ -24,12 +23,12 @@ def reconcile(
     with Replica.open(a_path) as a, Replica.open(b_path) as b:
         check_same_vault(a, b)
         check_identities(a, b)
-        scan_open_replica(a, scan_progress, allow_mass_delete)
-        scan_open_replica(b, scan_progress, allow_mass_delete)
-        report = push_open(a, b, [], dry_run, progress)
+        scan_replica(a, scan_progress, allow_mass_delete)
+        scan_replica(b, scan_progress, allow_mass_delete)
+        report = sync_replicas(a, b, [], dry_run, progress)
         for c in report.conflicts:
             c["replica"] = b.name
-        back = push_open(b, a, [], dry_run, progress)
+        back = sync_replicas(b, a, [], dry_run, progress)
         for c in back.conflicts:
             c["replica"] = a.name
         report.add(back)

@@ -16,8 +16,7 @@ from typing import Any
 from squirrel.errors import NoSuchConflict
 from squirrel.plumbing import fsops, journal, paths, scan
 from squirrel.plumbing.replica import Replica
-from squirrel.plumbing.scan import Scanner
-from squirrel.porcelain.scan import scan_open_replica
+from squirrel.plumbing.scan import Scanner, scan_replica
 
 
 @dataclass
@@ -43,7 +42,7 @@ def resolve(path: str, file: str, keep: str) -> ResolveReport:
     if keep not in ("path", "copy"):
         raise NoSuchConflict(f"--keep must be 'path' or 'copy', not {keep!r}")
     with Replica.open(path) as rep:
-        scan_open_replica(rep)
+        scan_replica(rep)
         rel, rec = _find(rep, paths.user_relpath(rep.root, file))
         root = os.fsencode(rep.root)
         idx = rep.index

@@ -1,4 +1,4 @@
-"""The laptop's visits (`squirrel.porcelain.sync.visit`) through a carrier
+"""The laptop's visits (`squirrel.porcelain.visit.visit`) through a carrier
 smaller than the data: catching up, refusing an empty mount point, dropping
 only what nobody needs, joining, filling a new drive, recognising a copy,
 dry runs, the carrier's status and budget, and visits killed half-way.
@@ -25,9 +25,10 @@ from squirrel.errors import BadPath, NotAReplica
 from squirrel.plumbing.carrier import Carrier
 from squirrel.plumbing.replica import Replica
 from squirrel.porcelain.apply import apply
+from squirrel.porcelain.carrier import carrier_status
 from squirrel.porcelain.init import init
 from squirrel.porcelain.pack import pack
-from squirrel.porcelain.sync import VisitReport, carrier_status, visit
+from squirrel.porcelain.visit import VisitReport, visit
 from tests.carrier_tools import carrier_snapshot, files_of, object_bytes, object_files, tree
 from tests.helpers import age, indexed, make_tree, sq_executable, write
 

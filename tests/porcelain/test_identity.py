@@ -12,7 +12,7 @@ from squirrel.plumbing.replica import read_identity
 from squirrel.porcelain.init import init
 from squirrel.porcelain.push import push
 from squirrel.porcelain.reidentify import reidentify
-from squirrel.porcelain.sync import visit
+from squirrel.porcelain.visit import visit
 from tests.helpers import make_tree, write
 
 

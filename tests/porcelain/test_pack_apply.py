@@ -27,9 +27,10 @@ from squirrel.plumbing.knowledge import Knowledge
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.vtime import VectorTime
 from squirrel.porcelain.apply import apply
+from squirrel.porcelain.engine import SyncReport
 from squirrel.porcelain.init import init
 from squirrel.porcelain.pack import PackReport, pack
-from squirrel.porcelain.push import SyncReport, push
+from squirrel.porcelain.push import push
 from squirrel.porcelain.scan import scan
 from tests.bundle_tools import (
     ENC_RAW,

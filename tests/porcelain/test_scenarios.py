@@ -22,8 +22,9 @@ from squirrel.plumbing.execute import Executor
 from squirrel.plumbing.plan import plan_sync
 from squirrel.plumbing.replica import Replica
 from squirrel.porcelain.conflicts import conflicts
+from squirrel.porcelain.engine import ReplicaSource, SyncReport
 from squirrel.porcelain.init import init
-from squirrel.porcelain.push import ReplicaSource, SyncReport, push
+from squirrel.porcelain.push import push
 from squirrel.porcelain.reconcile import reconcile
 from squirrel.porcelain.resolve import resolve
 from squirrel.porcelain.scan import scan

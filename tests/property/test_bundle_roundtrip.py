@@ -29,10 +29,11 @@ from squirrel.errors import SquirrelError
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.vtime import VectorTime
 from squirrel.porcelain.apply import apply
+from squirrel.porcelain.engine import SyncReport
 from squirrel.porcelain.init import init
 from squirrel.porcelain.knowledge import write_knowledge
 from squirrel.porcelain.pack import pack
-from squirrel.porcelain.push import SyncReport, push
+from squirrel.porcelain.push import push
 from squirrel.porcelain.scan import scan
 from tests.bundle_tools import tree
 

@@ -21,20 +21,18 @@ import os
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from squirrel.errors import ContentUnavailable
 from squirrel.plumbing import fsops, paths
-from squirrel.plumbing.carrier import Carrier, CarrierExecutor, CarrierVault, DriveRecord, is_carrier
+from squirrel.plumbing.carrier import Carrier, CarrierVault, is_carrier
+from squirrel.plumbing.carrier_executor import CarrierExecutor
 from squirrel.plumbing.execute import SPACE_RESERVE, ExecProgress
 from squirrel.plumbing.index import Entry
 from squirrel.plumbing.plan import plan_sync
 from squirrel.plumbing.replica import Replica
-from squirrel.plumbing.scan import ScanProgress
+from squirrel.plumbing.scan import ScanProgress, scan_replica
 from squirrel.plumbing.synctime import raise_sync_times
-from squirrel.plumbing.vtime import VectorTime
-from squirrel.porcelain.push import ReplicaSource, SyncReport, check_not_behind, sync_into
-from squirrel.porcelain.scan import scan_open_replica
+from squirrel.porcelain.engine import ReplicaSource, SyncReport, check_not_behind, sync_into
 
 
 class StoreContent:
@@ -80,7 +78,7 @@ def visit(
     with Replica.open(drive_path) as drive:
         if dry_run and not is_carrier(carrier_path):
             # No carrier yet: the first visit would take everything.
-            scan_open_replica(drive, scan_progress, allow_mass_delete)
+            scan_replica(drive, scan_progress, allow_mass_delete)
             taken = sum(1 for _ in drive.index.walk(b"")) - 1
             return VisitReport(drive.name, taken=taken, dry_run=True, budget=0, known_drives=0)
         carrier = Carrier(carrier_path, create=not dry_run)
@@ -110,7 +108,7 @@ def _visit(
     for record in vault.drives():
         if record.id == drive.id:
             check_not_behind(drive, record.knowledge.sync_time(b""), "the carrier's record of its last visit")
-    seen = scan_open_replica(drive, scan_progress, allow_mass_delete)
+    seen = scan_replica(drive, scan_progress, allow_mass_delete)
     guard = None if allow_mass_delete else seen.stats.files
     drive.learn_names(vault.rep.names())
     vault.rep.learn_names(drive.names())
@@ -171,7 +169,7 @@ def _fill(drive: Replica, carrier: Carrier, vault: CarrierVault, budget: int, re
     root = os.fsencode(drive.root)
     seen: set[bytes] = set()
     for other in others:
-        for path, entry in _lacking(vault, other):
+        for path, entry in vault.lacking(other):
             if entry.oid in seen or vault.store.has(entry.oid) or entry.oid in other.objects:
                 continue
             seen.add(entry.oid)
@@ -191,27 +189,6 @@ def _fill(drive: Replica, carrier: Carrier, vault: CarrierVault, budget: int, re
             report.filled_bytes += entry.size
 
 
-def _lacking(vault: CarrierVault, drive: DriveRecord) -> Iterable[tuple[bytes, Entry]]:
-    """File versions in the carrier's tree that `drive` does not know, skipping
-    every subtree it knows."""
-    idx = vault.index
-    know = drive.knowledge
-
-    def walk(path: bytes, entry: Entry, sync: VectorTime) -> Iterable[tuple[bytes, Entry]]:
-        if entry.m <= sync:
-            return
-        if entry.is_file:
-            yield path, entry
-            return
-        for name, child in idx.children(path):
-            cp = paths.join(path, name)
-            yield from walk(cp, child, know.sync_time_below(cp, sync))
-
-    root = idx.get(b"")
-    if root is not None:
-        yield from walk(b"", root, know.sync_time(b""))
-
-
 def _local_copy(drive: Replica, oid: bytes) -> tuple[bytes, Entry] | None:
     root = os.fsencode(drive.root)
     for p in drive.index.paths_with_object(oid):
@@ -219,45 +196,3 @@ def _local_copy(drive: Replica, oid: bytes) -> tuple[bytes, Entry] | None:
         if e is not None and fsops.matches(fsops.lstat_or_none(fsops.abspath(root, p)), e):
             return p, e
     return None
-
-
-def carrier_status(carrier_path: str) -> dict[str, Any]:
-    """What the carrier holds, for whom, and how much of its budget it uses."""
-    carrier = Carrier(carrier_path)
-    vaults: list[dict[str, Any]] = []
-    for vid in carrier.vault_ids():
-        vault = carrier.open_vault(vid)
-        try:
-            objects = list(vault.store)
-            drives = []
-            for d in vault.drives():
-                waiting = missing = waiting_bytes = 0
-                for _, entry in _lacking(vault, d):
-                    if entry.oid in d.objects:
-                        continue
-                    if vault.store.has(entry.oid):
-                        waiting += 1
-                        waiting_bytes += entry.size
-                    else:
-                        missing += 1
-                drives.append(
-                    {
-                        "replica": d.id,
-                        "name": d.name,
-                        "last_visit": d.last_visit,
-                        "waiting": waiting,
-                        "waiting_bytes": waiting_bytes,
-                        "missing": missing,
-                    }
-                )
-            vaults.append(
-                {"vault": vid, "objects": len(objects), "bytes": sum(n for _, n in objects), "drives": drives}
-            )
-        finally:
-            vault.close()
-    return {
-        "path": carrier.root,
-        "budget": carrier.max_size,
-        "bytes": sum(int(v["bytes"]) for v in vaults),
-        "vaults": vaults,
-    }

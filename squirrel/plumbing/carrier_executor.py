@@ -1,0 +1,119 @@
+"""Taking a drive's versions into the carrier: the carrier is a Tra replica
+with no files, so a plan (drive -> carrier) is carried out on its index
+alone, and content is stored only where another known drive still lacks
+the version and it fits in the budget. Storage: `carrier`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from squirrel.errors import ChangedDuringOperation, ContentUnavailable, OutOfSpace, SquirrelError
+from squirrel.plumbing import paths
+from squirrel.plumbing.carrier import CarrierVault
+from squirrel.plumbing.execute import ContentSource, record_deletion, record_dirmeta, record_move_aside, record_version
+from squirrel.plumbing.index import Entry, new_dir
+from squirrel.plumbing.plan import DELETE, DIRMETA, META, MKDIR, MOVE_ASIDE, RMDIR, WRITE, Action, Conflict, Plan
+from squirrel.plumbing.vtime import VectorTime
+
+
+@dataclass
+class CarrierResult:
+    taken: int = 0  # versions recorded
+    stored: int = 0  # objects stored
+    stored_bytes: int = 0
+    left_behind: list[tuple[bytes, int]] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+    failed: list[tuple[bytes, str, bool]] = field(default_factory=list)
+    failed_paths: set[bytes] = field(default_factory=set)
+
+
+class CarrierExecutor:
+    """Carry out a plan (drive -> carrier) on the carrier's index: metadata
+    always, content only when another known drive lacks the version and it
+    fits in the budget."""
+
+    def __init__(self, vault: CarrierVault, plan: Plan, source: ContentSource, drive_id: str, budget_left: int) -> None:
+        self.vault = vault
+        self.idx = vault.index
+        self.plan = plan
+        self.source = source
+        self.others = [d for d in vault.drives() if d.id != drive_id]
+        self.budget_left = budget_left
+        self.result = CarrierResult()
+        self._event: VectorTime | None = None
+
+    def new_event(self) -> VectorTime:
+        if self._event is None:
+            self._event = self.idx.next_event()
+        return self._event
+
+    def run(self) -> CarrierResult:
+        bad_conflicts: set[int] = set()
+        for act in self.plan.actions:
+            try:
+                self._do(act)
+            except (SquirrelError, OSError) as e:
+                msg = e.message if isinstance(e, SquirrelError) else str(e)
+                self.result.failed.append((act.path, msg, isinstance(e, ContentUnavailable)))
+                self.result.failed_paths.add(act.path)
+                if act.conflict >= 0:
+                    bad_conflicts.add(act.conflict)
+            self.idx.maybe_commit()
+        for ci, c in enumerate(self.plan.conflicts):
+            if ci in bad_conflicts:
+                self.result.failed_paths.add(c.path)
+            else:
+                self.result.conflicts.append(c)
+        return self.result
+
+    def _do(self, act: Action) -> None:
+        if act.conflict >= 0:
+            # Concurrent versions are settled on a drive, which holds (or is
+            # brought) both contents and lists the conflict for `sq resolve`.
+            raise ContentUnavailable(
+                f"{paths.display(act.path)} was changed on two drives: it is settled on a drive at a later visit"
+            )
+        m = act.m if act.m is not None or act.kind not in (WRITE, META, MOVE_ASIDE) else self.new_event()
+        if act.kind == WRITE:
+            a = act.a
+            assert a is not None
+            c = act.c if act.c is not None else self.new_event()
+            assert m is not None
+            self._content(act.src_path or act.path, act.path, a, m)
+            record_version(self.idx, act.path, a, m, c)
+            self.result.taken += 1
+        elif act.kind == META:
+            assert act.b is not None and m is not None
+            c = act.c if act.c is not None else self.new_event()
+            record_version(self.idx, act.path, act.b, m, c)
+        elif act.kind in (DELETE, RMDIR):
+            if act.kind == RMDIR and any(True for _ in self.idx.children(act.path)):
+                raise ChangedDuringOperation(f"{paths.display(act.path)} still holds entries that were not synced")
+            record_deletion(self.idx, act.path, act.deletion_m)
+            self.result.taken += 1
+        elif act.kind == MKDIR:
+            if self.idx.get(act.path) is None:
+                assert act.c is not None
+                self.idx.put(act.path, new_dir(act.m or VectorTime(), act.c))
+        elif act.kind == MOVE_ASIDE:
+            record_move_aside(self.idx, act, self.new_event())
+        elif act.kind == DIRMETA:
+            record_dirmeta(self.idx, act, self.result.failed_paths)
+
+    def _content(self, src_path: bytes, path: bytes, a: Entry, m: VectorTime) -> None:
+        if not a.is_file or self.vault.store.has(a.oid):
+            return
+        if not self.vault.needed_by_others(path, m, a.oid, self.others):
+            return
+        if a.size > self.budget_left:
+            self.result.left_behind.append((path, a.size))
+            raise ContentUnavailable(f"the carrier is full: {paths.display(path)} waits for a later visit")
+        try:
+            self.vault.store.put(a.oid, a.size, self.source.chunks(src_path, a))
+        except OutOfSpace:
+            self.result.left_behind.append((path, a.size))
+            raise
+        self.budget_left -= a.size
+        self.result.stored += 1
+        self.result.stored_bytes += a.size

@@ -1,0 +1,180 @@
+"""The sync engine that push, reconcile, apply and a carrier visit share.
+
+`sync_into` plans a one-way Tra sync of a sender's tree (a replica's index,
+a bundle's manifest, the carrier's index) into an already scanned replica,
+carries the plan out with the executor and raises the receiver's sync times
+for the paths that finished. `SyncReport` is what every sync command
+returns. The checks that guard a sync (same vault, no replica behind what
+others know of it) live here too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from squirrel.errors import IdentityConflict, WrongVault
+from squirrel.plumbing import fsops, paths
+from squirrel.plumbing.execute import ContentSource, ExecProgress, Executor
+from squirrel.plumbing.index import Entry
+from squirrel.plumbing.plan import DELETE, WRITE, Conflict, Plan, plan_sync, widen_top
+from squirrel.plumbing.replica import Replica
+from squirrel.plumbing.scan import check_mass_delete
+from squirrel.plumbing.synctime import SyncSource, raise_sync_times
+from squirrel.plumbing.vtime import VectorTime
+
+
+class ReplicaSource:
+    """Content read from a mounted sender, refused if it changed since its scan."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.fsencode(root)
+
+    def chunks(self, path: bytes, entry: Entry) -> Iterable[bytes]:
+        return fsops.read_chunks(fsops.abspath(self.root, path), entry)
+
+
+@dataclass
+class SyncReport:
+    """What a sync did (or, with dry_run, would do) to the receiver(s)."""
+
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    moved: int = 0
+    bytes_copied: int = 0
+    visited: int = 0
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[tuple[bytes, str]] = field(default_factory=list)
+    deferred: list[tuple[bytes, str]] = field(default_factory=list)  # content not carried this time
+    incomplete: list[bytes] = field(default_factory=list)  # subtrees the sender's view did not cover
+    dry_run: bool = False
+
+    def add(self, other: SyncReport) -> None:
+        for name in ("created", "updated", "deleted", "skipped", "moved", "bytes_copied", "visited"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.conflicts += other.conflicts
+        self.failed += other.failed
+        self.deferred += other.deferred
+        self.incomplete += other.incomplete
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "deleted": self.deleted,
+            "skipped": self.skipped,
+            "moved": self.moved,
+            "bytes_copied": self.bytes_copied,
+            "conflicts": self.conflicts,
+            "failed": [{**paths.json_path(p), "error": why} for p, why in self.failed],
+            "deferred": [{**paths.json_path(p), "reason": why} for p, why in self.deferred]
+            + [{**paths.json_path(p), "reason": "not covered by the sender's view"} for p in self.incomplete],
+            "dry_run": self.dry_run,
+        }
+
+
+def conflict_json(c: Conflict, replica: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {**paths.json_path(c.path), "kind": c.kind, "kept": paths.json_path(c.kept)["path"]}
+    out["copy"] = paths.json_path(c.copy)["path"] if c.copy is not None else None
+    if replica is not None:
+        out["replica"] = replica
+    return out
+
+
+def check_not_behind(rep: Replica, knowledge: VectorTime, who: str) -> None:
+    """Refuse a replica whose own counter is behind what others know of it:
+    its index was restored from an old backup, or it is a clone of a drive
+    that has moved on. Its new events would reuse counters others already
+    know, and their versions would be taken as known: lost updates."""
+    known = knowledge.get(rep.id)
+    if known > rep.index.counter:
+        raise IdentityConflict(
+            f"{rep.root} is behind what {who} knows of it ({rep.name} event {known}, but its index is at"
+            f" {rep.index.counter}): restored from an old backup, or a cloned drive."
+            f" Give it a new identity with `sq reidentify {rep.root}`, then sync again"
+        )
+
+
+def check_identities(a: Replica, b: Replica) -> None:
+    """Before anything is scanned (a scan takes new event counters): neither
+    replica may be behind what the other knows of it."""
+    check_not_behind(a, b.index.sync_time(b""), b.name)
+    check_not_behind(b, a.index.sync_time(b""), a.name)
+
+
+def check_same_vault(a: Replica, b: Replica) -> None:
+    if a.identity.vault != b.identity.vault:
+        raise WrongVault(
+            f"{a.root} and {b.root} belong to different vaults"
+            f" ({a.identity.vault} vs {b.identity.vault}); refusing to sync"
+        )
+    if a.id == b.id:
+        raise WrongVault(f"{a.root} and {b.root} are the same replica ({a.id}); a cloned drive needs a new identity")
+
+
+def sync_into(
+    dst: Replica,
+    src: SyncSource,
+    content: ContentSource,
+    src_names: dict[str, str],
+    tops: list[bytes],
+    dry_run: bool = False,
+    progress: Callable[[ExecProgress], None] | None = None,
+    guard: int | None = None,
+) -> SyncReport:
+    """One-way sync of the sender's tree `src` (an index or a bundle) into
+    the (already scanned) replica `dst`, one top path at a time.
+
+    With `guard` (the receiver's file count), a plan that would delete more
+    than half of the receiver's files is refused (MassDelete)."""
+    check_not_behind(dst, src.sync_time(b""), "the sender")
+    report = SyncReport(dry_run=dry_run)
+    for top in tops or [b""]:
+        top = widen_top(src, dst.index, top)
+        plan: Plan = plan_sync(src, dst.index, top)
+        if guard is not None:
+            written = {a.a.oid for a in plan.actions if a.kind == WRITE and a.a is not None}
+            deletions = sum(1 for a in plan.actions if a.kind == DELETE and a.b is not None and a.b.oid not in written)
+            check_mass_delete(deletions, guard, f"this sync into {dst.root}", False)
+        report.visited += plan.visited
+        report.incomplete += plan.incomplete
+        if dry_run:
+            counts = plan.count()
+            report.created += counts["created"]
+            report.updated += counts["updated"]
+            report.deleted += counts["deleted"]
+            report.skipped += counts["skipped"]
+            report.conflicts += [conflict_json(c) for c in plan.conflicts]
+            continue
+        result = Executor(dst, plan, content, progress).run()
+        dst.recheck_identity()
+        raise_sync_times(dst.index, src, top, result.failed_paths | set(plan.incomplete))
+        dst.learn_names(src_names)
+        dst.index.commit()
+        report.created += result.created
+        report.updated += result.updated
+        report.deleted += result.deleted
+        report.moved += result.moved
+        report.skipped += plan.skipped
+        report.bytes_copied += result.bytes_from_source
+        report.conflicts += [conflict_json(c) for c in result.conflicts]
+        for path, why, unavailable in result.failed:
+            (report.deferred if unavailable else report.failed).append((path, why))
+    return report
+
+
+def sync_replicas(
+    src: Replica,
+    dst: Replica,
+    tops: list[bytes],
+    dry_run: bool = False,
+    progress: Callable[[ExecProgress], None] | None = None,
+    guard: int | None = None,
+) -> SyncReport:
+    """Sync the (already scanned) replica `src` into `dst`."""
+    check_not_behind(src, dst.index.sync_time(b""), dst.name)
+    return sync_into(dst, src.index, ReplicaSource(src.root), src.names(), tops, dry_run, progress, guard)
