@@ -22,6 +22,14 @@ class SquirrelError(Exception):
         return self.message
 
 
+class BadUsage(SquirrelError):
+    """The command was asked for something that cannot mean anything: two
+    options that exclude each other, a malformed object id, a bad choice.
+    The same code as the argument parser's own usage errors."""
+
+    exit_code = 2
+
+
 class NotAReplica(SquirrelError):
     """PATH has no `.squirrel/` marker (an unmounted drive, a wrong path)."""
 
@@ -127,7 +135,14 @@ class IdentityConflict(SquirrelError):
     exit_code = 20
 
 
+class CorruptCarrier(SquirrelError):
+    """The carrier's own files (`carrier.json`, a drive record) are damaged."""
+
+    exit_code = 21
+
+
 ALL_ERRORS: tuple[type[SquirrelError], ...] = (
+    BadUsage,
     NotAReplica,
     AlreadyAReplica,
     BadPath,
@@ -146,4 +161,5 @@ ALL_ERRORS: tuple[type[SquirrelError], ...] = (
     SyncIncomplete,
     MassDelete,
     IdentityConflict,
+    CorruptCarrier,
 )

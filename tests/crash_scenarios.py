@@ -76,7 +76,7 @@ class Scenario:
 
 
 def open_conflicts(root: Path) -> set[ConflictKey]:
-    return {(c["path"], c["kind"], c["copy"]) for c in conflicts(str(root))}
+    return {(c["path"], c["kind"], c["copy"]) for c in (r.summary_json() for r in conflicts(str(root)))}
 
 
 def carrier_objects(carrier: Path) -> set[str]:

@@ -18,7 +18,6 @@ EXIT_CODES_DOC = DOCS / "exit-codes.md"
 RESERVED_CODES = {
     0: "done",
     cli_mod.EXIT_PREDICATE_NO: "predicate",
-    cli_mod.EXIT_USAGE: "usage",
     errors.SquirrelError.exit_code: "internal error",
     130: "interrupted",
 }
@@ -89,8 +88,9 @@ def test_documented_codes_all_exist() -> None:
 def test_exit_codes_are_distinct() -> None:
     codes = [e.exit_code for e in errors.ALL_ERRORS]
     assert len(codes) == len(set(codes)), "two error classes share an exit code"
-    assert not set(codes) & set(RESERVED_CODES), "an error class uses 0, 1, 2 or 130"
-    assert all(3 <= c <= 125 for c in codes), "error codes live in 3..125"
+    assert not set(codes) & set(RESERVED_CODES), "an error class uses 0, 1, 70 or 130"
+    assert errors.BadUsage.exit_code == cli_mod.EXIT_USAGE, "a usage error found below the parser exits like one"
+    assert all(3 <= c <= 125 for c in codes if c != cli_mod.EXIT_USAGE), "error codes live in 3..125"
 
 
 def test_walk_finds_nested_commands() -> None:

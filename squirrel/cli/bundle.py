@@ -21,11 +21,11 @@ from squirrel.cli.output import (
     summary,
     transfer_progress,
 )
-from squirrel.errors import ContentUnavailable
 from squirrel.plumbing import ids, paths
 from squirrel.plumbing.bundle import BundleReader
-from squirrel.plumbing.index import KIND_NAMES
+from squirrel.plumbing.index import FLAG_PARTIAL, KIND_NAMES
 from squirrel.porcelain import apply as apply_mod
+from squirrel.porcelain import cat_object as cat_mod
 from squirrel.porcelain import knowledge as knowledge_mod
 from squirrel.porcelain import pack as pack_mod
 
@@ -162,7 +162,7 @@ def bundle_list_cmd(file: str, as_json: bool) -> None:
                     "oid": e.oid.hex() if e.is_file else None,
                     "size": e.size,
                     "m": e.m.format(names),
-                    "partial": bool(e.flags & 2),
+                    "partial": bool(e.flags & FLAG_PARTIAL),
                     "content": e.is_file and e.oid in r.objects,
                 }
             )
@@ -194,23 +194,14 @@ def bundle_verify_cmd(file: str) -> None:
 @cli.command("cat-object")
 @click.argument("oid")
 @click.option("--bundle", "bundle", type=click.Path(), help="Read the object from this bundle.")
-def cat_object_cmd(oid: str, bundle: str | None) -> None:
-    """Write the content of object OID to stdout, verified against its id."""
-    if not bundle:
-        raise click.UsageError("give --bundle FILE")
-    raw = ids.parse_oid(oid)
-    import blake3
-
-    with BundleReader(bundle) as r:
-        if raw not in r.objects:
-            raise ContentUnavailable(f"object {oid} is not in {bundle}")
-        h = blake3.blake3()
-        out = sys.stdout.buffer
-        for chunk in r.object_chunks(raw):
-            h.update(chunk)
-            out.write(chunk)
-        out.flush()
-        if h.digest() != raw:
-            from squirrel.errors import BadBundle
-
-            raise BadBundle(f"object {oid} in {bundle} does not match its id")
+@click.option("--carrier", "carrier_dir", type=click.Path(), help="Read the object from this carrier.")
+def cat_object_cmd(oid: str, bundle: str | None, carrier_dir: str | None) -> None:
+    """Write the content of object OID (64 hex digits) from a bundle or a
+    carrier to stdout. It is read and checked against its id first: nothing
+    is written unless all of it is right."""
+    if (bundle is None) == (carrier_dir is None):
+        raise click.UsageError("give --bundle FILE or --carrier DIR")
+    out = sys.stdout.buffer
+    for chunk in cat_mod.cat_object(ids.parse_oid(oid), bundle=bundle, carrier=carrier_dir):
+        out.write(chunk)
+    out.flush()

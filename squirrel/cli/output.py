@@ -128,9 +128,9 @@ def report_skipped(stats: ScanStats) -> None:
 def list_outcomes(rep: SyncReport) -> None:
     """One line per conflict kept as two files, and per path that failed."""
     for c in rep.conflicts:
-        copy = f", copy {c['copy']}" if c.get("copy") else ""
-        where = f" on {c['replica']}" if c.get("replica") else ""
-        click.echo(f"conflict  {c['path']} ({c['kind']}{where}): kept {c['kept']}{copy}")
+        copy = f", copy {paths.display(c.copy)}" if c.copy is not None else ""
+        where = f" on {c.replica}" if c.replica else ""
+        click.echo(f"conflict  {paths.display(c.path)} ({c.kind}{where}): kept {paths.display(c.kept)}{copy}")
     for p, why in rep.failed:
         click.echo(f"failed    {paths.display(p)}: {why}")
 

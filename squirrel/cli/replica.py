@@ -134,7 +134,7 @@ def status_cmd(path: str, exit_code: bool, as_json: bool) -> None:
             kind_entry = ch.new or ch.old
             item["kind"] = "dir" if kind_entry is not None and kind_entry.is_dir else "file"
             items.append(item)
-        emit_json({"changes": items, "conflicts": rep.conflicts, "interrupted": rep.interrupted})
+        emit_json({"changes": items, "conflicts": [c.to_json() for c in rep.conflicts], "interrupted": rep.interrupted})
     else:
         for ch in rep.pending:
             if ch.path in moved_from:
@@ -144,7 +144,8 @@ def status_cmd(path: str, exit_code: bool, as_json: bool) -> None:
             else:
                 click.echo(f"{ch.kind:<9} {paths.display(ch.path)}")
         for c in rep.conflicts:
-            click.echo(f"conflict  {c['path']} ({c['kind']}; copy: {c.get('copy') or '-'})")
+            copy = paths.display(c.copy) if c.copy is not None else "-"
+            click.echo(f"conflict  {paths.display(c.path)} ({c.kind}; copy: {copy})")
     report_skipped(rep.stats)
     if rep.interrupted:
         click.echo(
@@ -165,11 +166,11 @@ def conflicts_cmd(path: str, as_json: bool) -> None:
     """List the open conflicts of replica PATH (path, kind, conflict copy, both versions)."""
     items = conflicts_mod.conflicts(path)
     if as_json:
-        emit_json(items)
+        emit_json([c.to_json() for c in items])
         return
     for c in items:
-        copy = c.get("copy") or "-"
-        click.echo(f"{c['kind']:<14} {c['path']}  copy: {copy}")
+        copy = paths.display(c.copy) if c.copy is not None else "-"
+        click.echo(f"{c.kind:<14} {paths.display(c.path)}  copy: {copy}")
     summary(f"{len(items)} open conflicts")
 
 

@@ -215,7 +215,7 @@ class BundleReader:
     def __init__(self, path: str) -> None:
         self.path = path
         try:
-            self.f: BinaryIO = open(path, "rb")  # noqa: SIM115
+            self.file: BinaryIO = open(path, "rb")  # noqa: SIM115
         except OSError as e:
             raise BadBundle(f"cannot open bundle {path}: {e.strerror}") from e
         try:
@@ -226,16 +226,16 @@ class BundleReader:
             self.objects: dict[bytes, ObjectRef] = {}
             self._locate_objects()
         except BadBundle:
-            self.f.close()
+            self.file.close()
             raise
         except (OSError, ValueError, struct.error, zstandard.ZstdError, SquirrelError) as e:
-            self.f.close()
+            self.file.close()
             if isinstance(e, UnsupportedFormat):
                 raise
             raise BadBundle(f"damaged bundle {path}: {e}") from e
 
     def close(self) -> None:
-        self.f.close()
+        self.file.close()
 
     def __enter__(self) -> BundleReader:
         return self
@@ -247,7 +247,7 @@ class BundleReader:
         return BadBundle(f"bad bundle {self.path}: {why}")
 
     def _read_exact(self, n: int) -> bytes:
-        data = self.f.read(n)
+        data = self.file.read(n)
         if len(data) != n:
             raise self._bad("truncated")
         return data
@@ -299,7 +299,7 @@ class BundleReader:
             raise self._bad("damaged header")
         if header["manifest_size"] > MAX_MANIFEST:
             raise self._bad("manifest too large")
-        size = os.fstat(self.f.fileno()).st_size
+        size = os.fstat(self.file.fileno()).st_size
         if size != header["total_size"]:
             raise self._bad(f"truncated or extended: {size} bytes, header says {header['total_size']}")
         try:
@@ -364,13 +364,7 @@ class BundleReader:
         for p, ent in self.entries.items():
             if not ent.is_file:
                 continue  # a directory's time may run ahead while a child is unsynced
-            s, q = None, p
-            while s is None:
-                s = self.syncs.get(q)
-                if not q:
-                    break
-                q = paths.parent_of(q)
-            known = (s or VectorTime()).join(me)
+            known = (paths.nearest(p, self.syncs.get) or VectorTime()).join(me)
             if not ent.m <= known:
                 raise self._bad(f"{paths.display(p)!r} claims a version its sender does not know")
         above_tops = {b""}
@@ -398,16 +392,16 @@ class BundleReader:
             _, oid, size, enc, stored = _OBJ_HEAD.unpack(bytes([tag]) + rest)
             if enc not in (ENC_RAW, ENC_ZSTD) or (enc == ENC_RAW and stored != size):
                 raise self._bad("damaged object record")
-            offset = self.f.tell()
+            offset = self.file.tell()
             if offset + stored > end:
                 raise self._bad("object runs past the end")
             if oid in self.objects:
                 raise self._bad("duplicate object")
             self.objects[oid] = ObjectRef(oid, size, enc, offset, stored)
-            self.f.seek(offset + stored)
+            self.file.seek(offset + stored)
         if len(self.objects) != self.header["objects"]:
             raise self._bad("object count does not match the header")
-        if self.f.tell() != end or self._read_exact(len(TRAILER)) != TRAILER:
+        if self.file.tell() != end or self._read_exact(len(TRAILER)) != TRAILER:
             raise self._bad("damaged trailer")
 
     def object_chunks(self, oid: bytes) -> Iterator[bytes]:
@@ -482,7 +476,7 @@ class _Limited(io.RawIOBase):
     """A read-only view of the next `n` bytes of a file."""
 
     def __init__(self, f: BinaryIO, n: int) -> None:
-        self.f = f
+        self.file = f
         self.left = n
 
     def readable(self) -> bool:
@@ -492,7 +486,7 @@ class _Limited(io.RawIOBase):
         if self.left <= 0:
             return 0
         want = min(len(b), self.left)
-        data = self.f.read(want)
+        data = self.file.read(want)
         b[: len(data)] = data
         self.left -= len(data)
         return len(data)
@@ -502,7 +496,7 @@ class BundleTree:
     """The sender's tree as a bundle describes it, for the planner."""
 
     def __init__(self, reader: BundleReader) -> None:
-        self.r = reader
+        self.reader = reader
         self._kids: dict[bytes, list[bytes]] = {}
         for p in reader.entries:
             if p:
@@ -511,31 +505,24 @@ class BundleTree:
             lst.sort()
 
     def get(self, path: bytes) -> Entry | None:
-        return self.r.entries.get(path)
+        return self.reader.entries.get(path)
 
     def children(self, path: bytes) -> Iterator[tuple[bytes, Entry]]:
         for p in self._kids.get(path, []):
-            yield paths.split(p)[1], self.r.entries[p]
+            yield paths.split(p)[1], self.reader.entries[p]
 
     def _with_self(self, s: VectorTime) -> VectorTime:
-        return s.with_entry(self.r.source_id, self.r.source_counter)
+        return s.with_entry(self.reader.source_id, self.reader.source_counter)
 
     def sync_time(self, path: bytes) -> VectorTime:
-        p = path
-        while True:
-            s = self.r.syncs.get(p)
-            if s is not None:
-                return self._with_self(s)
-            if not p:
-                return self._with_self(VectorTime())
-            p = paths.parent_of(p)
+        return self._with_self(paths.nearest(path, self.reader.syncs.get) or VectorTime())
 
     def sync_time_below(self, path: bytes, inherited: VectorTime) -> VectorTime:
-        s = self.r.syncs.get(path)
+        s = self.reader.syncs.get(path)
         return inherited if s is None else self._with_self(s)
 
     def stored_syncs_under(self, path: bytes) -> list[tuple[bytes, VectorTime]]:
-        return sorted((p, s) for p, s in self.r.syncs.items() if p and p != path and paths.is_under(p, path))
+        return sorted((p, s) for p, s in self.reader.syncs.items() if p and p != path and paths.is_under(p, path))
 
 
 def header_for(
@@ -555,6 +542,3 @@ def header_for(
         "tops": [base64.b64encode(t).decode() for t in tops],
         "created": int(time.time()),
     }
-
-
-__all__ = ["BundleWriter", "BundleReader", "FLAG_PARTIAL", "decode_entry", "header_for"]

@@ -18,12 +18,12 @@ import secrets
 import shutil
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from squirrel.errors import (
     BadPath,
-    CorruptIndex,
+    CorruptCarrier,
     IdentityConflict,
     UnsupportedFormat,
 )
@@ -64,13 +64,13 @@ class Carrier:
             with open(self.config_path, "rb") as f:
                 cfg = json.loads(f.read())
         except (OSError, ValueError) as e:
-            raise CorruptIndex(f"damaged carrier config {self.config_path}: {e}") from e
+            raise CorruptCarrier(f"damaged carrier config {self.config_path}: {e}") from e
         if not isinstance(cfg, dict) or not isinstance(cfg.get("format"), int):
-            raise CorruptIndex(f"damaged carrier config {self.config_path}")
+            raise CorruptCarrier(f"damaged carrier config {self.config_path}")
         if cfg["format"] > CARRIER_FORMAT:
             raise UnsupportedFormat(f"carrier {self.root} has format {cfg['format']}, newer than this sq; upgrade")
         if not isinstance(cfg.get("max_size"), int) or cfg["max_size"] < 0:
-            raise CorruptIndex(f"damaged carrier config {self.config_path}: max_size")
+            raise CorruptCarrier(f"damaged carrier config {self.config_path}: max_size")
         return cfg
 
     def _write(self, cfg: dict[str, Any]) -> None:
@@ -114,29 +114,34 @@ class Carrier:
         return CarrierVault(self, rep)
 
 
-@dataclass
+@dataclass(frozen=True)
 class DriveRecord:
+    """What the carrier remembers of a drive (`drives/ID.json`): what it
+    knew at its last visit (its sync times), when that was, and the marks
+    the carrier left on it. The content it held is in `drives/ID.objects`."""
+
     id: str
     name: str
     last_visit: int
+    tokens: tuple[str, ...]
     knowledge: Knowledge
-    objects_path: str  # the content it held at its last visit (drives/ID.objects)
-    _objects: set[bytes] | None = field(default=None, repr=False)
 
-    @property
-    def objects(self) -> set[bytes]:
-        """Read on first use: a quiet visit never needs it."""
-        if self._objects is None:
-            self._objects = read_objects(self.objects_path)
-        return self._objects
+    def to_json(self) -> dict[str, Any]:
+        doc = self.knowledge.to_json(objects=False)  # the content list has its own file
+        doc.update(name=self.name, last_visit=self.last_visit, tokens=list(self.tokens))
+        return doc
 
-    def lacks(self, path: bytes, m: VectorTime, oid: bytes | None) -> bool:
-        """Would delivering this version to the drive need its content? Not
-        when the drive does not know it only because identical content was
-        met on both sides (a join), or holds the content elsewhere (a move)."""
-        if m <= self.knowledge.sync_time(path):
-            return False
-        return oid is None or oid not in self.objects
+    @classmethod
+    def from_json(cls, drive_id: str, doc: Any) -> DriveRecord:
+        """Raises ValueError when the document is not a drive record."""
+        if not isinstance(doc, dict):
+            raise ValueError("not an object")
+        name, last_visit, tokens = doc.get("name", drive_id), doc.get("last_visit", 0), doc.get("tokens", [])
+        if not isinstance(name, str) or type(last_visit) is not int:
+            raise ValueError("name or last_visit")
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+            raise ValueError("tokens")
+        return cls(drive_id, name, last_visit, tuple(tokens), Knowledge.from_json(doc))
 
 
 def read_objects(path: str) -> set[bytes]:
@@ -160,6 +165,7 @@ class CarrierVault:
         self.drives_dir = os.path.join(self.dir, "drives")
         os.makedirs(self.drives_dir, exist_ok=True)
         self._drives: list[DriveRecord] | None = None
+        self._objects: dict[str, set[bytes]] = {}
 
     @property
     def index(self) -> ReplicaIndex:
@@ -174,46 +180,55 @@ class CarrierVault:
         if self._drives is None:
             out = []
             for name in sorted(os.listdir(self.drives_dir)):
-                if not name.endswith(".json") or not is_replica_id(name[:-5]):
-                    continue
-                path = os.path.join(self.drives_dir, name)
-                know = Knowledge.read(path)
-                with open(path, "rb") as f:
-                    doc = json.loads(f.read())
-                drive_id = name[:-5]
-                name_ = str(doc.get("name", drive_id))
-                out.append(
-                    DriveRecord(drive_id, name_, int(doc.get("last_visit", 0)), know, self._objects_path(drive_id))
-                )
+                if name.endswith(".json") and is_replica_id(name[:-5]):
+                    out.append(self._read_drive(name[:-5]))
             self._drives = out
         return list(self._drives)
 
+    def _read_drive(self, drive_id: str) -> DriveRecord:
+        path = os.path.join(self.drives_dir, drive_id + ".json")
+        try:
+            with open(path, "rb") as f:
+                return DriveRecord.from_json(drive_id, json.loads(f.read()))
+        except (OSError, ValueError) as e:
+            raise CorruptCarrier(f"damaged drive record {path}: {e}") from e
+
+    def _known(self, drive_id: str) -> DriveRecord | None:
+        return next((d for d in self.drives() if d.id == drive_id), None)
+
+    def objects_of(self, drive: DriveRecord) -> set[bytes]:
+        """The content the drive held at its last visit; read on first use
+        (a quiet visit never needs it)."""
+        if drive.id not in self._objects:
+            self._objects[drive.id] = read_objects(self._objects_path(drive.id))
+        return self._objects[drive.id]
+
+    def lacks(self, drive: DriveRecord, path: bytes, m: VectorTime, oid: bytes | None) -> bool:
+        """Would delivering this version to the drive need its content? Not
+        when the drive does not know it only because identical content was
+        met on both sides (a join), or holds the content elsewhere (a move)."""
+        if m <= drive.knowledge.sync_time(path):
+            return False
+        return oid is None or oid not in self.objects_of(drive)
+
     def _objects_path(self, drive_id: str) -> str:
         return os.path.join(self.drives_dir, drive_id + ".objects")
-
-    def _drive_doc(self, drive_id: str) -> dict[str, Any]:
-        try:
-            with open(os.path.join(self.drives_dir, drive_id + ".json"), "rb") as f:
-                doc = json.loads(f.read())
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as e:
-            raise CorruptIndex(f"damaged drive record in {self.drives_dir}: {e}") from e
-        return doc if isinstance(doc, dict) else {}
 
     def record_drive(self, replica: Replica, tokens: list[str] | None = None, objects: bool = False) -> None:
         """Remember what a drive knows now (its sync times), and when we saw
         it; with `objects`, also the content it holds (once per visit: it
         costs a pass over the drive's object table)."""
-        know = Knowledge.of_replica(replica)
-        doc = know.to_json(objects=False)  # the content list goes to its own file, below
-        doc["name"] = replica.name
-        doc["last_visit"] = int(time.time())
-        doc["tokens"] = tokens if tokens is not None else self._drive_doc(replica.id).get("tokens", [])
+        if tokens is None:
+            known = self._known(replica.id)
+            tokens = list(known.tokens) if known is not None else []
+        record = DriveRecord(replica.id, replica.name, int(time.time()), tuple(tokens), Knowledge.of_replica(replica))
         self._drives = None
         if objects:
+            self._objects.pop(replica.id, None)
             write_file_atomic(self._objects_path(replica.id), b"".join(sorted(replica.index.all_objects())))
-        write_file_atomic(os.path.join(self.drives_dir, replica.id + ".json"), json.dumps(doc, sort_keys=True).encode())
+        write_file_atomic(
+            os.path.join(self.drives_dir, replica.id + ".json"), json.dumps(record.to_json(), sort_keys=True).encode()
+        )
 
     def _token_file(self, replica: Replica) -> str:
         return os.path.join(replica.sq_dir, f"carrier-{self.rep.id}")
@@ -221,7 +236,8 @@ class CarrierVault:
     def check_token(self, replica: Replica) -> None:
         """A drive shows the token the carrier gave it on its last visit. A
         clone of a drive that has visited since shows an old one."""
-        tokens = self._drive_doc(replica.id).get("tokens") or []
+        known = self._known(replica.id)
+        tokens = known.tokens if known is not None else ()
         if not tokens:
             return
         try:
@@ -252,7 +268,7 @@ class CarrierVault:
         self.record_drive(replica, [new])
 
     def needed_by_others(self, path: bytes, m: VectorTime, oid: bytes, others: Iterable[DriveRecord]) -> bool:
-        return any(d.lacks(path, m, oid) for d in others)
+        return any(self.lacks(d, path, m, oid) for d in others)
 
     def lacking(self, drive: DriveRecord) -> Iterator[tuple[bytes, Entry]]:
         """File versions in the carrier's tree that `drive` does not know, skipping

@@ -14,20 +14,20 @@ import os
 import shutil
 import stat as statmod
 import time
-import unicodedata
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from squirrel.errors import ChangedDuringOperation, ContentUnavailable, OutOfSpace, SquirrelError, UnsafePath
+from squirrel.errors import ChangedDuringOperation, ContentUnavailable, OutOfSpace, SquirrelError
 from squirrel.plumbing import faults, fsops, journal, paths
+from squirrel.plumbing.casefold import CaseFolding
 from squirrel.plumbing.durable import fsync_dir
-from squirrel.plumbing.index import FLAG_RACY, KIND_FILE, Entry, ReplicaIndex, new_dir
+from squirrel.plumbing.index import KIND_FILE, Entry, ReplicaIndex, new_dir, racy_flag
 from squirrel.plumbing.plan import DELETE, DIRMETA, META, MKDIR, MOVE_ASIDE, RMDIR, WRITE, Action, Conflict, Plan
 from squirrel.plumbing.replica import Replica
+from squirrel.plumbing.schedule import schedule
 from squirrel.plumbing.vtime import VectorTime
 
-BATCH = 64  # actions per intent-log batch (one fsync of the log, one index commit)
 MOVE_SPARE = 3  # files of one content a batch's writes may rename, beyond one each
 SPACE_RESERVE = 16 << 20  # never fill a drive to the last byte: the index must still commit
 
@@ -118,8 +118,7 @@ class Executor:
             for act in plan.actions
             if act.kind == WRITE and act.conflict >= 0 and act.b is None and act.src_path is None
         }
-        self._fold_cache: dict[bytes, dict[str, bytes]] = {}
-        self._case_insensitive: bool | None = None
+        self.names = CaseFolding(self.root, replica.tmp_dir)
         # Files the plan deletes, by content: a WRITE of the same content renames them.
         self._deletes: dict[bytes, list[int]] = {}
         self._move_sources: dict[bytes, list[int]] = {}  # this batch's, by content
@@ -149,58 +148,14 @@ class Executor:
 
     def run(self) -> ExecResult:
         self.check_space()
-        # Deletions of content that a write in this plan needs wait until the
-        # end, so that the write can rename the file (a move costs no copy).
-        # A deletion whose path something in the plan will occupy cannot wait.
-        needed = {a.a.oid for a in self.plan.actions if a.kind == WRITE and a.a is not None}
-        occupied: set[bytes] = set()
-        for act in self.plan.actions:
-            if act.kind in (WRITE, MKDIR, MOVE_ASIDE):
-                target = act.target if act.kind == MOVE_ASIDE else act.path
-                occupied.add(target)
-                occupied.update(paths.ancestors(target))
-        order: list[int] = []
-        deferred: list[int] = []
-        deferred_paths: list[bytes] = []
-        files_written = {act.path for act in self.plan.actions if act.kind == WRITE}
-        for i, act in enumerate(self.plan.actions):
-            blocks_a_file = any(anc in files_written for anc in paths.ancestors(act.path))
-            if (
-                act.kind == DELETE
-                and act.b is not None
-                and act.b.oid in needed
-                and act.path not in occupied
-                and not blocks_a_file
-            ):
-                deferred.append(i)
-                deferred_paths.append(act.path)
-            elif act.kind == RMDIR and any(paths.is_under(p, act.path) for p in deferred_paths):
-                deferred.append(i)
-            else:
-                order.append(i)
         self._stop: SquirrelError | None = None
-        for batch in self._batches(order + deferred):
+        for batch in schedule(self.plan):
             self._run_batch(batch)
         self._record_conflicts(range(len(self.plan.conflicts)))
         for tmp in self._prepared.values():  # content fetched for a conflict that then failed
             if os.path.exists(tmp):
                 os.unlink(tmp)
         return self.result
-
-    def _batches(self, sequence: list[int]) -> Iterator[list[int]]:
-        """The actions in groups of about BATCH; the actions that settle one
-        conflict (a move aside and a write) always share a group, so that a
-        half-settled conflict is never committed."""
-        batch: list[int] = []
-        for n, i in enumerate(sequence):
-            batch.append(i)
-            ci = self.plan.actions[i].conflict
-            nxt = self.plan.actions[sequence[n + 1]].conflict if n + 1 < len(sequence) else -1
-            if len(batch) >= BATCH and (ci < 0 or nxt != ci):
-                yield batch
-                batch = []
-        if batch:
-            yield batch
 
     def _run_batch(self, batch: list[int]) -> None:
         """Log how to undo the batch's file changes, make them, then commit
@@ -269,7 +224,7 @@ class Executor:
                 self.result.failed_paths.add(conflict.path)
                 continue
             self.result.conflicts.append(conflict)
-            self.idx.put_conflict(conflict.path, conflict_record(conflict, self.rep.names()))
+            self.idx.put_conflict(conflict.record(self.rep.names(), self.rep.name, int(time.time())))
 
     def _undo_steps(self, act: Action) -> list[journal.Step]:
         """What the action may change on disk, as the intent log's undo steps."""
@@ -307,43 +262,6 @@ class Executor:
     def _abs(self, rel: bytes) -> bytes:
         return fsops.abspath(self.root, rel)
 
-    def _same_file(self, a: bytes, b: bytes) -> bool:
-        """Do two names reach one file (a case-only rename on a case-folding
-        drive)? Inode numbers are not trusted (FUSE exFAT makes them up)."""
-        if self._case_insensitive is None:
-            self._case_insensitive = fsops.is_case_insensitive(self.rep.tmp_dir)
-        (pa, na), (pb, nb) = paths.split(a), paths.split(b)
-        return bool(self._case_insensitive) and pa == pb and na != nb and _fold(na) == _fold(nb)
-
-    def _forget_name(self, rel: bytes) -> None:
-        """A name left the drive: it no longer collides with anything."""
-        parent, name = paths.split(rel)
-        folded = self._fold_cache.get(parent)
-        if folded is not None and folded.get(_fold(name)) == name:
-            del folded[_fold(name)]
-
-    def _check_case(self, rel: bytes, moving_from: bytes | None = None) -> None:
-        """On a case-folding filesystem, refuse a new name that collides with
-        another (except the file being renamed to it: a case-only rename)."""
-        if self._case_insensitive is None:
-            self._case_insensitive = fsops.is_case_insensitive(self.rep.tmp_dir)
-        if not self._case_insensitive:
-            return
-        parent, name = paths.split(rel)
-        folded = self._fold_cache.get(parent)
-        if folded is None:
-            folded = {}
-            for n in os.listdir(self._abs(parent)):
-                folded[_fold(n)] = n
-            self._fold_cache[parent] = folded
-        other = folded.get(_fold(name))
-        if other is not None and other != name and paths.join(parent, other) != moving_from:
-            raise UnsafePath(
-                f"{paths.display(rel)} collides with {paths.display(paths.join(parent, other))}"
-                " on this case-insensitive drive; neither was overwritten"
-            )
-        folded[_fold(name)] = name
-
     def _raise(self, rel: bytes, m: VectorTime | None) -> None:
         if m:
             self.idx.raise_ancestors(rel, m)
@@ -369,7 +287,7 @@ class Executor:
             fsops.recheck(self.root, act.path, act.b)
             fsops.trash(self.idx, self.rep.trash_dir, self.root, act.path, act.b)
             self._dirty.add(os.path.dirname(self._abs(act.path)))
-            self._forget_name(act.path)
+            self.names.forget(act.path)
             self._trashed_now.add(act.b.oid)
             record_deletion(self.idx, act.path, act.deletion_m)
             self.result.deleted += 1
@@ -389,7 +307,7 @@ class Executor:
         full = self._abs(act.path)
         st = fsops.lstat_or_none(full)
         if st is None:
-            self._check_case(act.path)
+            self.names.claim(act.path)
             os.mkdir(full)
             self._dirty.add(os.path.dirname(full))
             self.result.created += 1
@@ -414,7 +332,7 @@ class Executor:
             self._clear_leftovers(act.path)
             faults.point("unlink")
             os.rmdir(full)
-            self._forget_name(act.path)
+            self.names.forget(act.path)
             self._dirty.add(os.path.dirname(full))
         self._raise(act.path, act.deletion_m)
         self.idx.delete(act.path)
@@ -451,10 +369,10 @@ class Executor:
             self._prepared[w.path] = self._fetch(w)
         if os.path.lexists(self._abs(act.target)):
             raise ChangedDuringOperation(f"{paths.display(act.target)} is in the way of a conflict copy")
-        self._check_case(act.target)
+        self.names.claim(act.target)
         faults.point("rename")
         os.rename(self._abs(act.path), self._abs(act.target))
-        self._forget_name(act.path)
+        self.names.forget(act.path)
         self._dirty.add(os.path.dirname(self._abs(act.target)))
         record_move_aside(self.idx, act, self.new_event())
 
@@ -486,11 +404,11 @@ class Executor:
             and fsops.matches(fsops.lstat_or_none(self._abs(self.plan.actions[i].path)), self.plan.actions[i].b)
         ]
         if act.b is None:
-            self._check_case(rel, moves and self.plan.actions[moves[0]].path or None)
+            self.names.claim(rel, moves and self.plan.actions[moves[0]].path or None)
         for i in moves[:1]:
             src = self.plan.actions[i]
             assert src.b is not None
-            if self._same_file(src.path, rel):  # a case-only rename finds its source at the target
+            if self.names.same_file(src.path, rel):  # a case-only rename finds its source at the target
                 fsops.install(self._abs(src.path), self.root, rel, sync=False)
             else:
                 fsops.recheck(self.root, rel, act.b)
@@ -504,8 +422,8 @@ class Executor:
             faults.point("utime")
             os.utime(self._abs(rel), ns=(a.mtime_ns, a.mtime_ns), follow_symlinks=False)
             self._skip.add(i)
-            self._forget_name(src.path)
-            self._check_case(rel)
+            self.names.forget(src.path)
+            self.names.claim(rel)
             self._raise(src.path, src.deletion_m)
             self.idx.delete(src.path)
             self._record_file(rel, a, m, c, act.b is None)
@@ -556,7 +474,7 @@ class Executor:
             os.utime(tmp, ns=(a.mtime_ns, a.mtime_ns))
         except OSError:
             return None
-        self.idx.trash_put(a.oid, None)
+        self.idx.trash_drop(a.oid)
         self.result.moved += 1
         return tmp
 
@@ -568,7 +486,7 @@ class Executor:
 
     def _record_file(self, rel: bytes, a: Entry, m: VectorTime, c: VectorTime, created: bool) -> None:
         st = os.lstat(self._abs(rel))
-        racy = FLAG_RACY if abs(time.time_ns() - st.st_mtime_ns) < 2_000_000_000 else 0
+        racy = racy_flag(st.st_mtime_ns, time.time_ns())
         entry = Entry(KIND_FILE, a.oid, st.st_size, statmod.S_IMODE(st.st_mode), st.st_mtime_ns, m, c, racy)
         self._raise(rel, m)
         self.idx.put(rel, entry)
@@ -576,33 +494,3 @@ class Executor:
             self.result.created += 1
         else:
             self.result.updated += 1
-
-
-def _fold(name: bytes) -> str:
-    return unicodedata.normalize("NFC", name.decode("utf-8", "surrogateescape")).casefold()
-
-
-def conflict_record(c: Conflict, names: dict[str, str]) -> dict[str, object]:
-    def version(e: Entry | None) -> dict[str, object] | None:
-        if e is None:
-            return None
-        return {
-            "kind": "dir" if e.is_dir else "file",
-            "oid": e.oid.hex() if e.is_file else None,
-            "size": e.size,
-            "mtime_ns": e.mtime_ns,
-            "m": e.m.format(names),
-        }
-
-    rec: dict[str, object] = {
-        **paths.json_path(c.path),
-        "kind": c.kind,
-        "kept": paths.json_path(c.kept)["path"],
-        "copy": paths.json_path(c.copy)["path"] if c.copy is not None else None,
-        "ours": version(c.ours),
-        "theirs": version(c.theirs),
-        "time": int(time.time()),
-    }
-    if c.copy is not None and "path_b64" in paths.json_path(c.copy):
-        rec["copy_b64"] = paths.json_path(c.copy)["path_b64"]
-    return rec

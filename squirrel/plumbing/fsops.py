@@ -30,6 +30,7 @@ from squirrel.errors import ChangedDuringOperation, FileSystemError, UnsafePath
 from squirrel.plumbing import faults, paths
 from squirrel.plumbing.durable import fsync_dir
 from squirrel.plumbing.index import Entry, ReplicaIndex
+from squirrel.plumbing.records import TrashRecord
 
 BLOCK = 1 << 20
 
@@ -174,7 +175,7 @@ def trash(index: ReplicaIndex, trash_dir: str, root: bytes, rel: bytes, entry: E
     else:
         faults.point("rename")
         os.rename(src, dest)
-    index.trash_put(entry.oid, {"path": paths.display(rel), "size": entry.size, "time": int(time.time())})
+    index.trash_put(TrashRecord(entry.oid, rel, entry.size, int(time.time())))
 
 
 def replace_keeping_old(
@@ -199,7 +200,7 @@ def replace_keeping_old(
             raise
         linked = False
     if linked:
-        index.trash_put(old.oid, {"path": paths.display(rel), "size": old.size, "time": int(time.time())})
+        index.trash_put(TrashRecord(old.oid, rel, old.size, int(time.time())))
         return install(tmp, root, rel, sync)
     trash(index, trash_dir, root, rel, old)
     try:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import blake3
 
-from squirrel.errors import ChangedDuringOperation, FileSystemError
+from squirrel.errors import BadUsage, ChangedDuringOperation, FileSystemError
 
 OID_BYTES = 32
 BLOCK = 1 << 20
@@ -36,7 +36,7 @@ def parse_oid(text: str) -> bytes:
     except ValueError:
         raw = b""
     if len(raw) != OID_BYTES:
-        raise FileSystemError(f"not an object id: {text!r} (want {OID_BYTES * 2} hex digits)")
+        raise BadUsage(f"not an object id: {text!r} (want {OID_BYTES * 2} hex digits)")
     return raw
 
 

@@ -22,6 +22,7 @@ import lmdb
 
 from squirrel.errors import CorruptIndex, SquirrelError, UnsupportedFormat
 from squirrel.plumbing import faults, paths
+from squirrel.plumbing.records import ConflictRecord, TrashRecord
 from squirrel.plumbing.vtime import EMPTY, VectorTime
 
 FORMAT_VERSION = 1
@@ -30,6 +31,11 @@ KIND_DIR = 2
 KIND_NAMES = {KIND_FILE: "file", KIND_DIR: "dir"}
 FLAG_RACY = 1  # mtime too close to the scan that recorded it: rehash next time
 FLAG_PARTIAL = 2  # in a bundle: a directory whose children the bundle does not list
+
+# FAT and exFAT keep file times in 2-second steps. A file recorded within this
+# window of its mtime is racy (a same-size edit could keep size and mtime),
+# and a conflict's winner is chosen on this grid, so rounding cannot change it.
+FAT_TICK_NS = 2_000_000_000
 
 _HEAD = struct.Struct("<BBQqI32s")
 _NO_OID = bytes(32)
@@ -63,6 +69,11 @@ class Entry:
 
     def with_times(self, m: VectorTime | None = None, c: VectorTime | None = None) -> Entry:
         return replace(self, m=self.m if m is None else m, c=self.c if c is None else c)
+
+
+def racy_flag(mtime_ns: int, now_ns: int) -> int:
+    """FLAG_RACY when a file recorded at `now_ns` was modified too recently to trust its mtime."""
+    return FLAG_RACY if abs(now_ns - mtime_ns) < FAT_TICK_NS else 0
 
 
 def new_dir(m: VectorTime, c: VectorTime) -> Entry:
@@ -148,8 +159,9 @@ class ReplicaIndex:
             raise CorruptIndex(f"cannot open index {directory}: {e}") from e
         # Pending writes: (db, key) -> value or None for a delete.
         self._pending: dict[tuple[str, bytes], bytes | None] = {}
-        # Entries pending per parent, so children() can merge them in order.
-        self._pending_children: dict[bytes, dict[bytes, Entry | None]] = {}
+        # The names of pending entries per parent, so that listing one
+        # directory finds its pending children without looking at the rest.
+        self._pending_children: dict[bytes, set[bytes]] = {}
         self._rtxn: Any = None
         try:
             self._open_header(create)
@@ -200,6 +212,7 @@ class ReplicaIndex:
             self.commit()
 
     def _scan_prefix(self, db: str, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Committed records whose key starts with `prefix`, in key order."""
         if self._db[db] is None:
             return
         cur = self._txn().cursor(db=self._db[db])
@@ -209,6 +222,36 @@ class ReplicaIndex:
             if not key.startswith(prefix):
                 return
             yield key, val
+
+    def _scan(self, db: str, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Records whose key starts with `prefix` as this batch sees them: the
+        committed ones overlaid with the pending writes, in key order. Every
+        listing goes through here, so none can miss what was just written.
+        For `entries`, `prefix` is a directory's `parent NUL` prefix."""
+        if db == "entries":
+            names = self._pending_children.get(prefix[:-1])
+            pend = {prefix + n: self._pending[("entries", prefix + n)] for n in names} if names else {}
+        else:
+            pend = {k: v for (d, k), v in self._pending.items() if d == db and k.startswith(prefix)}
+        if not pend:
+            yield from self._scan_prefix(db, prefix)
+            return
+        keys = sorted(pend)
+        i = 0
+        for key, val in self._scan_prefix(db, prefix):
+            while i < len(keys) and keys[i] < key:
+                if (new := pend[keys[i]]) is not None:
+                    yield keys[i], new
+                i += 1
+            if i < len(keys) and keys[i] == key:
+                if (new := pend[key]) is not None:
+                    yield key, new
+                i += 1
+            else:
+                yield key, val
+        for k in keys[i:]:
+            if (new := pend[k]) is not None:
+                yield k, new
 
     def commit(self) -> None:
         """Write every pending change in one transaction (growing the map if full)."""
@@ -295,7 +338,7 @@ class ReplicaIndex:
         if entry.is_file:
             self._put("objects", entry.oid + path, b"")
         if path:  # the root is nobody's child
-            self._pending_children.setdefault(parent, {})[name] = entry
+            self._pending_children.setdefault(parent, set()).add(name)
         self._put("entries", entry_key(path), encode_entry(entry))
 
     def delete(self, path: bytes) -> None:
@@ -304,20 +347,16 @@ class ReplicaIndex:
         if old is not None and old.is_file:
             self._put("objects", old.oid + path, None)
         if path:
-            self._pending_children.setdefault(parent, {})[name] = None
+            self._pending_children.setdefault(parent, set()).add(name)
         self._put("entries", entry_key(path), None)
 
     def all_objects(self) -> set[bytes]:
-        """Every content id this replica's files hold (committed state)."""
-        return {key[:32] for key, _ in self._scan_prefix("objects", b"")}
+        """Every content id this replica's files hold."""
+        return {key[:32] for key, _ in self._scan("objects", b"")}
 
     def paths_with_object(self, oid: bytes) -> list[bytes]:
         """Every indexed path whose content is `oid` (the receiver's local copies)."""
-        found: dict[bytes, bytes | None] = dict(self._scan_prefix("objects", oid))
-        for (db, key), val in self._pending.items():
-            if db == "objects" and key.startswith(oid):
-                found[key] = val
-        return sorted(k[len(oid) :] for k, v in found.items() if v is not None)
+        return [key[len(oid) :] for key, _ in self._scan("objects", oid)]
 
     def delete_tree(self, path: bytes) -> list[tuple[bytes, Entry]]:
         """Remove `path` and everything under it; returns what was removed."""
@@ -339,38 +378,18 @@ class ReplicaIndex:
 
     def children(self, path: bytes) -> Iterator[tuple[bytes, Entry]]:
         """(name, entry) of the direct children of directory `path`, sorted by name."""
-        prefix = path + b"\0"
-        committed = ((k[len(prefix) :], v) for k, v in self._scan_prefix("entries", prefix))
-        pending = self._pending_children.get(path)
-        if not pending:
-            for name, raw in committed:
-                if name:
-                    yield name, decode_entry(raw)
-            return
-        merged: dict[bytes, Entry | None] = {}
-        for name, raw in committed:
-            if name:
-                merged[name] = None if name in pending else decode_entry(raw)
-        merged.update(pending)
-        for name in sorted(merged):
-            e = merged[name]
-            if e is not None:
-                yield name, e
+        for name, raw in self.children_raw(path):
+            yield name, decode_entry(raw)
 
     def children_raw(self, path: bytes) -> Iterator[tuple[bytes, bytes]]:
         """(name, encoded entry) of the direct children, undecoded: the
         scanner compares sizes and mtimes with `entry_head` and decodes only
         what changed."""
-        pending = self._pending_children.get(path)
-        if pending:
-            for name, e in self.children(path):
-                yield name, encode_entry(e)
-            return
         prefix = path + b"\0"
-        for k, v in self._scan_prefix("entries", prefix):
-            name = k[len(prefix) :]
-            if name:
-                yield name, v
+        for key, raw in self._scan("entries", prefix):
+            name = key[len(prefix) :]
+            if name:  # the root's own key is the bare prefix of its children
+                yield name, raw
 
     def child_names(self, path: bytes) -> list[bytes]:
         return [name for name, _ in self.children(path)]
@@ -415,14 +434,10 @@ class ReplicaIndex:
 
     def sync_time(self, path: bytes) -> VectorTime:
         """The effective sync time: the nearest stored one, plus this replica's counter."""
-        p = path
-        while True:
-            s = self.stored_sync(p)
-            if s is not None:
-                return s.with_entry(self.self_id, self._counter)
-            if not p:
-                raise CorruptIndex("index has no root sync time")
-            p = paths.parent_of(p)
+        s = paths.nearest(path, self.stored_sync)
+        if s is None:
+            raise CorruptIndex("index has no root sync time")
+        return s.with_entry(self.self_id, self._counter)
 
     def sync_time_below(self, path: bytes, inherited: VectorTime) -> VectorTime:
         """The sync time of `path` when its parent's effective one is `inherited`."""
@@ -444,16 +459,11 @@ class ReplicaIndex:
             self._put("sync", path_key(path), None)
 
     def stored_syncs_under(self, path: bytes) -> list[tuple[bytes, VectorTime]]:
-        """Stored sync times strictly below `path` (committed and pending)."""
+        """Stored sync times strictly below `path`."""
         prefix = path_key(path) + b"/" if path else b"/"
-        found: dict[bytes, bytes | None] = {k: v for k, v in self._scan_prefix("sync", prefix)}
-        for (db, key), val in self._pending.items():
-            if db == "sync" and key.startswith(prefix):
-                found[key] = val
         out = []
-        for key in sorted(found):
-            val = found[key]
-            if val is None or key == b"/":
+        for key, val in self._scan("sync", prefix):
+            if key == b"/":
                 continue
             try:
                 out.append((key[1:], VectorTime.decode(val)))
@@ -462,30 +472,39 @@ class ReplicaIndex:
         return out
 
     # Conflicts and trash ---------------------------------------------------
-    def conflicts(self) -> list[dict[str, Any]]:
-        found: dict[bytes, bytes | None] = dict(self._scan_prefix("conflicts", b"/"))
-        for (db, key), val in self._pending.items():
-            if db == "conflicts":
-                found[key] = val
-        return [json.loads(found[k]) for k in sorted(found) if found[k] is not None]  # type: ignore[arg-type]
+    def _record(self, raw: bytes) -> Any:
+        try:
+            return json.loads(raw)
+        except ValueError as e:
+            raise CorruptIndex(f"damaged index record: {e}") from e
 
-    def put_conflict(self, path: bytes, record: dict[str, Any]) -> None:
-        self._put("conflicts", path_key(path), json.dumps(record, sort_keys=True).encode())
+    def conflicts(self) -> list[ConflictRecord]:
+        return [ConflictRecord.from_json(self._record(raw)) for _, raw in self._scan("conflicts", b"/")]
 
-    def get_conflict(self, path: bytes) -> dict[str, Any] | None:
+    def put_conflict(self, record: ConflictRecord) -> None:
+        self._put("conflicts", path_key(record.path), _dump(record.to_json()))
+
+    def get_conflict(self, path: bytes) -> ConflictRecord | None:
         raw = self._get("conflicts", path_key(path))
-        return None if raw is None else dict(json.loads(raw))
+        return None if raw is None else ConflictRecord.from_json(self._record(raw))
 
     def drop_conflict(self, path: bytes) -> None:
         self._put("conflicts", path_key(path), None)
 
-    def trash_get(self, oid: bytes) -> dict[str, Any] | None:
+    def trash_get(self, oid: bytes) -> TrashRecord | None:
         raw = self._get("trash", oid)
-        return None if raw is None else dict(json.loads(raw))
+        return None if raw is None else TrashRecord.from_json(oid, self._record(raw))
 
-    def trash_put(self, oid: bytes, record: dict[str, Any] | None) -> None:
-        self._put("trash", oid, None if record is None else json.dumps(record, sort_keys=True).encode())
+    def trash_put(self, record: TrashRecord) -> None:
+        self._put("trash", record.oid, _dump(record.to_json()))
 
-    def trash_items(self) -> Iterator[tuple[bytes, dict[str, Any]]]:
-        for key, raw in self._scan_prefix("trash", b""):
-            yield key, json.loads(raw)
+    def trash_drop(self, oid: bytes) -> None:
+        self._put("trash", oid, None)
+
+    def trash_items(self) -> Iterator[TrashRecord]:
+        for key, raw in self._scan("trash", b""):
+            yield TrashRecord.from_json(key, self._record(raw))
+
+
+def _dump(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, sort_keys=True).encode()

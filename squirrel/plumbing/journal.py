@@ -27,6 +27,7 @@ Nothing is deleted by an undo: content it moves away goes to the trash.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import os
 import secrets
@@ -46,41 +47,99 @@ MAGIC = "sq-journal"
 VERSION = 1
 META_KEY = "journal"  # index meta: the id of the last batch whose changes committed
 
-Step = dict[str, Any]
-
-
 # The undo steps, each made from what an action is about to change ------------
-def _p(path: bytes) -> str:
+PLACED, REMOVED, MOVED, MKDIR, RMDIR = "placed", "removed", "moved", "mkdir", "rmdir"
+_WITH_VERSION = (PLACED, REMOVED, MOVED)
+
+
+@dataclass(frozen=True)
+class FileVersion:
+    """The file a step is about: its content id and what its stat shows."""
+
+    oid: bytes
+    size: int
+    mtime_ns: int
+    mode: int
+
+    @classmethod
+    def of(cls, e: Entry) -> FileVersion:
+        return cls(e.oid, e.size, e.mtime_ns, e.mode)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One possible change of a batch, by what undoing it needs.
+
+    placed:  a file `version` may be put at `path`; undo moves it to the trash.
+    removed: `version` may leave `path` for the trash; undo puts it back.
+    moved:   the file `version` at `path` may be renamed to `to`; undo renames it back.
+    mkdir:   a directory may be made at `path`; undo removes it if it is empty.
+    rmdir:   the directory at `path` may be removed; undo makes it again.
+    """
+
+    kind: str
+    path: bytes
+    version: FileVersion | None = None
+    to: bytes | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"t": self.kind, "p": _b64(self.path)}
+        if self.to is not None:
+            doc["to"] = _b64(self.to)
+        if self.version is not None:
+            v = self.version
+            doc.update(oid=v.oid.hex(), size=v.size, mtime_ns=v.mtime_ns, mode=v.mode)
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: Any) -> Step:
+        """ValueError unless every field the step's undo reads is there, with
+        its type (a path's bytes are checked when the step is undone)."""
+        if not isinstance(doc, dict) or doc.get("t") not in (*_WITH_VERSION, MKDIR, RMDIR):
+            raise ValueError("unknown step")
+        kind = doc["t"]
+        try:
+            path = base64.b64decode(doc["p"], validate=True)
+            to = base64.b64decode(doc["to"], validate=True) if kind == MOVED else None
+        except (KeyError, TypeError, binascii.Error) as e:
+            raise ValueError("bad path") from e
+        if kind not in _WITH_VERSION:
+            return cls(kind, path)
+        oid = doc.get("oid")
+        if not (isinstance(oid, str) and len(oid) == 64 and all(c in "0123456789abcdef" for c in oid)):
+            raise ValueError("bad object id")
+        size, mtime_ns, mode = (_count(doc.get(k)) for k in ("size", "mtime_ns", "mode"))
+        return cls(kind, path, FileVersion(bytes.fromhex(oid), size, mtime_ns, mode), to)
+
+
+def _count(n: Any) -> int:
+    if type(n) is not int or not 0 <= n < 1 << 63:
+        raise ValueError("bad size, mtime or mode")
+    return n
+
+
+def _b64(path: bytes) -> str:
     return base64.b64encode(path).decode("ascii")
 
 
-def _version(e: Entry) -> dict[str, Any]:
-    return {"oid": e.oid.hex(), "size": e.size, "mtime_ns": e.mtime_ns, "mode": e.mode}
-
-
 def placed(path: bytes, new: Entry) -> Step:
-    """A file with `new`'s content may be put at `path`; undo moves it to the trash."""
-    return {"t": "placed", "p": _p(path), **_version(new)}
+    return Step(PLACED, path, FileVersion.of(new))
 
 
 def removed(path: bytes, old: Entry) -> Step:
-    """`old` may leave `path` for the trash; undo puts it back from there."""
-    return {"t": "removed", "p": _p(path), **_version(old)}
+    return Step(REMOVED, path, FileVersion.of(old))
 
 
 def moved(src: bytes, dst: bytes, e: Entry) -> Step:
-    """The file `e` at `src` may be renamed to `dst`; undo renames it back."""
-    return {"t": "moved", "p": _p(src), "to": _p(dst), **_version(e)}
+    return Step(MOVED, src, FileVersion.of(e), dst)
 
 
 def made_dir(path: bytes) -> Step:
-    """A directory may be made at `path`; undo removes it if it is empty."""
-    return {"t": "mkdir", "p": _p(path)}
+    return Step(MKDIR, path)
 
 
 def removed_dir(path: bytes) -> Step:
-    """The directory at `path` may be removed; undo makes it again."""
-    return {"t": "rmdir", "p": _p(path)}
+    return Step(RMDIR, path)
 
 
 class Journal:
@@ -92,7 +151,7 @@ class Journal:
     def begin(self, batch: str, steps: Iterable[Step]) -> None:
         """Write a batch's undo steps, durably, before any of them happens."""
         lines = [json.dumps({"format": MAGIC, "version": VERSION, "batch": batch})]
-        lines += [json.dumps(s, sort_keys=True) for s in steps]
+        lines += [json.dumps(s.to_json(), sort_keys=True) for s in steps]
         data = ("\n".join(lines) + "\n").encode()
         tmp = self.path + ".tmp"
         with open(tmp, "wb") as f:
@@ -140,7 +199,7 @@ class Journal:
         try:
             head, *rest = raw.decode("utf-8").splitlines()
             header = json.loads(head)
-            steps = [json.loads(line) for line in rest]
+            docs = [json.loads(line) for line in rest]
         except (UnicodeDecodeError, ValueError) as e:
             raise CorruptIndex(f"the intent log {self.path} is damaged ({e}); nothing was undone") from None
         if not isinstance(header, dict) or header.get("format") != MAGIC:
@@ -149,27 +208,11 @@ class Journal:
             raise UnsupportedFormat(
                 f"intent log version {header.get('version')} is not one this sq understands ({VERSION}); upgrade sq"
             )
-        if not all(_well_formed(s) for s in steps):
-            raise CorruptIndex(f"the intent log {self.path} holds a malformed step; nothing was undone")
+        try:
+            steps = [Step.from_json(doc) for doc in docs]
+        except ValueError as e:
+            raise CorruptIndex(f"the intent log {self.path} holds a malformed step ({e}); nothing was undone") from None
         return str(header.get("batch")), steps
-
-
-_PATH_FIELDS = {"placed": ("p",), "removed": ("p",), "moved": ("p", "to"), "mkdir": ("p",), "rmdir": ("p",)}
-_INT_FIELDS = ("size", "mtime_ns", "mode")
-
-
-def _well_formed(step: object) -> bool:
-    """Every field a step's undo reads is there, with its type."""
-    if not isinstance(step, dict) or step.get("t") not in _PATH_FIELDS:
-        return False
-    if not all(isinstance(step.get(k), str) for k in _PATH_FIELDS[step["t"]]):
-        return False
-    if step["t"] in ("mkdir", "rmdir"):
-        return True
-    oid = step.get("oid")
-    if not (isinstance(oid, str) and len(oid) == 64 and all(c in "0123456789abcdef" for c in oid)):
-        return False
-    return all(type(step.get(k)) is int and 0 <= step[k] < 1 << 63 for k in _INT_FIELDS)
 
 
 def recover(root: str, journal: Journal, index: ReplicaIndex, trash_dir: str, tmp_dir: str) -> int:
@@ -185,8 +228,8 @@ def recover(root: str, journal: Journal, index: ReplicaIndex, trash_dir: str, tm
         top = os.fsencode(root)
         for step in reversed(steps):
             try:
-                undone += UNDO[step["t"]](top, step, Places(os.fsencode(trash_dir), os.fsencode(tmp_dir)))
-            except ValueError as e:  # a path outside the replica, bad base64
+                undone += UNDO[step.kind](top, step, Places(os.fsencode(trash_dir), os.fsencode(tmp_dir)))
+            except ValueError as e:  # a path outside the replica
                 raise CorruptIndex(f"the intent log {journal.path} holds a bad step ({e})") from None
     journal.end()
     return undone
@@ -199,8 +242,7 @@ class Places:
     tmp: bytes  # .squirrel/tmp/
 
 
-def _abs(top: bytes, step: Step, key: str = "p") -> bytes:
-    rel = base64.b64decode(step[key], validate=True)
+def _abs(top: bytes, rel: bytes) -> bytes:
     if not rel or rel.startswith(b"/") or b"\x00" in rel or b".." in rel.split(b"/"):
         raise ValueError(f"path {rel!r} is outside the replica")
     return top + b"/" + rel
@@ -227,23 +269,23 @@ def _there(path: bytes) -> bool:
         return False
 
 
-def _holds(path: bytes, step: Step) -> bool:
-    """Is `path` (by exactly this name) a regular file with the step's content?"""
+def _holds(path: bytes, v: FileVersion) -> bool:
+    """Is `path` (by exactly this name) a regular file with this content?"""
     try:
         st = os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
         return False
-    if not statmod.S_ISREG(st.st_mode) or st.st_size != step["size"] or not _there(path):
+    if not statmod.S_ISREG(st.st_mode) or st.st_size != v.size or not _there(path):
         return False
     oid, _ = ids.hash_file(path)
-    return bool(oid.hex() == step["oid"])
+    return oid == v.oid
 
 
 def _undo_placed(top: bytes, step: Step, at: Places) -> int:
-    path = _abs(top, step)
-    if not _parents_ok(top, path) or not _holds(path, step):
+    path, v = _abs(top, step.path), _version(step)
+    if not _parents_ok(top, path) or not _holds(path, v):
         return 0
-    dest = os.path.join(at.trash, step["oid"].encode())
+    dest = os.path.join(at.trash, v.oid.hex().encode())
     if os.path.lexists(dest):
         os.unlink(path)
     else:
@@ -253,24 +295,24 @@ def _undo_placed(top: bytes, step: Step, at: Places) -> int:
 
 
 def _undo_removed(top: bytes, step: Step, at: Places) -> int:
-    path = _abs(top, step)
-    src = os.path.join(at.trash, step["oid"].encode())
+    path, v = _abs(top, step.path), _version(step)
+    src = os.path.join(at.trash, v.oid.hex().encode())
     if not _parents_ok(top, path) or os.path.lexists(path) or not os.path.isfile(src):
         return 0
     # A copy, not a rename: the trash keeps what its records say it holds.
     # It is made in .squirrel/tmp/ (cleaned by every sync), never beside the
     # user's files, so a recovery killed here leaves nothing at their paths.
     os.makedirs(at.tmp, exist_ok=True)
-    tmp = os.path.join(at.tmp, b"restore-" + step["oid"].encode())
+    tmp = os.path.join(at.tmp, b"restore-" + v.oid.hex().encode())
     if os.path.lexists(tmp):
         os.unlink(tmp)
     try:
         os.link(src, tmp)
     except OSError:
         shutil.copyfile(src, tmp)
-    os.utime(tmp, ns=(step["mtime_ns"], step["mtime_ns"]))
+    os.utime(tmp, ns=(v.mtime_ns, v.mtime_ns))
     try:
-        os.chmod(tmp, step["mode"] & 0o777 or 0o644)
+        os.chmod(tmp, v.mode & 0o777 or 0o644)
     except OSError:
         pass  # filesystems without Unix permissions
     os.rename(tmp, path)
@@ -279,19 +321,20 @@ def _undo_removed(top: bytes, step: Step, at: Places) -> int:
 
 
 def _undo_moved(top: bytes, step: Step, at: Places) -> int:
-    src, dst = _abs(top, step), _abs(top, step, "to")
+    assert step.to is not None
+    src, dst, v = _abs(top, step.path), _abs(top, step.to), _version(step)
     # A case-only rename's two names reach one file: ask for the exact name.
-    if not _parents_ok(top, src, dst) or _there(src) or not _holds(dst, step):
+    if not _parents_ok(top, src, dst) or _there(src) or not _holds(dst, v):
         return 0  # never moved, or moved back already
     os.rename(dst, src)
-    os.utime(src, ns=(step["mtime_ns"], step["mtime_ns"]), follow_symlinks=False)
+    os.utime(src, ns=(v.mtime_ns, v.mtime_ns), follow_symlinks=False)
     for d in {os.path.dirname(src), os.path.dirname(dst)}:
         fsync_dir(os.fsdecode(d))
     return 1
 
 
 def _undo_mkdir(top: bytes, step: Step, at: Places) -> int:
-    path = _abs(top, step)
+    path = _abs(top, step.path)
     if not _parents_ok(top, path):
         return 0
     try:
@@ -303,7 +346,7 @@ def _undo_mkdir(top: bytes, step: Step, at: Places) -> int:
 
 
 def _undo_rmdir(top: bytes, step: Step, at: Places) -> int:
-    path = _abs(top, step)
+    path = _abs(top, step.path)
     if not _parents_ok(top, path) or os.path.lexists(path):
         return 0
     os.mkdir(path)
@@ -311,10 +354,15 @@ def _undo_rmdir(top: bytes, step: Step, at: Places) -> int:
     return 1
 
 
+def _version(step: Step) -> FileVersion:
+    assert step.version is not None  # from_json and the constructors give every file step one
+    return step.version
+
+
 UNDO = {
-    "placed": _undo_placed,
-    "removed": _undo_removed,
-    "moved": _undo_moved,
-    "mkdir": _undo_mkdir,
-    "rmdir": _undo_rmdir,
+    PLACED: _undo_placed,
+    REMOVED: _undo_removed,
+    MOVED: _undo_moved,
+    MKDIR: _undo_mkdir,
+    RMDIR: _undo_rmdir,
 }

@@ -11,6 +11,7 @@ import base64
 import json
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from squirrel.errors import BadBundle, SquirrelError, UnsupportedFormat
 from squirrel.plumbing import paths
@@ -35,14 +36,10 @@ class Knowledge:
     objects: set[bytes] = field(default_factory=set)  # content ids the receiver holds (from a file)
 
     def sync_time(self, path: bytes) -> VectorTime:
-        p = path
-        while True:
-            s = self.stored.get(p)
-            if s is not None:
-                return s.with_entry(self.replica, self.counter) if self.replica else s
-            if not p:
-                return VectorTime()
-            p = paths.parent_of(p)
+        s = paths.nearest(path, self.stored.get)
+        if s is None:
+            return VectorTime()
+        return s.with_entry(self.replica, self.counter) if self.replica else s
 
     def sync_time_below(self, path: bytes, inherited: VectorTime) -> VectorTime:
         s = self.stored.get(path)
@@ -88,6 +85,7 @@ class Knowledge:
 
     @classmethod
     def read(cls, path: str) -> Knowledge:
+        """A knowledge file; anything else raises BadBundle (exit 10)."""
         try:
             with open(path, "rb") as f:
                 raw = f.read(MAX_KNOWLEDGE_BYTES + 1)
@@ -96,12 +94,22 @@ class Knowledge:
         if len(raw) > MAX_KNOWLEDGE_BYTES:
             raise BadBundle(f"knowledge file {path} is too large")
         try:
-            doc = json.loads(raw)
+            return cls.from_json(json.loads(raw))
+        except UnsupportedFormat as e:
+            raise UnsupportedFormat(f"knowledge file {path}: {e}") from e
+        except (ValueError, RecursionError) as e:
+            raise BadBundle(f"not a knowledge file (or damaged): {path}") from e
+
+    @classmethod
+    def from_json(cls, doc: Any) -> Knowledge:
+        """The knowledge a document describes; ValueError when it is not one
+        (UnsupportedFormat for a newer format)."""
+        try:
             fmt = doc["format"]
             if not isinstance(fmt, int):
                 raise TypeError("format")
             if fmt > KNOWLEDGE_FORMAT:
-                raise UnsupportedFormat(f"knowledge file {path} has format {fmt}, newer than this sq; upgrade sq")
+                raise UnsupportedFormat(f"format {fmt} is newer than this sq ({KNOWLEDGE_FORMAT}); upgrade sq")
             vault, replica, counter = doc["vault"], doc["replica"], doc["counter"]
             if not (isinstance(vault, str) and is_replica_id(vault)):
                 raise TypeError("vault")
@@ -124,7 +132,7 @@ class Knowledge:
                 stored[p] = VectorTime(s)
         except UnsupportedFormat:
             raise
-        except (ValueError, KeyError, TypeError, AttributeError, RecursionError, SquirrelError) as e:
-            raise BadBundle(f"not a knowledge file (or damaged): {path}") from e
+        except (ValueError, KeyError, TypeError, AttributeError, SquirrelError) as e:
+            raise ValueError(f"not a knowledge document: {e}") from e
         stored.setdefault(b"", VectorTime())
         return cls(vault, replica, counter, stored, None, objects)

@@ -10,9 +10,12 @@ from __future__ import annotations
 import base64
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from squirrel.errors import UnsafePath
+
+T = TypeVar("T")
 
 MARKER = b".squirrel"
 CONFLICT_TAG = ".sq-conflict-"
@@ -51,6 +54,18 @@ def ancestors(path: bytes) -> Iterable[bytes]:
     while path:
         path = parent_of(path)
         yield path
+
+
+def nearest(path: bytes, lookup: Callable[[bytes], T | None]) -> T | None:
+    """The first value `lookup` has for `path` or one of its ancestors,
+    nearest first, or None: how a path without a stored sync time inherits
+    the nearest stored one."""
+    p = path
+    while True:
+        value = lookup(p)
+        if value is not None or not p:
+            return value
+        p = parent_of(p)
 
 
 def is_under(path: bytes, top: bytes) -> bool:

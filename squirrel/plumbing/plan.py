@@ -18,6 +18,7 @@ from typing import Protocol
 
 from squirrel.plumbing import paths
 from squirrel.plumbing.index import FLAG_PARTIAL, Entry
+from squirrel.plumbing.records import ConflictRecord, VersionInfo
 from squirrel.plumbing.tra import (
     CREATE_CREATE,
     DELETE_UPDATE,
@@ -75,6 +76,16 @@ class Conflict:
     copy: bytes | None
     ours: Entry | None  # the receiver's version
     theirs: Entry | None  # the sender's version
+
+    def record(self, names: dict[str, str], replica: str | None = None, when: int = 0) -> ConflictRecord:
+        """The conflict as the receiver records and reports it."""
+
+        def info(e: Entry | None) -> VersionInfo | None:
+            return None if e is None else VersionInfo.of(e, names)
+
+        return ConflictRecord(
+            self.path, self.kind, self.kept, self.copy, info(self.ours), info(self.theirs), when, replica
+        )
 
 
 @dataclass

@@ -30,12 +30,11 @@ from squirrel.plumbing.index import (
     decode_entry,
     entry_head,
     new_dir,
+    racy_flag,
 )
 from squirrel.plumbing.paths import IgnoreRules
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.vtime import EMPTY, VectorTime
-
-RACY_WINDOW_NS = 2_000_000_000  # FAT's timestamp resolution
 
 ADDED = "added"
 MODIFIED = "modified"
@@ -64,7 +63,7 @@ ScanProgress = Callable[[ScanStats], None]
 
 
 def _file_entry(oid: bytes, st: os.stat_result, now_ns: int) -> Entry:
-    racy = FLAG_RACY if abs(now_ns - st.st_mtime_ns) < RACY_WINDOW_NS else 0
+    racy = racy_flag(st.st_mtime_ns, now_ns)
     return Entry(KIND_FILE, oid, st.st_size, statmod.S_IMODE(st.st_mode), st.st_mtime_ns, EMPTY, EMPTY, racy)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from squirrel.plumbing.index import Entry
+from squirrel.plumbing.index import FAT_TICK_NS, Entry
 from squirrel.plumbing.vtime import VectorTime
 
 
@@ -42,10 +42,6 @@ class Decision:
 
 
 NOTHING = Decision(Op.NOTHING)
-
-
-def knows(m: VectorTime, s: VectorTime) -> bool:
-    return m <= s
 
 
 def decide(
@@ -99,9 +95,6 @@ def decide(
         return Decision(Op.CONFLICT, FILE_DIR)
     seen = a.c.lineage_seen_by(s_b) or b.c.lineage_seen_by(s_a)
     return Decision(Op.CONFLICT, UPDATE_UPDATE if seen else CREATE_CREATE)
-
-
-FAT_TICK_NS = 2_000_000_000
 
 
 def winner_is_a(a: Entry, b: Entry) -> bool:

@@ -17,7 +17,7 @@ from squirrel.errors import BadVectorTime
 
 REPLICA_ID_BYTES = 8
 MAX_COUNTER = (1 << 63) - 1  # the binary form holds at most 63 bits
-_ID_RE = re.compile(r"^[0-9a-f]{16}$")
+_ID_RE = re.compile(r"[0-9a-f]{16}")
 
 
 class VectorTime(Mapping[str, int]):
@@ -211,7 +211,7 @@ EMPTY = VectorTime()
 
 
 def is_replica_id(text: str) -> bool:
-    return bool(_ID_RE.match(text))
+    return bool(_ID_RE.fullmatch(text))
 
 
 def encode_varint(n: int) -> bytes:

@@ -19,7 +19,7 @@ def carrier_status(carrier_path: str) -> dict[str, Any]:
             for d in vault.drives():
                 waiting = missing = waiting_bytes = 0
                 for _, entry in vault.lacking(d):
-                    if entry.oid in d.objects:
+                    if entry.oid in vault.objects_of(d):
                         continue
                     if vault.store.has(entry.oid):
                         waiting += 1

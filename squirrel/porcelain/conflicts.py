@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.replica import Replica
 
 
-def conflicts(path: str) -> list[dict[str, Any]]:
+def conflicts(path: str) -> list[ConflictRecord]:
     with Replica.open(path, write=False) as rep:
         return rep.index.conflicts()

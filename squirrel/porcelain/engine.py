@@ -19,7 +19,8 @@ from squirrel.errors import IdentityConflict, WrongVault
 from squirrel.plumbing import fsops, paths
 from squirrel.plumbing.execute import ContentSource, ExecProgress, Executor
 from squirrel.plumbing.index import Entry
-from squirrel.plumbing.plan import DELETE, WRITE, Conflict, Plan, plan_sync, widen_top
+from squirrel.plumbing.plan import DELETE, WRITE, Plan, plan_sync, widen_top
+from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import check_mass_delete
 from squirrel.plumbing.synctime import SyncSource, raise_sync_times
@@ -47,7 +48,7 @@ class SyncReport:
     moved: int = 0
     bytes_copied: int = 0
     visited: int = 0
-    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    conflicts: list[ConflictRecord] = field(default_factory=list)
     failed: list[tuple[bytes, str]] = field(default_factory=list)
     deferred: list[tuple[bytes, str]] = field(default_factory=list)  # content not carried this time
     incomplete: list[bytes] = field(default_factory=list)  # subtrees the sender's view did not cover
@@ -69,20 +70,12 @@ class SyncReport:
             "skipped": self.skipped,
             "moved": self.moved,
             "bytes_copied": self.bytes_copied,
-            "conflicts": self.conflicts,
+            "conflicts": [c.summary_json() for c in self.conflicts],
             "failed": [{**paths.json_path(p), "error": why} for p, why in self.failed],
             "deferred": [{**paths.json_path(p), "reason": why} for p, why in self.deferred]
             + [{**paths.json_path(p), "reason": "not covered by the sender's view"} for p in self.incomplete],
             "dry_run": self.dry_run,
         }
-
-
-def conflict_json(c: Conflict, replica: str | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {**paths.json_path(c.path), "kind": c.kind, "kept": paths.json_path(c.kept)["path"]}
-    out["copy"] = paths.json_path(c.copy)["path"] if c.copy is not None else None
-    if replica is not None:
-        out["replica"] = replica
-    return out
 
 
 def check_not_behind(rep: Replica, knowledge: VectorTime, who: str) -> None:
@@ -133,6 +126,7 @@ def sync_into(
     than half of the receiver's files is refused (MassDelete)."""
     check_not_behind(dst, src.sync_time(b""), "the sender")
     report = SyncReport(dry_run=dry_run)
+    names = dst.names()
     for top in tops or [b""]:
         top = widen_top(src, dst.index, top)
         plan: Plan = plan_sync(src, dst.index, top)
@@ -148,7 +142,7 @@ def sync_into(
             report.updated += counts["updated"]
             report.deleted += counts["deleted"]
             report.skipped += counts["skipped"]
-            report.conflicts += [conflict_json(c) for c in plan.conflicts]
+            report.conflicts += [c.record(names) for c in plan.conflicts]
             continue
         result = Executor(dst, plan, content, progress).run()
         dst.recheck_identity()
@@ -161,7 +155,7 @@ def sync_into(
         report.moved += result.moved
         report.skipped += plan.skipped
         report.bytes_copied += result.bytes_from_source
-        report.conflicts += [conflict_json(c) for c in result.conflicts]
+        report.conflicts += [c.record(names) for c in result.conflicts]
         for path, why, unavailable in result.failed:
             (report.deferred if unavailable else report.failed).append((path, why))
     return report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from squirrel.plumbing.execute import ExecProgress
 from squirrel.plumbing.replica import Replica
@@ -26,10 +27,8 @@ def reconcile(
         scan_replica(a, scan_progress, allow_mass_delete)
         scan_replica(b, scan_progress, allow_mass_delete)
         report = sync_replicas(a, b, [], dry_run, progress)
-        for c in report.conflicts:
-            c["replica"] = b.name
+        report.conflicts = [replace(c, replica=b.name) for c in report.conflicts]
         back = sync_replicas(b, a, [], dry_run, progress)
-        for c in back.conflicts:
-            c["replica"] = a.name
+        back.conflicts = [replace(c, replica=a.name) for c in back.conflicts]
         report.add(back)
         return report

@@ -8,13 +8,12 @@ conflict.
 
 from __future__ import annotations
 
-import base64
 import os
 from dataclasses import dataclass
-from typing import Any
 
-from squirrel.errors import NoSuchConflict
+from squirrel.errors import BadUsage, NoSuchConflict
 from squirrel.plumbing import fsops, journal, paths, scan
+from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import Scanner, scan_replica
 
@@ -24,29 +23,29 @@ class ResolveReport:
     path: bytes
     kept: str
     trashed: bytes | None
-    conflict: dict[str, Any]
+    conflict: ConflictRecord
 
 
-def _find(rep: Replica, rel: bytes) -> tuple[bytes, dict[str, Any]]:
+def _find(rep: Replica, rel: bytes) -> ConflictRecord:
+    """The open conflict at `rel`, or whose conflict copy is `rel`."""
     rec = rep.index.get_conflict(rel)
     if rec is not None:
-        return rel, rec
+        return rec
     for c in rep.index.conflicts():
-        if c.get("copy") == paths.json_path(rel)["path"]:
-            path = base64.b64decode(c["path_b64"]) if "path_b64" in c else str(c["path"]).encode()
-            return path, c
+        if c.copy == rel:
+            return c
     raise NoSuchConflict(f"no open conflict at {paths.display(rel)} (see `sq conflicts`)")
 
 
 def resolve(path: str, file: str, keep: str) -> ResolveReport:
     if keep not in ("path", "copy"):
-        raise NoSuchConflict(f"--keep must be 'path' or 'copy', not {keep!r}")
+        raise BadUsage(f"--keep must be 'path' or 'copy', not {keep!r}")
     with Replica.open(path) as rep:
         scan_replica(rep)
-        rel, rec = _find(rep, paths.user_relpath(rep.root, file))
+        rec = _find(rep, paths.user_relpath(rep.root, file))
+        rel, copy = rec.path, rec.copy
         root = os.fsencode(rep.root)
         idx = rep.index
-        copy = rec["copy"].encode() if rec.get("copy") is not None else None
         copy_entry = idx.get(copy) if copy is not None else None
         trashed: bytes | None = None
         current = idx.get(rel)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
 
+from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import DELETED, TOUCHED, Change, Scanner, ScanProgress, ScanStats, find_moves
 
@@ -14,7 +14,7 @@ from squirrel.plumbing.scan import DELETED, TOUCHED, Change, Scanner, ScanProgre
 class StatusReport:
     changes: list[Change] = field(default_factory=list)
     moved: list[tuple[bytes, bytes]] = field(default_factory=list)
-    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    conflicts: list[ConflictRecord] = field(default_factory=list)
     stats: ScanStats = field(default_factory=ScanStats)
     interrupted: bool = False  # a sync killed halfway left its intent log
 

@@ -73,10 +73,11 @@ def verify(path: str, quick: bool = False, progress: Callable[[VerifyReport], No
                     report.problems.append(f"{paths.display(p)}: content does not match the index (damaged?)")
             if progress is not None:
                 progress(report)
-        for oid, rec in rep.index.trash_items():
-            tp = fsops.trash_path(rep.trash_dir, oid)
+        for rec in rep.index.trash_items():
+            tp = fsops.trash_path(rep.trash_dir, rec.oid)
             if os.path.exists(tp):
-                check_object(os.fsdecode(tp), oid, quick, report, f"trash object {oid.hex()} ({rec.get('path')})")
+                what = f"trash object {rec.oid.hex()} ({paths.display(rec.path)})"
+                check_object(os.fsdecode(tp), rec.oid, quick, report, what)
     return report
 
 

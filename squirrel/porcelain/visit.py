@@ -170,7 +170,7 @@ def _fill(drive: Replica, carrier: Carrier, vault: CarrierVault, budget: int, re
     seen: set[bytes] = set()
     for other in others:
         for path, entry in vault.lacking(other):
-            if entry.oid in seen or vault.store.has(entry.oid) or entry.oid in other.objects:
+            if entry.oid in seen or vault.store.has(entry.oid) or entry.oid in vault.objects_of(other):
                 continue
             seen.add(entry.oid)
             local = _local_copy(drive, entry.oid)

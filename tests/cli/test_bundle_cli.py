@@ -15,7 +15,7 @@ from typing import Any
 import blake3
 import pytest
 
-from squirrel.errors import BadBundle, ContentUnavailable, WrongVault
+from squirrel.errors import BadBundle, ContentUnavailable, CorruptCarrier, WrongVault
 from squirrel.plumbing.bundle import BundleReader
 from squirrel.plumbing.knowledge import Knowledge
 from squirrel.porcelain.init import init
@@ -297,14 +297,38 @@ def test_cat_object_fails_on_a_damaged_object(pair: tuple[Path, Path], tmp_path:
     head, payload, obj = next((h, p, o) for h, p, o in object_positions(bytes(data)) if o.size == 5000)
     data[payload + 100] ^= 1
     (tmp_path / "bad.sqb").write_bytes(bytes(data))
-    code, _, err = sq_in_process("cat-object", obj.oid.hex(), "--bundle", tmp_path / "bad.sqb")
+    code, out, err = sq_in_process("cat-object", obj.oid.hex(), "--bundle", tmp_path / "bad.sqb")
     assert code == BadBundle.exit_code
     assert "does not match its id" in one_error(err)
+    assert out == b"", "not one byte of a damaged object reaches stdout"
 
 
-def test_cat_object_needs_a_bundle() -> None:
+def test_cat_object_needs_a_bundle_or_a_carrier(tmp_path: Path) -> None:
     code, _, _ = sq_in_process("cat-object", "ab" * 32)
     assert code == 2
+    code, _, _ = sq_in_process("cat-object", "ab" * 32, "--bundle", tmp_path / "x", "--carrier", tmp_path)
+    assert code == 2
+
+
+def test_cat_object_reads_the_carrier_and_checks_it(tmp_path: Path) -> None:
+    a, b, carrier = tmp_path / "A", tmp_path / "B", tmp_path / "carrier"
+    photo = incompressible(30_000, 9)
+    make_tree(a, {"photo.jpg": photo})
+    b.mkdir()
+    init(str(a), name="A")
+    init(str(b), name="B", join=str(a))
+    ok("sync", b, "--carrier", carrier)  # the carrier knows B: A's photo is kept for it
+    ok("sync", a, "--carrier", carrier)
+    oid = blake3.blake3(photo).hexdigest()
+    code, out, _ = sq_in_process("cat-object", oid, "--carrier", carrier)
+    assert (code, out) == (0, photo)
+    (stored,) = carrier.glob(f"vaults/*/objects/{oid[:2]}/{oid}")
+    stored.write_bytes(photo[:-1] + bytes([photo[-1] ^ 1]))
+    code, out, err = sq_in_process("cat-object", oid, "--carrier", carrier)
+    assert code == CorruptCarrier.exit_code and out == b""
+    assert "does not match its id" in one_error(err)
+    code, out, _ = sq_in_process("cat-object", "ab" * 32, "--carrier", carrier)
+    assert code == ContentUnavailable.exit_code and out == b""
 
 
 # sq knowledge ---------------------------------------------------------------------------

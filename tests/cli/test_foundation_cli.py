@@ -20,6 +20,7 @@ from click.testing import CliRunner, Result
 from squirrel import __version__
 from squirrel.cli import cli, main
 from squirrel.plumbing import ids
+from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.replica import Replica, read_identity
 from tests.helpers import make_tree, write
 
@@ -177,7 +178,7 @@ def test_status_summary_counts_a_move_once(drive: Path) -> None:
 
 def test_status_exit_code_counts_open_conflicts(drive: Path) -> None:
     with Replica.open(str(drive)) as rep:
-        rep.index.put_conflict(b"top.txt", {"path": "top.txt", "kind": "update/update", "kept": "top.txt"})
+        rep.index.put_conflict(ConflictRecord(b"top.txt", "update/update", b"top.txt", None))
         rep.index.commit()
     ran = run("status", drive, "--json", "--exit-code")
     assert ran.code == 1

@@ -9,7 +9,7 @@ from pathlib import Path
 import blake3
 import pytest
 
-from squirrel.errors import ChangedDuringOperation, FileSystemError
+from squirrel.errors import BadUsage, ChangedDuringOperation, FileSystemError
 from squirrel.plumbing import ids
 
 EMPTY_BLAKE3 = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
@@ -33,7 +33,7 @@ def test_oid_text_round_trip() -> None:
 
 @pytest.mark.parametrize("text", ["", "abc", "zz" * 32, "00" * 31, "00" * 33])
 def test_parse_oid_refuses_anything_but_64_hex_digits(text: str) -> None:
-    with pytest.raises(FileSystemError, match="not an object id"):
+    with pytest.raises(BadUsage, match="not an object id"):
         ids.parse_oid(text)
 
 

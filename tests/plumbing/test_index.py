@@ -23,6 +23,7 @@ from squirrel.plumbing.index import (
     new_dir,
     path_key,
 )
+from squirrel.plumbing.records import ConflictRecord, TrashRecord
 from squirrel.plumbing.vtime import EMPTY, VectorTime
 
 SELF = "5e1f5e1f5e1f5e1f"
@@ -212,18 +213,43 @@ def test_meta_json_round_trip(idx: ReplicaIndex) -> None:
 
 
 def test_conflict_and_trash_records(idx: ReplicaIndex) -> None:
-    idx.put_conflict(b"b.jpg", {"path": "b.jpg", "kind": "update/update"})
-    idx.put_conflict(b"a.jpg", {"path": "a.jpg", "kind": "create/create"})
-    assert [c["path"] for c in idx.conflicts()] == ["a.jpg", "b.jpg"]
+    b_jpg = ConflictRecord(b"b.jpg", "update/update", b"b.jpg", b"b.sq-conflict-00000000.jpg")
+    idx.put_conflict(b_jpg)
+    idx.put_conflict(ConflictRecord(b"a.jpg", "create/create", b"a.jpg", None))
+    assert [c.path for c in idx.conflicts()] == [b"a.jpg", b"b.jpg"]
     idx.commit()
     idx.drop_conflict(b"a.jpg")
-    assert [c["path"] for c in idx.conflicts()] == ["b.jpg"]
-    assert idx.get_conflict(b"b.jpg") == {"path": "b.jpg", "kind": "update/update"}
+    assert [c.path for c in idx.conflicts()] == [b"b.jpg"]
+    assert idx.get_conflict(b"b.jpg") == b_jpg
     oid = ids.hash_bytes(b"old")
-    idx.trash_put(oid, {"name": "x"})
+    item = TrashRecord(oid, b"photos/old.jpg", 3, 1_700_000_000)
+    idx.trash_put(item)
     idx.commit()
-    assert idx.trash_get(oid) == {"name": "x"}
-    assert list(idx.trash_items()) == [(oid, {"name": "x"})]
+    assert idx.trash_get(oid) == item
+    assert list(idx.trash_items()) == [item]
+    idx.trash_drop(oid)
+    assert list(idx.trash_items()) == []
+    idx.commit()
+    assert idx.trash_get(oid) is None
+
+
+def test_listings_see_writes_not_committed_yet(idx: ReplicaIndex) -> None:
+    """Every listing merges the pending batch with what is committed: a
+    record just written is listed, one just deleted is not."""
+    committed = ids.hash_bytes(b"committed")
+    idx.trash_put(TrashRecord(committed, b"c", 1, 1))
+    idx.put(b"c", Entry(KIND_FILE, committed, 9, 0o644, 1, EMPTY, EMPTY))
+    idx.commit()
+    pending = ids.hash_bytes(b"pending")
+    idx.trash_put(TrashRecord(pending, b"p", 1, 1))
+    idx.put(b"p", Entry(KIND_FILE, pending, 7, 0o644, 1, EMPTY, EMPTY))
+    idx.delete(b"c")
+    assert [t.oid for t in idx.trash_items()] == sorted([committed, pending])
+    assert idx.all_objects() == {pending}
+    assert idx.paths_with_object(committed) == []
+    assert [n for n, _ in idx.children(b"")] == [b"p"]
+    idx.trash_drop(committed)
+    assert [t.oid for t in idx.trash_items()] == [pending]
 
 
 # Sync times ------------------------------------------------------------------------

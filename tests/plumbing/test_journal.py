@@ -146,7 +146,7 @@ def write_log(root: Path, text: bytes) -> None:
 
 def test_a_newer_log_version_is_refused_and_nothing_is_undone(root: Path) -> None:
     make_tree(root, {"new.jpg": "x"})
-    step = json.dumps(journal.placed(b"new.jpg", version(b"x")))
+    step = json.dumps(journal.placed(b"new.jpg", version(b"x")).to_json())
     write_log(root, b'{"format": "sq-journal", "version": 2, "batch": "1"}\n' + step.encode() + b"\n")
     with pytest.raises(UnsupportedFormat):
         reopen(root)
@@ -167,7 +167,7 @@ def test_a_damaged_log_stops_every_command_with_one_line_and_exit_9(root: Path) 
 def test_a_step_naming_a_path_outside_the_replica_is_refused(root: Path, path: bytes) -> None:
     outside = root.parent / "outside"
     outside.write_bytes(b"not the replica's")
-    step = {**journal.placed(b"x", version(b"not the replica's")), "p": base64.b64encode(path).decode()}
+    step = {**journal.placed(b"x", version(b"not the replica's")).to_json(), "p": base64.b64encode(path).decode()}
     write_log(root, b'{"format": "sq-journal", "version": 1, "batch": "1"}\n' + json.dumps(step).encode() + b"\n")
     with pytest.raises(CorruptIndex):
         reopen(root)

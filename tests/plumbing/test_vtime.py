@@ -216,3 +216,4 @@ def test_replica_ids_are_sixteen_lowercase_hex_digits() -> None:
     assert not is_replica_id(A[:-1])
     assert not is_replica_id(A + "0")
     assert not is_replica_id("g" * 16)
+    assert not is_replica_id(A + "\n"), "a trailing newline (a hand-edited replica.json) is not part of an id"

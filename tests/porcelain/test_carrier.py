@@ -90,7 +90,7 @@ class Laptop:
         pytest.fail(f"no quiet round after {rounds} rounds")
 
     def conflicts(self) -> list[dict[str, object]]:
-        return [c for r in self.reports for c in r.delivered.conflicts]
+        return [c for r in self.reports for c in r.delivered.to_json()["conflicts"]]
 
 
 def assert_same(*roots: Path) -> None:
@@ -497,7 +497,7 @@ def independent_creations(tmp_path: Path) -> tuple[Path, Path, Laptop]:
 
 def open_conflicts(drive: Path) -> list[dict[str, object]]:
     with Replica.open(str(drive), write=False) as rep:
-        return rep.index.conflicts()
+        return [c.to_json() for c in rep.index.conflicts()]
 
 
 def test_a_conflict_the_carrier_settles_is_reported_and_listed(tmp_path: Path) -> None:
@@ -586,7 +586,7 @@ def test_visits_killed_at_random_points_are_finished_by_visiting_again(tmp_path:
 
     after_kills = len(laptop.reports)
     laptop.until_quiet([b, a, c])
-    assert [c for r in laptop.reports[after_kills:] for c in r.delivered.conflicts] == []
+    assert [c for r in laptop.reports[after_kills:] for c in r.delivered.to_json()["conflicts"]] == []
     for root in roots:
         assert files_of(root) == files, f"{root.name} did not converge"
         assert open_conflicts(root) == []

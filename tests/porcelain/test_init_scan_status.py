@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from squirrel.errors import AlreadyAReplica, BadPath, NotAReplica
+from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.replica import Replica, read_identity
 from squirrel.plumbing.scan import ADDED, DELETED, MODIFIED, TOUCHED, ScanStats
 from squirrel.porcelain.init import init
@@ -163,9 +164,9 @@ def test_status_finds_moves_out_of_deleted_directories(drive: Path) -> None:
 
 
 def test_status_lists_open_conflicts(drive: Path) -> None:
-    record = {"path": "top.txt", "kind": "update/update", "kept": "top.txt", "copy": "top.sq-conflict-0000.txt"}
+    record = ConflictRecord(b"top.txt", "update/update", b"top.txt", b"top.sq-conflict-0000.txt")
     with Replica.open(str(drive)) as r:
-        r.index.put_conflict(b"top.txt", record)
+        r.index.put_conflict(record)
         r.index.commit()
     rep = status(str(drive))
     assert rep.conflicts == [record]

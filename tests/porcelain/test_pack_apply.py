@@ -63,7 +63,7 @@ def changed(r: SyncReport) -> int:
 
 
 def conflicts_of(r: SyncReport) -> list[tuple[str, str, str | None]]:
-    return sorted((c["kind"], c["path"], c["copy"]) for c in r.conflicts)
+    return sorted((c["kind"], c["path"], c["copy"]) for c in r.to_json()["conflicts"])
 
 
 def new_vault(tmp: Path, *names: str) -> list[Path]:
@@ -98,7 +98,7 @@ def test_pack_and_apply_do_exactly_what_push_does(tmp_path: Path) -> None:
     assert tree(b) == tree(twin)
     assert ls_index(b) == ls_index(twin)
     assert conflicts_of(via_bundle) == conflicts_of(via_push)
-    assert [c["kind"] for c in via_bundle.conflicts] == ["create/create"]
+    assert [c.kind for c in via_bundle.conflicts] == ["create/create"]
     for field in ("created", "updated", "deleted", "skipped"):
         assert getattr(via_bundle, field) == getattr(via_push, field), field
     assert via_bundle.bytes_copied == via_push.bytes_copied > 0
@@ -239,7 +239,7 @@ def test_a_conflict_settled_midway_travels_as_plain_versions(tmp_path: Path) -> 
     write(a / "f.txt", "A's edit", seconds_ago=100)
     write(b / "f.txt", "B's edit", seconds_ago=200)
     at_b, at_c = chain(tmp_path, [a, b, c], "r2")
-    assert conflicts_of(at_b) == [("update/update", "f.txt", at_b.conflicts[0]["copy"])]
+    assert conflicts_of(at_b) == [("update/update", "f.txt", at_b.to_json()["conflicts"][0]["copy"])]
     assert at_c.conflicts == []  # C never had a concurrent version
     assert tree(c) == tree(b)
     assert (b / "f.txt").read_bytes() == b"A's edit"  # the later mtime stays at the path
@@ -257,7 +257,7 @@ def test_a_conflict_and_a_deletion_meet_along_the_chain(tmp_path: Path) -> None:
     write(c / "doc.txt", "C's edit")
     (a / "other.txt").unlink()
     at_b, at_c = chain(tmp_path, [a, b, c], "r2")
-    assert at_c.conflicts and at_c.conflicts[0]["kind"] == "delete/update"
+    assert at_c.conflicts and at_c.conflicts[0].kind == "delete/update"
     assert (c / "doc.txt").read_bytes() == b"C's edit"
     assert not (c / "other.txt").exists()
     chain(tmp_path, [c, b, a], "r3")
@@ -308,7 +308,7 @@ def test_bundles_applied_out_of_order_lose_nothing_and_converge(tmp_path: Path) 
 
     r2 = apply(str(tmp_path / "b2.sqb"), str(b))
     r1 = apply(str(tmp_path / "b1.sqb"), str(b))
-    assert [c["kind"] for c in r2.conflicts] == ["delete/update"]
+    assert [c.kind for c in r2.conflicts] == ["delete/update"]
     assert changed(r1) == 0  # everything in b1 is older than what b2 brought
     t1 = apply(str(tmp_path / "b1.sqb"), str(twin))
     t2 = apply(str(tmp_path / "b2.sqb"), str(twin))

@@ -7,6 +7,7 @@ copy), and that syncing again reports nothing new.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shutil
@@ -61,7 +62,7 @@ def trash_holds(root: Path, content: bytes) -> bool:
 
 
 def conflict_summary(report: SyncReport) -> list[tuple[str, str, str | None]]:
-    return [(c["kind"], c["kept"], c["copy"]) for c in report.conflicts]
+    return [(c["kind"], c["kept"], c["copy"]) for c in report.to_json()["conflicts"]]
 
 
 def changed(report: SyncReport) -> int:
@@ -215,7 +216,7 @@ def test_6_resolve_keep_copy_propagates_without_a_new_conflict(vault: tuple[Path
     assert conflict_summary(rep) == [("update/update", "doc.txt", copy)]
     assert tree(b) == {"doc.txt": b"A's edit", copy: b"B's edit"}
     listed = conflicts(str(b))
-    assert [(c["path"], c["kind"], c["copy"]) for c in listed] == [("doc.txt", "update/update", copy)]
+    assert [(c.path, c.kind, c.copy) for c in listed] == [(b"doc.txt", "update/update", copy.encode())]
 
     resolve(str(b), "doc.txt", "copy")
     assert tree(b) == {"doc.txt": b"B's edit"}
@@ -232,6 +233,31 @@ def test_6_resolve_keep_copy_propagates_without_a_new_conflict(vault: tuple[Path
     rep = push(str(a), str(b))
     assert rep.conflicts == [] and rep.updated == 1
     assert tree(b) == {"doc.txt": b"A again"}
+
+
+@pytest.mark.parametrize("by", ["path", "copy name"])
+def test_a_conflict_on_a_name_that_is_not_utf8_is_listed_and_resolved(vault: tuple[Path, Path, Path], by: str) -> None:
+    """Old cameras and Windows tools leave Latin-1 names: the conflict copy's
+    exact bytes are recorded, so `resolve` finds it by either name."""
+    a, b, _ = vault
+    name = b"caf\xe9"
+    for root in (a, b):
+        set_mtime_of = os.path.join(os.fsencode(root), name + b".jpg")
+        with open(set_mtime_of, "wb") as f:
+            f.write(b"A's edit" if root == a else b"B's edit")
+        set_mtime(set_mtime_of, HOUR / 8 if root == a else HOUR / 4)  # A's is later: it stays
+    rep = push(str(a), str(b))
+    copy = name + b".sq-conflict-" + blake3.blake3(b"B's edit").hexdigest()[:8].encode() + b".jpg"
+    assert [(c.path, c.kind, c.copy) for c in rep.conflicts] == [(name + b".jpg", "create/create", copy)]
+    (listed,) = conflicts(str(b))
+    assert (listed.path, listed.copy) == (name + b".jpg", copy)
+    assert listed.to_json()["copy_b64"] == base64.b64encode(copy).decode()
+
+    resolve(str(b), os.fsdecode(name + b".jpg" if by == "path" else copy), "copy")
+    assert conflicts(str(b)) == []
+    assert sorted(os.listdir(os.fsencode(b))) == [b".squirrel", name + b".jpg"]
+    with open(os.path.join(os.fsencode(b), name + b".jpg"), "rb") as f:
+        assert f.read() == b"B's edit"
 
 
 def test_6b_resolve_keep_path_propagates_without_a_new_conflict(vault: tuple[Path, Path, Path]) -> None:
@@ -542,7 +568,7 @@ def test_a_partial_push_below_a_folder_the_receiver_has_as_a_file_settles_that_f
     make_tree(a, {"d/e/z": "z"})
     rep = push(str(a), str(b), [str(a / "d/e")])
     assert rep.failed == []
-    assert [(c["kind"], c["kept"]) for c in rep.conflicts] == [("file/dir", "d")]
+    assert [(c.kind, c.kept) for c in rep.conflicts] == [("file/dir", b"d")]
     (copy,) = copies(b)
     assert tree(b) == {"d/": b"", "d/e/": b"", "d/e/z": b"z", copy: b"B's file named d"}
     push(str(b), str(a))
@@ -671,7 +697,7 @@ def test_an_edit_between_planning_and_writing_is_not_overwritten(vault: tuple[Pa
     assert tree(b) == {"f.txt": b"B's late edit", "g.txt": b"A's edit"}
     # The next push sees B's edit as a version of its own: both are kept.
     rep = push(str(a), str(b))
-    assert [c["kind"] for c in rep.conflicts] == ["update/update"]
+    assert [c.kind for c in rep.conflicts] == ["update/update"]
     assert set(tree(b).values()) == {b"A's edit", b"B's late edit"}
 
 

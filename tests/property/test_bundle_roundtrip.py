@@ -61,7 +61,7 @@ def index_state(root: Path) -> dict[str, Any]:
             p: (e.kind, e.oid, e.size, e.mode, e.mtime_ns, e.flags, fmt(e.m), fmt(e.c), fmt(idx.sync_time(p)))
             for p, e in idx.walk(b"")
         }
-        conflicts = sorted((c["path"], c["kind"], c["copy"]) for c in idx.conflicts())
+        conflicts = sorted((c["path"], c["kind"], c["copy"]) for c in (x.to_json() for x in idx.conflicts()))
         return {"records": records, "conflicts": conflicts, "counter": idx.counter}
 
 
@@ -71,7 +71,7 @@ def summary(r: SyncReport) -> dict[str, Any]:
         "updated": r.updated,
         "deleted": r.deleted,
         "moved": r.moved,
-        "conflicts": sorted((c["kind"], c["path"], c["copy"]) for c in r.conflicts),
+        "conflicts": sorted((c["kind"], c["path"], c["copy"]) for c in r.to_json()["conflicts"]),
         "failed": r.failed,
         "deferred": r.deferred,
     }

@@ -1,0 +1,49 @@
+"""`sq cat-object ID`: one object's content, from a bundle or the carrier,
+checked against its id before any of it is given out."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+
+import blake3
+
+from squirrel.errors import BadBundle, ContentUnavailable, CorruptCarrier
+from squirrel.plumbing.bundle import BundleReader
+from squirrel.plumbing.carrier import Carrier
+
+
+def cat_object(oid: bytes, bundle: str | None = None, carrier: str | None = None) -> Iterator[bytes]:
+    """The content of `oid` in blocks. The object is read twice: once whole,
+    to check it against its id, then again to hand it out."""
+    if bundle is not None:
+        with BundleReader(bundle) as reader:
+            if oid not in reader.objects:
+                raise ContentUnavailable(f"object {oid.hex()} is not in {bundle}")
+            if not _matches(oid, lambda: reader.object_chunks(oid)):
+                raise BadBundle(f"object {oid.hex()} in {bundle} does not match its id")
+            yield from reader.object_chunks(oid)
+        return
+    assert carrier is not None
+    store = Carrier(carrier)
+    for vault in store.vault_ids():
+        path = os.path.join(store.vault_dir(vault), "objects", oid.hex()[:2], oid.hex())
+        if os.path.isfile(path):
+            if not _matches(oid, lambda path=path: _read(path)):  # type: ignore[misc]
+                raise CorruptCarrier(f"object {oid.hex()} in the carrier {carrier} does not match its id")
+            yield from _read(path)
+            return
+    raise ContentUnavailable(f"object {oid.hex()} is not in the carrier {carrier}")
+
+
+def _matches(oid: bytes, chunks: Callable[[], Iterable[bytes]]) -> bool:
+    h = blake3.blake3()
+    for chunk in chunks():
+        h.update(chunk)
+    return h.digest() == oid
+
+
+def _read(path: str) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            yield block

@@ -1,0 +1,158 @@
+"""Every stored record survives its JSON form unchanged, names that are not
+UTF-8 included, and garbage read back raises only the record's own error."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from squirrel.errors import CorruptIndex
+from squirrel.plumbing.carrier import DriveRecord
+from squirrel.plumbing.journal import FileVersion, Step
+from squirrel.plumbing.knowledge import Knowledge
+from squirrel.plumbing.records import ConflictRecord, TrashRecord, VersionInfo
+from squirrel.plumbing.tra import CONFLICT_KINDS
+from squirrel.plumbing.vtime import VectorTime
+
+# Relative paths: components of arbitrary bytes but NUL and "/", Latin-1 names among them.
+component = st.binary(min_size=1, max_size=12).filter(lambda b: b"/" not in b and b"\0" not in b)
+rel_path = st.lists(component, min_size=1, max_size=4).map(b"/".join)
+# What a knowledge file may name: no backslash, no "." or "..", nothing under .squirrel/.
+safe_component = component.filter(lambda b: b"\\" not in b and b not in (b".", b"..") and b.lower() != b".squirrel")
+safe_path = st.lists(safe_component, min_size=1, max_size=4).map(b"/".join)
+oid = st.binary(min_size=32, max_size=32)
+count = st.integers(min_value=0, max_value=(1 << 63) - 1)
+replica_id = st.text("0123456789abcdef", min_size=16, max_size=16)
+
+
+def through_json(doc: dict[str, Any]) -> Any:
+    """What a reader gets back from the stored bytes."""
+    return json.loads(json.dumps(doc, sort_keys=True))
+
+
+versions = st.builds(
+    VersionInfo,
+    kind=st.sampled_from(["file", "dir"]),
+    oid=st.none() | oid,
+    size=count,
+    mtime_ns=count,
+    m=st.text(max_size=40),
+)
+conflicts = st.builds(
+    ConflictRecord,
+    path=rel_path,
+    kind=st.sampled_from(CONFLICT_KINDS),
+    kept=rel_path,
+    copy=st.none() | rel_path,
+    ours=st.none() | versions,
+    theirs=st.none() | versions,
+    time=count,
+    replica=st.none() | st.text(min_size=1, max_size=10),
+)
+
+
+@given(conflicts)
+def test_a_conflict_record_round_trips(record: ConflictRecord) -> None:
+    assert ConflictRecord.from_json(through_json(record.to_json())) == record
+
+
+@given(conflicts)
+def test_a_conflict_summary_carries_exact_bytes_for_every_path(record: ConflictRecord) -> None:
+    doc = through_json(record.summary_json())
+    assert ConflictRecord.from_json(doc) == ConflictRecord(
+        record.path, record.kind, record.kept, record.copy, replica=record.replica
+    )
+
+
+@given(oid, rel_path, count, count)
+def test_a_trash_record_round_trips(oid_: bytes, path: bytes, size: int, when: int) -> None:
+    record = TrashRecord(oid_, path, size, when)
+    assert TrashRecord.from_json(oid_, through_json(record.to_json())) == record
+
+
+steps = st.one_of(
+    st.builds(
+        Step,
+        kind=st.sampled_from(["placed", "removed"]),
+        path=rel_path,
+        version=st.builds(FileVersion, oid, count, count, count),
+    ),
+    st.builds(
+        Step,
+        kind=st.just("moved"),
+        path=rel_path,
+        version=st.builds(FileVersion, oid, count, count, count),
+        to=rel_path,
+    ),
+    st.builds(Step, kind=st.sampled_from(["mkdir", "rmdir"]), path=rel_path),
+)
+
+
+@given(steps)
+def test_an_intent_log_step_round_trips(step: Step) -> None:
+    assert Step.from_json(through_json(step.to_json())) == step
+
+
+vtimes = st.dictionaries(replica_id, st.integers(min_value=1, max_value=1 << 40), max_size=4).map(VectorTime)
+
+
+@given(
+    replica_id,
+    st.text(min_size=1, max_size=12),
+    count,
+    st.lists(st.text("0123456789abcdef", max_size=32), max_size=2),
+    replica_id,
+    st.dictionaries(safe_path, vtimes, max_size=4),
+    vtimes,
+)
+def test_a_drive_record_round_trips(
+    drive: str, name: str, when: int, tokens: list[str], vault: str, stored: dict[bytes, VectorTime], root: VectorTime
+) -> None:
+    know = Knowledge(vault, drive, 7, {b"": root, **stored})
+    record = DriveRecord(drive, name, when, tuple(tokens), know)
+    back = DriveRecord.from_json(drive, through_json(record.to_json()))
+    assert (back.id, back.name, back.last_visit, back.tokens) == (drive, name, when, tuple(tokens))
+    assert (back.knowledge.vault, back.knowledge.replica, back.knowledge.counter) == (vault, drive, 7)
+    assert back.knowledge.stored == know.stored
+
+
+garbage = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(garbage)
+def test_garbage_conflict_and_trash_records_raise_corrupt_index_only(doc: Any) -> None:
+    for parse in (ConflictRecord.from_json, lambda d: TrashRecord.from_json(b"\0" * 32, d)):
+        try:
+            parse(doc)
+        except CorruptIndex:
+            pass
+
+
+@given(garbage)
+def test_garbage_steps_and_drive_records_raise_value_error_only(doc: Any) -> None:
+    for parse in (Step.from_json, lambda d: DriveRecord.from_json("0" * 16, d)):
+        try:
+            parse(doc)
+        except ValueError:
+            pass
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"path": "a", "kind": "update/update", "copy": None, "time": "yesterday"},
+        {"path_b64": "not base64!", "path": "a", "kind": "update/update"},
+        {"path": "a", "kind": "update/update", "ours": {"kind": "file", "oid": "00", "m": ""}},
+    ],
+)
+def test_damaged_conflict_records_are_refused(doc: dict[str, Any]) -> None:
+    with pytest.raises(CorruptIndex):
+        ConflictRecord.from_json(doc)
