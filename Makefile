@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck unit bench fuzz clean
+.PHONY: demo test check lint typecheck unit bench fuzz docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ unit: $(STAMP)
 # Hostile bundles at scale: 100,000 seeded byte mutations plus structural ones (minutes).
 fuzz: $(STAMP)
 	SQ_FUZZ_CASES=100000 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest tests/fuzz -q
+
+# Rewrite the `--help` blocks of docs/commands.md from the code (tests/gen_help.py).
+docs: $(STAMP)
+	$(PY) -m tests.gen_help
 
 bench: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash bench/run.sh
