@@ -56,11 +56,9 @@ from tests.fault_tools import (
     leftovers,
     lost,
     run_forked,
-    run_real,
-    user_files,
     versions,
 )
-from tests.helpers import make_tree, write
+from tests.helpers import make_tree, run_sq, tree, write
 
 FULL = os.environ.get("SQ_CRASH_FULL") == "1"
 KILLS_PER_COMMAND = 24
@@ -138,10 +136,10 @@ def test_the_real_sq_killed_at_random_points_of_a_larger_history(
     n = random.Random(seed).randint(1, scn.points)
     where = tmp_path_factory.mktemp(f"random-{command}-{seed}")
     drive, carrier = scn.copies(where)
-    first = run_real(scn.argv(drive, carrier), f"any:{n}")
+    first = run_sq(*scn.argv(drive, carrier), fault=f"any:{n}", timeout=120)
     assert first.killed, f"any:{n} of {scn.points} did not kill the real sq: {first.code}"
     problems = check_interrupted(scn, where, first)
-    end = check_finished(scn, where, run_real(scn.argv(drive, carrier)))
+    end = check_finished(scn, where, run_sq(*scn.argv(drive, carrier), timeout=120))
     assert not problems + end.problems and not end.new and not end.missing, (n, problems, end)
     shutil.rmtree(where)
 
@@ -191,9 +189,9 @@ def test_an_update_whose_rename_fails_keeps_the_old_version_at_its_path(tmp_path
     install = ops[: len(ops) - ops[::-1].index("rename")].count("rename")  # the last rename puts it in place
     failed = run_forked(["apply", bundle, b], f"rename:{install}:eio")
     assert failed.code == 18
-    assert user_files(b) == {"x.txt": b"the old version\n"}
+    assert tree(b, folders=False) == {"x.txt": b"the old version\n"}
     assert run_forked(["apply", bundle, b]).code == 0
-    assert user_files(b) == {"x.txt": b"the new version\n"}
+    assert tree(b, folders=False) == {"x.txt": b"the new version\n"}
 
 
 def test_a_first_visit_killed_anywhere_is_finished_by_the_next(tmp_path: Path) -> None:
@@ -214,7 +212,7 @@ def test_a_first_visit_killed_anywhere_is_finished_by_the_next(tmp_path: Path) -
         assert run_forked(["sync", drive, "--carrier", bag], f"any:{n}").killed
         again = run_forked(["sync", drive, "--carrier", bag])
         assert again.code == 0, (n, traced.ops[n - 1], again.stderr.decode())
-        assert user_files(drive)["new.jpg"] == b"new on D2\n"
+        assert tree(drive, folders=False)["new.jpg"] == b"new on D2\n"
         shutil.rmtree(work)
 
 
@@ -229,7 +227,7 @@ def test_a_resolve_killed_anywhere_is_finished_by_running_it_again(tmp_path: Pat
     clean = fresh_copy(b, tmp_path / "clean")
     traced = run_forked(["resolve", clean, "x.txt", "--keep", keep], trace=True)
     assert traced.code == 0, traced.stderr.decode()
-    expected = user_files(clean)
+    expected = tree(clean, folders=False)
     assert len(expected) == 1 and open_conflicts(clean) == set()
     for n in range(1, len(traced.ops) + 1):
         work = fresh_copy(b, tmp_path / f"kill-{n}")
@@ -238,7 +236,7 @@ def test_a_resolve_killed_anywhere_is_finished_by_running_it_again(tmp_path: Pat
         where = (n, traced.ops[n - 1], again.stderr.decode())
         # Killed after the resolution committed: it is done, and says so.
         assert again.code == 0 or (again.code == 14 and "no open conflict" in again.stderr.decode()), where
-        assert user_files(work) == expected, where
+        assert tree(work, folders=False) == expected, where
         assert open_conflicts(work) == set() and not lost(before, work), where
         assert verify(str(work)).ok and not leftovers(work), where
         shutil.rmtree(work)
