@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -280,10 +280,13 @@ def pack_for(a: Path, b: Path, tmp: Path) -> Path:
     return bundle
 
 
-def kill_everywhere_then_scan_and_rerun(b: Path, bundle: Path, tmp: Path) -> tuple[dict[str, bytes], set[ConflictKey]]:
+def kill_everywhere_then_scan_and_rerun(
+    b: Path, bundle: Path, tmp: Path, after_kill: Callable[[Path], object] | None = None
+) -> tuple[dict[str, bytes], set[ConflictKey]]:
     """Apply `bundle` to copies of `b` killed at each point in turn; after each
     kill, the tree is as before or as after (never in between), a scan
-    records nothing, and the re-run ends as a clean run does.
+    records nothing, and the re-run ends as a clean run does. `after_kill`
+    sees each copy as the kill left it, before the scan.
     Returns the clean run's files and conflicts."""
     clean = fresh_copy(b, tmp / "clean")
     traced = run_forked(["apply", bundle, clean], trace=True)
@@ -293,6 +296,8 @@ def kill_everywhere_then_scan_and_rerun(b: Path, bundle: Path, tmp: Path) -> tup
     for n in range(1, len(traced.ops) + 1):
         work = fresh_copy(b, tmp / f"kill-{n}")
         assert run_forked(["apply", bundle, work], f"any:{n}").killed
+        if after_kill is not None:
+            after_kill(work)
         scanned = run_forked(["scan", work, "--json"])
         assert scanned.code == 0, scanned.stderr.decode()
         doc = json.loads(scanned.stdout)

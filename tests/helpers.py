@@ -17,6 +17,7 @@ kill a command at a fault point is `tests.fault_tools.run_forked`.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -131,6 +132,28 @@ def indexed(root: Path | str) -> dict[bytes, Entry]:
     """Every index record of the replica at root except the root itself."""
     with Replica.open(str(root), write=False) as rep:
         return {p: e for p, e in rep.index.walk(b"") if p}
+
+
+# A file system without hard links --------------------------------------------------
+class NoHardLinks:
+    """A stand-in for `os.link` on a file system that has no hard links
+    (exFAT, FAT): every call fails with EPERM, as Linux reports there. Each
+    refused link is appended to `log`, so that runs in a forked child (which
+    inherit the stand-in) are seen too."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+        log.write_bytes(b"")
+
+    def __call__(self, src: str | bytes | os.PathLike[str], dst: str | bytes | os.PathLike[str], **kw: Any) -> None:
+        with open(self.log, "ab") as f:
+            f.write(os.fsencode(dst) + b"\n")
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM), os.fsdecode(src), None, os.fsdecode(dst))
+
+    @property
+    def refused(self) -> list[bytes]:
+        """Where each refused link would have gone, in order."""
+        return self.log.read_bytes().splitlines()
 
 
 # Running sq -------------------------------------------------------------------------
