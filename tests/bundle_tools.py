@@ -29,7 +29,7 @@ import lmdb
 import zstandard
 
 from squirrel.plumbing.index import Entry, decode_entry, encode_entry
-from squirrel.plumbing.vtime import VectorTime, decode_varint, encode_varint
+from squirrel.plumbing.vtime import decode_varint, encode_varint
 from squirrel.porcelain.init import init
 from squirrel.porcelain.pack import pack
 from tests.helpers import make_tree, sq_in_process, walk
@@ -85,10 +85,6 @@ def record_bytes(r: Record) -> bytes:
 
 def entry_record(path: bytes, entry: Entry) -> Record:
     return Record(REC_ENTRY, path, encode_entry(entry))
-
-
-def sync_record(path: bytes, s: VectorTime) -> Record:
-    return Record(REC_SYNC, path, s.encode())
 
 
 def parse_manifest(raw: bytes) -> list[Record]:
@@ -181,14 +177,6 @@ def join_bundle(parts: BundleParts, *, fix: bool = True) -> bytes:
         total = len(out) + 40
     out = assemble(total)
     return out + parts.trailer_tag + blake3.blake3(out).digest()
-
-
-def rewrite(src: Path, dst: Path, change: Any, *, fix: bool = True) -> Path:
-    """Copy bundle `src` to `dst` with `change(parts)` applied."""
-    parts = split_bundle(src.read_bytes())
-    change(parts)
-    dst.write_bytes(join_bundle(parts, fix=fix))
-    return dst
 
 
 # Replicas and their state -------------------------------------------------------

@@ -201,12 +201,6 @@ def lost(before: Iterable[str], root: Path | str) -> set[str]:
     return set(before) - versions(root)
 
 
-def stray_files(root: Path | str, expected: Iterable[str]) -> list[str]:
-    """Files outside `.squirrel/` that are neither expected nor conflict copies."""
-    allowed = set(expected)
-    return sorted(p for p in tree(root, folders=False) if p not in allowed and ".sq-conflict-" not in p)
-
-
 def leftovers(root: Path | str) -> list[str]:
     """Temporary files a finished command left in `.squirrel/tmp/`, and its
     intent log if it left one."""
