@@ -15,8 +15,6 @@ index as `sq ls-index --json` prints it, and every raw LMDB record.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import shutil
@@ -29,14 +27,12 @@ from typing import Any
 import blake3
 import lmdb
 import zstandard
-from click.testing import CliRunner
 
-from squirrel.cli import cli, main
 from squirrel.plumbing.index import Entry, decode_entry, encode_entry
-from squirrel.plumbing.vtime import VectorTime, decode_varint, encode_varint
+from squirrel.plumbing.vtime import decode_varint, encode_varint
 from squirrel.porcelain.init import init
 from squirrel.porcelain.pack import pack
-from tests.helpers import make_tree
+from tests.helpers import make_tree, sq_in_process, walk
 
 SIGNATURE = b"SQBUNDLE"
 TRAILER = b"SQTRAILR"
@@ -89,10 +85,6 @@ def record_bytes(r: Record) -> bytes:
 
 def entry_record(path: bytes, entry: Entry) -> Record:
     return Record(REC_ENTRY, path, encode_entry(entry))
-
-
-def sync_record(path: bytes, s: VectorTime) -> Record:
-    return Record(REC_SYNC, path, s.encode())
 
 
 def parse_manifest(raw: bytes) -> list[Record]:
@@ -187,48 +179,16 @@ def join_bundle(parts: BundleParts, *, fix: bool = True) -> bytes:
     return out + parts.trailer_tag + blake3.blake3(out).digest()
 
 
-def rewrite(src: Path, dst: Path, change: Any, *, fix: bool = True) -> Path:
-    """Copy bundle `src` to `dst` with `change(parts)` applied."""
-    parts = split_bundle(src.read_bytes())
-    change(parts)
-    dst.write_bytes(join_bundle(parts, fix=fix))
-    return dst
-
-
 # Replicas and their state -------------------------------------------------------
-def tree(root: Path | str) -> dict[str, bytes]:
-    """Every file (content) and directory (`name/`) under root, `.squirrel/` aside."""
-    root = Path(root)
-    out: dict[str, bytes] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        if Path(dirpath) == root:
-            dirnames[:] = [d for d in dirnames if d != ".squirrel"]
-        rel = Path(dirpath).relative_to(root)
-        for d in dirnames:
-            out[(rel / d).as_posix() + "/"] = b""
-        for f in filenames:
-            p = Path(dirpath) / f
-            out[(rel / f).as_posix()] = b"->" + os.readlink(p).encode() if p.is_symlink() else p.read_bytes()
-    return out
-
-
 def _files_state(root: Path, skip: set[str]) -> dict[str, tuple[Any, ...]]:
     out: dict[str, tuple[Any, ...]] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel = Path(dirpath).relative_to(root)
-        dirnames[:] = [d for d in dirnames if (rel / d).as_posix() not in skip]
-        for name in dirnames + filenames:
-            p = Path(dirpath) / name
-            key = (rel / name).as_posix()
-            if key in skip:
-                continue
-            st = os.lstat(p)
-            if stat.S_ISLNK(st.st_mode):
-                out[key] = ("link", os.readlink(p))
-            elif stat.S_ISDIR(st.st_mode):
-                out[key] = ("dir", stat.S_IMODE(st.st_mode))
-            else:
-                out[key] = ("file", stat.S_IMODE(st.st_mode), st.st_mtime_ns, p.read_bytes())
+    for key, p, st in walk(root, skip):
+        if stat.S_ISLNK(st.st_mode):
+            out[key] = ("link", os.readlink(p))
+        elif stat.S_ISDIR(st.st_mode):
+            out[key] = ("dir", stat.S_IMODE(st.st_mode))
+        else:
+            out[key] = ("file", stat.S_IMODE(st.st_mode), st.st_mtime_ns, p.read_bytes())
     return out
 
 
@@ -248,9 +208,7 @@ def lmdb_dump(root: Path | str) -> dict[str, list[tuple[bytes, bytes]]]:
 
 
 def ls_index(root: Path | str) -> Any:
-    res = CliRunner().invoke(cli, ["ls-index", str(root), "--json"])
-    assert res.exit_code == 0, res.output
-    return json.loads(res.stdout)
+    return sq_in_process("ls-index", root, "--json").check().json
 
 
 def snapshot(root: Path | str) -> dict[str, Any]:
@@ -262,22 +220,6 @@ def snapshot(root: Path | str) -> dict[str, Any]:
         "ls-index": ls_index(root),
         "lmdb": lmdb_dump(root),
     }
-
-
-def sq_in_process(*args: str | Path) -> tuple[int, bytes, bytes]:
-    """Run `sq` through its real entry point (`main`: exit codes, error
-    messages) in this process: (exit code, stdout, stderr)."""
-    out, err = io.BytesIO(), io.BytesIO()
-    text_out = io.TextIOWrapper(out, encoding="utf-8", write_through=True)
-    text_err = io.TextIOWrapper(err, encoding="utf-8", write_through=True)
-    code: int | str | None = 0
-    with contextlib.redirect_stdout(text_out), contextlib.redirect_stderr(text_err):
-        try:
-            main([os.fspath(a) for a in args])
-        except SystemExit as e:
-            code = e.code
-    assert isinstance(code, int), code
-    return code, out.getvalue(), err.getvalue()
 
 
 def copy_replica(src: Path, dst: Path) -> Path:

@@ -1,38 +1,14 @@
-"""Tools for carrier tests: read a drive's tree, weigh and snapshot a carrier.
+"""Tools for carrier tests: weigh and snapshot a carrier.
 
-`tree` is what a user sees on a drive (every file and folder outside the
-root's `.squirrel/`); `object_bytes` is the content a carrier holds, the
-figure its budget bounds; `carrier_snapshot` records the bytes of every file
-a visit could change, so a refused visit can be shown to have changed nothing.
+`object_bytes` is the content a carrier holds, the figure its budget bounds;
+`carrier_snapshot` records the bytes of every file a visit could change, so a
+refused visit can be shown to have changed nothing. What a user sees on a
+drive is `tests.helpers.tree`.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-
-SQUIRREL = ".squirrel"
-
-
-def tree(root: Path | str) -> dict[str, bytes]:
-    """`{"a/b.jpg": content, "a/": b""}` for everything outside `.squirrel/`."""
-    root = Path(root)
-    out: dict[str, bytes] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        here = Path(dirpath)
-        if here == root:
-            dirnames[:] = [d for d in dirnames if d != SQUIRREL]
-        rel = here.relative_to(root)
-        for d in dirnames:
-            out[(rel / d).as_posix() + "/"] = b""
-        for f in filenames:
-            out[(rel / f).as_posix()] = (here / f).read_bytes()
-    return out
-
-
-def files_of(root: Path | str) -> dict[str, bytes]:
-    """Only the files of `tree(root)`."""
-    return {p: data for p, data in tree(root).items() if not p.endswith("/")}
 
 
 def object_files(carrier: Path | str) -> list[Path]:

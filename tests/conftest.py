@@ -1,4 +1,6 @@
-"""Every test runs with no `SQ_*` variables set and without progress output."""
+"""Every test runs with no `SQ_*` variables set and without progress output.
+
+`no_hard_links` makes the test's file system one without hard links."""
 
 from __future__ import annotations
 
@@ -8,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from squirrel.plumbing import fsops
 from squirrel.plumbing.replica import Replica
+from tests.helpers import NoHardLinks
 
 
 @pytest.fixture(autouse=True)
@@ -27,3 +31,14 @@ def replica_root(tmp_path: Path) -> Iterator[Path]:
     root.mkdir()
     Replica.create(str(root), name="drive").close()
     yield root
+
+
+@pytest.fixture
+def no_hard_links(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> NoHardLinks:
+    """`os.link` fails with EPERM, as on exFAT: `fsops.replace_keeping_old`
+    takes its branch for such drives. `fsops.os` is the `os` module, so
+    every hard link in this process and its forked children is refused, the
+    intent log's too, as on a real drive without them."""
+    refuse = NoHardLinks(tmp_path / "hard-links-refused")
+    monkeypatch.setattr(fsops.os, "link", refuse)
+    return refuse

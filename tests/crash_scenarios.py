@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,8 +28,8 @@ import pytest
 
 from squirrel.porcelain.conflicts import conflicts
 from squirrel.porcelain.verify import verify
-from tests.fault_tools import Outcome, fresh_copy, leftovers, lost, oid, run_forked, user_files, versions
-from tests.helpers import age, make_tree, write
+from tests.fault_tools import Outcome, fresh_copy, leftovers, lost, oid, run_forked, versions
+from tests.helpers import Ran, age, make_tree, tree, write
 
 ConflictKey = tuple[str, str, str | None]
 
@@ -135,11 +135,11 @@ def _finish(scn: Scenario, tmp: Path) -> Scenario:
     out = run_forked(scn.argv(drive, carrier), trace=True)
     assert out.code == 0, out.stderr.decode()
     scn.ops = out.ops
-    scn.expected = user_files(drive)
+    scn.expected = tree(drive, folders=False)
     scn.conflicts = open_conflicts(drive)
     if carrier is not None:
         scn.carrier_objects = carrier_objects(carrier)
-    scn.before = user_files(scn.drive)
+    scn.before = tree(scn.drive, folders=False)
     scn.before_versions = versions(scn.drive)
     return scn
 
@@ -184,7 +184,7 @@ def sync_scenario(tmp: Path, scale: int = 1) -> Scenario:
 
 
 # Checks ---------------------------------------------------------------------------
-def check_interrupted(scn: Scenario, where: Path, first: Outcome) -> list[str]:
+def check_interrupted(scn: Scenario, where: Path, first: Ran) -> list[str]:
     """What a killed or failed command left: problems found (empty when all is well)."""
     drive = where / "drive"
     problems = []
@@ -199,7 +199,7 @@ def check_interrupted(scn: Scenario, where: Path, first: Outcome) -> list[str]:
         if len(errors) != 1 or len(first.error_lines) != 1:
             problems.append(f"not one `sq: error:` line: {first.error_lines}")
     known = set(scn.before_versions) | {oid(data) for data in scn.expected.values()}
-    for path, data in user_files(drive).items():
+    for path, data in tree(drive, folders=False).items():
         if ".sq-conflict-" in path:
             if oid(data) not in known:
                 problems.append(f"conflict copy {path} holds content that never existed")
@@ -218,13 +218,13 @@ class Finished:
     missing: set[ConflictKey]  # a clean run's conflicts that are not open
 
 
-def check_finished(scn: Scenario, where: Path, rerun: Outcome) -> Finished:
+def check_finished(scn: Scenario, where: Path, rerun: Ran) -> Finished:
     """After the re-run: problems found, and how its conflicts differ from a clean run's."""
     drive = where / "drive"
     problems = []
     if rerun.code != 0:
         problems.append(f"the re-run exited {rerun.code}: {rerun.stderr.decode()!r}")
-    got = user_files(drive)
+    got = tree(drive, folders=False)
     if got != scn.expected:
         wrong = sorted(p for p in got.keys() & scn.expected.keys() if got[p] != scn.expected[p])
         extra, missing = sorted(got.keys() - scn.expected.keys()), sorted(scn.expected.keys() - got.keys())
@@ -280,30 +280,35 @@ def pack_for(a: Path, b: Path, tmp: Path) -> Path:
     return bundle
 
 
-def kill_everywhere_then_scan_and_rerun(b: Path, bundle: Path, tmp: Path) -> tuple[dict[str, bytes], set[ConflictKey]]:
+def kill_everywhere_then_scan_and_rerun(
+    b: Path, bundle: Path, tmp: Path, after_kill: Callable[[Path], object] | None = None
+) -> tuple[dict[str, bytes], set[ConflictKey]]:
     """Apply `bundle` to copies of `b` killed at each point in turn; after each
     kill, the tree is as before or as after (never in between), a scan
-    records nothing, and the re-run ends as a clean run does.
+    records nothing, and the re-run ends as a clean run does. `after_kill`
+    sees each copy as the kill left it, before the scan.
     Returns the clean run's files and conflicts."""
     clean = fresh_copy(b, tmp / "clean")
     traced = run_forked(["apply", bundle, clean], trace=True)
     assert traced.code == 0, traced.stderr.decode()
-    expected, conflicts = user_files(clean), open_conflicts(clean)
-    before, before_versions = user_files(b), versions(b)
+    expected, conflicts = tree(clean, folders=False), open_conflicts(clean)
+    before, before_versions = tree(b, folders=False), versions(b)
     for n in range(1, len(traced.ops) + 1):
         work = fresh_copy(b, tmp / f"kill-{n}")
         assert run_forked(["apply", bundle, work], f"any:{n}").killed
+        if after_kill is not None:
+            after_kill(work)
         scanned = run_forked(["scan", work, "--json"])
         assert scanned.code == 0, scanned.stderr.decode()
         doc = json.loads(scanned.stdout)
         where = f"killed at any:{n} ({traced.ops[n - 1]})"
         assert doc["added"] == doc["modified"] == doc["deleted"] == doc["moved"] == [], (where, doc)
         # One batch: undone, or committed whole (a kill after the commit).
-        assert user_files(work) in (before, expected), where
+        assert tree(work, folders=False) in (before, expected), where
         assert not lost(before_versions, work), where
         again = run_forked(["apply", bundle, work])
         assert again.code == 0, (where, again.stderr.decode())
-        assert user_files(work) == expected, where
+        assert tree(work, folders=False) == expected, where
         assert open_conflicts(work) == conflicts, where
         assert verify(str(work)).ok and not leftovers(work), where
         shutil.rmtree(work)

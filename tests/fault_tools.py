@@ -10,10 +10,12 @@ after which the kernel still holds every written page, so what a kill test
 checks does not depend on the flush, and 300 kills stay fast. With `trace`,
 it lists the kind of every fault point a command passes.
 
-`versions` lists every file version a replica holds (tree and trash, by
-blake3 id); `lost` says which of them are nowhere after a command: neither
-at a path, nor in a conflict copy, nor in `.squirrel/trash/<id hex>` with
-content that still hashes to its id.
+`versions` lists every file version a replica holds (at its paths, as
+`tests.helpers.tree` reads them, and in its trash, by blake3 id); `lost`
+says which of them are nowhere after a command: neither at a path, nor in a
+conflict copy, nor in `.squirrel/trash/<id hex>` with content that still
+hashes to its id. A forked run's `Outcome` is the `tests.helpers.Ran` the
+other ways of running `sq` return, plus the fault points it passed.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import io
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,28 +37,18 @@ import blake3
 
 from squirrel.cli import main
 from squirrel.plumbing import faults
-from tests.helpers import sq_executable
+from tests.helpers import SQUIRREL, Ran, argv_of, exit_code_of, tree
 
-SQUIRREL = ".squirrel"
 KILLED = -signal.SIGKILL
 CHILD_CRASHED = 99  # the forked child raised something main() did not handle
 
 
 @dataclass
-class Outcome:
-    code: int  # the exit code, or KILLED
-    stdout: bytes
-    stderr: bytes
+class Outcome(Ran):
+    """A forked run's `Ran`, with the fault points it passed."""
+
     points: int = 0  # fault points passed (with trace, or a fault armed past the last)
     ops: list[str] = field(default_factory=list)  # with trace: each point's kind, in order
-
-    @property
-    def killed(self) -> bool:
-        return self.code == KILLED
-
-    @property
-    def error_lines(self) -> list[str]:
-        return [line for line in self.stderr.decode(errors="replace").splitlines() if line.startswith("sq: ")]
 
 
 def _no_fsync(fd: int) -> None:
@@ -103,7 +94,7 @@ def spawn(
     With `trace`, the outcome lists the kind of every fault point passed;
     `hook(op)` runs in the child at each fault point, before the fault;
     with `uid`, the child drops to that user (and its group) first."""
-    argv = [os.fspath(a) for a in args]
+    argv = argv_of(args)
     files = [tempfile.TemporaryFile() for _ in range(3)]
     out, err, counter = files
     sys.stdout.flush()
@@ -129,7 +120,7 @@ def spawn(
             try:
                 main(argv)
             except SystemExit as e:
-                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+                code = exit_code_of(e)
         except BaseException:
             traceback.print_exc()
         finally:
@@ -188,21 +179,6 @@ def oid(data: bytes) -> str:
     return blake3.blake3(data).hexdigest()
 
 
-def user_files(root: Path | str) -> dict[str, bytes]:
-    """Every regular file outside the root's `.squirrel/` (symlinks and specials aside)."""
-    root = Path(root)
-    found: dict[str, bytes] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        here = Path(dirpath)
-        if here == root:
-            dirnames[:] = [d for d in dirnames if d != SQUIRREL]
-        for name in filenames:
-            p = here / name
-            if p.is_file() and not p.is_symlink():
-                found[p.relative_to(root).as_posix()] = p.read_bytes()
-    return found
-
-
 def trash_ids(root: Path | str) -> set[str]:
     """Object ids (hex) of the trash files whose content still hashes to their name."""
     trash = Path(root) / SQUIRREL / "trash"
@@ -217,18 +193,12 @@ def trash_ids(root: Path | str) -> set[str]:
 
 def versions(root: Path | str) -> set[str]:
     """Every file version a replica holds: in its tree or its trash."""
-    return {oid(data) for data in user_files(root).values()} | trash_ids(root)
+    return {oid(data) for data in tree(root, folders=False).values()} | trash_ids(root)
 
 
 def lost(before: Iterable[str], root: Path | str) -> set[str]:
     """The versions of `before` that are nowhere in `root` any more."""
     return set(before) - versions(root)
-
-
-def stray_files(root: Path | str, expected: Iterable[str]) -> list[str]:
-    """Files outside `.squirrel/` that are neither expected nor conflict copies."""
-    allowed = set(expected)
-    return sorted(p for p in user_files(root) if p not in allowed and ".sq-conflict-" not in p)
 
 
 def leftovers(root: Path | str) -> list[str]:
@@ -258,13 +228,3 @@ def crash_points(total: int, full: bool, budget: int) -> list[int]:
     middle = every[6:-6]
     step = max(1, len(middle) // max(1, budget - 12))
     return sorted(set(head + middle[::step] + tail))
-
-
-def run_real(args: Sequence[str | Path], fault: str | None = None, timeout: float = 120) -> Outcome:
-    """Run the real `sq` executable with SQ_FAULT=`fault` (none when None)."""
-    env = {k: v for k, v in os.environ.items() if k != "SQ_FAULT"}
-    if fault is not None:
-        env["SQ_FAULT"] = fault
-    argv = [sq_executable(), *(os.fspath(a) for a in args)]
-    proc = subprocess.run(argv, capture_output=True, timeout=timeout, check=False, env=env)
-    return Outcome(proc.returncode, proc.stdout, proc.stderr)

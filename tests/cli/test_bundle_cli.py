@@ -27,23 +27,19 @@ from tests.bundle_tools import (
     offsets,
     sender_and_receiver,
     snapshot,
-    sq_in_process,
-    tree,
 )
-from tests.helpers import make_tree, run_sq
+from tests.helpers import make_tree, run_sq, sq_in_process, tree
 
 SYNC_FIELDS = {"created", "updated", "deleted", "skipped", "moved", "bytes_copied", "conflicts", "failed", "deferred"}
 
 
 def ok(*args: str | Path) -> tuple[bytes, str]:
-    code, out, err = sq_in_process(*args)
-    assert code == 0, err
-    return out, err.decode()
+    ran = sq_in_process(*args).check()
+    return ran.stdout, ran.err
 
 
 def ok_json(*args: str | Path) -> Any:
-    out, _ = ok(*args, "--json")
-    return json.loads(out)
+    return sq_in_process(*args, "--json").check().json
 
 
 def one_error(err: bytes) -> str:
@@ -111,24 +107,24 @@ def test_pack_refuses_a_receiver_of_another_vault(pair: tuple[Path, Path], tmp_p
     z = tmp_path / "Z"
     z.mkdir()
     init(str(z), name="Z")
-    code, out, err = sq_in_process("pack", a, "-o", tmp_path / "z.sqb", "--for", z)
-    assert code == WrongVault.exit_code
-    one_error(err)
+    ran = sq_in_process("pack", a, "-o", tmp_path / "z.sqb", "--for", z)
+    assert ran.code == WrongVault.exit_code
+    one_error(ran.stderr)
     assert not (tmp_path / "z.sqb").exists()
 
 
 def test_pack_refuses_for_and_base_together(pair: tuple[Path, Path], tmp_path: Path) -> None:
     a, b = pair
     ok("knowledge", b, "-o", tmp_path / "b.json")
-    code, _, err = sq_in_process("pack", a, "-o", tmp_path / "x.sqb", "--for", b, "--base", tmp_path / "b.json")
-    assert code == 5
-    one_error(err)
+    ran = sq_in_process("pack", a, "-o", tmp_path / "x.sqb", "--for", b, "--base", tmp_path / "b.json")
+    assert ran.code == 5
+    one_error(ran.stderr)
 
 
 def test_pack_refuses_a_bad_size(pair: tuple[Path, Path], tmp_path: Path) -> None:
     a, b = pair
-    code, _, _ = sq_in_process("pack", a, "-o", tmp_path / "x.sqb", "--max-size", "lots")
-    assert code == 2
+    ran = sq_in_process("pack", a, "-o", tmp_path / "x.sqb", "--max-size", "lots")
+    assert ran.code == 2
 
 
 # sq apply -------------------------------------------------------------------------
@@ -165,7 +161,7 @@ def test_apply_of_a_truncated_bundle_fails_with_one_line_in_a_real_process(
     (tmp_path / "cut.sqb").write_bytes(data[: len(data) // 2])
     before = snapshot(b)
     res = run_sq("apply", tmp_path / "cut.sqb", b)
-    assert res.returncode == BadBundle.exit_code
+    assert res.code == BadBundle.exit_code
     assert "truncated" in one_error(res.stderr)
     assert res.stdout == b""
     assert snapshot(b) == before
@@ -174,11 +170,11 @@ def test_apply_of_a_truncated_bundle_fails_with_one_line_in_a_real_process(
 def test_apply_with_deferred_paths_succeeds_and_says_so(pair: tuple[Path, Path], tmp_path: Path) -> None:
     a, b = pair
     ok("pack", a, "-o", tmp_path / "x.sqb", "--for", b, "--max-size", "4K")
-    code, out, err = sq_in_process("apply", tmp_path / "x.sqb", b, "--json")
-    assert code == 0
-    doc = json.loads(out)
+    ran = sq_in_process("apply", tmp_path / "x.sqb", b, "--json")
+    assert ran.code == 0
+    doc = ran.json
     assert {d["path"] for d in doc["deferred"]} == {"notes.txt", "photos/img1.jpg", "photos/img2.jpg"}
-    assert "left for a later sync" in err.decode()
+    assert "left for a later sync" in ran.err
 
 
 # sq bundle list / verify ----------------------------------------------------------
@@ -236,10 +232,10 @@ def test_bundle_verify_exits_1_on_a_damaged_bundle(pair: tuple[Path, Path], tmp_
     else:
         data[-5] ^= 1
     (tmp_path / "bad.sqb").write_bytes(bytes(data))
-    code, out, err = sq_in_process("bundle", "verify", tmp_path / "bad.sqb")
-    assert code == 1
-    assert "whole-bundle checksum does not match" in out.decode()
-    assert "problems" in err.decode()
+    ran = sq_in_process("bundle", "verify", tmp_path / "bad.sqb")
+    assert ran.code == 1
+    assert "whole-bundle checksum does not match" in ran.out
+    assert "problems" in ran.err
 
 
 def test_bundle_verify_refuses_a_truncated_bundle_with_its_error_code(pair: tuple[Path, Path], tmp_path: Path) -> None:
@@ -247,9 +243,9 @@ def test_bundle_verify_refuses_a_truncated_bundle_with_its_error_code(pair: tupl
     ok("pack", a, "-o", tmp_path / "x.sqb", "--for", b)
     data = (tmp_path / "x.sqb").read_bytes()
     (tmp_path / "cut.sqb").write_bytes(data[: offsets(data)["trailer"]])
-    code, _, err = sq_in_process("bundle", "verify", tmp_path / "cut.sqb")
-    assert code == BadBundle.exit_code
-    one_error(err)
+    ran = sq_in_process("bundle", "verify", tmp_path / "cut.sqb")
+    assert ran.code == BadBundle.exit_code
+    one_error(ran.stderr)
 
 
 # sq cat-object ----------------------------------------------------------------------
@@ -267,7 +263,7 @@ def test_cat_object_writes_the_exact_bytes_in_a_real_process(tmp_path: Path) -> 
     assert encodings == {0, 1}
     for content in (binary, text, b""):
         res = run_sq("cat-object", blake3.blake3(content).hexdigest(), "--bundle", tmp_path / "x.sqb")
-        assert res.returncode == 0, res.stderr
+        assert res.code == 0, res.stderr
         assert res.stdout == content
         assert res.stderr == b""
 
@@ -275,19 +271,19 @@ def test_cat_object_writes_the_exact_bytes_in_a_real_process(tmp_path: Path) -> 
 def test_cat_object_of_an_object_not_in_the_bundle(pair: tuple[Path, Path], tmp_path: Path) -> None:
     a, b = pair
     ok("pack", a, "-o", tmp_path / "x.sqb")
-    code, out, err = sq_in_process("cat-object", "ab" * 32, "--bundle", tmp_path / "x.sqb")
-    assert code == ContentUnavailable.exit_code
-    assert out == b""
-    one_error(err)
+    ran = sq_in_process("cat-object", "ab" * 32, "--bundle", tmp_path / "x.sqb")
+    assert ran.code == ContentUnavailable.exit_code
+    assert ran.stdout == b""
+    one_error(ran.stderr)
 
 
 def test_cat_object_refuses_a_malformed_id(pair: tuple[Path, Path], tmp_path: Path) -> None:
     a, _ = pair
     ok("pack", a, "-o", tmp_path / "x.sqb")
-    code, out, err = sq_in_process("cat-object", "xyz", "--bundle", tmp_path / "x.sqb")
-    assert code != 0
-    assert out == b""
-    one_error(err)
+    ran = sq_in_process("cat-object", "xyz", "--bundle", tmp_path / "x.sqb")
+    assert ran.code != 0
+    assert ran.stdout == b""
+    one_error(ran.stderr)
 
 
 def test_cat_object_fails_on_a_damaged_object(pair: tuple[Path, Path], tmp_path: Path) -> None:
@@ -297,17 +293,15 @@ def test_cat_object_fails_on_a_damaged_object(pair: tuple[Path, Path], tmp_path:
     head, payload, obj = next((h, p, o) for h, p, o in object_positions(bytes(data)) if o.size == 5000)
     data[payload + 100] ^= 1
     (tmp_path / "bad.sqb").write_bytes(bytes(data))
-    code, out, err = sq_in_process("cat-object", obj.oid.hex(), "--bundle", tmp_path / "bad.sqb")
-    assert code == BadBundle.exit_code
-    assert "does not match its id" in one_error(err)
-    assert out == b"", "not one byte of a damaged object reaches stdout"
+    ran = sq_in_process("cat-object", obj.oid.hex(), "--bundle", tmp_path / "bad.sqb")
+    assert ran.code == BadBundle.exit_code
+    assert "does not match its id" in one_error(ran.stderr)
+    assert ran.stdout == b"", "not one byte of a damaged object reaches stdout"
 
 
 def test_cat_object_needs_a_bundle_or_a_carrier(tmp_path: Path) -> None:
-    code, _, _ = sq_in_process("cat-object", "ab" * 32)
-    assert code == 2
-    code, _, _ = sq_in_process("cat-object", "ab" * 32, "--bundle", tmp_path / "x", "--carrier", tmp_path)
-    assert code == 2
+    assert sq_in_process("cat-object", "ab" * 32).code == 2
+    assert sq_in_process("cat-object", "ab" * 32, "--bundle", tmp_path / "x", "--carrier", tmp_path).code == 2
 
 
 def test_cat_object_reads_the_carrier_and_checks_it(tmp_path: Path) -> None:
@@ -320,15 +314,15 @@ def test_cat_object_reads_the_carrier_and_checks_it(tmp_path: Path) -> None:
     ok("sync", b, "--carrier", carrier)  # the carrier knows B: A's photo is kept for it
     ok("sync", a, "--carrier", carrier)
     oid = blake3.blake3(photo).hexdigest()
-    code, out, _ = sq_in_process("cat-object", oid, "--carrier", carrier)
-    assert (code, out) == (0, photo)
+    ran = sq_in_process("cat-object", oid, "--carrier", carrier)
+    assert (ran.code, ran.stdout) == (0, photo)
     (stored,) = carrier.glob(f"vaults/*/objects/{oid[:2]}/{oid}")
     stored.write_bytes(photo[:-1] + bytes([photo[-1] ^ 1]))
-    code, out, err = sq_in_process("cat-object", oid, "--carrier", carrier)
-    assert code == CorruptCarrier.exit_code and out == b""
-    assert "does not match its id" in one_error(err)
-    code, out, _ = sq_in_process("cat-object", "ab" * 32, "--carrier", carrier)
-    assert code == ContentUnavailable.exit_code and out == b""
+    ran = sq_in_process("cat-object", oid, "--carrier", carrier)
+    assert ran.code == CorruptCarrier.exit_code and ran.stdout == b""
+    assert "does not match its id" in one_error(ran.stderr)
+    ran = sq_in_process("cat-object", "ab" * 32, "--carrier", carrier)
+    assert ran.code == ContentUnavailable.exit_code and ran.stdout == b""
 
 
 # sq knowledge ---------------------------------------------------------------------------
@@ -353,20 +347,20 @@ def test_knowledge_writes_a_file_that_pack_base_reads(pair: tuple[Path, Path], t
 
 def test_knowledge_of_a_folder_that_is_not_a_replica(tmp_path: Path) -> None:
     (tmp_path / "plain").mkdir()
-    code, _, err = sq_in_process("knowledge", tmp_path / "plain", "-o", tmp_path / "k.json")
-    assert code == 3
-    one_error(err)
+    ran = sq_in_process("knowledge", tmp_path / "plain", "-o", tmp_path / "k.json")
+    assert ran.code == 3
+    one_error(ran.stderr)
     assert not (tmp_path / "k.json").exists()
 
 
 def test_pack_base_refuses_a_damaged_knowledge_file(pair: tuple[Path, Path], tmp_path: Path) -> None:
     a, _ = pair
     (tmp_path / "k.json").write_text('{"format": 1, "vault": "nope"}')
-    code, _, err = sq_in_process("pack", a, "-o", tmp_path / "x.sqb", "--base", tmp_path / "k.json")
-    assert code == BadBundle.exit_code
-    one_error(err)
+    ran = sq_in_process("pack", a, "-o", tmp_path / "x.sqb", "--base", tmp_path / "k.json")
+    assert ran.code == BadBundle.exit_code
+    one_error(ran.stderr)
     (tmp_path / "k.json").write_text('{"format": 99}')
-    code, _, err = sq_in_process("pack", a, "-o", tmp_path / "x.sqb", "--base", tmp_path / "k.json")
-    assert code == 8
-    one_error(err)
+    ran = sq_in_process("pack", a, "-o", tmp_path / "x.sqb", "--base", tmp_path / "k.json")
+    assert ran.code == 8
+    one_error(ran.stderr)
     assert not (tmp_path / "x.sqb").exists()

@@ -1,8 +1,7 @@
 """`sq init`, `scan`, `status`, `hash-object`, `ls-index` and `vt compare` through click.
 
-`CliRunner` drives the click group for output; exit codes for errors are
-chosen by `main()`, so those cases run `main(argv)` in the same isolation
-and read the `SystemExit` it raises.
+Every command runs through the `sq` entry point (`main()`) in this process:
+output and exit codes as a user gets them.
 """
 
 from __future__ import annotations
@@ -10,55 +9,23 @@ from __future__ import annotations
 import base64
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
 from squirrel import __version__
-from squirrel.cli import cli, main
 from squirrel.plumbing import ids
 from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.replica import Replica, read_identity
-from tests.helpers import make_tree, write
+from tests.helpers import Ran, make_tree, sq_in_process, write
 
 NON_UTF8 = b"caf\xe9.jpg"
 
 
-@dataclass
-class Ran:
-    code: int
-    stdout: bytes
-    stderr: str
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.stdout)
-
-
-def invoke(*args: str | Path, input: str | None = None) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args], input=input)
-
-
-def run(*args: str | Path, input: str | None = None) -> Ran:
-    """Run `main()` as the `sq` entry point does, capturing output and exit code."""
-    runner = CliRunner()
-    with runner.isolation(input=input) as (out, err, _):
-        try:
-            main([str(a) for a in args])
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
-        else:
-            code = 0
-        return Ran(code, out.getvalue(), err.getvalue().decode())
-
-
 def one_error_line(ran: Ran, code: int, *needles: str) -> None:
-    assert ran.code == code, ran.stderr
-    lines = ran.stderr.strip().splitlines()
-    assert len(lines) == 1, ran.stderr
+    assert ran.code == code, ran.err
+    lines = ran.err.strip().splitlines()
+    assert len(lines) == 1, ran.err
     assert lines[0].startswith("sq: error: ")
     for needle in needles:
         assert needle in lines[0]
@@ -67,42 +34,42 @@ def one_error_line(ran: Ran, code: int, *needles: str) -> None:
 @pytest.fixture
 def drive(tmp_path: Path) -> Path:
     root = make_tree(tmp_path / "drive", {"a/one.jpg": b"one", "a/two.jpg": b"two", "top.txt": b"top"})
-    assert run("init", root, "--name", "drive").code == 0
+    assert sq_in_process("init", root, "--name", "drive").code == 0
     return root
 
 
 # init ----------------------------------------------------------------------------
 def test_init_json_describes_the_new_replica(tmp_path: Path) -> None:
     root = make_tree(tmp_path / "Media", {"x/y.jpg": b"y", "z.txt": b"z"})
-    result = invoke("init", root, "--json")
-    assert result.exit_code == 0, result.output
-    doc = json.loads(result.stdout)
+    result = sq_in_process("init", root, "--json")
+    assert result.code == 0, result.err
+    doc = json.loads(result.out)
     ident = read_identity(str(root))
     assert doc == {"vault": ident.vault, "replica": ident.replica, "name": "Media", "files": 2, "dirs": 2}
-    assert result.stderr.count("\n") == 1
-    assert "initialized replica Media" in result.stderr and "new vault" in result.stderr
+    assert result.err.count("\n") == 1
+    assert "initialized replica Media" in result.err and "new vault" in result.err
 
 
 def test_init_join_joins_the_source_vault(drive: Path, tmp_path: Path) -> None:
     other = make_tree(tmp_path / "other", {"a/one.jpg": b"one"})
-    result = invoke("init", other, "--join", drive, "--name", "laptop", "--json")
-    assert result.exit_code == 0, result.output
-    doc = json.loads(result.stdout)
+    result = sq_in_process("init", other, "--join", drive, "--name", "laptop", "--json")
+    assert result.code == 0, result.err
+    doc = json.loads(result.out)
     source = read_identity(str(drive))
     assert doc["vault"] == source.vault
     assert doc["replica"] != source.replica
     assert doc["name"] == "laptop"
-    assert "joined vault" in result.stderr
+    assert "joined vault" in result.err
 
 
 def test_init_errors(drive: Path, tmp_path: Path) -> None:
-    one_error_line(run("init", drive), 4, "already a replica")
-    one_error_line(run("init", tmp_path / "missing"), 5)
+    one_error_line(sq_in_process("init", drive), 4, "already a replica")
+    one_error_line(sq_in_process("init", tmp_path / "missing"), 5)
     (tmp_path / "file").write_bytes(b"")
-    one_error_line(run("init", tmp_path / "file"), 5)
+    one_error_line(sq_in_process("init", tmp_path / "file"), 5)
     (tmp_path / "plain").mkdir()
     (tmp_path / "target").mkdir()
-    one_error_line(run("init", tmp_path / "target", "--join", tmp_path / "plain"), 3, "not a replica")
+    one_error_line(sq_in_process("init", tmp_path / "target", "--join", tmp_path / "plain"), 3, "not a replica")
     assert not (tmp_path / "target" / ".squirrel").exists()
 
 
@@ -114,8 +81,8 @@ def test_scan_json_lists_what_was_recorded(drive: Path) -> None:
     with open(os.path.join(os.fsencode(drive), NON_UTF8), "wb") as f:
         f.write(b"latin-1 name")
     (drive / "link").symlink_to(drive / "top.txt")
-    ran = run("scan", drive, "--json")
-    assert ran.code == 0, ran.stderr
+    ran = sq_in_process("scan", drive, "--json")
+    assert ran.code == 0, ran.err
     doc = ran.json
     assert {"added", "modified", "deleted", "moved", "files", "hashed", "skipped"} <= doc.keys()
     assert doc["modified"] == [{"path": "top.txt"}]
@@ -127,12 +94,12 @@ def test_scan_json_lists_what_was_recorded(drive: Path) -> None:
     assert doc["files"] == 3
     assert doc["hashed"] == 3
     assert doc["skipped"] == [{"path": "link", "reason": "symlink: not synchronized"}]
-    assert "skipped link" in ran.stderr
-    assert "scanned 3 files" in ran.stderr
+    assert "skipped link" in ran.err
+    assert "scanned 3 files" in ran.err
 
 
 def test_a_second_scan_records_and_hashes_nothing(drive: Path) -> None:
-    doc = run("scan", drive, "--json").json
+    doc = sq_in_process("scan", drive, "--json").json
     assert doc["added"] == doc["modified"] == doc["deleted"] == doc["moved"] == []
     assert doc["hashed"] == 0
     assert doc["files"] == 3
@@ -141,24 +108,24 @@ def test_a_second_scan_records_and_hashes_nothing(drive: Path) -> None:
 def test_scan_text_output(drive: Path) -> None:
     make_tree(drive, {"new.txt": b"n"})
     (drive / "top.txt").unlink()
-    result = invoke("scan", drive)
-    assert result.exit_code == 0
-    assert result.stdout.splitlines() == ["added     new.txt", "deleted   top.txt"]
+    result = sq_in_process("scan", drive)
+    assert result.code == 0
+    assert result.out.splitlines() == ["added     new.txt", "deleted   top.txt"]
 
 
 def test_scan_of_a_non_replica(tmp_path: Path) -> None:
-    one_error_line(run("scan", tmp_path), 3, "not a replica", str(tmp_path))
+    one_error_line(sq_in_process("scan", tmp_path), 3, "not a replica", str(tmp_path))
 
 
 # status ----------------------------------------------------------------------------
 def test_status_json_and_exit_code(drive: Path) -> None:
-    clean = run("status", drive, "--json", "--exit-code")
+    clean = sq_in_process("status", drive, "--json", "--exit-code")
     assert clean.code == 0
     assert clean.json == {"changes": [], "conflicts": [], "interrupted": False}
     write(drive / "top.txt", b"TOP")
     os.rename(drive / "a/one.jpg", drive / "moved.jpg")
     (drive / "new").mkdir()
-    ran = run("status", drive, "--json", "--exit-code")
+    ran = sq_in_process("status", drive, "--json", "--exit-code")
     assert ran.code == 1
     changes = sorted(ran.json["changes"], key=lambda c: c["path"])
     assert changes == [
@@ -166,21 +133,21 @@ def test_status_json_and_exit_code(drive: Path) -> None:
         {"path": "new", "change": "added", "kind": "dir"},
         {"path": "top.txt", "change": "modified", "kind": "file"},
     ]
-    assert run("status", drive).code == 0, "without --exit-code, pending changes are not an error"
+    assert sq_in_process("status", drive).code == 0, "without --exit-code, pending changes are not an error"
 
 
 def test_status_summary_counts_a_move_once(drive: Path) -> None:
     os.rename(drive / "a/one.jpg", drive / "moved.jpg")
-    ran = run("status", drive)
+    ran = sq_in_process("status", drive)
     assert ran.stdout.decode().splitlines() == ["moved     a/one.jpg -> moved.jpg"]
-    assert "1 pending changes" in ran.stderr
+    assert "1 pending changes" in ran.err
 
 
 def test_status_exit_code_counts_open_conflicts(drive: Path) -> None:
     with Replica.open(str(drive)) as rep:
         rep.index.put_conflict(ConflictRecord(b"top.txt", "update/update", b"top.txt", None))
         rep.index.commit()
-    ran = run("status", drive, "--json", "--exit-code")
+    ran = sq_in_process("status", drive, "--json", "--exit-code")
     assert ran.code == 1
     assert ran.json["changes"] == []
     assert [c["path"] for c in ran.json["conflicts"]] == ["top.txt"]
@@ -188,23 +155,23 @@ def test_status_exit_code_counts_open_conflicts(drive: Path) -> None:
 
 def test_status_text_lists_changes(drive: Path) -> None:
     (drive / "top.txt").unlink()
-    result = invoke("status", drive)
-    assert result.exit_code == 0
-    assert result.stdout.splitlines() == ["deleted   top.txt"]
+    result = sq_in_process("status", drive)
+    assert result.code == 0
+    assert result.out.splitlines() == ["deleted   top.txt"]
 
 
 def test_status_of_a_non_replica(tmp_path: Path) -> None:
-    one_error_line(run("status", tmp_path, "--exit-code"), 3, "not a replica")
+    one_error_line(sq_in_process("status", tmp_path, "--exit-code"), 3, "not a replica")
 
 
 def test_a_damaged_replica_is_a_corrupt_index(drive: Path) -> None:
     (drive / ".squirrel" / "replica.json").write_bytes(b"{damaged")
-    one_error_line(run("status", drive), 9, "damaged replica identity")
+    one_error_line(sq_in_process("status", drive), 9, "damaged replica identity")
 
 
 def test_a_missing_index_is_a_corrupt_index(drive: Path) -> None:
     (drive / ".squirrel" / "index" / "data.mdb").unlink()
-    one_error_line(run("scan", drive), 9, "index missing")
+    one_error_line(sq_in_process("scan", drive), 9, "index missing")
     assert not (drive / ".squirrel" / "index" / "data.mdb").exists(), "a missing index is not silently recreated"
 
 
@@ -213,26 +180,26 @@ def test_hash_object(tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     a.write_bytes(b"alpha")
     b.write_bytes(b"")
-    one = invoke("hash-object", a)
-    assert one.exit_code == 0
-    assert one.stdout == ids.hash_bytes(b"alpha").hex() + "\n"
-    two = invoke("hash-object", a, b)
-    assert two.stdout.splitlines() == [f"{ids.hash_bytes(b'alpha').hex()}  {a}", f"{ids.EMPTY_OID.hex()}  {b}"]
-    piped = invoke("hash-object", "--stdin-paths", input=f"{a}\n\n{b}\n")
-    assert piped.stdout == two.stdout
+    one = sq_in_process("hash-object", a)
+    assert one.code == 0
+    assert one.out == ids.hash_bytes(b"alpha").hex() + "\n"
+    two = sq_in_process("hash-object", a, b)
+    assert two.out.splitlines() == [f"{ids.hash_bytes(b'alpha').hex()}  {a}", f"{ids.EMPTY_OID.hex()}  {b}"]
+    piped = sq_in_process("hash-object", "--stdin-paths", input=f"{a}\n\n{b}\n")
+    assert piped.out == two.out
 
 
 def test_hash_object_errors(tmp_path: Path) -> None:
-    assert run("hash-object").code == 2
-    one_error_line(run("hash-object", tmp_path / "missing"), 16, "cannot read")
-    one_error_line(run("hash-object", tmp_path), 16, "not a regular file")
+    assert sq_in_process("hash-object").code == 2
+    one_error_line(sq_in_process("hash-object", tmp_path / "missing"), 16, "cannot read")
+    one_error_line(sq_in_process("hash-object", tmp_path), 16, "not a regular file")
 
 
 # ls-index ----------------------------------------------------------------------------
 def test_ls_index_text(drive: Path) -> None:
-    result = invoke("ls-index", drive)
-    assert result.exit_code == 0
-    lines = result.stdout.splitlines()
+    result = sq_in_process("ls-index", drive)
+    assert result.code == 0
+    lines = result.out.splitlines()
     assert [line.split("\t")[1] for line in lines] == ["a", "a/one.jpg", "a/two.jpg", "top.txt"]
     head, path = lines[3].split("\t")
     kind, oid, size, mtime_ns, m, s = head.split(" ")
@@ -245,8 +212,8 @@ def test_ls_index_text(drive: Path) -> None:
 def test_ls_index_z_writes_names_verbatim(drive: Path) -> None:
     with open(os.path.join(os.fsencode(drive), NON_UTF8), "wb") as f:
         f.write(b"x")
-    assert run("scan", drive).code == 0
-    ran = run("ls-index", drive, "-z")
+    assert sq_in_process("scan", drive).code == 0
+    ran = sq_in_process("ls-index", drive, "-z")
     assert ran.code == 0
     records = ran.stdout.split(b"\0")
     assert records[-1] == b""
@@ -257,8 +224,8 @@ def test_ls_index_z_writes_names_verbatim(drive: Path) -> None:
 def test_ls_index_json(drive: Path) -> None:
     with open(os.path.join(os.fsencode(drive), NON_UTF8), "wb") as f:
         f.write(b"x")
-    assert run("scan", drive).code == 0
-    ran = run("ls-index", drive, "--json")
+    assert sq_in_process("scan", drive).code == 0
+    ran = sq_in_process("ls-index", drive, "--json")
     assert ran.code == 0
     records = {r.get("path_b64", r["path"]): r for r in ran.json}
     top = records["top.txt"]
@@ -274,7 +241,7 @@ def test_ls_index_json(drive: Path) -> None:
 
 
 def test_ls_index_of_a_non_replica(tmp_path: Path) -> None:
-    one_error_line(run("ls-index", tmp_path), 3, "not a replica")
+    one_error_line(sq_in_process("ls-index", tmp_path), 3, "not a replica")
 
 
 # vt compare ----------------------------------------------------------------------------
@@ -289,28 +256,28 @@ def test_ls_index_of_a_non_replica(tmp_path: Path) -> None:
     ],
 )
 def test_vt_compare(a: str, b: str, want: str) -> None:
-    result = invoke("vt", "compare", a, b)
-    assert result.exit_code == 0
-    assert result.stdout == want + "\n"
+    result = sq_in_process("vt", "compare", a, b)
+    assert result.code == 0
+    assert result.out == want + "\n"
 
 
 @pytest.mark.parametrize("bad", ["laptop", "laptop:x", "laptop:1,laptop:2", "laptop:\u00b2"])
 def test_vt_compare_refuses_malformed_vector_times(bad: str) -> None:
-    one_error_line(run("vt", "compare", bad, "laptop:1"), 15, "laptop")
+    one_error_line(sq_in_process("vt", "compare", bad, "laptop:1"), 15, "laptop")
 
 
 # The group ----------------------------------------------------------------------------
 def test_usage_errors_exit_2(drive: Path) -> None:
-    assert run("no-such-command").code == 2
-    assert run("scan").code == 2
-    assert run("status", drive, "--no-such-option").code == 2
+    assert sq_in_process("no-such-command").code == 2
+    assert sq_in_process("scan").code == 2
+    assert sq_in_process("status", drive, "--no-such-option").code == 2
 
 
 def test_help_and_version() -> None:
-    ran = run("--help")
+    ran = sq_in_process("--help")
     assert ran.code == 0
     for command in ("init", "scan", "status", "hash-object", "ls-index", "vt"):
         assert command.encode() in ran.stdout
-    ran = run("--version")
+    ran = sq_in_process("--version")
     assert ran.code == 0
     assert __version__.encode() in ran.stdout

@@ -1,37 +1,22 @@
 """`sq push`, `sq reconcile`, `sq conflicts` and `sq resolve` through click.
 
-`CliRunner` drives the click group for output and JSON; exit codes are
-chosen by `main()`, so the error cases call `main(argv)` and read the
-`SystemExit` it raises.
+Every command runs through the `sq` entry point (`main()`) in this process:
+output, JSON and exit codes as a user gets them.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import blake3
 import pytest
-from click.testing import CliRunner
 
-from squirrel.cli import cli, main
 from squirrel.porcelain.init import init
-from tests.helpers import HOUR, make_tree, write
+from tests.helpers import HOUR, make_tree, sq_in_process, tree, write
 
 SYNC_FIELDS = {"created", "updated", "deleted", "skipped", "conflicts"}
-
-
-def files(root: Path) -> dict[str, bytes]:
-    out: dict[str, bytes] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        if Path(dirpath) == root:
-            dirnames[:] = [d for d in dirnames if d != ".squirrel"]
-        for f in filenames:
-            p = Path(dirpath) / f
-            out[p.relative_to(root).as_posix()] = p.read_bytes()
-    return out
 
 
 def short_id(content: bytes) -> str:
@@ -40,17 +25,12 @@ def short_id(content: bytes) -> str:
 
 def sq(*args: str | Path) -> Any:
     """Run `sq ARGS --json` in-process; returns the decoded JSON document."""
-    result = CliRunner().invoke(cli, [str(a) for a in args] + ["--json"])
-    assert result.exit_code == 0, (result.output, result.exception)
-    return json.loads(result.stdout)
+    return sq_in_process(*args, "--json").check().json
 
 
 def exit_code(*args: str | Path) -> int:
-    """Run `main()` as the `sq` entry point does; returns its exit code."""
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in args])
-    code = exc.value.code
-    return code if isinstance(code, int) else 1
+    """Run `sq ARGS` in-process; returns its exit code."""
+    return sq_in_process(*args).code
 
 
 @pytest.fixture
@@ -87,7 +67,7 @@ def test_push_json_has_the_documented_fields(pair: tuple[Path, Path]) -> None:
     (a / "d/y").unlink()
     doc = sq("push", a, b)
     assert (doc["created"], doc["updated"], doc["deleted"], doc["conflicts"]) == (0, 1, 1, [])
-    assert files(b) == {"x": b"1, edited"}
+    assert tree(b, folders=False) == {"x": b"1, edited"}
     doc = sq("push", a, b)
     assert (doc["created"], doc["updated"], doc["deleted"], doc["conflicts"]) == (0, 0, 0, [])
 
@@ -105,7 +85,7 @@ def test_skipped_counts_what_the_receiver_already_knows(pair: tuple[Path, Path])
 def test_push_json_reports_each_conflict(pair: tuple[Path, Path]) -> None:
     a, b = pair
     copy = conflicted(a, b)
-    assert files(b) == {"pics/p.jpg": b"A's edit", copy: b"B's edit"}
+    assert tree(b, folders=False) == {"pics/p.jpg": b"A's edit", copy: b"B's edit"}
 
 
 def test_push_of_a_subpath(pair: tuple[Path, Path]) -> None:
@@ -113,7 +93,7 @@ def test_push_of_a_subpath(pair: tuple[Path, Path]) -> None:
     make_tree(a, {"one/f": "1", "two/g": "2"})
     doc = sq("push", a, b, "one")
     assert doc["conflicts"] == []
-    assert files(b) == {"one/f": b"1"}
+    assert tree(b, folders=False) == {"one/f": b"1"}
 
 
 def test_reconcile_json_goes_both_ways(pair: tuple[Path, Path]) -> None:
@@ -123,7 +103,7 @@ def test_reconcile_json_goes_both_ways(pair: tuple[Path, Path]) -> None:
     doc = sq("reconcile", a, b)
     assert SYNC_FIELDS <= doc.keys()
     assert (doc["created"], doc["conflicts"]) == (2, [])
-    assert files(a) == files(b) == {"from-a": b"a", "from-b": b"b"}
+    assert tree(a, folders=False) == tree(b, folders=False) == {"from-a": b"a", "from-b": b"b"}
 
 
 def test_reconcile_json_names_the_replica_of_each_conflict(pair: tuple[Path, Path]) -> None:
@@ -136,7 +116,7 @@ def test_reconcile_json_names_the_replica_of_each_conflict(pair: tuple[Path, Pat
     assert [(c["path"], c["kind"], c["kept"], c["copy"], c["replica"]) for c in doc["conflicts"]] == [
         ("f.txt", "create/create", "f.txt", copy, "b")
     ]
-    assert files(a) == files(b) == {"f.txt": b"from a", copy: b"from b"}
+    assert tree(a, folders=False) == tree(b, folders=False) == {"f.txt": b"from a", copy: b"from b"}
 
 
 @pytest.mark.parametrize("command", ["push", "reconcile"])
@@ -148,10 +128,10 @@ def test_dry_run_changes_nothing(pair: tuple[Path, Path], command: str) -> None:
     (a / "gone").unlink()
     make_tree(a, {"new": "n"})
     make_tree(b, {"only-b": "b"})
-    before_a, before_b = files(a), files(b)
+    before_a, before_b = tree(a, folders=False), tree(b, folders=False)
     doc = sq(command, a, b, "--dry-run")
     assert doc["created"] >= 1 and doc["updated"] == 1 and doc["deleted"] == 1
-    assert files(a) == before_a and files(b) == before_b
+    assert tree(a, folders=False) == before_a and tree(b, folders=False) == before_b
     real = sq(command, a, b)
     assert (real["created"], real["updated"], real["deleted"]) == (doc["created"], doc["updated"], doc["deleted"])
 
@@ -164,7 +144,7 @@ def test_dry_run_reports_the_conflicts_it_would_meet(pair: tuple[Path, Path]) ->
     write(b / "p.jpg", "B's edit", seconds_ago=HOUR / 4)
     doc = sq("push", a, b, "--dry-run")
     assert [(c["path"], c["kind"]) for c in doc["conflicts"]] == [("p.jpg", "update/update")]
-    assert files(b) == {"p.jpg": b"B's edit"}
+    assert tree(b, folders=False) == {"p.jpg": b"B's edit"}
     assert sq("conflicts", b) == []
 
 
@@ -172,10 +152,10 @@ def test_human_output_goes_to_stderr_and_names_the_conflict(pair: tuple[Path, Pa
     a, b = pair
     make_tree(a, {"f": "from a"})
     make_tree(b, {"f": "from b"})
-    result = CliRunner().invoke(cli, ["push", str(a), str(b)])
-    assert result.exit_code == 0
-    assert "create/create" in result.stdout and "conflict" in result.stdout
-    assert "1 conflicts" in result.stderr
+    result = sq_in_process("push", a, b)
+    assert result.code == 0
+    assert "create/create" in result.out and "conflict" in result.out
+    assert "1 conflicts" in result.err
 
 
 def test_conflicts_json_lists_open_conflicts(pair: tuple[Path, Path]) -> None:
@@ -196,10 +176,10 @@ def test_resolve_keep_copy_then_reconcile(pair: tuple[Path, Path]) -> None:
     doc = sq("resolve", b, "pics/p.jpg", "--keep", "copy")
     assert doc["path"] == "pics/p.jpg" and doc["kept"] == "copy"
     assert sq("conflicts", b) == []
-    assert files(b) == {"pics/p.jpg": b"B's edit"}
+    assert tree(b, folders=False) == {"pics/p.jpg": b"B's edit"}
     rec = sq("reconcile", a, b)
     assert rec["conflicts"] == []
-    assert files(a) == files(b) == {"pics/p.jpg": b"B's edit"}
+    assert tree(a, folders=False) == tree(b, folders=False) == {"pics/p.jpg": b"B's edit"}
 
 
 def test_resolve_keep_path(pair: tuple[Path, Path]) -> None:
@@ -207,17 +187,18 @@ def test_resolve_keep_path(pair: tuple[Path, Path]) -> None:
     copy = conflicted(a, b)
     doc = sq("resolve", b, "pics/p.jpg", "--keep", "path")
     assert doc["trashed"] == copy
-    assert files(b) == {"pics/p.jpg": b"A's edit"}
+    assert tree(b, folders=False) == {"pics/p.jpg": b"A's edit"}
     assert sq("reconcile", a, b)["conflicts"] == []
-    assert files(a) == files(b)
+    assert tree(a, folders=False) == tree(b, folders=False)
 
 
-def test_resolve_without_a_conflict_exits_14(pair: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_resolve_without_a_conflict_exits_14(pair: tuple[Path, Path]) -> None:
     a, b = pair
     make_tree(b, {"fine.txt": "ok"})
-    assert exit_code("resolve", str(b), "fine.txt", "--keep", "path") == 14
-    assert "no open conflict" in capsys.readouterr().err
-    assert files(b) == {"fine.txt": b"ok"}
+    ran = sq_in_process("resolve", b, "fine.txt", "--keep", "path")
+    assert ran.code == 14
+    assert "no open conflict" in ran.err
+    assert tree(b, folders=False) == {"fine.txt": b"ok"}
 
 
 def test_resolve_keep_copy_of_a_conflict_without_copy_exits_14(pair: tuple[Path, Path]) -> None:
@@ -229,7 +210,7 @@ def test_resolve_keep_copy_of_a_conflict_without_copy_exits_14(pair: tuple[Path,
     doc = sq("push", a, b)
     assert [c["kind"] for c in doc["conflicts"]] == ["delete/update"]
     assert exit_code("resolve", str(b), "n.txt", "--keep", "copy") == 14
-    assert files(b) == {"n.txt": b"B's edit"}
+    assert tree(b, folders=False) == {"n.txt": b"B's edit"}
     assert exit_code("resolve", str(b), "n.txt", "--keep", "path") == 0
     assert sq("conflicts", b) == []
 
@@ -247,7 +228,7 @@ def test_push_between_vaults_exits_6(tmp_path: Path) -> None:
     init(str(b))
     assert exit_code("push", str(a), str(b)) == 6
     assert exit_code("reconcile", str(a), str(b)) == 6
-    assert files(b) == {"g": b"b"}
+    assert tree(b, folders=False) == {"g": b"b"}
 
 
 def test_push_to_a_directory_that_is_not_a_replica_exits_3(pair: tuple[Path, Path], tmp_path: Path) -> None:
@@ -269,4 +250,4 @@ def test_resolve_by_the_copy_name(pair: tuple[Path, Path]) -> None:
     a, b = pair
     copy = conflicted(a, b)
     assert exit_code("resolve", str(b), copy, "--keep", "copy") == 0
-    assert files(b) == {"pics/p.jpg": b"B's edit"}
+    assert tree(b, folders=False) == {"pics/p.jpg": b"B's edit"}

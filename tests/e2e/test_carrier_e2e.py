@@ -31,8 +31,8 @@ from typing import Any
 
 import pytest
 
-from tests.carrier_tools import files_of, object_bytes, tree
-from tests.helpers import run_sq
+from tests.carrier_tools import object_bytes
+from tests.helpers import run_sq, tree
 
 KIB = 1024
 BUDGET = 40 * KIB  # the data grows to three or four times this
@@ -111,7 +111,7 @@ class History:
         return f"{self.rng.choice(DIRS)}n{self.rng.randrange(24)}.bin"  # a small pool: create/create happens
 
     def writable(self, d: int) -> list[str]:
-        names = sorted(files_of(self.drives[d]))
+        names = sorted(tree(self.drives[d], folders=False))
         if self.one_writer:
             names = [p for p in names if self.owner.get(p) == d]
         return names
@@ -168,11 +168,11 @@ class History:
             args += ["--carrier", self.carrier]  # otherwise SQ_CARRIER names it
         self.visits += 1
         proc = run_sq(*args)
-        if proc.returncode == MASS_DELETE_EXIT:
+        if proc.code == MASS_DELETE_EXIT:
             # The user did delete (or move) most of this drive's files: say so.
             self.log.append(f"visit drive{d}: {proc.stderr.decode().strip()}")
             proc = run_sq(*args, "--allow-mass-delete")
-        assert proc.returncode == 0, (proc.returncode, proc.stderr.decode(), self.log)
+        assert proc.code == 0, (proc.code, proc.stderr.decode(), self.log)
         doc: dict[str, Any] = json.loads(proc.stdout)
         self.log.append(
             f"visit drive{d}: +{doc['created']} ~{doc['updated']} -{doc['deleted']} took {doc['taken']}"
@@ -190,7 +190,7 @@ class History:
         return doc
 
     def check_nothing_lost(self) -> None:
-        present = {digest(data) for d in self.active for data in files_of(self.drives[d]).values()}
+        present = {digest(data) for d in self.active for data in tree(self.drives[d], folders=False).values()}
         lost = sorted(n for dg, n in self.versions.items() if n not in self.superseded and dg not in present)
         assert not lost, f"versions {lost} are on no drive, and no user replaced them: {self.log}"
 
@@ -199,7 +199,7 @@ class History:
         if join:
             args += ["--join", *join]
         proc = run_sq(*args)
-        assert proc.returncode == 0, proc.stderr.decode()
+        assert proc.code == 0, proc.stderr.decode()
         self.active.append(d)
 
     # The story -------------------------------------------------------------
@@ -240,7 +240,7 @@ class History:
             assert t == trees[0], f"drive{d} differs from drive0: {sorted(set(t) ^ set(trees[0]))}"
         assert object_bytes(self.carrier) == 0, "every drive has everything, yet the carrier still holds content"
         proc = run_sq("carrier", "status", "--json")
-        assert proc.returncode == 0, proc.stderr.decode()
+        assert proc.code == 0, proc.stderr.decode()
         status = json.loads(proc.stdout)
         assert status["bytes"] == 0 and status["budget"] == BUDGET
         (vault,) = status["vaults"]
@@ -273,4 +273,4 @@ def test_one_writer_per_file_never_conflicts(tmp_path: Path, laptop: Path, seed:
     assert not [p for p in final if ".sq-conflict-" in p]
     for d in history.active:
         proc = run_sq("conflicts", history.drives[d], "--json")
-        assert proc.returncode == 0 and json.loads(proc.stdout) == []
+        assert proc.code == 0 and json.loads(proc.stdout) == []

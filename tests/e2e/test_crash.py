@@ -20,10 +20,11 @@ completes without being killed. After each kill:
 few, the last few, about 24 in all); SQ_CRASH_FULL=1 kills at every one.
 
 Small histories are killed at every point in `make test`: applies of an
-update, a conflict, a folder replaced by a file and the reverse, each
-scanned before the re-run (the intent log must have put back whatever the
-kill left half done, so that the scan records nothing; docs/safety.md, "The
-intent log"); and a resolve and a first visit, each simply run again.
+update (on a file system with hard links and on one without), a conflict,
+a folder replaced by a file and the reverse, each scanned before the re-run
+(the intent log must have put back whatever the kill left half done, so
+that the scan records nothing; docs/safety.md, "The intent log"); and a
+resolve and a first visit, each simply run again.
 The kills go through `run_forked` (tests/fault_tools.py); the seeded random
 kills of a larger history use the real `sq` executable.
 """
@@ -56,11 +57,9 @@ from tests.fault_tools import (
     leftovers,
     lost,
     run_forked,
-    run_real,
-    user_files,
     versions,
 )
-from tests.helpers import make_tree, write
+from tests.helpers import make_tree, run_sq, tree, write
 
 FULL = os.environ.get("SQ_CRASH_FULL") == "1"
 KILLS_PER_COMMAND = 24
@@ -138,10 +137,10 @@ def test_the_real_sq_killed_at_random_points_of_a_larger_history(
     n = random.Random(seed).randint(1, scn.points)
     where = tmp_path_factory.mktemp(f"random-{command}-{seed}")
     drive, carrier = scn.copies(where)
-    first = run_real(scn.argv(drive, carrier), f"any:{n}")
+    first = run_sq(*scn.argv(drive, carrier), fault=f"any:{n}", timeout=120)
     assert first.killed, f"any:{n} of {scn.points} did not kill the real sq: {first.code}"
     problems = check_interrupted(scn, where, first)
-    end = check_finished(scn, where, run_real(scn.argv(drive, carrier)))
+    end = check_finished(scn, where, run_sq(*scn.argv(drive, carrier), timeout=120))
     assert not problems + end.problems and not end.new and not end.missing, (n, problems, end)
     shutil.rmtree(where)
 
@@ -149,11 +148,28 @@ def test_the_real_sq_killed_at_random_points_of_a_larger_history(
 # Small histories, killed at every point, then scanned before the re-run ----------------------
 # A scan between the kill and the re-run is what a user may well do; it must
 # find no change that nobody made (the intent log undid the half-done steps).
-def test_an_update_killed_anywhere_is_undone_then_finished_without_a_conflict(tmp_path: Path) -> None:
+@pytest.mark.parametrize("hard_links", [True, False], ids=["hard-links", "no-hard-links"])
+def test_an_update_killed_anywhere_is_undone_then_finished_without_a_conflict(
+    tmp_path: Path, request: pytest.FixtureRequest, hard_links: bool
+) -> None:
+    """With hard links the old version is linked into the trash and the new
+    one renamed over it: no kill leaves the path empty. Without (exFAT), the
+    old version moves to the trash first: a kill before the new one is in
+    leaves the path empty, and the intent log puts the old one back."""
+    refused = None if hard_links else request.getfixturevalue("no_hard_links")
     a, b = two_replicas(tmp_path / "A", tmp_path / "B", {"x.txt": "the old version\n"})
     write(a / "x.txt", "the new version\n")
-    expected, conflicts = kill_everywhere_then_scan_and_rerun(b, pack_for(a, b, tmp_path), tmp_path)
+    left: list[dict[str, bytes]] = []
+    expected, conflicts = kill_everywhere_then_scan_and_rerun(
+        b, pack_for(a, b, tmp_path), tmp_path, lambda work: left.append(tree(work, folders=False))
+    )
     assert expected == {"x.txt": b"the new version\n"} and conflicts == set()
+    emptied = [n for n, files in enumerate(left, 1) if "x.txt" not in files]
+    if hard_links:
+        assert emptied == [], f"kills at any:{emptied} left x.txt missing"
+    else:
+        assert refused is not None and refused.refused, "the file system was never asked for a hard link"
+        assert emptied, "no kill fell between moving the old version out and the new one in"
 
 
 def test_a_conflict_killed_between_moving_aside_and_writing_is_recorded_once(tmp_path: Path) -> None:
@@ -183,7 +199,11 @@ def test_a_file_replaced_by_a_folder_killed_anywhere_is_undone_then_finished(tmp
     assert expected == {"album/one.jpg": b"one", "album/two.jpg": b"two", "keep": b"k"}
 
 
-def test_an_update_whose_rename_fails_keeps_the_old_version_at_its_path(tmp_path: Path) -> None:
+@pytest.mark.parametrize("hard_links", [True, False], ids=["hard-links", "no-hard-links"])
+def test_an_update_whose_rename_fails_keeps_the_old_version_at_its_path(
+    tmp_path: Path, request: pytest.FixtureRequest, hard_links: bool
+) -> None:
+    refused = None if hard_links else request.getfixturevalue("no_hard_links")
     a, b = two_replicas(tmp_path / "A", tmp_path / "B", {"x.txt": "the old version\n"})
     write(a / "x.txt", "the new version\n")
     bundle = pack_for(a, b, tmp_path)
@@ -191,9 +211,10 @@ def test_an_update_whose_rename_fails_keeps_the_old_version_at_its_path(tmp_path
     install = ops[: len(ops) - ops[::-1].index("rename")].count("rename")  # the last rename puts it in place
     failed = run_forked(["apply", bundle, b], f"rename:{install}:eio")
     assert failed.code == 18
-    assert user_files(b) == {"x.txt": b"the old version\n"}
+    assert tree(b, folders=False) == {"x.txt": b"the old version\n"}
+    assert refused is None or refused.refused, "the file system was never asked for a hard link"
     assert run_forked(["apply", bundle, b]).code == 0
-    assert user_files(b) == {"x.txt": b"the new version\n"}
+    assert tree(b, folders=False) == {"x.txt": b"the new version\n"}
 
 
 def test_a_first_visit_killed_anywhere_is_finished_by_the_next(tmp_path: Path) -> None:
@@ -214,7 +235,7 @@ def test_a_first_visit_killed_anywhere_is_finished_by_the_next(tmp_path: Path) -
         assert run_forked(["sync", drive, "--carrier", bag], f"any:{n}").killed
         again = run_forked(["sync", drive, "--carrier", bag])
         assert again.code == 0, (n, traced.ops[n - 1], again.stderr.decode())
-        assert user_files(drive)["new.jpg"] == b"new on D2\n"
+        assert tree(drive, folders=False)["new.jpg"] == b"new on D2\n"
         shutil.rmtree(work)
 
 
@@ -229,7 +250,7 @@ def test_a_resolve_killed_anywhere_is_finished_by_running_it_again(tmp_path: Pat
     clean = fresh_copy(b, tmp_path / "clean")
     traced = run_forked(["resolve", clean, "x.txt", "--keep", keep], trace=True)
     assert traced.code == 0, traced.stderr.decode()
-    expected = user_files(clean)
+    expected = tree(clean, folders=False)
     assert len(expected) == 1 and open_conflicts(clean) == set()
     for n in range(1, len(traced.ops) + 1):
         work = fresh_copy(b, tmp_path / f"kill-{n}")
@@ -238,7 +259,7 @@ def test_a_resolve_killed_anywhere_is_finished_by_running_it_again(tmp_path: Pat
         where = (n, traced.ops[n - 1], again.stderr.decode())
         # Killed after the resolution committed: it is done, and says so.
         assert again.code == 0 or (again.code == 14 and "no open conflict" in again.stderr.decode()), where
-        assert user_files(work) == expected, where
+        assert tree(work, folders=False) == expected, where
         assert open_conflicts(work) == set() and not lost(before, work), where
         assert verify(str(work)).ok and not leftovers(work), where
         shutil.rmtree(work)

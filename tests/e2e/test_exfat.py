@@ -36,8 +36,8 @@ import pytest
 from squirrel.plumbing.index import KIND_DIR, Entry, decode_entry
 from tests.bundle_tools import REC_ENTRY, Record, entry_record, join_bundle, split_bundle
 from tests.crash_scenarios import kill_everywhere_then_scan_and_rerun, open_conflicts, pack_for, two_replicas
-from tests.fault_tools import Outcome, oid, run_forked, trash_ids, user_files
-from tests.helpers import make_tree, write
+from tests.fault_tools import Outcome, oid, run_forked, trash_ids
+from tests.helpers import make_tree, tree, write
 
 MIB = 1 << 20
 TOOLS = ("mkfs.exfat", "losetup", "mount.exfat-fuse")
@@ -117,7 +117,7 @@ def visit(drive: Path, carrier: Path, *, code: int = 0) -> dict[str, Any]:
     out = sq("sync", drive, "--carrier", carrier, "--json")
     assert out.code == code, (drive, out.code, out.stdout.decode(), out.stderr.decode())
     if code:
-        lines = [line for line in out.stderr.decode().splitlines() if line.startswith("sq: ")]
+        lines = out.error_lines
         assert len(lines) == 1 and lines[0].startswith("sq: error: "), lines
     doc: dict[str, Any] = json.loads(out.stdout)
     return doc
@@ -170,7 +170,7 @@ def test_a_vault_with_an_exfat_drive_converges_without_conflicts_or_phantom_chan
     write(d1 / "docs/note2.txt", "edited on D1\n")
     write(d3 / "photos/new-on-d3.jpg", os.urandom(5_000))
     reports += rounds(drives, carrier)
-    trees = [user_files(d) for d in drives]
+    trees = [tree(d, folders=False) for d in drives]
     assert trees[0] == trees[1] == trees[2]
     assert "docs/note1.txt" not in trees[0] and "photos/img01-moved.jpg" in trees[0]
     assert not any(doc["conflicts"] for doc in reports), "a conflict nobody made"
@@ -226,13 +226,13 @@ def test_case_twins_arriving_on_exfat_are_reported_and_neither_is_overwritten(tm
         assert set(failed) == {"photos/img.jpg", "report.pdf"}, failed
         assert "collides with photos/IMG.JPG" in failed["photos/img.jpg"]
         assert "neither was overwritten" in failed["report.pdf"]
-        files = user_files(d2)
+        files = tree(d2, folders=False)
         assert files["photos/IMG.JPG"] == b"upper case\n"
         assert files["Report.pdf"] == b"D2's own report\n"
         assert sorted(os.listdir(d2 / "photos")) == ["IMG.JPG", "keep.jpg"]
     visit(d1, carrier)
-    assert user_files(d1)["photos/img.jpg"] == b"lower case\n", "the sender keeps both"
-    assert user_files(d1)["Report.pdf"] == b"D2's own report\n"
+    assert tree(d1, folders=False)["photos/img.jpg"] == b"lower case\n", "the sender keeps both"
+    assert tree(d1, folders=False)["Report.pdf"] == b"D2's own report\n"
 
 
 def test_nfc_and_nfd_names_on_exfat(tmp_path: Path, on_exfat: Path) -> None:
@@ -251,13 +251,13 @@ def test_nfc_and_nfd_names_on_exfat(tmp_path: Path, on_exfat: Path) -> None:
     twins = [n for n in names if unicodedata.normalize("NFC", n.decode()) == nfc_twin]
     assert len(twins) == 1
     written = (d2 / os.fsdecode(twins[0])).read_bytes()
-    assert written == user_files(d1)[os.fsdecode(twins[0])], "the twin written holds its own content"
+    assert written == tree(d1, folders=False)[os.fsdecode(twins[0])], "the twin written holds its own content"
     # The NFD name comes back to a third drive byte for byte.
     visit(d2, carrier, code=18)
     visit(d3, carrier)
     assert (d3 / nfd).read_bytes() == b"decomposed name\n"
     assert nfd.encode() in os.listdir(os.fsencode(d3))
-    assert len(user_files(d1)) == 4, "the sender keeps every name"
+    assert len(tree(d1, folders=False)) == 4, "the sender keeps every name"
 
 
 INVALID_ON_EXFAT = ["a:b.txt", "why?.txt", 'say "hi".txt', "a<b>.txt", "pipe|.txt", "star*.txt", "back\\slash.txt"]
@@ -303,7 +303,7 @@ def test_a_case_only_rename_arriving_on_exfat_loses_nothing_and_lands_by_the_nex
     visit(d1, carrier)
     first = sq("sync", d2, "--carrier", carrier)
     assert first.code in (0, 18)
-    assert content in {oid(data) for data in user_files(d2).values()} | trash_ids(d2)
+    assert content in {oid(data) for data in tree(d2, folders=False).values()} | trash_ids(d2)
     visit(d2, carrier)
     assert os.listdir(d2 / "photos") == ["Holiday.jpg"]
     assert (d2 / "photos/Holiday.jpg").read_bytes() == b"holiday"
@@ -383,15 +383,15 @@ def test_a_visit_that_cannot_fit_on_the_exfat_drive_is_refused_before_writing(tm
     write(d1 / "video.mov", os.urandom(free - 8 * MIB))
     write(d1 / "small.txt", "small\n")
     visit(d1, carrier)
-    before = (user_files(d2), sorted(os.listdir(d2 / ".squirrel" / "trash")))
+    before = (tree(d2, folders=False), sorted(os.listdir(d2 / ".squirrel" / "trash")))
     out = sq("sync", d2, "--carrier", carrier)
     assert out.code == 11, out.stderr.decode()
-    lines = [line for line in out.stderr.decode().splitlines() if line.startswith("sq: ")]
+    lines = out.error_lines
     assert len(lines) == 1 and "not enough space" in lines[0], lines
-    assert (user_files(d2), sorted(os.listdir(d2 / ".squirrel" / "trash"))) == before
+    assert (tree(d2, folders=False), sorted(os.listdir(d2 / ".squirrel" / "trash"))) == before
     assert os.listdir(d2 / ".squirrel" / "tmp") == []
     assert shutil.disk_usage(on_exfat).free >= free - MIB, "space was used by a refused visit"
     (d1 / "video.mov").unlink()
     visit(d1, carrier)
     visit(d2, carrier)
-    assert user_files(d2)["small.txt"] == b"small\n"
+    assert tree(d2, folders=False)["small.txt"] == b"small\n"

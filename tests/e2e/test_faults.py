@@ -37,8 +37,8 @@ from tests.crash_scenarios import (
     open_conflicts,
     shared,
 )
-from tests.fault_tools import Outcome, oid, run_forked, user_files
-from tests.helpers import make_tree, write
+from tests.fault_tools import Outcome, oid, run_forked
+from tests.helpers import make_tree, tree, write
 
 FULL = os.environ.get("SQ_CRASH_FULL") == "1"
 OPS = ("write", "fsync", "rename", "unlink", "utime", "commit")
@@ -119,7 +119,7 @@ def inject(scn: Scenario, where: Path, op: str, n: int, err: str) -> list[str]:
     problems = check_interrupted(scn, where, first)
     if first.code == 0:
         # The step was retried or had a fallback: the command must then have done everything.
-        if user_files(drive) != scn.expected:
+        if tree(drive, folders=False) != scn.expected:
             problems.append("exit 0, but the tree differs from a clean run's")
     elif first.code not in EXITS[err]:
         problems.append(f"exit {first.code} for {err}, want one of {sorted(EXITS[err])}")
@@ -188,7 +188,7 @@ def test_out_of_space_while_writing_stops_the_command_and_keeps_the_rest_unsynce
     assert check_interrupted(scn, tmp_path, first) == []
     again = scn.run(tmp_path)
     assert again.code == 0
-    assert user_files(drive) == scn.expected
+    assert tree(drive, folders=False) == scn.expected
 
 
 def test_a_conflict_whose_delivery_failed_is_reported_after_the_next_visit(tmp_path: Path) -> None:
@@ -214,7 +214,7 @@ def test_a_conflict_whose_delivery_failed_is_reported_after_the_next_visit(tmp_p
         assert again.code == 0
         reported += json.loads(again.stdout)["conflicts"]
     for drive in (d1, d2):
-        files = user_files(drive)
+        files = tree(drive, folders=False)
         assert files.pop("x.txt") == b"D2's edit\n"
         assert list(files.values()) == [b"D1's edit\n"]
     assert [c["kind"] for c in reported] == ["update/update"]

@@ -17,7 +17,6 @@ import pwd
 import shutil
 import socket
 import stat
-import subprocess
 import tempfile
 import threading
 import time
@@ -36,8 +35,8 @@ from squirrel.porcelain.scan import scan
 from tests.bundle_tools import snapshot
 from tests.carrier_tools import carrier_snapshot
 from tests.crash_scenarios import open_conflicts
-from tests.fault_tools import Outcome, leftovers, oid, run_forked, run_real, spawn, trash_ids, user_files
-from tests.helpers import age, indexed, make_tree, run_sq, sq_executable, write
+from tests.fault_tools import Outcome, leftovers, oid, run_forked, spawn, trash_ids
+from tests.helpers import Ran, age, indexed, make_tree, run_sq, start_sq, tree, write
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -49,11 +48,10 @@ def ok(*args: str | Path) -> Outcome:
     return out
 
 
-def one_error(out: Outcome | subprocess.CompletedProcess[bytes]) -> str:
+def one_error(out: Ran) -> str:
     """The command's single `sq: error: ...` line (and no other `sq:` line)."""
-    stderr = out.stderr.decode(errors="replace")
-    lines = [line for line in stderr.splitlines() if line.startswith("sq: ")]
-    assert len(lines) == 1 and lines[0].startswith("sq: error: "), stderr
+    lines = out.error_lines
+    assert len(lines) == 1 and lines[0].startswith("sq: error: "), out.err
     return lines[0]
 
 
@@ -123,7 +121,7 @@ def test_a_file_growing_while_hashed_is_never_recorded_with_a_mixed_hash(
         assert record is None, "a file that never stopped growing was recorded"
         assert [(p, why) for p, why in report.stats.skipped if p == b"video.mov"]
         assert "keeps changing" in dict(report.stats.skipped)[b"video.mov"]
-        assert run_sq("scan", drive).returncode == 0
+        assert run_sq("scan", drive).code == 0
         assert indexed(drive)[b"video.mov"].oid == blake3.blake3(data).digest()
 
 
@@ -151,8 +149,8 @@ def test_a_file_appended_to_by_another_process_during_scan_and_push(tmp_path: Pa
     finally:
         stop.set()
         appender.join()
-    assert scanned.returncode == 0, scanned.stderr
-    assert pushed.returncode in (0, 18), pushed.stderr
+    assert scanned.code == 0, scanned.stderr
+    assert pushed.code in (0, 18), pushed.stderr
     final = growing.read_bytes()
     for root in (a, b):
         record = indexed(root).get(b"capture.mov")
@@ -164,7 +162,7 @@ def test_a_file_appended_to_by_another_process_during_scan_and_push(tmp_path: Pa
         assert indexed(b)[b"capture.mov"].oid == blake3.blake3(copy).digest()
     assert leftovers(b) == []
     # Once it stops growing, the next push brings the whole file.
-    assert run_sq("push", a, b).returncode == 0
+    assert run_sq("push", a, b).code == 0
     assert (b / "capture.mov").read_bytes() == final
 
 
@@ -197,7 +195,7 @@ def test_a_target_edited_between_planning_and_renaming_is_never_overwritten(
     assert leftovers(b) == []
     again = run_forked(["apply", bundle, b] if how == "apply" else ["push", a, b])
     assert again.code == 0, again.stderr.decode()
-    contents = sorted(user_files(b).values())
+    contents = sorted(tree(b, folders=False).values())
     assert b"the user's edit, saved during the sync\n" in contents
     assert b"the sender's edit\n" in contents
     assert {kind for _, kind, _ in open_conflicts(b)} == {"update/update"}
@@ -236,22 +234,22 @@ def test_a_second_sq_on_a_drive_in_use_is_refused_with_exit_7(tmp_path: Path) ->
             ["sync", a, "--carrier", carrier],
             ["resolve", b, "f0.txt", "--keep", "path"],
         ):
-            second = run_real(args)
+            second = run_sq(*args, timeout=120)
             assert second.code == 7, (args, second.stderr)
             assert f"locked by pid {first.pid}" in one_error(second)
         assert snapshot_files(b) == b_before and carrier_snapshot(carrier) == carrier_before
-        status = run_real(["status", b])
+        status = run_sq("status", b, timeout=120)
         assert status.code == 0, "status only reads: it works while the drive is in use"
     finally:
         os.write(go_w, b"go" * 100)
     done = first.wait(60)
     assert done.code == 0, done.stderr.decode()
     assert (b / "new0.txt").read_bytes() == b"new 0\n"
-    assert run_real(["scan", b]).code == 0, "the lock went with the first sq"
+    assert run_sq("scan", b, timeout=120).code == 0, "the lock went with the first sq"
 
 
 def snapshot_files(root: Path) -> dict[str, bytes]:
-    return {**user_files(root), **{f"trash/{t}": b"" for t in trash_ids(root)}}
+    return {**tree(root, folders=False), **{f"trash/{t}": b"" for t in trash_ids(root)}}
 
 
 # The wrong drive, or none ------------------------------------------------------------
@@ -384,7 +382,7 @@ def test_a_real_sq_scan_of_a_drive_pulled_out_mid_scan_records_no_deletion(tmp_p
     listing = ls_index(drive)
     lock = drive / ".squirrel" / "lock"
     away = tmp_path / "pulled-out"
-    proc = subprocess.Popen([sq_executable(), "scan", str(drive)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = start_sq("scan", drive)
     try:
         wait_until_reading(proc.pid, lock, 200 * KIB)
         os.rename(drive, away)
@@ -491,7 +489,7 @@ def test_special_files_on_the_sender_are_never_opened_followed_or_carried(tmp_pa
     carrier = tmp_path / "carrier"
     assert run_forked(["sync", a, "--carrier", carrier], timeout=30).code == 0
     assert run_forked(["sync", b, "--carrier", carrier], timeout=30).code == 0
-    assert user_files(b) == {"photo.jpg": b"photo", "new.jpg": b"new photo"}
+    assert tree(b, folders=False) == {"photo.jpg": b"photo", "new.jpg": b"new photo"}
     assert sorted(os.listdir(b)) == [".squirrel", "new.jpg", "photo.jpg"]
     assert b"SECRET" not in bundle.read_bytes()
     assert not any(b"SECRET" in p.read_bytes() for p in carrier.rglob("*") if p.is_file())
@@ -687,13 +685,13 @@ def test_a_visit_that_would_deliver_mass_deletions_stops_and_changes_nothing(tmp
         (d1 / f"photos/img{i:03d}.jpg").unlink()
     assert run_forked(["sync", d1, "--carrier", carrier], timeout=30).code == 19
     ok("sync", d1, "--carrier", carrier, "--allow-mass-delete")
-    files, listing = user_files(d2), ls_index(d2)
+    files, listing = tree(d2, folders=False), ls_index(d2)
     versions = {oid(data) for data in files.values()}
     out = run_forked(["sync", d2, "--carrier", carrier], timeout=30)
     assert out.code == 19, out.stderr
     assert "would delete 80 of 100 files" in one_error(out)
-    assert user_files(d2) == files and ls_index(d2) == listing
+    assert tree(d2, folders=False) == files and ls_index(d2) == listing
     ok("sync", d2, "--carrier", carrier, "--allow-mass-delete")
-    assert len(user_files(d2)) == 20
-    kept = {oid(data) for data in user_files(d2).values()} | trash_ids(d2)
+    assert len(tree(d2, folders=False)) == 20
+    kept = {oid(data) for data in tree(d2, folders=False).values()} | trash_ids(d2)
     assert versions <= kept, "every deleted version is in the trash"

@@ -8,30 +8,14 @@ every tree is identical and no conflict is open.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import HOUR, make_tree, run_sq, write
-
-
-def tree(root: Path) -> dict[str, bytes]:
-    out: dict[str, bytes] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        if Path(dirpath) == root:
-            dirnames[:] = [d for d in dirnames if d != ".squirrel"]
-        rel = Path(dirpath).relative_to(root)
-        for d in dirnames:
-            out[(rel / d).as_posix() + "/"] = b""
-        for f in filenames:
-            out[(rel / f).as_posix()] = (Path(dirpath) / f).read_bytes()
-    return out
+from tests.helpers import HOUR, make_tree, run_sq, tree, write
 
 
 def sq_json(*args: str | Path) -> Any:
-    proc = run_sq(*args, "--json")
-    assert proc.returncode == 0, proc.stderr.decode()
-    return json.loads(proc.stdout)
+    return run_sq(*args, "--json").check().json
 
 
 def test_three_replicas_converge_through_push_reconcile_and_resolve(tmp_path: Path) -> None:
@@ -86,7 +70,7 @@ def test_three_replicas_converge_through_push_reconcile_and_resolve(tmp_path: Pa
     assert [(x["path"], x["kind"], x["copy"]) for x in listed] == [("notes.txt", "update/update", copy)]
 
     proc = run_sq("resolve", settled_on, "notes.txt", "--keep", "copy")
-    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.code == 0, proc.stderr.decode()
     assert sq_json("conflicts", settled_on) == []
     assert (settled_on / "notes.txt").read_bytes() == b"v3 from a"
 
@@ -106,23 +90,23 @@ def test_errors_have_their_documented_exit_codes(tmp_path: Path) -> None:
     a, b, other = tmp_path / "a", tmp_path / "b", tmp_path / "other"
     for r in (a, b, other):
         make_tree(r, {"f": r.name})
-    assert run_sq("init", a).returncode == 0
-    assert run_sq("init", b, "--join", a).returncode == 0
-    assert run_sq("init", other).returncode == 0
+    assert run_sq("init", a).code == 0
+    assert run_sq("init", b, "--join", a).code == 0
+    assert run_sq("init", other).code == 0
 
     proc = run_sq("push", a, other)
-    assert proc.returncode == 6 and b"different vaults" in proc.stderr
+    assert proc.code == 6 and b"different vaults" in proc.stderr
     proc = run_sq("resolve", b, "f", "--keep", "path")
-    assert proc.returncode == 14
+    assert proc.code == 14
     proc = run_sq("push", a, tmp_path / "missing")
-    assert proc.returncode == 5
+    assert proc.code == 5
     unmounted = tmp_path / "mnt"
     unmounted.mkdir()
     proc = run_sq("reconcile", a, unmounted)
-    assert proc.returncode == 3
+    assert proc.code == 3
     assert tree(other) == {"f": b"other"} and tree(unmounted) == {}
 
     proc = run_sq("reconcile", a, b, "--dry-run", "--json")
-    assert proc.returncode == 0
+    assert proc.code == 0
     assert json.loads(proc.stdout)["conflicts"][0]["kind"] == "create/create"
     assert tree(b) == {"f": b"b"}

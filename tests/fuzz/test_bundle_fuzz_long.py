@@ -35,6 +35,7 @@ import random
 import re
 import shutil
 import signal
+import stat
 import struct
 import tempfile
 import traceback
@@ -62,6 +63,7 @@ from tests.bundle_tools import (
     snapshot,
     split_bundle,
 )
+from tests.helpers import tree, walk
 from tests.property.test_bundle_fuzz import (
     APPLY_EVERY,
     TIME_LIMIT,
@@ -307,19 +309,14 @@ def check_applied(
     for trashed in (b / ".squirrel" / "trash").iterdir():
         if trashed.is_file() and blake3.blake3(trashed.read_bytes()).hexdigest() != trashed.name:
             problems.append(f"trash object {trashed.name} does not match its name")
-    for dirpath, dirnames, filenames in os.walk(b):
-        here = Path(dirpath)
-        if here == b:
-            dirnames[:] = [d for d in dirnames if d != ".squirrel"]
-        for name in dirnames + filenames:
-            st = os.lstat(here / name)
-            if not (stat_is_dir(st) or stat_is_file(st)):
-                problems.append(f"{here / name} is neither a file nor a folder")
-            elif stat_is_file(st):
-                if st.st_mode & 0o7000:
-                    problems.append(f"{here / name} has mode {oct(st.st_mode)}")
-                if blake3.blake3((here / name).read_bytes()).hexdigest() not in allowed:
-                    problems.append(f"{here / name} holds content neither side named")
+    for _, path, st in walk(b):
+        if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+            problems.append(f"{path} is neither a file nor a folder")
+        elif stat.S_ISREG(st.st_mode):
+            if st.st_mode & 0o7000:
+                problems.append(f"{path} has mode {oct(st.st_mode)}")
+            if blake3.blake3(path.read_bytes()).hexdigest() not in allowed:
+                problems.append(f"{path} holds content neither side named")
     if not report.failed and not report.deferred:
         checked = verify(str(b))
         wrong = [p for p in checked.problems if not (claims_knowledge and p.endswith(BEYOND))]
@@ -328,22 +325,8 @@ def check_applied(
     return problems
 
 
-def stat_is_dir(st: os.stat_result) -> bool:
-    return (st.st_mode & 0o170000) == 0o040000
-
-
-def stat_is_file(st: os.stat_result) -> bool:
-    return (st.st_mode & 0o170000) == 0o100000
-
-
 def content_ids(root: Path) -> set[str]:
-    out = set()
-    for dirpath, dirnames, filenames in os.walk(root):
-        if Path(dirpath) == root:
-            dirnames[:] = [d for d in dirnames if d != ".squirrel"]
-        for name in filenames:
-            out.add(blake3.blake3((Path(dirpath) / name).read_bytes()).hexdigest())
-    return out
+    return {blake3.blake3(data).hexdigest() for data in tree(root, folders=False).values()}
 
 
 def structural_case(data: Corpus, rng: random.Random, scratch: Path) -> tuple[str, str, list[str]]:

@@ -157,7 +157,7 @@ def test_a_damaged_log_stops_every_command_with_one_line_and_exit_9(root: Path) 
     make_tree(root, {"x.jpg": "x"})
     write_log(root, b'{"format": "sq-journal", "version": 1, "batch": "1"}\n{"t": "placed", "p": ')
     proc = run_sq("scan", root)
-    assert proc.returncode == 9
+    assert proc.code == 9
     lines = proc.stderr.decode().splitlines()
     assert len(lines) == 1 and lines[0].startswith("sq: error: ") and "intent log" in lines[0]
     assert (root / "x.jpg").read_bytes() == b"x"
@@ -210,11 +210,11 @@ def test_verify_says_when_an_interrupted_sync_waits_to_be_undone(root: Path) -> 
     make_tree(root, {"new.jpg": "x"})
     leave_log(root, journal.placed(b"new.jpg", version(b"x")))
     proc = run_sq("verify", root)
-    assert proc.returncode == 1
+    assert proc.code == 1
     assert "intent log" in proc.stdout.decode() + proc.stderr.decode()
     assert (root / "new.jpg").exists(), "verify only reads"
     run_sq("scan", root)
-    assert run_sq("verify", root).returncode == 0
+    assert run_sq("verify", root).code == 0
 
 
 def test_an_undo_never_goes_through_a_symlink_put_in_since(root: Path, tmp_path: Path) -> None:
@@ -238,9 +238,9 @@ def test_status_says_when_an_interrupted_sync_waits_to_be_undone(root: Path) -> 
     make_tree(root, {"new.jpg": "x"})
     leave_log(root, journal.placed(b"new.jpg", version(b"x")))
     proc = run_sq("status", root, "--json", "--exit-code")
-    assert proc.returncode == 1
+    assert proc.code == 1
     assert json.loads(proc.stdout)["interrupted"] is True
     assert "interrupted" in run_sq("status", root).stderr.decode()
     run_sq("scan", root)
     proc = run_sq("status", root, "--json", "--exit-code")
-    assert proc.returncode == 0 and json.loads(proc.stdout)["interrupted"] is False
+    assert proc.code == 0 and json.loads(proc.stdout)["interrupted"] is False

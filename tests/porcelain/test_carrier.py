@@ -18,9 +18,7 @@ from pathlib import Path
 
 import blake3
 import pytest
-from click.testing import CliRunner
 
-from squirrel.cli import cli, main
 from squirrel.errors import BadPath, NotAReplica
 from squirrel.plumbing.carrier import Carrier
 from squirrel.plumbing.replica import Replica
@@ -29,8 +27,8 @@ from squirrel.porcelain.carrier import carrier_status
 from squirrel.porcelain.init import init
 from squirrel.porcelain.pack import pack
 from squirrel.porcelain.visit import VisitReport, visit
-from tests.carrier_tools import carrier_snapshot, files_of, object_bytes, object_files, tree
-from tests.helpers import age, indexed, make_tree, sq_executable, write
+from tests.carrier_tools import carrier_snapshot, object_bytes, object_files
+from tests.helpers import age, indexed, make_tree, sq_in_process, start_sq, tree, write
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -148,9 +146,7 @@ def test_an_empty_mount_point_is_refused_and_the_carrier_loses_nothing(tmp_path:
     b.mkdir()  # the mount point, with the drive not mounted
     with pytest.raises(NotAReplica):
         visit(str(b), str(tmp_path / "carrier"))
-    with pytest.raises(SystemExit) as exc:
-        main(["sync", str(b), "--carrier", str(tmp_path / "carrier")])
-    assert exc.value.code == NotAReplica.exit_code
+    assert sq_in_process("sync", b, "--carrier", tmp_path / "carrier").code == NotAReplica.exit_code
     assert list(b.iterdir()) == []
     assert carrier_snapshot(tmp_path / "carrier") == before
 
@@ -189,7 +185,7 @@ def test_content_the_carrier_dropped_is_never_needed_again(tmp_path: Path) -> No
     version = 100
     for _ in range(30):
         root = rng.choice(roots)
-        here = sorted(files_of(root))
+        here = sorted(tree(root, folders=False))
         op = rng.choice(("create", "edit", "delete", "visit", "visit", "visit"))
         if op == "visit" or not here:
             checked_visit(rng.choice(roots))
@@ -304,12 +300,12 @@ def test_a_new_empty_drive_is_filled_over_several_visits_within_the_budget(tmp_p
     have = [0]
     for _ in range(12):
         laptop.visit(d)
-        count = len(files_of(d))
+        count = len(tree(d, folders=False))
         if count == len(files):
             break
         laptop.visit(a)
         have.append(count)
-    assert files_of(d) == files_of(a)
+    assert tree(d, folders=False) == tree(a, folders=False)
     assert have == sorted(have) and len(have) >= 5, f"filled in {len(have)} visits: {have}"
     assert all(r.carrier_bytes <= 20 * KIB for r in laptop.reports)
     laptop.until_quiet([a, d])
@@ -368,12 +364,12 @@ def test_dry_run_changes_nothing_on_the_drive_or_in_the_carrier(tmp_path: Path) 
     laptop.visit(a)
     age(b)
     before_tree, before_index, before_carrier = tree(b), indexed(b), carrier_snapshot(carrier)
-    mtimes = {p: (b / p).stat().st_mtime_ns for p in files_of(b)}
+    mtimes = {p: (b / p).stat().st_mtime_ns for p in tree(b, folders=False)}
 
     dry = laptop.visit(b, dry_run=True)
     assert dry.dry_run and dry.delivered.created == 2
     assert tree(b) == before_tree and indexed(b) == before_index
-    assert {p: (b / p).stat().st_mtime_ns for p in files_of(b)} == mtimes
+    assert {p: (b / p).stat().st_mtime_ns for p in tree(b, folders=False)} == mtimes
     assert carrier_snapshot(carrier) == before_carrier
 
     real = laptop.visit(b)
@@ -391,9 +387,7 @@ def test_dry_run_before_the_first_visit_reports_and_creates_no_carrier(tmp_path:
 
 # sq carrier status / config ----------------------------------------------------
 def sq_cli(*args: str | Path) -> str:
-    result = CliRunner().invoke(cli, [str(x) for x in args])
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result.stdout
+    return sq_in_process(*args).check().out
 
 
 def test_carrier_status_json_names_drives_visits_waiting_and_budget(tmp_path: Path) -> None:
@@ -432,9 +426,8 @@ def test_carrier_status_json_names_drives_visits_waiting_and_budget(tmp_path: Pa
 
 def test_carrier_config_sets_the_budget_visits_keep(tmp_path: Path) -> None:
     carrier = tmp_path / "carrier"
-    with pytest.raises(SystemExit) as exc:
-        main(["carrier", "config", "--carrier", str(carrier)])
-    assert exc.value.code == BadPath.exit_code and not carrier.exists()
+    assert sq_in_process("carrier", "config", "--carrier", carrier).code == BadPath.exit_code
+    assert not carrier.exists()
 
     assert sq_cli("carrier", "config", "--carrier", carrier, "--max-size", "3M").startswith(f"max-size {3 * MIB} ")
     assert json.loads((carrier / "carrier.json").read_text())["max_size"] == 3 * MIB
@@ -443,9 +436,7 @@ def test_carrier_config_sets_the_budget_visits_keep(tmp_path: Path) -> None:
     assert visit(str(a), str(carrier)).budget == 3 * MIB
     assert visit(str(a), str(carrier), max_size=5 * KIB).budget == 5 * KIB
     assert sq_cli("carrier", "config", "--carrier", carrier).startswith(f"max-size {5 * KIB} ")
-    with pytest.raises(SystemExit) as exc:
-        main(["carrier", "config", "--carrier", str(carrier), "--max-size", "lots"])
-    assert exc.value.code == 2
+    assert sq_in_process("carrier", "config", "--carrier", carrier, "--max-size", "lots").code == 2
     assert Carrier(str(carrier)).max_size == 5 * KIB
 
 
@@ -475,12 +466,12 @@ def test_a_deleted_folder_that_comes_back_with_a_new_file_still_deletes_the_old_
     laptop = Laptop(tmp_path / "carrier", MIB)
     for drive in (b, a, b):
         laptop.visit(drive)
-    assert files_of(b) == {"docs/x.txt": b"x", "docs/y.txt": b"y"}
+    assert tree(b, folders=False) == {"docs/x.txt": b"x", "docs/y.txt": b"y"}
     shutil.rmtree(a / "docs")  # the user deletes the folder on a
     laptop.visit(a)  # a receives docs/y.txt, which it never saw: it comes back
-    assert files_of(a) == {"docs/y.txt": b"y"}
+    assert tree(a, folders=False) == {"docs/y.txt": b"y"}
     laptop.until_quiet([b, a])
-    assert files_of(b) == {"docs/y.txt": b"y"}, "a's deletion of docs/x.txt never reached b"
+    assert tree(b, folders=False) == {"docs/y.txt": b"y"}, "a's deletion of docs/x.txt never reached b"
 
 
 def independent_creations(tmp_path: Path) -> tuple[Path, Path, Laptop]:
@@ -504,7 +495,7 @@ def test_a_conflict_the_carrier_settles_is_reported_and_listed(tmp_path: Path) -
     a, b, laptop = independent_creations(tmp_path)
     laptop.until_quiet([a, b])
     assert_same(a, b)
-    assert len(files_of(a)) == 2, "both versions are kept"
+    assert len(tree(a, folders=False)) == 2, "both versions are kept"
     assert [c["kind"] for c in laptop.conflicts()] == ["create/create"]
     listed = [c for d in (a, b) for c in open_conflicts(d)]
     assert [c["kind"] for c in listed] == ["create/create"]
@@ -520,12 +511,12 @@ def test_a_conflict_whose_winner_the_carrier_lacks_leaves_the_drives_file_in_pla
     laptop.visit(b)
     write(b / "n8.bin", "made on b, earlier", seconds_ago=7200)
     r = laptop.visit(b)
-    assert files_of(b) == {"n8.bin": b"made on b, earlier"}
+    assert tree(b, folders=False) == {"n8.bin": b"made on b, earlier"}
     assert r.delivered.conflicts == [] and b"n8.bin" in {p for p, _ in r.delivered.deferred}
     laptop.until_quiet([a, b])
     assert_same(a, b)
-    assert sorted(files_of(a).values()) == [b"made on a", b"made on b, earlier"]
-    assert files_of(a)["n8.bin"] == b"made on a"
+    assert sorted(tree(a, folders=False).values()) == [b"made on a", b"made on b, earlier"]
+    assert tree(a, folders=False)["n8.bin"] == b"made on a"
     assert [c["kind"] for c in laptop.conflicts()] == ["create/create"]
 
 
@@ -534,7 +525,7 @@ def test_a_conflict_copy_whose_content_was_deleted_does_not_wait_forever(tmp_pat
     (a / "n8.bin").unlink()  # the user deletes a's version, the only copy of its content
     laptop.until_quiet([a, b])
     assert_same(a, b)
-    assert files_of(a) == {"n8.bin": b"made on b"}
+    assert tree(a, folders=False) == {"n8.bin": b"made on b"}
 
 
 # Visits killed half-way -------------------------------------------------------
@@ -543,11 +534,7 @@ def killed_visit(drive: Path, carrier: Path, rng: random.Random, while_copying: 
     milliseconds after it starts writing a temporary file (on the drive or in
     the carrier), or after a random delay. Says whether it was killed."""
     tmp_dirs = [drive / ".squirrel" / "tmp", *carrier.glob("vaults/*/.squirrel/tmp")]
-    proc = subprocess.Popen(
-        [sq_executable(), "sync", str(drive), "--carrier", str(carrier)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_sq("sync", drive, "--carrier", carrier, output=subprocess.DEVNULL)
     deadline = time.monotonic() + (30 if while_copying else rng.uniform(0.1, 0.5))
     while proc.poll() is None and time.monotonic() < deadline:
         if while_copying and any(any(d.iterdir()) for d in tmp_dirs if d.is_dir()):
@@ -578,7 +565,7 @@ def test_visits_killed_at_random_points_are_finished_by_visiting_again(tmp_path:
         if killed_visit(drive, carrier, rng, while_copying=i % 3 != 2):
             killed.append(drive.name)
         for root in roots:
-            partial = [p for p, data in files_of(root).items() if data not in contents]
+            partial = [p for p, data in tree(root, folders=False).items() if data not in contents]
             assert partial == [], f"a killed visit left partly written files on {root.name}: {partial}"
         assert object_bytes(carrier) <= budget
         for obj in object_files(carrier):
@@ -588,7 +575,7 @@ def test_visits_killed_at_random_points_are_finished_by_visiting_again(tmp_path:
     laptop.until_quiet([b, a, c])
     assert [c for r in laptop.reports[after_kills:] for c in r.delivered.to_json()["conflicts"]] == []
     for root in roots:
-        assert files_of(root) == files, f"{root.name} did not converge"
+        assert tree(root, folders=False) == files, f"{root.name} did not converge"
         assert open_conflicts(root) == []
     assert object_bytes(carrier) == 0
     assert len(killed) >= 3, f"only {killed} were killed before they finished"

@@ -13,15 +13,7 @@ from squirrel.porcelain.init import init
 from squirrel.porcelain.push import push
 from squirrel.porcelain.reidentify import reidentify
 from squirrel.porcelain.visit import visit
-from tests.helpers import make_tree, write
-
-
-def files(root: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(root)): p.read_bytes()
-        for p in root.rglob("*")
-        if p.is_file() and ".squirrel" not in p.relative_to(root).parts
-    }
+from tests.helpers import make_tree, tree, write
 
 
 def pair(tmp_path: Path) -> tuple[Path, Path]:
@@ -45,15 +37,15 @@ def test_a_replica_restored_from_an_old_backup_is_refused_then_reidentified(tmp_
     write(b / "new.jpg", "made after the restore")
     with pytest.raises(IdentityConflict, match="sq reidentify"):
         push(str(b), str(a))
-    assert files(a) == {"x.jpg": b"x2 made on b", "y.jpg": b"y1"}  # nothing changed on a
+    assert tree(a, folders=False) == {"x.jpg": b"x2 made on b", "y.jpg": b"y1"}  # nothing changed on a
     old_id = read_identity(str(b)).replica
     _, new = reidentify(str(b))
     assert new.replica != old_id and new.vault == read_identity(str(a)).vault
     push(str(b), str(a))
     push(str(a), str(b))
-    assert files(a) == files(b)
-    assert files(a)["new.jpg"] == b"made after the restore"
-    assert files(a)["x.jpg"] == b"x2 made on b"  # the newer version, not the backup's
+    assert tree(a, folders=False) == tree(b, folders=False)
+    assert tree(a, folders=False)["new.jpg"] == b"made after the restore"
+    assert tree(a, folders=False)["x.jpg"] == b"x2 made on b"  # the newer version, not the backup's
 
 
 def test_a_receiver_that_is_behind_is_refused_too(tmp_path: Path) -> None:
@@ -86,8 +78,8 @@ def test_a_cloned_drive_is_refused_by_the_carrier(tmp_path: Path) -> None:
         visit(str(drive), carrier)
     for drive in (a, b, clone):
         visit(str(drive), carrier)
-    assert files(a) == files(b) == files(clone)
-    assert files(a)["z.jpg"] == b"made on the clone" and files(a)["x.jpg"] == b"x3"
+    assert tree(a, folders=False) == tree(b, folders=False) == tree(clone, folders=False)
+    assert tree(a, folders=False)["z.jpg"] == b"made on the clone" and tree(a, folders=False)["x.jpg"] == b"x3"
 
 
 def test_a_drive_without_the_carriers_mark_is_refused(tmp_path: Path) -> None:

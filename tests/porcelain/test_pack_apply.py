@@ -49,10 +49,8 @@ from tests.bundle_tools import (
     sender_and_receiver,
     snapshot,
     split_bundle,
-    sq_in_process,
-    tree,
 )
-from tests.helpers import make_tree, run_sq, write
+from tests.helpers import make_tree, run_sq, sq_in_process, tree, write
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -80,10 +78,6 @@ def bundle_to(src: Path, dst: Path, out: Path, **kw: object) -> tuple[PackReport
     """Pack what `dst` lacks (as --for) and apply it to `dst`."""
     packed = pack(str(src), str(out), for_replica=str(dst), **kw)  # type: ignore[arg-type]
     return packed, apply(str(out), str(dst))
-
-
-def user_files(root: Path) -> dict[str, bytes]:
-    return {p: c for p, c in tree(root).items() if not p.endswith("/")}
 
 
 # Pack + apply does what push does -------------------------------------------
@@ -127,8 +121,8 @@ def test_a_subpath_bundle_syncs_only_that_subtree(tmp_path: Path) -> None:
     again = pack(str(a), str(tmp_path / "rest.sqb"), for_replica=str(b))
     assert again.objects == 3  # notes.txt, readme.md, empty.txt: photos/ is known now
     apply(str(tmp_path / "rest.sqb"), str(b))
-    assert user_files(b) == {
-        **user_files(a),
+    assert tree(b, folders=False) == {
+        **tree(a, folders=False),
         "mine.txt": b"the receiver's own file\n",
         "docs/local.md": b"only on the receiver\n",
     }
@@ -140,7 +134,7 @@ def test_duplicate_content_travels_once(tmp_path: Path) -> None:
     make_tree(a, {"one.bin": same, "two.bin": same, "d/three.bin": same})
     packed, applied = bundle_to(a, b, tmp_path / "dup.sqb")
     assert packed.objects == 1 and packed.content_bytes == len(same)
-    assert user_files(b) == user_files(a)
+    assert tree(b, folders=False) == tree(a, folders=False)
     assert applied.bytes_copied == len(same)
 
 
@@ -181,7 +175,7 @@ def test_moving_a_100_mb_folder_makes_a_tiny_bundle_and_apply_renames(
         packed = pack(str(a), str(out), for_replica=str(b))
     else:
         res = run_sq("knowledge", b, "-o", tmp_path / "b.knowledge")
-        assert res.returncode == 0, res.stderr
+        assert res.code == 0, res.stderr
         packed = pack(str(a), str(out), base=str(tmp_path / "b.knowledge"))
     assert out.stat().st_size < 100_000
     assert packed.objects == 0 and packed.known_elsewhere == 100
@@ -314,7 +308,7 @@ def test_bundles_applied_out_of_order_lose_nothing_and_converge(tmp_path: Path) 
     t2 = apply(str(tmp_path / "b2.sqb"), str(twin))
     assert len(t1.conflicts) + len(t2.conflicts) == 1
     expected = {"f.txt": b"v2", "g.txt": b"B's g", "h.txt": b"B's h", "d1/x": b"x2", "d2/y": b"y0"}
-    assert user_files(b) == user_files(twin) == expected
+    assert tree(b, folders=False) == tree(twin, folders=False) == expected
     # And back: A converges with B, without a new conflict.
     _, back = bundle_to(b, a, tmp_path / "back.sqb")
     assert back.conflicts == []
@@ -349,7 +343,7 @@ def test_a_bundle_packed_for_another_replica_leaves_what_it_does_not_describe(tm
     with BundleReader(str(tmp_path / "for-b.sqb")) as r:
         assert r.entries[b"old"].flags & FLAG_PARTIAL
     report = apply(str(tmp_path / "for-b.sqb"), str(c))
-    assert user_files(c) == {"new.txt": b"new"}
+    assert tree(c, folders=False) == {"new.txt": b"new"}
     assert report.incomplete == [b"old"]
     _, rest = bundle_to(a, c, tmp_path / "for-c.sqb")
     assert tree(c) == tree(a)
@@ -403,7 +397,7 @@ def test_an_object_larger_than_the_limit_is_left_behind_every_time(tmp_path: Pat
         packed, applied = bundle_to(a, b, tmp_path / f"p{i}.sqb", max_size=100 * KIB)
         assert [p for p, _ in packed.left_behind] == [b"big.bin"]
         assert [p for p, _ in applied.deferred] == [b"big.bin"]
-    assert user_files(b) == {"small.bin": incompressible(10 * KIB, 2)}
+    assert tree(b, folders=False) == {"small.bin": incompressible(10 * KIB, 2)}
 
 
 # Bad bundles: refused whole, nothing changes -------------------------------------------
@@ -656,14 +650,14 @@ def test_a_bad_bundle_is_refused_and_the_receiver_is_untouched(base: Base, tmp_p
         apply(str(bad), str(b))
     assert type(info.value) is error, info.value
     assert snapshot(b) == before
-    code, out, err = sq_in_process("apply", bad, b)
-    assert code == error.exit_code
-    line = one_error_line(err)
+    ran = sq_in_process("apply", bad, b)
+    assert ran.code == error.exit_code
+    line = one_error_line(ran.stderr)
     assert "bundle" in line or "vault" in line
-    assert out == b""
+    assert ran.stdout == b""
     if name in IN_A_REAL_PROCESS:
         res = run_sq("apply", bad, b)
-        assert (res.returncode, res.stdout, res.stderr) == (code, out, err)
+        assert res == ran, "a real process and main() in this one differ"
     assert snapshot(b) == before
 
 
@@ -672,9 +666,9 @@ def test_a_bundle_of_another_vault_is_refused(base: Base, tmp_path: Path) -> Non
     before = snapshot(b)
     with pytest.raises(WrongVault):
         apply(str(base.other_vault_bundle), str(b))
-    code, _, err = sq_in_process("apply", base.other_vault_bundle, b)
-    assert code == 6
-    assert "vault" in one_error_line(err)
+    ran = sq_in_process("apply", base.other_vault_bundle, b)
+    assert ran.code == 6
+    assert "vault" in one_error_line(ran.stderr)
     assert snapshot(b) == before
 
 
@@ -822,7 +816,7 @@ def test_a_bad_object_is_never_written_and_a_later_bundle_brings_it(base: Base, 
     bad = tmp_path / "bad.sqb"
     bad.write_bytes(data)
     b = copy_replica(base.b, tmp_path / "B")
-    mine = user_files(b)
+    mine = tree(b, folders=False)
     cli_copy = copy_replica(base.b, tmp_path / "B-cli")
 
     report = apply(str(bad), str(b))
@@ -833,22 +827,22 @@ def test_a_bad_object_is_never_written_and_a_later_bundle_brings_it(base: Base, 
         for p, why in report.failed + report.deferred
         if p in hit
     )
-    got = user_files(b)
+    got = tree(b, folders=False)
     for p in hit:
         assert not (b / p.decode()).exists()
-    sender = user_files(base.a)
+    sender = tree(base.a, folders=False)
     for path, content in got.items():
         assert content == sender.get(path) or content == mine.get(path), path
     assert list((b / ".squirrel" / "tmp").iterdir()) == []
 
-    code, _, _ = sq_in_process("apply", bad, cli_copy)
-    assert code == (18 if report.failed else 0)  # deferred paths alone are not a failure
-    assert user_files(cli_copy) == got
+    ran = sq_in_process("apply", bad, cli_copy)
+    assert ran.code == (18 if report.failed else 0)  # deferred paths alone are not a failure
+    assert tree(cli_copy, folders=False) == got
 
     # The next good bundle brings what the damaged one could not.
     _, again = bundle_to(base.a, b, tmp_path / "again.sqb")
     assert again.failed == [] and again.deferred == []
-    assert user_files(b) == {**sender, **mine}
+    assert tree(b, folders=False) == {**sender, **mine}
 
 
 # The receiver's own symlinks ------------------------------------------------------------
@@ -869,9 +863,9 @@ def test_a_symlinked_directory_on_the_receiver_is_never_written_through(base: Ba
     assert (b / "notes.txt").exists()  # the rest applied
     with Replica.open(str(b), write=False) as rep:
         assert rep.index.get(b"photos/2024/trip.jpg") is None
-    code, _, err = sq_in_process("apply", base.bundle, b)
-    assert code == 18
-    assert err.decode().splitlines()[-1].startswith("sq: error: ")
+    ran = sq_in_process("apply", base.bundle, b)
+    assert ran.code == 18
+    assert ran.err.splitlines()[-1].startswith("sq: error: ")
     assert list(outside.iterdir()) == []
 
 

@@ -29,23 +29,9 @@ from squirrel.porcelain.push import push
 from squirrel.porcelain.reconcile import reconcile
 from squirrel.porcelain.resolve import resolve
 from squirrel.porcelain.scan import scan
-from tests.helpers import HOUR, make_tree, set_mtime, write
+from tests.helpers import HOUR, make_tree, set_mtime, tree, write
 
 COPY_RE = re.compile(r"\.sq-conflict-[0-9a-f]{8}")
-
-
-def tree(root: Path) -> dict[str, bytes]:
-    """Every file (content) and directory (`name/`) under root, `.squirrel/` aside."""
-    out: dict[str, bytes] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        if Path(dirpath) == root:
-            dirnames[:] = [d for d in dirnames if d != ".squirrel"]
-        rel = Path(dirpath).relative_to(root)
-        for d in dirnames:
-            out[(rel / d).as_posix() + "/"] = b""
-        for f in filenames:
-            out[(rel / f).as_posix()] = (Path(dirpath) / f).read_bytes()
-    return out
 
 
 def copy_name(stem: str, content: bytes, ext: str = "") -> str:

@@ -37,9 +37,8 @@ from tests.bundle_tools import (
     offsets,
     sender_and_receiver,
     snapshot,
-    tree,
 )
-from tests.helpers import write
+from tests.helpers import tree, write
 
 CASES = int(os.environ.get("SQ_FUZZ_CASES", "3000"))
 SEED = int(os.environ.get("SQ_FUZZ_SEED", "20240501"))
@@ -54,10 +53,6 @@ class Corpus:
     bundles: list[bytes]
     receivers: list[Path]  # the replica each bundle was packed for, before applying it
     allowed: list[set[bytes]]  # content a replica may hold after applying a mutation of it
-
-
-def user_contents(root: Path) -> set[bytes]:
-    return {c for p, c in tree(root).items() if not p.endswith("/")}
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +73,10 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     return Corpus(
         [first.read_bytes(), second.read_bytes()],
         [b0, b1],
-        [user_contents(b0) | objects_first, user_contents(b1) | read_objects(second)],
+        [
+            set(tree(b0, folders=False).values()) | objects_first,
+            set(tree(b1, folders=False).values()) | read_objects(second),
+        ],
     )
 
 
@@ -199,7 +197,7 @@ def apply_to_copy(corpus: Corpus, which: int, bundle: Path, where: Path) -> str:
         assert snapshot(b) == before, "a refused bundle changed the receiver"
         return "apply-refused"
     assert list((b / ".squirrel" / "tmp").iterdir()) == [], "temporary files left behind"
-    unknown = user_contents(b) - corpus.allowed[which]
+    unknown = set(tree(b, folders=False).values()) - corpus.allowed[which]
     assert not unknown, f"content that is neither the receiver's nor the bundle's: {sorted(unknown)[:3]}"
     shutil.rmtree(where)
     return "applied"

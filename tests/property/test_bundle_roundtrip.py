@@ -35,7 +35,7 @@ from squirrel.porcelain.knowledge import write_knowledge
 from squirrel.porcelain.pack import pack
 from squirrel.porcelain.push import push
 from squirrel.porcelain.scan import scan
-from tests.bundle_tools import tree
+from tests.helpers import tree
 
 FILES = ["a", "b", "d/x", "d/y", "d/e/z", "f/w", "d", "f"]
 DIRS = ["d", "d/e", "f"]

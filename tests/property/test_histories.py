@@ -30,27 +30,11 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from squirrel.porcelain.init import init
 from squirrel.porcelain.push import push
 from tests.fault_tools import run_forked
+from tests.helpers import tree
 
 FILES = ["a", "b", "d/x", "d/y", "d/e/z", "f/w", "d", "f"]
 DIRS = ["d", "d/e", "f"]
 SUBPATHS = ["d", "d/e", "f", "a"]
-
-
-def tree(root: Path) -> dict[str, bytes]:
-    out: dict[str, bytes] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        if Path(dirpath) == root and ".squirrel" in dirnames:
-            dirnames.remove(".squirrel")
-        rel = Path(dirpath).relative_to(root)
-        for d in dirnames:
-            out[str(rel / d) + "/"] = b""
-        for f in filenames:
-            out[str(rel / f)] = (Path(dirpath) / f).read_bytes()
-    return out
-
-
-def contents(root: Path) -> set[bytes]:
-    return {v for k, v in tree(root).items() if not k.endswith("/")}
 
 
 class Histories(RuleBasedStateMachine):
@@ -112,7 +96,8 @@ class Histories(RuleBasedStateMachine):
             return
         target = self.replicas[r] / path
         if target.is_dir():
-            self.required -= contents(target) if (target / ".squirrel").exists() is False else set()
+            if not (target / ".squirrel").exists():
+                self.required -= set(tree(target, folders=False).values())
             shutil.rmtree(target)
         elif target.exists():
             self.required.discard(target.read_bytes())
@@ -164,7 +149,7 @@ class Histories(RuleBasedStateMachine):
     def no_lost_update(self) -> None:
         everywhere: set[bytes] = set()
         for r in self.replicas:
-            everywhere |= contents(r)
+            everywhere |= set(tree(r, folders=False).values())
         lost = self.required - everywhere
         assert not lost, f"lost versions: {sorted(lost)}"
 
