@@ -42,8 +42,7 @@ from squirrel.plumbing.plan import Conflict
 from squirrel.plumbing.replica import Identity
 from squirrel.plumbing.vtime import VectorTime
 from tests import gen_help
-from tests.bundle_tools import sq_in_process
-from tests.helpers import make_tree, write
+from tests.helpers import make_tree, sq_in_process, write
 
 ROOT = Path(__file__).resolve().parent.parent
 FORMATS = ROOT / "docs" / "formats"
@@ -338,7 +337,7 @@ def test_the_meta_keys_are_what_a_replica_holds(tmp_path: Path) -> None:
     b.mkdir()
     runs: list[list[str | Path]] = [["init", a], ["init", b, "--join", a], ["push", a, b]]
     for args in runs:
-        assert sq_in_process(*args)[0] == 0, args
+        assert sq_in_process(*args).code == 0, args
     env = lmdb.open(str(b / ".squirrel" / "index"), max_dbs=8, readonly=True, lock=False, subdir=True)
     try:
         with env.begin(db=env.open_db(b"meta", create=False)) as txn:
@@ -545,9 +544,9 @@ class Recorder:
         self.docs: dict[gen_help.CommandPath, list[Any]] = {}
 
     def __call__(self, *args: str | Path, code: int = 0) -> Any:
-        status, out, err = sq_in_process(*args, "--json")
-        assert status == code, f"sq {' '.join(map(str, args))}: exit {status}, want {code}: {err.decode()}"
-        doc = json.loads(out)
+        ran = sq_in_process(*args, "--json")
+        assert ran.code == code, f"sq {' '.join(map(str, args))}: exit {ran.code}, want {code}: {ran.err}"
+        doc = json.loads(ran.stdout)
         words = [a for a in args if isinstance(a, str)]
         command = max((tuple(words[:n]) for n in range(1, 3) if tuple(words[:n]) in self.known), key=len)
         self.docs.setdefault(command, []).append(doc)
@@ -602,7 +601,7 @@ def real_json(tmp_path_factory: pytest.TempPathFactory) -> dict[gen_help.Command
         # A bundle that leaves a file behind, and its apply defers it.
         write(d1 / "big.bin", big)
         knowledge = tmp / "d2.knowledge"
-        assert sq_in_process("knowledge", d2, "-o", knowledge)[0] == 0
+        assert sq_in_process("knowledge", d2, "-o", knowledge).code == 0
         bundle_file = tmp / "for-d2.sqb"
         sq("pack", d1, "--base", knowledge, "-o", bundle_file, "--max-size", "10K")
         sq("bundle", "list", bundle_file)

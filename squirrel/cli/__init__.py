@@ -17,44 +17,13 @@ from typing import NoReturn
 import click
 
 from squirrel import __version__
-from squirrel.cli.output import (
-    MASS_DELETE_HELP,
-    Progress,
-    SizeParam,
-    emit_json,
-    human_bytes,
-    parse_size,
-    pathlist,
-    render_sync,
-    report_skipped,
-    scan_progress,
-    summary,
-    transfer_progress,
-)
 from squirrel.errors import SquirrelError
 from squirrel.plumbing import faults
 
 EXIT_PREDICATE_NO = 1
 EXIT_USAGE = 2
 
-__all__ = [
-    "EXIT_PREDICATE_NO",
-    "EXIT_USAGE",
-    "MASS_DELETE_HELP",
-    "Progress",
-    "SizeParam",
-    "cli",
-    "emit_json",
-    "human_bytes",
-    "main",
-    "parse_size",
-    "pathlist",
-    "render_sync",
-    "report_skipped",
-    "scan_progress",
-    "summary",
-    "transfer_progress",
-]
+__all__ = ["EXIT_PREDICATE_NO", "EXIT_USAGE", "cli", "main"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

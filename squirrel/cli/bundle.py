@@ -106,7 +106,11 @@ def pack_cmd(
 @click.option("--allow-mass-delete", is_flag=True, help=MASS_DELETE_HELP)
 @click.argument("bundle", type=click.Path())
 @click.argument("path", type=click.Path())
-@click.option("--dry-run", is_flag=True, help="Check the bundle and report what would change; write nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Check the bundle and report what would change; change no file (the scan is still recorded).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def apply_cmd(allow_mass_delete: bool, bundle: str, path: str, dry_run: bool, as_json: bool) -> None:
     """Apply BUNDLE to the replica at PATH.
@@ -148,7 +152,9 @@ def bundle_group() -> None:
 def bundle_list_cmd(file: str, as_json: bool) -> None:
     """Show a bundle's header and entries (KIND OID SIZE CONTENT<TAB>PATH).
 
-    CONTENT is `yes` when the bundle carries the object, `no` otherwise.
+    CONTENT is `yes` when the bundle carries the object, `partial` for a
+    directory whose contents the bundle leaves out (the receiver knows them),
+    `no` otherwise.
     """
     with BundleReader(file) as r:
         names = r.names

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import secrets
 import shutil
 import time
@@ -313,5 +314,6 @@ def carrier_dir_from(explicit: str | None, environ: dict[str, str]) -> str:
         return explicit
     if environ.get("SQ_CARRIER"):
         return environ["SQ_CARRIER"]
-    base = environ.get("XDG_DATA_HOME") or os.path.join(environ.get("HOME", os.path.expanduser("~")), ".local", "share")
+    home = environ.get("HOME") or pwd.getpwuid(os.getuid()).pw_dir
+    base = environ.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share")
     return os.path.join(base, "squirrel", "carrier")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat as statmod
 import time
 from collections.abc import Iterable
@@ -202,12 +203,24 @@ def replace_keeping_old(
     if linked:
         index.trash_put(TrashRecord(old.oid, rel, old.size, int(time.time())))
         return install(tmp, root, rel, sync)
+    record, shared = index.trash_get(old.oid), os.path.lexists(dest)
     trash(index, trash_dir, root, rel, old)
     try:
         return install(tmp, root, rel, sync)
     except BaseException:
+        # Put the old version back, and the trash as it was.
         if not os.path.lexists(src) and os.path.exists(dest):
-            os.rename(dest, src)  # put the old version back
+            if shared:  # the trash held this content before: it keeps its copy
+                back = os.path.join(os.path.dirname(trash_dir), "tmp", f"back-{os.getpid()}-{time.monotonic_ns()}")
+                shutil.copyfile(dest, back)
+                os.utime(back, ns=(old.mtime_ns, old.mtime_ns))
+                os.rename(back, src)
+            else:
+                os.rename(dest, src)
+        if record is not None:
+            index.trash_put(record)
+        else:
+            index.trash_drop(old.oid)
         raise
 
 

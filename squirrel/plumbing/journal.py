@@ -94,13 +94,14 @@ class Step:
     @classmethod
     def from_json(cls, doc: Any) -> Step:
         """ValueError unless every field the step's undo reads is there, with
-        its type (a path's bytes are checked when the step is undone)."""
+        its type, and its paths stay inside the replica: a log with one bad
+        step is refused before any step is undone."""
         if not isinstance(doc, dict) or doc.get("t") not in (*_WITH_VERSION, MKDIR, RMDIR):
             raise ValueError("unknown step")
         kind = doc["t"]
         try:
-            path = base64.b64decode(doc["p"], validate=True)
-            to = base64.b64decode(doc["to"], validate=True) if kind == MOVED else None
+            path = _inside(base64.b64decode(doc["p"], validate=True))
+            to = _inside(base64.b64decode(doc["to"], validate=True)) if kind == MOVED else None
         except (KeyError, TypeError, binascii.Error) as e:
             raise ValueError("bad path") from e
         if kind not in _WITH_VERSION:
@@ -227,10 +228,7 @@ def recover(root: str, journal: Journal, index: ReplicaIndex, trash_dir: str, tm
     if index.get_meta_json(META_KEY) != batch:
         top = os.fsencode(root)
         for step in reversed(steps):
-            try:
-                undone += UNDO[step.kind](top, step, Places(os.fsencode(trash_dir), os.fsencode(tmp_dir)))
-            except ValueError as e:  # a path outside the replica
-                raise CorruptIndex(f"the intent log {journal.path} holds a bad step ({e})") from None
+            undone += UNDO[step.kind](top, step, Places(os.fsencode(trash_dir), os.fsencode(tmp_dir)))
     journal.end()
     return undone
 
@@ -242,9 +240,14 @@ class Places:
     tmp: bytes  # .squirrel/tmp/
 
 
-def _abs(top: bytes, rel: bytes) -> bytes:
+def _inside(rel: bytes) -> bytes:
+    """A step's path, refused (ValueError) when it could reach outside the replica."""
     if not rel or rel.startswith(b"/") or b"\x00" in rel or b".." in rel.split(b"/"):
         raise ValueError(f"path {rel!r} is outside the replica")
+    return rel
+
+
+def _abs(top: bytes, rel: bytes) -> bytes:
     return top + b"/" + rel
 
 

@@ -174,6 +174,23 @@ def test_a_step_naming_a_path_outside_the_replica_is_refused(root: Path, path: b
     assert outside.read_bytes() == b"not the replica's"
 
 
+def test_a_log_with_one_bad_step_undoes_nothing_at_all(root: Path) -> None:
+    """Steps are undone last first: a bad first step must not be found only
+    after the others were undone."""
+    make_tree(root, {"new.jpg": "the sender's version"})
+    bad = {**journal.placed(b"x", version(b"x")).to_json(), "p": base64.b64encode(b"../outside").decode()}
+    good = journal.placed(b"new.jpg", version(b"the sender's version")).to_json()
+    lines = [
+        b'{"format": "sq-journal", "version": 1, "batch": "1"}',
+        json.dumps(bad).encode(),
+        json.dumps(good).encode(),
+    ]
+    write_log(root, b"\n".join(lines) + b"\n")
+    with pytest.raises(CorruptIndex):
+        reopen(root)
+    assert (root / "new.jpg").read_bytes() == b"the sender's version"
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     st.one_of(

@@ -122,6 +122,7 @@ def test_when_the_new_version_cannot_be_renamed_in_the_old_one_is_put_back(
     assert len(no_hard_links.refused) == tried + 1
     assert tree(b) == {"x.txt": OLD, "keep.txt": b"k"}, "the old version is back at its path"
     assert trashed(b) == {}, "and not left in the trash as well"
+    assert trash_record(b, OLD) is None, "nor recorded there"
     assert leftovers(b) == [] and verify(str(b)).ok
 
     again = run_forked(["push", a, b])
