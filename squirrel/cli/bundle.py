@@ -154,7 +154,7 @@ def bundle_list_cmd(file: str, as_json: bool) -> None:
 
     CONTENT is `yes` when the bundle carries the object, `partial` for a
     directory whose contents the bundle leaves out (the receiver knows them),
-    `no` otherwise.
+    `no` otherwise. Paths the sender deleted follow as `deleted TIME<TAB>PATH`.
     """
     with BundleReader(file) as r:
         names = r.names
@@ -172,14 +172,17 @@ def bundle_list_cmd(file: str, as_json: bool) -> None:
                     "content": e.is_file and e.oid in r.objects,
                 }
             )
+        deleted = [{**paths.json_path(p), "m": n.format(names)} for p, n in sorted(r.notices.items())]
         if as_json:
-            emit_json({"header": r.header, "entries": rows})
+            emit_json({"header": r.header, "entries": rows, "deleted": deleted})
             return
         click.echo(f"vault {r.vault}  from {r.source_name}  objects {len(r.objects)}  entries {len(r.entries)}")
         for row in rows:
             oid = row["oid"] or "-"
             content = "yes" if row["content"] else ("partial" if row["partial"] else "no")
             click.echo(f"{row['kind']} {oid} {row['size']} {content}\t{row['path'] or '.'}")
+        for d in deleted:
+            click.echo(f"deleted {d['m']}\t{d['path']}")
 
 
 @bundle_group.command("verify")

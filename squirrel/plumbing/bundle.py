@@ -25,17 +25,18 @@ import zstandard
 
 from squirrel.errors import BadBundle, ChangedDuringOperation, SquirrelError, UnsupportedFormat
 from squirrel.plumbing import faults, paths
-from squirrel.plumbing.index import FLAG_PARTIAL, Entry, decode_entry, encode_entry
+from squirrel.plumbing.entry import FLAG_PARTIAL, Entry, decode_entry, decode_entry_v1, encode_entry
 from squirrel.plumbing.vtime import VectorTime, decode_varint, encode_varint, is_replica_id
 
 SIGNATURE = b"SQBUNDLE"
 TRAILER = b"SQTRAILR"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)  # format 1: entries in the format-1 record, no deletion notices
 CAPABILITIES = frozenset({"zstd"})
 MAX_HEADER = 1 << 20
 MAX_MANIFEST = 1 << 30
 MAX_WINDOW = 1 << 27
-REC_END, REC_ENTRY, REC_SYNC = 0, 1, 2
+REC_END, REC_ENTRY, REC_SYNC, REC_DELETED = 0, 1, 2, 3
 ENC_RAW, ENC_ZSTD = 0, 1
 _OBJ_HEAD = struct.Struct("<B32sQBQ")
 _PRELUDE = struct.Struct("<8sHI")
@@ -65,6 +66,7 @@ class BundleWriter:
         self.manifest = io.BytesIO()
         self.entries = 0
         self.syncs = 0
+        self.notices = 0
         self.objects = 0
         self.object_bytes = 0
         self._seen_paths: set[bytes] = set()
@@ -74,6 +76,12 @@ class BundleWriter:
         value = encode_entry(entry)
         self.manifest.write(bytes([REC_ENTRY]) + encode_varint(len(path)) + path + encode_varint(len(value)) + value)
         self.entries += 1
+
+    def add_notice(self, path: bytes, n: VectorTime) -> None:
+        """The exact time at which the sender's `path` was deleted."""
+        value = n.encode()
+        self.manifest.write(bytes([REC_DELETED]) + encode_varint(len(path)) + path + encode_varint(len(value)) + value)
+        self.notices += 1
 
     def add_sync(self, path: bytes, s: VectorTime) -> None:
         value = s.encode()
@@ -136,6 +144,7 @@ class BundleWriter:
             "capabilities": sorted(CAPABILITIES),
             "entries": self.entries,
             "syncs": self.syncs,
+            "notices": self.notices,
             "objects": self.objects,
             "manifest_size": len(raw_manifest),
             "manifest_stored": len(stored_manifest),
@@ -222,6 +231,7 @@ class BundleReader:
             self._read_header()
             self.entries: dict[bytes, Entry] = {}
             self.syncs: dict[bytes, VectorTime] = {}
+            self.notices: dict[bytes, VectorTime] = {}
             self._read_manifest()
             self.objects: dict[bytes, ObjectRef] = {}
             self._locate_objects()
@@ -256,8 +266,11 @@ class BundleReader:
         sig, version, hlen = _PRELUDE.unpack(self._read_exact(_PRELUDE.size))
         if sig != SIGNATURE:
             raise self._bad("not a bundle (wrong signature)")
-        if version != VERSION:
-            raise UnsupportedFormat(f"bundle {self.path} has format version {version}; this sq reads {VERSION}")
+        if version not in READS:
+            raise UnsupportedFormat(
+                f"bundle {self.path} has format version {version}; this sq reads {', '.join(map(str, READS))}"
+            )
+        self.version = version
         if hlen > MAX_HEADER:
             raise self._bad("header too large")
         raw_header = self._read_exact(hlen)
@@ -277,13 +290,14 @@ class BundleReader:
             raise UnsupportedFormat(
                 f"bundle {self.path} needs {', '.join(sorted(unknown))}, unknown to this sq; upgrade"
             )
-        ints = ("entries", "syncs", "objects", "manifest_size", "manifest_stored", "total_size", "created")
+        ints: tuple[str, ...] = ("entries", "syncs", "objects", "manifest_size", "manifest_stored", "total_size")
+        ints += ("created", "notices") if version >= 2 else ("created",)
         for key in ints:
             if not isinstance(header.get(key), int) or header[key] < 0:
                 raise self._bad(f"damaged header ({key})")
         src = header.get("source")
         if (
-            header.get("format") != VERSION
+            header.get("format") != version
             or not isinstance(header.get("vault"), str)
             or not isinstance(src, dict)
             or not isinstance(src.get("replica"), str)
@@ -323,6 +337,7 @@ class BundleReader:
             raise self._bad(f"damaged manifest ({e})") from e
         if len(raw) != h["manifest_size"] or blake3.blake3(raw).hexdigest() != h["manifest_hash"]:
             raise self._bad("manifest does not match its hash")
+        decode = decode_entry if self.version >= 2 else decode_entry_v1
         pos = 0
         while True:
             if pos >= len(raw):
@@ -331,7 +346,7 @@ class BundleReader:
             pos += 1
             if kind == REC_END:
                 break
-            if kind not in (REC_ENTRY, REC_SYNC):
+            if kind not in (REC_ENTRY, REC_SYNC) and not (kind == REC_DELETED and self.version >= 2):
                 raise self._bad(f"unknown manifest record {kind}")
             plen, pos = decode_varint(raw, pos)
             path = raw[pos : pos + plen]
@@ -348,14 +363,22 @@ class BundleReader:
             if kind == REC_ENTRY:
                 if path in self.entries:
                     raise self._bad(f"duplicate path {paths.display(path)!r}")
-                self.entries[path] = decode_entry(value)
+                self.entries[path] = decode(value)
+            elif kind == REC_DELETED:
+                if path in self.notices:
+                    raise self._bad(f"duplicate deletion notice for {paths.display(path)!r}")
+                self.notices[path] = VectorTime.decode(value)
             else:
                 if path in self.syncs:
                     raise self._bad(f"duplicate sync time for {paths.display(path)!r}")
                 self.syncs[path] = VectorTime.decode(value)
         if pos != len(raw):
             raise self._bad("bytes after the manifest's end record")
-        if len(self.entries) != h["entries"] or len(self.syncs) != h["syncs"]:
+        if (
+            len(self.entries) != h["entries"]
+            or len(self.syncs) != h["syncs"]
+            or len(self.notices) != h.get("notices", 0)
+        ):
             raise self._bad("manifest counts do not match the header")
         root = self.entries.get(b"")
         if root is None or not root.is_dir:
@@ -371,6 +394,18 @@ class BundleReader:
         for t in self.tops:
             above_tops.add(t)
             above_tops.update(paths.ancestors(t))
+        for p, n in self.notices.items():
+            if p in self.entries or not p:
+                raise self._bad(f"{paths.display(p)!r} is both present and deleted")
+            # The nearest entry above a deleted path (a folder, or a file that
+            # replaced the folder it was in) is described in full, unless
+            # the path is a top or near one.
+            holder = next(self.entries[q] for q in paths.ancestors(p) if q in self.entries)
+            near_top = p in above_tops or any(paths.is_under(p, t) for t in self.tops)
+            if holder.flags & FLAG_PARTIAL and not near_top:
+                raise self._bad(f"the deletion of {paths.display(p)!r} has no directory above it in the bundle")
+            if not n <= (paths.nearest(p, self.syncs.get) or VectorTime()).join(me):
+                raise self._bad(f"the deletion of {paths.display(p)!r} is newer than its sender knows")
         for p, ent in self.entries.items():
             if not p:
                 continue
@@ -497,12 +532,25 @@ class BundleTree:
 
     def __init__(self, reader: BundleReader) -> None:
         self.reader = reader
+        self.exact_deletions = reader.version >= 2
         self._kids: dict[bytes, list[bytes]] = {}
         for p in reader.entries:
             if p:
                 self._kids.setdefault(paths.parent_of(p), []).append(p)
         for lst in self._kids.values():
             lst.sort()
+        self._deleted_kids: dict[bytes, list[bytes]] = {}
+        for p in reader.notices:
+            self._deleted_kids.setdefault(paths.parent_of(p), []).append(p)
+        for lst in self._deleted_kids.values():
+            lst.sort()
+
+    def notice(self, path: bytes) -> VectorTime | None:
+        return self.reader.notices.get(path)
+
+    def notices(self, path: bytes) -> Iterator[tuple[bytes, VectorTime]]:
+        for p in self._deleted_kids.get(path, []):
+            yield paths.split(p)[1], self.reader.notices[p]
 
     def get(self, path: bytes) -> Entry | None:
         return self.reader.entries.get(path)

@@ -11,9 +11,28 @@ from dataclasses import dataclass, field
 from squirrel.errors import ChangedDuringOperation, ContentUnavailable, OutOfSpace, SquirrelError
 from squirrel.plumbing import paths
 from squirrel.plumbing.carrier import CarrierVault
-from squirrel.plumbing.execute import ContentSource, record_deletion, record_dirmeta, record_move_aside, record_version
+from squirrel.plumbing.execute import (
+    ContentSource,
+    record_deletion,
+    record_dirmeta,
+    record_move_aside,
+    record_notice,
+    record_version,
+)
 from squirrel.plumbing.index import Entry, new_dir
-from squirrel.plumbing.plan import DELETE, DIRMETA, META, MKDIR, MOVE_ASIDE, RMDIR, WRITE, Action, Conflict, Plan
+from squirrel.plumbing.plan import (
+    DELETE,
+    DIRMETA,
+    META,
+    MKDIR,
+    MOVE_ASIDE,
+    NOTICE,
+    RMDIR,
+    WRITE,
+    Action,
+    Conflict,
+    Plan,
+)
 from squirrel.plumbing.vtime import VectorTime
 
 
@@ -98,6 +117,9 @@ class CarrierExecutor:
                 self.idx.put(act.path, new_dir(act.m or VectorTime(), act.c))
         elif act.kind == MOVE_ASIDE:
             record_move_aside(self.idx, act, self.new_event())
+        elif act.kind == NOTICE:
+            assert act.m is not None
+            record_notice(self.idx, act.path, act.m)
         elif act.kind == DIRMETA:
             record_dirmeta(self.idx, act, self.result.failed_paths)
 

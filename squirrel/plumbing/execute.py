@@ -23,7 +23,19 @@ from squirrel.plumbing import faults, fsops, journal, paths
 from squirrel.plumbing.casefold import CaseFolding
 from squirrel.plumbing.durable import fsync_dir
 from squirrel.plumbing.index import KIND_FILE, Entry, ReplicaIndex, new_dir, racy_flag
-from squirrel.plumbing.plan import DELETE, DIRMETA, META, MKDIR, MOVE_ASIDE, RMDIR, WRITE, Action, Conflict, Plan
+from squirrel.plumbing.plan import (
+    DELETE,
+    DIRMETA,
+    META,
+    MKDIR,
+    MOVE_ASIDE,
+    NOTICE,
+    RMDIR,
+    WRITE,
+    Action,
+    Conflict,
+    Plan,
+)
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.schedule import schedule
 from squirrel.plumbing.vtime import VectorTime
@@ -41,10 +53,19 @@ def record_version(idx: ReplicaIndex, path: bytes, entry: Entry, m: VectorTime, 
 
 
 def record_deletion(idx: ReplicaIndex, path: bytes, deletion_m: VectorTime | None) -> None:
-    """Forget `path`; its directories cover the deletion so it travels on."""
+    """Forget `path` and keep the time of its deletion (its notice); its
+    directories cover the deletion so it travels on."""
     if deletion_m:
         idx.raise_ancestors(path, deletion_m)
     idx.delete(path)
+    if deletion_m:
+        idx.set_notice(path, deletion_m)
+
+
+def record_notice(idx: ReplicaIndex, path: bytes, n: VectorTime) -> None:
+    """The receiver lacks `path` too, and learns when the sender deleted it."""
+    idx.raise_ancestors(path, n, missing_ok=True)
+    idx.set_notice(path, n)
 
 
 def record_move_aside(idx: ReplicaIndex, act: Action, event: VectorTime) -> None:
@@ -299,6 +320,9 @@ class Executor:
             self._move_aside(act)
         elif act.kind == DIRMETA:
             self._dirmeta(act)
+        elif act.kind == NOTICE:
+            assert act.m is not None
+            record_notice(self.idx, act.path, act.m)
         else:  # pragma: no cover - the planner makes no other kinds
             raise AssertionError(act.kind)
 
@@ -334,8 +358,7 @@ class Executor:
             os.rmdir(full)
             self.names.forget(act.path)
             self._dirty.add(os.path.dirname(full))
-        self._raise(act.path, act.deletion_m)
-        self.idx.delete(act.path)
+        record_deletion(self.idx, act.path, act.deletion_m)
         self.idx.drop_stored_sync(act.path)
         self.result.deleted += 1
 
@@ -424,8 +447,7 @@ class Executor:
             self._skip.add(i)
             self.names.forget(src.path)
             self.names.claim(rel)
-            self._raise(src.path, src.deletion_m)
-            self.idx.delete(src.path)
+            record_deletion(self.idx, src.path, src.deletion_m)
             self._record_file(rel, a, m, c, act.b is None)
             self.result.moved += 1
             self.result.deleted += 1

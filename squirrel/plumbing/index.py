@@ -13,98 +13,53 @@ from __future__ import annotations
 
 import json
 import os
-import struct
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import lmdb
 
 from squirrel.errors import CorruptIndex, SquirrelError, UnsupportedFormat
+from squirrel.plumbing import entry as entry_codec
 from squirrel.plumbing import faults, paths
+from squirrel.plumbing.entry import (
+    FAT_TICK_NS,
+    FLAG_PARTIAL,
+    FLAG_RACY,
+    KIND_DIR,
+    KIND_FILE,
+    KIND_NAMES,
+    Entry,
+    decode_entry,
+    encode_entry,
+    new_dir,
+    racy_flag,
+)
 from squirrel.plumbing.records import ConflictRecord, TrashRecord
 from squirrel.plumbing.vtime import EMPTY, VectorTime
 
-FORMAT_VERSION = 1
-KIND_FILE = 1
-KIND_DIR = 2
-KIND_NAMES = {KIND_FILE: "file", KIND_DIR: "dir"}
-FLAG_RACY = 1  # mtime too close to the scan that recorded it: rehash next time
-FLAG_PARTIAL = 2  # in a bundle: a directory whose children the bundle does not list
-
-# FAT and exFAT keep file times in 2-second steps. A file recorded within this
-# window of its mtime is racy (a same-size edit could keep size and mtime),
-# and a conflict's winner is chosen on this grid, so rounding cannot change it.
-FAT_TICK_NS = 2_000_000_000
-
-_HEAD = struct.Struct("<BBQqI32s")
-_NO_OID = bytes(32)
+FORMAT_VERSION = 2
 INITIAL_MAP_SIZE = 16 << 20
 AUTO_FLUSH = 20_000
+OID_PREFIX = 8  # bytes of an object id that key the `objects` table (format 2)
+LEGACY_KEY = "legacy_deletions"  # meta: deletions from before format 2 have no notice
 
-# Records decoded since the index was opened: the planner's cost, for tests.
-records_read = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One indexed version of a path."""
-
-    kind: int
-    oid: bytes
-    size: int
-    mode: int
-    mtime_ns: int
-    m: VectorTime
-    c: VectorTime
-    flags: int = 0
-
-    @property
-    def is_dir(self) -> bool:
-        return self.kind == KIND_DIR
-
-    @property
-    def is_file(self) -> bool:
-        return self.kind == KIND_FILE
-
-    def with_times(self, m: VectorTime | None = None, c: VectorTime | None = None) -> Entry:
-        return replace(self, m=self.m if m is None else m, c=self.c if c is None else c)
-
-
-def racy_flag(mtime_ns: int, now_ns: int) -> int:
-    """FLAG_RACY when a file recorded at `now_ns` was modified too recently to trust its mtime."""
-    return FLAG_RACY if abs(now_ns - mtime_ns) < FAT_TICK_NS else 0
-
-
-def new_dir(m: VectorTime, c: VectorTime) -> Entry:
-    return Entry(KIND_DIR, _NO_OID, 0, 0o755, 0, m, c)
-
-
-def encode_entry(e: Entry) -> bytes:
-    return _HEAD.pack(e.kind, e.flags, e.size, e.mtime_ns, e.mode, e.oid or _NO_OID) + e.m.encode() + e.c.encode()
-
-
-def decode_entry(data: bytes | memoryview) -> Entry:
-    global records_read
-    records_read += 1
-    try:
-        kind, flags, size, mtime_ns, mode, oid = _HEAD.unpack_from(data, 0)
-        m, pos = VectorTime.decode_from(data, _HEAD.size)
-        c, pos = VectorTime.decode_from(data, pos)
-    except (struct.error, SquirrelError) as e:
-        raise CorruptIndex(f"damaged index record: {e}") from e
-    if kind not in KIND_NAMES or pos != len(data):
-        raise CorruptIndex("damaged index record: bad kind or length")
-    return Entry(kind, bytes(oid), size, mode, mtime_ns, m, c, flags)
-
-
-def entry_head(data: bytes) -> tuple[int, int, int, int, int, bytes]:
-    """(kind, flags, size, mtime_ns, mode, oid) of an encoded entry, without its times."""
-    try:
-        head: tuple[int, int, int, int, int, bytes] = _HEAD.unpack_from(data, 0)
-    except struct.error as e:
-        raise CorruptIndex(f"damaged index record: {e}") from e
-    return head
+__all__ = [
+    "FAT_TICK_NS",
+    "FLAG_PARTIAL",
+    "FLAG_RACY",
+    "FORMAT_VERSION",
+    "KIND_DIR",
+    "KIND_FILE",
+    "KIND_NAMES",
+    "Entry",
+    "ReplicaIndex",
+    "decode_entry",
+    "encode_entry",
+    "entry_key",
+    "new_dir",
+    "path_key",
+    "racy_flag",
+]
 
 
 def entry_key(path: bytes) -> bytes:
@@ -116,7 +71,7 @@ def path_key(path: bytes) -> bytes:
     return b"/" + path
 
 
-_DBS = (b"meta", b"entries", b"sync", b"conflicts", b"trash", b"objects")
+_DBS = (b"meta", b"entries", b"sync", b"deleted", b"conflicts", b"trash", b"objects")
 
 
 class ReplicaIndex:
@@ -163,6 +118,7 @@ class ReplicaIndex:
         # directory finds its pending children without looking at the rest.
         self._pending_children: dict[bytes, set[bytes]] = {}
         self._rtxn: Any = None
+        self._notices = True  # until the header says the table is empty
         try:
             self._open_header(create)
         except BaseException:
@@ -170,6 +126,8 @@ class ReplicaIndex:
             raise
 
     def _open_header(self, create: bool) -> None:
+        self.format = FORMAT_VERSION
+        self._use_codec()
         if create:
             self._put("meta", b"format", str(FORMAT_VERSION).encode())
             self._put("meta", b"counter", b"0")
@@ -183,10 +141,58 @@ class ReplicaIndex:
             raise UnsupportedFormat(
                 f"index format {int(fmt)} is newer than this sq understands ({FORMAT_VERSION}); upgrade sq"
             )
+        self.format = int(fmt)
+        if self.format < FORMAT_VERSION and not self.readonly:
+            self._upgrade()
+        self._use_codec()
         raw = self._get("meta", b"counter")
         if raw is None or not raw.isdigit():
             raise CorruptIndex("index has no event counter")
         self._counter = int(raw)
+        self.exact_deletions = self.format >= 2 and not self.get_meta_json(LEGACY_KEY, False)
+        self._notices = self._db["deleted"] is not None and self._txn().stat(self._db["deleted"])["entries"] > 0
+
+    def _use_codec(self) -> None:
+        """Format 1 indexes are read (read-only opens) with the format-1 codec."""
+        v1 = self.format < 2
+        self._decode: Callable[[bytes | memoryview], Entry] = entry_codec.decode_entry_v1 if v1 else decode_entry
+        self.file_head: Callable[[bytes], tuple[int, int, int, int]] = (
+            entry_codec.file_head_v1 if v1 else entry_codec.file_head
+        )
+        self._file_oid: Callable[[bytes], bytes | None] = entry_codec.file_oid_v1 if v1 else entry_codec.file_oid
+        self._oid_key = 32 if v1 else OID_PREFIX
+
+    def _upgrade(self) -> None:
+        """Rewrite a format-1 index as format 2 in one transaction: entries in
+        the compact encoding, the object table keyed by a prefix of the id, an
+        empty table of deletion notices, and a mark that deletions made before
+        now are only known through directory times (docs/formats/index.md,
+        "Versions"). A crash leaves the format-1 index whole."""
+        if self._rtxn is not None:  # a snapshot of format 1 must not be read after
+            self._rtxn.abort()
+            self._rtxn = None
+        faults.point("commit")
+        while True:
+            try:
+                with self.env.begin(write=True) as txn:
+                    entries, objects = self._db["entries"], self._db["objects"]
+                    txn.drop(objects, delete=False)
+                    cursor, start = txn.cursor(db=entries), b""
+                    while cursor.set_range(start):  # in slices: rewriting moves the cursor
+                        chunk = [kv for _, kv in zip(range(10_000), cursor, strict=False)]
+                        for key, raw in chunk:
+                            e = entry_codec.decode_entry_v1(raw)
+                            txn.put(key, encode_entry(e), db=entries)
+                            if e.is_file:
+                                parent, _, name = key.partition(b"\0")
+                                txn.put(e.oid[:OID_PREFIX] + paths.join(parent, name), b"", db=objects)
+                        start = chunk[-1][0] + b"\0"  # the smallest key after the last one
+                    txn.put(LEGACY_KEY.encode(), b"true", db=self._db["meta"])
+                    txn.put(b"format", str(FORMAT_VERSION).encode(), db=self._db["meta"])
+                break
+            except lmdb.MapFullError:
+                self.env.set_mapsize(self.env.info()["map_size"] * 2)
+        self.format = FORMAT_VERSION
 
     # Low level ---------------------------------------------------------
     def _txn(self) -> Any:
@@ -227,8 +233,9 @@ class ReplicaIndex:
         """Records whose key starts with `prefix` as this batch sees them: the
         committed ones overlaid with the pending writes, in key order. Every
         listing goes through here, so none can miss what was just written.
-        For `entries`, `prefix` is a directory's `parent NUL` prefix."""
-        if db == "entries":
+        For `entries`, `prefix` is a directory's `parent NUL` prefix, or
+        empty for every record."""
+        if db == "entries" and prefix:
             names = self._pending_children.get(prefix[:-1])
             pend = {prefix + n: self._pending[("entries", prefix + n)] for n in names} if names else {}
         else:
@@ -328,35 +335,95 @@ class ReplicaIndex:
     # Entries -----------------------------------------------------------------
     def get(self, path: bytes) -> Entry | None:
         raw = self._get("entries", entry_key(path))
-        return None if raw is None else decode_entry(raw)
+        return None if raw is None else self._decode(raw)
 
     def put(self, path: bytes, entry: Entry) -> None:
+        """Record `entry` at `path`; a path present again has no deletion notice."""
         parent, _, name = path.rpartition(b"/")
         old = self.get(path)
         if old is not None and old.is_file and (not entry.is_file or old.oid != entry.oid):
-            self._put("objects", old.oid + path, None)
+            self._put("objects", old.oid[: self._oid_key] + path, None)
         if entry.is_file:
-            self._put("objects", entry.oid + path, b"")
+            self._put("objects", entry.oid[: self._oid_key] + path, b"")
         if path:  # the root is nobody's child
             self._pending_children.setdefault(parent, set()).add(name)
+            if old is None and self._notices:
+                self.drop_notice(path)
         self._put("entries", entry_key(path), encode_entry(entry))
 
     def delete(self, path: bytes) -> None:
         parent, _, name = path.rpartition(b"/")
         old = self.get(path)
         if old is not None and old.is_file:
-            self._put("objects", old.oid + path, None)
+            self._put("objects", old.oid[: self._oid_key] + path, None)
         if path:
             self._pending_children.setdefault(parent, set()).add(name)
         self._put("entries", entry_key(path), None)
 
     def all_objects(self) -> set[bytes]:
-        """Every content id this replica's files hold."""
-        return {key[:32] for key, _ in self._scan("objects", b"")}
+        """Every content id this replica's files hold (one pass over the entries)."""
+        found = set()
+        for _, raw in self._scan("entries", b""):
+            oid = self._file_oid(raw)
+            if oid is not None:
+                found.add(oid)
+        return found
 
     def paths_with_object(self, oid: bytes) -> list[bytes]:
-        """Every indexed path whose content is `oid` (the receiver's local copies)."""
-        return [key[len(oid) :] for key, _ in self._scan("objects", oid)]
+        """Every indexed path whose content is `oid` (the receiver's local
+        copies). The table is keyed by a prefix of the id: each candidate is
+        checked against its entry."""
+        prefix = oid[: self._oid_key]
+        found = []
+        for key, _ in self._scan("objects", prefix):
+            path = key[len(prefix) :]
+            raw = self._get("entries", entry_key(path))
+            if raw is not None and self._file_oid(raw) == oid:
+                found.append(path)
+        return found
+
+    # Deletion notices ------------------------------------------------------------
+    # The exact time of a deletion, kept at the deleted path (docs/formats/index.md,
+    # "deleted"). A path present again has none.
+    def notice(self, path: bytes) -> VectorTime | None:
+        raw = self._get("deleted", entry_key(path)) if self._notices else None
+        return None if raw is None else self._vt(raw, path)
+
+    def set_notice(self, path: bytes, n: VectorTime) -> None:
+        self._notices = True
+        self._put("deleted", entry_key(path), n.encode())
+
+    def drop_notice(self, path: bytes) -> None:
+        if self._notices and self._get("deleted", entry_key(path)) is not None:
+            self._put("deleted", entry_key(path), None)
+
+    def notices(self, path: bytes) -> Iterator[tuple[bytes, VectorTime]]:
+        """(name, deletion time) of the absent children of `path` that have a notice."""
+        if not self._notices:
+            return
+        prefix = path + b"\0"
+        for key, raw in self._scan("deleted", prefix):
+            name = key[len(prefix) :]
+            if name:
+                yield name, self._vt(raw, paths.join(path, name))
+
+    def notices_under(self, path: bytes) -> Iterator[tuple[bytes, VectorTime]]:
+        """(path, deletion time) of every notice strictly below `path`."""
+        if not self._notices:
+            return
+        prefixes = [path + b"\0", path + b"/"] if path else [b""]
+        for prefix in prefixes:
+            for key, raw in self._scan("deleted", prefix):
+                parent, _, name = key.partition(b"\0")
+                if name:
+                    p = paths.join(parent, name)
+                    yield p, self._vt(raw, p)
+
+    def _vt(self, raw: bytes, path: bytes) -> VectorTime:
+        try:
+            return VectorTime.decode(raw)
+        except SquirrelError as e:
+            raise CorruptIndex(f"damaged deletion notice for {paths.display(path)}") from e
 
     def delete_tree(self, path: bytes) -> list[tuple[bytes, Entry]]:
         """Remove `path` and everything under it; returns what was removed."""
@@ -379,17 +446,20 @@ class ReplicaIndex:
     def children(self, path: bytes) -> Iterator[tuple[bytes, Entry]]:
         """(name, entry) of the direct children of directory `path`, sorted by name."""
         for name, raw in self.children_raw(path):
-            yield name, decode_entry(raw)
+            yield name, self._decode(raw)
 
     def children_raw(self, path: bytes) -> Iterator[tuple[bytes, bytes]]:
         """(name, encoded entry) of the direct children, undecoded: the
-        scanner compares sizes and mtimes with `entry_head` and decodes only
-        what changed."""
+        scanner compares sizes and mtimes with `file_head` and decodes only
+        what changed (`decode`)."""
         prefix = path + b"\0"
         for key, raw in self._scan("entries", prefix):
             name = key[len(prefix) :]
             if name:  # the root's own key is the bare prefix of its children
                 yield name, raw
+
+    def decode(self, raw: bytes) -> Entry:
+        return self._decode(raw)
 
     def child_names(self, path: bytes) -> list[bytes]:
         return [name for name, _ in self.children(path)]
@@ -408,15 +478,19 @@ class ReplicaIndex:
                 else:
                     yield p, child
 
-    def raise_ancestors(self, path: bytes, m: VectorTime) -> None:
+    def raise_ancestors(self, path: bytes, m: VectorTime, *, missing_ok: bool = False) -> None:
         """Join `m` into the modification time of every ancestor of `path`.
 
         A directory's modification time covers its whole subtree (deletions
         included); that is what lets a sync skip a subtree the receiver knows.
+        With `missing_ok` (a deletion notice below a folder this replica does
+        not have), the raising starts at the nearest directory it has.
         """
         for anc in paths.ancestors(path):
             e = self.get(anc)
             if e is None:
+                if missing_ok:
+                    continue
                 raise CorruptIndex(f"index has {paths.display(path)} but not its parent {paths.display(anc)}")
             if m <= e.m:
                 return  # an ancestor covers it, so do all above it

@@ -29,19 +29,38 @@ from squirrel.plumbing.tra import (
     decide,
     winner_is_a,
 )
-from squirrel.plumbing.vtime import VectorTime
+from squirrel.plumbing.vtime import EMPTY, VectorTime
 
 
 class SourceTree(Protocol):
-    """What the planner needs to know of a side of the sync."""
+    """What the planner needs to know of a side of the sync.
+
+    `notice` / `notices` give the exact time at which an absent path was
+    deleted (its deletion notice). A side whose `exact_deletions` is False
+    holds deletions from before notices existed: where it has no notice, a
+    deletion's time is bounded by the modification time of the nearest
+    directory above, which covers every deletion below it.
+    """
+
+    exact_deletions: bool
 
     def get(self, path: bytes) -> Entry | None: ...
 
     def children(self, path: bytes) -> Iterator[tuple[bytes, Entry]]: ...
 
+    def notice(self, path: bytes) -> VectorTime | None: ...
+
+    def notices(self, path: bytes) -> Iterator[tuple[bytes, VectorTime]]: ...
+
     def sync_time(self, path: bytes) -> VectorTime: ...
 
     def sync_time_below(self, path: bytes, inherited: VectorTime) -> VectorTime: ...
+
+
+class ReceiverTree(SourceTree, Protocol):
+    """The receiving side: a replica's index."""
+
+    def notices_under(self, path: bytes) -> Iterator[tuple[bytes, VectorTime]]: ...
 
 
 # Action kinds, in the order the executor understands them.
@@ -52,6 +71,7 @@ DELETE = "delete"  # B's file goes to the trash
 RMDIR = "rmdir"  # B's directory goes, after its children
 MOVE_ASIDE = "move-aside"  # B's file is renamed to the conflict copy `target`
 DIRMETA = "dirmeta"  # after B's directory finished: join `m` into its modification time
+NOTICE = "notice"  # index only: B, absent too, learns when A's path was deleted (`m`)
 
 
 @dataclass
@@ -109,7 +129,7 @@ def short_id(oid: bytes, n: int = 8) -> str:
 
 
 class Planner:
-    def __init__(self, src: SourceTree, dst: SourceTree) -> None:
+    def __init__(self, src: SourceTree, dst: ReceiverTree) -> None:
         self.src = src
         self.dst = dst
         self.plan = Plan(b"")
@@ -122,29 +142,31 @@ class Planner:
                 continue
             src_dir, dst_dir = self.src.get(anc), self.dst.get(anc)
             if dst_dir is None and src_dir is not None and src_dir.is_dir:
-                self.plan.actions.append(Action(MKDIR, anc, src_dir, None, self._dst_ancestor_m(anc), src_dir.c))
-        a = self.src.get(top)
-        b = self.dst.get(top)
-        s_a = self.src.sync_time(top)
-        s_b = self.dst.sync_time(top)
-        self._path(top, a, b, s_a, s_b, self._deletion_m(top))
+                self.plan.actions.append(Action(MKDIR, anc, src_dir, None, self._new_dir_m(anc), src_dir.c))
+        a, b = self.src.get(top), self.dst.get(top)
+        na = self.src.notice(top) if a is None else None
+        nb = self.dst.notice(top) if b is None else None
+        s_a, s_b = self.src.sync_time(top), self.dst.sync_time(top)
+        self._path(top, a, b, s_a, s_b, na, nb, _ancestor_m(self.src, top), _ancestor_m(self.dst, top))
         return self.plan
 
-    def _deletion_m(self, path: bytes) -> VectorTime:
-        """A's nearest existing ancestor's modification time: it covers any
-        deletion A made below it."""
-        for anc in paths.ancestors(path):
-            e = self.src.get(anc)
-            if e is not None:
-                return e.m
-        return VectorTime()
+    @staticmethod
+    def _gone(side: SourceTree, notice: VectorTime | None, bound: VectorTime) -> VectorTime:
+        """When `side` deleted an absent path: its notice; without one, nothing
+        to know on a side with exact deletions (it never held the path, or
+        everyone knows), else the bound from its nearest directory."""
+        if notice is not None:
+            return notice
+        return EMPTY if side.exact_deletions else bound
 
-    def _dst_ancestor_m(self, path: bytes) -> VectorTime:
-        for anc in paths.ancestors(path):
-            e = self.dst.get(anc)
-            if e is not None:
-                return e.m
-        return VectorTime()
+    def _new_dir_m(self, path: bytes) -> VectorTime:
+        """The first modification time of a directory B makes at `path`: it
+        covers every deletion B knows below it (and, for deletions older than
+        notices, the bound its nearest directory gives)."""
+        m = EMPTY
+        for _, n in self.dst.notices_under(path):
+            m = m.join(n)
+        return m if self.dst.exact_deletions else m.join(_ancestor_m(self.dst, path))
 
     def _copy_path(self, path: bytes, oid: bytes) -> bytes:
         parent, name = paths.split(path)
@@ -162,16 +184,32 @@ class Planner:
         return len(self.plan.conflicts) - 1
 
     def _path(
-        self, p: bytes, a: Entry | None, b: Entry | None, s_a: VectorTime, s_b: VectorTime, a_parent_m: VectorTime
+        self,
+        p: bytes,
+        a: Entry | None,
+        b: Entry | None,
+        s_a: VectorTime,
+        s_b: VectorTime,
+        na: VectorTime | None,
+        nb: VectorTime | None,
+        a_bound: VectorTime,
+        b_bound: VectorTime,
     ) -> bool:
-        """Plan one path; returns True when B ends with nothing at `p`."""
+        """Plan one path; returns True when B ends with nothing at `p`.
+
+        `na` / `nb`: each side's deletion notice where it lacks the path;
+        `a_bound` / `b_bound`: its nearest directory's modification time, the
+        bound for a deletion older than notices."""
         self.plan.visited += 1
-        a_deleted = a_parent_m if a is None else None
-        b_deleted = self._dst_ancestor_m(p) if b is None and a is not None and a.is_file else None
-        d = decide(a, s_a, b, s_b, a_deleted, b_deleted)
+        a_gone = self._gone(self.src, na, a_bound) if a is None else None
+        b_gone = self._gone(self.dst, nb, b_bound) if b is None else None
+        d = decide(a, s_a, b, s_b, a_gone, b_gone)
         acts = self.plan.actions
         if d.op is Op.NOTHING:
-            if a is not None:
+            if a is None and b is None:
+                assert a_gone is not None and b_gone is not None
+                self._learn_deletion(p, na, a_gone, b_gone, s_a, s_b)
+            elif a is not None:
                 self.plan.skipped += 1
             return b is None
         if a is not None and a.is_dir and a.flags & FLAG_PARTIAL:
@@ -182,8 +220,8 @@ class Planner:
         if d.op is Op.KEEP:
             return False
         if d.op is Op.DELETE:
-            assert b is not None
-            self._delete_tree(p, b, a_parent_m)
+            assert b is not None and a_gone is not None
+            self._delete_tree(p, b, a_gone)
             return True
         if d.op is Op.SAME:
             assert a is not None and b is not None
@@ -191,9 +229,9 @@ class Planner:
             return False
         if d.op is Op.DESCEND:
             if a is not None and a.is_dir and (b is None or b.is_dir):
-                return self._descend(p, a, b, s_a, s_b)
-            assert a is None and b is not None and b.is_dir
-            return self._descend(p, None, b, s_a, s_b, a_parent_m)
+                return self._descend(p, a, b, s_a, s_b, a_bound, b_bound, b_gone=b_gone)
+            assert a is None and b is not None and b.is_dir and a_gone is not None
+            return self._descend(p, None, b, s_a, s_b, a_bound, b_bound, a_gone=a_gone)
         if d.op is Op.CREATE:
             assert a is not None and a.is_file
             acts.append(Action(WRITE, p, a, None, a.m, a.c))
@@ -206,12 +244,29 @@ class Planner:
                 return False
             if a.is_dir:  # A's directory supersedes B's file
                 acts.append(Action(DELETE, p, None, b, deletion_m=a.m))
-                self._descend(p, a, None, s_a, s_b, force_mkdir=True)
+                self._descend(p, a, None, s_a, s_b, a_bound, b_bound, force_mkdir=True)
                 return False
             acts.append(Action(WRITE, p, a, b, a.m, a.c))
             return False
         assert d.op is Op.CONFLICT and d.conflict is not None
-        return self._settle(p, d.conflict, a, b, s_a, s_b, a_parent_m)
+        return self._settle(p, d.conflict, a, b, s_a, s_b, a_bound, b_bound)
+
+    def _learn_deletion(
+        self,
+        p: bytes,
+        na: VectorTime | None,
+        a_gone: VectorTime,
+        b_gone: VectorTime,
+        s_a: VectorTime,
+        s_b: VectorTime,
+    ) -> None:
+        """Both sides lack `p`: B learns A's deletion notice, as it would take
+        A's version of a file (the notice of a deletion A knew of B's is
+        replaced, two concurrent deletions are joined)."""
+        if na is None or na <= s_b:
+            return
+        new = na if b_gone <= s_a else b_gone.join(na)
+        self.plan.actions.append(Action(NOTICE, p, m=new))
 
     def _settle(
         self,
@@ -221,7 +276,8 @@ class Planner:
         b: Entry | None,
         s_a: VectorTime,
         s_b: VectorTime,
-        a_parent_m: VectorTime,
+        a_bound: VectorTime,
+        b_bound: VectorTime,
     ) -> bool:
         """Keep both versions, as a new event of B (the settling replica)."""
         acts = self.plan.actions
@@ -242,12 +298,12 @@ class Planner:
                 ci = self._conflict(p, kind, p, copy, b, a)
                 if self.dst.get(copy) is None:
                     acts.append(Action(WRITE, copy, a, None, None, None, conflict=ci, src_path=p))
-                self._descend(p, None, b, s_a, s_b, a.m, keep=True)
+                self._descend(p, None, b, s_a, s_b, a.m, b_bound, a_gone=a.m, keep=True)
                 return False
             copy = self._copy_path(p, b.oid)
             ci = self._conflict(p, kind, p, copy, b, a)
             acts.append(Action(MOVE_ASIDE, p, None, b, None, None, target=copy, conflict=ci))
-            self._descend(p, a, None, s_a, s_b, force_mkdir=True)
+            self._descend(p, a, None, s_a, s_b, a_bound, b.m, force_mkdir=True)
             return False
         assert kind in (UPDATE_UPDATE, CREATE_CREATE)
         union = a.c.lineage_union(b.c)
@@ -271,44 +327,48 @@ class Planner:
         b: Entry | None,
         s_a: VectorTime,
         s_b: VectorTime,
-        a_parent_m: VectorTime | None = None,
+        a_bound: VectorTime,
+        b_bound: VectorTime,
+        a_gone: VectorTime | None = None,
+        b_gone: VectorTime | None = None,
         force_mkdir: bool = False,
         keep: bool = False,
     ) -> bool:
         """Recurse into a directory; returns True when B ends without it.
 
-        When B keeps the directory, a DIRMETA action after its children joins
-        A's knowledge of the subtree (A's directory time, or the time that
-        covers A's deletion of it) into B's directory time, so that B passes
-        on deletions it learned even where it had nothing to delete.
+        Every name either side holds or has a deletion notice for is
+        visited. `a_gone` / `b_gone` is when a side that lacks `p` deleted
+        it. When B keeps the directory, a DIRMETA action after its children
+        joins A's knowledge of the subtree (A's directory time, or the time
+        of A's deletion of it) into B's directory time.
         """
         acts = self.plan.actions
         mkdir_at = len(acts)
         a_kids = dict(self.src.children(p)) if a is not None and a.is_dir else {}
         b_kids = dict(self.dst.children(p)) if b is not None and b.is_dir else {}
-        child_parent_m = a.m if a is not None else (a_parent_m or VectorTime())
+        a_dels, b_dels = dict(self.src.notices(p)), dict(self.dst.notices(p))
+        child_a_bound = a.m if a is not None else a_bound
+        child_b_bound = b.m if b is not None else b_bound
         all_gone = True
-        for name in sorted(a_kids.keys() | b_kids.keys()):
+        for name in sorted(a_kids.keys() | b_kids.keys() | a_dels.keys() | b_dels.keys()):
             cp = paths.join(p, name)
             ca, cb = a_kids.get(name), b_kids.get(name)
+            na = a_dels.get(name) if ca is None else None
+            nb = b_dels.get(name) if cb is None else None
             cs_a = self.src.sync_time_below(cp, s_a)
             cs_b = self.dst.sync_time_below(cp, s_b)
-            gone = self._path(cp, ca, cb, cs_a, cs_b, child_parent_m)
+            gone = self._path(cp, ca, cb, cs_a, cs_b, na, nb, child_a_bound, child_b_bound)
             all_gone = all_gone and gone
         if b is None:
             assert a is not None
-            created_inside = len(acts) > mkdir_at
-            # B's nearest directory above covers B's deletion of this one (if
-            # B ever had it). A directory A kept or emptied knowing that
-            # deletion is newer than it, so B takes it, even empty; otherwise
-            # B would claim A's version below without holding it, and its
-            # absence would never reach anyone.
-            m0 = self._dst_ancestor_m(p)
-            if created_inside or force_mkdir or not a.c.lineage_seen_by(s_b) or m0 <= s_a:
-                # B may have deleted things below this path (even under another
-                # lineage: two folders of one name): the directory it creates
-                # must cover those deletions, or B would never pass them on.
-                acts.insert(mkdir_at, Action(MKDIR, p, a, None, m0, a.c))
+            created_inside = any(act.kind != NOTICE for act in acts[mkdir_at:])
+            # A directory A kept or emptied knowing B's deletion of it is newer
+            # than that deletion, so B takes it, even empty; otherwise B would
+            # claim A's version below without holding it, and its absence
+            # would never reach anyone.
+            knew = b_gone is not None and b_gone <= s_a
+            if created_inside or force_mkdir or not a.c.lineage_seen_by(s_b) or knew:
+                acts.insert(mkdir_at, Action(MKDIR, p, a, None, self._new_dir_m(p), a.c))
                 acts.append(Action(DIRMETA, p, a, None, a.m))
                 return False
             return True
@@ -317,30 +377,41 @@ class Planner:
             and all_gone
             and p
             and not keep
-            and b is not None
             and b.c.lineage_seen_by(s_a)
-            and not (a_parent_m is not None and a_parent_m <= s_b)
+            and not (a_gone is not None and a_gone <= s_b)
         ):
             # Emptied of what A deleted, and A knew this folder: it goes too.
             # A folder A never saw is B's own, even when empty, and so is one
             # B kept or emptied knowing A's deletion of it (newer than that).
-            acts.append(Action(RMDIR, p, None, b, deletion_m=a_parent_m))
+            acts.append(Action(RMDIR, p, None, b, deletion_m=a_gone))
             return True
-        acts.append(Action(DIRMETA, p, a, b, child_parent_m))
+        acts.append(Action(DIRMETA, p, a, b, a.m if a is not None else a_gone))
         return False
 
-    def _delete_tree(self, p: bytes, b: Entry, deletion_m: VectorTime) -> None:
-        """B's version at `p` is known to A, which deleted it: remove it all."""
+    def _delete_tree(self, p: bytes, b: Entry, gone: VectorTime) -> None:
+        """B's version at `p` is known to A, which deleted it (or replaced
+        it with a file): remove it all, each path noting A's deletion of it."""
         acts = self.plan.actions
         if b.is_dir:
             for name, child in self.dst.children(p):
-                self._delete_tree(paths.join(p, name), child, deletion_m)
-            acts.append(Action(RMDIR, p, None, b, deletion_m=deletion_m))
+                cp = paths.join(p, name)
+                self._delete_tree(cp, child, self.src.notice(cp) or gone)
+            acts.append(Action(RMDIR, p, None, b, deletion_m=gone))
         else:
-            acts.append(Action(DELETE, p, None, b, deletion_m=deletion_m))
+            acts.append(Action(DELETE, p, None, b, deletion_m=gone))
 
 
-def plan_sync(src: SourceTree, dst: SourceTree, top: bytes = b"") -> Plan:
+def _ancestor_m(side: SourceTree, path: bytes) -> VectorTime:
+    """The modification time of the nearest directory above `path` that
+    `side` holds: it covers every deletion below it."""
+    for anc in paths.ancestors(path):
+        e = side.get(anc)
+        if e is not None:
+            return e.m
+    return EMPTY
+
+
+def plan_sync(src: SourceTree, dst: ReceiverTree, top: bytes = b"") -> Plan:
     return Planner(src, dst).run(top)
 
 

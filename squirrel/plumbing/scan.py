@@ -27,8 +27,6 @@ from squirrel.plumbing.index import (
     KIND_FILE,
     Entry,
     ReplicaIndex,
-    decode_entry,
-    entry_head,
     new_dir,
     racy_flag,
 )
@@ -154,7 +152,7 @@ class Scanner:
             old_raw = raw.get(name)
             if old_raw is not None and on_disk is not None and on_disk[0] == "file":
                 st = on_disk[1]
-                kind_, flags, size, mtime_ns, _mode, _oid = entry_head(old_raw)
+                kind_, flags, size, mtime_ns = self.index.file_head(old_raw)
                 if (
                     kind_ == KIND_FILE
                     and st is not None
@@ -165,7 +163,7 @@ class Scanner:
                     self.stats.files += 1
                     self._tick()
                     continue  # unchanged: the common case, decided without decoding times
-            old = decode_entry(old_raw) if old_raw is not None else None
+            old = self.index.decode(old_raw) if old_raw is not None else None
             if on_disk is None:
                 assert old is not None
                 if self.ignore.ignored(child, old.is_dir):
@@ -238,7 +236,8 @@ def find_moves(changes: list[Change]) -> list[tuple[bytes, bytes]]:
 
 def record(index: ReplicaIndex, changes: Iterator[Change] | list[Change]) -> RecordResult:
     """Record changes as new versions: one new event of this replica for the
-    whole scan, joined into every ancestor's modification time.
+    whole scan, joined into every ancestor's modification time. Every path a
+    deletion removes keeps that event as its deletion notice.
 
     Ancestors are raised before a child is written, and the batch is only
     committed between changes, so a crash never leaves a child version that
@@ -261,13 +260,18 @@ def record(index: ReplicaIndex, changes: Iterator[Change] | list[Change]) -> Rec
         if ch.kind == DELETED:
             assert ch.old is not None
             for p, e in index.delete_tree(ch.path):
+                index.set_notice(p, event)  # each deleted path keeps the time of its deletion
                 if e.is_file:
                     deleted_files.append(Change(DELETED, p, None, e))
             res.deleted.append(ch.path)
         else:
             assert ch.new is not None
             c = event if ch.old is None else ch.old.c
-            index.put(ch.path, ch.new.with_times(m=event, c=c))
+            m = event
+            if ch.new.is_dir and ch.old is None:  # a new folder covers the deletions known below it
+                for _, n in index.notices_under(ch.path):
+                    m = m.join(n)
+            index.put(ch.path, ch.new.with_times(m=m, c=c))
             (res.added if ch.kind == ADDED else res.modified).append(ch.path)
             if ch.kind == ADDED and ch.new.is_file:
                 added_files.append(ch)

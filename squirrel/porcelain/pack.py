@@ -52,6 +52,7 @@ class _Packer:
         self.max_size = max_size
         self.emitted: set[bytes] = set()
         self.entries: list[tuple[bytes, Entry]] = []
+        self.notices: dict[bytes, VectorTime] = {}
         self.wanted: dict[bytes, tuple[bytes, Entry]] = {}  # oid -> (path, entry)
         self.known_elsewhere = 0
 
@@ -72,28 +73,55 @@ class _Packer:
                 self.emit(path, replace(entry, flags=entry.flags | FLAG_PARTIAL))
                 return
             self.emit(path, entry)
+            self.emit_notices(path)
             for name, child in self.idx.children(path):
                 cp = paths.join(path, name)
                 self.walk(cp, child, self.know.sync_time_below(cp, s_k))
             return
         self.emit(path, entry)
-        if entry.m <= s_k or entry.oid in self.wanted:
+        if entry.m <= s_k:
+            return
+        # A file where the receiver may still have a folder: what the
+        # sender deleted below it (when it was a folder) goes along.
+        self.notices.update(self.idx.notices_under(path))
+        if entry.oid in self.wanted:
             return
         if self.receiver_has(entry.oid):
             self.known_elsewhere += 1
             return
         self.wanted[entry.oid] = (path, entry)
 
+    def emit_notices(self, path: bytes) -> None:
+        """The deletions of the absent children of a directory the bundle
+        describes, and of everything that was below them: a receiver that
+        still has any of it learns exactly when it was deleted."""
+        for name, n in self.idx.notices(path):
+            child = paths.join(path, name)
+            self.notices[child] = n
+            self.notices.update(self.idx.notices_under(child))
+
     def add_top(self, top: bytes) -> None:
-        entry = self.idx.get(top)
+        """Describe `top` and the directories above it. Where the sender
+        lacks `top` (or a directory above it), the bundle carries what it
+        knows of the deletion, exactly as a push of `top` would use it."""
         for anc in reversed(list(paths.ancestors(top))) if top else []:
             e = self.idx.get(anc)
-            assert e is not None
+            if e is None:
+                self._emit_absent(anc)
+                return
             if anc not in self.emitted:
                 self.emit(anc, replace(e, flags=e.flags | FLAG_PARTIAL))
+        entry = self.idx.get(top)
         if entry is None:
+            self._emit_absent(top)
             return
         self.walk(top, entry, self.know.sync_time(top))
+
+    def _emit_absent(self, path: bytes) -> None:
+        n = self.idx.notice(path)
+        if n is not None:
+            self.notices[path] = n
+            self.notices.update(self.idx.notices_under(path))
 
 
 def pack(
@@ -167,6 +195,8 @@ def _write(
     try:
         for p, e in packer.entries:
             writer.add_entry(p, e)
+        for p, n in sorted(packer.notices.items()):
+            writer.add_notice(p, n)
         for p, s in _syncs(rep, tops):
             writer.add_sync(p, s)
         prog = PackProgress(

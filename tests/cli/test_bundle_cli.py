@@ -201,7 +201,7 @@ def test_bundle_list_json_has_the_header_and_entries(pair: tuple[Path, Path], tm
     a, b = pair
     ok("pack", a, "-o", tmp_path / "x.sqb", "--for", b)
     doc = ok_json("bundle", "list", tmp_path / "x.sqb")
-    assert doc["header"]["format"] == 1 and doc["header"]["capabilities"] == ["zstd"]
+    assert doc["header"]["format"] == 2 and doc["header"]["capabilities"] == ["zstd"]
     assert doc["header"]["total_size"] == (tmp_path / "x.sqb").stat().st_size
     by_path = {e["path"]: e for e in doc["entries"]}
     assert by_path["photos/2024/trip.jpg"]["content"] is True

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import lmdb
 
-from squirrel.plumbing import ids
+from squirrel.plumbing import ids, index
 from squirrel.plumbing.replica import Replica
 from tests.helpers import make_tree, run_sq, write
 
@@ -128,7 +128,7 @@ def test_an_index_from_a_newer_sq_is_refused_and_left_alone(tmp_path: Path) -> N
     env = lmdb.open(str(index_dir), max_dbs=10)
     meta = env.open_db(b"meta")
     with env.begin(write=True) as txn:
-        txn.put(b"format", b"1", db=meta)
+        txn.put(b"format", str(index.FORMAT_VERSION).encode(), db=meta)
     env.close()
     assert run_sq("ls-index", drive).stdout == listing, "the refused commands recorded nothing"
 

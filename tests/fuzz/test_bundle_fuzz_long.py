@@ -49,7 +49,7 @@ import pytest
 
 from squirrel.errors import BadBundle, OutOfSpace, UnsupportedFormat, WrongVault
 from squirrel.plumbing.index import decode_entry, encode_entry
-from squirrel.plumbing.vtime import VectorTime
+from squirrel.plumbing.vtime import VectorTime, decode_varint
 from squirrel.porcelain.apply import apply
 from squirrel.porcelain.verify import verify
 from tests.bundle_tools import (
@@ -80,7 +80,7 @@ JOBS = int(os.environ.get("SQ_FUZZ_JOBS", "0")) or os.cpu_count() or 1
 STRUCTURAL_CASES = max(60, int(FUZZ_CASES) // 20) if FUZZ_CASES else 60
 REFUSALS = (BadBundle, UnsupportedFormat, WrongVault)
 FAST_TMP = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
-ENTRY_HEAD = struct.Struct("<BBQqI32s")
+FILE_HEAD = struct.Struct("<BQq")  # a file record's head in format 2: head byte, size, mtime_ns
 
 
 class Hang(Exception):
@@ -186,27 +186,35 @@ def _varint(n: int) -> bytes:
 
 
 def hostile_entry(rng: random.Random, value: bytes, known: list[str]) -> bytes:
-    kind, flags, size, mtime, mode, oid = ENTRY_HEAD.unpack_from(value, 0)
-    rest = value[ENTRY_HEAD.size :]
-    field = rng.choice(["kind", "flags", "size", "mtime", "mode", "oid", "m", "c", "tail"])
-    if field == "kind":
-        kind = rng.choice([0, 1, 2, 3, 255])
-    elif field == "flags":
-        flags = rng.randrange(256)
+    """One field of an entry record (format 2) made hostile."""
+    head = value[0]
+    is_file = head & 0x03 == 1
+    if is_file:
+        _, size, mtime = FILE_HEAD.unpack_from(value, 0)
+        mode, pos = decode_varint(value, FILE_HEAD.size)
+        oid, rest = value[pos : pos + 32], value[pos + 32 :]
+    else:
+        size = mtime = mode = 0
+        oid, rest = b"", value[1:]
+    field = rng.choice(["head", "head", "size", "mtime", "mode", "oid", "m", "c", "tail"])
+    if field == "head":
+        head = rng.choice([0, 1, 2, 3, 0x13, 0x20, 0x80, 255, head ^ 0x10])
     elif field == "size":
         size = rng.choice([0, 1, max(size - 1, 0), size + 1, (1 << 63) - 1, (1 << 64) - 1])
     elif field == "mtime":
         mtime = rng.choice([-1, 0, -(1 << 63), (1 << 63) - 1, mtime + 1])
     elif field == "mode":
-        mode = rng.choice([0, 0o777, 0o4755, 0o2755, 0o1777, 0o170777, (1 << 32) - 1])
+        mode = rng.choice([0, 0o777, 0o4755, 0o2755, 0o1777, 0o170777, (1 << 32) - 1, 1 << 70])
     elif field == "oid":
-        oid = rng.choice([bytes(32), rng.randbytes(32), blake3.blake3(b"").digest()])
+        oid = rng.choice([bytes(32), rng.randbytes(32), blake3.blake3(b"").digest(), rng.randbytes(31)])
     elif field in ("m", "c"):
         vt = hostile_vtime(rng, known)
         rest = vt + rest[len(rest) // 2 :] if field == "m" else rest[: len(rest) // 2] + vt
     else:
         rest = rest + rng.randbytes(rng.randint(1, 4)) if rng.random() < 0.5 else rest[:-1]
-    return ENTRY_HEAD.pack(kind, flags, size, mtime, mode, oid) + rest
+    if is_file:
+        return FILE_HEAD.pack(head, size, mtime) + _varint(mode) + oid + rest
+    return bytes([head]) + rest
 
 
 def mutate_parts(p: BundleParts, rng: random.Random) -> str:
@@ -228,8 +236,8 @@ def mutate_parts(p: BundleParts, rng: random.Random) -> str:
     if op == "add-under":
         # A parent folder and a file in it, both under a hostile name.
         folder = rng.choice([b".squirrel", b".SQUIRREL", b"..", b"docs/..", b"photos/img1.jpg"])
-        dirs = [r for r in entries if r.value[0] == 2]
-        files = [r for r in entries if r.value[0] == 1]
+        dirs = [r for r in entries if r.value[0] & 0x03 == 2]
+        files = [r for r in entries if r.value[0] & 0x03 == 1]
         p.records.append(Record(REC_ENTRY, folder, rng.choice(dirs).value))
         child = folder + b"/" + rng.choice([b"ignore", b"replica.json", b"x"])
         p.records.append(Record(REC_ENTRY, child, rng.choice(files).value))

@@ -1,11 +1,13 @@
 """The bundle format (docs/formats/bundle.md): golden file, round trips,
 per-object encoding, decompression limits, and garbage.
 
-The golden bundle `tests/data/golden-v1.sqb` is built from fixed inputs with
+The golden bundle `tests/data/golden-v2.sqb` is built from fixed inputs with
 `BundleWriter`; reading it must give exactly those inputs, and writing the
 same inputs again must give the same bytes, so that a format change without a
 version bump fails here. To regenerate it after a deliberate format change
 (and a version bump): `.venv/bin/python -m tests.plumbing.test_bundle_format`.
+`tests/data/golden-v1.sqb`, written by format 1, must still read as the same
+inputs (without deletion notices, which format 1 did not have).
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ from tests.bundle_tools import (
 )
 
 DATA = Path(__file__).resolve().parent.parent / "data"
-GOLDEN = DATA / "golden-v1.sqb"
+GOLDEN = DATA / "golden-v2.sqb"
+GOLDEN_V1 = DATA / "golden-v1.sqb"
 # The libzstd that wrote the golden file. zstd promises a stable format, not
 # identical compressed bytes across releases: with another libzstd only the
 # decompressed parts are compared byte for byte.
@@ -70,6 +73,7 @@ GOLDEN_ENTRIES: dict[bytes, Entry] = {
     b"caf\xc3\xa9 \xff.bin": Entry(KIND_FILE, OID_RAW, len(RAW), 0o644, 1_650_000_000_000_000_000, vt(s=3), vt(s=3)),
 }
 GOLDEN_SYNCS: dict[bytes, VectorTime] = {b"": vt(r=5), b"docs": vt(r=7)}
+GOLDEN_NOTICES: dict[bytes, VectorTime] = {b"docs/old": vt(s=2), b"docs/old/draft.txt": vt(s=1)}
 GOLDEN_OBJECTS: dict[bytes, bytes] = {OID_TEXT: TEXT, OID_RAW: RAW}
 
 
@@ -91,6 +95,8 @@ def write_golden(path: Path) -> int:
     w = BundleWriter(str(path), golden_header())
     for p in sorted(GOLDEN_ENTRIES):
         w.add_entry(p, GOLDEN_ENTRIES[p])
+    for p in sorted(GOLDEN_NOTICES):
+        w.add_notice(p, GOLDEN_NOTICES[p])
     for p in sorted(GOLDEN_SYNCS):
         w.add_sync(p, GOLDEN_SYNCS[p])
     for oid, content in GOLDEN_OBJECTS.items():
@@ -107,10 +113,12 @@ def read_all(r: BundleReader, oid: bytes) -> bytes:
 
 
 # Golden file ------------------------------------------------------------------
-def test_golden_bundle_reads_as_its_inputs() -> None:
-    with BundleReader(str(GOLDEN)) as r:
+@pytest.mark.parametrize("golden,notices", [(GOLDEN, GOLDEN_NOTICES), (GOLDEN_V1, {})], ids=["v2", "v1"])
+def test_golden_bundle_reads_as_its_inputs(golden: Path, notices: dict[bytes, VectorTime]) -> None:
+    with BundleReader(str(golden)) as r:
         assert r.entries == GOLDEN_ENTRIES
         assert r.syncs == GOLDEN_SYNCS
+        assert r.notices == notices
         assert r.vault == VAULT
         assert (r.source_id, r.source_name, r.source_counter) == (SENDER, "laptop", 3)
         assert r.names == {SENDER: "laptop", RECEIVER: "drive"}
@@ -131,7 +139,7 @@ def test_golden_bundle_is_written_again_byte_for_byte(tmp_path: Path) -> None:
     write_golden(again)
     new, old = again.read_bytes(), GOLDEN.read_bytes()
     # The parts that do not depend on the compressor's exact output.
-    assert new[:10] == old[:10] == b"SQBUNDLE\x01\x00"
+    assert new[:10] == old[:10] == b"SQBUNDLE\x02\x00"
     p_new, p_old = split_bundle(new), split_bundle(old)
     assert p_new.records == p_old.records
     assert p_new.objects[1:] == p_old.objects[1:]
@@ -148,10 +156,10 @@ def test_golden_bundle_layout_matches_the_spec() -> None:
     """Byte positions from docs/formats/bundle.md, read without BundleReader."""
     data = GOLDEN.read_bytes()
     sig, version, hlen = struct.unpack_from("<8sHI", data, 0)
-    assert (sig, version) == (b"SQBUNDLE", 1)
+    assert (sig, version) == (b"SQBUNDLE", 2)
     header = json.loads(data[14 : 14 + hlen])
     assert header["total_size"] == len(data)
-    assert header["format"] == 1
+    assert header["format"] == 2
     assert data[-40:-32] == b"SQTRAILR"
     assert data[-32:] == blake3.blake3(data[:-40]).digest()
     assert data[-41] == 0  # end of objects

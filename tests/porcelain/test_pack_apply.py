@@ -573,8 +573,8 @@ BAD: dict[str, tuple[Mutation, type[SquirrelError]]] = {
     "flipped-end-tag": (flip_byte(at("end_tag"), bit=2), BadBundle),
     "flipped-trailer-tag": (flip_byte(at("trailer", 3)), BadBundle),
     # Formats this reader does not know.
-    "unknown-version": (parts(lambda p: setattr(p, "version", 2)), UnsupportedFormat),
-    "header-format-disagrees": (parts(set_header(format=2)), BadBundle),
+    "unknown-version": (parts(lambda p: setattr(p, "version", 3)), UnsupportedFormat),
+    "header-format-disagrees": (parts(set_header(format=1)), BadBundle),
     "unknown-capability": (parts(set_header(capabilities=["zstd", "delta-v9"])), UnsupportedFormat),
     "capabilities-not-a-list": (parts(set_header(capabilities="zstd")), BadBundle),
     "header-not-json": (parts(lambda p: setattr(p, "header_bytes", b"{not json")), BadBundle),

@@ -17,8 +17,8 @@ import blake3
 import pytest
 
 from squirrel.errors import WrongVault
+from squirrel.plumbing import entry as entry_mod
 from squirrel.plumbing import fsops
-from squirrel.plumbing import index as index_mod
 from squirrel.plumbing.execute import Executor
 from squirrel.plumbing.plan import plan_sync
 from squirrel.plumbing.replica import Replica
@@ -653,9 +653,9 @@ def test_a_few_changes_in_a_big_tree_read_few_index_records(tmp_path: Path) -> N
         write(a / rel, "edited " + rel)
     scan(str(a))
     with Replica.open(str(a)) as ra, Replica.open(str(b)) as rb:
-        before = index_mod.records_read
+        before = entry_mod.records_read
         plan = plan_sync(ra.index, rb.index)
-        read = index_mod.records_read - before
+        read = entry_mod.records_read - before
     assert plan.count()["updated"] == 3
     # Only the directories on the changed paths are listed, on both sides:
     # the root's 20 albums, the 10 sets of two albums, three sets of 15 files.
