@@ -290,6 +290,7 @@ def test_the_manifest_record_types_are_the_codes() -> None:
         "entry": bundle.REC_ENTRY,
         "sync": bundle.REC_SYNC,
         "deleted": bundle.REC_DELETED,
+        "conflict": bundle.REC_CONFLICT,
         "end": bundle.REC_END,
     }
 

@@ -93,18 +93,16 @@ class CarrierExecutor:
             raise ContentUnavailable(
                 f"{paths.display(act.path)} was changed on two drives: it is settled on a drive at a later visit"
             )
-        m = act.m if act.m is not None or act.kind not in (WRITE, META, MOVE_ASIDE) else self.new_event()
         if act.kind == WRITE:
             a = act.a
             assert a is not None
-            c = act.c if act.c is not None else self.new_event()
-            assert m is not None
+            m, c = act.times(self.new_event)
             self._content(act.src_path or act.path, act.path, a, m)
             record_version(self.idx, act.path, a, m, c)
             self.result.taken += 1
         elif act.kind == META:
-            assert act.b is not None and m is not None
-            c = act.c if act.c is not None else self.new_event()
+            assert act.b is not None
+            m, c = act.times(self.new_event)
             record_version(self.idx, act.path, act.b, m, c)
         elif act.kind in (DELETE, RMDIR):
             if act.kind == RMDIR and any(True for _ in self.idx.children(act.path)):

@@ -69,10 +69,12 @@ def record_notice(idx: ReplicaIndex, path: bytes, n: VectorTime) -> None:
 
 
 def record_move_aside(idx: ReplicaIndex, act: Action, event: VectorTime) -> None:
-    """The receiver's version now lives at the conflict copy, as a new event."""
+    """The receiver's version now lives at the conflict copy, as a new event
+    (joined with the sender's copy of the same conflict, when it has one)."""
     assert act.b is not None
     idx.delete(act.path)
-    record_version(idx, act.target, act.b, event, event)
+    m, c = act.times(lambda: event)
+    record_version(idx, act.target, act.b, m, c)
 
 
 def record_dirmeta(idx: ReplicaIndex, act: Action, failed_paths: set[bytes]) -> None:
@@ -299,13 +301,14 @@ class Executor:
         elif act.kind == META:
             assert act.b is not None
             fsops.recheck(self.root, act.path, act.b)
-            m = act.m if act.m is not None else self.new_event()
-            c = act.c if act.c is not None else self.new_event()
+            m, c = act.times(self.new_event)
             record_version(self.idx, act.path, act.b, m, c)
         elif act.kind == DELETE:
             assert act.b is not None
             fsops.check_parents(self.root, act.path)
             fsops.recheck(self.root, act.path, act.b)
+            if act.conflict >= 0:  # B's version goes for a conflict: its winner must be at hand
+                self._prepare_winner(act.conflict)
             fsops.trash(self.idx, self.rep.trash_dir, self.root, act.path, act.b)
             self._dirty.add(os.path.dirname(self._abs(act.path)))
             self.names.forget(act.path)
@@ -384,12 +387,7 @@ class Executor:
         assert act.b is not None
         fsops.check_parents(self.root, act.path)
         fsops.recheck(self.root, act.path, act.b)
-        # The version that takes the path must be at hand before B's moves
-        # aside: content the sender cannot give fails the conflict here, with
-        # B's file still in place.
-        w = self._winner_writes.get(act.conflict)
-        if w is not None and w.path not in self._prepared:
-            self._prepared[w.path] = self._fetch(w)
+        self._prepare_winner(act.conflict)
         if os.path.lexists(self._abs(act.target)):
             raise ChangedDuringOperation(f"{paths.display(act.target)} is in the way of a conflict copy")
         self.names.claim(act.target)
@@ -398,6 +396,14 @@ class Executor:
         self.names.forget(act.path)
         self._dirty.add(os.path.dirname(self._abs(act.target)))
         record_move_aside(self.idx, act, self.new_event())
+
+    def _prepare_winner(self, conflict: int) -> None:
+        """The version that takes the path must be at hand before B's leaves
+        it: content the sender cannot give fails the conflict here, with B's
+        file still in place."""
+        w = self._winner_writes.get(conflict)
+        if w is not None and w.path not in self._prepared:
+            self._prepared[w.path] = self._fetch(w)
 
     def _local_chunks(self, oid: bytes) -> Iterable[bytes] | None:
         """The content from a copy the receiver already holds, if any."""
@@ -416,8 +422,7 @@ class Executor:
         assert a is not None and a.kind == KIND_FILE
         rel = act.path
         fsops.check_parents(self.root, rel)
-        m = act.m if act.m is not None else self.new_event()
-        c = act.c if act.c is not None else self.new_event()
+        m, c = act.times(self.new_event)
         # A move: the receiver deletes a file with this content in the same plan.
         # Only the files the intent log names for this batch (see _run_batch).
         moves = [

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from squirrel.errors import FileSystemError, MassDelete, SquirrelError
-from squirrel.plumbing import ids, paths
+from squirrel.plumbing import conflicts, ids, paths
 from squirrel.plumbing.index import (
     FLAG_RACY,
     KIND_FILE,
@@ -333,4 +333,7 @@ def scan_replica(replica: Replica, progress: ScanProgress | None = None, allow_m
             deleted, scanner.stats.files - added + len(gone), f"the scan of {replica.root}", allow_mass_delete
         )
     res = record(replica.index, changes)
+    if res.event is not None:  # a copy deleted or a kept file edited by hand settles its conflict
+        conflicts.prune(replica.index)
+        replica.index.commit()
     return ScanReport(res.added, res.modified, res.deleted, res.moved, res.touched, scanner.stats)

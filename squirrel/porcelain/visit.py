@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from squirrel.errors import ContentUnavailable
-from squirrel.plumbing import fsops, paths
+from squirrel.plumbing import conflicts, fsops, paths
 from squirrel.plumbing.carrier import Carrier, CarrierVault, is_carrier
 from squirrel.plumbing.carrier_executor import CarrierExecutor
 from squirrel.plumbing.execute import SPACE_RESERVE, ExecProgress
@@ -134,6 +134,7 @@ def _visit(
     res = ex.run()
     vault.rep.recheck_identity()
     raise_sync_times(vault.index, drive.index, b"", res.failed_paths)
+    conflicts.carry(drive.index.conflicts(), vault.index)
     vault.index.commit()
     report.taken = res.taken
     report.stored, report.stored_bytes = res.stored, res.stored_bytes

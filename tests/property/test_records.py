@@ -52,6 +52,15 @@ conflicts = st.builds(
     theirs=st.none() | versions,
     time=count,
     replica=st.none() | st.text(min_size=1, max_size=10),
+    kept_oid=st.none() | oid,
+    copy_oid=st.none() | oid,
+) | st.builds(  # recorded before the versions' ids were kept
+    ConflictRecord,
+    path=rel_path,
+    kind=st.sampled_from(CONFLICT_KINDS),
+    kept=rel_path,
+    copy=st.none() | rel_path,
+    tracked=st.just(False),
 )
 
 
@@ -64,7 +73,7 @@ def test_a_conflict_record_round_trips(record: ConflictRecord) -> None:
 def test_a_conflict_summary_carries_exact_bytes_for_every_path(record: ConflictRecord) -> None:
     doc = through_json(record.summary_json())
     assert ConflictRecord.from_json(doc) == ConflictRecord(
-        record.path, record.kind, record.kept, record.copy, replica=record.replica
+        record.path, record.kind, record.kept, record.copy, replica=record.replica, tracked=False
     )
 
 
