@@ -311,7 +311,7 @@ def test_the_bundle_header_fields_are_what_the_packer_writes(tmp_path: Path) -> 
 
 def test_the_index_sub_databases_are_the_codes() -> None:
     documented = first_ticks(table("index.md", "sub-database", "key", "value", "written by"))
-    assert documented == [d.decode() for d in index._DBS]
+    assert documented == [d.decode() for d in index.DB_NAMES]
 
 
 def optional_and_required(cell: str) -> tuple[set[str], set[str]]:

@@ -295,9 +295,11 @@ class CarrierVault:
         """Drop every object that every known drive has; returns (count, bytes)."""
         drives = self.drives()
         dropped = freed = 0
-        for oid, _size in list(self.store):
+        stored = list(self.store)
+        holders = self.index.paths_with_objects([oid for oid, _ in stored])
+        for oid, _size in stored:
             needed = False
-            for p in self.index.paths_with_object(oid):
+            for p in holders.get(oid, []):
                 e = self.index.get(p)
                 if e is not None and self.needed_by_others(p, e.m, oid, drives):
                     needed = True

@@ -142,6 +142,7 @@ class Executor:
             if act.kind == WRITE and act.conflict >= 0 and act.b is None and act.src_path is None
         }
         self.names = CaseFolding(self.root, replica.tmp_dir)
+        self._local: dict[bytes, list[bytes]] | None = None  # content -> paths holding it, found once
         # Files the plan deletes, by content: a WRITE of the same content renames them.
         self._deletes: dict[bytes, list[int]] = {}
         self._move_sources: dict[bytes, list[int]] = {}  # this batch's, by content
@@ -407,10 +408,13 @@ class Executor:
 
     def _local_chunks(self, oid: bytes) -> Iterable[bytes] | None:
         """The content from a copy the receiver already holds, if any."""
-        for p in self.idx.paths_with_object(oid):
-            e = self.idx.get(p)
+        if self._local is None:  # one pass over the index for every content the plan writes
+            wanted = {a.a.oid for a in self.plan.actions if a.kind == WRITE and a.a is not None}
+            self._local = self.idx.paths_with_objects(wanted)
+        for p in self._local.get(oid, []):
+            e = self.idx.get(p)  # what this run may have written there since
             full = self._abs(p)
-            if e is not None and fsops.matches(fsops.lstat_or_none(full), e):
+            if e is not None and e.is_file and e.oid == oid and fsops.matches(fsops.lstat_or_none(full), e):
                 return fsops.read_chunks(full, e)
         tp = fsops.trash_path(self.rep.trash_dir, oid)
         if os.path.isfile(tp):
@@ -517,6 +521,8 @@ class Executor:
         entry = Entry(KIND_FILE, a.oid, st.st_size, statmod.S_IMODE(st.st_mode), st.st_mtime_ns, m, c, racy)
         self._raise(rel, m)
         self.idx.put(rel, entry)
+        if self._local is not None:  # a later write of the same content copies this one
+            self._local.setdefault(a.oid, []).append(rel)
         if created:
             self.result.created += 1
         else:

@@ -166,33 +166,38 @@ def _fill(drive: Replica, carrier: Carrier, vault: CarrierVault, budget: int, re
     others = [d for d in vault.drives() if d.id != drive.id]
     if not others:
         return
-    left = _room(carrier, budget)
-    root = os.fsencode(drive.root)
-    seen: set[bytes] = set()
+    wanted: dict[bytes, tuple[bytes, Entry]] = {}
     for other in others:
         for path, entry in vault.lacking(other):
-            if entry.oid in seen or vault.store.has(entry.oid) or entry.oid in vault.objects_of(other):
-                continue
-            seen.add(entry.oid)
-            local = _local_copy(drive, entry.oid)
-            if local is None:
-                continue
-            if entry.size > left:
-                report.left_behind.append((path, entry.size))
-                continue
-            lp, le = local
-            try:
-                vault.store.put(entry.oid, entry.size, fsops.read_chunks(fsops.abspath(root, lp), le))
-            except (OSError, ContentUnavailable):
-                continue
-            left -= entry.size
-            report.filled += 1
-            report.filled_bytes += entry.size
-
-
-def _local_copy(drive: Replica, oid: bytes) -> tuple[bytes, Entry] | None:
+            if entry.oid not in wanted and not vault.store.has(entry.oid) and entry.oid not in vault.objects_of(other):
+                wanted[entry.oid] = (path, entry)
+    if not wanted:
+        return
+    left = _room(carrier, budget)
     root = os.fsencode(drive.root)
-    for p in drive.index.paths_with_object(oid):
+    holders = drive.index.paths_with_objects(wanted)
+    for oid, (path, entry) in wanted.items():
+        local = _local_copy(drive, holders.get(oid, []))
+        if local is None:
+            continue
+        if entry.size > left:
+            report.left_behind.append((path, entry.size))
+            continue
+        lp, le = local
+        try:
+            vault.store.put(entry.oid, entry.size, fsops.read_chunks(fsops.abspath(root, lp), le))
+        except (OSError, ContentUnavailable):
+            continue
+        left -= entry.size
+        report.filled += 1
+        report.filled_bytes += entry.size
+
+
+def _local_copy(drive: Replica, candidates: list[bytes]) -> tuple[bytes, Entry] | None:
+    """The first of the drive's paths holding the content that is still as
+    indexed."""
+    root = os.fsencode(drive.root)
+    for p in candidates:
         e = drive.index.get(p)
         if e is not None and fsops.matches(fsops.lstat_or_none(fsops.abspath(root, p)), e):
             return p, e
