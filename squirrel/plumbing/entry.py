@@ -12,6 +12,7 @@ it is what older indexes and bundles hold.
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass, replace
 
@@ -124,17 +125,13 @@ def decode_entry(data: bytes | memoryview) -> Entry:
     return Entry(kind, oid, size, mode, mtime_ns, m, c, flags)
 
 
-def file_head(data: bytes) -> tuple[int, int, int, int]:
-    """(kind, flags, size, mtime_ns) of an encoded entry, without decoding the
-    rest: what the scanner compares with a file's stat (0, 0 for a directory)."""
-    try:
-        head = data[0]
-        if head & 0x03 != KIND_FILE:
-            return head & 0x03, 0, 0, 0
-        _, size, mtime_ns = _FILE_HEAD.unpack_from(data, 0)
-    except (IndexError, struct.error) as e:
-        raise CorruptIndex(f"damaged index record: {e}") from e
-    return KIND_FILE, FLAG_RACY if head & BIT_RACY else 0, size, mtime_ns
+_SIZE_MTIME = struct.Struct("<Qq")
+
+
+def unchanged_file(data: bytes, st: os.stat_result) -> bool:
+    """Is this a file record, not racy, with exactly this size and mtime?
+    The scanner's question for every file, answered from the fixed head."""
+    return data[0] & 0x07 == KIND_FILE and data[1:17] == _SIZE_MTIME.pack(st.st_size, st.st_mtime_ns)
 
 
 def file_oid(data: bytes) -> bytes | None:
@@ -163,12 +160,9 @@ def decode_entry_v1(data: bytes | memoryview) -> Entry:
     return Entry(kind, bytes(oid), size, mode, mtime_ns, m, c, flags)
 
 
-def file_head_v1(data: bytes) -> tuple[int, int, int, int]:
-    try:
-        kind, flags, size, mtime_ns, _mode, _oid = _V1_HEAD.unpack_from(data, 0)
-    except struct.error as e:
-        raise CorruptIndex(f"damaged index record: {e}") from e
-    return kind, flags & FLAG_RACY, size, mtime_ns
+def unchanged_file_v1(data: bytes, st: os.stat_result) -> bool:
+    kind, flags, size, mtime_ns, _mode, _oid = _V1_HEAD.unpack_from(data, 0)
+    return kind == KIND_FILE and not flags & FLAG_RACY and size == st.st_size and mtime_ns == st.st_mtime_ns
 
 
 def file_oid_v1(data: bytes) -> bytes | None:

@@ -155,10 +155,10 @@ class ReplicaIndex:
         """Format 1 indexes are read (read-only opens) with the format-1 codec."""
         v1 = self.format < 2
         self._decode: Callable[[bytes | memoryview], Entry] = entry_codec.decode_entry_v1 if v1 else decode_entry
-        self.file_head: Callable[[bytes], tuple[int, int, int, int]] = (
-            entry_codec.file_head_v1 if v1 else entry_codec.file_head
-        )
         self._file_oid: Callable[[bytes], bytes | None] = entry_codec.file_oid_v1 if v1 else entry_codec.file_oid
+        self.unchanged_file: Callable[[bytes, os.stat_result], bool] = (
+            entry_codec.unchanged_file_v1 if v1 else entry_codec.unchanged_file
+        )
 
     def _upgrade(self) -> None:
         """Rewrite a format-1 index as format 2 in one transaction: entries in
@@ -445,7 +445,7 @@ class ReplicaIndex:
 
     def children_raw(self, path: bytes) -> Iterator[tuple[bytes, bytes]]:
         """(name, encoded entry) of the direct children, undecoded: the
-        scanner compares sizes and mtimes with `file_head` and decodes only
+        scanner compares sizes and mtimes with `unchanged_file` and decodes only
         what changed (`decode`)."""
         prefix = path + b"\0"
         for key, raw in self._scan("entries", prefix):
