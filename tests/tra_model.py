@@ -52,9 +52,10 @@ implementation's planner differs on purpose, it over-approximates):
 2. A directory B makes (A's directory against B's absence, or A's directory
    replacing B's file) is `Dir(m_self = A's m_self, c = A's c)`: it starts
    from A's directory version, not from B's parent's time.
-3. Two directories: B's `m_self` joins A's; nothing else of A's subtree is
-   joined into B's directory (B's subtree time is then exactly what B holds
-   and knows the deletion of).
+3. Two directories: B's `m_self` joins A's and B's directory keeps its own
+   lineage `c`; nothing else of A's subtree is joined into B's directory
+   (B's subtree time is then exactly what B holds and knows the deletion
+   of).
 4. A directory B holds against A's absence: B's children are synced against
    A's absent ones; afterwards B's directory goes (becoming `Absent(n_A)`)
    when nothing is left in it, A saw its lineage, and B did not keep it
@@ -281,6 +282,10 @@ class Replica:
             for p, n in self.nodes.items()
             if p and not isinstance(n, Absent)
         }
+
+    def snapshot(self) -> tuple[dict[str, Node], dict[str, VT], int]:
+        """Everything the replica records (to tell whether a sync changed anything)."""
+        return dict(self.nodes), dict(self.stored), self.counter
 
     # Scan --------------------------------------------------------------------
     def scan(self, disk: DiskTree) -> bool:
