@@ -67,7 +67,8 @@ implementation's planner differs on purpose, it over-approximates):
    it (B's deletion is concurrent only with deletions inside: no conflict).
 6. A partial sync of a subtree T whose directories above T are missing on
    B makes them (as in 2) only when B ends with something at T; their own
-   sync times are not raised (they are outside T). When B has a file at a
+   sync times are not raised (they are outside T), so until a sync covers
+   them their `m_self` is the one place where `m <= s` does not hold. When B has a file at a
    directory above T, the sync starts at the highest such file (it must be
    settled before anything can be put below it).
 7. A's file replacing B's whole directory (B's directory time is known to

@@ -372,8 +372,8 @@ def replay(n: int, steps: list[str], swaps: bool = False) -> None:
 
 
 SETTINGS = settings(
-    max_examples=int(os.environ.get("SQ_HYPOTHESIS_EXAMPLES", "20")),
-    stateful_step_count=int(os.environ.get("SQ_EXACT_STEPS", "40")),
+    max_examples=int(os.environ.get("SQ_HYPOTHESIS_EXAMPLES", "30")),
+    stateful_step_count=int(os.environ.get("SQ_EXACT_STEPS", "100")),
     deadline=None,
     suppress_health_check=list(HealthCheck),
     phases=[Phase.explicit, Phase.reuse, Phase.generate]
