@@ -156,6 +156,12 @@ def test_absent_absent_is_nothing() -> None:
     assert w.sync(0, 1) == [] and w.sync(1, 0) == []
     n = w.reps[1].state("a")
     assert isinstance(n, Absent) and n.n == VT({"r0": 2, "r1": 1})  # both deletions joined
+    # A later deletion that knew B's replaces it.
+    w.write(0, "a", "again")
+    assert w.scan(0)
+    w.delete(0, "a")
+    assert w.sync(0, 1) == []
+    assert w.reps[1].state("a") == Absent(VT({"r0": 4}))
 
 
 def test_absent_vs_file_a_knows_b_version_deletes() -> None:
@@ -214,7 +220,7 @@ def test_file_vs_absent_rows() -> None:
     assert isinstance(b, File) and b.m == VT({"r1": w.reps[1].counter}) and w.files(1)["b"] == "1b2"
     # ... and B's settled version reaches A without a new conflict.
     assert w.sync(1, 0) == []
-    # A's version made knowing B's deletion: create, no conflict.
+    # A new lineage at a path B deleted: created (the same lineage: below).
     w.delete(1, "c")
     assert w.sync(1, 0) == [] and "c" not in w.files(0)
     w.write(0, "c", "3 again")  # r0 re-creates c after learning r1's deletion: a new lineage
@@ -231,6 +237,19 @@ def test_file_vs_absent_made_knowing_deletion_same_lineage() -> None:
     assert w.sync(2, 0) == [("a", UPDATE_DELETE)]
     assert w.sync(0, 1) == []
     assert w.files(1)["a"] == "2"
+
+
+def test_absent_vs_file_made_knowing_the_deletion_keeps() -> None:
+    # r0 deletes a, r1 edits it, r2 settles the delete/update; r1 takes r2's
+    # settled version, which was made knowing r0's deletion: r0 -> r1 keeps it.
+    w = shared(3, {"a": "1"})
+    w.delete(0, "a")
+    w.write(1, "a", "2")
+    assert w.sync(1, 2) == []
+    assert w.sync(0, 2) == [("a", DELETE_UPDATE)]
+    assert w.sync(2, 1) == []
+    assert w.sync(0, 1) == [] and w.files(1)["a"] == "2"
+    assert w.sync(1, 0) == [] and w.files(0)["a"] == "2"
 
 
 def test_file_vs_file_rows() -> None:
