@@ -52,19 +52,22 @@ implementation's planner differs on purpose, it over-approximates):
 2. A directory B makes (A's directory against B's absence, or A's directory
    replacing B's file) is `Dir(m_self = A's m_self, c = A's c)`: it starts
    from A's directory version, not from B's parent's time.
-3. Two directories: B's `m_self` joins A's and B's directory keeps its own
-   lineage `c`; nothing else of A's subtree is joined into B's directory
-   (B's subtree time is then exactly what B holds and knows the deletion
-   of).
+3. Two directories: B's `m_self` joins A's and B's directory holds both
+   lineages (`c` is their union: two folders made independently under one
+   name are one folder of two lineages); nothing else of A's subtree is
+   joined into B's directory (B's subtree time is then exactly what B holds
+   and knows the deletion of).
 4. A directory B holds against A's absence: B's children are synced against
    A's absent ones; afterwards B's directory goes (becoming `Absent(n_A)`)
-   when nothing is left in it, A saw its lineage, and B did not keep it
-   knowing A's deletion (`not n_A <= s_B`). A directory B emptied or kept
-   knowing A's deletion is newer than it and stays.
+   when nothing is left in it, A saw every lineage it holds (`c_B <= s_A`:
+   A deleted all of it, not just a folder of the same name), and B did not
+   keep it knowing A's deletion (`not n_A <= s_B`). A directory B emptied
+   or kept knowing A's deletion is newer than it and stays.
 5. A's directory against B's absence: B makes the directory when something
-   was created inside it, or B never saw A's lineage of it, or A's directory
-   was made knowing B's deletion (`n_B <= s_A`); otherwise B stays without
-   it (B's deletion is concurrent only with deletions inside: no conflict).
+   was created inside it, or B did not see every lineage of it (`not c_A
+   <= s_B`), or A's directory was made knowing B's deletion (`n_B <= s_A`);
+   otherwise B stays without it (B's deletion is concurrent only with
+   deletions inside: no conflict).
 6. A partial sync of a subtree T whose directories above T are missing on
    B makes them (as in 2) only when B ends with something at T; their own
    sync times are not raised (they are outside T), so until a sync covers
@@ -377,7 +380,7 @@ class _Sync:
             self.visit_below(p)
         else:
             self.visit_below(p)
-            if not B.present_below(p) and b.c.seen_by(s_a) and not a.n <= s_b:
+            if not B.present_below(p) and b.c <= s_a and not a.n <= s_b:
                 B.put(p, Absent(a.n))
 
     # A has a file at p that B does not know ------------------------------------
@@ -424,7 +427,7 @@ class _Sync:
         B = self.B
         if isinstance(b, Dir):
             self.visit_below(p)
-            B.put(p, Dir(b.m_self | a.m_self, b.c))
+            B.put(p, Dir(b.m_self | a.m_self, b.c.union(a.c)))
         elif isinstance(b, File):
             if not b.m <= s_a:
                 self.conflicts.append((p, FILE_DIR))
@@ -433,7 +436,7 @@ class _Sync:
             self.visit_below(p)
         else:
             self.visit_below(p)
-            if B.present_below(p) or not a.c.seen_by(s_b) or b.n <= s_a:
+            if B.present_below(p) or not a.c <= s_b or b.n <= s_a:
                 B.put(p, Dir(a.m_self, a.c))
 
     def copy(self, p: str, f: File) -> None:

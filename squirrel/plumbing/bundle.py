@@ -323,7 +323,7 @@ class BundleReader:
             or not isinstance(header.get("names", {}), dict)
         ):
             raise self._bad("damaged header")
-        if header["manifest_size"] > MAX_MANIFEST:
+        if header["manifest_size"] > MAX_MANIFEST or header["manifest_stored"] > header["total_size"]:
             raise self._bad("manifest too large")
         size = os.fstat(self.file.fileno()).st_size
         if size != header["total_size"]:

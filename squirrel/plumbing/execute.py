@@ -78,13 +78,18 @@ def record_move_aside(idx: ReplicaIndex, act: Action, event: VectorTime) -> None
 
 
 def record_dirmeta(idx: ReplicaIndex, act: Action, failed_paths: set[bytes]) -> None:
-    """A finished directory joins the sender's time for it (see plan.DIRMETA)."""
+    """A finished directory joins the sender's time for it, and the
+    sender's lineage of it: two folders of one name are one folder of two
+    lineages (see plan.DIRMETA)."""
     if any(paths.is_under(f, act.path) for f in failed_paths):
         return
     e = idx.get(act.path)
-    if e is None or not e.is_dir or act.m is None or act.m <= e.m:
+    if e is None or not e.is_dir or act.m is None:
         return
-    record_version(idx, act.path, e, e.m.join(act.m), e.c)
+    c = e.c.lineage_union(act.a.c) if act.a is not None and act.a.is_dir else e.c
+    if act.m <= e.m and c == e.c:
+        return
+    record_version(idx, act.path, e, e.m.join(act.m), c)
 
 
 class ContentSource(Protocol):

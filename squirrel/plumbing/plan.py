@@ -161,18 +161,21 @@ class Planner:
     def run(self, top: bytes = b"") -> Plan:
         self.plan = Plan(top)
         self._writes = {}
-        # A partial sync of a subtree needs its directories on B first.
-        for anc in reversed(list(paths.ancestors(top)) if top else []):
-            if not anc:
-                continue
-            src_dir, dst_dir = self.src.get(anc), self.dst.get(anc)
-            if dst_dir is None and src_dir is not None and src_dir.is_dir:
-                self.plan.actions.append(Action(MKDIR, anc, src_dir, None, self._new_dir_m(anc), src_dir.c))
         a, b = self.src.get(top), self.dst.get(top)
         na = self.src.notice(top) if a is None else None
         nb = self.dst.notice(top) if b is None else None
         s_a, s_b = self.src.sync_time(top), self.dst.sync_time(top)
         self._path(top, a, b, s_a, s_b, na, nb, _ancestor_m(self.src, top), _ancestor_m(self.dst, top))
+        # A partial sync of a subtree needs its directories on B first, when
+        # something is to be made below them: B's deletion of a folder above
+        # is not undone by a sync that brings nothing into it.
+        if any(act.kind != NOTICE for act in self.plan.actions):
+            above = []
+            for anc in reversed(list(paths.ancestors(top)) if top else []):
+                src_dir, dst_dir = self.src.get(anc), self.dst.get(anc)
+                if anc and dst_dir is None and src_dir is not None and src_dir.is_dir:
+                    above.append(Action(MKDIR, anc, src_dir, None, self._new_dir_m(anc), src_dir.c))
+            self.plan.actions[:0] = above
         return self.plan
 
     @staticmethod
@@ -438,7 +441,7 @@ class Planner:
             # claim A's version below without holding it, and its absence
             # would never reach anyone.
             knew = b_gone is not None and b_gone <= s_a
-            if created_inside or force_mkdir or not a.c.lineage_seen_by(s_b) or knew:
+            if created_inside or force_mkdir or not a.c <= s_b or knew:
                 acts.insert(mkdir_at, Action(MKDIR, p, a, None, self._new_dir_m(p), a.c))
                 acts.append(Action(DIRMETA, p, a, None, a.m))
                 return False
@@ -448,12 +451,14 @@ class Planner:
             and all_gone
             and p
             and not keep
-            and b.c.lineage_seen_by(s_a)
+            and b.c <= s_a
             and not (a_gone is not None and a_gone <= s_b)
         ):
-            # Emptied of what A deleted, and A knew this folder: it goes too.
-            # A folder A never saw is B's own, even when empty, and so is one
-            # B kept or emptied knowing A's deletion of it (newer than that).
+            # Emptied of what A deleted, and A knew every lineage of this
+            # folder (two folders made under one name are one folder of two
+            # lineages): it goes too. A folder A never saw (or not all of) is
+            # B's own, even when empty, and so is one B kept or emptied
+            # knowing A's deletion of it (newer than that).
             acts.append(Action(RMDIR, p, None, b, deletion_m=a_gone))
             return True
         acts.append(Action(DIRMETA, p, a, b, a.m if a is not None else a_gone))

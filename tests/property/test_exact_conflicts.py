@@ -22,26 +22,24 @@ real tree must equal the model's and all must be identical.
 Two machines: in the second, `d` and `f` may also be files (file/directory
 swaps and file/dir conflicts).
 
-The model is exact Tra, with the exact time of every deletion; today's
-implementation differs from it in several ways (it bounds a deletion's time
-by a directory time, among others), so these tests fail on it, which is
-what they are for: tests/property/EXACT_FINDINGS.md lists what they found.
-They are skipped unless `SQ_EXACT=1` is set, so that `make test` stays
-green until the implementation is fixed:
+The model is exact Tra, with the exact time of every deletion. The
+implementation must agree with it in every example: a conflict reported
+where the model reports none is a false conflict, one the model reports and
+the implementation does not is missed, and one reported twice is repeated.
+`make test` runs a few dozen examples of each machine; more with
 
-    SQ_EXACT=1 SQ_HYPOTHESIS_EXAMPLES=300 .venv/bin/python -m pytest \
-        tests/property/test_exact_conflicts.py
+    SQ_HYPOTHESIS_EXAMPLES=300 .venv/bin/python -m pytest tests/property/test_exact_conflicts.py
 
-`test_known_history` replays the shortest history found for each class of
-mismatch (`KNOWN_HISTORIES`, explained in EXACT_FINDINGS.md); with
-`SQ_EXACT=1 ... -k known_history` they take seconds. `SQ_EXACT_STEPS` sets
-the longest history of the machines (in rules), `SQ_EXACT_SHRINK=0` skips
-shrinking (long histories shrink slowly; `replay` a logged history by hand).
-`SQ_EXACT_TOLERATE` (comma-separated
-mismatch classes, e.g. `false:delete/update,tree:model-dir`) ends an example quietly
-at a mismatch made only of those classes, to look for the next class;
-the classes are `false:<kind>`, `missed:<kind>`, `failed:<why>` and
-`tree:sq-dir`, `tree:model-dir`, `tree:file` (see `tree_classes`).
+`test_known_history` replays, in seconds, the shortest history of every kind
+of disagreement an earlier implementation had (`KNOWN_HISTORIES`, each
+explained beside it). `SQ_EXACT_STEPS` sets the longest history of the
+machines (in rules), `SQ_EXACT_SHRINK=0` skips shrinking (long histories
+shrink slowly; `replay` a logged history by hand). `SQ_EXACT_TOLERATE`
+(comma-separated mismatch classes, e.g. `false:delete/update,tree:model-dir`)
+ends an example quietly at a mismatch made only of those classes, to look
+for the next class; the classes are `false:<kind>`, `missed:<kind>`,
+`failed:<why>` and `tree:sq-dir`, `tree:model-dir`, `tree:file` (see
+`tree_classes`).
 """
 
 from __future__ import annotations
@@ -69,10 +67,7 @@ from squirrel.porcelain.push import push
 from squirrel.porcelain.reconcile import reconcile
 from tests import tra_model as model
 
-EXACT = os.environ.get("SQ_EXACT") == "1"
 TOLERATE = {t for t in os.environ.get("SQ_EXACT_TOLERATE", "").split(",") if t}
-
-pytestmark = pytest.mark.skipif(not EXACT, reason="exact-conflict oracle: set SQ_EXACT=1 (fails on today's sq)")
 
 FILES = ["a", "b", "d/x", "d/y", "d/e/z", "f/w"]
 DIRS = ["d", "d/e", "f"]
@@ -273,12 +268,12 @@ class ExactConflicts(RuleBasedStateMachine):
             rep = reconcile(str(src), str(dst))
         if how == "reconcile":
             to_b, to_a = model.reconcile(self.models[a], self.models[b])
-            real_b = [c for c in rep.conflicts if c.get("replica") == f"r{b}"]
-            real_a = [c for c in rep.conflicts if c.get("replica") == f"r{a}"]
+            real_b = [c for c in rep.to_json()["conflicts"] if c.get("replica") == f"r{b}"]
+            real_a = [c for c in rep.to_json()["conflicts"] if c.get("replica") == f"r{a}"]
             self._check(what, rep, [(b, to_b, real_b), (a, to_a, real_a)])
         else:
             to_b = model.sync(self.models[a], self.models[b], sub or "")
-            self._check(what, rep, [(b, to_b, rep.conflicts)])
+            self._check(what, rep, [(b, to_b, rep.to_json()["conflicts"])])
         self.ok = True
 
     def _check(self, what: str, rep: SyncReport, sides: list[tuple[int, Conflicts, list[dict[str, Any]]]]) -> None:
@@ -322,7 +317,7 @@ class ExactConflicts(RuleBasedStateMachine):
                 self._scan_models(i, j)
                 rep = push(str(self.roots[i]), str(self.roots[j]))
                 expected = model.sync(self.models[i], self.models[j])
-                self._check(f"push r{i} -> r{j}", rep, [(j, expected, rep.conflicts)])
+                self._check(f"push r{i} -> r{j}", rep, [(j, expected, rep.to_json()["conflicts"])])
                 if self.dead:
                     return
                 changed = changed or before != self.models[j].snapshot()
@@ -387,9 +382,8 @@ TestExactConflictsWithSwaps = ExactConflictsWithSwaps.TestCase
 TestExactConflictsWithSwaps.settings = SETTINGS
 
 
-# The shortest histories found for each class of mismatch with today's sq
-# (tests/property/EXACT_FINDINGS.md explains each). They pass once sq agrees
-# with exact Tra; replay them with `SQ_EXACT=1 pytest -k known_history`.
+# The shortest history found for each kind of disagreement between an earlier
+# implementation and exact Tra, kept as regression tests (`-k known_history`).
 KNOWN_HISTORIES: dict[str, tuple[int, bool, list[str]]] = {
     "false-update-delete": (
         3,
@@ -401,7 +395,7 @@ KNOWN_HISTORIES: dict[str, tuple[int, bool, list[str]]] = {
             "r0: write f/w",
             "push r1 -> r0",  # delete/update at r0 (rightly): r0 keeps its edit, knowing r1's deletion
             "r1: write a",  # any later change of r1 above the deleted path
-            "push r0 -> r1",  # sq: update/delete at f/w again; exact Tra: none
+            "push r0 -> r1",  # an earlier sq: update/delete at f/w again; exact Tra: none
         ],
     ),
     "false-delete-update": (
@@ -414,7 +408,7 @@ KNOWN_HISTORIES: dict[str, tuple[int, bool, list[str]]] = {
             "r1: write f/w",
             "push r0 -> r1",  # delete/update at r1 (rightly): r1 keeps its edit
             "r0: write a",  # any later change of r0 above the deleted path
-            "push r0 -> r1",  # sq: delete/update at f/w again; exact Tra: none
+            "push r0 -> r1",  # an earlier sq: delete/update at f/w again; exact Tra: none
         ],
     ),
     "emptied-folder-removed": (
@@ -428,7 +422,7 @@ KNOWN_HISTORIES: dict[str, tuple[int, bool, list[str]]] = {
             "push r1 -> r0",  # delete/update at r0: r0 keeps f and f/w, knowing r1's deletion of f
             "r0: delete f/w",  # r0 empties its f
             "r1: write a",
-            "push r1 -> r0",  # sq removes r0's empty f; exact Tra: r0 knows r1's deletion, f stays
+            "push r1 -> r0",  # an earlier sq removed r0's empty f; exact Tra: r0 knows r1's deletion, f stays
         ],
     ),
     "emptied-folder-not-made": (
@@ -442,7 +436,7 @@ KNOWN_HISTORIES: dict[str, tuple[int, bool, list[str]]] = {
             "push r1 -> r0",
             "r0: delete d/x",
             "r1: write a",
-            "push r0 -> r1",  # sq does not make r0's (empty) d on r1; exact Tra does
+            "push r0 -> r1",  # an earlier sq did not make r0's (empty) d on r1; exact Tra does
         ],
     ),
     "conflict-copy-meets-itself": (
@@ -484,7 +478,7 @@ KNOWN_HISTORIES: dict[str, tuple[int, bool, list[str]]] = {
             "r0: mkdir d/e",
             "push r0 -> r1",
             "r0: delete d",
-            "push r1 -> r0 d/e",  # r0 knows r1's d/e and deleted it: sq still makes d again (empty)
+            "push r1 -> r0 d/e",  # r0 knows r1's d/e and deleted it: an earlier sq made d again (empty)
         ],
     ),
     "false-file-dir-new-folder-time": (
@@ -493,10 +487,26 @@ KNOWN_HISTORIES: dict[str, tuple[int, bool, list[str]]] = {
         [
             "r1: write a",
             "r0: mkdir d",
-            "push r0 -> r1",  # r1 makes d; sq starts it from r1's root time, which has r1's `a`
+            "push r0 -> r1",  # r1 makes d; an earlier sq started it from r1's root time, which has r1's `a`
             "r0: delete d",
             "r0: write d",  # r0 replaces the folder it made by a file
-            "push r0 -> r1",  # sq: file/dir; exact Tra: r0 knows all of r1's d, its file supersedes it
+            "push r0 -> r1",  # an earlier sq: file/dir; exact Tra: r0 knows all of r1's d, its file supersedes it
+        ],
+    ),
+    "folder-of-two-lineages": (
+        4,
+        False,
+        [
+            "r0: write d/e/z",
+            "r1: write d/y",
+            "r0: write d/y",
+            "reconcile r3 r0",
+            "r1: write d/e/z",
+            "r1: delete d/e/z",  # r1's own d/e: an empty folder of another lineage than r0's
+            "r0: delete d",
+            "push r1 -> r3",  # r3's d/e now holds both lineages
+            "push r0 -> r3",  # r0 deleted its d/e, not r1's: r3 keeps the folder (an earlier sq removed it)
+            "reconcile r1 r0",  # r0 takes r1's d/e; every replica must end with it
         ],
     ),
 }
