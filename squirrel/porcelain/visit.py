@@ -168,6 +168,7 @@ def _fill(drive: Replica, carrier: Carrier, vault: CarrierVault, budget: int, re
     left = _room(carrier, budget)
     root = os.fsencode(drive.root)
     seen: set[bytes] = set()
+    said = set(report.left_behind)
     for other in others:
         for path, entry in vault.lacking(other):
             if entry.oid in seen or vault.store.has(entry.oid) or entry.oid in vault.objects_of(other):
@@ -177,7 +178,9 @@ def _fill(drive: Replica, carrier: Carrier, vault: CarrierVault, budget: int, re
             if local is None:
                 continue
             if entry.size > left:
-                report.left_behind.append((path, entry.size))
+                if (path, entry.size) not in said:  # the take may have said so already
+                    said.add((path, entry.size))
+                    report.left_behind.append((path, entry.size))
                 continue
             lp, le = local
             try:
