@@ -364,6 +364,35 @@ class CarrierVault:
                 out.append((oid, size))
         return out
 
+    def lacking_files(self, drive: DriveRecord) -> Iterator[tuple[bytes, bytes, int]]:
+        """(path, object id, size) of what `lacking` yields, for counting:
+        entries are not decoded, and a modification time is compared once
+        per distinct encoding (the files of one scan share theirs)."""
+        idx = self.index
+        know = drive.knowledge
+
+        def walk(path: bytes, sync: VectorTime, known: dict[bytes, bool]) -> Iterator[tuple[bytes, bytes, int]]:
+            for name, raw in idx.children_raw(path):
+                cp = paths.join(path, name)
+                below = know.sync_time_below(cp, sync)
+                here = known if below is sync else {}
+                f = idx.file_fields(raw)
+                if f is None:
+                    if not idx.decode(raw).m <= below:
+                        yield from walk(cp, below, here)
+                    continue
+                oid, size, at = f
+                tail = raw[at:]  # m, then c when it differs: the same bytes, the same answer
+                if tail not in here:
+                    here[tail] = VectorTime.decode_from(raw, at)[0] <= below
+                if not here[tail]:
+                    yield cp, oid, size
+
+        root = idx.get(b"")
+        sync = know.sync_time(b"")
+        if root is not None and not root.m <= sync:
+            yield from walk(b"", sync, {})
+
     def drop_unneeded(self) -> tuple[int, int]:
         """Drop every object that every known drive has; returns (count, bytes)."""
         dropped = freed = 0

@@ -148,6 +148,25 @@ def file_oid(data: bytes) -> bytes | None:
     return bytes(data[pos : pos + 32])
 
 
+def file_fields(data: bytes) -> tuple[bytes, int, int] | None:
+    """(object id, size, offset of the modification time) of an encoded file
+    entry, None for a directory: what counting versions needs, without
+    building an Entry (`VectorTime.decode_from(data, offset)` reads m)."""
+    if not data or data[0] & 0x03 != KIND_FILE:
+        return None
+    pos = _FILE_HEAD.size
+    try:
+        while data[pos] & 0x80:  # the mode, a varint
+            pos += 1
+    except IndexError as e:
+        raise CorruptIndex("damaged index record: truncated") from e
+    pos += 1
+    oid = bytes(data[pos : pos + 32])
+    if len(oid) != 32:
+        raise CorruptIndex("damaged index record: truncated")
+    return oid, int.from_bytes(data[1:9], "little"), pos + 32
+
+
 # Format 1 (read only) --------------------------------------------------------------
 def decode_entry_v1(data: bytes | memoryview) -> Entry:
     global records_read
@@ -174,3 +193,11 @@ def file_head_v1(data: bytes) -> tuple[int, int, int, int]:
 def file_oid_v1(data: bytes) -> bytes | None:
     kind, _flags, _size, _mtime, _mode, oid = _V1_HEAD.unpack_from(data, 0)
     return bytes(oid) if kind == KIND_FILE else None
+
+
+def file_fields_v1(data: bytes) -> tuple[bytes, int, int] | None:
+    try:
+        kind, _flags, size, _mtime, _mode, oid = _V1_HEAD.unpack_from(data, 0)
+    except struct.error as e:
+        raise CorruptIndex(f"damaged index record: {e}") from e
+    return (bytes(oid), size, _V1_HEAD.size) if kind == KIND_FILE else None

@@ -160,6 +160,9 @@ class ReplicaIndex:
             entry_codec.file_head_v1 if v1 else entry_codec.file_head
         )
         self._file_oid: Callable[[bytes], bytes | None] = entry_codec.file_oid_v1 if v1 else entry_codec.file_oid
+        self.file_fields: Callable[[bytes], tuple[bytes, int, int] | None] = (
+            entry_codec.file_fields_v1 if v1 else entry_codec.file_fields
+        )
         self._oid_key = 32 if v1 else OID_PREFIX
 
     def _upgrade(self) -> None:
@@ -368,6 +371,16 @@ class ReplicaIndex:
             if oid is not None:
                 found.add(oid)
         return found
+
+    def files(self) -> Iterator[tuple[bytes, bytes, int]]:
+        """(path, object id, size) of every file record, in key order: one
+        pass over the entries that decodes only what these need."""
+        fields = self.file_fields
+        for key, raw in self._scan("entries", b""):
+            f = fields(raw)
+            if f is not None:
+                parent, _, name = key.partition(b"\0")
+                yield (parent + b"/" + name if parent else name), f[0], f[1]
 
     def paths_with_object(self, oid: bytes) -> list[bytes]:
         """Every indexed path whose content is `oid` (the receiver's local
