@@ -369,27 +369,29 @@ class CarrierVault:
         entries are not decoded, and a modification time is compared once
         per distinct encoding (the files of one scan share theirs)."""
         idx = self.index
-        know = drive.knowledge
+        children, fields, below_of = idx.children_raw, idx.file_fields, drive.knowledge.sync_time_below
+        decode_m = VectorTime.decode_from
 
         def walk(path: bytes, sync: VectorTime, known: dict[bytes, bool]) -> Iterator[tuple[bytes, bytes, int]]:
-            for name, raw in idx.children_raw(path):
-                cp = paths.join(path, name)
-                below = know.sync_time_below(cp, sync)
+            prefix = path + b"/" if path else b""
+            for name, raw in children(path):
+                cp = prefix + name
+                below = below_of(cp, sync)
                 here = known if below is sync else {}
-                f = idx.file_fields(raw)
+                f = fields(raw)
                 if f is None:
                     if not idx.decode(raw).m <= below:
                         yield from walk(cp, below, here)
                     continue
-                oid, size, at = f
-                tail = raw[at:]  # m, then c when it differs: the same bytes, the same answer
-                if tail not in here:
-                    here[tail] = VectorTime.decode_from(raw, at)[0] <= below
-                if not here[tail]:
-                    yield cp, oid, size
+                tail = raw[f[2] :]  # m, then c when it differs: the same bytes, the same answer
+                lacks = here.get(tail)
+                if lacks is None:
+                    lacks = here[tail] = not decode_m(raw, f[2])[0] <= below
+                if lacks:
+                    yield cp, f[0], f[1]
 
         root = idx.get(b"")
-        sync = know.sync_time(b"")
+        sync = drive.knowledge.sync_time(b"")
         if root is not None and not root.m <= sync:
             yield from walk(b"", sync, {})
 

@@ -154,14 +154,14 @@ def file_fields(data: bytes) -> tuple[bytes, int, int] | None:
     building an Entry (`VectorTime.decode_from(data, offset)` reads m)."""
     if not data or data[0] & 0x03 != KIND_FILE:
         return None
-    pos = _FILE_HEAD.size
+    pos = _FILE_HEAD.size  # the mode follows, a varint: mostly 2 bytes (0o644)
     try:
-        while data[pos] & 0x80:  # the mode, a varint
+        while data[pos] & 0x80:
             pos += 1
     except IndexError as e:
         raise CorruptIndex("damaged index record: truncated") from e
     pos += 1
-    oid = bytes(data[pos : pos + 32])
+    oid = data[pos : pos + 32]
     if len(oid) != 32:
         raise CorruptIndex("damaged index record: truncated")
     return oid, int.from_bytes(data[1:9], "little"), pos + 32

@@ -86,8 +86,9 @@ class Holdings:
         operations per drive."""
         enough = [self.wanted] + [set() for _ in range(copies)]
         for held in self.held.values():
-            for k in range(copies, 0, -1):
+            for k in range(copies, 1, -1):
                 enough[k] |= enough[k - 1] & held
+            enough[1] |= held  # held is within wanted
         return self.wanted - enough[copies]
 
     def at_risk(self, copies: int = DEFAULT_COPIES) -> list[Holding]:
@@ -120,19 +121,24 @@ class Holdings:
         need = {p: (oid, size) for items in lacking.values() for p, oid, size in items if oid not in stored}
         versions_of = Counter(oid for oid, _ in need.values())  # versions each content would serve
         sizes = dict(need.values())
+        all_versions, all_bytes = len(need), sum(sizes.values())
         out = []
         for d in self.drives:
             deliver = [(p, size) for p, oid, size in lacking[d.id] if oid in stored]
-            supply = versions_of.keys() & self.vault.objects_of(d)
             fixes = [size for p, size in deliver if p in risky and len(risky[p].drives) + 1 >= copies]
+            # What the drive can supply; summed over the smaller side (a
+            # drive that holds everything supplies all of it).
+            lacks = versions_of.keys() - self.vault.objects_of(d)
+            take = all_versions - sum(versions_of[o] for o in lacks)
+            take_bytes = all_bytes - sum(sizes[o] for o in lacks)
             out.append(
                 Outlook(
                     d,
                     deliver=len(deliver),
                     deliver_bytes=sum(size for _, size in deliver),
                     missing=len(lacking[d.id]) - len(deliver),
-                    take=sum(versions_of[o] for o in supply),
-                    take_bytes=sum(sizes[o] for o in supply),
+                    take=take,
+                    take_bytes=take_bytes,
                     fixes=len(fixes),
                     fixes_bytes=sum(fixes),
                 )

@@ -16,6 +16,9 @@ exactly those the brute force finds, with the same drives and the same
   file with that content at any path;
 - the carrier holds a copy when `objects/XX/ID` exists in its folder.
 
+It also checks that the walk `next` and `status` use to count what each
+drive lacks finds exactly what a visit's walk finds.
+
 The test keeps its own model of which drives are known and what each held,
 taken from the drives themselves, never from the carrier's records.
 """
@@ -31,6 +34,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from squirrel.plumbing.carrier import Carrier
 from squirrel.plumbing.replica import Replica
 from squirrel.porcelain.at_risk import at_risk
 from squirrel.porcelain.carrier import carrier_status
@@ -163,6 +167,16 @@ class CarrierHistories(RuleBasedStateMachine):
             assert not differ, f"copies={copies}: (reported, brute force) differ: {differ}"
             assert report.known_drives == len(self.known)
             assert len(got) == len(report.at_risk), "a version listed twice"
+        # `next` and `status` count what each drive lacks with a walk that
+        # does not decode entries: it must find what the visit's walk finds.
+        carrier = Carrier(str(self.carrier))
+        v = carrier.open_vault(self.vault_dir().name)
+        try:
+            for d in v.drives():
+                want = {(p, e.oid, e.size) for p, e in v.lacking(d)}
+                assert set(v.lacking_files(d)) == want, f"what {d.name} lacks"
+        finally:
+            v.close()
         (vault,) = carrier_status(str(self.carrier))["vaults"]
         two = self.brute_force(2)
         assert vault["one_drive"] == sum(1 for drives, _ in two.values() if len(drives) == 1)
