@@ -2,7 +2,7 @@
 real `sq` (tests/e2e/test_drives_e2e.py; tests/e2e/test_exfat.py runs the
 same story with the lost drive and the new one on exFAT).
 
-Three drives share a collection; the laptop's carrier holds a third of it.
+Three drives share a collection; the laptop's carrier holds a fraction of it.
 After a few visits drive2 goes missing for good. New photos keep coming on
 drive1; the carrier fills up with what drive2 lacks and can never empty,
 and what it leaves behind stays on one drive only. The user forgets drive2
@@ -35,6 +35,8 @@ Runner = Callable[[Sequence[str | Path]], Ran]
 
 
 class LostDriveStory:
+    """The story, step by step; `lost` and `new` are where drive2 and drive4 live."""
+
     def __init__(self, tmp: Path, run: Runner, lost: Path, new: Path, seed: int = 1) -> None:
         self.run = run
         self.rng = random.Random(seed)
@@ -42,6 +44,8 @@ class LostDriveStory:
         self.d1, self.d2, self.d3, self.d4 = tmp / "drive1", lost, tmp / "drive3", new
         self.reports: list[dict[str, Any]] = []
         self.made: dict[str, bytes] = {}  # every photo the user ever made, by path: none is deleted
+        self.later: list[str] = []  # photos made while the carrier was full of what drive2 lacks
+        self.stuck: list[str] = []  # those of them left on drive1 only
 
     # Running sq -------------------------------------------------------------
     def sq(self, *args: str | Path, code: int = 0) -> Ran:
