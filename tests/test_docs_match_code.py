@@ -644,6 +644,18 @@ def real_json(tmp_path_factory: pytest.TempPathFactory) -> dict[gen_help.Command
         sq("sync", e1, "--carrier", carrier)
         sq("sync", e2, "--carrier", carrier)
         sq("carrier", "status", "--carrier", carrier)
+        # A drive lost and forgotten, a version on one drive only, and the ranking of the drives.
+        e3 = tmp / "e3"
+        e3.mkdir()
+        sq("init", e3, "--name", "e3", "--join", e1)
+        sq("sync", e3, "--carrier", carrier)
+        sq("carrier", "forget", "e3", "--carrier", carrier, "--dry-run")
+        sq("carrier", "forget", "e3", "--carrier", carrier)
+        write(e1 / "only-on-e1.txt", "new\n")
+        sq("sync", e1, "--carrier", carrier)
+        sq("carrier", "at-risk", "--carrier", carrier, code=1)
+        sq("carrier", "next", "--carrier", carrier)
+        sq("carrier", "status", "--carrier", carrier)
         # A damaged file for verify to find.
         same_size_edit(d1 / "b.txt", b"X" * (d1 / "b.txt").stat().st_size)
         sq("verify", d1, code=1)

@@ -145,6 +145,25 @@ def file_oid(data: bytes) -> bytes | None:
     return bytes(data[pos : pos + 32])
 
 
+def file_fields(data: bytes) -> tuple[bytes, int, int] | None:
+    """(object id, size, offset of the modification time) of an encoded file
+    entry, None for a directory: what counting versions needs, without
+    building an Entry (`VectorTime.decode_from(data, offset)` reads m)."""
+    if not data or data[0] & 0x03 != KIND_FILE:
+        return None
+    pos = _FILE_HEAD.size  # the mode follows, a varint: mostly 2 bytes (0o644)
+    try:
+        while data[pos] & 0x80:
+            pos += 1
+    except IndexError as e:
+        raise CorruptIndex("damaged index record: truncated") from e
+    pos += 1
+    oid = data[pos : pos + 32]
+    if len(oid) != 32:
+        raise CorruptIndex("damaged index record: truncated")
+    return oid, int.from_bytes(data[1:9], "little"), pos + 32
+
+
 # Format 1 (read only) --------------------------------------------------------------
 def decode_entry_v1(data: bytes | memoryview) -> Entry:
     global records_read
@@ -168,3 +187,11 @@ def unchanged_file_v1(data: bytes, st: os.stat_result) -> bool:
 def file_oid_v1(data: bytes) -> bytes | None:
     kind, _flags, _size, _mtime, _mode, oid = _V1_HEAD.unpack_from(data, 0)
     return bytes(oid) if kind == KIND_FILE else None
+
+
+def file_fields_v1(data: bytes) -> tuple[bytes, int, int] | None:
+    try:
+        kind, _flags, size, _mtime, _mode, oid = _V1_HEAD.unpack_from(data, 0)
+    except struct.error as e:
+        raise CorruptIndex(f"damaged index record: {e}") from e
+    return (bytes(oid), size, _V1_HEAD.size) if kind == KIND_FILE else None

@@ -159,6 +159,9 @@ class ReplicaIndex:
         self.unchanged_file: Callable[[bytes, os.stat_result], bool] = (
             entry_codec.unchanged_file_v1 if v1 else entry_codec.unchanged_file
         )
+        self.file_fields: Callable[[bytes], tuple[bytes, int, int] | None] = (
+            entry_codec.file_fields_v1 if v1 else entry_codec.file_fields
+        )
 
     def _upgrade(self) -> None:
         """Rewrite a format-1 index as format 2 in one transaction: entries in
@@ -357,6 +360,16 @@ class ReplicaIndex:
             if oid is not None:
                 found.add(oid)
         return found
+
+    def files(self) -> Iterator[tuple[bytes, bytes, int]]:
+        """(path, object id, size) of every file record, in key order: one
+        pass over the entries that decodes only what these need."""
+        fields = self.file_fields
+        for key, raw in self._scan("entries", b""):
+            f = fields(raw)
+            if f is not None:
+                parent, _, name = key.partition(b"\0")
+                yield (parent + b"/" + name if parent else name), f[0], f[1]
 
     def paths_with_objects(self, oids: Collection[bytes]) -> dict[bytes, list[bytes]]:
         """Every indexed path holding one of `oids` (the receiver's local

@@ -446,14 +446,7 @@ class Planner:
                 acts.append(Action(DIRMETA, p, a, None, a.m))
                 return False
             return True
-        if (
-            a is None
-            and all_gone
-            and p
-            and not keep
-            and b.c <= s_a
-            and not (a_gone is not None and a_gone <= s_b)
-        ):
+        if a is None and all_gone and p and not keep and b.c <= s_a and not (a_gone is not None and a_gone <= s_b):
             # Emptied of what A deleted, and A knew every lineage of this
             # folder (two folders made under one name are one folder of two
             # lineages): it goes too. A folder A never saw (or not all of) is

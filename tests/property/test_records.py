@@ -109,14 +109,23 @@ vtimes = st.dictionaries(replica_id, st.integers(min_value=1, max_value=1 << 40)
     replica_id,
     st.dictionaries(safe_path, vtimes, max_size=4),
     vtimes,
+    st.none() | count,
 )
 def test_a_drive_record_round_trips(
-    drive: str, name: str, when: int, tokens: list[str], vault: str, stored: dict[bytes, VectorTime], root: VectorTime
+    drive: str,
+    name: str,
+    when: int,
+    tokens: list[str],
+    vault: str,
+    stored: dict[bytes, VectorTime],
+    root: VectorTime,
+    forgotten: int | None,
 ) -> None:
     know = Knowledge(vault, drive, 7, {b"": root, **stored})
-    record = DriveRecord(drive, name, when, tuple(tokens), know)
+    record = DriveRecord(drive, name, when, tuple(tokens), know, forgotten)
     back = DriveRecord.from_json(drive, through_json(record.to_json()))
     assert (back.id, back.name, back.last_visit, back.tokens) == (drive, name, when, tuple(tokens))
+    assert back.forgotten == forgotten and back.known_again().forgotten is None
     assert (back.knowledge.vault, back.knowledge.replica, back.knowledge.counter) == (vault, drive, 7)
     assert back.knowledge.stored == know.stored
 
