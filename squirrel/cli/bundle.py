@@ -28,6 +28,7 @@ from squirrel.porcelain import apply as apply_mod
 from squirrel.porcelain import cat_object as cat_mod
 from squirrel.porcelain import knowledge as knowledge_mod
 from squirrel.porcelain import pack as pack_mod
+from squirrel.text import counted
 
 
 @cli.command("pack")
@@ -94,10 +95,13 @@ def pack_cmd(
             }
         )
     extra = (
-        f"; {len(rep.left_behind)} files ({human_bytes(left_bytes)}) left for a later bundle" if rep.left_behind else ""
+        f"; {counted(len(rep.left_behind), 'file')} ({human_bytes(left_bytes)}) left for a later bundle"
+        if rep.left_behind
+        else ""
     )
     summary(
-        f"packed {rep.entries} entries and {rep.objects} objects ({human_bytes(rep.content_bytes)})"
+        f"packed {counted(rep.entries, 'entry')} and {counted(rep.objects, 'object')}"
+        f" ({human_bytes(rep.content_bytes)})"
         f" into {rep.path}: {human_bytes(rep.size)}{extra}"
     )
 
@@ -195,9 +199,9 @@ def bundle_verify_cmd(file: str) -> None:
     for p in problems:
         click.echo(p)
     if problems:
-        summary(f"{file}: {len(problems)} problems")
+        summary(f"{file}: {counted(len(problems), 'problem')}")
         sys.exit(EXIT_PREDICATE_NO)
-    summary(f"{file}: ok ({len(r.entries)} entries, {len(r.objects)} objects)")
+    summary(f"{file}: ok ({counted(len(r.entries), 'entry')}, {counted(len(r.objects), 'object')})")
 
 
 @cli.command("cat-object")

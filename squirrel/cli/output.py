@@ -19,6 +19,7 @@ from squirrel.plumbing import paths
 from squirrel.plumbing.execute import ExecProgress
 from squirrel.plumbing.scan import ScanStats
 from squirrel.porcelain.engine import SyncReport
+from squirrel.text import counted
 
 
 def emit_json(doc: Any) -> None:
@@ -61,7 +62,7 @@ class Progress:
     def scan(self, stats: ScanStats) -> None:
         elapsed = max(time.monotonic() - self.start, 1e-6)
         self.line(
-            f"{stats.files} files, {stats.dirs} dirs, hashed {human_bytes(stats.bytes_hashed)}"
+            f"{counted(stats.files, 'file')}, {counted(stats.dirs, 'dir')}, hashed {human_bytes(stats.bytes_hashed)}"
             f" ({human_bytes(stats.bytes_hashed / elapsed)}/s)"
         )
 
@@ -107,7 +108,8 @@ def transfer_progress(label: str) -> tuple[Progress, Callable[[ExecProgress], No
     def show(ep: ExecProgress) -> None:
         elapsed = max(time.monotonic() - p.start, 1e-6)
         p.line(
-            f"{ep.done}/{ep.total} paths, {human_bytes(ep.bytes_written)} ({human_bytes(ep.bytes_written / elapsed)}/s)"
+            f"{ep.done}/{counted(ep.total, 'path')}, {human_bytes(ep.bytes_written)}"
+            f" ({human_bytes(ep.bytes_written / elapsed)}/s)"
         )
 
     return p, (show if p.enabled else None)
@@ -147,11 +149,12 @@ def render_sync(rep: SyncReport, as_json: bool, what: str) -> None:
         list_outcomes(rep)
     if rep.deferred or rep.incomplete:
         n = len(rep.deferred) + len(rep.incomplete)
-        summary(f"{n} paths left for a later sync (their content was not carried this time)")
+        summary(f"{counted(n, 'path')} left for a later sync (their content was not carried this time)")
     summary(
         f"{what}: {rep.created} created, {rep.updated} updated, {rep.deleted} deleted, {rep.skipped} skipped,"
-        f" {len(rep.conflicts)} conflicts (both versions kept), {len(rep.failed)} failed"
+        f" {counted(len(rep.conflicts), 'conflict')} (both versions kept), {len(rep.failed)} failed"
         + (" (dry run: nothing written)" if rep.dry_run else "")
     )
     if rep.failed:
-        raise SyncIncomplete(f"{len(rep.failed)} paths could not be synced (see above); run the command again")
+        failed = counted(len(rep.failed), "path")
+        raise SyncIncomplete(f"{failed} could not be synced (see above); run the command again")

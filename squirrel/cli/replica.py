@@ -29,6 +29,7 @@ from squirrel.porcelain import resolve as resolve_mod
 from squirrel.porcelain import scan as scan_mod
 from squirrel.porcelain import status as status_mod
 from squirrel.porcelain import verify as verify_mod
+from squirrel.text import counted
 
 
 @cli.command("init")
@@ -63,7 +64,7 @@ def init_cmd(path: str, name: str | None, join: str | None, as_json: bool) -> No
     how = f"joined vault {ident.vault}" if join else f"new vault {ident.vault}"
     summary(
         f"initialized replica {ident.name} ({ident.replica}) in {os.path.abspath(path)}:"
-        f" {how}, {rep.scan.stats.files} files indexed"
+        f" {how}, {counted(rep.scan.stats.files, 'file')} indexed"
     )
 
 
@@ -103,7 +104,7 @@ def scan_cmd(allow_mass_delete: bool, path: str, as_json: bool) -> None:
         for a, b in rep.moved:
             click.echo(f"moved     {paths.display(a)} -> {paths.display(b)}")
     summary(
-        f"scanned {rep.stats.files} files: {len(rep.added)} added, {len(rep.modified)} modified,"
+        f"scanned {counted(rep.stats.files, 'file')}: {len(rep.added)} added, {len(rep.modified)} modified,"
         f" {len(rep.deleted)} deleted, {len(rep.moved)} moved"
     )
 
@@ -154,7 +155,7 @@ def status_cmd(path: str, exit_code: bool, as_json: bool) -> None:
             err=True,
         )
     pending = len(rep.pending) - len(rep.moved)  # a move is one change, not a deletion and an addition
-    summary(f"{pending} pending changes, {len(rep.conflicts)} open conflicts")
+    summary(f"{counted(pending, 'pending change')}, {counted(len(rep.conflicts), 'open conflict')}")
     if exit_code and rep.dirty:
         sys.exit(EXIT_PREDICATE_NO)
 
@@ -171,7 +172,7 @@ def conflicts_cmd(path: str, as_json: bool) -> None:
     for c in items:
         copy = paths.display(c.copy) if c.copy is not None else "-"
         click.echo(f"{c.kind:<14} {paths.display(c.path)}  copy: {copy}")
-    summary(f"{len(items)} open conflicts")
+    summary(counted(len(items), "open conflict"))
 
 
 @cli.command("resolve")
@@ -213,7 +214,7 @@ def verify_cmd(path: str, quick: bool, as_json: bool) -> None:
     p = Progress("verifying")
 
     def show(r: verify_mod.VerifyReport) -> None:
-        p.line(f"{r.checked_files} files, {human_bytes(r.checked_bytes)}")
+        p.line(f"{counted(r.checked_files, 'file')}, {human_bytes(r.checked_bytes)}")
 
     rep = verify_mod.verify(path, quick=quick, progress=show if p.enabled else None)
     p.done()
@@ -223,8 +224,8 @@ def verify_cmd(path: str, quick: bool, as_json: bool) -> None:
         for line in rep.problems:
             click.echo(line)
     summary(
-        f"verified {rep.checked_files} files ({human_bytes(rep.checked_bytes)} re-read):"
-        f" {'ok' if rep.ok else f'{len(rep.problems)} problems'}"
+        f"verified {counted(rep.checked_files, 'file')} ({human_bytes(rep.checked_bytes)} re-read):"
+        f" {'ok' if rep.ok else counted(len(rep.problems), 'problem')}"
     )
     if not rep.ok:
         sys.exit(EXIT_PREDICATE_NO)

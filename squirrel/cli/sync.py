@@ -28,6 +28,7 @@ from squirrel.plumbing.carrier import carrier_dir_from
 from squirrel.porcelain import push as push_mod
 from squirrel.porcelain import reconcile as reconcile_mod
 from squirrel.porcelain import visit as visit_mod
+from squirrel.text import counted
 
 
 @cli.command("push")
@@ -133,14 +134,19 @@ def sync_cmd(
     waiting = len(d.deferred) + len(d.incomplete)
     summary(
         f"sync {rep.drive}: delivered {d.created} created, {d.updated} updated, {d.deleted} deleted,"
-        f" {len(d.conflicts)} conflicts (both versions kept); took {rep.taken} changes,"
+        f" {counted(len(d.conflicts), 'conflict')} (both versions kept); took {counted(rep.taken, 'change')},"
         f" carried in {human_bytes(rep.stored_bytes + rep.filled_bytes)};"
         f" carrier holds {human_bytes(rep.carrier_bytes)} of {human_bytes(rep.budget)}"
         + (" (dry run: nothing written)" if rep.dry_run else "")
     )
     if waiting:
-        summary(f"{waiting} versions for this drive wait for a later visit (the carrier does not hold them yet)")
+        summary(
+            f"{counted(waiting, 'version')} for this drive wait for a later visit (the carrier does not hold them yet)"
+        )
     if rep.left_behind:
-        summary(f"left behind: {len(rep.left_behind)} files ({human_bytes(left_bytes)}) did not fit in the carrier")
+        summary(
+            f"left behind: {counted(len(rep.left_behind), 'file')} ({human_bytes(left_bytes)})"
+            " did not fit in the carrier"
+        )
     if d.failed:
-        raise SyncIncomplete(f"{len(d.failed)} paths could not be synced (see above); visit again")
+        raise SyncIncomplete(f"{counted(len(d.failed), 'path')} could not be synced (see above); visit again")

@@ -28,6 +28,7 @@ from squirrel.plumbing import faults, paths
 from squirrel.plumbing.entry import FLAG_PARTIAL, Entry, decode_entry, decode_entry_v1, encode_entry
 from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.vtime import VectorTime, decode_varint, encode_varint, is_replica_id
+from squirrel.text import counted
 
 SIGNATURE = b"SQBUNDLE"
 TRAILER = b"SQTRAILR"
@@ -327,7 +328,7 @@ class BundleReader:
             raise self._bad("manifest too large")
         size = os.fstat(self.file.fileno()).st_size
         if size != header["total_size"]:
-            raise self._bad(f"truncated or extended: {size} bytes, header says {header['total_size']}")
+            raise self._bad(f"truncated or extended: {counted(size, 'byte')}, header says {header['total_size']}")
         try:
             self.tops = [paths.check_relpath(base64.b64decode(t, validate=True)) for t in header["tops"]]
         except (ValueError, TypeError, SquirrelError) as e:

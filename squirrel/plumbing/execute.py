@@ -39,6 +39,7 @@ from squirrel.plumbing.plan import (
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.schedule import schedule
 from squirrel.plumbing.vtime import VectorTime
+from squirrel.text import counted
 
 MOVE_SPARE = 3  # files of one content a batch's writes may rename, beyond one each
 SPACE_RESERVE = 16 << 20  # never fill a drive to the last byte: the index must still commit
@@ -172,7 +173,8 @@ class Executor:
         have = shutil.disk_usage(self.rep.root).free
         if need + SPACE_RESERVE > have:
             raise OutOfSpace(
-                f"not enough space on {self.rep.root}: need {need} bytes (+{SPACE_RESERVE} spare), have {have}"
+                f"not enough space on {self.rep.root}: need {counted(need, 'byte')} (+{SPACE_RESERVE} spare),"
+                f" have {have}"
             )
 
     def run(self) -> ExecResult:

@@ -34,6 +34,7 @@ from squirrel.plumbing.index import (
 from squirrel.plumbing.paths import IgnoreRules
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.vtime import EMPTY, VectorTime
+from squirrel.text import counted
 
 ADDED = "added"
 MODIFIED = "modified"
@@ -384,7 +385,7 @@ def check_mass_delete(deleted: int, total: int, where: str, allow: bool) -> None
     if allow or deleted < MASS_DELETE_MIN or deleted <= total * MASS_DELETE_SHARE:
         return
     raise MassDelete(
-        f"{where} would delete {deleted} of {total} files; if that is really what happened,"
+        f"{where} would delete {deleted} of {counted(total, 'file')}; if that is really what happened,"
         " run again with --allow-mass-delete"
     )
 

@@ -10,6 +10,7 @@ from squirrel.plumbing.bundle import BundleReader
 from squirrel.plumbing.carrier import Carrier, is_carrier
 from squirrel.plumbing.replica import Identity, Replica, read_identity
 from squirrel.plumbing.scan import ScanProgress, ScanReport, scan_replica
+from squirrel.text import counted
 
 
 @dataclass
@@ -49,7 +50,8 @@ def _vault_of(source: str) -> tuple[str, dict[str, str]]:
         vaults = Carrier(source).vault_ids()
         if len(vaults) != 1:
             raise BadPath(
-                f"the carrier {source} serves {len(vaults)} vaults; join through a replica or a bundle instead"
+                f"the carrier {source} serves {counted(len(vaults), 'vault')};"
+                " join through a replica or a bundle instead"
             )
         vault = Carrier(source).open_vault(vaults[0])
         try:
