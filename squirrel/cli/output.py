@@ -1,22 +1,18 @@
-"""Shared helpers of the `sq` commands: JSON and summary output, the
-progress line on stderr, human-readable sizes and the SIZE option type,
-and the rendering of a sync report.
+"""Shared helpers of the `sq` commands: JSON and summary output,
+human-readable sizes and the SIZE option type, and the rendering of a sync
+report. The live progress line is in `live`.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 import click
 
 from squirrel.errors import SyncIncomplete
 from squirrel.plumbing import paths
-from squirrel.plumbing.execute import ExecProgress
 from squirrel.plumbing.scan import ScanStats
 from squirrel.porcelain.engine import SyncReport
 from squirrel.text import counted
@@ -41,35 +37,6 @@ def human_bytes(n: float) -> str:
 def when(unix: int) -> str:
     """A Unix time for humans, in local time; 0 is "never"."""
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(unix)) if unix else "never"
-
-
-class Progress:
-    """A one-line progress display on stderr, only when stderr is a terminal."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.enabled = sys.stderr.isatty() and not os.environ.get("SQ_NO_PROGRESS")
-        self.start = time.monotonic()
-        self.shown = False
-
-    def line(self, text: str) -> None:
-        if not self.enabled:
-            return
-        sys.stderr.write("\r\x1b[K" + f"{self.label}: {text}")
-        sys.stderr.flush()
-        self.shown = True
-
-    def scan(self, stats: ScanStats) -> None:
-        elapsed = max(time.monotonic() - self.start, 1e-6)
-        self.line(
-            f"{counted(stats.files, 'file')}, {counted(stats.dirs, 'dir')}, hashed {human_bytes(stats.bytes_hashed)}"
-            f" ({human_bytes(stats.bytes_hashed / elapsed)}/s)"
-        )
-
-    def done(self) -> None:
-        if self.shown:
-            sys.stderr.write("\r\x1b[K")
-            sys.stderr.flush()
 
 
 def parse_size(text: str) -> int:
@@ -102,25 +69,7 @@ class SizeParam(click.ParamType):  # type: ignore[type-arg]
             self.fail(e.message, param, ctx)
 
 
-def transfer_progress(label: str) -> tuple[Progress, Callable[[ExecProgress], None] | None]:
-    p = Progress(label)
-
-    def show(ep: ExecProgress) -> None:
-        elapsed = max(time.monotonic() - p.start, 1e-6)
-        p.line(
-            f"{ep.done}/{counted(ep.total, 'path')}, {human_bytes(ep.bytes_written)}"
-            f" ({human_bytes(ep.bytes_written / elapsed)}/s)"
-        )
-
-    return p, (show if p.enabled else None)
-
-
 MASS_DELETE_HELP = "Allow a scan or sync that deletes more than half of a replica's files."
-
-
-def scan_progress() -> tuple[Progress, Callable[[ScanStats], None] | None]:
-    p = Progress("scanning")
-    return p, (p.scan if p.enabled else None)
 
 
 def pathlist(items: list[bytes]) -> list[dict[str, str]]:
@@ -156,5 +105,6 @@ def render_sync(rep: SyncReport, as_json: bool, what: str) -> None:
         + (" (dry run: nothing written)" if rep.dry_run else "")
     )
     if rep.failed:
-        failed = counted(len(rep.failed), "path")
-        raise SyncIncomplete(f"{failed} could not be synced (see above); run the command again")
+        raise SyncIncomplete(
+            f"{counted(len(rep.failed), 'path')} could not be synced (see above); run the command again"
+        )

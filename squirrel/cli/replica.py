@@ -11,14 +11,13 @@ from typing import Any
 import click
 
 from squirrel.cli import EXIT_PREDICATE_NO, cli
+from squirrel.cli.live import live
 from squirrel.cli.output import (
     MASS_DELETE_HELP,
-    Progress,
     emit_json,
     human_bytes,
     pathlist,
     report_skipped,
-    scan_progress,
     summary,
 )
 from squirrel.plumbing import paths
@@ -46,9 +45,8 @@ def init_cmd(path: str, name: str | None, join: str | None, as_json: bool) -> No
     a new replica of SOURCE's vault; files it already holds are reconciled by
     content on the first sync (identical content is never a conflict).
     """
-    prog, cb = scan_progress()
-    rep = init_mod.init(path, name=name, join=join, progress=cb)
-    prog.done()
+    with live(as_json) as line:
+        rep = init_mod.init(path, name=name, join=join, progress=line.scan)
     report_skipped(rep.scan.stats)
     ident = rep.identity
     if as_json:
@@ -78,9 +76,8 @@ def scan_cmd(allow_mass_delete: bool, path: str, as_json: bool) -> None:
     Only files whose size or mtime differ from the index are read again; a
     file touched without a content change is not a new version.
     """
-    prog, cb = scan_progress()
-    rep = scan_mod.scan(path, progress=cb, allow_mass_delete=allow_mass_delete)
-    prog.done()
+    with live(as_json) as line:
+        rep = scan_mod.scan(path, progress=line.scan, allow_mass_delete=allow_mass_delete)
     report_skipped(rep.stats)
     if as_json:
         emit_json(
@@ -118,9 +115,8 @@ def status_cmd(path: str, exit_code: bool, as_json: bool) -> None:
 
     Nothing is recorded: run `sq scan` to record the changes.
     """
-    prog, cb = scan_progress()
-    rep = status_mod.status(path, progress=cb)
-    prog.done()
+    with live(as_json) as line:
+        rep = status_mod.status(path, progress=line.scan)
     moved_from = {a for a, _ in rep.moved}
     moved_to = {b: a for a, b in rep.moved}
     if as_json:
@@ -187,7 +183,8 @@ def resolve_cmd(path: str, file: str, keep: str, as_json: bool) -> None:
     --keep copy moves the copy over the path (the old version goes to the
     trash). FILE may name the path or its conflict copy.
     """
-    rep = resolve_mod.resolve(path, file, keep)
+    with live(as_json) as line:
+        rep = resolve_mod.resolve(path, file, keep, scan_progress=line.scan)
     if as_json:
         emit_json(
             {**paths.json_path(rep.path), "kept": keep, "trashed": paths.display(rep.trashed) if rep.trashed else None}
@@ -211,18 +208,13 @@ def verify_cmd(path: str, quick: bool, as_json: bool) -> None:
 
     Exits 0 when everything is right, 1 when anything is wrong (each listed).
     """
-    p = Progress("verifying")
-
-    def show(r: verify_mod.VerifyReport) -> None:
-        p.line(f"{counted(r.checked_files, 'file')}, {human_bytes(r.checked_bytes)}")
-
-    rep = verify_mod.verify(path, quick=quick, progress=show if p.enabled else None)
-    p.done()
+    with live(as_json) as line:
+        rep = verify_mod.verify(path, quick=quick, progress=line.progress)
     if as_json:
         emit_json({"ok": rep.ok, "files": rep.checked_files, "bytes": rep.checked_bytes, "problems": rep.problems})
     else:
-        for line in rep.problems:
-            click.echo(line)
+        for problem in rep.problems:
+            click.echo(problem)
     summary(
         f"verified {counted(rep.checked_files, 'file')} ({human_bytes(rep.checked_bytes)} re-read):"
         f" {'ok' if rep.ok else counted(len(rep.problems), 'problem')}"

@@ -10,6 +10,7 @@ import os
 import click
 
 from squirrel.cli import cli
+from squirrel.cli.live import live
 from squirrel.cli.output import (
     MASS_DELETE_HELP,
     SizeParam,
@@ -17,9 +18,7 @@ from squirrel.cli.output import (
     human_bytes,
     list_outcomes,
     render_sync,
-    scan_progress,
     summary,
-    transfer_progress,
     when,
 )
 from squirrel.errors import SyncIncomplete
@@ -47,11 +46,16 @@ def push_cmd(
     concurrent changes are kept as two files (a conflict copy). With SUBPATHs
     (relative to SRC), only those subtrees are synced.
     """
-    prog, cb = scan_progress()
-    rep = push_mod.push(
-        src, dst, list(subpaths), dry_run=dry_run, scan_progress=cb, allow_mass_delete=allow_mass_delete
-    )
-    prog.done()
+    with live(as_json) as line:
+        rep = push_mod.push(
+            src,
+            dst,
+            list(subpaths),
+            dry_run=dry_run,
+            scan_progress=line.scan,
+            progress=line.progress,
+            allow_mass_delete=allow_mass_delete,
+        )
     render_sync(rep, as_json, "push")
 
 
@@ -63,9 +67,15 @@ def push_cmd(
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def reconcile_cmd(allow_mass_delete: bool, a: str, b: str, dry_run: bool, as_json: bool) -> None:
     """Two-way sync between mounted replicas A and B: afterwards both hold the same files."""
-    prog, cb = scan_progress()
-    rep = reconcile_mod.reconcile(a, b, dry_run=dry_run, scan_progress=cb, allow_mass_delete=allow_mass_delete)
-    prog.done()
+    with live(as_json) as line:
+        rep = reconcile_mod.reconcile(
+            a,
+            b,
+            dry_run=dry_run,
+            scan_progress=line.scan,
+            progress=line.progress,
+            allow_mass_delete=allow_mass_delete,
+        )
     render_sync(rep, as_json, "reconcile")
 
 
@@ -90,19 +100,16 @@ def sync_cmd(
     what every known drive has. Whatever did not fit comes on a later visit.
     """
     where = carrier_dir_from(carrier_dir, dict(os.environ))
-    prog, cb = scan_progress()
-    tp, tcb = transfer_progress("delivering")
-    rep = visit_mod.visit(
-        drive,
-        where,
-        max_size=max_size,
-        dry_run=dry_run,
-        scan_progress=cb,
-        progress=tcb,
-        allow_mass_delete=allow_mass_delete,
-    )
-    prog.done()
-    tp.done()
+    with live(as_json) as line:
+        rep = visit_mod.visit(
+            drive,
+            where,
+            max_size=max_size,
+            dry_run=dry_run,
+            scan_progress=line.scan,
+            progress=line.progress,
+            allow_mass_delete=allow_mass_delete,
+        )
     d = rep.delivered
     left_bytes = sum(n for _, n in rep.left_behind)
     if as_json:

@@ -26,6 +26,7 @@ import zstandard
 from squirrel.errors import BadBundle, ChangedDuringOperation, SquirrelError, UnsupportedFormat
 from squirrel.plumbing import faults, paths
 from squirrel.plumbing.entry import FLAG_PARTIAL, Entry, decode_entry, decode_entry_v1, encode_entry
+from squirrel.plumbing.progress import Meter
 from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.vtime import VectorTime, decode_varint, encode_varint, is_replica_id
 from squirrel.text import counted
@@ -144,8 +145,9 @@ class BundleWriter:
         self.object_bytes += stored
         return stored
 
-    def close(self) -> int:
-        """Assemble FILE.part, fsync, rename to FILE; returns the bundle's size."""
+    def close(self, meter: Meter | None = None) -> int:
+        """Assemble FILE.part, fsync, rename to FILE; returns the bundle's
+        size. `meter` hears how the copy of the objects goes."""
         self.manifest.write(bytes([REC_END]))
         raw_manifest = self.manifest.getvalue()
         stored_manifest = zstandard.ZstdCompressor(level=self.level).compress(raw_manifest)
@@ -186,12 +188,18 @@ class BundleWriter:
                 out.write(piece)
                 h.update(piece)
             objects.seek(0)
+            if meter is not None:
+                meter.expect(1, objects_size)
             while True:
                 block = objects.read(BLOCK)
                 if not block:
                     break
                 out.write(block)
                 h.update(block)
+                if meter is not None:
+                    meter.add_bytes(len(block))
+            if meter is not None:
+                meter.file_done()
             out.write(TRAILER + h.digest())
             out.flush()
             faults.point("fsync")
@@ -502,23 +510,29 @@ class BundleReader:
         finally:
             f.close()
 
-    def verify(self) -> list[str]:
-        """Read everything: every object against its id, and the trailer hash."""
+    def verify(self, meter: Meter | None = None) -> list[str]:
+        """Read everything: every object against its id, and the trailer
+        hash. `meter` hears of every block read."""
         problems: list[str] = []
+        end = self.header["total_size"] - len(TRAILER) - 32
+        meter = meter if meter is not None else Meter("")
+        meter.expect(len(self.objects), sum(ref.size for ref in self.objects.values()) + end)
         for oid, ref in self.objects.items():
             h = blake3.blake3()
             n = 0
+            before = meter.progress.bytes_done
             try:
-                for chunk in self.object_chunks(oid):
+                for chunk in meter.stream(self.object_chunks(oid)):
                     h.update(chunk)
                     n += len(chunk)
             except BadBundle as e:
                 problems.append(f"object {oid.hex()}: {e}")
                 continue
+            finally:
+                meter.file_done(ref.size, meter.progress.bytes_done - before)
             if n != ref.size or h.digest() != oid:
                 problems.append(f"object {oid.hex()} does not match its id")
         h = blake3.blake3()
-        end = self.header["total_size"] - len(TRAILER) - 32
         with open(self.path, "rb") as f:
             left = end
             while left:
@@ -527,6 +541,7 @@ class BundleReader:
                     break
                 h.update(block)
                 left -= len(block)
+                meter.add_bytes(len(block))
             if f.read(len(TRAILER)) != TRAILER or f.read(32) != h.digest():
                 problems.append("whole-bundle checksum does not match (damaged)")
         return problems

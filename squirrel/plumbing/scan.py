@@ -52,11 +52,14 @@ class Change:
 
 @dataclass
 class ScanStats:
+    """What a scan has walked and hashed so far (of the replica named `replica`)."""
+
     files: int = 0
     dirs: int = 0
     bytes_hashed: int = 0
     files_hashed: int = 0
     skipped: list[tuple[bytes, str]] = field(default_factory=list)
+    replica: str = ""
 
 
 ScanProgress = Callable[[ScanStats], None]
@@ -393,6 +396,7 @@ def check_mass_delete(deleted: int, total: int, where: str, allow: bool) -> None
 def scan_replica(replica: Replica, progress: ScanProgress | None = None, allow_mass_delete: bool = False) -> ScanReport:
     """Scan a replica that is already open for writing and record what changed."""
     scanner = Scanner(replica.root, replica.index, progress=progress)
+    scanner.stats.replica = replica.name
 
     def before_deleting(deleted: int, gone: int, added: int) -> None:
         # The tree may have vanished under us (a drive unplugged mid-scan):

@@ -3,13 +3,13 @@ and safe writes as `sq push` from the bundle's sender."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from squirrel.errors import ContentUnavailable, WrongVault
 from squirrel.plumbing import paths
 from squirrel.plumbing.bundle import BundleReader, BundleTree
-from squirrel.plumbing.execute import ExecProgress
 from squirrel.plumbing.index import Entry
+from squirrel.plumbing.progress import ProgressCallback
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import ScanProgress, scan_replica
 from squirrel.porcelain.engine import SyncReport, check_not_behind, sync_into
@@ -32,7 +32,7 @@ def apply(
     path: str,
     dry_run: bool = False,
     scan_progress: ScanProgress | None = None,
-    progress: Callable[[ExecProgress], None] | None = None,
+    progress: ProgressCallback | None = None,
     allow_mass_delete: bool = False,
 ) -> SyncReport:
     """Check the whole bundle first, then sync it into the replica at PATH."""
@@ -46,4 +46,13 @@ def apply(
         tree = BundleTree(reader)
         check_not_behind(rep, tree.sync_time(b""), f"the bundle's sender ({reader.source_name})")
         scan_replica(rep, scan_progress, allow_mass_delete)
-        return sync_into(rep, tree, BundleContent(reader), reader.names, reader.tops, dry_run, progress)
+        return sync_into(
+            rep,
+            tree,
+            BundleContent(reader),
+            reader.names,
+            reader.tops,
+            dry_run,
+            progress,
+            phase=f"applying to {rep.name}",
+        )

@@ -11,15 +11,16 @@ others know of it) live here too.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from squirrel.errors import IdentityConflict, WrongVault
 from squirrel.plumbing import conflicts, fsops, paths
-from squirrel.plumbing.execute import ContentSource, ExecProgress, Executor
+from squirrel.plumbing.execute import ContentSource, Executor
 from squirrel.plumbing.index import Entry
 from squirrel.plumbing.plan import DELETE, WRITE, Plan, plan_sync, widen_top
+from squirrel.plumbing.progress import ProgressCallback
 from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import check_mass_delete
@@ -116,14 +117,17 @@ def sync_into(
     src_names: dict[str, str],
     tops: list[bytes],
     dry_run: bool = False,
-    progress: Callable[[ExecProgress], None] | None = None,
+    progress: ProgressCallback | None = None,
     guard: int | None = None,
+    *,
+    phase: str | None = None,
 ) -> SyncReport:
     """One-way sync of the sender's tree `src` (an index or a bundle) into
     the (already scanned) replica `dst`, one top path at a time.
 
     With `guard` (the receiver's file count), a plan that would delete more
-    than half of the receiver's files is refused (MassDelete)."""
+    than half of the receiver's files is refused (MassDelete). `progress`
+    hears how the copies go, as `phase` (default "copying to DST")."""
     check_not_behind(dst, src.sync_time(b""), "the sender")
     report = SyncReport(dry_run=dry_run)
     names = dst.names()
@@ -144,7 +148,7 @@ def sync_into(
             report.skipped += counts["skipped"]
             report.conflicts += [c.record(names) for c in plan.conflicts]
             continue
-        result = Executor(dst, plan, content, progress).run()
+        result = Executor(dst, plan, content, progress, phase=phase or f"copying to {dst.name}").run()
         dst.recheck_identity()
         raise_sync_times(dst.index, src, top, result.failed_paths | set(plan.incomplete))
         conflicts.carry(src.conflicts(), dst.index, top)  # open conflicts travel with their files
@@ -167,7 +171,7 @@ def sync_replicas(
     dst: Replica,
     tops: list[bytes],
     dry_run: bool = False,
-    progress: Callable[[ExecProgress], None] | None = None,
+    progress: ProgressCallback | None = None,
     guard: int | None = None,
 ) -> SyncReport:
     """Sync the (already scanned) replica `src` into `dst`."""

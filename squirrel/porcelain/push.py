@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from squirrel.plumbing import paths
-from squirrel.plumbing.execute import ExecProgress
+from squirrel.plumbing.progress import ProgressCallback
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import ScanProgress, scan_replica
 from squirrel.porcelain.engine import SyncReport, check_identities, check_same_vault, sync_replicas
@@ -17,7 +15,7 @@ def push(
     subpaths: list[str] | None = None,
     dry_run: bool = False,
     scan_progress: ScanProgress | None = None,
-    progress: Callable[[ExecProgress], None] | None = None,
+    progress: ProgressCallback | None = None,
     allow_mass_delete: bool = False,
 ) -> SyncReport:
     """Scan both replicas (so no unscanned change is ever overwritten), then

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 
-from squirrel.plumbing.execute import ExecProgress
+from squirrel.plumbing.progress import ProgressCallback
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import ScanProgress, scan_replica
 from squirrel.porcelain.engine import SyncReport, check_identities, check_same_vault, sync_replicas
@@ -16,7 +15,7 @@ def reconcile(
     b_path: str,
     dry_run: bool = False,
     scan_progress: ScanProgress | None = None,
-    progress: Callable[[ExecProgress], None] | None = None,
+    progress: ProgressCallback | None = None,
     allow_mass_delete: bool = False,
 ) -> SyncReport:
     """A -> B, then B -> A: afterwards both hold the same versions (conflicts

@@ -21,16 +21,17 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from squirrel.errors import ContentUnavailable
 from squirrel.plumbing import conflicts, fsops, paths
 from squirrel.plumbing.carrier import Carrier, CarrierVault, is_carrier
 from squirrel.plumbing.carrier_executor import CarrierExecutor
-from squirrel.plumbing.execute import SPACE_RESERVE, ExecProgress
+from squirrel.plumbing.execute import SPACE_RESERVE
 from squirrel.plumbing.index import Entry
 from squirrel.plumbing.plan import plan_sync
+from squirrel.plumbing.progress import Meter, ProgressCallback
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import ScanProgress, scan_replica
 from squirrel.plumbing.synctime import raise_sync_times
@@ -74,7 +75,7 @@ def visit(
     max_size: int | None = None,
     dry_run: bool = False,
     scan_progress: ScanProgress | None = None,
-    progress: Callable[[ExecProgress], None] | None = None,
+    progress: ProgressCallback | None = None,
     allow_mass_delete: bool = False,
 ) -> VisitReport:
     """One visit of the laptop to a drive (see the module docstring)."""
@@ -102,7 +103,7 @@ def _visit(
     budget: int,
     dry_run: bool,
     scan_progress: ScanProgress | None,
-    progress: Callable[[ExecProgress], None] | None,
+    progress: ProgressCallback | None,
     allow_mass_delete: bool,
 ) -> VisitReport:
     report = VisitReport(drive.name, budget=budget, dry_run=dry_run)
@@ -118,7 +119,15 @@ def _visit(
     vault.rep.learn_names(drive.names())
     # 2. deliver
     report.delivered = sync_into(
-        drive, vault.index, StoreContent(vault), vault.rep.names(), [], dry_run, progress, guard
+        drive,
+        vault.index,
+        StoreContent(vault),
+        vault.rep.names(),
+        [],
+        dry_run,
+        progress,
+        guard,
+        phase=f"delivering to {drive.name}",
     )
     if dry_run:
         plan = plan_sync(drive.index, vault.index, b"")
@@ -137,7 +146,8 @@ def _visit(
     # 4. take
     plan = plan_sync(drive.index, vault.index, b"")
     left = _room(carrier, budget)
-    ex = CarrierExecutor(vault, plan, ReplicaSource(drive.root), drive.id, left)
+    carrying = Meter(f"carrying in from {drive.name}", progress)  # the take and the fill
+    ex = CarrierExecutor(vault, plan, ReplicaSource(drive.root), drive.id, left, carrying)
     res = ex.run()
     vault.rep.recheck_identity()
     raise_sync_times(vault.index, drive.index, b"", res.failed_paths)
@@ -150,7 +160,7 @@ def _visit(
         if not unavailable:
             report.delivered.failed.append((path, f"not taken into the carrier: {why}"))
     # 5. fill
-    _fill(drive, carrier, vault, budget, report)
+    _fill(drive, carrier, vault, budget, report, carrying)
     # 6. bookkeeping
     vault.rotate_token(drive)
     d, b = vault.drop_unneeded()
@@ -167,7 +177,9 @@ def _room(carrier: Carrier, budget: int) -> int:
     return max(0, min(budget - carrier.usage(), free))
 
 
-def _fill(drive: Replica, carrier: Carrier, vault: CarrierVault, budget: int, report: VisitReport) -> None:
+def _fill(
+    drive: Replica, carrier: Carrier, vault: CarrierVault, budget: int, report: VisitReport, meter: Meter
+) -> None:
     """Copy from the drive content that other drives lack and the carrier does
     not hold, while it fits."""
     others = [d for d in vault.drives() if d.id != drive.id]
@@ -184,20 +196,26 @@ def _fill(drive: Replica, carrier: Carrier, vault: CarrierVault, budget: int, re
     root = os.fsencode(drive.root)
     said = set(report.left_behind)
     holders = drive.index.paths_with_objects(wanted)
-    for oid, (path, entry) in wanted.items():
-        local = _local_copy(drive, holders.get(oid, []))
-        if local is None:
-            continue
+    copies = [
+        (path, entry, local)
+        for path, entry in wanted.values()
+        if (local := _local_copy(drive, holders.get(entry.oid, []))) is not None
+    ]
+    meter.expect(len(copies), sum(entry.size for _, entry, _ in copies))
+    for path, entry, (lp, le) in copies:
+        before = meter.progress.bytes_done
         if entry.size > left:
             if (path, entry.size) not in said:  # the take may have said so already
                 said.add((path, entry.size))
                 report.left_behind.append((path, entry.size))
+            meter.file_done(entry.size)
             continue
-        lp, le = local
         try:
-            vault.store.put(entry.oid, entry.size, fsops.read_chunks(fsops.abspath(root, lp), le))
+            vault.store.put(entry.oid, entry.size, meter.stream(fsops.read_chunks(fsops.abspath(root, lp), le)))
         except (OSError, ContentUnavailable):
             continue
+        finally:
+            meter.file_done(entry.size, meter.progress.bytes_done - before)
         left -= entry.size
         report.filled += 1
         report.filled_bytes += entry.size
