@@ -26,3 +26,8 @@ def counted(n: int, noun: str, many: str | None = None) -> str:
     """`n` and its noun, singular for exactly one: "1 file", "0 files",
     "2 files". `many` gives a plural that `plural` does not know."""
     return f"{n} {noun if n == 1 else many or plural(noun)}"
+
+
+def listed(names: list[str]) -> str:
+    """ "a", "a and b", "a, b and c"."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from squirrel.text import counted, plural
+from squirrel.text import counted, listed, plural
 
 PKG = Path(__file__).resolve().parent.parent / "squirrel"
 
@@ -84,3 +84,7 @@ def test_an_irregular_plural_is_given() -> None:
     assert counted(2, "directory") == "2 directories"
     assert counted(2, "man", "men") == "2 men"
     assert plural("box") == "boxes"
+
+
+def test_names_are_listed_as_in_a_sentence() -> None:
+    assert [listed(["a"]), listed(["a", "b"]), listed(["a", "b", "c"])] == ["a", "a and b", "a, b and c"]

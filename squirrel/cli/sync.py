@@ -27,7 +27,7 @@ from squirrel.plumbing.carrier import carrier_dir_from
 from squirrel.porcelain import push as push_mod
 from squirrel.porcelain import reconcile as reconcile_mod
 from squirrel.porcelain import visit as visit_mod
-from squirrel.text import counted
+from squirrel.text import counted, listed
 
 
 @cli.command("push")
@@ -146,9 +146,12 @@ def sync_cmd(
         f" carrier holds {human_bytes(rep.carrier_bytes)} of {human_bytes(rep.budget)}"
         + (" (dry run: nothing written)" if rep.dry_run else "")
     )
+    if rep.alone:
+        summary(nothing_to_carry(rep, where))
     if waiting:
         summary(
             f"{counted(waiting, 'version')} for this drive wait for a later visit (the carrier does not hold them yet)"
+            + where_they_wait(rep)
         )
     if rep.left_behind:
         summary(
@@ -157,3 +160,45 @@ def sync_cmd(
         )
     if d.failed:
         raise SyncIncomplete(f"{counted(len(d.failed), 'path')} could not be synced (see above); visit again")
+
+
+def nothing_to_carry(rep: visit_mod.VisitReport, where: str) -> str:
+    """Why a visit carried nothing in: the carrier knows no other drive of
+    the vault, and content travels only to a drive that lacks it."""
+    line = (
+        f"nothing {'would be' if rep.dry_run else 'was'} carried in: {rep.drive} is the only drive of its vault"
+        " the carrier knows, and it carries content only for another drive."
+    )
+    if rep.unvisited:
+        one = len(rep.unvisited) == 1
+        return line + (
+            f" {listed(rep.unvisited)} {'is' if one else 'are'} in the vault but never visited:"
+            f" visit {'it' if one else 'them'} next (`sq sync DRIVE`)"
+        )
+    return line + (
+        f" Next, join another drive to the vault (`sq init DRIVE --join {home_short(where)}`)"
+        " and visit it (`sq sync DRIVE`)"
+    )
+
+
+def where_they_wait(rep: visit_mod.VisitReport) -> str:
+    """Which drives to visit first so that the carrier brings what waits."""
+    text = ""
+    if rep.waiting_on:
+        first = " or ".join(f"{name} (it holds {n})" for name, n in rep.waiting_on)
+        text = f": visit {first} first, then {rep.drive} again"
+    if rep.waiting_nowhere:
+        text += (
+            f"{'; ' if text else ': '}{counted(rep.waiting_nowhere, 'version')} of them"
+            f" {'is' if rep.waiting_nowhere == 1 else 'are'} on no drive the carrier knows (see `sq carrier at-risk`)"
+        )
+    return text
+
+
+def home_short(path: str) -> str:
+    """A path with the home folder written `~`, as a user would type it."""
+    home = os.environ.get("HOME", "")
+    full = os.path.abspath(path)
+    if home and (full == home or full.startswith(home.rstrip("/") + "/")):
+        return "~" + full[len(home.rstrip("/")) :]
+    return full

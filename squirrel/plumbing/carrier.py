@@ -38,6 +38,7 @@ from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.vtime import VectorTime, is_replica_id
 
 CARRIER_FORMAT = 1
+CARRIER_NAME = "carrier"  # the name of every carrier's own replica of a vault
 
 
 def is_carrier(path: str) -> bool:
@@ -110,7 +111,7 @@ class Carrier:
             if not create:
                 raise BadPath(f"the carrier {self.root} does not serve vault {vault}")
             os.makedirs(d, exist_ok=True)
-            rep = Replica.create(d, name="carrier", vault=vault)
+            rep = Replica.create(d, name=CARRIER_NAME, vault=vault)
         else:
             rep = Replica.open(d)
         return CarrierVault(self, rep)

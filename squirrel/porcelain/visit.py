@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from squirrel.errors import ContentUnavailable
 from squirrel.plumbing import conflicts, fsops, paths
-from squirrel.plumbing.carrier import Carrier, CarrierVault, is_carrier
+from squirrel.plumbing.carrier import CARRIER_NAME, Carrier, CarrierVault, is_carrier
 from squirrel.plumbing.carrier_executor import CarrierExecutor
 from squirrel.plumbing.execute import SPACE_RESERVE
 from squirrel.plumbing.index import Entry
@@ -67,6 +67,11 @@ class VisitReport:
     known_drives: int = 0
     forgotten: int | None = None  # when the drive had been forgotten, if it had
     dry_run: bool = False
+    # Why a visit carried nothing, and where what it could not deliver is:
+    alone: bool = False  # the carrier knows no other drive of the vault: it has nothing to carry
+    unvisited: list[str] = field(default_factory=list)  # drives of the vault the carrier never visited
+    waiting_on: list[tuple[str, int]] = field(default_factory=list)  # known drives holding what waits, and how many
+    waiting_nowhere: int = 0  # versions that wait and that no known drive holds
 
 
 def visit(
@@ -84,7 +89,9 @@ def visit(
             # No carrier yet: the first visit would take everything.
             scan_replica(drive, scan_progress, allow_mass_delete)
             taken = sum(1 for _ in drive.index.walk(b"")) - 1
-            return VisitReport(drive.name, taken=taken, dry_run=True, budget=0, known_drives=0)
+            report = VisitReport(drive.name, taken=taken, dry_run=True, budget=0, known_drives=0, alone=True)
+            report.unvisited = _unvisited(drive, set())
+            return report
         carrier = Carrier(carrier_path, create=not dry_run)
         if max_size is not None and not dry_run:
             carrier.set_max_size(max_size)
@@ -134,6 +141,7 @@ def _visit(
         report.taken = len(plan.actions)
         report.carrier_bytes = carrier.usage()
         report.known_drives = len(vault.drives())
+        _others(drive, vault, report)
         return report
     # 3. record what the drive knows now; free what everyone has. A forgotten
     # drive is known again from here on, with what it held when forgotten.
@@ -168,7 +176,35 @@ def _visit(
     report.dropped_bytes += b
     report.carrier_bytes = carrier.usage()
     report.known_drives = len(vault.drives())
+    _others(drive, vault, report)
     return report
+
+
+def _others(drive: Replica, vault: CarrierVault, report: VisitReport) -> None:
+    """What the other drives have to do with this visit: whether the carrier
+    knows any (content is carried only for them), the drives of the vault it
+    never visited, and which known drives hold what waits for this one."""
+    others = [d for d in vault.drives() if d.id != drive.id]
+    report.alone = not others
+    report.unvisited = _unvisited(drive, {d.id for d in vault.drives() + vault.forgotten()} | {vault.rep.id})
+    holding: dict[str, int] = {}
+    for path, _ in report.delivered.deferred:
+        e = vault.index.get(path)
+        if e is None or not e.is_file:
+            continue
+        held = [d.name for d in others if e.oid in vault.objects_of(d)]
+        for name in held:
+            holding[name] = holding.get(name, 0) + 1
+        report.waiting_nowhere += not held
+    report.waiting_on = sorted(holding.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _unvisited(drive: Replica, known: set[str]) -> list[str]:
+    """The replicas of the vault the drive has heard of that the carrier
+    does not know (but for other carriers)."""
+    return sorted(
+        name for rid, name in drive.names().items() if rid != drive.id and rid not in known and name != CARRIER_NAME
+    )
 
 
 def _room(carrier: Carrier, budget: int) -> int:
