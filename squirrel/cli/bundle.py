@@ -17,6 +17,7 @@ from squirrel.cli.output import (
     emit_json,
     human_bytes,
     render_sync,
+    report_unknown_subpaths,
     summary,
 )
 from squirrel.plumbing import ids, paths
@@ -69,6 +70,7 @@ def pack_cmd(
             allow_mass_delete=allow_mass_delete,
         )
     left_bytes = sum(n for _, n in rep.left_behind)
+    report_unknown_subpaths(rep.unknown_subpaths)
     if as_json:
         emit_json(
             {

@@ -91,11 +91,20 @@ def list_outcomes(rep: SyncReport) -> None:
         click.echo(f"failed    {paths.display(p)}: {why}")
 
 
+def report_unknown_subpaths(unknown: list[str]) -> None:
+    for given in unknown:
+        summary(
+            f"{given}: the sender knows nothing there (no such path, and no deletion of it), so nothing is synced"
+            " for it; a SUBPATH is taken from the sender's folder"
+        )
+
+
 def render_sync(rep: SyncReport, as_json: bool, what: str) -> None:
     if as_json:
         emit_json(rep.to_json())
     else:
         list_outcomes(rep)
+    report_unknown_subpaths(rep.unknown_subpaths)
     if rep.deferred or rep.incomplete:
         n = len(rep.deferred) + len(rep.incomplete)
         summary(f"{counted(n, 'path')} left for a later sync (their content was not carried this time)")

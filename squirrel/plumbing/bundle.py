@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 import blake3
 import zstandard
 
-from squirrel.errors import BadBundle, ChangedDuringOperation, SquirrelError, UnsupportedFormat
+from squirrel.errors import BadBundle, BadPath, ChangedDuringOperation, SquirrelError, UnsupportedFormat
 from squirrel.plumbing import faults, paths
 from squirrel.plumbing.entry import FLAG_PARTIAL, Entry, decode_entry, decode_entry_v1, encode_entry
 from squirrel.plumbing.progress import Meter
@@ -243,6 +243,8 @@ class BundleReader:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        if os.path.isdir(path):
+            raise BadPath(f"{path} is a folder, not a bundle file")
         try:
             self.file: BinaryIO = open(path, "rb")  # noqa: SIM115
         except OSError as e:

@@ -3,9 +3,10 @@ and safe writes as `sq push` from the bundle's sender."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
-from squirrel.errors import ContentUnavailable, WrongVault
+from squirrel.errors import BadPath, ContentUnavailable, WrongVault
 from squirrel.plumbing import paths
 from squirrel.plumbing.bundle import BundleReader, BundleTree
 from squirrel.plumbing.index import Entry
@@ -36,6 +37,8 @@ def apply(
     allow_mass_delete: bool = False,
 ) -> SyncReport:
     """Check the whole bundle first, then sync it into the replica at PATH."""
+    if os.path.isdir(bundle) and os.path.isfile(path):
+        raise BadPath(f"{bundle} is a folder and {path} a file: the bundle comes first (`sq apply BUNDLE PATH`)")
     with BundleReader(bundle) as reader, Replica.open(path) as rep:
         if reader.vault != rep.identity.vault:
             raise WrongVault(

@@ -23,6 +23,7 @@ from squirrel.plumbing.progress import Meter, ProgressCallback
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import ScanProgress, scan_replica
 from squirrel.plumbing.vtime import VectorTime
+from squirrel.porcelain.engine import check_two_replicas, unknown_subpaths
 
 
 @dataclass
@@ -35,6 +36,7 @@ class PackReport:
     content_bytes: int = 0
     left_behind: list[tuple[bytes, int]] = field(default_factory=list)  # (path, size) not carried
     known_elsewhere: int = 0  # objects left out because the receiver has them
+    unknown_subpaths: list[str] = field(default_factory=list)  # SUBPATHs the sender knows nothing of
 
 
 class _Packer:
@@ -135,6 +137,8 @@ def pack(
     out = os.path.abspath(out)
     if os.path.isdir(out):
         raise BadPath(f"{out} is a directory; give a bundle file name")
+    if for_replica:
+        check_two_replicas(path, for_replica, "PATH and the receiver (--for)")
     with Replica.open(path) as rep:
         receiver: Replica | None = None
         base_info: dict[str, object]
@@ -156,12 +160,16 @@ def pack(
             if know.vault != rep.identity.vault:
                 raise WrongVault(f"the receiver belongs to vault {know.vault}, not {rep.identity.vault}")
             scan_replica(rep, scan_progress, allow_mass_delete)
-            tops = sorted({paths.user_relpath(rep.root, s) for s in subpaths or []}) or [b""]
+            given = {paths.user_relpath(rep.root, s): s for s in subpaths or []}
+            unknown = unknown_subpaths(rep, list(given), list(given.values()))
+            tops = sorted(given) or [b""]
             packer = _Packer(rep, know, max_size)
             packer.emit(b"", rep.index.get(b"") or _missing_root())
             for top in tops:
                 packer.add_top(top)
-            return _write(rep, packer, out, base_info, tops, progress)
+            report = _write(rep, packer, out, base_info, tops, progress)
+            report.unknown_subpaths = unknown
+            return report
         finally:
             if receiver is not None:
                 receiver.close()

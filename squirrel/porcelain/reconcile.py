@@ -7,7 +7,7 @@ from dataclasses import replace
 from squirrel.plumbing.progress import ProgressCallback
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import ScanProgress, scan_replica
-from squirrel.porcelain.engine import SyncReport, check_identities, check_same_vault, sync_replicas
+from squirrel.porcelain.engine import SyncReport, check_identities, check_same_vault, check_two_replicas, sync_replicas
 
 
 def reconcile(
@@ -20,6 +20,7 @@ def reconcile(
 ) -> SyncReport:
     """A -> B, then B -> A: afterwards both hold the same versions (conflicts
     kept as two files on both sides)."""
+    check_two_replicas(a_path, b_path, "A and B")
     with Replica.open(a_path) as a, Replica.open(b_path) as b:
         check_same_vault(a, b)
         check_identities(a, b)
