@@ -10,6 +10,7 @@ import sys
 import click
 
 from squirrel.cli import EXIT_PREDICATE_NO, cli
+from squirrel.cli.complete import FolderPath
 from squirrel.cli.live import live
 from squirrel.cli.output import (
     MASS_DELETE_HELP,
@@ -33,10 +34,18 @@ from squirrel.text import counted
 
 @cli.command("pack")
 @click.option("--allow-mass-delete", is_flag=True, help=MASS_DELETE_HELP)
-@click.argument("path", type=click.Path())
+@click.argument("path", type=FolderPath())
 @click.option("-o", "--output", "out", required=True, type=click.Path(), help="The bundle file to write (*.sqb).")
-@click.option("--for", "for_replica", metavar="REPLICA", help="Pack what the mounted replica REPLICA does not know.")
-@click.option("--base", metavar="KNOWLEDGE", help="Pack what the replica described by KNOWLEDGE does not know.")
+@click.option(
+    "--for",
+    "for_replica",
+    metavar="REPLICA",
+    type=FolderPath(),
+    help="Pack what the mounted replica REPLICA does not know.",
+)
+@click.option(
+    "--base", metavar="KNOWLEDGE", type=click.Path(), help="Pack what the replica described by KNOWLEDGE does not know."
+)
 @click.option("--max-size", type=SizeParam(), help="Carry at most SIZE bytes of content (K/M/G/T); the rest waits.")
 @click.argument("subpaths", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
@@ -98,7 +107,7 @@ def pack_cmd(
 @cli.command("apply")
 @click.option("--allow-mass-delete", is_flag=True, help=MASS_DELETE_HELP)
 @click.argument("bundle", type=click.Path())
-@click.argument("path", type=click.Path())
+@click.argument("path", type=FolderPath())
 @click.option(
     "--dry-run",
     is_flag=True,
@@ -125,7 +134,7 @@ def apply_cmd(allow_mass_delete: bool, bundle: str, path: str, dry_run: bool, as
 
 
 @cli.command("knowledge")
-@click.argument("path", type=click.Path())
+@click.argument("path", type=FolderPath())
 @click.option("-o", "--output", "out", required=True, type=click.Path(), help="The knowledge file to write.")
 def knowledge_cmd(path: str, out: str) -> None:
     """Write what replica PATH knows (its sync times and the content it holds),
@@ -197,7 +206,7 @@ def bundle_verify_cmd(file: str) -> None:
 @cli.command("cat-object")
 @click.argument("oid")
 @click.option("--bundle", "bundle", type=click.Path(), help="Read the object from this bundle.")
-@click.option("--carrier", "carrier_dir", type=click.Path(), help="Read the object from this carrier.")
+@click.option("--carrier", "carrier_dir", type=FolderPath(), help="Read the object from this carrier.")
 def cat_object_cmd(oid: str, bundle: str | None, carrier_dir: str | None) -> None:
     """Write the content of object OID (64 hex digits) from a bundle or a
     carrier to stdout. It is read and checked against its id first: nothing

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from squirrel.cli import EXIT_PREDICATE_NO, cli
+from squirrel.cli.complete import FolderPath, complete_drive, complete_vault
 from squirrel.cli.output import SizeParam, emit_json, human_bytes, summary, when
 from squirrel.cli.sync import CARRIER_HELP
 from squirrel.plumbing import paths
@@ -28,7 +29,7 @@ COPIES_HELP = f"How many drives each version should be on (default {DEFAULT_COPI
 
 
 def carrier_option(f: Any) -> Any:
-    return click.option("--carrier", "carrier_dir", type=click.Path(), help=CARRIER_HELP)(f)
+    return click.option("--carrier", "carrier_dir", type=FolderPath(), help=CARRIER_HELP)(f)
 
 
 def where(carrier_dir: str | None) -> str:
@@ -88,7 +89,7 @@ def carrier_config_cmd(carrier_dir: str | None, max_size: int | None) -> None:
 
 
 @carrier_group.command("forget")
-@click.argument("drive")
+@click.argument("drive", shell_complete=complete_drive)
 @carrier_option
 @click.option("--dry-run", is_flag=True, help="Report what forgetting would drop; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
@@ -135,7 +136,7 @@ def carrier_forget_cmd(drive: str, carrier_dir: str | None, dry_run: bool, as_js
 
 
 @carrier_group.command("at-risk")
-@click.argument("vault", required=False)
+@click.argument("vault", required=False, shell_complete=complete_vault)
 @click.option("--copies", type=click.IntRange(min=1), default=DEFAULT_COPIES, metavar="N", help=COPIES_HELP)
 @carrier_option
 @click.option("--json", "as_json", is_flag=True, help="Print the versions as JSON on stdout.")
@@ -185,7 +186,7 @@ def carrier_at_risk_cmd(vault: str | None, copies: int, carrier_dir: str | None,
 
 
 @carrier_group.command("next")
-@click.argument("vault", required=False)
+@click.argument("vault", required=False, shell_complete=complete_vault)
 @click.option("--copies", type=click.IntRange(min=1), default=DEFAULT_COPIES, metavar="N", help=COPIES_HELP)
 @carrier_option
 @click.option("--json", "as_json", is_flag=True, help="Print the ranking as JSON on stdout.")

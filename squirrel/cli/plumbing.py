@@ -9,6 +9,7 @@ import sys
 import click
 
 from squirrel.cli import cli
+from squirrel.cli.complete import FolderPath
 from squirrel.cli.output import (
     emit_json,
 )
@@ -34,7 +35,7 @@ def hash_object_cmd(files: tuple[str, ...], stdin_paths: bool) -> None:
 
 
 @cli.command("ls-index")
-@click.argument("path", type=click.Path())
+@click.argument("path", type=FolderPath())
 @click.option("-z", "nul", is_flag=True, help="Separate records with NUL instead of newline (paths verbatim).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of records.")
 def ls_index_cmd(path: str, nul: bool, as_json: bool) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from squirrel.cli import EXIT_PREDICATE_NO, cli
+from squirrel.cli.complete import FolderPath, complete_conflict
 from squirrel.cli.live import live
 from squirrel.cli.output import (
     MASS_DELETE_HELP,
@@ -32,10 +33,14 @@ from squirrel.text import counted
 
 
 @cli.command("init")
-@click.argument("path", type=click.Path(file_okay=True, dir_okay=True))
+@click.argument("path", type=FolderPath())
 @click.option("--name", help="A short name for this replica (default: the directory name).")
 @click.option(
-    "--join", "join", metavar="SOURCE", help="Join the vault of the replica at SOURCE instead of starting a new vault."
+    "--join",
+    "join",
+    metavar="SOURCE",
+    type=click.Path(),
+    help="Join the vault of the replica at SOURCE instead of starting a new vault.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def init_cmd(path: str, name: str | None, join: str | None, as_json: bool) -> None:
@@ -68,7 +73,7 @@ def init_cmd(path: str, name: str | None, join: str | None, as_json: bool) -> No
 
 @cli.command("scan")
 @click.option("--allow-mass-delete", is_flag=True, help=MASS_DELETE_HELP)
-@click.argument("path", type=click.Path())
+@click.argument("path", type=FolderPath())
 @click.option("--json", "as_json", is_flag=True, help="Print what was recorded as JSON on stdout.")
 def scan_cmd(allow_mass_delete: bool, path: str, as_json: bool) -> None:
     """Record local changes in PATH (new, modified, deleted, moved files) as new versions.
@@ -107,7 +112,7 @@ def scan_cmd(allow_mass_delete: bool, path: str, as_json: bool) -> None:
 
 
 @cli.command("status")
-@click.argument("path", type=click.Path())
+@click.argument("path", type=FolderPath())
 @click.option("--exit-code", "exit_code", is_flag=True, help="Exit 1 when changes or conflicts are pending.")
 @click.option("--json", "as_json", is_flag=True, help="Print pending changes and conflicts as JSON on stdout.")
 def status_cmd(path: str, exit_code: bool, as_json: bool) -> None:
@@ -157,7 +162,7 @@ def status_cmd(path: str, exit_code: bool, as_json: bool) -> None:
 
 
 @cli.command("conflicts")
-@click.argument("path", type=click.Path())
+@click.argument("path", type=FolderPath())
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of conflicts.")
 def conflicts_cmd(path: str, as_json: bool) -> None:
     """List the open conflicts of replica PATH (path, kind, conflict copy, both versions)."""
@@ -172,8 +177,8 @@ def conflicts_cmd(path: str, as_json: bool) -> None:
 
 
 @cli.command("resolve")
-@click.argument("path", type=click.Path())
-@click.argument("file")
+@click.argument("path", type=FolderPath())
+@click.argument("file", shell_complete=complete_conflict)
 @click.option("--keep", type=click.Choice(["path", "copy"]), required=True, help="Which version stays at the path.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def resolve_cmd(path: str, file: str, keep: str, as_json: bool) -> None:
@@ -196,7 +201,7 @@ def resolve_cmd(path: str, file: str, keep: str, as_json: bool) -> None:
 
 
 @cli.command("verify")
-@click.argument("path", type=click.Path())
+@click.argument("path", type=FolderPath())
 @click.option("--quick", is_flag=True, help="Check sizes and mtimes only; do not re-read content.")
 @click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON on stdout.")
 def verify_cmd(path: str, quick: bool, as_json: bool) -> None:
@@ -224,7 +229,7 @@ def verify_cmd(path: str, quick: bool, as_json: bool) -> None:
 
 
 @cli.command("reidentify")
-@click.argument("path", type=click.Path())
+@click.argument("path", type=FolderPath())
 @click.option("--name", help="A new name for the replica (default: keep its name).")
 def reidentify_cmd(path: str, name: str | None) -> None:
     """Give replica PATH a new identity (a drive restored from an old backup,

@@ -10,6 +10,7 @@ import os
 import click
 
 from squirrel.cli import cli
+from squirrel.cli.complete import FolderPath
 from squirrel.cli.live import live
 from squirrel.cli.output import (
     MASS_DELETE_HELP,
@@ -32,8 +33,8 @@ from squirrel.text import counted, listed
 
 @cli.command("push")
 @click.option("--allow-mass-delete", is_flag=True, help=MASS_DELETE_HELP)
-@click.argument("src", type=click.Path())
-@click.argument("dst", type=click.Path())
+@click.argument("src", type=FolderPath())
+@click.argument("dst", type=FolderPath())
 @click.argument("subpaths", nargs=-1)
 @click.option("--dry-run", is_flag=True, help="Plan and report, change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
@@ -61,8 +62,8 @@ def push_cmd(
 
 @cli.command("reconcile")
 @click.option("--allow-mass-delete", is_flag=True, help=MASS_DELETE_HELP)
-@click.argument("a", type=click.Path())
-@click.argument("b", type=click.Path())
+@click.argument("a", type=FolderPath())
+@click.argument("b", type=FolderPath())
 @click.option("--dry-run", is_flag=True, help="Plan and report, change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def reconcile_cmd(allow_mass_delete: bool, a: str, b: str, dry_run: bool, as_json: bool) -> None:
@@ -84,8 +85,8 @@ CARRIER_HELP = "The carrier folder (default: $SQ_CARRIER, else $XDG_DATA_HOME/sq
 
 @cli.command("sync")
 @click.option("--allow-mass-delete", is_flag=True, help=MASS_DELETE_HELP)
-@click.argument("drive", type=click.Path())
-@click.option("--carrier", "carrier_dir", type=click.Path(), help=CARRIER_HELP)
+@click.argument("drive", type=FolderPath())
+@click.option("--carrier", "carrier_dir", type=FolderPath(), help=CARRIER_HELP)
 @click.option("--max-size", type=SizeParam(), help="The carrier's size budget (K/M/G/T); stored for later visits.")
 @click.option("--dry-run", is_flag=True, help="Report what the visit would deliver and take; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")

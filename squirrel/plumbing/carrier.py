@@ -421,6 +421,27 @@ def _refuse_drive(root: str) -> None:
         )
 
 
+def recorded_drives(root: str) -> list[tuple[str, str]]:
+    """(replica id, name) of every drive the carrier at `root` keeps a
+    record of, known or forgotten, in every vault. Read from the records
+    alone: no index is opened and no lock taken, so that it is quick and
+    never waits (shell completion asks). Unreadable records are passed over."""
+    found = []
+    vaults = os.path.join(root, "vaults")
+    for vault in sorted(os.listdir(vaults)) if os.path.isdir(vaults) else []:
+        for sub in ("drives", "forgotten"):
+            directory = os.path.join(vaults, vault, sub)
+            for drive_id in _record_ids(directory):
+                try:
+                    with open(os.path.join(directory, drive_id + ".json"), "rb") as f:
+                        name = json.loads(f.read()).get("name", drive_id)
+                except (OSError, ValueError, AttributeError):
+                    continue
+                if isinstance(name, str):
+                    found.append((drive_id, name))
+    return found
+
+
 def _record_ids(directory: str) -> list[str]:
     try:
         names = os.listdir(directory)
