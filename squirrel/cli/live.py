@@ -163,6 +163,15 @@ class LiveLine:
         self._drawn_at = now
         self._shown = True
 
+    def pause(self) -> None:
+        """Clear the line before the command writes a line of its own (on a
+        terminal both land on one screen); the next report draws it again."""
+        with self._lock:
+            if self._shown:
+                self.stream.write(CLEAR)
+                self.stream.flush()
+                self._shown = False
+
     def close(self) -> None:
         """Stop redrawing and clear the line."""
         self._stop.set()

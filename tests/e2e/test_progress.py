@@ -109,3 +109,12 @@ def test_no_line_when_sq_no_progress_is_set(big_pair: tuple[Path, Path]) -> None
     a, b = big_pair
     ran = run_sq_tty("push", a, b, env={"SQ_NO_PROGRESS": "1"}).check()
     assert CLEAR not in ran.stderr and ran.err.startswith("push: 3 created")
+
+
+def test_hash_object_draws_its_line_and_prints_only_ids(tmp_path: Path) -> None:
+    big = tmp_path / "big.mov"
+    big.write_bytes(bytes(BIG))
+    ran = run_sq_tty("hash-object", big, big).check()
+    assert len({bytes_of(line) for line in drawn(ran.stderr, "hashing")}) >= 5, ran.err
+    assert [line.split()[1] for line in ran.out.splitlines()] == [str(big), str(big)]
+    assert ran.stderr.endswith(CLEAR)
