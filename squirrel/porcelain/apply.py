@@ -46,4 +46,9 @@ def apply(
         tree = BundleTree(reader)
         check_not_behind(rep, tree.sync_time(b""), f"the bundle's sender ({reader.source_name})")
         scan_replica(rep, scan_progress, allow_mass_delete)
-        return sync_into(rep, tree, BundleContent(reader), reader.names, reader.tops, dry_run, progress)
+        report = sync_into(
+            rep, tree, BundleContent(reader), reader.names, reader.tops, dry_run, progress, sender=reader.source_name
+        )
+        if not dry_run:
+            rep.trash.apply_policy()
+        return report

@@ -118,12 +118,14 @@ def sync_into(
     dry_run: bool = False,
     progress: Callable[[ExecProgress], None] | None = None,
     guard: int | None = None,
+    sender: str | None = None,
 ) -> SyncReport:
     """One-way sync of the sender's tree `src` (an index or a bundle) into
     the (already scanned) replica `dst`, one top path at a time.
 
     With `guard` (the receiver's file count), a plan that would delete more
-    than half of the receiver's files is refused (MassDelete)."""
+    than half of the receiver's files is refused (MassDelete). `sender`
+    names the sender in the reasons of what goes to the trash."""
     check_not_behind(dst, src.sync_time(b""), "the sender")
     report = SyncReport(dry_run=dry_run)
     names = dst.names()
@@ -144,7 +146,7 @@ def sync_into(
             report.skipped += counts["skipped"]
             report.conflicts += [c.record(names) for c in plan.conflicts]
             continue
-        result = Executor(dst, plan, content, progress).run()
+        result = Executor(dst, plan, content, progress, sender).run()
         dst.recheck_identity()
         raise_sync_times(dst.index, src, top, result.failed_paths | set(plan.incomplete))
         dst.learn_names(src_names)
@@ -171,4 +173,4 @@ def sync_replicas(
 ) -> SyncReport:
     """Sync the (already scanned) replica `src` into `dst`."""
     check_not_behind(src, dst.index.sync_time(b""), dst.name)
-    return sync_into(dst, src.index, ReplicaSource(src.root), src.names(), tops, dry_run, progress, guard)
+    return sync_into(dst, src.index, ReplicaSource(src.root), src.names(), tops, dry_run, progress, guard, src.name)

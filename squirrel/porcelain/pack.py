@@ -168,7 +168,11 @@ def pack(
             packer.emit(b"", rep.index.get(b"") or _missing_root())
             for top in tops:
                 packer.add_top(top)
-            return _write(rep, packer, out, base_info, tops, progress)
+            report = _write(rep, packer, out, base_info, tops, progress)
+            for written in (rep, receiver):
+                if written is not None:
+                    written.trash.apply_policy()
+            return report
         finally:
             if receiver is not None:
                 receiver.close()

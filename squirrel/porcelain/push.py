@@ -28,4 +28,8 @@ def push(
         tops = [paths.user_relpath(src.root, s) for s in subpaths or []]
         scan_replica(src, scan_progress, allow_mass_delete)
         scan_replica(dst, scan_progress, allow_mass_delete)
-        return sync_replicas(src, dst, tops, dry_run, progress)
+        report = sync_replicas(src, dst, tops, dry_run, progress)
+        if not dry_run:
+            src.trash.apply_policy()
+            dst.trash.apply_policy()
+        return report

@@ -1,5 +1,6 @@
 """`sq verify PATH`: re-hash content against the index and check the index
-itself, the trash, and (for a carrier) its objects. Reads only."""
+itself, the trash (its records against its files), and (for a carrier) its
+objects. Reads only."""
 
 from __future__ import annotations
 
@@ -73,12 +74,27 @@ def verify(path: str, quick: bool = False, progress: Callable[[VerifyReport], No
                     report.problems.append(f"{paths.display(p)}: content does not match the index (damaged?)")
             if progress is not None:
                 progress(report)
-        for rec in rep.index.trash_items():
-            tp = fsops.trash_path(rep.trash_dir, rec.oid)
-            if os.path.exists(tp):
-                what = f"trash object {rec.oid.hex()} ({paths.display(rec.path)})"
-                check_object(os.fsdecode(tp), rec.oid, quick, report, what)
+        check_trash(rep, quick, report)
     return report
+
+
+def check_trash(rep: Replica, quick: bool, report: VerifyReport) -> None:
+    """The trash's records and its folder agree (no record without its
+    file, no file without a record), and each content file is its id."""
+    try:
+        trash = rep.trash
+        report.problems += trash.problems()
+        checked: set[bytes] = set()
+        for item in trash.items():
+            if item.oid is None or item.oid in checked:
+                continue
+            checked.add(item.oid)
+            full = trash.path_of(item.name)
+            if os.path.isfile(full):
+                what = f"trash object {item.name} ({paths.display(item.path)})"
+                check_object(full, item.oid, quick, report, what)
+    except SquirrelError as e:
+        report.problems.append(f"trash: {e}")
 
 
 def check_object(path: str | bytes, oid: bytes, quick: bool, report: VerifyReport, what: str) -> None:

@@ -114,7 +114,7 @@ def _visit(
     vault.rep.learn_names(drive.names())
     # 2. deliver
     report.delivered = sync_into(
-        drive, vault.index, StoreContent(vault), vault.rep.names(), [], dry_run, progress, guard
+        drive, vault.index, StoreContent(vault), vault.rep.names(), [], dry_run, progress, guard, vault.rep.name
     )
     if dry_run:
         plan = plan_sync(drive.index, vault.index, b"")
@@ -150,6 +150,7 @@ def _visit(
     report.dropped_bytes += b
     report.carrier_bytes = carrier.usage()
     report.known_drives = len(vault.drives())
+    drive.trash.apply_policy()
     return report
 
 
