@@ -134,7 +134,14 @@ def status_cmd(path: str, exit_code: bool, as_json: bool) -> None:
             kind_entry = ch.new or ch.old
             item["kind"] = "dir" if kind_entry is not None and kind_entry.is_dir else "file"
             items.append(item)
-        emit_json({"changes": items, "conflicts": [c.to_json() for c in rep.conflicts], "interrupted": rep.interrupted})
+        emit_json(
+            {
+                "changes": items,
+                "conflicts": [c.to_json() for c in rep.conflicts],
+                "interrupted": rep.interrupted,
+                "trash": {"count": rep.trash.count, "bytes": rep.trash.bytes},
+            }
+        )
     else:
         for ch in rep.pending:
             if ch.path in moved_from:
@@ -154,7 +161,10 @@ def status_cmd(path: str, exit_code: bool, as_json: bool) -> None:
             err=True,
         )
     pending = len(rep.pending) - len(rep.moved)  # a move is one change, not a deletion and an addition
-    summary(f"{pending} pending changes, {len(rep.conflicts)} open conflicts")
+    summary(
+        f"{pending} pending changes, {len(rep.conflicts)} open conflicts;"
+        f" the trash holds {rep.trash.count} versions ({human_bytes(rep.trash.bytes)})"
+    )
     if exit_code and rep.dirty:
         sys.exit(EXIT_PREDICATE_NO)
 

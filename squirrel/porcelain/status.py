@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import DELETED, TOUCHED, Change, Scanner, ScanProgress, ScanStats, find_moves
+from squirrel.plumbing.trashcan import Usage
 
 
 @dataclass
@@ -17,6 +18,7 @@ class StatusReport:
     conflicts: list[ConflictRecord] = field(default_factory=list)
     stats: ScanStats = field(default_factory=ScanStats)
     interrupted: bool = False  # a sync killed halfway left its intent log
+    trash: Usage = Usage(0, 0)  # what the trash holds
 
     @property
     def pending(self) -> list[Change]:
@@ -38,4 +40,5 @@ def status(path: str, progress: ScanProgress | None = None) -> StatusReport:
                 expanded += [Change(DELETED, p, None, e) for p, e in replica.index.walk(ch.path) if e.is_file]
         moved = find_moves(changes + expanded)
         interrupted = os.path.exists(replica.journal.path)
-        return StatusReport(changes, moved, replica.index.conflicts(), scanner.stats, interrupted)
+        trash = replica.trash.usage()
+        return StatusReport(changes, moved, replica.index.conflicts(), scanner.stats, interrupted, trash)
