@@ -63,16 +63,16 @@ def by_path(items: list[TrashItem], spec: bytes) -> tuple[list[TrashItem], bytes
     """The newest version of `spec`, or of every path below the folder
     `spec`; and `spec`, the path they are restored relative to."""
     newest = newest_first(items)
-    exact = [it for it in newest if it.path == spec and it.oid is not None]
+    exact = [it for it in newest if it.path == spec and it.oid is not None] if spec else []
     if exact:
         return exact[:1], spec
     below: dict[bytes, TrashItem] = {}
     for it in newest:
-        if it.oid is not None and it.path != spec and paths.is_under(it.path, spec):
+        if it.oid is not None and it.path and it.path != spec and paths.is_under(it.path, spec):
             below.setdefault(it.path, it)
     if below:
         return sorted(below.values(), key=lambda it: it.path), spec
-    folders = [it for it in newest if it.path == spec]
+    folders = [it for it in newest if it.path == spec] if spec else []
     if folders:
         return _versions_only(folders[:1]), spec
     raise NoSuchTrashItem(f"nothing in the trash was at {paths.display(spec)} or below it (see `sq trash list`)")
@@ -92,10 +92,15 @@ def _target(root: bytes, item: TrashItem, base: bytes, dest: bytes | None) -> by
     """Where `item` goes: its own path, or DEST in place of `base` (inside
     DEST, under `base`'s name, when DEST is a folder already)."""
     if dest is None:
+        if not item.path:
+            raise BadUsage(f"the old path of item {item.id} is not known; restore it with --to DEST")
         return item.path
     full = fsops.abspath(root, dest)
     if os.path.isdir(full) and not os.path.islink(full):
-        dest = paths.join(dest, paths.split(base)[1] if base else b"")
+        name = paths.split(base)[1]
+        if not name and item.path == base and item.oid is not None:  # one version, its path unknown
+            name = item.oid.hex().encode()
+        dest = paths.join(dest, name) if name else dest
     rest = item.path[len(base) :].lstrip(b"/") if base else item.path
     return paths.join(dest, rest) if rest else dest
 

@@ -269,6 +269,12 @@ def test_a_purge_tidies_records_and_files_that_verify_reports(tmp_path: Path) ->
     assert [it["oid"] for it in doc["adopted"]] == [oid(stray)] and doc["removed"] == []
     assert {it["reason"] for it in listed(b)} == {"deleted by a sync from A", "found in the trash without a record"}
     sq("verify", b)
+    (found,) = [it for it in listed(b) if it["cause"] == "unrecorded"]
+    assert found["path"] == "" and "(path unknown)" in sq("trash", "list", b).out
+    unknown = sq("trash", "restore", b, str(found["id"]), code=2)
+    assert "--to" in unknown.err
+    sq("trash", "restore", b, str(found["id"]), "--to", "found.txt")
+    assert (b / "found.txt").read_bytes() == stray
 
 
 # The retention policy ----------------------------------------------------------------------
