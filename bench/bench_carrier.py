@@ -19,6 +19,14 @@
 3. The carrier's metadata: the bytes of everything in the carrier except
    `objects/` (its index, its drive records, its config) once it has seen the
    two drives of part 1, per 100,000 indexed files.
+4. What the carrier answers from its records alone: `sq carrier at-risk`,
+   `sq carrier next` and `sq carrier status` on the carrier of part 1, with
+   no drive read. Three states: quiet (nothing at risk); 1% of the files
+   new on drive A and taken by a visit (at risk until B is visited); and a
+   third drive C joined empty and visited once (it lacks every version,
+   which `next` and `status` walk). Timed against `sq carrier config`, which
+   only starts `sq` and reads `carrier.json`: the difference is the work.
+   Goal: each answer under a second, start-up included.
 
 Everything lives in one temporary directory under /tmp (or --tmp), removed at
 the end, with its own carrier (the user's is never touched). Full size needs
@@ -31,6 +39,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -53,6 +62,8 @@ from common import (
 )
 
 GOAL_QUIET_VISIT = 1.3
+GOAL_RECORDS_S = 1.0
+RECORD_COMMANDS = (("at-risk",), ("next",), ("status",))
 
 
 def tree_bytes(root: Path, skip: str | None = None) -> tuple[int, int]:
@@ -95,11 +106,20 @@ def quiet(doc: dict[str, Any]) -> bool:
 
 
 @dataclass
+class RecordsResult:
+    state: str
+    at_risk: int  # versions at risk in this state
+    t_baseline: float  # `sq carrier config`
+    times: dict[str, float]  # command -> best wall time
+
+
+@dataclass
 class QuietResult:
     t_visit: float
     t_scan: float
     meta_apparent: int
     meta_allocated: int
+    records: list[RecordsResult]
 
 
 @dataclass
@@ -138,10 +158,51 @@ def bench_quiet_visit(tmp: Path, files: int, dirs: int, runs: int, sq: list[str]
         t_visit = min(t_visit, t)
         t, _ = timed([*sq, "scan", str(a)])
         t_scan = min(t_scan, t)
+    records = bench_records(tmp, laptop, a, files, runs, sq)
     shutil.rmtree(a)
     shutil.rmtree(b)
     shutil.rmtree(laptop.carrier)
-    return QuietResult(t_visit, t_scan, meta_apparent, meta_allocated)
+    return QuietResult(t_visit, t_scan, meta_apparent, meta_allocated, records)
+
+
+def time_records(laptop: Laptop, state: str, runs: int, sq: list[str]) -> RecordsResult:
+    """Best-of-`runs` wall times of the commands that read only the carrier's records."""
+    where = ["--carrier", str(laptop.carrier)]
+    t_base = min(timed([*sq, "carrier", "config", *where])[0] for _ in range(runs))
+    times: dict[str, float] = {}
+    count = 0
+    for cmd in RECORD_COMMANDS:
+        best = float("inf")
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            proc = subprocess.run([*sq, "carrier", *cmd, *where, "--json"], capture_output=True, text=True)
+            best = min(best, time.perf_counter() - t0)
+            if proc.returncode not in (0, 1):
+                sys.exit(f"bench: sq carrier {cmd[0]} exited {proc.returncode}: {proc.stderr}")
+            if cmd == ("at-risk",):
+                count = json.loads(proc.stdout)["count"]
+        times[cmd[0]] = best
+    return RecordsResult(state, count, t_base, times)
+
+
+def bench_records(tmp: Path, laptop: Laptop, a: Path, files: int, runs: int, sq: list[str]) -> list[RecordsResult]:
+    print("  the carrier's records: at-risk, next, status ...", flush=True)
+    out = [time_records(laptop, "quiet", runs, sq)]
+    new = max(1, files // 100)
+    for i in range(new):
+        p = a / "imports" / f"new_{i:06d}.jpg"
+        p.parent.mkdir(exist_ok=True)
+        p.write_bytes(os.urandom(100 + i % 800))
+        age(p)
+    laptop.visit(a)
+    out.append(time_records(laptop, f"{new:,} new on A", runs, sq))
+    c = tmp / "C"
+    c.mkdir()
+    run([*sq, "init", str(c), "--name", "C", "--join", str(laptop.carrier)])
+    laptop.visit(c)
+    out.append(time_records(laptop, "C lacks everything", runs, sq))
+    shutil.rmtree(c)
+    return out
 
 
 def bench_carry(tmp: Path, total: int, runs: int, sq: list[str]) -> CarryResult:
@@ -240,6 +301,19 @@ def report(files: int, dirs: int, runs: int, q: QuietResult, c: CarryResult) -> 
     print(f"== carrier metadata (everything but objects/) after seeing two drives of {files:,} files")
     print(f"  {q.meta_apparent / MIB:8.1f} MiB ({q.meta_allocated / MIB:.1f} MiB on disk)")
     print(f"  {q.meta_apparent * per / MIB:8.1f} MiB per 100,000 files ({q.meta_apparent / files:.0f} bytes a file)")
+    print()
+    print(f"== answers from the carrier's records alone, {files:,} files, best of {runs}")
+    print(f"  {'state':<22} {'at risk':>8} {'config':>11}" + "".join(f" {c[0]:>11}" for c in RECORD_COMMANDS))
+    worst = 0.0
+    for r in q.records:
+        cells = "".join(f" {fmt_s(r.times[c[0]])}" for c in RECORD_COMMANDS)
+        print(f"  {r.state:<22} {r.at_risk:>8,} {fmt_s(r.t_baseline)}{cells}")
+        worst = max([worst, *r.times.values()])
+    for r in q.records:
+        ratios = ", ".join(f"{c[0]} {r.times[c[0]] / r.t_baseline:.2f}" for c in RECORD_COMMANDS)
+        print(f"  ratio to `sq carrier config` ({r.state}): {ratios}")
+    verdict = "met" if worst < GOAL_RECORDS_S else "NOT met"
+    print(f"  slowest answer {fmt_s(worst)}   (goal < {GOAL_RECORDS_S:.1f} s: {verdict})")
     print()
     gib = c.size / (1 << 30)
     t_sq = sum(c.t_visits)

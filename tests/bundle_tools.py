@@ -28,6 +28,7 @@ import blake3
 import lmdb
 import zstandard
 
+from squirrel.plumbing import index
 from squirrel.plumbing.index import Entry, decode_entry, encode_entry
 from squirrel.plumbing.vtime import decode_varint, encode_varint
 from squirrel.porcelain.init import init
@@ -198,7 +199,7 @@ def lmdb_dump(root: Path | str) -> dict[str, list[tuple[bytes, bytes]]]:
     )
     try:
         out: dict[str, list[tuple[bytes, bytes]]] = {}
-        for name in (b"meta", b"entries", b"sync", b"conflicts", b"trash", b"objects"):
+        for name in index.DB_NAMES:
             db = env.open_db(name, create=False)
             with env.begin(db=db) as txn:
                 out[name.decode()] = list(txn.cursor())

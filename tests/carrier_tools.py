@@ -30,13 +30,14 @@ def object_bytes(carrier: Path | str) -> int:
 
 
 def carrier_snapshot(carrier: Path | str) -> dict[str, bytes]:
-    """The bytes of the carrier's config, drive records, objects and index."""
+    """The bytes of the carrier's config, drive records (known and forgotten), objects and index."""
     root = Path(carrier)
     snap: dict[str, bytes] = {}
     for p in sorted(root.rglob("*")):
         rel = p.relative_to(root).as_posix()
         if not p.is_file():
             continue
-        if rel == "carrier.json" or "/drives/" in rel or "/objects/" in rel or rel.endswith("/index/data.mdb"):
+        kept = ("/drives/", "/forgotten/", "/objects/")
+        if rel == "carrier.json" or any(k in rel for k in kept) or rel.endswith("/index/data.mdb"):
             snap[rel] = p.read_bytes()
     return snap

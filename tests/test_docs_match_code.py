@@ -316,6 +316,7 @@ def test_the_manifest_record_types_are_the_codes() -> None:
         "entry": bundle.REC_ENTRY,
         "sync": bundle.REC_SYNC,
         "deleted": bundle.REC_DELETED,
+        "conflict": bundle.REC_CONFLICT,
         "end": bundle.REC_END,
     }
 
@@ -336,7 +337,7 @@ def test_the_bundle_header_fields_are_what_the_packer_writes(tmp_path: Path) -> 
 
 def test_the_index_sub_databases_are_the_codes() -> None:
     documented = first_ticks(table("index.md", "sub-database", "key", "value", "written by"))
-    assert documented == [d.decode() for d in index._DBS]
+    assert documented == [d.decode() for d in index.DB_NAMES]
 
 
 def optional_and_required(cell: str) -> tuple[set[str], set[str]]:
@@ -674,6 +675,18 @@ def real_json(tmp_path_factory: pytest.TempPathFactory) -> dict[gen_help.Command
         write(e2 / "shared.txt", "e2's edit\n", seconds_ago=300)
         sq("sync", e1, "--carrier", carrier)
         sq("sync", e2, "--carrier", carrier)
+        sq("carrier", "status", "--carrier", carrier)
+        # A drive lost and forgotten, a version on one drive only, and the ranking of the drives.
+        e3 = tmp / "e3"
+        e3.mkdir()
+        sq("init", e3, "--name", "e3", "--join", e1)
+        sq("sync", e3, "--carrier", carrier)
+        sq("carrier", "forget", "e3", "--carrier", carrier, "--dry-run")
+        sq("carrier", "forget", "e3", "--carrier", carrier)
+        write(e1 / "only-on-e1.txt", "new\n")
+        sq("sync", e1, "--carrier", carrier)
+        sq("carrier", "at-risk", "--carrier", carrier, code=1)
+        sq("carrier", "next", "--carrier", carrier)
         sq("carrier", "status", "--carrier", carrier)
         # A damaged file for verify to find.
         same_size_edit(d1 / "b.txt", b"X" * (d1 / "b.txt").stat().st_size)

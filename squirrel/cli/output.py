@@ -37,6 +37,11 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
+def when(unix: int) -> str:
+    """A Unix time for humans, in local time; 0 is "never"."""
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(unix)) if unix else "never"
+
+
 class Progress:
     """A one-line progress display on stderr, only when stderr is a terminal."""
 

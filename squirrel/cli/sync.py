@@ -1,11 +1,11 @@
 """`sq` commands that sync mounted replicas directly (push, reconcile) or
-through the laptop's carrier (sync, carrier).
+through the laptop's carrier (sync; the carrier's own commands are in
+`squirrel.cli.carrier`).
 """
 
 from __future__ import annotations
 
 import os
-import time
 
 import click
 
@@ -20,11 +20,11 @@ from squirrel.cli.output import (
     scan_progress,
     summary,
     transfer_progress,
+    when,
 )
 from squirrel.errors import SyncIncomplete
 from squirrel.plumbing import paths
-from squirrel.plumbing.carrier import Carrier, carrier_dir_from
-from squirrel.porcelain import carrier as carrier_mod
+from squirrel.plumbing.carrier import carrier_dir_from
 from squirrel.porcelain import push as push_mod
 from squirrel.porcelain import reconcile as reconcile_mod
 from squirrel.porcelain import visit as visit_mod
@@ -119,10 +119,17 @@ def sync_cmd(
                 "carrier_bytes": rep.carrier_bytes,
                 "budget": rep.budget,
                 "known_drives": rep.known_drives,
+                "forgotten": rep.forgotten,
             }
         )
     else:
         list_outcomes(d)
+    if rep.forgotten is not None:
+        again = "would be known again" if rep.dry_run else "is known again"
+        summary(
+            f"{rep.drive} had been forgotten ({when(rep.forgotten)}, `sq carrier forget`): it {again},"
+            " and catches up from the other drives like any other"
+        )
     waiting = len(d.deferred) + len(d.incomplete)
     summary(
         f"sync {rep.drive}: delivered {d.created} created, {d.updated} updated, {d.deleted} deleted,"
@@ -137,40 +144,3 @@ def sync_cmd(
         summary(f"left behind: {len(rep.left_behind)} files ({human_bytes(left_bytes)}) did not fit in the carrier")
     if d.failed:
         raise SyncIncomplete(f"{len(d.failed)} paths could not be synced (see above); visit again")
-
-
-@cli.group("carrier")
-def carrier_group() -> None:
-    """The laptop's carrier: status and settings."""
-
-
-@carrier_group.command("status")
-@click.option("--carrier", "carrier_dir", type=click.Path(), help=CARRIER_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON on stdout.")
-def carrier_status_cmd(carrier_dir: str | None, as_json: bool) -> None:
-    """Which drives the carrier knows, when each was last visited, what it
-    carries for whom, and the bytes used of its budget."""
-    st = carrier_mod.carrier_status(carrier_dir_from(carrier_dir, dict(os.environ)))
-    if as_json:
-        emit_json(st)
-        return
-    click.echo(f"carrier {st['path']}: {human_bytes(st['bytes'])} of {human_bytes(st['budget'])} used")
-    for v in st["vaults"]:
-        click.echo(f"vault {v['vault']}: {v['objects']} objects, {human_bytes(v['bytes'])}")
-        for d in v["drives"]:
-            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d["last_visit"])) if d["last_visit"] else "never"
-            click.echo(
-                f"  {d['name']:<16} last visit {when}; carrying {d['waiting']} versions"
-                f" ({human_bytes(d['waiting_bytes'])}) for it, {d['missing']} more not yet in the carrier"
-            )
-
-
-@carrier_group.command("config")
-@click.option("--carrier", "carrier_dir", type=click.Path(), help=CARRIER_HELP)
-@click.option("--max-size", type=SizeParam(), help="Set the size budget (bytes or K/M/G/T).")
-def carrier_config_cmd(carrier_dir: str | None, max_size: int | None) -> None:
-    """Show or set the carrier's settings (its size budget)."""
-    c = Carrier(carrier_dir_from(carrier_dir, dict(os.environ)), create=max_size is not None)
-    if max_size is not None:
-        c.set_max_size(max_size)
-    click.echo(f"max-size {c.max_size} ({human_bytes(c.max_size)})")

@@ -26,6 +26,7 @@ import zstandard
 from squirrel.errors import BadBundle, ChangedDuringOperation, SquirrelError, UnsupportedFormat
 from squirrel.plumbing import faults, paths
 from squirrel.plumbing.entry import FLAG_PARTIAL, Entry, decode_entry, decode_entry_v1, encode_entry
+from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.vtime import VectorTime, decode_varint, encode_varint, is_replica_id
 
 SIGNATURE = b"SQBUNDLE"
@@ -36,7 +37,7 @@ CAPABILITIES = frozenset({"zstd"})
 MAX_HEADER = 1 << 20
 MAX_MANIFEST = 1 << 30
 MAX_WINDOW = 1 << 27
-REC_END, REC_ENTRY, REC_SYNC, REC_DELETED = 0, 1, 2, 3
+REC_END, REC_ENTRY, REC_SYNC, REC_DELETED, REC_CONFLICT = 0, 1, 2, 3, 4
 ENC_RAW, ENC_ZSTD = 0, 1
 _OBJ_HEAD = struct.Struct("<B32sQBQ")
 _PRELUDE = struct.Struct("<8sHI")
@@ -67,6 +68,7 @@ class BundleWriter:
         self.entries = 0
         self.syncs = 0
         self.notices = 0
+        self.conflicts = 0
         self.objects = 0
         self.object_bytes = 0
         self._seen_paths: set[bytes] = set()
@@ -82,6 +84,14 @@ class BundleWriter:
         value = n.encode()
         self.manifest.write(bytes([REC_DELETED]) + encode_varint(len(path)) + path + encode_varint(len(value)) + value)
         self.notices += 1
+
+    def add_conflict(self, record: ConflictRecord) -> None:
+        """An open conflict of the sender's: the receiver lists it too once
+        it holds both of its files."""
+        value = json.dumps(record.to_json(), sort_keys=True).encode()
+        path = record.path
+        self.manifest.write(bytes([REC_CONFLICT]) + encode_varint(len(path)) + path + encode_varint(len(value)) + value)
+        self.conflicts += 1
 
     def add_sync(self, path: bytes, s: VectorTime) -> None:
         value = s.encode()
@@ -145,6 +155,7 @@ class BundleWriter:
             "entries": self.entries,
             "syncs": self.syncs,
             "notices": self.notices,
+            "conflicts": self.conflicts,
             "objects": self.objects,
             "manifest_size": len(raw_manifest),
             "manifest_stored": len(stored_manifest),
@@ -232,6 +243,7 @@ class BundleReader:
             self.entries: dict[bytes, Entry] = {}
             self.syncs: dict[bytes, VectorTime] = {}
             self.notices: dict[bytes, VectorTime] = {}
+            self.conflicts: list[ConflictRecord] = []
             self._read_manifest()
             self.objects: dict[bytes, ObjectRef] = {}
             self._locate_objects()
@@ -291,7 +303,7 @@ class BundleReader:
                 f"bundle {self.path} needs {', '.join(sorted(unknown))}, unknown to this sq; upgrade"
             )
         ints: tuple[str, ...] = ("entries", "syncs", "objects", "manifest_size", "manifest_stored", "total_size")
-        ints += ("created", "notices") if version >= 2 else ("created",)
+        ints += ("created", "notices", "conflicts") if version >= 2 else ("created",)
         for key in ints:
             if not isinstance(header.get(key), int) or header[key] < 0:
                 raise self._bad(f"damaged header ({key})")
@@ -311,7 +323,7 @@ class BundleReader:
             or not isinstance(header.get("names", {}), dict)
         ):
             raise self._bad("damaged header")
-        if header["manifest_size"] > MAX_MANIFEST:
+        if header["manifest_size"] > MAX_MANIFEST or header["manifest_stored"] > header["total_size"]:
             raise self._bad("manifest too large")
         size = os.fstat(self.file.fileno()).st_size
         if size != header["total_size"]:
@@ -346,7 +358,7 @@ class BundleReader:
             pos += 1
             if kind == REC_END:
                 break
-            if kind not in (REC_ENTRY, REC_SYNC) and not (kind == REC_DELETED and self.version >= 2):
+            if kind not in (REC_ENTRY, REC_SYNC) and not (kind in (REC_DELETED, REC_CONFLICT) and self.version >= 2):
                 raise self._bad(f"unknown manifest record {kind}")
             plen, pos = decode_varint(raw, pos)
             path = raw[pos : pos + plen]
@@ -364,6 +376,17 @@ class BundleReader:
                 if path in self.entries:
                     raise self._bad(f"duplicate path {paths.display(path)!r}")
                 self.entries[path] = decode(value)
+            elif kind == REC_CONFLICT:
+                try:
+                    record = ConflictRecord.from_json(json.loads(value))
+                except (ValueError, RecursionError, SquirrelError) as e:
+                    raise self._bad(f"damaged conflict record for {paths.display(path)!r}") from e
+                if record.path != path or any(r.path == path for r in self.conflicts):
+                    raise self._bad(f"bad or duplicate conflict record for {paths.display(path)!r}")
+                for p in (record.kept, record.copy):
+                    if p is not None:
+                        paths.check_relpath(p)
+                self.conflicts.append(record)
             elif kind == REC_DELETED:
                 if path in self.notices:
                     raise self._bad(f"duplicate deletion notice for {paths.display(path)!r}")
@@ -378,6 +401,7 @@ class BundleReader:
             len(self.entries) != h["entries"]
             or len(self.syncs) != h["syncs"]
             or len(self.notices) != h.get("notices", 0)
+            or len(self.conflicts) != h.get("conflicts", 0)
         ):
             raise self._bad("manifest counts do not match the header")
         root = self.entries.get(b"")
@@ -547,6 +571,9 @@ class BundleTree:
 
     def notice(self, path: bytes) -> VectorTime | None:
         return self.reader.notices.get(path)
+
+    def conflicts(self) -> list[ConflictRecord]:
+        return list(self.reader.conflicts)
 
     def notices(self, path: bytes) -> Iterator[tuple[bytes, VectorTime]]:
         for p in self._deleted_kids.get(path, []):

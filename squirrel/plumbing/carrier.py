@@ -5,6 +5,7 @@ only for versions some known drive still lacks. Layout: docs/formats/carrier.md.
     CARRIER/vaults/VAULT/.squirrel/      the carrier's own replica (identity, index, lock)
     CARRIER/vaults/VAULT/objects/        content objects (objects.ObjectStore)
     CARRIER/vaults/VAULT/drives/ID.json  each known drive's knowledge and last visit
+    CARRIER/vaults/VAULT/forgotten/ID.json  drives the user said are gone (`sq carrier forget`)
 
 The carrier is a Tra replica with no files: `carrier_executor` carries out
 a plan on its index, storing content only where another known drive needs it.
@@ -19,7 +20,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from squirrel.errors import (
@@ -28,8 +29,8 @@ from squirrel.errors import (
     IdentityConflict,
     UnsupportedFormat,
 )
-from squirrel.plumbing import paths
-from squirrel.plumbing.durable import write_file_atomic
+from squirrel.plumbing import faults, paths
+from squirrel.plumbing.durable import fsync_dir, write_file_atomic
 from squirrel.plumbing.index import Entry, ReplicaIndex
 from squirrel.plumbing.knowledge import Knowledge
 from squirrel.plumbing.objects import ObjectStore
@@ -119,17 +120,22 @@ class Carrier:
 class DriveRecord:
     """What the carrier remembers of a drive (`drives/ID.json`): what it
     knew at its last visit (its sync times), when that was, and the marks
-    the carrier left on it. The content it held is in `drives/ID.objects`."""
+    the carrier left on it. The content it held is in `drives/ID.objects`.
+    A forgotten drive's record (`forgotten/ID.json`) also says when it was
+    forgotten."""
 
     id: str
     name: str
     last_visit: int
     tokens: tuple[str, ...]
     knowledge: Knowledge
+    forgotten: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc = self.knowledge.to_json(objects=False)  # the content list has its own file
         doc.update(name=self.name, last_visit=self.last_visit, tokens=list(self.tokens))
+        if self.forgotten is not None:
+            doc.update(forgotten=self.forgotten)
         return doc
 
     @classmethod
@@ -142,7 +148,13 @@ class DriveRecord:
             raise ValueError("name or last_visit")
         if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
             raise ValueError("tokens")
-        return cls(drive_id, name, last_visit, tuple(tokens), Knowledge.from_json(doc))
+        forgotten = doc.get("forgotten")
+        if forgotten is not None and type(forgotten) is not int:
+            raise ValueError("forgotten")
+        return cls(drive_id, name, last_visit, tuple(tokens), Knowledge.from_json(doc), forgotten)
+
+    def known_again(self) -> DriveRecord:
+        return replace(self, forgotten=None)
 
 
 def read_objects(path: str) -> set[bytes]:
@@ -164,6 +176,7 @@ class CarrierVault:
         self.dir = replica.root
         self.store = ObjectStore(os.path.join(self.dir, "objects"), replica.tmp_dir)
         self.drives_dir = os.path.join(self.dir, "drives")
+        self.forgotten_dir = os.path.join(self.dir, "forgotten")
         os.makedirs(self.drives_dir, exist_ok=True)
         self._drives: list[DriveRecord] | None = None
         self._objects: dict[str, set[bytes]] = {}
@@ -179,15 +192,20 @@ class CarrierVault:
         """Every known drive, as recorded at its last visit. Read once and
         kept until a record changes (a visit asks several times)."""
         if self._drives is None:
-            out = []
-            for name in sorted(os.listdir(self.drives_dir)):
-                if name.endswith(".json") and is_replica_id(name[:-5]):
-                    out.append(self._read_drive(name[:-5]))
-            self._drives = out
+            # A record in drives/ is a known drive, whatever else it says.
+            self._drives = [self._read_drive(self.drives_dir, i).known_again() for i in _record_ids(self.drives_dir)]
         return list(self._drives)
 
-    def _read_drive(self, drive_id: str) -> DriveRecord:
-        path = os.path.join(self.drives_dir, drive_id + ".json")
+    def forgotten(self) -> list[DriveRecord]:
+        """The drives the user said are gone (`forget`). A drive with a record
+        in `drives/` too is known: a crash, or an older sq that visited it,
+        left the forgotten record behind."""
+        known = {d.id for d in self.drives()}
+        ids = [i for i in _record_ids(self.forgotten_dir) if i not in known]
+        return [self._read_drive(self.forgotten_dir, i) for i in ids]
+
+    def _read_drive(self, directory: str, drive_id: str) -> DriveRecord:
+        path = os.path.join(directory, drive_id + ".json")
         try:
             with open(path, "rb") as f:
                 return DriveRecord.from_json(drive_id, json.loads(f.read()))
@@ -196,6 +214,44 @@ class CarrierVault:
 
     def _known(self, drive_id: str) -> DriveRecord | None:
         return next((d for d in self.drives() if d.id == drive_id), None)
+
+    def record_of(self, drive_id: str) -> DriveRecord | None:
+        """The drive's record, known or forgotten; None for a drive never visited."""
+        known = self._known(drive_id)
+        if known is not None:
+            return known
+        return next((d for d in self.forgotten() if d.id == drive_id), None)
+
+    def forget(self, drive_id: str, when: int) -> DriveRecord:
+        """Stop carrying for a known drive: its record moves to `forgotten/`.
+        The forgotten record is written first, so a crash in between leaves
+        the drive known (a record in `drives/` wins) and forgetting it again
+        finishes the move. Its object list stays in `drives/`: should the
+        drive come back, the carrier still knows what it held."""
+        known = self._known(drive_id)
+        if known is None:
+            raise BadPath(f"the carrier knows no drive {drive_id} in vault {self.rep.identity.vault}")
+        record = replace(known, forgotten=when)
+        os.makedirs(self.forgotten_dir, exist_ok=True)
+        write_file_atomic(self._record_path(self.forgotten_dir, drive_id), _dump(record))
+        self._drives = None
+        _unlink_durably(self._record_path(self.drives_dir, drive_id))
+        return record
+
+    def take_back(self, drive_id: str) -> DriveRecord | None:
+        """A forgotten drive that turns up again is known again, with the
+        record (knowledge, content, marks) it had when it was forgotten.
+        Returns that record, or None when the drive was not forgotten."""
+        record = next((d for d in self.forgotten() if d.id == drive_id), None)
+        if record is None:
+            return None
+        write_file_atomic(self._record_path(self.drives_dir, drive_id), _dump(record.known_again()))
+        self._drives = None
+        _unlink_durably(self._record_path(self.forgotten_dir, drive_id))
+        return record
+
+    def _record_path(self, directory: str, drive_id: str) -> str:
+        return os.path.join(directory, drive_id + ".json")
 
     def objects_of(self, drive: DriveRecord) -> set[bytes]:
         """The content the drive held at its last visit; read on first use
@@ -227,9 +283,10 @@ class CarrierVault:
         if objects:
             self._objects.pop(replica.id, None)
             write_file_atomic(self._objects_path(replica.id), b"".join(sorted(replica.index.all_objects())))
-        write_file_atomic(
-            os.path.join(self.drives_dir, replica.id + ".json"), json.dumps(record.to_json(), sort_keys=True).encode()
-        )
+        write_file_atomic(self._record_path(self.drives_dir, replica.id), _dump(record))
+        stale = self._record_path(self.forgotten_dir, replica.id)
+        if os.path.exists(stale):  # left by an older sq that visited a forgotten drive
+            _unlink_durably(stale)
 
     def _token_file(self, replica: Replica) -> str:
         return os.path.join(replica.sq_dir, f"carrier-{self.rep.id}")
@@ -237,8 +294,8 @@ class CarrierVault:
     def check_token(self, replica: Replica) -> None:
         """A drive shows the token the carrier gave it on its last visit. A
         clone of a drive that has visited since shows an old one."""
-        known = self._known(replica.id)
-        tokens = known.tokens if known is not None else ()
+        record = self.record_of(replica.id)
+        tokens = record.tokens if record is not None else ()
         if not tokens:
             return
         try:
@@ -291,21 +348,83 @@ class CarrierVault:
         if root is not None:
             yield from walk(b"", root, know.sync_time(b""))
 
-    def drop_unneeded(self) -> tuple[int, int]:
-        """Drop every object that every known drive has; returns (count, bytes)."""
-        drives = self.drives()
-        dropped = freed = 0
-        for oid, _size in list(self.store):
+    def unneeded(self, drives: list[DriveRecord] | None = None) -> list[tuple[bytes, int]]:
+        """(id, size) of every object held that no drive of `drives` (by
+        default every known drive) lacks."""
+        drives = self.drives() if drives is None else drives
+        out = []
+        stored = list(self.store)
+        holders = self.index.paths_with_objects([oid for oid, _ in stored]) if stored else {}
+        for oid, size in stored:
             needed = False
-            for p in self.index.paths_with_object(oid):
+            for p in holders.get(oid, []):
                 e = self.index.get(p)
                 if e is not None and self.needed_by_others(p, e.m, oid, drives):
                     needed = True
                     break
             if not needed:
-                freed += self.store.delete(oid)
-                dropped += 1
+                out.append((oid, size))
+        return out
+
+    def lacking_files(self, drive: DriveRecord) -> Iterator[tuple[bytes, bytes, int]]:
+        """(path, object id, size) of what `lacking` yields, for counting:
+        entries are not decoded, and a modification time is compared once
+        per distinct encoding (the files of one scan share theirs)."""
+        idx = self.index
+        children, fields, below_of = idx.children_raw, idx.file_fields, drive.knowledge.sync_time_below
+        decode_m = VectorTime.decode_from
+
+        def walk(path: bytes, sync: VectorTime, known: dict[bytes, bool]) -> Iterator[tuple[bytes, bytes, int]]:
+            prefix = path + b"/" if path else b""
+            for name, raw in children(path):
+                cp = prefix + name
+                below = below_of(cp, sync)
+                here = known if below is sync else {}
+                f = fields(raw)
+                if f is None:
+                    if not idx.decode(raw).m <= below:
+                        yield from walk(cp, below, here)
+                    continue
+                tail = raw[f[2] :]  # m, then c when it differs: the same bytes, the same answer
+                lacks = here.get(tail)
+                if lacks is None:
+                    lacks = here[tail] = not decode_m(raw, f[2])[0] <= below
+                if lacks:
+                    yield cp, f[0], f[1]
+
+        root = idx.get(b"")
+        sync = drive.knowledge.sync_time(b"")
+        if root is not None and not root.m <= sync:
+            yield from walk(b"", sync, {})
+
+    def drop_unneeded(self) -> tuple[int, int]:
+        """Drop every object that every known drive has; returns (count, bytes)."""
+        dropped = freed = 0
+        for oid, _size in self.unneeded():
+            freed += self.store.delete(oid)
+            dropped += 1
         return dropped, freed
+
+
+def _record_ids(directory: str) -> list[str]:
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    return sorted(n[:-5] for n in names if n.endswith(".json") and is_replica_id(n[:-5]))
+
+
+def _dump(record: DriveRecord) -> bytes:
+    return json.dumps(record.to_json(), sort_keys=True).encode()
+
+
+def _unlink_durably(path: str) -> None:
+    try:
+        faults.point("unlink")
+        os.unlink(path)
+    except FileNotFoundError:
+        return
+    fsync_dir(os.path.dirname(path))
 
 
 def carrier_dir_from(explicit: str | None, environ: dict[str, str]) -> str:

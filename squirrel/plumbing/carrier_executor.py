@@ -93,18 +93,16 @@ class CarrierExecutor:
             raise ContentUnavailable(
                 f"{paths.display(act.path)} was changed on two drives: it is settled on a drive at a later visit"
             )
-        m = act.m if act.m is not None or act.kind not in (WRITE, META, MOVE_ASIDE) else self.new_event()
         if act.kind == WRITE:
             a = act.a
             assert a is not None
-            c = act.c if act.c is not None else self.new_event()
-            assert m is not None
+            m, c = act.times(self.new_event)
             self._content(act.src_path or act.path, act.path, a, m)
             record_version(self.idx, act.path, a, m, c)
             self.result.taken += 1
         elif act.kind == META:
-            assert act.b is not None and m is not None
-            c = act.c if act.c is not None else self.new_event()
+            assert act.b is not None
+            m, c = act.times(self.new_event)
             record_version(self.idx, act.path, act.b, m, c)
         elif act.kind in (DELETE, RMDIR):
             if act.kind == RMDIR and any(True for _ in self.idx.children(act.path)):
@@ -124,18 +122,24 @@ class CarrierExecutor:
             record_dirmeta(self.idx, act, self.result.failed_paths)
 
     def _content(self, src_path: bytes, path: bytes, a: Entry, m: VectorTime) -> None:
+        """Store the content when another drive lacks it and it fits. When it
+        does not fit, the version is still recorded, without its content:
+        the carrier then knows it exists (what is at risk, what each drive
+        lacks), and a later visit of a drive that holds it copies the
+        content in once there is room (the visit's fill)."""
         if not a.is_file or self.vault.store.has(a.oid):
             return
         if not self.vault.needed_by_others(path, m, a.oid, self.others):
             return
         if a.size > self.budget_left:
             self.result.left_behind.append((path, a.size))
-            raise ContentUnavailable(f"the carrier is full: {paths.display(path)} waits for a later visit")
+            return
         try:
             self.vault.store.put(a.oid, a.size, self.source.chunks(src_path, a))
         except OutOfSpace:
             self.result.left_behind.append((path, a.size))
-            raise
+            self.budget_left = 0  # the laptop's disk is full: nothing more fits this visit
+            return
         self.budget_left -= a.size
         self.result.stored += 1
         self.result.stored_bytes += a.size

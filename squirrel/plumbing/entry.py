@@ -12,6 +12,7 @@ it is what older indexes and bundles hold.
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass, replace
 
@@ -124,17 +125,13 @@ def decode_entry(data: bytes | memoryview) -> Entry:
     return Entry(kind, oid, size, mode, mtime_ns, m, c, flags)
 
 
-def file_head(data: bytes) -> tuple[int, int, int, int]:
-    """(kind, flags, size, mtime_ns) of an encoded entry, without decoding the
-    rest: what the scanner compares with a file's stat (0, 0 for a directory)."""
-    try:
-        head = data[0]
-        if head & 0x03 != KIND_FILE:
-            return head & 0x03, 0, 0, 0
-        _, size, mtime_ns = _FILE_HEAD.unpack_from(data, 0)
-    except (IndexError, struct.error) as e:
-        raise CorruptIndex(f"damaged index record: {e}") from e
-    return KIND_FILE, FLAG_RACY if head & BIT_RACY else 0, size, mtime_ns
+_SIZE_MTIME = struct.Struct("<Qq")
+
+
+def unchanged_file(data: bytes, st: os.stat_result) -> bool:
+    """Is this a file record, not racy, with exactly this size and mtime?
+    The scanner's question for every file, answered from the fixed head."""
+    return data[0] & 0x07 == KIND_FILE and data[1:17] == _SIZE_MTIME.pack(st.st_size, st.st_mtime_ns)
 
 
 def file_oid(data: bytes) -> bytes | None:
@@ -146,6 +143,25 @@ def file_oid(data: bytes) -> bytes | None:
     except SquirrelError as e:
         raise CorruptIndex(f"damaged index record: {e}") from e
     return bytes(data[pos : pos + 32])
+
+
+def file_fields(data: bytes) -> tuple[bytes, int, int] | None:
+    """(object id, size, offset of the modification time) of an encoded file
+    entry, None for a directory: what counting versions needs, without
+    building an Entry (`VectorTime.decode_from(data, offset)` reads m)."""
+    if not data or data[0] & 0x03 != KIND_FILE:
+        return None
+    pos = _FILE_HEAD.size  # the mode follows, a varint: mostly 2 bytes (0o644)
+    try:
+        while data[pos] & 0x80:
+            pos += 1
+    except IndexError as e:
+        raise CorruptIndex("damaged index record: truncated") from e
+    pos += 1
+    oid = data[pos : pos + 32]
+    if len(oid) != 32:
+        raise CorruptIndex("damaged index record: truncated")
+    return oid, int.from_bytes(data[1:9], "little"), pos + 32
 
 
 # Format 1 (read only) --------------------------------------------------------------
@@ -163,14 +179,19 @@ def decode_entry_v1(data: bytes | memoryview) -> Entry:
     return Entry(kind, bytes(oid), size, mode, mtime_ns, m, c, flags)
 
 
-def file_head_v1(data: bytes) -> tuple[int, int, int, int]:
-    try:
-        kind, flags, size, mtime_ns, _mode, _oid = _V1_HEAD.unpack_from(data, 0)
-    except struct.error as e:
-        raise CorruptIndex(f"damaged index record: {e}") from e
-    return kind, flags & FLAG_RACY, size, mtime_ns
+def unchanged_file_v1(data: bytes, st: os.stat_result) -> bool:
+    kind, flags, size, mtime_ns, _mode, _oid = _V1_HEAD.unpack_from(data, 0)
+    return kind == KIND_FILE and not flags & FLAG_RACY and size == st.st_size and mtime_ns == st.st_mtime_ns
 
 
 def file_oid_v1(data: bytes) -> bytes | None:
     kind, _flags, _size, _mtime, _mode, oid = _V1_HEAD.unpack_from(data, 0)
     return bytes(oid) if kind == KIND_FILE else None
+
+
+def file_fields_v1(data: bytes) -> tuple[bytes, int, int] | None:
+    try:
+        kind, _flags, size, _mtime, _mode, oid = _V1_HEAD.unpack_from(data, 0)
+    except struct.error as e:
+        raise CorruptIndex(f"damaged index record: {e}") from e
+    return (bytes(oid), size, _V1_HEAD.size) if kind == KIND_FILE else None

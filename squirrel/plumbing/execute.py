@@ -71,20 +71,27 @@ def record_notice(idx: ReplicaIndex, path: bytes, n: VectorTime) -> None:
 
 
 def record_move_aside(idx: ReplicaIndex, act: Action, event: VectorTime) -> None:
-    """The receiver's version now lives at the conflict copy, as a new event."""
+    """The receiver's version now lives at the conflict copy, as a new event
+    (joined with the sender's copy of the same conflict, when it has one)."""
     assert act.b is not None
     idx.delete(act.path)
-    record_version(idx, act.target, act.b, event, event)
+    m, c = act.times(lambda: event)
+    record_version(idx, act.target, act.b, m, c)
 
 
 def record_dirmeta(idx: ReplicaIndex, act: Action, failed_paths: set[bytes]) -> None:
-    """A finished directory joins the sender's time for it (see plan.DIRMETA)."""
+    """A finished directory joins the sender's time for it, and the
+    sender's lineage of it: two folders of one name are one folder of two
+    lineages (see plan.DIRMETA)."""
     if any(paths.is_under(f, act.path) for f in failed_paths):
         return
     e = idx.get(act.path)
-    if e is None or not e.is_dir or act.m is None or act.m <= e.m:
+    if e is None or not e.is_dir or act.m is None:
         return
-    record_version(idx, act.path, e, e.m.join(act.m), e.c)
+    c = e.c.lineage_union(act.a.c) if act.a is not None and act.a.is_dir else e.c
+    if act.m <= e.m and c == e.c:
+        return
+    record_version(idx, act.path, e, e.m.join(act.m), c)
 
 
 class ContentSource(Protocol):
@@ -145,6 +152,7 @@ class Executor:
             if act.kind == WRITE and act.conflict >= 0 and act.b is None and act.src_path is None
         }
         self.names = CaseFolding(self.root, replica.tmp_dir)
+        self._local: dict[bytes, list[bytes]] | None = None  # content -> paths holding it, found once
         # Files the plan deletes, by content: a WRITE of the same content renames them.
         self._deletes: dict[bytes, list[int]] = {}
         self._move_sources: dict[bytes, list[int]] = {}  # this batch's, by content
@@ -312,16 +320,17 @@ class Executor:
         elif act.kind == META:
             assert act.b is not None
             fsops.recheck(self.root, act.path, act.b)
-            m = act.m if act.m is not None else self.new_event()
-            c = act.c if act.c is not None else self.new_event()
+            m, c = act.times(self.new_event)
             record_version(self.idx, act.path, act.b, m, c)
         elif act.kind == DELETE:
             assert act.b is not None
             fsops.check_parents(self.root, act.path)
             fsops.recheck(self.root, act.path, act.b)
-            item = fsops.trash(
-                self.idx, self.rep.trash_dir, self.root, act.path, act.b, TrashReason(DELETED, self.sender)
-            )
+            if act.conflict >= 0:  # B's version goes for a conflict: its winner must be at hand
+                self._prepare_winner(act.conflict)
+            # For a conflict, B's version also lives on in its conflict copy; the winner replaces it here.
+            why = TrashReason(REPLACED if act.conflict >= 0 else DELETED, self.sender)
+            item = fsops.trash(self.idx, self.rep.trash_dir, self.root, act.path, act.b, why)
             self._dirty.add(os.path.dirname(self._abs(act.path)))
             self.names.forget(act.path)
             self._trashed_now.setdefault(act.b.oid, []).append(item)
@@ -401,12 +410,7 @@ class Executor:
         assert act.b is not None
         fsops.check_parents(self.root, act.path)
         fsops.recheck(self.root, act.path, act.b)
-        # The version that takes the path must be at hand before B's moves
-        # aside: content the sender cannot give fails the conflict here, with
-        # B's file still in place.
-        w = self._winner_writes.get(act.conflict)
-        if w is not None and w.path not in self._prepared:
-            self._prepared[w.path] = self._fetch(w)
+        self._prepare_winner(act.conflict)
         if os.path.lexists(self._abs(act.target)):
             raise ChangedDuringOperation(f"{paths.display(act.target)} is in the way of a conflict copy")
         self.names.claim(act.target)
@@ -416,12 +420,23 @@ class Executor:
         self._dirty.add(os.path.dirname(self._abs(act.target)))
         record_move_aside(self.idx, act, self.new_event())
 
+    def _prepare_winner(self, conflict: int) -> None:
+        """The version that takes the path must be at hand before B's leaves
+        it: content the sender cannot give fails the conflict here, with B's
+        file still in place."""
+        w = self._winner_writes.get(conflict)
+        if w is not None and w.path not in self._prepared:
+            self._prepared[w.path] = self._fetch(w)
+
     def _local_chunks(self, oid: bytes) -> Iterable[bytes] | None:
         """The content from a copy the receiver already holds, if any."""
-        for p in self.idx.paths_with_object(oid):
-            e = self.idx.get(p)
+        if self._local is None:  # one pass over the index for every content the plan writes
+            wanted = {a.a.oid for a in self.plan.actions if a.kind == WRITE and a.a is not None}
+            self._local = self.idx.paths_with_objects(wanted)
+        for p in self._local.get(oid, []):
+            e = self.idx.get(p)  # what this run may have written there since
             full = self._abs(p)
-            if e is not None and fsops.matches(fsops.lstat_or_none(full), e):
+            if e is not None and e.is_file and e.oid == oid and fsops.matches(fsops.lstat_or_none(full), e):
                 return fsops.read_chunks(full, e)
         tp = fsops.trash_path(self.rep.trash_dir, oid)
         if os.path.isfile(tp):
@@ -433,8 +448,7 @@ class Executor:
         assert a is not None and a.kind == KIND_FILE
         rel = act.path
         fsops.check_parents(self.root, rel)
-        m = act.m if act.m is not None else self.new_event()
-        c = act.c if act.c is not None else self.new_event()
+        m, c = act.times(self.new_event)
         # A move: the receiver deletes a file with this content in the same plan.
         # Only the files the intent log names for this batch (see _run_batch).
         moves = [
@@ -535,6 +549,8 @@ class Executor:
         entry = Entry(KIND_FILE, a.oid, st.st_size, statmod.S_IMODE(st.st_mode), st.st_mtime_ns, m, c, racy)
         self._raise(rel, m)
         self.idx.put(rel, entry)
+        if self._local is not None:  # a later write of the same content copies this one
+            self._local.setdefault(a.oid, []).append(rel)
         if created:
             self.result.created += 1
         else:

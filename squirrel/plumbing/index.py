@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 import lmdb
@@ -40,8 +40,7 @@ from squirrel.plumbing.vtime import EMPTY, VectorTime
 
 FORMAT_VERSION = 2
 INITIAL_MAP_SIZE = 16 << 20
-AUTO_FLUSH = 20_000
-OID_PREFIX = 8  # bytes of an object id that key the `objects` table (format 2)
+AUTO_FLUSH = 100_000
 LEGACY_KEY = "legacy_deletions"  # meta: deletions from before format 2 have no notice
 TRASH_IDS_KEY = "trash_ids"  # meta: the number of the last trash item
 
@@ -73,7 +72,7 @@ def path_key(path: bytes) -> bytes:
     return b"/" + path
 
 
-_DBS = (b"meta", b"entries", b"sync", b"deleted", b"conflicts", b"trash", b"objects")
+DB_NAMES = (b"meta", b"entries", b"sync", b"deleted", b"conflicts", b"trash")
 
 
 class ReplicaIndex:
@@ -92,7 +91,7 @@ class ReplicaIndex:
             raise CorruptIndex(f"index missing: {directory}")
         options: dict[str, Any] = dict(
             subdir=True,
-            max_dbs=len(_DBS),
+            max_dbs=len(DB_NAMES) + 2,  # and format 1's `objects`, dropped by the upgrade
             map_size=max(INITIAL_MAP_SIZE, size * 2),
             readonly=readonly,
             create=create,
@@ -107,7 +106,7 @@ class ReplicaIndex:
                     raise
                 self.env = lmdb.open(directory, lock=False, **options)
             self._db: dict[str, Any] = {}
-            for name in _DBS:
+            for name in DB_NAMES:
                 try:
                     self._db[name.decode()] = self.env.open_db(name, create=not readonly)
                 except lmdb.NotFoundError:
@@ -161,18 +160,20 @@ class ReplicaIndex:
         """Format 1 indexes are read (read-only opens) with the format-1 codec."""
         v1 = self.format < 2
         self._decode: Callable[[bytes | memoryview], Entry] = entry_codec.decode_entry_v1 if v1 else decode_entry
-        self.file_head: Callable[[bytes], tuple[int, int, int, int]] = (
-            entry_codec.file_head_v1 if v1 else entry_codec.file_head
-        )
         self._file_oid: Callable[[bytes], bytes | None] = entry_codec.file_oid_v1 if v1 else entry_codec.file_oid
-        self._oid_key = 32 if v1 else OID_PREFIX
+        self.unchanged_file: Callable[[bytes, os.stat_result], bool] = (
+            entry_codec.unchanged_file_v1 if v1 else entry_codec.unchanged_file
+        )
+        self.file_fields: Callable[[bytes], tuple[bytes, int, int] | None] = (
+            entry_codec.file_fields_v1 if v1 else entry_codec.file_fields
+        )
 
     def _upgrade(self) -> None:
         """Rewrite a format-1 index as format 2 in one transaction: entries in
-        the compact encoding, the object table keyed by a prefix of the id, an
-        empty table of deletion notices, and a mark that deletions made before
-        now are only known through directory times (docs/formats/index.md,
-        "Versions"). A crash leaves the format-1 index whole."""
+        the compact encoding, no object table, an empty table of deletion
+        notices, and a mark that deletions made before now are only known
+        through directory times (docs/formats/index.md, "Versions"). A crash
+        leaves the format-1 index whole."""
         if self._rtxn is not None:  # a snapshot of format 1 must not be read after
             self._rtxn.abort()
             self._rtxn = None
@@ -180,17 +181,16 @@ class ReplicaIndex:
         while True:
             try:
                 with self.env.begin(write=True) as txn:
-                    entries, objects = self._db["entries"], self._db["objects"]
-                    txn.drop(objects, delete=False)
+                    entries = self._db["entries"]
+                    try:
+                        txn.drop(self.env.open_db(b"objects", txn=txn, create=False), delete=True)
+                    except lmdb.NotFoundError:
+                        pass
                     cursor, start = txn.cursor(db=entries), b""
                     while cursor.set_range(start):  # in slices: rewriting moves the cursor
                         chunk = [kv for _, kv in zip(range(10_000), cursor, strict=False)]
                         for key, raw in chunk:
-                            e = entry_codec.decode_entry_v1(raw)
-                            txn.put(key, encode_entry(e), db=entries)
-                            if e.is_file:
-                                parent, _, name = key.partition(b"\0")
-                                txn.put(e.oid[:OID_PREFIX] + paths.join(parent, name), b"", db=objects)
+                            txn.put(key, encode_entry(entry_codec.decode_entry_v1(raw)), db=entries)
                         start = chunk[-1][0] + b"\0"  # the smallest key after the last one
                     txn.put(LEGACY_KEY.encode(), b"true", db=self._db["meta"])
                     txn.put(b"format", str(FORMAT_VERSION).encode(), db=self._db["meta"])
@@ -289,7 +289,7 @@ class ReplicaIndex:
         while True:
             try:
                 with self.env.begin(write=True) as txn:
-                    for (db, key), val in self._pending.items():
+                    for (db, key), val in sorted(self._pending.items()):
                         if val is None:
                             txn.delete(key, db=self._db[db])
                         else:
@@ -356,22 +356,14 @@ class ReplicaIndex:
     def put(self, path: bytes, entry: Entry) -> None:
         """Record `entry` at `path`; a path present again has no deletion notice."""
         parent, _, name = path.rpartition(b"/")
-        old = self.get(path)
-        if old is not None and old.is_file and (not entry.is_file or old.oid != entry.oid):
-            self._put("objects", old.oid[: self._oid_key] + path, None)
-        if entry.is_file:
-            self._put("objects", entry.oid[: self._oid_key] + path, b"")
         if path:  # the root is nobody's child
             self._pending_children.setdefault(parent, set()).add(name)
-            if old is None and self._notices:
+            if self._notices:
                 self.drop_notice(path)
         self._put("entries", entry_key(path), encode_entry(entry))
 
     def delete(self, path: bytes) -> None:
         parent, _, name = path.rpartition(b"/")
-        old = self.get(path)
-        if old is not None and old.is_file:
-            self._put("objects", old.oid[: self._oid_key] + path, None)
         if path:
             self._pending_children.setdefault(parent, set()).add(name)
         self._put("entries", entry_key(path), None)
@@ -385,18 +377,34 @@ class ReplicaIndex:
                 found.add(oid)
         return found
 
-    def paths_with_object(self, oid: bytes) -> list[bytes]:
-        """Every indexed path whose content is `oid` (the receiver's local
-        copies). The table is keyed by a prefix of the id: each candidate is
-        checked against its entry."""
-        prefix = oid[: self._oid_key]
-        found = []
-        for key, _ in self._scan("objects", prefix):
-            path = key[len(prefix) :]
-            raw = self._get("entries", entry_key(path))
-            if raw is not None and self._file_oid(raw) == oid:
-                found.append(path)
+    def files(self) -> Iterator[tuple[bytes, bytes, int]]:
+        """(path, object id, size) of every file record, in key order: one
+        pass over the entries that decodes only what these need."""
+        fields = self.file_fields
+        for key, raw in self._scan("entries", b""):
+            f = fields(raw)
+            if f is not None:
+                parent, _, name = key.partition(b"\0")
+                yield (parent + b"/" + name if parent else name), f[0], f[1]
+
+    def paths_with_objects(self, oids: Collection[bytes]) -> dict[bytes, list[bytes]]:
+        """Every indexed path holding one of `oids` (the receiver's local
+        copies), in one pass over the entries: there is no table by content,
+        so callers ask once for all the ids they need."""
+        wanted = set(oids)
+        found: dict[bytes, list[bytes]] = {}
+        if not wanted:
+            return found
+        for key, raw in self._scan("entries", b""):
+            oid = self._file_oid(raw)
+            if oid in wanted:
+                parent, _, name = key.partition(b"\0")
+                found.setdefault(oid, []).append(paths.join(parent, name))
         return found
+
+    def paths_with_object(self, oid: bytes) -> list[bytes]:
+        """Every indexed path whose content is `oid` (one pass: see above)."""
+        return self.paths_with_objects([oid]).get(oid, [])
 
     # Deletion notices ------------------------------------------------------------
     # The exact time of a deletion, kept at the deleted path (docs/formats/index.md,
@@ -466,7 +474,7 @@ class ReplicaIndex:
 
     def children_raw(self, path: bytes) -> Iterator[tuple[bytes, bytes]]:
         """(name, encoded entry) of the direct children, undecoded: the
-        scanner compares sizes and mtimes with `file_head` and decodes only
+        scanner compares sizes and mtimes with `unchanged_file` and decodes only
         what changed (`decode`)."""
         prefix = path + b"\0"
         for key, raw in self._scan("entries", prefix):

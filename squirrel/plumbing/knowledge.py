@@ -34,6 +34,7 @@ class Knowledge:
     stored: dict[bytes, VectorTime] = field(default_factory=dict)
     index: ReplicaIndex | None = None  # a mounted receiver's index, to find content it has
     objects: set[bytes] = field(default_factory=set)  # content ids the receiver holds (from a file)
+    _held: set[bytes] | None = field(default=None, repr=False, compare=False)
 
     def sync_time(self, path: bytes) -> VectorTime:
         s = paths.nearest(path, self.stored.get)
@@ -50,7 +51,11 @@ class Knowledge:
     def has_object(self, oid: bytes) -> bool:
         if oid in self.objects:
             return True
-        return self.index is not None and bool(self.index.paths_with_object(oid))
+        if self.index is None:
+            return False
+        if self._held is None:  # a mounted receiver: its contents, read once
+            self._held = self.index.all_objects()
+        return oid in self._held
 
     @classmethod
     def nothing(cls, vault: str) -> Knowledge:

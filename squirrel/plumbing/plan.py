@@ -12,7 +12,7 @@ bundle's manifest); the receiver is a replica's index.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -56,6 +56,8 @@ class SourceTree(Protocol):
 
     def sync_time_below(self, path: bytes, inherited: VectorTime) -> VectorTime: ...
 
+    def conflicts(self) -> list[ConflictRecord]: ...
+
 
 class ReceiverTree(SourceTree, Protocol):
     """The receiving side: a replica's index."""
@@ -86,6 +88,16 @@ class Action:
     deletion_m: VectorTime | None = None  # DELETE/RMDIR: covers A's deletion, for B's ancestors
     src_path: bytes | None = None  # WRITE: where A holds the content, when not at `path`
     conflict: int = -1  # index into Plan.conflicts when this settles one
+    join: Entry | None = None  # a conflict copy A also has: its times join A's there
+
+    def times(self, new_event: Callable[[], VectorTime]) -> tuple[VectorTime, VectorTime]:
+        """The (m, c) the receiver records; None in `m` or `c` means a new
+        event of the receiver (taken only when needed)."""
+        m = self.m if self.m is not None else new_event()
+        c = self.c if self.c is not None else new_event()
+        if self.join is not None:
+            m, c = m.join(self.join.m), c.lineage_union(self.join.c)
+        return m, c
 
 
 @dataclass
@@ -96,6 +108,8 @@ class Conflict:
     copy: bytes | None
     ours: Entry | None  # the receiver's version
     theirs: Entry | None  # the sender's version
+    kept_oid: bytes | None = None  # what stays at the path (None: a directory)
+    copy_oid: bytes | None = None  # what the copy holds
 
     def record(self, names: dict[str, str], replica: str | None = None, when: int = 0) -> ConflictRecord:
         """The conflict as the receiver records and reports it."""
@@ -104,7 +118,16 @@ class Conflict:
             return None if e is None else VersionInfo.of(e, names)
 
         return ConflictRecord(
-            self.path, self.kind, self.kept, self.copy, info(self.ours), info(self.theirs), when, replica
+            self.path,
+            self.kind,
+            self.kept,
+            self.copy,
+            info(self.ours),
+            info(self.theirs),
+            when,
+            replica,
+            self.kept_oid,
+            self.copy_oid,
         )
 
 
@@ -133,21 +156,26 @@ class Planner:
         self.src = src
         self.dst = dst
         self.plan = Plan(b"")
+        self._writes: dict[bytes, Action] = {}  # this plan's WRITE actions, by path
 
     def run(self, top: bytes = b"") -> Plan:
         self.plan = Plan(top)
-        # A partial sync of a subtree needs its directories on B first.
-        for anc in reversed(list(paths.ancestors(top)) if top else []):
-            if not anc:
-                continue
-            src_dir, dst_dir = self.src.get(anc), self.dst.get(anc)
-            if dst_dir is None and src_dir is not None and src_dir.is_dir:
-                self.plan.actions.append(Action(MKDIR, anc, src_dir, None, self._new_dir_m(anc), src_dir.c))
+        self._writes = {}
         a, b = self.src.get(top), self.dst.get(top)
         na = self.src.notice(top) if a is None else None
         nb = self.dst.notice(top) if b is None else None
         s_a, s_b = self.src.sync_time(top), self.dst.sync_time(top)
         self._path(top, a, b, s_a, s_b, na, nb, _ancestor_m(self.src, top), _ancestor_m(self.dst, top))
+        # A partial sync of a subtree needs its directories on B first, when
+        # something is to be made below them: B's deletion of a folder above
+        # is not undone by a sync that brings nothing into it.
+        if any(act.kind != NOTICE for act in self.plan.actions):
+            above = []
+            for anc in reversed(list(paths.ancestors(top)) if top else []):
+                src_dir, dst_dir = self.src.get(anc), self.dst.get(anc)
+                if anc and dst_dir is None and src_dir is not None and src_dir.is_dir:
+                    above.append(Action(MKDIR, anc, src_dir, None, self._new_dir_m(anc), src_dir.c))
+            self.plan.actions[:0] = above
         return self.plan
 
     @staticmethod
@@ -168,19 +196,49 @@ class Planner:
             m = m.join(n)
         return m if self.dst.exact_deletions else m.join(_ancestor_m(self.dst, path))
 
+    def _write(self, act: Action) -> None:
+        self.plan.actions.append(act)
+        self._writes[act.path] = act
+
+    def _holds(self, path: bytes, oid: bytes) -> bool:
+        """Does B hold (or does this plan give it) a file with `oid` at `path`?"""
+        planned = self._writes.get(path)
+        if planned is not None:
+            content = planned.a if planned.kind == WRITE else planned.b
+            return content is not None and content.oid == oid
+        e = self.dst.get(path)
+        return e is not None and e.is_file and e.oid == oid
+
     def _copy_path(self, path: bytes, oid: bytes) -> bytes:
+        """The conflict copy's name: the first of the short, longer and whole
+        id that neither side holds other content under (the same conflict
+        met elsewhere leaves the same copy: it is taken as it is)."""
         parent, name = paths.split(path)
         for n in (8, 16, 64):
             cand = paths.join(parent, paths.conflict_name(name, short_id(oid, n)))
-            existing = self.dst.get(cand)
-            if existing is None or (existing.is_file and existing.oid == oid):
+            if self._holds(cand, oid):
+                return cand
+            theirs = self.src.get(cand)
+            free_here = cand not in self._writes and self.dst.get(cand) is None
+            if free_here and (theirs is None or (theirs.is_file and theirs.oid == oid)):
                 return cand
         return cand
 
     def _conflict(
-        self, path: bytes, kind: str, kept: bytes, copy: bytes | None, b: Entry | None, a: Entry | None
+        self,
+        path: bytes,
+        kind: str,
+        copy: bytes | None,
+        b: Entry | None,
+        a: Entry | None,
+        kept: Entry | None,
+        copied: Entry | None,
     ) -> int:
-        self.plan.conflicts.append(Conflict(path, kind, kept, copy, b, a))
+        """Record a conflict settled at `path`: `kept` is the version that
+        stays there, `copied` the one written to the conflict copy `copy`."""
+        kept_oid = kept.oid if kept is not None and kept.is_file else None
+        copy_oid = copied.oid if copied is not None else None
+        self.plan.conflicts.append(Conflict(path, kind, path, copy, b, a, kept_oid, copy_oid))
         return len(self.plan.conflicts) - 1
 
     def _path(
@@ -234,19 +292,25 @@ class Planner:
             return self._descend(p, None, b, s_a, s_b, a_bound, b_bound, a_gone=a_gone)
         if d.op is Op.CREATE:
             assert a is not None and a.is_file
-            acts.append(Action(WRITE, p, a, None, a.m, a.c))
+            planned = self._writes.get(p)
+            if planned is not None and self._holds(p, a.oid):
+                # A conflict met above wrote this copy here: it is A's copy of
+                # the same conflict, so the two are one (times joined).
+                planned.join = a
+                return False
+            self._write(Action(WRITE, p, a, None, a.m, a.c))
             return False
         if d.op is Op.TAKE:
             assert a is not None and b is not None
             if b.is_dir:  # A's file supersedes B's whole directory
                 self._delete_tree(p, b, a.m)
-                acts.append(Action(WRITE, p, a, None, a.m, a.c))
+                self._write(Action(WRITE, p, a, None, a.m, a.c))
                 return False
             if a.is_dir:  # A's directory supersedes B's file
                 acts.append(Action(DELETE, p, None, b, deletion_m=a.m))
                 self._descend(p, a, None, s_a, s_b, a_bound, b_bound, force_mkdir=True)
                 return False
-            acts.append(Action(WRITE, p, a, b, a.m, a.c))
+            self._write(Action(WRITE, p, a, b, a.m, a.c))
             return False
         assert d.op is Op.CONFLICT and d.conflict is not None
         return self._settle(p, d.conflict, a, b, s_a, s_b, a_bound, b_bound)
@@ -283,42 +347,52 @@ class Planner:
         acts = self.plan.actions
         if kind == DELETE_UPDATE:
             assert b is not None
-            ci = self._conflict(p, kind, p, None, b, None)
+            ci = self._conflict(p, kind, None, b, None, kept=b, copied=None)
             acts.append(Action(META, p, None, b, None, b.c, conflict=ci))
             return False
         if kind == UPDATE_DELETE:
             assert a is not None
-            ci = self._conflict(p, kind, p, None, None, a)
-            acts.append(Action(WRITE, p, a, None, None, a.c, conflict=ci))
+            ci = self._conflict(p, kind, None, None, a, kept=a, copied=None)
+            self._write(Action(WRITE, p, a, None, None, a.c, conflict=ci))
             return False
         assert a is not None and b is not None
         if kind == FILE_DIR:
             if b.is_dir:  # the directory keeps the path; A's file becomes a copy
                 copy = self._copy_path(p, a.oid)
-                ci = self._conflict(p, kind, p, copy, b, a)
-                if self.dst.get(copy) is None:
-                    acts.append(Action(WRITE, copy, a, None, None, None, conflict=ci, src_path=p))
+                ci = self._conflict(p, kind, copy, b, a, kept=b, copied=a)
+                if not self._holds(copy, a.oid):
+                    self._write(Action(WRITE, copy, a, None, None, None, conflict=ci, src_path=p))
                 self._descend(p, None, b, s_a, s_b, a.m, b_bound, a_gone=a.m, keep=True)
                 return False
             copy = self._copy_path(p, b.oid)
-            ci = self._conflict(p, kind, p, copy, b, a)
-            acts.append(Action(MOVE_ASIDE, p, None, b, None, None, target=copy, conflict=ci))
+            ci = self._conflict(p, kind, copy, b, a, kept=a, copied=b)
+            self._aside(p, b, copy, ci)
             self._descend(p, a, None, s_a, s_b, a_bound, b.m, force_mkdir=True)
             return False
         assert kind in (UPDATE_UPDATE, CREATE_CREATE)
         union = a.c.lineage_union(b.c)
         if winner_is_a(a, b):
             copy = self._copy_path(p, b.oid)
-            ci = self._conflict(p, kind, p, copy, b, a)
-            acts.append(Action(MOVE_ASIDE, p, None, b, None, None, target=copy, conflict=ci))
-            acts.append(Action(WRITE, p, a, None, None, union, conflict=ci))
+            ci = self._conflict(p, kind, copy, b, a, kept=a, copied=b)
+            self._aside(p, b, copy, ci)
+            self._write(Action(WRITE, p, a, None, None, union, conflict=ci))
         else:
             copy = self._copy_path(p, a.oid)
-            ci = self._conflict(p, kind, p, copy, b, a)
-            if self.dst.get(copy) is None:
-                acts.append(Action(WRITE, copy, a, None, None, None, conflict=ci, src_path=p))
+            ci = self._conflict(p, kind, copy, b, a, kept=b, copied=a)
+            if not self._holds(copy, a.oid):
+                self._write(Action(WRITE, copy, a, None, None, None, conflict=ci, src_path=p))
             acts.append(Action(META, p, None, b, None, union, conflict=ci))
         return False
+
+    def _aside(self, p: bytes, b: Entry, copy: bytes, ci: int) -> None:
+        """B's version leaves the path for its conflict copy; where B already
+        holds that copy (the same conflict met elsewhere), it just goes."""
+        if self._holds(copy, b.oid):
+            self.plan.actions.append(Action(DELETE, p, None, b, conflict=ci))
+        else:
+            act = Action(MOVE_ASIDE, p, None, b, None, None, target=copy, conflict=ci)
+            self.plan.actions.append(act)
+            self._writes[copy] = act
 
     def _descend(
         self,
@@ -367,22 +441,17 @@ class Planner:
             # claim A's version below without holding it, and its absence
             # would never reach anyone.
             knew = b_gone is not None and b_gone <= s_a
-            if created_inside or force_mkdir or not a.c.lineage_seen_by(s_b) or knew:
+            if created_inside or force_mkdir or not a.c <= s_b or knew:
                 acts.insert(mkdir_at, Action(MKDIR, p, a, None, self._new_dir_m(p), a.c))
                 acts.append(Action(DIRMETA, p, a, None, a.m))
                 return False
             return True
-        if (
-            a is None
-            and all_gone
-            and p
-            and not keep
-            and b.c.lineage_seen_by(s_a)
-            and not (a_gone is not None and a_gone <= s_b)
-        ):
-            # Emptied of what A deleted, and A knew this folder: it goes too.
-            # A folder A never saw is B's own, even when empty, and so is one
-            # B kept or emptied knowing A's deletion of it (newer than that).
+        if a is None and all_gone and p and not keep and b.c <= s_a and not (a_gone is not None and a_gone <= s_b):
+            # Emptied of what A deleted, and A knew every lineage of this
+            # folder (two folders made under one name are one folder of two
+            # lineages): it goes too. A folder A never saw (or not all of) is
+            # B's own, even when empty, and so is one B kept or emptied
+            # knowing A's deletion of it (newer than that).
             acts.append(Action(RMDIR, p, None, b, deletion_m=a_gone))
             return True
         acts.append(Action(DIRMETA, p, a, b, a.m if a is not None else a_gone))

@@ -42,6 +42,19 @@ def path_from_json(doc: dict[str, Any], key: str = "path") -> bytes:
         raise CorruptIndex(f"damaged index record: bad {key}") from e
 
 
+def _oid(doc: dict[str, Any], key: str) -> bytes | None:
+    value = doc.get(key)
+    if value is None:
+        return None
+    try:
+        raw = bytes.fromhex(value)
+    except (TypeError, ValueError) as e:
+        raise CorruptIndex(f"damaged index record: bad {key}") from e
+    if len(raw) != 32:
+        raise CorruptIndex(f"damaged index record: bad {key}")
+    return raw
+
+
 def _int(doc: dict[str, Any], key: str) -> int:
     value = doc.get(key)
     if type(value) is not int:
@@ -95,6 +108,12 @@ class ConflictRecord:
     delete/update or update/delete keeps the one surviving version).
     `ours` is the receiver's version, `theirs` the sender's (None for a
     deletion). `replica` names the replica where the conflict was met.
+
+    `kept_oid` is the content that stayed at the path (None for a
+    directory), `copy_oid` the content of the copy: the conflict is open on
+    a replica as long as it holds both (see `conflicts.is_open`). A record
+    from before they were kept has `tracked` False and is open until
+    resolved where it was met.
     """
 
     path: bytes
@@ -105,6 +124,9 @@ class ConflictRecord:
     theirs: VersionInfo | None = None
     time: int = 0
     replica: str | None = None
+    kept_oid: bytes | None = None
+    copy_oid: bytes | None = None
+    tracked: bool = True
 
     def summary_json(self) -> dict[str, Any]:
         """What a sync reports for it: path, kind, kept, copy (+ replica)."""
@@ -120,12 +142,16 @@ class ConflictRecord:
 
     def to_json(self) -> dict[str, Any]:
         """The whole record: what the index stores and `sq conflicts` prints."""
-        return {
+        doc = {
             **self.summary_json(),
             "ours": self.ours.to_json() if self.ours is not None else None,
             "theirs": self.theirs.to_json() if self.theirs is not None else None,
             "time": self.time,
         }
+        if self.tracked:
+            doc["kept_oid"] = self.kept_oid.hex() if self.kept_oid is not None else None
+            doc["copy_oid"] = self.copy_oid.hex() if self.copy_oid is not None else None
+        return doc
 
     @classmethod
     def from_json(cls, doc: Any) -> ConflictRecord:
@@ -137,6 +163,7 @@ class ConflictRecord:
         replica = doc.get("replica")
         if replica is not None and not isinstance(replica, str):
             raise CorruptIndex("damaged index record: bad replica")
+        tracked = "kept_oid" in doc
         return cls(
             path,
             doc["kind"],
@@ -146,6 +173,9 @@ class ConflictRecord:
             VersionInfo.from_json(doc["theirs"]) if doc.get("theirs") is not None else None,
             _int(doc, "time") if "time" in doc else 0,
             replica,
+            _oid(doc, "kept_oid") if tracked else None,
+            _oid(doc, "copy_oid") if tracked else None,
+            tracked,
         )
 
 

@@ -17,11 +17,12 @@ from __future__ import annotations
 import os
 import stat as statmod
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from squirrel.errors import FileSystemError, MassDelete, SquirrelError
-from squirrel.plumbing import ids, paths
+from squirrel.errors import MassDelete, SquirrelError
+from squirrel.plumbing import conflicts, ids, paths
 from squirrel.plumbing.index import (
     FLAG_RACY,
     KIND_FILE,
@@ -58,6 +59,13 @@ class ScanStats:
 
 
 ScanProgress = Callable[[ScanStats], None]
+
+# What a directory listing says of an entry.
+_UNKNOWN, _FILE, _DIR, _LINK, _SPECIAL = 0, 1, 2, 3, 4
+# (entries or None, why the directory could not be read)
+Listing = tuple[list[tuple[bytes, int, "os.stat_result | str | None"]] | None, str | None]
+WORKERS = 4  # threads listing directories ahead of the walk
+LOOKAHEAD = 32  # listings that may wait for the walk at once
 
 
 def _file_entry(oid: bytes, st: os.stat_result, now_ns: int) -> Entry:
@@ -104,65 +112,94 @@ class Scanner:
         return self.rootb + b"/" + rel if rel else self.rootb
 
     def changes(self, top: bytes = b"") -> Iterator[Change]:
-        """Every change under `top` (a directory path), parents before children."""
-        yield from self._dir(top)
+        """Every change under `top` (a directory path), parents before children.
+
+        Directories are visited depth first, in name order. Listing a
+        directory and stat-ing its files is system calls, which threads
+        overlap (they release the interpreter lock): a few workers list the
+        next directories of the walk while this thread compares the current
+        one with the index. At most `LOOKAHEAD` listings wait, so memory does
+        not grow with the tree.
+        """
+        stack = [top]  # directories still to visit, the next one last
+        listed: dict[bytes, Future[Listing]] = {}
+        with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="sq-scan") as pool:
+            while stack:
+                for rel in stack[-LOOKAHEAD:]:
+                    if rel not in listed:
+                        listed[rel] = pool.submit(self._listing, rel)
+                rel = stack.pop()
+                subdirs: list[bytes] = []
+                yield from self._dir(rel, listed.pop(rel).result(), subdirs)
+                stack.extend(reversed(subdirs))
         if self.progress is not None:
             self.progress(self.stats)
 
-    def _list(self, rel: bytes) -> dict[bytes, tuple[str, os.stat_result | None]] | None:
-        """Disk children of `rel`: name -> ('file'|'dir', stat). None if unreadable."""
-        out: dict[bytes, tuple[str, os.stat_result | None]] = {}
+    def _listing(self, rel: bytes) -> Listing:
+        """(name, what, stat or error) of every entry of a directory, or None
+        and why when it cannot be read. Runs in a worker thread."""
+        out: list[tuple[bytes, int, os.stat_result | str | None]] = []
         try:
-            it = os.scandir(self._abs(rel))
+            with os.scandir(self._abs(rel)) as it:
+                for de in it:
+                    try:
+                        if de.is_file(follow_symlinks=False):
+                            out.append((de.name, _FILE, de.stat(follow_symlinks=False)))
+                        elif de.is_dir(follow_symlinks=False):
+                            out.append((de.name, _DIR, None))
+                        else:
+                            out.append((de.name, _LINK if de.is_symlink() else _SPECIAL, None))
+                    except OSError as e:
+                        out.append((de.name, _UNKNOWN, e.strerror))
         except OSError as e:
-            self.stats.skipped.append((rel, f"cannot read directory: {e.strerror}"))
-            return None
-        with it:
-            for de in it:
-                name = de.name
-                child = paths.join(rel, name)
-                if not rel and name.lower() == paths.MARKER and name != paths.MARKER:
-                    self.stats.skipped.append((child, "reserved name (the marker folder under another case)"))
-                    continue
-                try:
-                    if de.is_dir(follow_symlinks=False):
-                        if not self.ignore.ignored(child, True):
-                            out[name] = ("dir", None)
-                    elif de.is_file(follow_symlinks=False):
-                        if not self.ignore.ignored(child, False):
-                            out[name] = ("file", de.stat(follow_symlinks=False))
-                    elif not self.ignore.ignored(child, False):
-                        what = "symlink" if de.is_symlink() else "special file"
-                        self.stats.skipped.append((child, f"{what}: not synchronized"))
-                except OSError as e:
-                    # Neither present nor deleted: the index keeps what it has.
-                    out[name] = ("unknown", None)
-                    self.stats.skipped.append((child, f"cannot stat: {e.strerror}"))
-        return out
+            return None, e.strerror
+        return out, None
 
-    def _dir(self, rel: bytes) -> Iterator[Change]:
-        disk = self._list(rel)
-        if disk is None:
+    def _dir(self, rel: bytes, listing: Listing, subdirs: list[bytes]) -> Iterator[Change]:
+        """The changes of one directory; its subdirectories to visit go to `subdirs`."""
+        entries, why = listing
+        if entries is None:
+            self.stats.skipped.append((rel, f"cannot read directory: {why}"))
             return  # unreadable: leave what the index has
         self.stats.dirs += 1
         raw = dict(self.index.children_raw(rel))
+        unchanged = self.index.unchanged_file
+        rest: list[tuple[bytes, int, os.stat_result | str | None]] = []
+        files = 0
+        for entry in entries:
+            name, what, st = entry
+            if what == _FILE:
+                files += 1
+                old_raw = raw.get(name)
+                if old_raw is not None and unchanged(old_raw, st):  # type: ignore[arg-type]
+                    del raw[name]
+                    continue  # unchanged: the common case, decided without decoding anything
+            rest.append(entry)
+        self.stats.files += files
+        if self.progress is not None:
+            self._tick()
+        if not rest and not raw:
+            return
+        disk: dict[bytes, tuple[int, os.stat_result | str | None]] = {}
+        for name, what, st in rest:
+            child = paths.join(rel, name)
+            if not rel and name.lower() == paths.MARKER and name != paths.MARKER:
+                self.stats.skipped.append((child, "reserved name (the marker folder under another case)"))
+            elif self.ignore.ignored(child, what == _DIR):
+                pass
+            elif what in (_LINK, _SPECIAL):
+                what_ = "symlink" if what == _LINK else "special file"
+                self.stats.skipped.append((child, f"{what_}: not synchronized"))
+            elif what == _UNKNOWN:
+                # Neither present nor deleted: the index keeps what it has.
+                self.stats.skipped.append((child, f"cannot stat: {st}"))
+                raw.pop(name, None)
+            else:
+                disk[name] = (what, st)
         for name in sorted(disk.keys() | raw.keys()):
             child = paths.join(rel, name)
             on_disk = disk.get(name)
             old_raw = raw.get(name)
-            if old_raw is not None and on_disk is not None and on_disk[0] == "file":
-                st = on_disk[1]
-                kind_, flags, size, mtime_ns = self.index.file_head(old_raw)
-                if (
-                    kind_ == KIND_FILE
-                    and st is not None
-                    and size == st.st_size
-                    and mtime_ns == st.st_mtime_ns
-                    and not flags & FLAG_RACY
-                ):
-                    self.stats.files += 1
-                    self._tick()
-                    continue  # unchanged: the common case, decided without decoding times
             old = self.index.decode(old_raw) if old_raw is not None else None
             if on_disk is None:
                 assert old is not None
@@ -171,19 +208,15 @@ class Scanner:
                 yield Change(DELETED, child, None, old)
                 continue
             kind, st = on_disk
-            if kind == "unknown":
-                continue
-            if kind == "dir":
+            if kind == _DIR:
                 if old is not None and not old.is_dir:
                     yield Change(DELETED, child, None, old)
                     old = None
                 if old is None:
                     yield Change(ADDED, child, new_dir(EMPTY, EMPTY), None)
-                yield from self._dir(child)
+                subdirs.append(child)
                 continue
-            assert st is not None
-            self.stats.files += 1
-            self._tick()
+            assert isinstance(st, os.stat_result)
             if old is not None and old.is_dir:
                 yield Change(DELETED, child, None, old)
                 old = None
@@ -196,9 +229,6 @@ class Scanner:
                 continue
             try:
                 oid, hst = self._hash(child)
-            except FileSystemError as e:
-                self.stats.skipped.append((child, str(e)))
-                continue
             except SquirrelError as e:
                 self.stats.skipped.append((child, str(e)))
                 continue
@@ -234,51 +264,101 @@ def find_moves(changes: list[Change]) -> list[tuple[bytes, bytes]]:
     return moves
 
 
-def record(index: ReplicaIndex, changes: Iterator[Change] | list[Change]) -> RecordResult:
+DeletionCheck = Callable[[int, int, int], None]
+
+
+def record(
+    index: ReplicaIndex, changes: Iterable[Change], before_deleting: DeletionCheck | None = None
+) -> RecordResult:
     """Record changes as new versions: one new event of this replica for the
     whole scan, joined into every ancestor's modification time. Every path a
     deletion removes keeps that event as its deletion notice.
+
+    Changes are recorded as they come, so memory does not grow with a large
+    import; deletions wait until the walk is over (but for a path whose kind
+    changed, whose old kind goes first). Then `before_deleting` (files
+    deleted net of moves, files gone, files added) may still refuse them:
+    the caller rolls back what is pending.
 
     Ancestors are raised before a child is written, and the batch is only
     committed between changes, so a crash never leaves a child version that
     its directories do not cover.
     """
     res = RecordResult()
-    deleted_files: list[Change] = []
-    added_files: list[Change] = []
-    event: VectorTime | None = None
+    waiting: list[Change] = []  # deletions, recorded after the walk
+    gone: list[tuple[bytes, bytes]] = []  # (path, content) of every file deleted
+    added_files = 0
+
+    def event() -> VectorTime:
+        if res.event is None:
+            res.event = index.next_event()
+        return res.event
+
+    def delete(ch: Change) -> None:
+        index.raise_ancestors(ch.path, event())
+        for p, _ in index.delete_tree(ch.path):
+            index.set_notice(p, event())  # each deleted path keeps the time of its deletion
+        res.deleted.append(ch.path)
+        index.maybe_commit()
+
     for ch in changes:
         if ch.kind == TOUCHED:
             assert ch.new is not None and ch.old is not None
             index.put(ch.path, ch.new.with_times(m=ch.old.m, c=ch.old.c))
             res.touched += 1
-            continue
-        if event is None:
-            event = index.next_event()
-            res.event = event
-        index.raise_ancestors(ch.path, event)
-        if ch.kind == DELETED:
-            assert ch.old is not None
-            for p, e in index.delete_tree(ch.path):
-                index.set_notice(p, event)  # each deleted path keeps the time of its deletion
-                if e.is_file:
-                    deleted_files.append(Change(DELETED, p, None, e))
-            res.deleted.append(ch.path)
+        elif ch.kind == DELETED:
+            waiting.append(ch)
         else:
             assert ch.new is not None
-            c = event if ch.old is None else ch.old.c
-            m = event
+            if waiting and waiting[-1].path == ch.path:  # its kind changed: the old one goes first
+                gone += _files_of(index, waiting[-1])
+                delete(waiting.pop())
+            e = event()
+            index.raise_ancestors(ch.path, e)
+            c = e if ch.old is None else ch.old.c
+            m = e
             if ch.new.is_dir and ch.old is None:  # a new folder covers the deletions known below it
                 for _, n in index.notices_under(ch.path):
                     m = m.join(n)
             index.put(ch.path, ch.new.with_times(m=m, c=c))
             (res.added if ch.kind == ADDED else res.modified).append(ch.path)
-            if ch.kind == ADDED and ch.new.is_file:
-                added_files.append(ch)
+            added_files += ch.kind == ADDED and ch.new.is_file
         index.maybe_commit()
+    for ch in waiting:
+        gone += _files_of(index, ch)
+    # Files this scan added with the content of a deleted one: moves.
+    arrived: dict[bytes, list[bytes]] = {}
+    if gone and added_files:
+        wanted = {oid for _, oid in gone}
+        for p in res.added:
+            new = index.get(p)
+            if new is not None and new.is_file and new.oid in wanted:
+                arrived.setdefault(new.oid, []).append(p)
+    if before_deleting is not None:
+        left = {oid: len(found) for oid, found in arrived.items()}
+        net = 0
+        for _, oid in gone:
+            if left.get(oid):
+                left[oid] -= 1
+            else:
+                net += 1
+        before_deleting(net, len(gone), added_files)
+    for ch in waiting:
+        delete(ch)
+    for path, oid in gone:
+        to = arrived.get(oid)
+        if to:
+            res.moved.append((path, to.pop(0)))
     index.commit()
-    res.moved = find_moves(deleted_files + added_files)
     return res
+
+
+def _files_of(index: ReplicaIndex, ch: Change) -> list[tuple[bytes, bytes]]:
+    """(path, content) of the files a deletion removes."""
+    assert ch.old is not None
+    if ch.old.is_dir:
+        return [(p, e.oid) for p, e in index.walk(ch.path) if e.is_file]
+    return [(ch.path, ch.old.oid)]
 
 
 @dataclass
@@ -312,25 +392,21 @@ def check_mass_delete(deleted: int, total: int, where: str, allow: bool) -> None
 def scan_replica(replica: Replica, progress: ScanProgress | None = None, allow_mass_delete: bool = False) -> ScanReport:
     """Scan a replica that is already open for writing and record what changed."""
     scanner = Scanner(replica.root, replica.index, progress=progress)
-    changes = list(scanner.changes())
-    # The tree may have vanished under us (a drive unplugged mid-scan): make
-    # sure it is still this replica before recording anything as deleted.
-    replica.recheck_identity()
-    # Files that went away, less those that reappeared elsewhere (moves).
-    gone: list[bytes] = []
-    for ch in changes:
-        if ch.kind == DELETED and ch.old is not None:
-            if ch.old.is_dir:
-                gone += [e.oid for _, e in replica.index.walk(ch.path) if e.is_file]
-            else:
-                gone.append(ch.old.oid)
-    if gone:
-        new_oids = [ch.new.oid for ch in changes if ch.kind == ADDED and ch.new is not None and ch.new.is_file]
-        added = len(new_oids)
-        arrived = set(new_oids)
-        deleted = sum(1 for oid in gone if oid not in arrived)
-        check_mass_delete(
-            deleted, scanner.stats.files - added + len(gone), f"the scan of {replica.root}", allow_mass_delete
-        )
-    res = record(replica.index, changes)
+
+    def before_deleting(deleted: int, gone: int, added: int) -> None:
+        # The tree may have vanished under us (a drive unplugged mid-scan):
+        # make sure it is still this replica before recording anything as
+        # deleted, and that it does not lose half its files by accident.
+        replica.recheck_identity()
+        total = scanner.stats.files - added + gone
+        check_mass_delete(deleted, total, f"the scan of {replica.root}", allow_mass_delete)
+
+    try:
+        res = record(replica.index, scanner.changes(), before_deleting)
+    except SquirrelError:
+        replica.index.rollback()
+        raise
+    if res.event is not None:  # a copy deleted or a kept file edited by hand settles its conflict
+        conflicts.prune(replica.index)
+        replica.index.commit()
     return ScanReport(res.added, res.modified, res.deleted, res.moved, res.touched, scanner.stats)

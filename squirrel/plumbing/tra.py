@@ -54,16 +54,21 @@ def decide(
 ) -> Decision:
     """What B does with one path, given A's state (a, s_a) and B's (b, s_b).
 
-    Where a side is absent, `a_deleted` / `b_deleted` bound the time of its
-    deletion from above (the modification time of its nearest directory,
-    which covers every deletion below it). When the other side's version was
-    made knowing that deletion, the two are not concurrent: a version kept
-    or re-created after a delete/update conflict is not a new conflict.
+    Where a side is absent, `a_deleted` / `b_deleted` is the time of its
+    deletion: exact, from its deletion notice, or for a deletion older than
+    notices a bound from above (the modification time of its nearest
+    directory, which covers every deletion below it). An absence is a
+    version like any other: when the other side knows it, what the other
+    side has was made knowing the deletion and is newer, so it is neither
+    taken away nor a conflict (a version kept or re-created after a
+    delete/update conflict is not a new conflict).
     """
     if a is None and b is None:
         return NOTHING
     if a is None:
         assert b is not None
+        if a_deleted is not None and a_deleted <= s_b:
+            return NOTHING  # B knows A's deletion: what B has now is as new or newer
         if b.m <= s_a:
             return Decision(Op.DELETE)
         if b.is_dir:
@@ -72,8 +77,6 @@ def decide(
             return Decision(Op.DESCEND)
         if not b.c.lineage_seen_by(s_a):
             return Decision(Op.KEEP)
-        if a_deleted is not None and a_deleted <= s_b:
-            return Decision(Op.KEEP)  # B's version was made knowing A's deletion
         return Decision(Op.CONFLICT, DELETE_UPDATE)
     if a.m <= s_b:
         return NOTHING

@@ -1,10 +1,13 @@
-"""`sq carrier status`: what the carrier holds, for which drive."""
+"""`sq carrier status`: what the carrier holds, for which drive, which drives
+it was told to forget, and how much of the vault is on one drive only."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from squirrel.plumbing.carrier import Carrier
+from squirrel.errors import BadPath, BadUsage
+from squirrel.plumbing.carrier import Carrier, CarrierVault, DriveRecord
+from squirrel.plumbing.holdings import Holdings
 
 
 def carrier_status(carrier_path: str) -> dict[str, Any]:
@@ -15,29 +18,33 @@ def carrier_status(carrier_path: str) -> dict[str, Any]:
         vault = carrier.open_vault(vid)
         try:
             objects = list(vault.store)
-            drives = []
-            for d in vault.drives():
-                waiting = missing = waiting_bytes = 0
-                for _, entry in vault.lacking(d):
-                    if entry.oid in vault.objects_of(d):
-                        continue
-                    if vault.store.has(entry.oid):
-                        waiting += 1
-                        waiting_bytes += entry.size
-                    else:
-                        missing += 1
-                drives.append(
-                    {
-                        "replica": d.id,
-                        "name": d.name,
-                        "last_visit": d.last_visit,
-                        "waiting": waiting,
-                        "waiting_bytes": waiting_bytes,
-                        "missing": missing,
-                    }
-                )
+            holdings = Holdings(vault)
+            drives = [
+                {
+                    "replica": o.drive.id,
+                    "name": o.drive.name,
+                    "last_visit": o.drive.last_visit,
+                    "waiting": o.deliver,
+                    "waiting_bytes": o.deliver_bytes,
+                    "missing": o.missing,
+                }
+                for o in sorted(holdings.outlooks(), key=lambda o: o.drive.id)
+            ]
+            risky = holdings.at_risk(2)
+            one = [h for h in risky if len(h.drives) == 1]
+            none = [h for h in risky if not h.drives]
             vaults.append(
-                {"vault": vid, "objects": len(objects), "bytes": sum(n for _, n in objects), "drives": drives}
+                {
+                    "vault": vid,
+                    "objects": len(objects),
+                    "bytes": sum(n for _, n in objects),
+                    "drives": drives,
+                    "forgotten": [forgotten_json(d) for d in vault.forgotten()],
+                    "one_drive": len(one),
+                    "one_drive_bytes": sum(h.size for h in one),
+                    "no_drive": len(none),
+                    "no_drive_bytes": sum(h.size for h in none),
+                }
             )
         finally:
             vault.close()
@@ -47,3 +54,19 @@ def carrier_status(carrier_path: str) -> dict[str, Any]:
         "bytes": sum(int(v["bytes"]) for v in vaults),
         "vaults": vaults,
     }
+
+
+def forgotten_json(d: DriveRecord) -> dict[str, Any]:
+    return {"replica": d.id, "name": d.name, "last_visit": d.last_visit, "forgotten": d.forgotten}
+
+
+def open_one_vault(carrier: Carrier, vault: str | None) -> CarrierVault:
+    """The vault named, or the carrier's only one."""
+    if vault is not None:
+        return carrier.open_vault(vault)
+    ids = carrier.vault_ids()
+    if not ids:
+        raise BadPath(f"the carrier {carrier.root} serves no vault yet: visit a drive first (`sq sync DRIVE`)")
+    if len(ids) > 1:
+        raise BadUsage(f"the carrier {carrier.root} serves {len(ids)} vaults ({', '.join(ids)}); name one")
+    return carrier.open_vault(ids[0])

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from squirrel.errors import IdentityConflict, WrongVault
-from squirrel.plumbing import fsops, paths
+from squirrel.plumbing import conflicts, fsops, paths
 from squirrel.plumbing.execute import ContentSource, ExecProgress, Executor
 from squirrel.plumbing.index import Entry
 from squirrel.plumbing.plan import DELETE, WRITE, Plan, plan_sync, widen_top
@@ -149,6 +149,7 @@ def sync_into(
         result = Executor(dst, plan, content, progress, sender).run()
         dst.recheck_identity()
         raise_sync_times(dst.index, src, top, result.failed_paths | set(plan.incomplete))
+        conflicts.carry(src.conflicts(), dst.index, top)  # open conflicts travel with their files
         dst.learn_names(src_names)
         dst.index.commit()
         report.created += result.created

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 from squirrel.errors import BadPath, WrongVault
-from squirrel.plumbing import fsops, paths
+from squirrel.plumbing import conflicts, fsops, paths
 from squirrel.plumbing.bundle import BundleWriter, header_for
 from squirrel.plumbing.index import FLAG_PARTIAL, FLAG_RACY, Entry
 from squirrel.plumbing.knowledge import Knowledge
@@ -201,6 +201,9 @@ def _write(
             writer.add_entry(p, e)
         for p, n in sorted(packer.notices.items()):
             writer.add_notice(p, n)
+        for rec in conflicts.prune(idx):  # open conflicts go with their files
+            if any(paths.is_under(rec.path, t) for t in tops):
+                writer.add_conflict(rec)
         for p, s in _syncs(rep, tops):
             writer.add_sync(p, s)
         prog = PackProgress(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from squirrel.errors import BadUsage, NoSuchConflict
 from squirrel.plumbing import fsops, journal, paths, scan
+from squirrel.plumbing.conflicts import is_open
 from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import Scanner, scan_replica
@@ -30,10 +31,10 @@ class ResolveReport:
 def _find(rep: Replica, rel: bytes) -> ConflictRecord:
     """The open conflict at `rel`, or whose conflict copy is `rel`."""
     rec = rep.index.get_conflict(rel)
-    if rec is not None:
+    if rec is not None and is_open(rep.index, rec):
         return rec
     for c in rep.index.conflicts():
-        if c.copy == rel:
+        if c.copy == rel and is_open(rep.index, c):
             return c
     raise NoSuchConflict(f"no open conflict at {paths.display(rel)} (see `sq conflicts`)")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from squirrel.plumbing.conflicts import is_open
 from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import DELETED, TOUCHED, Change, Scanner, ScanProgress, ScanStats, find_moves
@@ -40,5 +41,6 @@ def status(path: str, progress: ScanProgress | None = None) -> StatusReport:
                 expanded += [Change(DELETED, p, None, e) for p, e in replica.index.walk(ch.path) if e.is_file]
         moved = find_moves(changes + expanded)
         interrupted = os.path.exists(replica.journal.path)
+        open_conflicts = [c for c in replica.index.conflicts() if is_open(replica.index, c)]
         trash = replica.trash.usage()
-        return StatusReport(changes, moved, replica.index.conflicts(), scanner.stats, interrupted, trash)
+        return StatusReport(changes, moved, open_conflicts, scanner.stats, interrupted, trash)

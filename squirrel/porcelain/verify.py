@@ -111,8 +111,9 @@ def check_object(path: str | bytes, oid: bytes, quick: bool, report: VerifyRepor
 
 def check_index(idx: ReplicaIndex, report: VerifyReport) -> None:
     """Structural invariants: parents are directories, a directory's time
-    covers its children's, every file is in the object table, the root has a
-    sync time, and every time is within what the replica knows."""
+    covers its children's and their deletions, no present path has a
+    deletion notice, the root has a sync time, and every time is within what
+    the replica knows."""
     try:
         root = idx.get(b"")
         if root is None or not root.is_dir:
@@ -121,13 +122,18 @@ def check_index(idx: ReplicaIndex, report: VerifyReport) -> None:
         if idx.stored_sync(b"") is None:
             report.problems.append("index: no root sync time")
         for p, e in idx.walk(b""):
+            if p and idx.notice(p) is not None:
+                report.problems.append(f"index: {paths.display(p)} is present and has a deletion notice")
             if e.is_dir:
                 for name, child in idx.children(p):
                     cp = paths.join(p, name)
                     if not child.m <= e.m:
                         report.problems.append(f"index: {paths.display(cp)} is newer than its directory")
-            elif p not in idx.paths_with_object(e.oid):
-                report.problems.append(f"index: {paths.display(p)} is missing from the object table")
+                for name, n in idx.notices(p):
+                    if not n <= e.m:
+                        report.problems.append(
+                            f"index: the deletion of {paths.display(paths.join(p, name))} is newer than its directory"
+                        )
             # A directory's time may run ahead of its sync time while a child
             # is unsynced (it covers what arrived); a file's may not.
             if p and e.is_file and not e.m <= idx.sync_time(p):

@@ -1,6 +1,8 @@
 """`sq sync DRIVE`: the laptop's visit to a drive, through the carrier.
 
-1. scan the drive;
+1. scan the drive (a drive the user had forgotten, `sq carrier forget`, is
+   recognised by its record and taken back as a known drive after the
+   delivery);
 2. deliver to the drive every version the carrier knows and it does not
    (content from the carrier's objects, or from the drive itself for moves);
 3. record what the drive now knows, and drop the objects every known drive has;
@@ -23,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from squirrel.errors import ContentUnavailable
-from squirrel.plumbing import fsops, paths
+from squirrel.plumbing import conflicts, fsops, paths
 from squirrel.plumbing.carrier import Carrier, CarrierVault, is_carrier
 from squirrel.plumbing.carrier_executor import CarrierExecutor
 from squirrel.plumbing.execute import SPACE_RESERVE, ExecProgress
@@ -62,6 +64,7 @@ class VisitReport:
     carrier_bytes: int = 0
     budget: int = 0
     known_drives: int = 0
+    forgotten: int | None = None  # when the drive had been forgotten, if it had
     dry_run: bool = False
 
 
@@ -105,9 +108,10 @@ def _visit(
     report = VisitReport(drive.name, budget=budget, dry_run=dry_run)
     vault.check_token(drive)
     check_not_behind(drive, vault.index.sync_time(b""), "the carrier")
-    for record in vault.drives():
-        if record.id == drive.id:
-            check_not_behind(drive, record.knowledge.sync_time(b""), "the carrier's record of its last visit")
+    record = vault.record_of(drive.id)
+    if record is not None:
+        check_not_behind(drive, record.knowledge.sync_time(b""), "the carrier's record of its last visit")
+        report.forgotten = record.forgotten
     seen = scan_replica(drive, scan_progress, allow_mass_delete)
     guard = None if allow_mass_delete else seen.stats.files
     drive.learn_names(vault.rep.names())
@@ -122,7 +126,10 @@ def _visit(
         report.carrier_bytes = carrier.usage()
         report.known_drives = len(vault.drives())
         return report
-    # 3. record what the drive knows now; free what everyone has
+    # 3. record what the drive knows now; free what everyone has. A forgotten
+    # drive is known again from here on, with what it held when forgotten.
+    if report.forgotten is not None:
+        vault.take_back(drive.id)
     vault.record_drive(drive)
     d, b = vault.drop_unneeded()
     report.dropped += d
@@ -134,6 +141,7 @@ def _visit(
     res = ex.run()
     vault.rep.recheck_identity()
     raise_sync_times(vault.index, drive.index, b"", res.failed_paths)
+    conflicts.carry(drive.index.conflicts(), vault.index)
     vault.index.commit()
     report.taken = res.taken
     report.stored, report.stored_bytes = res.stored, res.stored_bytes
@@ -166,33 +174,41 @@ def _fill(drive: Replica, carrier: Carrier, vault: CarrierVault, budget: int, re
     others = [d for d in vault.drives() if d.id != drive.id]
     if not others:
         return
-    left = _room(carrier, budget)
-    root = os.fsencode(drive.root)
-    seen: set[bytes] = set()
+    wanted: dict[bytes, tuple[bytes, Entry]] = {}
     for other in others:
         for path, entry in vault.lacking(other):
-            if entry.oid in seen or vault.store.has(entry.oid) or entry.oid in vault.objects_of(other):
-                continue
-            seen.add(entry.oid)
-            local = _local_copy(drive, entry.oid)
-            if local is None:
-                continue
-            if entry.size > left:
-                report.left_behind.append((path, entry.size))
-                continue
-            lp, le = local
-            try:
-                vault.store.put(entry.oid, entry.size, fsops.read_chunks(fsops.abspath(root, lp), le))
-            except (OSError, ContentUnavailable):
-                continue
-            left -= entry.size
-            report.filled += 1
-            report.filled_bytes += entry.size
-
-
-def _local_copy(drive: Replica, oid: bytes) -> tuple[bytes, Entry] | None:
+            if entry.oid not in wanted and not vault.store.has(entry.oid) and entry.oid not in vault.objects_of(other):
+                wanted[entry.oid] = (path, entry)
+    if not wanted:
+        return
+    left = _room(carrier, budget)
     root = os.fsencode(drive.root)
-    for p in drive.index.paths_with_object(oid):
+    said = set(report.left_behind)
+    holders = drive.index.paths_with_objects(wanted)
+    for oid, (path, entry) in wanted.items():
+        local = _local_copy(drive, holders.get(oid, []))
+        if local is None:
+            continue
+        if entry.size > left:
+            if (path, entry.size) not in said:  # the take may have said so already
+                said.add((path, entry.size))
+                report.left_behind.append((path, entry.size))
+            continue
+        lp, le = local
+        try:
+            vault.store.put(entry.oid, entry.size, fsops.read_chunks(fsops.abspath(root, lp), le))
+        except (OSError, ContentUnavailable):
+            continue
+        left -= entry.size
+        report.filled += 1
+        report.filled_bytes += entry.size
+
+
+def _local_copy(drive: Replica, candidates: list[bytes]) -> tuple[bytes, Entry] | None:
+    """The first of the drive's paths holding the content that is still as
+    indexed."""
+    root = os.fsencode(drive.root)
+    for p in candidates:
         e = drive.index.get(p)
         if e is not None and fsops.matches(fsops.lstat_or_none(fsops.abspath(root, p)), e):
             return p, e

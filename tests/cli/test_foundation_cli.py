@@ -145,7 +145,7 @@ def test_status_summary_counts_a_move_once(drive: Path) -> None:
 
 def test_status_exit_code_counts_open_conflicts(drive: Path) -> None:
     with Replica.open(str(drive)) as rep:
-        rep.index.put_conflict(ConflictRecord(b"top.txt", "update/update", b"top.txt", None))
+        rep.index.put_conflict(ConflictRecord(b"top.txt", "update/update", b"top.txt", None, tracked=False))
         rep.index.commit()
     ran = sq_in_process("status", drive, "--json", "--exit-code")
     assert ran.code == 1

@@ -12,7 +12,10 @@ and exfat-fuse keeps whole seconds of a file's mtime. What these tests pin:
   cannot both be written: the second is reported and neither overwritten;
 - a name exFAT cannot hold is reported with a message, every visit, and
   nothing is lost;
-- a case-only rename made on the exFAT drive reaches the others.
+- a case-only rename made on the exFAT drive reaches the others;
+- a lost exFAT drive is forgotten, an exFAT replacement is filled to equal
+  the others, and the lost one converges when it returns
+  (tests/drive_scenarios.py).
 
 The tests skip unless they run as root with `mkfs.exfat`, `losetup` and
 `mount.exfat-fuse` (Debian: `apt-get install exfatprogs exfat-fuse`) and a
@@ -37,6 +40,7 @@ from squirrel.plumbing.execute import SPACE_RESERVE
 from squirrel.plumbing.index import KIND_DIR, Entry, decode_entry
 from tests.bundle_tools import REC_ENTRY, Record, entry_record, join_bundle, split_bundle
 from tests.crash_scenarios import kill_everywhere_then_scan_and_rerun, open_conflicts, pack_for, two_replicas
+from tests.drive_scenarios import LostDriveStory
 from tests.fault_tools import Outcome, oid, run_forked, trash_ids
 from tests.helpers import age_trash, make_tree, tree, write
 
@@ -183,6 +187,12 @@ def test_a_vault_with_an_exfat_drive_converges_without_conflicts_or_phantom_chan
     assert sq("status", d2, "--exit-code").code == 0
     scanned = json.loads(ok("scan", d2, "--json").stdout)
     assert (scanned["added"], scanned["modified"], scanned["deleted"], scanned["hashed"]) == ([], [], [], 0)
+
+
+def test_a_lost_exfat_drive_is_forgotten_replaced_on_exfat_and_taken_back_when_it_returns(
+    tmp_path: Path, on_exfat: Path
+) -> None:
+    LostDriveStory(tmp_path, lambda args: sq(*args), lost=on_exfat / "drive2", new=on_exfat / "drive4").run_all()
 
 
 def test_coarse_mtimes_on_exfat_are_never_a_change_and_a_same_second_edit_is_still_seen(

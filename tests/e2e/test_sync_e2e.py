@@ -64,15 +64,18 @@ def test_three_replicas_converge_through_push_reconcile_and_resolve(tmp_path: Pa
     assert (c / "notes.txt").read_bytes() == b"v3 from c" and (c / copy).read_bytes() == b"v3 from a"
 
     assert conflict["replica"] == "c"  # A -> C runs first: C meets the conflict and settles it
-    settled_on = c
-    assert sq_json("conflicts", a) == []
-    listed = sq_json("conflicts", settled_on)
-    assert [(x["path"], x["kind"], x["copy"]) for x in listed] == [("notes.txt", "update/update", copy)]
+    # The copy came back to A in the other direction, and the conflict with it.
+    for r in (a, c):
+        listed = sq_json("conflicts", r)
+        assert [(x["path"], x["kind"], x["copy"], x["replica"]) for x in listed] == [
+            ("notes.txt", "update/update", copy, "c")
+        ]
 
-    proc = run_sq("resolve", settled_on, "notes.txt", "--keep", "copy")
+    # Resolved on A, which did not meet it.
+    proc = run_sq("resolve", a, "notes.txt", "--keep", "copy")
     assert proc.code == 0, proc.stderr.decode()
-    assert sq_json("conflicts", settled_on) == []
-    assert (settled_on / "notes.txt").read_bytes() == b"v3 from a"
+    assert sq_json("conflicts", a) == []
+    assert (a / "notes.txt").read_bytes() == b"v3 from a"
 
     for x, y in ((a, c), (c, b), (a, b)):
         doc = sq_json("reconcile", x, y)

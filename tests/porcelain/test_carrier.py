@@ -446,6 +446,29 @@ def test_a_new_carrier_starts_with_half_of_the_free_space(tmp_path: Path) -> Non
     assert abs(budget - free // 2) <= free // 100
 
 
+def test_a_version_whose_content_did_not_fit_is_known_to_the_carrier_and_filled_later(tmp_path: Path) -> None:
+    """The carrier records the version without its content: the other drive
+    is told it waits, and the next visit of the drive that has it carries
+    the content in once there is room."""
+    rng = random.Random(24)
+    a, b = drives(tmp_path, {"small.jpg": blob(rng, 2 * KIB)}, "a", "b")
+    carrier = tmp_path / "carrier"
+    laptop = Laptop(carrier, 10 * KIB)
+    laptop.until_quiet([a, b])
+    make_tree(a, {"one.jpg": blob(rng, 6 * KIB, "one"), "two.jpg": blob(rng, 6 * KIB, "two")})
+    r = laptop.visit(a)
+    assert (r.stored, [p for p, _ in r.left_behind]) == (1, [b"two.jpg"])
+    (waiting_b,) = [d for d in carrier_status(str(carrier))["vaults"][0]["drives"] if d["name"] == "b"]
+    assert (waiting_b["waiting"], waiting_b["missing"]) == (1, 1), "the carrier knows two.jpg exists"
+    r = laptop.visit(b)
+    assert r.delivered.created == 1 and [p for p, _ in r.delivered.deferred] == [b"two.jpg"]
+    r = laptop.visit(a)
+    assert (r.taken, r.filled, r.filled_bytes) == (0, 1, 6 * KIB), "the fill carries what was left behind"
+    laptop.visit(b)
+    assert_same(a, b)
+    assert object_bytes(carrier) == 0
+
+
 # Known bugs, each with its smallest reproduction -------------------------------
 def test_a_renamed_folder_costs_no_carrier_content(tmp_path: Path) -> None:
     rng = random.Random(21)
@@ -497,8 +520,10 @@ def test_a_conflict_the_carrier_settles_is_reported_and_listed(tmp_path: Path) -
     assert_same(a, b)
     assert len(tree(a, folders=False)) == 2, "both versions are kept"
     assert [c["kind"] for c in laptop.conflicts()] == ["create/create"]
-    listed = [c for d in (a, b) for c in open_conflicts(d)]
-    assert [c["kind"] for c in listed] == ["create/create"]
+    # Met on one drive, listed on both: the copy took the conflict along.
+    listed = [open_conflicts(d) for d in (a, b)]
+    assert [[c["kind"] for c in on] for on in listed] == [["create/create"], ["create/create"]]
+    assert listed[0] == listed[1]
 
 
 def test_a_conflict_whose_winner_the_carrier_lacks_leaves_the_drives_file_in_place(tmp_path: Path) -> None:

@@ -164,7 +164,7 @@ def test_status_finds_moves_out_of_deleted_directories(drive: Path) -> None:
 
 
 def test_status_lists_open_conflicts(drive: Path) -> None:
-    record = ConflictRecord(b"top.txt", "update/update", b"top.txt", b"top.sq-conflict-0000.txt")
+    record = ConflictRecord(b"top.txt", "update/update", b"top.txt", b"top.sq-conflict-0000.txt", tracked=False)
     with Replica.open(str(drive)) as r:
         r.index.put_conflict(record)
         r.index.commit()

@@ -54,6 +54,15 @@ conflicts = st.builds(
     theirs=st.none() | versions,
     time=count,
     replica=st.none() | st.text(min_size=1, max_size=10),
+    kept_oid=st.none() | oid,
+    copy_oid=st.none() | oid,
+) | st.builds(  # recorded before the versions' ids were kept
+    ConflictRecord,
+    path=rel_path,
+    kind=st.sampled_from(CONFLICT_KINDS),
+    kept=rel_path,
+    copy=st.none() | rel_path,
+    tracked=st.just(False),
 )
 
 
@@ -66,7 +75,7 @@ def test_a_conflict_record_round_trips(record: ConflictRecord) -> None:
 def test_a_conflict_summary_carries_exact_bytes_for_every_path(record: ConflictRecord) -> None:
     doc = through_json(record.summary_json())
     assert ConflictRecord.from_json(doc) == ConflictRecord(
-        record.path, record.kind, record.kept, record.copy, replica=record.replica
+        record.path, record.kind, record.kept, record.copy, replica=record.replica, tracked=False
     )
 
 
@@ -127,14 +136,23 @@ vtimes = st.dictionaries(replica_id, st.integers(min_value=1, max_value=1 << 40)
     replica_id,
     st.dictionaries(safe_path, vtimes, max_size=4),
     vtimes,
+    st.none() | count,
 )
 def test_a_drive_record_round_trips(
-    drive: str, name: str, when: int, tokens: list[str], vault: str, stored: dict[bytes, VectorTime], root: VectorTime
+    drive: str,
+    name: str,
+    when: int,
+    tokens: list[str],
+    vault: str,
+    stored: dict[bytes, VectorTime],
+    root: VectorTime,
+    forgotten: int | None,
 ) -> None:
     know = Knowledge(vault, drive, 7, {b"": root, **stored})
-    record = DriveRecord(drive, name, when, tuple(tokens), know)
+    record = DriveRecord(drive, name, when, tuple(tokens), know, forgotten)
     back = DriveRecord.from_json(drive, through_json(record.to_json()))
     assert (back.id, back.name, back.last_visit, back.tokens) == (drive, name, when, tuple(tokens))
+    assert back.forgotten == forgotten and back.known_again().forgotten is None
     assert (back.knowledge.vault, back.knowledge.replica, back.knowledge.counter) == (vault, drive, 7)
     assert back.knowledge.stored == know.stored
 
