@@ -143,6 +143,19 @@ class CorruptCarrier(SquirrelError):
     exit_code = 21
 
 
+class NoSuchTrashItem(SquirrelError):
+    """`sq trash restore` was given an item number or path the trash does not hold."""
+
+    exit_code = 22
+
+
+class PathTaken(SquirrelError):
+    """`sq trash restore` would put a version where something already is;
+    it never overwrites (restore elsewhere with --to)."""
+
+    exit_code = 23
+
+
 ALL_ERRORS: tuple[type[SquirrelError], ...] = (
     BadUsage,
     NotAReplica,
@@ -164,4 +177,6 @@ ALL_ERRORS: tuple[type[SquirrelError], ...] = (
     MassDelete,
     IdentityConflict,
     CorruptCarrier,
+    NoSuchTrashItem,
+    PathTaken,
 )

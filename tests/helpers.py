@@ -5,7 +5,7 @@ mtime is within 2 s of the scan) and re-hashes them on the next scan, on
 purpose. Tests that count hashing first age the tree with `age()`.
 
 What a user sees in a folder is `tree()` (`walk()` underneath, for tests
-that need each entry's `lstat`).
+that need each entry's `lstat`). `age_trash()` makes trash items look old.
 
 A test runs `sq` in one of two ways, and gets a `Ran` back: `run_sq` runs
 the installed entry point as a process of its own (`start_sq` starts one
@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +132,18 @@ def indexed(root: Path | str) -> dict[bytes, Entry]:
     """Every index record of the replica at root except the root itself."""
     with Replica.open(str(root), write=False) as rep:
         return {p: e for p, e in rep.index.walk(b"") if p}
+
+
+def age_trash(root: Path | str, days: float, ids: Iterable[int] | None = None) -> None:
+    """Make the trash items `ids` (every item when None) look trashed `days`
+    ago, rewriting their records: the only way a test has to be a month
+    older. Everything else about them stays as `sq` wrote it."""
+    with Replica.open(str(root)) as rep:
+        wanted = None if ids is None else set(ids)
+        for item in rep.index.trash_items():
+            if wanted is None or item.id in wanted:
+                rep.index.trash_put(replace(item, time=int(time.time() - days * 86_400)))
+        rep.index.commit()
 
 
 # A file system without hard links --------------------------------------------------

@@ -30,11 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import blake3
 import lmdb
 import pytest
 
 from squirrel.cli import cli
-from squirrel.plumbing import bundle, index, journal
+from squirrel.plumbing import bundle, index, journal, trash, trashcan
 from squirrel.plumbing import entry as entry_codec
 from squirrel.plumbing.bundle import BundleReader, BundleWriter, header_for
 from squirrel.plumbing.index import KIND_FILE, Entry
@@ -271,6 +272,31 @@ def test_the_index_entry_layout_is_the_struct() -> None:
     assert by_field == {"head": KIND_FILE | entry_codec.BIT_RACY | entry_codec.BIT_C_IS_M, "size": 3, "mtime_ns": 17}
 
 
+def test_the_trash_item_layout_is_the_struct() -> None:
+    t = table("index.md", "offset", "bytes", "field", "meaning")
+    fixed = [(int(r[0]), int(r[1]), ticks(r[2])[0]) for r in t.rows if r[0].isdigit() and r[1].isdigit()]
+    sizes = field_sizes(trash._HEAD)
+    offsets = [sum(sizes[:i]) for i in range(len(sizes))]
+    assert [(o, s) for o, s, _ in fixed] == list(zip(offsets, sizes, strict=True)), (
+        f"docs/formats/index.md: a trash item's head has offsets and sizes {[(o, s) for o, s, _ in fixed]},"
+        f" the struct `{trash._HEAD.format}` has {list(zip(offsets, sizes, strict=True))}"
+    )
+    assert [ticks(r[2])[0] for r in t.rows if not r[1].isdigit()] == ["from", "folder", "path"]
+    reason = trash.TrashReason(trash.DELETED, "drive1")
+    item = trash.TrashItem(7, bytes(range(1, 33)), b"a/b.jpg", 3, 1_700_000_000, reason, 17)
+    head = trash._HEAD.unpack_from(item.encode(), 0)
+    by_field = dict(zip([f for _, _, f in fixed], head, strict=True))
+    assert by_field == {
+        "cause": trash.CAUSES.index(trash.DELETED),
+        "flags": trash.FLAG_MTIME,
+        "time": 1_700_000_000,
+        "size": 3,
+        "mtime_ns": 17,
+    }
+    assert item.encode()[trash._HEAD.size :] == b"\x06drive1\x00a/b.jpg"
+    assert item.key == bytes(range(1, 33)) + (7).to_bytes(trash.ID_SIZE, "big")
+
+
 def test_the_bundle_layout_is_the_structs() -> None:
     parts = table("bundle.md", "part", "bytes", "content")
     sizes = {r[0]: r[1] for r in parts.rows}
@@ -342,7 +368,12 @@ def test_the_conflict_record_keys_are_what_a_sync_writes() -> None:
 def test_the_meta_keys_are_what_a_replica_holds(tmp_path: Path) -> None:
     a, b = make_tree(tmp_path / "a", {"x.txt": "x"}), tmp_path / "b"
     b.mkdir()
-    runs: list[list[str | Path]] = [["init", a], ["init", b, "--join", a], ["push", a, b]]
+    runs: list[list[str | Path]] = [
+        ["init", a],
+        ["init", b, "--join", a],
+        ["push", a, b],
+        ["trash", "policy", b, "--keep-days", "30"],
+    ]
     for args in runs:
         assert sq_in_process(*args).code == 0, args
     env = lmdb.open(str(b / ".squirrel" / "index"), max_dbs=8, readonly=True, lock=False, subdir=True)
@@ -352,8 +383,9 @@ def test_the_meta_keys_are_what_a_replica_holds(tmp_path: Path) -> None:
     finally:
         env.close()
     documented = set(first_ticks(table("index.md", "key", "value", "meaning")))
-    # `legacy_deletions` is only in an index upgraded from format 1.
-    assert real <= documented and documented - real <= {index.LEGACY_KEY}, (
+    # `legacy_deletions` is only in an index upgraded from format 1,
+    # `trash_purging` only while a purge is under way.
+    assert real <= documented and documented - real <= {index.LEGACY_KEY, trashcan.PURGING_KEY}, (
         f"docs/formats/index.md meta keys {sorted(documented)}, a replica holds {sorted(real)}"
     )
 
@@ -659,6 +691,25 @@ def real_json(tmp_path_factory: pytest.TempPathFactory) -> dict[gen_help.Command
         # A damaged file for verify to find.
         same_size_edit(d1 / "b.txt", b"X" * (d1 / "b.txt").stat().st_size)
         sq("verify", d1, code=1)
+        # The trash: versions a sync deleted, one restored (a folder), a
+        # purge that also tidies a file removed by hand and one left there.
+        t1 = make_tree(tmp / "t1", {"album/a.jpg": "a", "album/b.jpg": "b", "c.txt": "c", "d.txt": "d", "k": "k"})
+        t2 = tmp / "t2"
+        t2.mkdir()
+        sq("init", t1, "--name", "t1")
+        sq("init", t2, "--name", "t2", "--join", t1)
+        sq("push", t1, t2)
+        for gone in ("album/a.jpg", "album/b.jpg", "c.txt", "d.txt"):
+            (t1 / gone).unlink()
+        sq("push", t1, t2)
+        sq("status", t2)
+        sq("trash", "list", t2)
+        sq("trash", "restore", t2, "album", "--to", "restored")
+        trash_dir = t2 / ".squirrel" / "trash"
+        (trash_dir / blake3.blake3(b"c").hexdigest()).unlink()
+        (trash_dir / blake3.blake3(b"stray").hexdigest()).write_bytes(b"stray")
+        sq("trash", "purge", t2, "--all")
+        sq("trash", "policy", t2, "--keep-days", "30")
     return sq.docs
 
 

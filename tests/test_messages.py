@@ -24,7 +24,8 @@ NOUNS = (
     "versions changes conflicts paths files dirs directories folders objects entries problems drives vaults"
     " items bytes copies replicas events records bundles"
 ).split()
-PLURAL_AFTER_VALUE = re.compile(r"^ (?:[a-z-]+ )?(?:" + "|".join(NOUNS) + r")\b")
+ADJECTIVES = "open pending known new other more".split()
+PLURAL_AFTER_VALUE = re.compile(r"^ (?:(?:" + "|".join(ADJECTIVES) + r") )?(?:" + "|".join(NOUNS) + r")\b")
 
 
 def plural_after_value(path: Path, root: Path = PKG.parent) -> list[str]:

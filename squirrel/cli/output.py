@@ -69,6 +69,34 @@ class SizeParam(click.ParamType):  # type: ignore[type-arg]
             self.fail(e.message, param, ctx)
 
 
+DURATION_UNITS = {"h": 3600, "d": 86_400, "w": 7 * 86_400, "y": 365 * 86_400}
+
+
+def parse_duration(text: str) -> int:
+    """`12h`, `30d`, `12w`, `1y` -> seconds."""
+    t = text.strip().lower()
+    unit = DURATION_UNITS.get(t[-1:]) if t else None
+    try:
+        value = float(t[:-1]) if unit else -1.0
+    except ValueError:
+        value = -1.0
+    if unit is None or value < 0:
+        raise click.BadParameter(f"not a duration: {text!r} (use a number and h, d, w or y: 30d, 12w)")
+    return int(value * unit)
+
+
+class DurationParam(click.ParamType):  # type: ignore[type-arg]
+    name = "DURATION"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_duration(str(value))
+        except click.BadParameter as e:
+            self.fail(e.message, param, ctx)
+
+
 MASS_DELETE_HELP = "Allow a scan or sync that deletes more than half of a replica's files."
 
 

@@ -136,7 +136,14 @@ def status_cmd(path: str, exit_code: bool, as_json: bool) -> None:
             kind_entry = ch.new or ch.old
             item["kind"] = "dir" if kind_entry is not None and kind_entry.is_dir else "file"
             items.append(item)
-        emit_json({"changes": items, "conflicts": [c.to_json() for c in rep.conflicts], "interrupted": rep.interrupted})
+        emit_json(
+            {
+                "changes": items,
+                "conflicts": [c.to_json() for c in rep.conflicts],
+                "interrupted": rep.interrupted,
+                "trash": {"count": rep.trash.count, "bytes": rep.trash.bytes},
+            }
+        )
     else:
         for ch in rep.pending:
             if ch.path in moved_from:
@@ -156,7 +163,10 @@ def status_cmd(path: str, exit_code: bool, as_json: bool) -> None:
             err=True,
         )
     pending = len(rep.pending) - len(rep.moved)  # a move is one change, not a deletion and an addition
-    summary(f"{counted(pending, 'pending change')}, {counted(len(rep.conflicts), 'open conflict')}")
+    summary(
+        f"{counted(pending, 'pending change')}, {counted(len(rep.conflicts), 'open conflict')};"
+        f" the trash holds {counted(rep.trash.count, 'version')} ({human_bytes(rep.trash.bytes)})"
+    )
     if exit_code and rep.dirty:
         sys.exit(EXIT_PREDICATE_NO)
 

@@ -39,6 +39,8 @@ from squirrel.plumbing.plan import (
 from squirrel.plumbing.progress import Meter, ProgressCallback
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.schedule import schedule
+from squirrel.plumbing.trash import DELETED, LEFTOVERS, LEFTOVERS_PREFIX, REPLACED, TrashItem, TrashReason
+from squirrel.plumbing.trashcan import folder_size, record_folder
 from squirrel.plumbing.vtime import VectorTime
 from squirrel.text import counted
 
@@ -120,6 +122,7 @@ class Executor:
         plan: Plan,
         source: ContentSource,
         progress: ProgressCallback | None = None,
+        sender: str | None = None,
         *,
         phase: str = "copying",
     ) -> None:
@@ -139,7 +142,9 @@ class Executor:
         self.result = ExecResult()
         self._event: VectorTime | None = None
         self._skip: set[int] = set()  # DELETE actions already done as moves
-        self._trashed_now: set[bytes] = set()  # objects this run moved into the trash
+        self.sender = sender  # the replica the versions come from, named in the trash's reasons
+        self._replaced = TrashReason(REPLACED, sender)
+        self._trashed_now: dict[bytes, list[TrashItem]] = {}  # what this run's deletions put in the trash
         self._conflict_failed: dict[int, tuple[str, bool]] = {}  # conflict -> why its first step failed
         self._conflicts_done: set[int] = set()
         self._prepared: dict[bytes, str] = {}  # path -> A's content, fetched before its conflict began
@@ -173,10 +178,18 @@ class Executor:
         if not need:
             return
         have = shutil.disk_usage(self.rep.root).free
+        if need + SPACE_RESERVE <= have:
+            return
+        # The trash's retention policy may free room; nothing else is removed.
+        trash = self.rep.trash
+        if trash.apply_policy() is not None:
+            have = shutil.disk_usage(self.rep.root).free
         if need + SPACE_RESERVE > have:
+            held = trash.usage()
             raise OutOfSpace(
                 f"not enough space on {self.rep.root}: need {counted(need, 'byte')} (+{SPACE_RESERVE} spare),"
-                f" have {have}"
+                f" have {have}; the trash holds {counted(held.bytes, 'byte')} in {counted(held.count, 'version')}"
+                " (`sq trash purge` frees them)"
             )
 
     def run(self) -> ExecResult:
@@ -327,10 +340,12 @@ class Executor:
             fsops.recheck(self.root, act.path, act.b)
             if act.conflict >= 0:  # B's version goes for a conflict: its winner must be at hand
                 self._prepare_winner(act.conflict)
-            fsops.trash(self.idx, self.rep.trash_dir, self.root, act.path, act.b)
+            # For a conflict, B's version also lives on in its conflict copy; the winner replaces it here.
+            why = TrashReason(REPLACED if act.conflict >= 0 else DELETED, self.sender)
+            item = fsops.trash(self.idx, self.rep.trash_dir, self.root, act.path, act.b, why)
             self._dirty.add(os.path.dirname(self._abs(act.path)))
             self.names.forget(act.path)
-            self._trashed_now.add(act.b.oid)
+            self._trashed_now.setdefault(act.b.oid, []).append(item)
             record_deletion(self.idx, act.path, act.deletion_m)
             self.result.deleted += 1
         elif act.kind == RMDIR:
@@ -396,10 +411,12 @@ class Executor:
                     f"{paths.display(child)} appeared since the last scan; keeping its directory"
                 )
         if left:
-            dest = os.path.join(os.fsencode(self.rep.trash_dir), b"leftovers-%d" % time.time_ns())
+            folder = f"{LEFTOVERS_PREFIX}{time.time_ns()}"
+            dest = os.path.join(os.fsencode(self.rep.trash_dir), folder.encode())
             os.makedirs(dest, exist_ok=True)
             for name in left:
                 os.rename(self._abs(paths.join(rel, name)), os.path.join(dest, name))
+            record_folder(self.idx, folder, rel, folder_size(dest), TrashReason(LEFTOVERS, self.sender))
 
     def _move_aside(self, act: Action) -> None:
         assert act.b is not None
@@ -462,9 +479,7 @@ class Executor:
             else:
                 fsops.recheck(self.root, rel, act.b)
                 if act.b is not None:  # the same atomic replace as any other update
-                    fsops.replace_keeping_old(
-                        self.idx, self.rep.trash_dir, self._abs(src.path), self.root, rel, act.b, sync=False
-                    )
+                    self._replace(self._abs(src.path), rel, act.b)
                 else:
                     fsops.install(self._abs(src.path), self.root, rel, sync=False)
             self._dirty.update((os.path.dirname(self._abs(src.path)), os.path.dirname(self._abs(rel))))
@@ -482,7 +497,7 @@ class Executor:
         try:
             fsops.recheck(self.root, rel, act.b)
             if act.b is not None:
-                fsops.replace_keeping_old(self.idx, self.rep.trash_dir, tmp, self.root, rel, act.b, sync=False)
+                self._replace(tmp, rel, act.b)
             else:
                 fsops.install(tmp, self.root, rel, sync=False)
             self._dirty.add(os.path.dirname(self._abs(rel)))
@@ -491,6 +506,10 @@ class Executor:
                 os.unlink(tmp)
             raise
         self._record_file(rel, a, m, c, act.b is None)
+
+    def _replace(self, new: str | bytes, rel: bytes, old: Entry) -> None:
+        """Put `new` at `rel` over `old`, which goes to the trash (fsops)."""
+        fsops.replace_keeping_old(self.idx, self.rep.trash_dir, new, self.root, rel, old, False, reason=self._replaced)
 
     def _fetch(self, act: Action) -> str:
         """A's content for a WRITE, verified, in a temporary file: from the
@@ -511,10 +530,13 @@ class Executor:
 
     def _from_trash(self, a: Entry) -> str | None:
         """A file this run just deleted has the content we need: take it back
-        out of the trash by renaming (a move never copies its bytes)."""
-        if a.oid not in self._trashed_now:
+        out of the trash by renaming (a move never copies its bytes). Its
+        trash item goes with it; when other items need the content too, it
+        is copied instead (see `_local_chunks`)."""
+        mine = self._trashed_now.get(a.oid)
+        if not mine or len(self.idx.trash_items_of(a.oid)) > 1:
             return None
-        self._trashed_now.discard(a.oid)
+        item = mine.pop()
         src = fsops.trash_path(self.rep.trash_dir, a.oid)
         tmp = os.path.join(self.rep.tmp_dir, f"in-{os.getpid()}-{time.monotonic_ns()}")
         try:
@@ -522,8 +544,9 @@ class Executor:
             os.rename(src, tmp)
             os.utime(tmp, ns=(a.mtime_ns, a.mtime_ns))
         except OSError:
+            mine.append(item)
             return None
-        self.idx.trash_drop(a.oid)
+        self.idx.trash_drop(item)
         self.result.moved += 1
         return tmp
 

@@ -31,7 +31,8 @@ from squirrel.errors import ChangedDuringOperation, FileSystemError, UnsafePath
 from squirrel.plumbing import faults, paths
 from squirrel.plumbing.durable import fsync_dir
 from squirrel.plumbing.index import Entry, ReplicaIndex
-from squirrel.plumbing.records import TrashRecord
+from squirrel.plumbing.trash import TrashItem, TrashReason
+from squirrel.plumbing.trashcan import record_version
 
 BLOCK = 1 << 20
 
@@ -167,8 +168,9 @@ def read_chunks(path: bytes, expected: Entry | None = None) -> Iterable[bytes]:
             yield block
 
 
-def trash(index: ReplicaIndex, trash_dir: str, root: bytes, rel: bytes, entry: Entry) -> None:
-    """Move a file version into the trash, content-addressed by its object id."""
+def trash(index: ReplicaIndex, trash_dir: str, root: bytes, rel: bytes, entry: Entry, reason: TrashReason) -> TrashItem:
+    """Move a file version into the trash, content-addressed by its object
+    id, and record why (a new trash item, committed with the caller's batch)."""
     dest = os.path.join(os.fsencode(trash_dir), entry.oid.hex().encode())
     src = abspath(root, rel)
     if os.path.lexists(dest):
@@ -177,18 +179,26 @@ def trash(index: ReplicaIndex, trash_dir: str, root: bytes, rel: bytes, entry: E
     else:
         faults.point("rename")
         os.rename(src, dest)
-    index.trash_put(TrashRecord(entry.oid, rel, entry.size, int(time.time())))
+    return record_version(index, entry.oid, rel, entry.size, reason, entry.mtime_ns)
 
 
 def replace_keeping_old(
-    index: ReplicaIndex, trash_dir: str, tmp: str | bytes, root: bytes, rel: bytes, old: Entry, sync: bool = True
+    index: ReplicaIndex,
+    trash_dir: str,
+    tmp: str | bytes,
+    root: bytes,
+    rel: bytes,
+    old: Entry,
+    sync: bool = True,
+    *,
+    reason: TrashReason,
 ) -> os.stat_result:
     """Put a verified temporary file in place of `old`, keeping `old` in the
-    trash. The old version is hard-linked into the trash first and the new one
-    renamed over it in one atomic step, so a crash leaves the old or the new
-    version at the path, never neither. Where hard links are unsupported
-    (exFAT, FAT), the old version is moved to the trash and, if putting the
-    new one in place fails, moved back."""
+    trash (recorded with `reason`). The old version is hard-linked into the
+    trash first and the new one renamed over it in one atomic step, so a
+    crash leaves the old or the new version at the path, never neither.
+    Where hard links are unsupported (exFAT, FAT), the old version is moved
+    to the trash and, if putting the new one in place fails, moved back."""
     src = abspath(root, rel)
     dest = trash_path(trash_dir, old.oid)
     check_parents(root, rel)
@@ -202,10 +212,10 @@ def replace_keeping_old(
             raise
         linked = False
     if linked:
-        index.trash_put(TrashRecord(old.oid, rel, old.size, int(time.time())))
+        record_version(index, old.oid, rel, old.size, reason, old.mtime_ns)
         return install(tmp, root, rel, sync)
-    record, shared = index.trash_get(old.oid), os.path.lexists(dest)
-    trash(index, trash_dir, root, rel, old)
+    shared = os.path.lexists(dest)
+    item = trash(index, trash_dir, root, rel, old, reason)
     try:
         return install(tmp, root, rel, sync)
     except BaseException:
@@ -218,10 +228,7 @@ def replace_keeping_old(
                 os.rename(back, src)
             else:
                 os.rename(dest, src)
-        if record is not None:
-            index.trash_put(record)
-        else:
-            index.trash_drop(old.oid)
+        index.trash_drop(item)
         raise
 
 

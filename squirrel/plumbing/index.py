@@ -34,13 +34,15 @@ from squirrel.plumbing.entry import (
     new_dir,
     racy_flag,
 )
-from squirrel.plumbing.records import ConflictRecord, TrashRecord
+from squirrel.plumbing.records import ConflictRecord
+from squirrel.plumbing.trash import OID_SIZE, TrashItem, number_legacy
 from squirrel.plumbing.vtime import EMPTY, VectorTime
 
 FORMAT_VERSION = 2
 INITIAL_MAP_SIZE = 16 << 20
 AUTO_FLUSH = 100_000
 LEGACY_KEY = "legacy_deletions"  # meta: deletions from before format 2 have no notice
+TRASH_IDS_KEY = "trash_ids"  # meta: the number of the last trash item
 
 __all__ = [
     "FAT_TICK_NS",
@@ -130,6 +132,7 @@ class ReplicaIndex:
         if create:
             self._put("meta", b"format", str(FORMAT_VERSION).encode())
             self._put("meta", b"counter", b"0")
+            self._put("meta", TRASH_IDS_KEY.encode(), b"0")
             self.put(b"", new_dir(EMPTY, EMPTY))
             self.set_stored_sync(b"", EMPTY, force=True)
             self.commit()
@@ -143,6 +146,8 @@ class ReplicaIndex:
         self.format = int(fmt)
         if self.format < FORMAT_VERSION and not self.readonly:
             self._upgrade()
+        if not self.readonly and self._get("meta", TRASH_IDS_KEY.encode()) is None:
+            self._number_trash()
         self._use_codec()
         raw = self._get("meta", b"counter")
         if raw is None or not raw.isdigit():
@@ -193,6 +198,17 @@ class ReplicaIndex:
             except lmdb.MapFullError:
                 self.env.set_mapsize(self.env.info()["map_size"] * 2)
         self.format = FORMAT_VERSION
+
+    def _number_trash(self) -> None:
+        """Trash records from before items (keyed by the object id alone) get
+        the numbers every reader has shown them under (`trash.number_legacy`),
+        in one transaction with the counter that says it is done."""
+        legacy = number_legacy((TrashItem.decode(key, raw) for key, raw in self._scan("trash", b"")), 0)
+        for item in legacy:
+            self._put("trash", item.oid or b"", None)
+            self.trash_put(item)
+        self._put("meta", TRASH_IDS_KEY.encode(), str(len(legacy)).encode())
+        self.commit()
 
     # Low level ---------------------------------------------------------
     def _txn(self) -> Any:
@@ -573,19 +589,36 @@ class ReplicaIndex:
     def drop_conflict(self, path: bytes) -> None:
         self._put("conflicts", path_key(path), None)
 
-    def trash_get(self, oid: bytes) -> TrashRecord | None:
-        raw = self._get("trash", oid)
-        return None if raw is None else TrashRecord.from_json(oid, self._record(raw))
+    # The trash's items (docs/formats/index.md, `trash`; plumbing/trash.py).
+    def next_trash_id(self) -> int:
+        """Take the next item number (committed with the batch)."""
+        raw = self._get("meta", TRASH_IDS_KEY.encode())
+        n = (int(raw) if raw is not None and raw.isdigit() else 0) + 1
+        self._put("meta", TRASH_IDS_KEY.encode(), str(n).encode())
+        return n
 
-    def trash_put(self, record: TrashRecord) -> None:
-        self._put("trash", record.oid, _dump(record.to_json()))
+    def trash_put(self, item: TrashItem) -> None:
+        self._put("trash", item.key, item.encode())
 
-    def trash_drop(self, oid: bytes) -> None:
-        self._put("trash", oid, None)
+    def trash_drop(self, item: TrashItem) -> None:
+        self._put("trash", item.key, None)
 
-    def trash_items(self) -> Iterator[TrashRecord]:
-        for key, raw in self._scan("trash", b""):
-            yield TrashRecord.from_json(key, self._record(raw))
+    def trash_items(self) -> list[TrashItem]:
+        """Every item, in key order. Records from before items are numbered
+        as the first writer will number them."""
+        items = [TrashItem.decode(key, raw) for key, raw in self._scan("trash", b"")]
+        if any(it.id == 0 for it in items):
+            raw = self._get("meta", TRASH_IDS_KEY.encode())
+            last = int(raw) if raw is not None and raw.isdigit() else 0
+            items = [it for it in items if it.id] + number_legacy(items, last)
+        return items
+
+    def trash_items_of(self, oid: bytes) -> list[TrashItem]:
+        """The items whose content is `oid`."""
+        return [TrashItem.decode(key, raw) for key, raw in self._scan("trash", oid) if key[:OID_SIZE] == oid]
+
+    def drop_meta(self, key: str) -> None:
+        self._put("meta", key.encode(), None)
 
 
 def _dump(doc: dict[str, Any]) -> bytes:

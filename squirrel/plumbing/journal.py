@@ -33,7 +33,7 @@ import os
 import secrets
 import shutil
 import stat as statmod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -216,10 +216,19 @@ class Journal:
         return str(header.get("batch")), steps
 
 
-def recover(root: str, journal: Journal, index: ReplicaIndex, trash_dir: str, tmp_dir: str) -> int:
+def recover(
+    root: str,
+    journal: Journal,
+    index: ReplicaIndex,
+    trash_dir: str,
+    tmp_dir: str,
+    after_undo: Callable[[list[Step]], object] | None = None,
+) -> int:
     """Undo what an interrupted batch changed, unless it committed; returns
     the number of steps undone. Call with the replica's lock held, before
-    anything reads the tree."""
+    anything reads the tree. `after_undo(steps)` runs after an undo and
+    before the log goes, so that a recovery killed during it runs again:
+    the trash records what the undo left in it there (see `trashcan.adopt`)."""
     left = journal.read()
     if left is None:
         return 0
@@ -229,6 +238,8 @@ def recover(root: str, journal: Journal, index: ReplicaIndex, trash_dir: str, tm
         top = os.fsencode(root)
         for step in reversed(steps):
             undone += UNDO[step.kind](top, step, Places(os.fsencode(trash_dir), os.fsencode(tmp_dir)))
+        if after_undo is not None:
+            after_undo(steps)
     journal.end()
     return undone
 

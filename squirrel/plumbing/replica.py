@@ -23,7 +23,9 @@ from squirrel.errors import AlreadyAReplica, BadPath, CorruptIndex, Locked, NotA
 from squirrel.plumbing.durable import write_file_atomic
 from squirrel.plumbing.fsops import clean_tmp
 from squirrel.plumbing.index import ReplicaIndex
-from squirrel.plumbing.journal import Journal, recover
+from squirrel.plumbing.journal import Journal, Step, recover
+from squirrel.plumbing.trash import INTERRUPTED
+from squirrel.plumbing.trashcan import Trashcan
 from squirrel.plumbing.vtime import is_replica_id
 
 REPLICA_FORMAT = 1
@@ -240,7 +242,8 @@ class Replica:
                 # Before anything reads the tree: undo the file changes of a
                 # command killed halfway (docs/safety.md, "The intent log").
                 try:
-                    recover(root, rep.journal, index, rep.trash_dir, rep.tmp_dir)
+                    recover(root, rep.journal, index, rep.trash_dir, rep.tmp_dir, rep._adopt_after_undo)
+                    rep.trash.finish_purge()  # a purge killed halfway: its files go
                     clean_tmp(rep.tmp_dir)  # temporary files of a killed command
                 except BaseException:
                     index.close()
@@ -250,6 +253,20 @@ class Replica:
                 lock.release()
             raise
         return rep
+
+    @property
+    def trash(self) -> Trashcan:
+        """The replica's trash: `.squirrel/trash/` and its items in the index."""
+        return Trashcan(self.index, self.trash_dir)
+
+    def _adopt_after_undo(self, steps: list[Step]) -> None:
+        """An undone batch leaves content in the trash that its uncommitted
+        records no longer describe (a version it had put in place, or a copy
+        of one it put back): each gets an item, so that the trash's records
+        and files agree again."""
+        where = {s.version.oid: s.path for s in steps if s.version is not None}
+        if self.trash.adopt(where, INTERRUPTED):
+            self.index.commit()
 
     def recheck_identity(self) -> None:
         """Before committing: the drive is still there and still this replica."""

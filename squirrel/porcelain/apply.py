@@ -49,7 +49,7 @@ def apply(
         tree = BundleTree(reader)
         check_not_behind(rep, tree.sync_time(b""), f"the bundle's sender ({reader.source_name})")
         scan_replica(rep, scan_progress, allow_mass_delete)
-        return sync_into(
+        report = sync_into(
             rep,
             tree,
             BundleContent(reader),
@@ -57,5 +57,9 @@ def apply(
             reader.tops,
             dry_run,
             progress,
+            sender=reader.source_name,
             phase=f"applying to {rep.name}",
         )
+        if not dry_run:
+            rep.trash.apply_policy()
+        return report

@@ -168,6 +168,7 @@ def sync_into(
     dry_run: bool = False,
     progress: ProgressCallback | None = None,
     guard: int | None = None,
+    sender: str | None = None,
     *,
     phase: str | None = None,
 ) -> SyncReport:
@@ -175,7 +176,8 @@ def sync_into(
     the (already scanned) replica `dst`, one top path at a time.
 
     With `guard` (the receiver's file count), a plan that would delete more
-    than half of the receiver's files is refused (MassDelete). `progress`
+    than half of the receiver's files is refused (MassDelete). `sender`
+    names the sender in the reasons of what goes to the trash. `progress`
     hears how the copies go, as `phase` (default "copying to DST")."""
     check_not_behind(dst, src.sync_time(b""), "the sender")
     report = SyncReport(dry_run=dry_run)
@@ -197,7 +199,7 @@ def sync_into(
             report.skipped += counts["skipped"]
             report.conflicts += [c.record(names) for c in plan.conflicts]
             continue
-        result = Executor(dst, plan, content, progress, phase=phase or f"copying to {dst.name}").run()
+        result = Executor(dst, plan, content, progress, sender, phase=phase or f"copying to {dst.name}").run()
         dst.recheck_identity()
         raise_sync_times(dst.index, src, top, result.failed_paths | set(plan.incomplete))
         conflicts.carry(src.conflicts(), dst.index, top)  # open conflicts travel with their files
@@ -225,4 +227,4 @@ def sync_replicas(
 ) -> SyncReport:
     """Sync the (already scanned) replica `src` into `dst`."""
     check_not_behind(src, dst.index.sync_time(b""), dst.name)
-    return sync_into(dst, src.index, ReplicaSource(src.root), src.names(), tops, dry_run, progress, guard)
+    return sync_into(dst, src.index, ReplicaSource(src.root), src.names(), tops, dry_run, progress, guard, src.name)

@@ -13,4 +13,5 @@ def write_knowledge(path: str, out: str, scan_progress: ScanProgress | None = No
     with Replica.open(path) as rep:
         scan_replica(rep, scan_progress)
         Knowledge.of_replica(rep).write(out)
+        rep.trash.apply_policy()
         return rep.identity

@@ -169,6 +169,9 @@ def pack(
                 packer.add_top(top)
             report = _write(rep, packer, out, base_info, tops, progress)
             report.unknown_subpaths = unknown
+            for written in (rep, receiver):
+                if written is not None:
+                    written.trash.apply_policy()
             return report
         finally:
             if receiver is not None:

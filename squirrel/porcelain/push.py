@@ -37,4 +37,7 @@ def push(
         scan_replica(dst, scan_progress, allow_mass_delete)
         report = sync_replicas(src, dst, tops, dry_run, progress)
         report.unknown_subpaths = unknown
+        if not dry_run:
+            src.trash.apply_policy()
+            dst.trash.apply_policy()
         return report

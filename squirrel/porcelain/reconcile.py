@@ -31,4 +31,7 @@ def reconcile(
         back = sync_replicas(b, a, [], dry_run, progress)
         back.conflicts = [replace(c, replica=a.name) for c in back.conflicts]
         report.add(back)
+        if not dry_run:
+            a.trash.apply_policy()
+            b.trash.apply_policy()
         return report

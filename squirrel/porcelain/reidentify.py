@@ -32,4 +32,5 @@ def reidentify(path: str, name: str | None = None) -> tuple[Identity, Identity]:
         for entry in os.listdir(rep.sq_dir):
             if entry.startswith("carrier-"):
                 os.unlink(os.path.join(rep.sq_dir, entry))
+        rep.trash.apply_policy()
         return old, new

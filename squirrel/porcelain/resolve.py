@@ -17,6 +17,7 @@ from squirrel.plumbing.conflicts import is_open
 from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import Scanner, ScanProgress, scan_replica
+from squirrel.plumbing.trash import RESOLVED, TrashReason
 
 
 @dataclass
@@ -68,17 +69,20 @@ def resolve(path: str, file: str, keep: str, scan_progress: ScanProgress | None 
                 fsops.recheck(root, copy, copy_entry)
                 fsops.recheck(root, rel, current)
                 if current is not None:
-                    fsops.replace_keeping_old(idx, rep.trash_dir, fsops.abspath(root, copy), root, rel, current)
+                    fsops.replace_keeping_old(
+                        idx, rep.trash_dir, fsops.abspath(root, copy), root, rel, current, reason=TrashReason(RESOLVED)
+                    )
                     trashed = rel
                 else:
                     fsops.install(fsops.abspath(root, copy), root, rel)
             elif copy is not None and copy_entry is not None:
                 fsops.recheck(root, copy, copy_entry)
-                fsops.trash(idx, rep.trash_dir, root, copy, copy_entry)
+                fsops.trash(idx, rep.trash_dir, root, copy, copy_entry, TrashReason(RESOLVED))
                 trashed = copy
             idx.drop_conflict(rel)
         idx.commit()
         # Record the outcome as a local edit of the directory holding both.
         scanner = Scanner(rep.root, idx)
         scan.record(idx, list(scanner.changes(paths.parent_of(rel))))
+        rep.trash.apply_policy()
         return ResolveReport(rel, keep, trashed, rec)

@@ -8,4 +8,6 @@ from squirrel.plumbing.scan import ScanProgress, ScanReport, scan_replica
 
 def scan(path: str, progress: ScanProgress | None = None, allow_mass_delete: bool = False) -> ScanReport:
     with Replica.open(path) as replica:
-        return scan_replica(replica, progress, allow_mass_delete)
+        report = scan_replica(replica, progress, allow_mass_delete)
+        replica.trash.apply_policy()
+        return report

@@ -9,6 +9,7 @@ from squirrel.plumbing.conflicts import is_open
 from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import DELETED, TOUCHED, Change, Scanner, ScanProgress, ScanStats, find_moves
+from squirrel.plumbing.trashcan import Usage
 
 
 @dataclass
@@ -18,6 +19,7 @@ class StatusReport:
     conflicts: list[ConflictRecord] = field(default_factory=list)
     stats: ScanStats = field(default_factory=ScanStats)
     interrupted: bool = False  # a sync killed halfway left its intent log
+    trash: Usage = Usage(0, 0)  # what the trash holds
 
     @property
     def pending(self) -> list[Change]:
@@ -41,4 +43,5 @@ def status(path: str, progress: ScanProgress | None = None) -> StatusReport:
         moved = find_moves(changes + expanded)
         interrupted = os.path.exists(replica.journal.path)
         open_conflicts = [c for c in replica.index.conflicts() if is_open(replica.index, c)]
-        return StatusReport(changes, moved, open_conflicts, scanner.stats, interrupted)
+        trash = replica.trash.usage()
+        return StatusReport(changes, moved, open_conflicts, scanner.stats, interrupted, trash)

@@ -1,5 +1,6 @@
 """`sq verify PATH`: re-hash content against the index and check the index
-itself, the trash, and (for a carrier) its objects. Reads only."""
+itself, the trash (its records against its files), and (for a carrier) its
+objects. Reads only."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from squirrel.plumbing.carrier import Carrier, is_carrier
 from squirrel.plumbing.index import Entry, ReplicaIndex
 from squirrel.plumbing.progress import Meter, ProgressCallback
 from squirrel.plumbing.replica import Replica
+from squirrel.plumbing.trash import TrashItem
 
 
 @dataclass
@@ -54,7 +56,10 @@ def verify(path: str, quick: bool = False, progress: ProgressCallback | None = N
         meter = Meter(f"verifying {rep.name}", progress)
         if progress is not None:  # the totals cost a walk of the index: only for someone watching
             sizes = [e.size for _, e in rep.index.walk(b"") if e.is_file]
-            trashed = [rec.size for rec in rep.index.trash_items()]
+            try:
+                trashed = [item.size for item, _ in trash_contents(rep)]
+            except SquirrelError:
+                trashed = []  # check_trash reports it
             meter.expect(len(sizes) + len(trashed), 0 if quick else sum(sizes) + sum(trashed))
         for p, e in rep.index.walk(b""):
             if not p:
@@ -71,13 +76,7 @@ def verify(path: str, quick: bool = False, progress: ProgressCallback | None = N
                 check_file(p, full, st, e, quick, report, meter)
             finally:
                 meter.file_done(0 if quick else e.size, meter.progress.bytes_done - before)
-        for rec in rep.index.trash_items():
-            tp = fsops.trash_path(rep.trash_dir, rec.oid)
-            what = f"trash object {rec.oid.hex()} ({paths.display(rec.path)})"
-            if os.path.exists(tp):
-                check_object(os.fsdecode(tp), rec.oid, quick, report, what, meter, rec.size)
-            else:
-                meter.file_done(0 if quick else rec.size)
+        check_trash(rep, quick, report, meter)
     return report
 
 
@@ -102,6 +101,33 @@ def check_file(
     report.checked_bytes += e.size
     if oid != e.oid:
         report.problems.append(f"{paths.display(p)}: content does not match the index (damaged?)")
+
+
+def check_trash(rep: Replica, quick: bool, report: VerifyReport, meter: Meter) -> None:
+    """The trash's records and its folder agree (no record without its
+    file, no file without a record), and each content file is its id."""
+    try:
+        report.problems += rep.trash.problems()
+        for item, full in trash_contents(rep):
+            assert item.oid is not None
+            what = f"trash object {item.name} ({paths.display(item.path)})"
+            check_object(full, item.oid, quick, report, what, meter, item.size)
+    except SquirrelError as e:
+        report.problems.append(f"trash: {e}")
+
+
+def trash_contents(rep: Replica) -> list[tuple[TrashItem, str]]:
+    """Each content file in the trash once, with an item that names it."""
+    found: list[tuple[TrashItem, str]] = []
+    seen: set[bytes] = set()
+    for item in rep.trash.items():
+        if item.oid is None or item.oid in seen:
+            continue
+        seen.add(item.oid)
+        full = rep.trash.path_of(item.name)
+        if os.path.isfile(full):
+            found.append((item, full))
+    return found
 
 
 def check_object(

@@ -134,6 +134,7 @@ def _visit(
         dry_run,
         progress,
         guard,
+        vault.rep.name,
         phase=f"delivering to {drive.name}",
     )
     if dry_run:
@@ -176,6 +177,7 @@ def _visit(
     report.dropped_bytes += b
     report.carrier_bytes = carrier.usage()
     report.known_drives = len(vault.drives())
+    drive.trash.apply_policy()
     _others(drive, vault, report)
     return report
 

@@ -264,3 +264,78 @@ def test_a_resolve_killed_anywhere_is_finished_by_running_it_again(tmp_path: Pat
         assert verify(str(work)).ok and not leftovers(work), where
         shutil.rmtree(work)
     assert conflict[1] == "update/update"
+
+
+# The trash: a purge and a restore killed at every point ---------------------------------
+def trash_state(root: Path) -> tuple[list[tuple[int, str]], set[str]]:
+    """The trash's items (number, path) and its files."""
+    listed = run_forked(["trash", "list", root, "--json"])
+    assert listed.code == 0, listed.err
+    items = sorted((it["id"], it["path"]) for it in listed.json["items"])
+    return items, set(os.listdir(root / ".squirrel" / "trash"))
+
+
+def trashed_replica(tmp_path: Path) -> Path:
+    """B's trash: five versions, two of them of one content, in three files."""
+    a, b = two_replicas(
+        tmp_path / "A",
+        tmp_path / "B",
+        {"album/one.jpg": "one", "album/two.jpg": "same", "album/sub/three.jpg": "same", "x.txt": "x", "k": "k"},
+    )
+    (a / "x.txt").unlink()
+    assert run_forked(["push", a, b]).code == 0
+    shutil.rmtree(a / "album")
+    assert run_forked(["push", a, b]).code == 0
+    return b
+
+
+def kill_trash_command_everywhere(b: Path, args: list[str], tmp_path: Path) -> None:
+    """Run `sq ARGS` (B last among them) on copies of B killed at each
+    point; the next command that writes (a scan) finds the old state or the
+    new one (a restore's files recorded as the user's additions), with
+    every record matching a file and every file a record."""
+
+    def argv(work: Path) -> list[str | Path]:
+        return [work if a == "{b}" else a for a in args]
+
+    clean = fresh_copy(b, tmp_path / "clean")
+    traced = run_forked(argv(clean), trace=True)
+    assert traced.code == 0, traced.err
+    assert run_forked(["scan", clean]).code == 0
+    old = (tree(b, folders=False), trash_state(b))
+    new = (tree(clean, folders=False), trash_state(clean))
+    assert old != new
+    before = versions(b)
+    for n in range(1, len(traced.ops) + 1):
+        work = fresh_copy(b, tmp_path / f"kill-{n}")
+        assert run_forked(argv(work), f"any:{n}").killed
+        assert run_forked(["scan", work]).code == 0
+        where = f"killed at any:{n} ({traced.ops[n - 1]})"
+        state = (tree(work, folders=False), trash_state(work))
+        assert state in (old, new), (where, state)
+        assert verify(str(work)).ok, (where, verify(str(work)).problems)
+        assert not leftovers(work), where
+        if state == old:
+            assert not lost(before, work), where
+            again = run_forked(argv(work))
+            assert again.code == 0, (where, again.err)
+            assert run_forked(["scan", work]).code == 0
+            assert (tree(work, folders=False), trash_state(work)) == new, where
+        shutil.rmtree(work)
+
+
+def test_a_purge_killed_anywhere_is_finished_by_the_next_command(tmp_path: Path) -> None:
+    b = trashed_replica(tmp_path)
+    kill_trash_command_everywhere(b, ["trash", "purge", "{b}", "--keep-size", "3"], tmp_path)
+
+
+@pytest.mark.parametrize("hard_links", [True, False], ids=["hard-links", "no-hard-links"])
+def test_a_restore_killed_anywhere_is_undone_or_done_by_the_next_command(
+    tmp_path: Path, request: pytest.FixtureRequest, hard_links: bool
+) -> None:
+    """The folder comes back under a new name: folders to make, a file moved
+    out of the trash, and two of one content (one copied, one moved)."""
+    if not hard_links:
+        request.getfixturevalue("no_hard_links")
+    b = trashed_replica(tmp_path)
+    kill_trash_command_everywhere(b, ["trash", "restore", "{b}", "album", "--to", "back/album"], tmp_path)

@@ -36,12 +36,13 @@ from typing import Any
 
 import pytest
 
+from squirrel.plumbing.execute import SPACE_RESERVE
 from squirrel.plumbing.index import KIND_DIR, Entry, decode_entry
 from tests.bundle_tools import REC_ENTRY, Record, entry_record, join_bundle, split_bundle
 from tests.crash_scenarios import kill_everywhere_then_scan_and_rerun, open_conflicts, pack_for, two_replicas
 from tests.drive_scenarios import LostDriveStory
 from tests.fault_tools import Outcome, oid, run_forked, trash_ids
-from tests.helpers import make_tree, tree, write
+from tests.helpers import age_trash, make_tree, tree, write
 
 MIB = 1 << 20
 TOOLS = ("mkfs.exfat", "losetup", "mount.exfat-fuse")
@@ -405,3 +406,37 @@ def test_a_visit_that_cannot_fit_on_the_exfat_drive_is_refused_before_writing(tm
     visit(d1, carrier)
     visit(d2, carrier)
     assert tree(d2, folders=False)["small.txt"] == b"small\n"
+
+
+def test_a_visit_short_of_space_applies_the_trash_policy_then_says_what_the_trash_holds(
+    tmp_path: Path, on_exfat: Path
+) -> None:
+    """The trash holds a replaced 12 MiB video: the next visit fits only
+    without it. While it is younger than a day, the policy keeps it and the
+    visit is refused before writing, saying how much the trash holds; once
+    it is older, the visit applies the policy first and fits."""
+    d1, d2, _, carrier = three_drives(tmp_path, on_exfat, {"a.txt": "a"})
+    for _ in range(2):
+        write(d1 / "video.mov", os.urandom(12 * MIB))
+        visit(d1, carrier)
+        visit(d2, carrier)
+    held = 12 * MIB
+    assert len(trash_ids(d2)) == 1
+    ok("trash", "policy", d2, "--max-size", "0")
+    assert len(trash_ids(d2)) == 1, "a version trashed today is kept"
+    free = shutil.disk_usage(on_exfat).free
+    write(d1 / "big.mov", os.urandom(free - SPACE_RESERVE + 4 * MIB))  # fits once the trash is emptied
+    visit(d1, carrier)
+    before = tree(d2, folders=False)
+    out = sq("sync", d2, "--carrier", carrier)
+    assert out.code == 11, out.stderr.decode()
+    (line,) = out.error_lines
+    assert "not enough space" in line and f"the trash holds {held} bytes in 1 version (" in line, line
+    assert tree(d2, folders=False) == before and len(trash_ids(d2)) == 1
+    assert os.listdir(d2 / ".squirrel" / "tmp") == []
+    age_trash(d2, 2)
+    visit(d2, carrier)
+    assert (d2 / "big.mov").read_bytes() == (d1 / "big.mov").read_bytes()
+    assert trash_ids(d2) == set() and ok("trash", "list", d2, "--json").json["items"] == []
+    ok("verify", d2)
+    shutil.rmtree(d2)  # the drive is shared with the other tests

@@ -118,3 +118,14 @@ def test_hash_object_draws_its_line_and_prints_only_ids(tmp_path: Path) -> None:
     assert len({bytes_of(line) for line in drawn(ran.stderr, "hashing")}) >= 5, ran.err
     assert [line.split()[1] for line in ran.out.splitlines()] == [str(big), str(big)]
     assert ran.stderr.endswith(CLEAR)
+
+
+def test_trash_restore_draws_the_check_of_the_trash_copy(big_pair: tuple[Path, Path]) -> None:
+    a, b = big_pair
+    run_sq("push", a, b).check()
+    (a / "videos/trip.mov").unlink()
+    run_sq("push", a, b).check()  # b's copy goes to b's trash
+    ran = run_sq_tty("trash", "restore", b, "videos/trip.mov").check()
+    assert len({bytes_of(line) for line in drawn(ran.stderr, "checking the trash's copies in b")}) >= 5, ran.err
+    assert after_last_clear(ran.stderr).startswith("restored 1 version (24.0 MiB); the next scan or sync records it")
+    assert (b / "videos/trip.mov").stat().st_size == BIG

@@ -23,7 +23,8 @@ from squirrel.plumbing.index import (
     new_dir,
     path_key,
 )
-from squirrel.plumbing.records import ConflictRecord, TrashRecord
+from squirrel.plumbing.records import ConflictRecord
+from squirrel.plumbing.trash import DELETED, REPLACED, UNKNOWN, TrashItem, TrashReason
 from squirrel.plumbing.vtime import EMPTY, VectorTime
 
 SELF = "5e1f5e1f5e1f5e1f"
@@ -222,33 +223,68 @@ def test_conflict_and_trash_records(idx: ReplicaIndex) -> None:
     assert [c.path for c in idx.conflicts()] == [b"b.jpg"]
     assert idx.get_conflict(b"b.jpg") == b_jpg
     oid = ids.hash_bytes(b"old")
-    item = TrashRecord(oid, b"photos/old.jpg", 3, 1_700_000_000)
+    item = TrashItem(idx.next_trash_id(), oid, b"photos/old.jpg", 3, 1_700_000_000, TrashReason(REPLACED, "A"))
     idx.trash_put(item)
     idx.commit()
-    assert idx.trash_get(oid) == item
-    assert list(idx.trash_items()) == [item]
-    idx.trash_drop(oid)
-    assert list(idx.trash_items()) == []
+    assert item.id == 1 and idx.next_trash_id() == 2, "items are numbered"
+    assert idx.trash_items() == [item]
+    assert idx.trash_items_of(oid) == [item]
+    assert idx.trash_items_of(ids.hash_bytes(b"other")) == []
+    idx.trash_drop(item)
+    assert idx.trash_items() == []
     idx.commit()
-    assert idx.trash_get(oid) is None
+    assert idx.trash_items_of(oid) == []
+
+
+def raw_delete(directory: str, db: bytes, key: bytes) -> None:
+    env = lmdb.open(directory, max_dbs=10)
+    try:
+        handle = env.open_db(db)
+        with env.begin(write=True) as txn:
+            txn.delete(key, db=handle)
+    finally:
+        env.close()
+
+
+def test_trash_records_from_before_items_are_numbered_alike_by_readers_and_the_first_writer(index_dir: str) -> None:
+    """Records keyed by the object id alone, JSON, no reason (an index made
+    before trash items): a reader lists them numbered in the order they
+    were trashed; the first writer stores those numbers."""
+    raw_delete(index_dir, b"meta", b"trash_ids")
+    old, older = ids.hash_bytes(b"old"), ids.hash_bytes(b"older")
+    raw_put(index_dir, b"trash", old, b'{"path": "a.jpg", "size": 3, "time": 1700000100}')
+    raw_put(index_dir, b"trash", older, b'{"path": "b.jpg", "size": 5, "time": 1700000000}')
+    reader = ReplicaIndex(index_dir, SELF, readonly=True)
+    seen = sorted(reader.trash_items(), key=lambda it: it.id)
+    reader.close()
+    assert [(it.id, it.path, it.oid, it.reason.cause) for it in seen] == [
+        (1, b"b.jpg", older, UNKNOWN),
+        (2, b"a.jpg", old, UNKNOWN),
+    ]
+    writer = ReplicaIndex(index_dir, SELF)
+    assert sorted(writer.trash_items(), key=lambda it: it.id) == seen
+    assert writer.trash_items_of(old) == [seen[1]], "stored under the object id and its number"
+    assert writer.next_trash_id() == 3
+    writer.close()
 
 
 def test_listings_see_writes_not_committed_yet(idx: ReplicaIndex) -> None:
     """Every listing merges the pending batch with what is committed: a
     record just written is listed, one just deleted is not."""
     committed = ids.hash_bytes(b"committed")
-    idx.trash_put(TrashRecord(committed, b"c", 1, 1))
+    first = TrashItem(idx.next_trash_id(), committed, b"c", 1, 1, TrashReason(DELETED))
+    idx.trash_put(first)
     idx.put(b"c", Entry(KIND_FILE, committed, 9, 0o644, 1, EMPTY, EMPTY))
     idx.commit()
     pending = ids.hash_bytes(b"pending")
-    idx.trash_put(TrashRecord(pending, b"p", 1, 1))
+    idx.trash_put(TrashItem(idx.next_trash_id(), pending, b"p", 1, 1, TrashReason(DELETED)))
     idx.put(b"p", Entry(KIND_FILE, pending, 7, 0o644, 1, EMPTY, EMPTY))
     idx.delete(b"c")
-    assert [t.oid for t in idx.trash_items()] == sorted([committed, pending])
+    assert sorted(t.oid or b"" for t in idx.trash_items()) == sorted([committed, pending])
     assert idx.all_objects() == {pending}
     assert idx.paths_with_object(committed) == []
     assert [n for n, _ in idx.children(b"")] == [b"p"]
-    idx.trash_drop(committed)
+    idx.trash_drop(first)
     assert [t.oid for t in idx.trash_items()] == [pending]
 
 

@@ -47,11 +47,12 @@ def synced_pair(tmp: Path, files: dict[str, bytes | str]) -> tuple[Path, Path]:
     return a, b
 
 
-def trash_record(root: Path, data: bytes) -> tuple[object, object] | None:
-    """The path and size the index records for this content in the trash."""
+def trash_record(root: Path, data: bytes) -> tuple[object, object, object] | None:
+    """The path, size and cause the trash records for this content."""
     with Replica.open(str(root), write=False) as rep:
-        record = rep.index.trash_get(oid(data))
-    return None if record is None else (paths.display(record.path), record.size)
+        items = rep.index.trash_items_of(oid(data))
+    assert len(items) <= 1, items
+    return None if not items else (paths.display(items[0].path), items[0].size, items[0].reason.cause)
 
 
 def trashed(root: Path) -> dict[str, bytes]:
@@ -80,7 +81,7 @@ def test_an_update_lands_and_the_old_version_is_kept_in_the_trash(
     assert tree(b) == tree(a)
     assert (b / "x.txt").read_bytes() == NEW
     assert trashed(b) == {oid(OLD).hex(): OLD}
-    assert trash_record(b, OLD) == ("x.txt", len(OLD))
+    assert trash_record(b, OLD) == ("x.txt", len(OLD), "replaced")
     assert leftovers(b) == []
     assert verify(str(b)).ok
     assert push(str(a), str(b)).updated == 0, "the next push finds nothing left to do"
@@ -99,7 +100,7 @@ def test_resolving_a_conflict_keeps_the_version_it_replaces_in_the_trash(
     assert no_hard_links.refused, "the file system was never asked for a hard link"
     assert tree(b) == {"x.txt": b"B's edit\n"}, "B's version is back at the path, the copy gone"
     assert trashed(b)[oid(b"A's later edit\n").hex()] == b"A's later edit\n"
-    assert trash_record(b, b"A's later edit\n") == ("x.txt", len(b"A's later edit\n"))
+    assert trash_record(b, b"A's later edit\n") == ("x.txt", len(b"A's later edit\n"), "resolved")
     assert verify(str(b)).ok and leftovers(b) == []
 
 

@@ -1,5 +1,6 @@
-"""Every stored record survives its JSON form unchanged, names that are not
-UTF-8 included, and garbage read back raises only the record's own error."""
+"""Every stored record survives its stored form (JSON, or the trash item's
+binary record) unchanged, names that are not UTF-8 included, and garbage
+read back raises only the record's own error."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from squirrel.errors import CorruptIndex
 from squirrel.plumbing.carrier import DriveRecord
 from squirrel.plumbing.journal import FileVersion, Step
 from squirrel.plumbing.knowledge import Knowledge
-from squirrel.plumbing.records import ConflictRecord, TrashRecord, VersionInfo
+from squirrel.plumbing.records import ConflictRecord, VersionInfo
 from squirrel.plumbing.tra import CONFLICT_KINDS
+from squirrel.plumbing.trash import CAUSES, LEFTOVERS_PREFIX, TrashItem, TrashReason
 from squirrel.plumbing.vtime import VectorTime
 
 # Relative paths: components of arbitrary bytes but NUL and "/", Latin-1 names among them.
@@ -77,10 +79,35 @@ def test_a_conflict_summary_carries_exact_bytes_for_every_path(record: ConflictR
     )
 
 
-@given(oid, rel_path, count, count)
-def test_a_trash_record_round_trips(oid_: bytes, path: bytes, size: int, when: int) -> None:
-    record = TrashRecord(oid_, path, size, when)
-    assert TrashRecord.from_json(oid_, through_json(record.to_json())) == record
+item_ids = st.integers(min_value=1, max_value=(1 << 64) - 1)
+times = st.integers(min_value=-(1 << 63), max_value=(1 << 63) - 1)
+sizes = st.integers(min_value=0, max_value=(1 << 64) - 1)
+reasons = st.builds(
+    TrashReason,
+    cause=st.sampled_from(CAUSES),
+    sender=st.none() | st.text(min_size=1, max_size=20).filter(lambda t: len(t.encode()) <= 255),
+)
+folders = st.integers(min_value=0).map(lambda n: f"{LEFTOVERS_PREFIX}{n}")
+trash_items = st.one_of(
+    st.builds(TrashItem, item_ids, oid.filter(any), rel_path, sizes, times, reasons, st.none() | times, st.none()),
+    st.builds(TrashItem, item_ids, st.none(), rel_path, sizes, times, reasons, st.none(), folders),
+)
+
+
+@given(trash_items)
+def test_a_trash_item_round_trips_through_the_index_and_json(item: TrashItem) -> None:
+    assert TrashItem.decode(item.key, item.encode()) == item
+    assert TrashItem.from_json(through_json(item.to_json())) == item
+
+
+@given(trash_items, st.binary(max_size=40), st.integers(min_value=0, max_value=60))
+def test_a_damaged_trash_record_raises_corrupt_index_only(item: TrashItem, junk: bytes, cut: int) -> None:
+    raw = item.encode()
+    for key, value in ((item.key, raw[:cut]), (item.key, junk), (item.key[:-1], raw), (item.key[:32], junk)):
+        try:
+            TrashItem.decode(key, value)
+        except CorruptIndex:
+            pass
 
 
 # A step names paths inside the replica: no ".." component.
@@ -139,7 +166,7 @@ garbage = st.recursive(
 
 @given(garbage)
 def test_garbage_conflict_and_trash_records_raise_corrupt_index_only(doc: Any) -> None:
-    for parse in (ConflictRecord.from_json, lambda d: TrashRecord.from_json(b"\0" * 32, d)):
+    for parse in (ConflictRecord.from_json, TrashItem.from_json):
         try:
             parse(doc)
         except CorruptIndex:
