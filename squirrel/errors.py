@@ -31,19 +31,21 @@ class BadUsage(SquirrelError):
 
 
 class NotAReplica(SquirrelError):
-    """PATH has no `.squirrel/` marker (an unmounted drive, a wrong path)."""
+    """PATH has no `.squirrel/` marker (an unmounted drive, a wrong path).
+    `why` says what PATH is instead, when that is known (the carrier's
+    folder, a folder inside a replica)."""
 
     exit_code = 3
 
-    def __init__(self, path: str) -> None:
-        super().__init__(f"not a replica: {path} (no .squirrel/ here; is the drive mounted?)")
+    def __init__(self, path: str, why: str | None = None) -> None:
+        super().__init__(f"not a replica: {path} ({why or 'no .squirrel/ here; is the drive mounted?'})")
 
 
 class AlreadyAReplica(SquirrelError):
     exit_code = 4
 
-    def __init__(self, path: str) -> None:
-        super().__init__(f"already a replica: {path}")
+    def __init__(self, path: str, what: str | None = None, todo: str | None = None) -> None:
+        super().__init__(f"already a replica: {path}" + (f" ({what})" if what else "") + (f"; {todo}" if todo else ""))
 
 
 class BadPath(SquirrelError):

@@ -4,7 +4,8 @@ render text or JSON, and map errors to exit codes (docs/exit-codes.md).
 This package is the only part of squirrel that prints, reads the
 environment or exits. This module holds the `cli` group, the entry point
 `main` and the exit codes; the commands live in `replica`, `sync`,
-`carrier`, `trash`, `bundle` and `plumbing`, the helpers they share in `output`.
+`carrier`, `trash`, `bundle`, `plumbing` and `complete` (shell completion), the
+helpers they share in `output` and the progress line in `live`.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def cli() -> None:
 
 
 # The commands register themselves on `cli` when their modules are imported.
-from squirrel.cli import bundle, carrier, plumbing, replica, sync, trash  # noqa: E402, F401
+from squirrel.cli import bundle, carrier, complete, plumbing, replica, sync, trash  # noqa: E402, F401
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

@@ -4,38 +4,48 @@ knowledge, bundle list/verify and cat-object.
 
 from __future__ import annotations
 
+import os
 import sys
-import time
 
 import click
 
 from squirrel.cli import EXIT_PREDICATE_NO, cli
+from squirrel.cli.complete import FolderPath
+from squirrel.cli.live import live
 from squirrel.cli.output import (
     MASS_DELETE_HELP,
-    Progress,
     SizeParam,
     emit_json,
     human_bytes,
     render_sync,
-    scan_progress,
+    report_unknown_subpaths,
     summary,
-    transfer_progress,
 )
 from squirrel.plumbing import ids, paths
 from squirrel.plumbing.bundle import BundleReader
 from squirrel.plumbing.index import FLAG_PARTIAL, KIND_NAMES
+from squirrel.plumbing.progress import Meter
 from squirrel.porcelain import apply as apply_mod
 from squirrel.porcelain import cat_object as cat_mod
 from squirrel.porcelain import knowledge as knowledge_mod
 from squirrel.porcelain import pack as pack_mod
+from squirrel.text import counted
 
 
 @cli.command("pack")
 @click.option("--allow-mass-delete", is_flag=True, help=MASS_DELETE_HELP)
-@click.argument("path", type=click.Path())
+@click.argument("path", type=FolderPath())
 @click.option("-o", "--output", "out", required=True, type=click.Path(), help="The bundle file to write (*.sqb).")
-@click.option("--for", "for_replica", metavar="REPLICA", help="Pack what the mounted replica REPLICA does not know.")
-@click.option("--base", metavar="KNOWLEDGE", help="Pack what the replica described by KNOWLEDGE does not know.")
+@click.option(
+    "--for",
+    "for_replica",
+    metavar="REPLICA",
+    type=FolderPath(),
+    help="Pack what the mounted replica REPLICA does not know.",
+)
+@click.option(
+    "--base", metavar="KNOWLEDGE", type=click.Path(), help="Pack what the replica described by KNOWLEDGE does not know."
+)
 @click.option("--max-size", type=SizeParam(), help="Carry at most SIZE bytes of content (K/M/G/T); the rest waits.")
 @click.argument("subpaths", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
@@ -56,31 +66,20 @@ def pack_cmd(
     already holds (moves, duplicates) is left out. With SUBPATHs only those
     subtrees are packed. The file appears under its name only when complete.
     """
-    prog, cb = scan_progress()
-    tp = Progress("packing")
-
-    def show(pp: pack_mod.PackProgress) -> None:
-        elapsed = max(time.monotonic() - tp.start, 1e-6)
-        rate = pp.bytes_done / elapsed
-        left = (pp.bytes_total - pp.bytes_done) / rate if rate > 0 else 0
-        tp.line(
-            f"{human_bytes(pp.bytes_done)} of {human_bytes(pp.bytes_total)} ({human_bytes(rate)}/s, {left:.0f} s left)"
+    with live(as_json) as line:
+        rep = pack_mod.pack(
+            path,
+            out,
+            for_replica,
+            base,
+            max_size,
+            list(subpaths),
+            scan_progress=line.scan,
+            progress=line.progress,
+            allow_mass_delete=allow_mass_delete,
         )
-
-    rep = pack_mod.pack(
-        path,
-        out,
-        for_replica,
-        base,
-        max_size,
-        list(subpaths),
-        scan_progress=cb,
-        progress=show if tp.enabled else None,
-        allow_mass_delete=allow_mass_delete,
-    )
-    prog.done()
-    tp.done()
     left_bytes = sum(n for _, n in rep.left_behind)
+    report_unknown_subpaths(rep.unknown_subpaths)
     if as_json:
         emit_json(
             {
@@ -94,10 +93,13 @@ def pack_cmd(
             }
         )
     extra = (
-        f"; {len(rep.left_behind)} files ({human_bytes(left_bytes)}) left for a later bundle" if rep.left_behind else ""
+        f"; {counted(len(rep.left_behind), 'file')} ({human_bytes(left_bytes)}) left for a later bundle"
+        if rep.left_behind
+        else ""
     )
     summary(
-        f"packed {rep.entries} entries and {rep.objects} objects ({human_bytes(rep.content_bytes)})"
+        f"packed {counted(rep.entries, 'entry')} and {counted(rep.objects, 'object')}"
+        f" ({human_bytes(rep.content_bytes)})"
         f" into {rep.path}: {human_bytes(rep.size)}{extra}"
     )
 
@@ -105,7 +107,7 @@ def pack_cmd(
 @cli.command("apply")
 @click.option("--allow-mass-delete", is_flag=True, help=MASS_DELETE_HELP)
 @click.argument("bundle", type=click.Path())
-@click.argument("path", type=click.Path())
+@click.argument("path", type=FolderPath())
 @click.option(
     "--dry-run",
     is_flag=True,
@@ -119,25 +121,26 @@ def apply_cmd(allow_mass_delete: bool, bundle: str, path: str, dry_run: bool, as
     before anything is written, and every object is verified against its id.
     Applying a bundle twice, or an older one after a newer one, changes nothing.
     """
-    prog, cb = scan_progress()
-    tp, tcb = transfer_progress("applying")
-    rep = apply_mod.apply(
-        bundle, path, dry_run=dry_run, scan_progress=cb, progress=tcb, allow_mass_delete=allow_mass_delete
-    )
-    prog.done()
-    tp.done()
+    with live(as_json) as line:
+        rep = apply_mod.apply(
+            bundle,
+            path,
+            dry_run=dry_run,
+            scan_progress=line.scan,
+            progress=line.progress,
+            allow_mass_delete=allow_mass_delete,
+        )
     render_sync(rep, as_json, "apply")
 
 
 @cli.command("knowledge")
-@click.argument("path", type=click.Path())
+@click.argument("path", type=FolderPath())
 @click.option("-o", "--output", "out", required=True, type=click.Path(), help="The knowledge file to write.")
 def knowledge_cmd(path: str, out: str) -> None:
     """Write what replica PATH knows (its sync times and the content it holds),
     for `sq pack --base FILE`. The replica is scanned first."""
-    prog, cb = scan_progress()
-    ident = knowledge_mod.write_knowledge(path, out, cb)
-    prog.done()
+    with live() as line:
+        ident = knowledge_mod.write_knowledge(path, out, line.scan)
     summary(f"wrote the knowledge of {ident.name} to {out}")
 
 
@@ -190,27 +193,31 @@ def bundle_list_cmd(file: str, as_json: bool) -> None:
 def bundle_verify_cmd(file: str) -> None:
     """Fully check a bundle: structure, every object against its id, and the
     whole-file checksum. Exits 1 if anything is wrong."""
-    with BundleReader(file) as r:
-        problems = r.verify()
+    with BundleReader(file) as r, live() as line:
+        problems = r.verify(Meter(f"verifying {os.path.basename(file)}", line.progress))
     for p in problems:
         click.echo(p)
     if problems:
-        summary(f"{file}: {len(problems)} problems")
+        summary(f"{file}: {counted(len(problems), 'problem')}")
         sys.exit(EXIT_PREDICATE_NO)
-    summary(f"{file}: ok ({len(r.entries)} entries, {len(r.objects)} objects)")
+    summary(f"{file}: ok ({counted(len(r.entries), 'entry')}, {counted(len(r.objects), 'object')})")
 
 
 @cli.command("cat-object")
 @click.argument("oid")
 @click.option("--bundle", "bundle", type=click.Path(), help="Read the object from this bundle.")
-@click.option("--carrier", "carrier_dir", type=click.Path(), help="Read the object from this carrier.")
+@click.option("--carrier", "carrier_dir", type=FolderPath(), help="Read the object from this carrier.")
 def cat_object_cmd(oid: str, bundle: str | None, carrier_dir: str | None) -> None:
     """Write the content of object OID (64 hex digits) from a bundle or a
     carrier to stdout. It is read and checked against its id first: nothing
     is written unless all of it is right."""
     if (bundle is None) == (carrier_dir is None):
         raise click.UsageError("give --bundle FILE or --carrier DIR")
+    with live() as line:
+        chunks = cat_mod.cat_object(ids.parse_oid(oid), bundle=bundle, carrier=carrier_dir, progress=line.progress)
+        first = next(chunks, b"")  # the whole object is checked before its first block comes
     out = sys.stdout.buffer
-    for chunk in cat_mod.cat_object(ids.parse_oid(oid), bundle=bundle, carrier=carrier_dir):
+    out.write(first)
+    for chunk in chunks:
         out.write(chunk)
     out.flush()

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from squirrel.cli import EXIT_PREDICATE_NO, cli
+from squirrel.cli.complete import FolderPath, complete_drive, complete_vault
 from squirrel.cli.output import SizeParam, emit_json, human_bytes, summary, when
 from squirrel.cli.sync import CARRIER_HELP
 from squirrel.plumbing import paths
@@ -22,12 +23,13 @@ from squirrel.porcelain import at_risk as at_risk_mod
 from squirrel.porcelain import carrier as carrier_mod
 from squirrel.porcelain import forget as forget_mod
 from squirrel.porcelain import next_visit as next_mod
+from squirrel.text import counted
 
 COPIES_HELP = f"How many drives each version should be on (default {DEFAULT_COPIES})."
 
 
 def carrier_option(f: Any) -> Any:
-    return click.option("--carrier", "carrier_dir", type=click.Path(), help=CARRIER_HELP)(f)
+    return click.option("--carrier", "carrier_dir", type=FolderPath(), help=CARRIER_HELP)(f)
 
 
 def where(carrier_dir: str | None) -> str:
@@ -35,7 +37,7 @@ def where(carrier_dir: str | None) -> str:
 
 
 def versions(n: int, size: int) -> str:
-    return f"{n} version{'' if n == 1 else 's'} ({human_bytes(size)})"
+    return f"{counted(n, 'version')} ({human_bytes(size)})"
 
 
 @cli.group("carrier")
@@ -56,11 +58,12 @@ def carrier_status_cmd(carrier_dir: str | None, as_json: bool) -> None:
         return
     click.echo(f"carrier {st['path']}: {human_bytes(st['bytes'])} of {human_bytes(st['budget'])} used")
     for v in st["vaults"]:
-        click.echo(f"vault {v['vault']}: {v['objects']} objects, {human_bytes(v['bytes'])}")
+        click.echo(f"vault {v['vault']}: {counted(v['objects'], 'object')}, {human_bytes(v['bytes'])}")
         for d in v["drives"]:
             click.echo(
-                f"  {d['name']:<16} last visit {when(d['last_visit'])}; carrying {d['waiting']} versions"
-                f" ({human_bytes(d['waiting_bytes'])}) for it, {d['missing']} more not yet in the carrier"
+                f"  {d['name']:<16} last visit {when(d['last_visit'])};"
+                f" carrying {versions(d['waiting'], d['waiting_bytes'])} for it,"
+                f" {d['missing']} more not yet in the carrier"
             )
         for d in v["forgotten"]:
             click.echo(
@@ -86,7 +89,7 @@ def carrier_config_cmd(carrier_dir: str | None, max_size: int | None) -> None:
 
 
 @carrier_group.command("forget")
-@click.argument("drive")
+@click.argument("drive", shell_complete=complete_drive)
 @carrier_option
 @click.option("--dry-run", is_flag=True, help="Report what forgetting would drop; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
@@ -133,7 +136,7 @@ def carrier_forget_cmd(drive: str, carrier_dir: str | None, dry_run: bool, as_js
 
 
 @carrier_group.command("at-risk")
-@click.argument("vault", required=False)
+@click.argument("vault", required=False, shell_complete=complete_vault)
 @click.option("--copies", type=click.IntRange(min=1), default=DEFAULT_COPIES, metavar="N", help=COPIES_HELP)
 @carrier_option
 @click.option("--json", "as_json", is_flag=True, help="Print the versions as JSON on stdout.")
@@ -175,14 +178,15 @@ def carrier_at_risk_cmd(vault: str | None, copies: int, carrier_dir: str | None,
             click.echo(f"{paths.display(h.path)}: {human_bytes(h.size)} on {on}; {copy}")
     if rep.at_risk:
         summary(
-            f"{versions(len(rep.at_risk), rep.bytes)} on fewer than {copies} of the {rep.known_drives} known drives"
+            f"{versions(len(rep.at_risk), rep.bytes)} on fewer than {copies}"
+            f" of the {counted(rep.known_drives, 'known drive')}"
         )
         sys.exit(EXIT_PREDICATE_NO)
-    summary(f"nothing at risk: every version is on {copies} or more of the {rep.known_drives} known drives")
+    summary(f"nothing at risk: every version is on {copies} or more of the {counted(rep.known_drives, 'known drive')}")
 
 
 @carrier_group.command("next")
-@click.argument("vault", required=False)
+@click.argument("vault", required=False, shell_complete=complete_vault)
 @click.option("--copies", type=click.IntRange(min=1), default=DEFAULT_COPIES, metavar="N", help=COPIES_HELP)
 @carrier_option
 @click.option("--json", "as_json", is_flag=True, help="Print the ranking as JSON on stdout.")

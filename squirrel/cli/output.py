@@ -1,24 +1,21 @@
-"""Shared helpers of the `sq` commands: JSON and summary output, the
-progress line on stderr, human-readable sizes and the SIZE option type,
-and the rendering of a sync report.
+"""Shared helpers of the `sq` commands: JSON and summary output,
+human-readable sizes and the SIZE option type, and the rendering of a sync
+report. The live progress line is in `live`.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 import click
 
 from squirrel.errors import SyncIncomplete
 from squirrel.plumbing import paths
-from squirrel.plumbing.execute import ExecProgress
 from squirrel.plumbing.scan import ScanStats
 from squirrel.porcelain.engine import SyncReport
+from squirrel.text import counted
 
 
 def emit_json(doc: Any) -> None:
@@ -40,35 +37,6 @@ def human_bytes(n: float) -> str:
 def when(unix: int) -> str:
     """A Unix time for humans, in local time; 0 is "never"."""
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(unix)) if unix else "never"
-
-
-class Progress:
-    """A one-line progress display on stderr, only when stderr is a terminal."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.enabled = sys.stderr.isatty() and not os.environ.get("SQ_NO_PROGRESS")
-        self.start = time.monotonic()
-        self.shown = False
-
-    def line(self, text: str) -> None:
-        if not self.enabled:
-            return
-        sys.stderr.write("\r\x1b[K" + f"{self.label}: {text}")
-        sys.stderr.flush()
-        self.shown = True
-
-    def scan(self, stats: ScanStats) -> None:
-        elapsed = max(time.monotonic() - self.start, 1e-6)
-        self.line(
-            f"{stats.files} files, {stats.dirs} dirs, hashed {human_bytes(stats.bytes_hashed)}"
-            f" ({human_bytes(stats.bytes_hashed / elapsed)}/s)"
-        )
-
-    def done(self) -> None:
-        if self.shown:
-            sys.stderr.write("\r\x1b[K")
-            sys.stderr.flush()
 
 
 def parse_size(text: str) -> int:
@@ -129,24 +97,7 @@ class DurationParam(click.ParamType):  # type: ignore[type-arg]
             self.fail(e.message, param, ctx)
 
 
-def transfer_progress(label: str) -> tuple[Progress, Callable[[ExecProgress], None] | None]:
-    p = Progress(label)
-
-    def show(ep: ExecProgress) -> None:
-        elapsed = max(time.monotonic() - p.start, 1e-6)
-        p.line(
-            f"{ep.done}/{ep.total} paths, {human_bytes(ep.bytes_written)} ({human_bytes(ep.bytes_written / elapsed)}/s)"
-        )
-
-    return p, (show if p.enabled else None)
-
-
 MASS_DELETE_HELP = "Allow a scan or sync that deletes more than half of a replica's files."
-
-
-def scan_progress() -> tuple[Progress, Callable[[ScanStats], None] | None]:
-    p = Progress("scanning")
-    return p, (p.scan if p.enabled else None)
 
 
 def pathlist(items: list[bytes]) -> list[dict[str, str]]:
@@ -168,18 +119,29 @@ def list_outcomes(rep: SyncReport) -> None:
         click.echo(f"failed    {paths.display(p)}: {why}")
 
 
+def report_unknown_subpaths(unknown: list[str]) -> None:
+    for given in unknown:
+        summary(
+            f"{given}: the sender knows nothing there (no such path, and no deletion of it), so nothing is synced"
+            " for it; a SUBPATH is taken from the sender's folder"
+        )
+
+
 def render_sync(rep: SyncReport, as_json: bool, what: str) -> None:
     if as_json:
         emit_json(rep.to_json())
     else:
         list_outcomes(rep)
+    report_unknown_subpaths(rep.unknown_subpaths)
     if rep.deferred or rep.incomplete:
         n = len(rep.deferred) + len(rep.incomplete)
-        summary(f"{n} paths left for a later sync (their content was not carried this time)")
+        summary(f"{counted(n, 'path')} left for a later sync (their content was not carried this time)")
     summary(
         f"{what}: {rep.created} created, {rep.updated} updated, {rep.deleted} deleted, {rep.skipped} skipped,"
-        f" {len(rep.conflicts)} conflicts (both versions kept), {len(rep.failed)} failed"
+        f" {counted(len(rep.conflicts), 'conflict')} (both versions kept), {len(rep.failed)} failed"
         + (" (dry run: nothing written)" if rep.dry_run else "")
     )
     if rep.failed:
-        raise SyncIncomplete(f"{len(rep.failed)} paths could not be synced (see above); run the command again")
+        raise SyncIncomplete(
+            f"{counted(len(rep.failed), 'path')} could not be synced (see above); run the command again"
+        )

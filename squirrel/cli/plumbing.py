@@ -4,16 +4,20 @@ ls-index and vt compare.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
 from squirrel.cli import cli
+from squirrel.cli.complete import FolderPath
+from squirrel.cli.live import live
 from squirrel.cli.output import (
     emit_json,
 )
 from squirrel.plumbing import ids, paths
 from squirrel.plumbing.index import KIND_NAMES
+from squirrel.plumbing.progress import Meter
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.vtime import VectorTime
 
@@ -28,13 +32,25 @@ def hash_object_cmd(files: tuple[str, ...], stdin_paths: bool) -> None:
         names += [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if not names:
         raise click.UsageError("give FILE arguments or --stdin-paths")
-    for name in names:
-        oid, _ = ids.hash_file(name)
-        click.echo(f"{oid.hex()}  {name}" if len(names) > 1 or stdin_paths else oid.hex())
+    with live() as line:
+        meter = Meter("hashing", line.progress, len(names), sum(_size(n) for n in names) if line.enabled else None)
+        for name in names:
+            before = meter.progress.bytes_done
+            oid, st = ids.hash_file(name, meter.add_bytes)
+            meter.file_done(st.st_size, meter.progress.bytes_done - before)
+            line.pause()
+            click.echo(f"{oid.hex()}  {name}" if len(names) > 1 or stdin_paths else oid.hex())
+
+
+def _size(name: str) -> int:
+    try:
+        return os.path.getsize(name)
+    except OSError:
+        return 0  # hashing it says what is wrong
 
 
 @cli.command("ls-index")
-@click.argument("path", type=click.Path())
+@click.argument("path", type=FolderPath())
 @click.option("-z", "nul", is_flag=True, help="Separate records with NUL instead of newline (paths verbatim).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of records.")
 def ls_index_cmd(path: str, nul: bool, as_json: bool) -> None:

@@ -11,14 +11,14 @@ from typing import Any
 import click
 
 from squirrel.cli import EXIT_PREDICATE_NO, cli
+from squirrel.cli.complete import FolderPath, complete_conflict
+from squirrel.cli.live import live
 from squirrel.cli.output import (
     MASS_DELETE_HELP,
-    Progress,
     emit_json,
     human_bytes,
     pathlist,
     report_skipped,
-    scan_progress,
     summary,
 )
 from squirrel.plumbing import paths
@@ -29,13 +29,18 @@ from squirrel.porcelain import resolve as resolve_mod
 from squirrel.porcelain import scan as scan_mod
 from squirrel.porcelain import status as status_mod
 from squirrel.porcelain import verify as verify_mod
+from squirrel.text import counted
 
 
 @cli.command("init")
-@click.argument("path", type=click.Path(file_okay=True, dir_okay=True))
+@click.argument("path", type=FolderPath())
 @click.option("--name", help="A short name for this replica (default: the directory name).")
 @click.option(
-    "--join", "join", metavar="SOURCE", help="Join the vault of the replica at SOURCE instead of starting a new vault."
+    "--join",
+    "join",
+    metavar="SOURCE",
+    type=click.Path(),
+    help="Join the vault of the replica at SOURCE instead of starting a new vault.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def init_cmd(path: str, name: str | None, join: str | None, as_json: bool) -> None:
@@ -45,9 +50,8 @@ def init_cmd(path: str, name: str | None, join: str | None, as_json: bool) -> No
     a new replica of SOURCE's vault; files it already holds are reconciled by
     content on the first sync (identical content is never a conflict).
     """
-    prog, cb = scan_progress()
-    rep = init_mod.init(path, name=name, join=join, progress=cb)
-    prog.done()
+    with live(as_json) as line:
+        rep = init_mod.init(path, name=name, join=join, progress=line.scan)
     report_skipped(rep.scan.stats)
     ident = rep.identity
     if as_json:
@@ -63,13 +67,13 @@ def init_cmd(path: str, name: str | None, join: str | None, as_json: bool) -> No
     how = f"joined vault {ident.vault}" if join else f"new vault {ident.vault}"
     summary(
         f"initialized replica {ident.name} ({ident.replica}) in {os.path.abspath(path)}:"
-        f" {how}, {rep.scan.stats.files} files indexed"
+        f" {how}, {counted(rep.scan.stats.files, 'file')} indexed"
     )
 
 
 @cli.command("scan")
 @click.option("--allow-mass-delete", is_flag=True, help=MASS_DELETE_HELP)
-@click.argument("path", type=click.Path())
+@click.argument("path", type=FolderPath())
 @click.option("--json", "as_json", is_flag=True, help="Print what was recorded as JSON on stdout.")
 def scan_cmd(allow_mass_delete: bool, path: str, as_json: bool) -> None:
     """Record local changes in PATH (new, modified, deleted, moved files) as new versions.
@@ -77,9 +81,8 @@ def scan_cmd(allow_mass_delete: bool, path: str, as_json: bool) -> None:
     Only files whose size or mtime differ from the index are read again; a
     file touched without a content change is not a new version.
     """
-    prog, cb = scan_progress()
-    rep = scan_mod.scan(path, progress=cb, allow_mass_delete=allow_mass_delete)
-    prog.done()
+    with live(as_json) as line:
+        rep = scan_mod.scan(path, progress=line.scan, allow_mass_delete=allow_mass_delete)
     report_skipped(rep.stats)
     if as_json:
         emit_json(
@@ -103,13 +106,13 @@ def scan_cmd(allow_mass_delete: bool, path: str, as_json: bool) -> None:
         for a, b in rep.moved:
             click.echo(f"moved     {paths.display(a)} -> {paths.display(b)}")
     summary(
-        f"scanned {rep.stats.files} files: {len(rep.added)} added, {len(rep.modified)} modified,"
+        f"scanned {counted(rep.stats.files, 'file')}: {len(rep.added)} added, {len(rep.modified)} modified,"
         f" {len(rep.deleted)} deleted, {len(rep.moved)} moved"
     )
 
 
 @cli.command("status")
-@click.argument("path", type=click.Path())
+@click.argument("path", type=FolderPath())
 @click.option("--exit-code", "exit_code", is_flag=True, help="Exit 1 when changes or conflicts are pending.")
 @click.option("--json", "as_json", is_flag=True, help="Print pending changes and conflicts as JSON on stdout.")
 def status_cmd(path: str, exit_code: bool, as_json: bool) -> None:
@@ -117,9 +120,8 @@ def status_cmd(path: str, exit_code: bool, as_json: bool) -> None:
 
     Nothing is recorded: run `sq scan` to record the changes.
     """
-    prog, cb = scan_progress()
-    rep = status_mod.status(path, progress=cb)
-    prog.done()
+    with live(as_json) as line:
+        rep = status_mod.status(path, progress=line.scan)
     moved_from = {a for a, _ in rep.moved}
     moved_to = {b: a for a, b in rep.moved}
     if as_json:
@@ -162,15 +164,15 @@ def status_cmd(path: str, exit_code: bool, as_json: bool) -> None:
         )
     pending = len(rep.pending) - len(rep.moved)  # a move is one change, not a deletion and an addition
     summary(
-        f"{pending} pending changes, {len(rep.conflicts)} open conflicts;"
-        f" the trash holds {rep.trash.count} versions ({human_bytes(rep.trash.bytes)})"
+        f"{counted(pending, 'pending change')}, {counted(len(rep.conflicts), 'open conflict')};"
+        f" the trash holds {counted(rep.trash.count, 'version')} ({human_bytes(rep.trash.bytes)})"
     )
     if exit_code and rep.dirty:
         sys.exit(EXIT_PREDICATE_NO)
 
 
 @cli.command("conflicts")
-@click.argument("path", type=click.Path())
+@click.argument("path", type=FolderPath())
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of conflicts.")
 def conflicts_cmd(path: str, as_json: bool) -> None:
     """List the open conflicts of replica PATH (path, kind, conflict copy, both versions)."""
@@ -181,12 +183,12 @@ def conflicts_cmd(path: str, as_json: bool) -> None:
     for c in items:
         copy = paths.display(c.copy) if c.copy is not None else "-"
         click.echo(f"{c.kind:<14} {paths.display(c.path)}  copy: {copy}")
-    summary(f"{len(items)} open conflicts")
+    summary(counted(len(items), "open conflict"))
 
 
 @cli.command("resolve")
-@click.argument("path", type=click.Path())
-@click.argument("file")
+@click.argument("path", type=FolderPath())
+@click.argument("file", shell_complete=complete_conflict)
 @click.option("--keep", type=click.Choice(["path", "copy"]), required=True, help="Which version stays at the path.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def resolve_cmd(path: str, file: str, keep: str, as_json: bool) -> None:
@@ -196,7 +198,8 @@ def resolve_cmd(path: str, file: str, keep: str, as_json: bool) -> None:
     --keep copy moves the copy over the path (the old version goes to the
     trash). FILE may name the path or its conflict copy.
     """
-    rep = resolve_mod.resolve(path, file, keep)
+    with live(as_json) as line:
+        rep = resolve_mod.resolve(path, file, keep, scan_progress=line.scan)
     if as_json:
         emit_json(
             {**paths.json_path(rep.path), "kept": keep, "trashed": paths.display(rep.trashed) if rep.trashed else None}
@@ -208,7 +211,7 @@ def resolve_cmd(path: str, file: str, keep: str, as_json: bool) -> None:
 
 
 @cli.command("verify")
-@click.argument("path", type=click.Path())
+@click.argument("path", type=FolderPath())
 @click.option("--quick", is_flag=True, help="Check sizes and mtimes only; do not re-read content.")
 @click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON on stdout.")
 def verify_cmd(path: str, quick: bool, as_json: bool) -> None:
@@ -220,28 +223,23 @@ def verify_cmd(path: str, quick: bool, as_json: bool) -> None:
 
     Exits 0 when everything is right, 1 when anything is wrong (each listed).
     """
-    p = Progress("verifying")
-
-    def show(r: verify_mod.VerifyReport) -> None:
-        p.line(f"{r.checked_files} files, {human_bytes(r.checked_bytes)}")
-
-    rep = verify_mod.verify(path, quick=quick, progress=show if p.enabled else None)
-    p.done()
+    with live(as_json) as line:
+        rep = verify_mod.verify(path, quick=quick, progress=line.progress)
     if as_json:
         emit_json({"ok": rep.ok, "files": rep.checked_files, "bytes": rep.checked_bytes, "problems": rep.problems})
     else:
-        for line in rep.problems:
-            click.echo(line)
+        for problem in rep.problems:
+            click.echo(problem)
     summary(
-        f"verified {rep.checked_files} files ({human_bytes(rep.checked_bytes)} re-read):"
-        f" {'ok' if rep.ok else f'{len(rep.problems)} problems'}"
+        f"verified {counted(rep.checked_files, 'file')} ({human_bytes(rep.checked_bytes)} re-read):"
+        f" {'ok' if rep.ok else counted(len(rep.problems), 'problem')}"
     )
     if not rep.ok:
         sys.exit(EXIT_PREDICATE_NO)
 
 
 @cli.command("reidentify")
-@click.argument("path", type=click.Path())
+@click.argument("path", type=FolderPath())
 @click.option("--name", help="A new name for the replica (default: keep its name).")
 def reidentify_cmd(path: str, name: str | None) -> None:
     """Give replica PATH a new identity (a drive restored from an old backup,

@@ -10,6 +10,8 @@ import os
 import click
 
 from squirrel.cli import cli
+from squirrel.cli.complete import FolderPath
+from squirrel.cli.live import live
 from squirrel.cli.output import (
     MASS_DELETE_HELP,
     SizeParam,
@@ -17,9 +19,7 @@ from squirrel.cli.output import (
     human_bytes,
     list_outcomes,
     render_sync,
-    scan_progress,
     summary,
-    transfer_progress,
     when,
 )
 from squirrel.errors import SyncIncomplete
@@ -28,12 +28,13 @@ from squirrel.plumbing.carrier import carrier_dir_from
 from squirrel.porcelain import push as push_mod
 from squirrel.porcelain import reconcile as reconcile_mod
 from squirrel.porcelain import visit as visit_mod
+from squirrel.text import counted, listed
 
 
 @cli.command("push")
 @click.option("--allow-mass-delete", is_flag=True, help=MASS_DELETE_HELP)
-@click.argument("src", type=click.Path())
-@click.argument("dst", type=click.Path())
+@click.argument("src", type=FolderPath())
+@click.argument("dst", type=FolderPath())
 @click.argument("subpaths", nargs=-1)
 @click.option("--dry-run", is_flag=True, help="Plan and report, change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
@@ -46,25 +47,36 @@ def push_cmd(
     concurrent changes are kept as two files (a conflict copy). With SUBPATHs
     (relative to SRC), only those subtrees are synced.
     """
-    prog, cb = scan_progress()
-    rep = push_mod.push(
-        src, dst, list(subpaths), dry_run=dry_run, scan_progress=cb, allow_mass_delete=allow_mass_delete
-    )
-    prog.done()
+    with live(as_json) as line:
+        rep = push_mod.push(
+            src,
+            dst,
+            list(subpaths),
+            dry_run=dry_run,
+            scan_progress=line.scan,
+            progress=line.progress,
+            allow_mass_delete=allow_mass_delete,
+        )
     render_sync(rep, as_json, "push")
 
 
 @cli.command("reconcile")
 @click.option("--allow-mass-delete", is_flag=True, help=MASS_DELETE_HELP)
-@click.argument("a", type=click.Path())
-@click.argument("b", type=click.Path())
+@click.argument("a", type=FolderPath())
+@click.argument("b", type=FolderPath())
 @click.option("--dry-run", is_flag=True, help="Plan and report, change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def reconcile_cmd(allow_mass_delete: bool, a: str, b: str, dry_run: bool, as_json: bool) -> None:
     """Two-way sync between mounted replicas A and B: afterwards both hold the same files."""
-    prog, cb = scan_progress()
-    rep = reconcile_mod.reconcile(a, b, dry_run=dry_run, scan_progress=cb, allow_mass_delete=allow_mass_delete)
-    prog.done()
+    with live(as_json) as line:
+        rep = reconcile_mod.reconcile(
+            a,
+            b,
+            dry_run=dry_run,
+            scan_progress=line.scan,
+            progress=line.progress,
+            allow_mass_delete=allow_mass_delete,
+        )
     render_sync(rep, as_json, "reconcile")
 
 
@@ -73,8 +85,8 @@ CARRIER_HELP = "The carrier folder (default: $SQ_CARRIER, else $XDG_DATA_HOME/sq
 
 @cli.command("sync")
 @click.option("--allow-mass-delete", is_flag=True, help=MASS_DELETE_HELP)
-@click.argument("drive", type=click.Path())
-@click.option("--carrier", "carrier_dir", type=click.Path(), help=CARRIER_HELP)
+@click.argument("drive", type=FolderPath())
+@click.option("--carrier", "carrier_dir", type=FolderPath(), help=CARRIER_HELP)
 @click.option("--max-size", type=SizeParam(), help="The carrier's size budget (K/M/G/T); stored for later visits.")
 @click.option("--dry-run", is_flag=True, help="Report what the visit would deliver and take; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
@@ -89,19 +101,16 @@ def sync_cmd(
     what every known drive has. Whatever did not fit comes on a later visit.
     """
     where = carrier_dir_from(carrier_dir, dict(os.environ))
-    prog, cb = scan_progress()
-    tp, tcb = transfer_progress("delivering")
-    rep = visit_mod.visit(
-        drive,
-        where,
-        max_size=max_size,
-        dry_run=dry_run,
-        scan_progress=cb,
-        progress=tcb,
-        allow_mass_delete=allow_mass_delete,
-    )
-    prog.done()
-    tp.done()
+    with live(as_json) as line:
+        rep = visit_mod.visit(
+            drive,
+            where,
+            max_size=max_size,
+            dry_run=dry_run,
+            scan_progress=line.scan,
+            progress=line.progress,
+            allow_mass_delete=allow_mass_delete,
+        )
     d = rep.delivered
     left_bytes = sum(n for _, n in rep.left_behind)
     if as_json:
@@ -133,14 +142,64 @@ def sync_cmd(
     waiting = len(d.deferred) + len(d.incomplete)
     summary(
         f"sync {rep.drive}: delivered {d.created} created, {d.updated} updated, {d.deleted} deleted,"
-        f" {len(d.conflicts)} conflicts (both versions kept); took {rep.taken} changes,"
+        f" {counted(len(d.conflicts), 'conflict')} (both versions kept); took {counted(rep.taken, 'change')},"
         f" carried in {human_bytes(rep.stored_bytes + rep.filled_bytes)};"
         f" carrier holds {human_bytes(rep.carrier_bytes)} of {human_bytes(rep.budget)}"
         + (" (dry run: nothing written)" if rep.dry_run else "")
     )
+    if rep.alone:
+        summary(nothing_to_carry(rep, where))
     if waiting:
-        summary(f"{waiting} versions for this drive wait for a later visit (the carrier does not hold them yet)")
+        summary(
+            f"{counted(waiting, 'version')} for this drive wait for a later visit (the carrier does not hold them yet)"
+            + where_they_wait(rep)
+        )
     if rep.left_behind:
-        summary(f"left behind: {len(rep.left_behind)} files ({human_bytes(left_bytes)}) did not fit in the carrier")
+        summary(
+            f"left behind: {counted(len(rep.left_behind), 'file')} ({human_bytes(left_bytes)})"
+            " did not fit in the carrier"
+        )
     if d.failed:
-        raise SyncIncomplete(f"{len(d.failed)} paths could not be synced (see above); visit again")
+        raise SyncIncomplete(f"{counted(len(d.failed), 'path')} could not be synced (see above); visit again")
+
+
+def nothing_to_carry(rep: visit_mod.VisitReport, where: str) -> str:
+    """Why a visit carried nothing in: the carrier knows no other drive of
+    the vault, and content travels only to a drive that lacks it."""
+    line = (
+        f"nothing {'would be' if rep.dry_run else 'was'} carried in: {rep.drive} is the only drive of its vault"
+        " the carrier knows, and it carries content only for another drive."
+    )
+    if rep.unvisited:
+        one = len(rep.unvisited) == 1
+        return line + (
+            f" {listed(rep.unvisited)} {'is' if one else 'are'} in the vault but never visited:"
+            f" visit {'it' if one else 'them'} next (`sq sync DRIVE`)"
+        )
+    return line + (
+        f" Next, join another drive to the vault (`sq init DRIVE --join {home_short(where)}`)"
+        " and visit it (`sq sync DRIVE`)"
+    )
+
+
+def where_they_wait(rep: visit_mod.VisitReport) -> str:
+    """Which drives to visit first so that the carrier brings what waits."""
+    text = ""
+    if rep.waiting_on:
+        first = " or ".join(f"{name} (it holds {n})" for name, n in rep.waiting_on)
+        text = f": visit {first} first, then {rep.drive} again"
+    if rep.waiting_nowhere:
+        text += (
+            f"{'; ' if text else ': '}{counted(rep.waiting_nowhere, 'version')} of them"
+            f" {'is' if rep.waiting_nowhere == 1 else 'are'} on no drive the carrier knows (see `sq carrier at-risk`)"
+        )
+    return text
+
+
+def home_short(path: str) -> str:
+    """A path with the home folder written `~`, as a user would type it."""
+    home = os.environ.get("HOME", "")
+    full = os.path.abspath(path)
+    if home and (full == home or full.startswith(home.rstrip("/") + "/")):
+        return "~" + full[len(home.rstrip("/")) :]
+    return full

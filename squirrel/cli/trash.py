@@ -9,6 +9,8 @@ from typing import Any
 import click
 
 from squirrel.cli import cli
+from squirrel.cli.complete import FolderPath
+from squirrel.cli.live import live
 from squirrel.cli.output import DurationParam, SizeParam, emit_json, human_bytes, summary
 from squirrel.plumbing import paths
 from squirrel.plumbing.retention import Policy
@@ -16,6 +18,7 @@ from squirrel.plumbing.trash import TrashItem
 from squirrel.plumbing.trashcan import PurgeReport, Usage
 from squirrel.porcelain import restore as restore_mod
 from squirrel.porcelain import trash as trash_mod
+from squirrel.text import counted
 
 DRY_RUN_HELP = "Report what would happen; change nothing."
 
@@ -45,7 +48,7 @@ def usage_json(u: Usage) -> dict[str, int]:
 
 
 @trash_group.command("list")
-@click.argument("path", type=click.Path())
+@click.argument("path", type=FolderPath())
 @click.argument("pattern", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the items as JSON on stdout.")
 def list_cmd(path: str, pattern: str | None, as_json: bool) -> None:
@@ -65,11 +68,11 @@ def list_cmd(path: str, pattern: str | None, as_json: bool) -> None:
         for it in listing.items:
             click.echo(item_line(it))
     what = "" if pattern is None else f" matching {pattern}"
-    summary(f"{len(listing.items)} versions in the trash{what} ({human_bytes(listing.bytes)})")
+    summary(f"{counted(len(listing.items), 'version')} in the trash{what} ({human_bytes(listing.bytes)})")
 
 
 @trash_group.command("restore")
-@click.argument("path", type=click.Path())
+@click.argument("path", type=FolderPath())
 @click.argument("item")
 @click.option("--to", "dest", metavar="DEST", help="Restore here instead (relative to PATH; into it if a folder).")
 @click.option("--dry-run", is_flag=True, help=DRY_RUN_HELP)
@@ -83,7 +86,8 @@ def restore_cmd(path: str, item: str, dest: str | None, dry_run: bool, as_json: 
     overwrites anything. The next scan records it as a local edit, which
     then reaches the other replicas like any other.
     """
-    rep = restore_mod.restore(path, item, dest, dry_run)
+    with live(as_json) as line:
+        rep = restore_mod.restore(path, item, dest, dry_run, line.progress)
     if as_json:
         emit_json(
             {
@@ -108,11 +112,15 @@ def restore_cmd(path: str, item: str, dest: str | None, dry_run: bool, as_json: 
             where = "" if r.to == r.item.path else f" -> {paths.display(r.to)}"
             click.echo(f"{verb}  {paths.display(r.item.path)}{where}  (item {r.item.id})")
     if rep.dry_run:
-        summary(f"would restore {len(rep.restored)} versions ({human_bytes(rep.bytes)}) (dry run: nothing written)")
-    else:
         summary(
-            f"restored {len(rep.restored)} versions ({human_bytes(rep.bytes)});"
-            " the next scan or sync records them as local edits"
+            f"would restore {counted(len(rep.restored), 'version')} ({human_bytes(rep.bytes)})"
+            " (dry run: nothing written)"
+        )
+    else:
+        edits = "it as a local edit" if len(rep.restored) == 1 else "them as local edits"
+        summary(
+            f"restored {counted(len(rep.restored), 'version')} ({human_bytes(rep.bytes)});"
+            f" the next scan or sync records {edits}"
         )
 
 
@@ -129,7 +137,7 @@ def purge_json(rep: PurgeReport, dry_run: bool) -> dict[str, Any]:
 
 
 @trash_group.command("purge")
-@click.argument("path", type=click.Path())
+@click.argument("path", type=FolderPath())
 @click.option("--older-than", type=DurationParam(), help="Remove the versions trashed longer ago (30d, 12w, 1y).")
 @click.option("--keep-size", type=SizeParam(), help="Remove the oldest versions until the trash holds at most SIZE.")
 @click.option("--all", "everything", is_flag=True, help="Remove every version in the trash.")
@@ -152,12 +160,21 @@ def purge_cmd(
         for it in rep.removed:
             click.echo(f"{verb}  {item_line(it).lstrip()}")
     if rep.adopted:
-        summary(f"{len(rep.adopted)} files in the trash had no record; they have one now")
+        one = len(rep.adopted) == 1
+        summary(
+            f"{counted(len(rep.adopted), 'file')} in the trash had no record;"
+            f" {'it has' if one else 'they have'} one now"
+        )
     if rep.missing:
-        summary(f"{len(rep.missing)} records named files no longer in the trash; they were dropped")
+        one = len(rep.missing) == 1
+        summary(
+            f"{counted(len(rep.missing), 'record')} named {'a file' if one else 'files'} no longer in the trash;"
+            f" {'it was' if one else 'they were'} dropped"
+        )
     summary(
-        f"{'would purge' if dry_run else 'purged'} {len(rep.removed)} versions, freeing {human_bytes(rep.freed)};"
-        f" the trash {'would hold' if dry_run else 'holds'} {rep.kept.count} versions ({human_bytes(rep.kept.bytes)})"
+        f"{'would purge' if dry_run else 'purged'} {counted(len(rep.removed), 'version')},"
+        f" freeing {human_bytes(rep.freed)}; the trash {'would hold' if dry_run else 'holds'}"
+        f" {counted(rep.kept.count, 'version')} ({human_bytes(rep.kept.bytes)})"
     )
 
 
@@ -173,7 +190,7 @@ def policy_text(p: Policy) -> str:
 
 
 @trash_group.command("policy")
-@click.argument("path", type=click.Path())
+@click.argument("path", type=FolderPath())
 @click.option(
     "--keep-days", type=click.IntRange(min=1), metavar="N", help="Remove versions trashed more than N days ago."
 )
@@ -207,5 +224,5 @@ def policy_cmd(
         click.echo(policy_text(rep.policy))
     if applied is not None and applied.removed:
         verb = "would remove" if dry_run else "removed"
-        summary(f"the policy {verb} {len(applied.removed)} versions, freeing {human_bytes(applied.freed)}")
-    summary(f"the trash holds {rep.trash.count} versions ({human_bytes(rep.trash.bytes)})")
+        summary(f"the policy {verb} {counted(len(applied.removed), 'version')}, freeing {human_bytes(applied.freed)}")
+    summary(f"the trash holds {counted(rep.trash.count, 'version')} ({human_bytes(rep.trash.bytes)})")

@@ -23,11 +23,13 @@ from typing import Any, BinaryIO
 import blake3
 import zstandard
 
-from squirrel.errors import BadBundle, ChangedDuringOperation, SquirrelError, UnsupportedFormat
+from squirrel.errors import BadBundle, BadPath, ChangedDuringOperation, SquirrelError, UnsupportedFormat
 from squirrel.plumbing import faults, paths
 from squirrel.plumbing.entry import FLAG_PARTIAL, Entry, decode_entry, decode_entry_v1, encode_entry
+from squirrel.plumbing.progress import Meter
 from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.vtime import VectorTime, decode_varint, encode_varint, is_replica_id
+from squirrel.text import counted
 
 SIGNATURE = b"SQBUNDLE"
 TRAILER = b"SQTRAILR"
@@ -143,8 +145,9 @@ class BundleWriter:
         self.object_bytes += stored
         return stored
 
-    def close(self) -> int:
-        """Assemble FILE.part, fsync, rename to FILE; returns the bundle's size."""
+    def close(self, meter: Meter | None = None) -> int:
+        """Assemble FILE.part, fsync, rename to FILE; returns the bundle's
+        size. `meter` hears how the copy of the objects goes."""
         self.manifest.write(bytes([REC_END]))
         raw_manifest = self.manifest.getvalue()
         stored_manifest = zstandard.ZstdCompressor(level=self.level).compress(raw_manifest)
@@ -185,12 +188,18 @@ class BundleWriter:
                 out.write(piece)
                 h.update(piece)
             objects.seek(0)
+            if meter is not None:
+                meter.expect(1, objects_size)
             while True:
                 block = objects.read(BLOCK)
                 if not block:
                     break
                 out.write(block)
                 h.update(block)
+                if meter is not None:
+                    meter.add_bytes(len(block))
+            if meter is not None:
+                meter.file_done()
             out.write(TRAILER + h.digest())
             out.flush()
             faults.point("fsync")
@@ -234,6 +243,8 @@ class BundleReader:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        if os.path.isdir(path):
+            raise BadPath(f"{path} is a folder, not a bundle file")
         try:
             self.file: BinaryIO = open(path, "rb")  # noqa: SIM115
         except OSError as e:
@@ -327,7 +338,7 @@ class BundleReader:
             raise self._bad("manifest too large")
         size = os.fstat(self.file.fileno()).st_size
         if size != header["total_size"]:
-            raise self._bad(f"truncated or extended: {size} bytes, header says {header['total_size']}")
+            raise self._bad(f"truncated or extended: {counted(size, 'byte')}, header says {header['total_size']}")
         try:
             self.tops = [paths.check_relpath(base64.b64decode(t, validate=True)) for t in header["tops"]]
         except (ValueError, TypeError, SquirrelError) as e:
@@ -501,23 +512,29 @@ class BundleReader:
         finally:
             f.close()
 
-    def verify(self) -> list[str]:
-        """Read everything: every object against its id, and the trailer hash."""
+    def verify(self, meter: Meter | None = None) -> list[str]:
+        """Read everything: every object against its id, and the trailer
+        hash. `meter` hears of every block read."""
         problems: list[str] = []
+        end = self.header["total_size"] - len(TRAILER) - 32
+        meter = meter if meter is not None else Meter("")
+        meter.expect(len(self.objects), sum(ref.size for ref in self.objects.values()) + end)
         for oid, ref in self.objects.items():
             h = blake3.blake3()
             n = 0
+            before = meter.progress.bytes_done
             try:
-                for chunk in self.object_chunks(oid):
+                for chunk in meter.stream(self.object_chunks(oid)):
                     h.update(chunk)
                     n += len(chunk)
             except BadBundle as e:
                 problems.append(f"object {oid.hex()}: {e}")
                 continue
+            finally:
+                meter.file_done(ref.size, meter.progress.bytes_done - before)
             if n != ref.size or h.digest() != oid:
                 problems.append(f"object {oid.hex()} does not match its id")
         h = blake3.blake3()
-        end = self.header["total_size"] - len(TRAILER) - 32
         with open(self.path, "rb") as f:
             left = end
             while left:
@@ -526,6 +543,7 @@ class BundleReader:
                     break
                 h.update(block)
                 left -= len(block)
+                meter.add_bytes(len(block))
             if f.read(len(TRAILER)) != TRAILER or f.read(32) != h.digest():
                 problems.append("whole-bundle checksum does not match (damaged)")
         return problems

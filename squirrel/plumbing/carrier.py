@@ -34,14 +34,15 @@ from squirrel.plumbing.durable import fsync_dir, write_file_atomic
 from squirrel.plumbing.index import Entry, ReplicaIndex
 from squirrel.plumbing.knowledge import Knowledge
 from squirrel.plumbing.objects import ObjectStore
-from squirrel.plumbing.replica import Replica
+from squirrel.plumbing.replica import CARRIER_CONFIG, REPLICA_MARKER, Replica, enclosing
 from squirrel.plumbing.vtime import VectorTime, is_replica_id
 
 CARRIER_FORMAT = 1
+CARRIER_NAME = "carrier"  # the name of every carrier's own replica of a vault
 
 
 def is_carrier(path: str) -> bool:
-    return os.path.isfile(os.path.join(path, "carrier.json"))
+    return os.path.isfile(os.path.join(path, CARRIER_CONFIG))
 
 
 class Carrier:
@@ -49,12 +50,13 @@ class Carrier:
 
     def __init__(self, root: str, create: bool = False) -> None:
         self.root = os.path.abspath(root)
-        self.config_path = os.path.join(self.root, "carrier.json")
+        self.config_path = os.path.join(self.root, CARRIER_CONFIG)
         if not is_carrier(self.root):
-            if not create:
-                raise BadPath(f"not a carrier: {self.root} (no carrier.json)")
+            _refuse_drive(self.root)
             if os.path.exists(self.root) and not os.path.isdir(self.root):
                 raise BadPath(f"not a directory: {self.root}")
+            if not create:
+                raise BadPath(f"not a carrier: {self.root} (no {CARRIER_CONFIG})")
             os.makedirs(os.path.join(self.root, "vaults"), exist_ok=True)
             free = shutil.disk_usage(self.root).free
             # A budget must exist: start with half of the free space, and say so.
@@ -110,7 +112,7 @@ class Carrier:
             if not create:
                 raise BadPath(f"the carrier {self.root} does not serve vault {vault}")
             os.makedirs(d, exist_ok=True)
-            rep = Replica.create(d, name="carrier", vault=vault)
+            rep = Replica.create(d, name=CARRIER_NAME, vault=vault)
         else:
             rep = Replica.open(d)
         return CarrierVault(self, rep)
@@ -404,6 +406,40 @@ class CarrierVault:
             freed += self.store.delete(oid)
             dropped += 1
         return dropped, freed
+
+
+def _refuse_drive(root: str) -> None:
+    """A replica (a drive) is never a carrier, and no carrier is made inside
+    one: its files would be scanned and synced as the drive's own."""
+    if os.path.isfile(os.path.join(root, REPLICA_MARKER)):
+        raise BadPath(f"{root} is a replica (a drive), not a carrier: give the carrier's own folder")
+    outer = enclosing(root, REPLICA_MARKER)
+    if outer is not None:
+        raise BadPath(
+            f"{root} is inside the replica {outer}: a carrier there would be synced as the drive's files;"
+            " give a folder outside every drive"
+        )
+
+
+def recorded_drives(root: str) -> list[tuple[str, str]]:
+    """(replica id, name) of every drive the carrier at `root` keeps a
+    record of, known or forgotten, in every vault. Read from the records
+    alone: no index is opened and no lock taken, so that it is quick and
+    never waits (shell completion asks). Unreadable records are passed over."""
+    found = []
+    vaults = os.path.join(root, "vaults")
+    for vault in sorted(os.listdir(vaults)) if os.path.isdir(vaults) else []:
+        for sub in ("drives", "forgotten"):
+            directory = os.path.join(vaults, vault, sub)
+            for drive_id in _record_ids(directory):
+                try:
+                    with open(os.path.join(directory, drive_id + ".json"), "rb") as f:
+                        name = json.loads(f.read()).get("name", drive_id)
+                except (OSError, ValueError, AttributeError):
+                    continue
+                if isinstance(name, str):
+                    found.append((drive_id, name))
+    return found
 
 
 def _record_ids(directory: str) -> list[str]:

@@ -13,6 +13,7 @@ from squirrel.plumbing import paths
 from squirrel.plumbing.carrier import CarrierVault
 from squirrel.plumbing.execute import (
     ContentSource,
+    moves_a_file,
     record_deletion,
     record_dirmeta,
     record_move_aside,
@@ -33,6 +34,7 @@ from squirrel.plumbing.plan import (
     Conflict,
     Plan,
 )
+from squirrel.plumbing.progress import Meter
 from squirrel.plumbing.vtime import VectorTime
 
 
@@ -52,7 +54,15 @@ class CarrierExecutor:
     always, content only when another known drive lacks the version and it
     fits in the budget."""
 
-    def __init__(self, vault: CarrierVault, plan: Plan, source: ContentSource, drive_id: str, budget_left: int) -> None:
+    def __init__(
+        self,
+        vault: CarrierVault,
+        plan: Plan,
+        source: ContentSource,
+        drive_id: str,
+        budget_left: int,
+        meter: Meter | None = None,
+    ) -> None:
         self.vault = vault
         self.idx = vault.index
         self.plan = plan
@@ -61,15 +71,41 @@ class CarrierExecutor:
         self.budget_left = budget_left
         self.result = CarrierResult()
         self._event: VectorTime | None = None
+        self._index = -1  # the action being carried out
+        self.meter = meter if meter is not None else Meter("")
+        # Which versions' content to store, decided before anything is taken,
+        # so that the progress knows the bytes to come (action index -> entry).
+        self._wanted = self._content_wanted()
+        files = sum(1 for a in plan.actions if moves_a_file(a))
+        self.meter.expect(files, sum(e.size for e in self._wanted.values()))
 
     def new_event(self) -> VectorTime:
         if self._event is None:
             self._event = self.idx.next_event()
         return self._event
 
+    def _content_wanted(self) -> dict[int, Entry]:
+        """The WRITEs whose content another known drive lacks and the
+        carrier does not hold yet, by action index."""
+        wanted: dict[int, Entry] = {}
+        for i, act in enumerate(self.plan.actions):
+            a = act.a
+            if act.kind != WRITE or act.conflict >= 0 or a is None or not a.is_file or self.vault.store.has(a.oid):
+                continue
+            if act.m is None:  # a new event of the carrier: no other drive knows it
+                needed = any(a.oid not in self.vault.objects_of(d) for d in self.others)
+            else:
+                m = act.m if act.join is None else act.m.join(act.join.m)
+                needed = self.vault.needed_by_others(act.path, m, a.oid, self.others)
+            if needed:
+                wanted[i] = a
+        return wanted
+
     def run(self) -> CarrierResult:
         bad_conflicts: set[int] = set()
-        for act in self.plan.actions:
+        for i, act in enumerate(self.plan.actions):
+            self._index = i
+            before = self.meter.progress.bytes_done
             try:
                 self._do(act)
             except (SquirrelError, OSError) as e:
@@ -78,6 +114,9 @@ class CarrierExecutor:
                 self.result.failed_paths.add(act.path)
                 if act.conflict >= 0:
                     bad_conflicts.add(act.conflict)
+            if moves_a_file(act):  # stored, left behind, not wanted or failed: its bytes are done with
+                wanted = self._wanted.pop(i, None)
+                self.meter.file_done(wanted.size if wanted else 0, self.meter.progress.bytes_done - before)
             self.idx.maybe_commit()
         for ci, c in enumerate(self.plan.conflicts):
             if ci in bad_conflicts:
@@ -97,7 +136,7 @@ class CarrierExecutor:
             a = act.a
             assert a is not None
             m, c = act.times(self.new_event)
-            self._content(act.src_path or act.path, act.path, a, m)
+            self._content(act.src_path or act.path, act.path, a)
             record_version(self.idx, act.path, a, m, c)
             self.result.taken += 1
         elif act.kind == META:
@@ -121,21 +160,19 @@ class CarrierExecutor:
         elif act.kind == DIRMETA:
             record_dirmeta(self.idx, act, self.result.failed_paths)
 
-    def _content(self, src_path: bytes, path: bytes, a: Entry, m: VectorTime) -> None:
+    def _content(self, src_path: bytes, path: bytes, a: Entry) -> None:
         """Store the content when another drive lacks it and it fits. When it
         does not fit, the version is still recorded, without its content:
         the carrier then knows it exists (what is at risk, what each drive
         lacks), and a later visit of a drive that holds it copies the
         content in once there is room (the visit's fill)."""
-        if not a.is_file or self.vault.store.has(a.oid):
-            return
-        if not self.vault.needed_by_others(path, m, a.oid, self.others):
+        if self._index not in self._wanted or self.vault.store.has(a.oid):  # (another path brought it)
             return
         if a.size > self.budget_left:
             self.result.left_behind.append((path, a.size))
             return
         try:
-            self.vault.store.put(a.oid, a.size, self.source.chunks(src_path, a))
+            self.vault.store.put(a.oid, a.size, self.meter.stream(self.source.chunks(src_path, a)))
         except OutOfSpace:
             self.result.left_behind.append((path, a.size))
             self.budget_left = 0  # the laptop's disk is full: nothing more fits this visit

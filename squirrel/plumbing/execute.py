@@ -14,7 +14,7 @@ import os
 import shutil
 import stat as statmod
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -36,11 +36,13 @@ from squirrel.plumbing.plan import (
     Conflict,
     Plan,
 )
+from squirrel.plumbing.progress import Meter, ProgressCallback
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.schedule import schedule
 from squirrel.plumbing.trash import DELETED, LEFTOVERS, LEFTOVERS_PREFIX, REPLACED, TrashItem, TrashReason
 from squirrel.plumbing.trashcan import folder_size, record_folder
 from squirrel.plumbing.vtime import VectorTime
+from squirrel.text import counted
 
 MOVE_SPARE = 3  # files of one content a batch's writes may rename, beyond one each
 SPACE_RESERVE = 16 << 20  # never fill a drive to the last byte: the index must still commit
@@ -101,13 +103,6 @@ class ContentSource(Protocol):
 
 
 @dataclass
-class ExecProgress:
-    done: int = 0
-    total: int = 0
-    bytes_written: int = 0
-
-
-@dataclass
 class ExecResult:
     created: int = 0
     updated: int = 0
@@ -126,16 +121,24 @@ class Executor:
         replica: Replica,
         plan: Plan,
         source: ContentSource,
-        progress: Callable[[ExecProgress], None] | None = None,
+        progress: ProgressCallback | None = None,
         sender: str | None = None,
+        *,
+        phase: str = "copying",
     ) -> None:
         self.rep = replica
         self.idx = replica.index
         self.root = os.fsencode(replica.root)
         self.plan = plan
         self.source = source
-        self.progress = progress
-        self.prog = ExecProgress(total=len(plan.actions))
+        # Files written, deleted or moved aside, and the bytes of those written.
+        self.meter = Meter(
+            phase,
+            progress,
+            files=sum(1 for a in plan.actions if moves_a_file(a)),
+            size=sum(a.a.size for a in plan.actions if a.kind == WRITE and a.a is not None),
+        )
+        self._streamed: dict[bytes, int] = {}  # path -> bytes of its new content counted so far
         self.result = ExecResult()
         self._event: VectorTime | None = None
         self._skip: set[int] = set()  # DELETE actions already done as moves
@@ -184,8 +187,9 @@ class Executor:
         if need + SPACE_RESERVE > have:
             held = trash.usage()
             raise OutOfSpace(
-                f"not enough space on {self.rep.root}: need {need} bytes (+{SPACE_RESERVE} spare), have {have};"
-                f" the trash holds {held.bytes} bytes in {held.count} versions (`sq trash purge` frees them)"
+                f"not enough space on {self.rep.root}: need {counted(need, 'byte')} (+{SPACE_RESERVE} spare),"
+                f" have {have}; the trash holds {counted(held.bytes, 'byte')} in {counted(held.count, 'version')}"
+                " (`sq trash purge` frees them)"
             )
 
     def run(self) -> ExecResult:
@@ -217,29 +221,10 @@ class Executor:
         steps = [step for i in batch if i not in self._skip for step in self._undo_steps(self.plan.actions[i])]
         with self.rep.journal.batch(self.idx, steps):
             for i in batch:
-                if i in self._skip:
-                    continue
                 act = self.plan.actions[i]
-                if self._stop is not None:
-                    self._fail(act, str(self._stop))
-                    continue
-                if act.conflict in self._conflict_failed:
-                    # A conflict is settled whole or not at all: after its first
-                    # step failed, the others (an index-only META above all)
-                    # must not leave half a settlement behind.
-                    self._fail(act, *self._conflict_failed[act.conflict])
-                    continue
-                try:
-                    self._do(act)
-                except OutOfSpace as e:
-                    self._stop = e
-                    self._fail(act, str(e))
-                except (SquirrelError, OSError) as e:
-                    msg = e.message if isinstance(e, SquirrelError) else f"{e.strerror or e}"
-                    self._fail(act, msg, isinstance(e, ContentUnavailable))
-                self.prog.done += 1
-                if self.progress is not None:
-                    self.progress(self.prog)
+                if i not in self._skip:  # else done already, as the source of a move
+                    self._act(act)
+                self._count(act)
             self._record_conflicts({self.plan.actions[i].conflict for i in batch} - {-1})
             self._sync_dirs()
             if steps:
@@ -247,6 +232,33 @@ class Executor:
         # A batch that changed no file (new times only) logs nothing and is
         # not committed by itself; many of them are, once the buffer is large.
         self.idx.maybe_commit()
+
+    def _act(self, act: Action) -> None:
+        if self._stop is not None:
+            self._fail(act, str(self._stop))
+            return
+        if act.conflict in self._conflict_failed:
+            # A conflict is settled whole or not at all: after its first
+            # step failed, the others (an index-only META above all)
+            # must not leave half a settlement behind.
+            self._fail(act, *self._conflict_failed[act.conflict])
+            return
+        try:
+            self._do(act)
+        except OutOfSpace as e:
+            self._stop = e
+            self._fail(act, str(e))
+        except (SquirrelError, OSError) as e:
+            msg = e.message if isinstance(e, SquirrelError) else f"{e.strerror or e}"
+            self._fail(act, msg, isinstance(e, ContentUnavailable))
+
+    def _count(self, act: Action) -> None:
+        """The action is over (done, failed or given up): its file and all
+        its bytes count as done, whatever part of them streamed."""
+        if not moves_a_file(act):
+            return
+        size = act.a.size if act.kind == WRITE and act.a is not None else 0
+        self.meter.file_done(size, self._streamed.pop(act.path, 0) if size else 0)
 
     def _sync_dirs(self) -> None:
         """Make the batch's renames durable before its index commit: one
@@ -510,8 +522,9 @@ class Executor:
             chunks = self._local_chunks(a.oid)
             if chunks is not None:
                 self.result.local_copies += 1
+                chunks = self._counted(chunks, act.path, False)
             else:
-                chunks = self._counted(self.source.chunks(act.src_path or act.path, a))
+                chunks = self._counted(self.source.chunks(act.src_path or act.path, a), act.path, True)
             tmp = fsops.write_temp(self.rep.tmp_dir, chunks, a.oid, a.size, a.mtime_ns, a.mode)
         return tmp
 
@@ -537,10 +550,14 @@ class Executor:
         self.result.moved += 1
         return tmp
 
-    def _counted(self, chunks: Iterable[bytes]) -> Iterable[bytes]:
-        for chunk in chunks:
-            self.result.bytes_from_source += len(chunk)
-            self.prog.bytes_written += len(chunk)
+    def _counted(self, chunks: Iterable[bytes], path: bytes, from_source: bool) -> Iterable[bytes]:
+        """The content for `path` as it streams, block by block, into the
+        progress (and, from the sender, into the bytes copied)."""
+        for chunk in self.meter.stream(chunks):
+            n = len(chunk)
+            self._streamed[path] = self._streamed.get(path, 0) + n
+            if from_source:
+                self.result.bytes_from_source += n
             yield chunk
 
     def _record_file(self, rel: bytes, a: Entry, m: VectorTime, c: VectorTime, created: bool) -> None:
@@ -555,3 +572,11 @@ class Executor:
             self.result.created += 1
         else:
             self.result.updated += 1
+
+
+def moves_a_file(act: Action) -> bool:
+    """Does the action write, delete or move aside a file (what the
+    progress counts as files)?"""
+    if act.kind == WRITE:
+        return True
+    return act.kind in (DELETE, MOVE_ASIDE) and act.b is not None and act.b.is_file

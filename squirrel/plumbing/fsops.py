@@ -138,8 +138,9 @@ def write_temp(
     except OSError as e:
         if e.errno == errno.ENOSPC:
             from squirrel.errors import OutOfSpace
+            from squirrel.text import counted
 
-            raise OutOfSpace(f"no space left on the drive while writing {size} bytes") from e
+            raise OutOfSpace(f"no space left on the drive while writing {counted(size, 'byte')}") from e
         raise FileSystemError(f"cannot write temporary file: {e.strerror}") from e
     finally:
         os.close(fd)

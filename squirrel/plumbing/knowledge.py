@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from squirrel.errors import BadBundle, SquirrelError, UnsupportedFormat
+from squirrel.errors import BadBundle, BadPath, SquirrelError, UnsupportedFormat
 from squirrel.plumbing import paths
 from squirrel.plumbing.durable import write_file_atomic
 from squirrel.plumbing.index import ReplicaIndex
@@ -90,7 +90,10 @@ class Knowledge:
 
     @classmethod
     def read(cls, path: str) -> Knowledge:
-        """A knowledge file; anything else raises BadBundle (exit 10)."""
+        """A knowledge file; a folder raises BadPath (exit 5), anything else
+        that is not a knowledge file BadBundle (exit 10)."""
+        if os.path.isdir(path):
+            raise BadPath(f"{path} is a folder, not a knowledge file (`sq knowledge DRIVE -o FILE` writes one)")
         try:
             with open(path, "rb") as f:
                 raw = f.read(MAX_KNOWLEDGE_BYTES + 1)

@@ -89,14 +89,34 @@ def check_relpath(path: bytes) -> bytes:
 
 
 def user_relpath(root: str, given: str) -> bytes:
-    """A SUBPATH given on the command line, as a replica-relative path."""
-    full = os.path.abspath(os.path.join(root, given)) if not os.path.isabs(given) else os.path.abspath(given)
-    rel = os.path.relpath(full, os.path.abspath(root))
-    if rel == ".":
-        return b""
-    if rel == os.pardir or rel.startswith(os.pardir + os.sep):
+    """A SUBPATH or FILE given on the command line, as a replica-relative
+    path. A relative one is taken from the replica's root; when nothing is
+    there by that name but there is from the current folder, inside the
+    replica, it is taken from there (what a user who went into the drive's
+    folders means)."""
+    if os.path.isabs(given):
+        rel = _inside(root, os.path.abspath(given))
+    else:
+        rel = _inside(root, os.path.abspath(os.path.join(root, given)))
+        here = os.path.abspath(given)
+        if not os.path.lexists(os.path.join(root, given)) and os.path.lexists(here):
+            rel = _inside(root, here) or rel
+    if rel is None:
         raise UnsafePath(f"{given} is outside the replica {root}")
-    return check_relpath(os.fsencode(rel).replace(os.sep.encode(), b"/"))
+    return check_relpath(os.fsencode(rel).replace(os.sep.encode(), b"/")) if rel != "." else b""
+
+
+def _inside(root: str, full: str) -> str | None:
+    """`full` relative to `root`, or None when it is outside. Symlinks above
+    either (a drive mounted through a link) do not count; the last name of
+    `full` is never followed."""
+    base = os.path.realpath(root)
+    rel = os.path.relpath(os.path.join(os.path.realpath(os.path.dirname(full)), os.path.basename(full)), base)
+    if rel == os.pardir or rel.startswith(os.pardir + os.sep):
+        rel = os.path.relpath(full, os.path.abspath(root))  # the link itself may be inside
+        if rel == os.pardir or rel.startswith(os.pardir + os.sep):
+            return None
+    return rel
 
 
 def display(path: bytes) -> str:

@@ -30,6 +30,8 @@ from squirrel.plumbing.vtime import is_replica_id
 
 REPLICA_FORMAT = 1
 SQ_DIR = ".squirrel"
+REPLICA_MARKER = os.path.join(SQ_DIR, "replica.json")  # what makes a folder a replica, written last
+CARRIER_CONFIG = "carrier.json"  # what makes a folder a carrier (plumbing.carrier)
 
 
 @dataclass(frozen=True)
@@ -49,14 +51,14 @@ def new_id() -> str:
 def read_identity(root: str) -> Identity:
     sq = os.path.join(root, SQ_DIR)
     if not os.path.isdir(root):
-        raise BadPath(f"not a directory: {root}")
+        raise not_a_directory(root)
     if not os.path.isdir(sq) or os.path.islink(sq):
-        raise NotAReplica(root)
+        raise not_a_replica(root)
     try:
         with open(os.path.join(sq, "replica.json"), "rb") as f:
             data = json.loads(f.read())
     except FileNotFoundError as e:
-        raise NotAReplica(root) from e
+        raise not_a_replica(root) from e
     except (OSError, ValueError) as e:
         raise CorruptIndex(f"damaged replica identity in {sq}: {e}") from e
     if not isinstance(data, dict):
@@ -72,6 +74,44 @@ def read_identity(root: str) -> Identity:
     if not isinstance(name, str) or not name:
         raise CorruptIndex(f"damaged replica identity in {sq}: no name")
     return Identity(vault, rid, name)
+
+
+def not_a_directory(path: str, given: str | None = None) -> BadPath:
+    """The error for a replica path that is missing or not a folder, saying
+    where a relative path was looked for, and what a bundle file is for."""
+    if os.path.lexists(path):
+        hint = " (a bundle? `sq apply BUNDLE PATH` applies one)" if path.endswith(".sqb") else ""
+        return BadPath(f"not a directory: {path}{hint}")
+    relative = (
+        f" (the relative path {given!r} is taken from the current folder)" if given and not os.path.isabs(given) else ""
+    )
+    return BadPath(f"no such directory: {path}{relative}")
+
+
+def not_a_replica(root: str) -> NotAReplica:
+    """The error for a folder without the marker, saying what the folder is
+    when sq can tell: the carrier's, or one inside a replica."""
+    if os.path.isfile(os.path.join(root, CARRIER_CONFIG)):
+        return NotAReplica(root, "it is the carrier's folder, not a drive: `sq sync DRIVE` visits a drive with it")
+    outer = enclosing(root, CARRIER_CONFIG)
+    if outer is not None:
+        return NotAReplica(root, f"it is inside the carrier's folder {outer}, not a drive")
+    outer = enclosing(root, REPLICA_MARKER)
+    if outer is not None:
+        return NotAReplica(root, f"it is a folder inside the replica {outer}: give the replica's own folder")
+    return NotAReplica(root)
+
+
+def enclosing(path: str, marker: str) -> str | None:
+    """The nearest folder strictly above `path` that holds the file `marker`."""
+    cur = os.path.abspath(path)
+    while True:
+        parent = os.path.dirname(cur)
+        if parent == cur:
+            return None
+        cur = parent
+        if os.path.isfile(os.path.join(cur, marker)):
+            return cur
 
 
 class ReplicaLock:
@@ -161,11 +201,9 @@ class Replica:
 
     @classmethod
     def create(cls, root: str, name: str | None = None, vault: str | None = None) -> Replica:
-        root = os.path.abspath(root)
-        if not os.path.exists(root):
-            raise BadPath(f"no such directory: {root}")
+        given, root = root, os.path.abspath(root)
         if not os.path.isdir(root):
-            raise BadPath(f"not a directory: {root}")
+            raise not_a_directory(root, given)
         sq = os.path.join(root, SQ_DIR)
         if os.path.lexists(sq) and _interrupted_init(sq):
             # An init that died before writing replica.json (the marker it
@@ -188,9 +226,9 @@ class Replica:
 
     @classmethod
     def open(cls, root: str, *, write: bool = True) -> Replica:
-        root = os.path.abspath(root)
+        given, root = root, os.path.abspath(root)
         if not os.path.exists(root):
-            raise BadPath(f"no such directory: {root}")
+            raise not_a_directory(root, given)
         identity = read_identity(root)
         sq = os.path.join(root, SQ_DIR)
         lock = ReplicaLock(sq, root) if write else None
@@ -233,7 +271,7 @@ class Replica:
     def recheck_identity(self) -> None:
         """Before committing: the drive is still there and still this replica."""
         if read_identity(self.root) != self.identity:
-            raise NotAReplica(self.root)
+            raise NotAReplica(self.root, "it changed while sq was working: is the drive still mounted?")
 
     def names(self) -> dict[str, str]:
         """Replica id -> name, for every replica this one has heard of."""

@@ -34,6 +34,7 @@ from squirrel.plumbing.index import (
 from squirrel.plumbing.paths import IgnoreRules
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.vtime import EMPTY, VectorTime
+from squirrel.text import counted
 
 ADDED = "added"
 MODIFIED = "modified"
@@ -51,11 +52,14 @@ class Change:
 
 @dataclass
 class ScanStats:
+    """What a scan has walked and hashed so far (of the replica named `replica`)."""
+
     files: int = 0
     dirs: int = 0
     bytes_hashed: int = 0
     files_hashed: int = 0
     skipped: list[tuple[bytes, str]] = field(default_factory=list)
+    replica: str = ""
 
 
 ScanProgress = Callable[[ScanStats], None]
@@ -384,7 +388,7 @@ def check_mass_delete(deleted: int, total: int, where: str, allow: bool) -> None
     if allow or deleted < MASS_DELETE_MIN or deleted <= total * MASS_DELETE_SHARE:
         return
     raise MassDelete(
-        f"{where} would delete {deleted} of {total} files; if that is really what happened,"
+        f"{where} would delete {deleted} of {counted(total, 'file')}; if that is really what happened,"
         " run again with --allow-mass-delete"
     )
 
@@ -392,6 +396,7 @@ def check_mass_delete(deleted: int, total: int, where: str, allow: bool) -> None
 def scan_replica(replica: Replica, progress: ScanProgress | None = None, allow_mass_delete: bool = False) -> ScanReport:
     """Scan a replica that is already open for writing and record what changed."""
     scanner = Scanner(replica.root, replica.index, progress=progress)
+    scanner.stats.replica = replica.name
 
     def before_deleting(deleted: int, gone: int, added: int) -> None:
         # The tree may have vanished under us (a drive unplugged mid-scan):

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator, Mapping
 
 from squirrel.errors import BadVectorTime
+from squirrel.text import counted
 
 REPLICA_ID_BYTES = 8
 MAX_COUNTER = (1 << 63) - 1  # the binary form holds at most 63 bits
@@ -156,7 +157,7 @@ class VectorTime(Mapping[str, int]):
         """Decode a vector time at `pos`; returns it and the position after it."""
         count, pos = decode_varint(buf, pos)
         if count > 1 << 16:
-            raise BadVectorTime(f"vector time with {count} entries")
+            raise BadVectorTime(f"vector time with {counted(count, 'entry')}")
         v: dict[str, int] = {}
         for _ in range(count):
             raw = bytes(buf[pos : pos + REPLICA_ID_BYTES])

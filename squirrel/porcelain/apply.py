@@ -3,13 +3,14 @@ and safe writes as `sq push` from the bundle's sender."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Iterable
 
-from squirrel.errors import ContentUnavailable, WrongVault
+from squirrel.errors import BadPath, ContentUnavailable, WrongVault
 from squirrel.plumbing import paths
 from squirrel.plumbing.bundle import BundleReader, BundleTree
-from squirrel.plumbing.execute import ExecProgress
 from squirrel.plumbing.index import Entry
+from squirrel.plumbing.progress import ProgressCallback
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import ScanProgress, scan_replica
 from squirrel.porcelain.engine import SyncReport, check_not_behind, sync_into
@@ -32,10 +33,12 @@ def apply(
     path: str,
     dry_run: bool = False,
     scan_progress: ScanProgress | None = None,
-    progress: Callable[[ExecProgress], None] | None = None,
+    progress: ProgressCallback | None = None,
     allow_mass_delete: bool = False,
 ) -> SyncReport:
     """Check the whole bundle first, then sync it into the replica at PATH."""
+    if os.path.isdir(bundle) and os.path.isfile(path):
+        raise BadPath(f"{bundle} is a folder and {path} a file: the bundle comes first (`sq apply BUNDLE PATH`)")
     with BundleReader(bundle) as reader, Replica.open(path) as rep:
         if reader.vault != rep.identity.vault:
             raise WrongVault(
@@ -47,7 +50,15 @@ def apply(
         check_not_behind(rep, tree.sync_time(b""), f"the bundle's sender ({reader.source_name})")
         scan_replica(rep, scan_progress, allow_mass_delete)
         report = sync_into(
-            rep, tree, BundleContent(reader), reader.names, reader.tops, dry_run, progress, sender=reader.source_name
+            rep,
+            tree,
+            BundleContent(reader),
+            reader.names,
+            reader.tops,
+            dry_run,
+            progress,
+            sender=reader.source_name,
+            phase=f"applying to {rep.name}",
         )
         if not dry_run:
             rep.trash.apply_policy()

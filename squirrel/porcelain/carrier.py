@@ -8,6 +8,7 @@ from typing import Any
 from squirrel.errors import BadPath, BadUsage
 from squirrel.plumbing.carrier import Carrier, CarrierVault, DriveRecord
 from squirrel.plumbing.holdings import Holdings
+from squirrel.text import counted
 
 
 def carrier_status(carrier_path: str) -> dict[str, Any]:
@@ -68,5 +69,5 @@ def open_one_vault(carrier: Carrier, vault: str | None) -> CarrierVault:
     if not ids:
         raise BadPath(f"the carrier {carrier.root} serves no vault yet: visit a drive first (`sq sync DRIVE`)")
     if len(ids) > 1:
-        raise BadUsage(f"the carrier {carrier.root} serves {len(ids)} vaults ({', '.join(ids)}); name one")
+        raise BadUsage(f"the carrier {carrier.root} serves {counted(len(ids), 'vault')} ({', '.join(ids)}); name one")
     return carrier.open_vault(ids[0])

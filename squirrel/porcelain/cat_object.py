@@ -11,16 +11,22 @@ import blake3
 from squirrel.errors import BadBundle, ContentUnavailable, CorruptCarrier
 from squirrel.plumbing.bundle import BundleReader
 from squirrel.plumbing.carrier import Carrier
+from squirrel.plumbing.progress import Meter, ProgressCallback
 
 
-def cat_object(oid: bytes, bundle: str | None = None, carrier: str | None = None) -> Iterator[bytes]:
+def cat_object(
+    oid: bytes, bundle: str | None = None, carrier: str | None = None, progress: ProgressCallback | None = None
+) -> Iterator[bytes]:
     """The content of `oid` in blocks. The object is read twice: once whole,
-    to check it against its id, then again to hand it out."""
+    to check it against its id (what `progress` hears of), then again to
+    hand it out."""
+    meter = Meter(f"checking object {oid.hex()[:16]}", progress, 1)
     if bundle is not None:
         with BundleReader(bundle) as reader:
             if oid not in reader.objects:
                 raise ContentUnavailable(f"object {oid.hex()} is not in {bundle}")
-            if not _matches(oid, lambda: reader.object_chunks(oid)):
+            meter.expect(0, reader.objects[oid].size)
+            if not _matches(oid, lambda: meter.stream(reader.object_chunks(oid))):
                 raise BadBundle(f"object {oid.hex()} in {bundle} does not match its id")
             yield from reader.object_chunks(oid)
         return
@@ -29,7 +35,8 @@ def cat_object(oid: bytes, bundle: str | None = None, carrier: str | None = None
     for vault in store.vault_ids():
         path = os.path.join(store.vault_dir(vault), "objects", oid.hex()[:2], oid.hex())
         if os.path.isfile(path):
-            if not _matches(oid, lambda path=path: _read(path)):  # type: ignore[misc]
+            meter.expect(0, os.path.getsize(path))
+            if not _matches(oid, lambda path=path: meter.stream(_read(path))):  # type: ignore[misc]
                 raise CorruptCarrier(f"object {oid.hex()} in the carrier {carrier} does not match its id")
             yield from _read(path)
             return

@@ -11,17 +11,18 @@ others know of it) live here too.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from squirrel.errors import IdentityConflict, WrongVault
+from squirrel.errors import BadUsage, IdentityConflict, SquirrelError, WrongVault
 from squirrel.plumbing import conflicts, fsops, paths
-from squirrel.plumbing.execute import ContentSource, ExecProgress, Executor
+from squirrel.plumbing.execute import ContentSource, Executor
 from squirrel.plumbing.index import Entry
 from squirrel.plumbing.plan import DELETE, WRITE, Plan, plan_sync, widen_top
+from squirrel.plumbing.progress import ProgressCallback
 from squirrel.plumbing.records import ConflictRecord
-from squirrel.plumbing.replica import Replica
+from squirrel.plumbing.replica import Identity, Replica, read_identity
 from squirrel.plumbing.scan import check_mass_delete
 from squirrel.plumbing.synctime import SyncSource, raise_sync_times
 from squirrel.plumbing.vtime import VectorTime
@@ -53,6 +54,7 @@ class SyncReport:
     deferred: list[tuple[bytes, str]] = field(default_factory=list)  # content not carried this time
     incomplete: list[bytes] = field(default_factory=list)  # subtrees the sender's view did not cover
     dry_run: bool = False
+    unknown_subpaths: list[str] = field(default_factory=list)  # SUBPATHs the sender knows nothing of
 
     def add(self, other: SyncReport) -> None:
         for name in ("created", "updated", "deleted", "skipped", "moved", "bytes_copied", "visited"):
@@ -106,7 +108,55 @@ def check_same_vault(a: Replica, b: Replica) -> None:
             f" ({a.identity.vault} vs {b.identity.vault}); refusing to sync"
         )
     if a.id == b.id:
-        raise WrongVault(f"{a.root} and {b.root} are the same replica ({a.id}); a cloned drive needs a new identity")
+        raise _clone(a.root, b.root, a.identity)
+
+
+def check_two_replicas(a_path: str, b_path: str, what: str) -> None:
+    """Before any lock is taken, that `a_path` and `b_path` (`what` names
+    them: "SRC and DST") are two replicas. One folder given twice (the same
+    path, another path to it, a symlink) cannot sync with itself: a usage
+    error. Two folders that carry one replica id are a clone, which needs a
+    new identity. Anything else wrong with either path is left for opening
+    it to report."""
+    try:
+        same_folder = os.path.samefile(a_path, b_path)
+        a, b = read_identity(os.path.abspath(a_path)), read_identity(os.path.abspath(b_path))
+    except (OSError, SquirrelError):
+        return
+    if a.replica != b.replica:
+        return
+    if same_folder:
+        twice = (
+            f"{a.name} ({a.replica}) given twice"
+            if a_path == b_path
+            else f"{a_path} and {b_path} are one folder, {a.name} ({a.replica})"
+        )
+        raise BadUsage(f"{what} are the same replica: {twice}; name two different drives")
+    raise _clone(os.path.abspath(a_path), os.path.abspath(b_path), a)
+
+
+def unknown_subpaths(rep: Replica, tops: list[bytes], given: list[str]) -> list[str]:
+    """The SUBPATHs (as `given`) that name nothing the (scanned) sender
+    knows: neither a path it holds nor one whose deletion it recorded. They
+    sync nothing, which is what they mean (the sender has nothing to say
+    there), but a typo or a path given from the wrong folder does that too:
+    the command says so."""
+    unknown = []
+    for top, text in zip(tops, given, strict=True):
+        below_root = [*list(paths.ancestors(top))[-2::-1], top] if top else []  # outermost first
+        for p in below_root:
+            if rep.index.get(p) is None:
+                if rep.index.notice(p) is None:
+                    unknown.append(text)
+                break
+    return unknown
+
+
+def _clone(a_root: str, b_root: str, ident: Identity) -> WrongVault:
+    return WrongVault(
+        f"{a_root} and {b_root} are two folders with one replica identity ({ident.name}, {ident.replica}):"
+        f" one is a clone of the other. Give one of them a new identity (`sq reidentify {b_root}`), then sync again"
+    )
 
 
 def sync_into(
@@ -116,16 +166,19 @@ def sync_into(
     src_names: dict[str, str],
     tops: list[bytes],
     dry_run: bool = False,
-    progress: Callable[[ExecProgress], None] | None = None,
+    progress: ProgressCallback | None = None,
     guard: int | None = None,
     sender: str | None = None,
+    *,
+    phase: str | None = None,
 ) -> SyncReport:
     """One-way sync of the sender's tree `src` (an index or a bundle) into
     the (already scanned) replica `dst`, one top path at a time.
 
     With `guard` (the receiver's file count), a plan that would delete more
     than half of the receiver's files is refused (MassDelete). `sender`
-    names the sender in the reasons of what goes to the trash."""
+    names the sender in the reasons of what goes to the trash. `progress`
+    hears how the copies go, as `phase` (default "copying to DST")."""
     check_not_behind(dst, src.sync_time(b""), "the sender")
     report = SyncReport(dry_run=dry_run)
     names = dst.names()
@@ -146,7 +199,7 @@ def sync_into(
             report.skipped += counts["skipped"]
             report.conflicts += [c.record(names) for c in plan.conflicts]
             continue
-        result = Executor(dst, plan, content, progress, sender).run()
+        result = Executor(dst, plan, content, progress, sender, phase=phase or f"copying to {dst.name}").run()
         dst.recheck_identity()
         raise_sync_times(dst.index, src, top, result.failed_paths | set(plan.incomplete))
         conflicts.carry(src.conflicts(), dst.index, top)  # open conflicts travel with their files
@@ -169,7 +222,7 @@ def sync_replicas(
     dst: Replica,
     tops: list[bytes],
     dry_run: bool = False,
-    progress: Callable[[ExecProgress], None] | None = None,
+    progress: ProgressCallback | None = None,
     guard: int | None = None,
 ) -> SyncReport:
     """Sync the (already scanned) replica `src` into `dst`."""

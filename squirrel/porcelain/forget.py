@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 from squirrel.errors import BadUsage
 from squirrel.plumbing.carrier import Carrier, DriveRecord
+from squirrel.text import counted
 
 
 @dataclass(frozen=True)
@@ -72,5 +73,5 @@ def find_drive(carrier: Carrier, drive: str) -> tuple[str, DriveRecord]:
         raise BadUsage(f"the carrier knows no drive {drive!r} (its drives: {known})")
     if len(hits) > 1:
         which = "; ".join(f"{d.id} ({'forgotten' if d.forgotten is not None else 'known'}, vault {v})" for v, d in hits)
-        raise BadUsage(f"{len(hits)} drives are named {drive!r}: {which}. Give the replica id instead")
+        raise BadUsage(f"{counted(len(hits), 'drive')} are named {drive!r}: {which}. Give the replica id instead")
     return hits[0]

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from squirrel.errors import BadPath
+from squirrel.errors import AlreadyAReplica, BadPath, BadUsage, SquirrelError
 from squirrel.plumbing.bundle import BundleReader
 from squirrel.plumbing.carrier import Carrier, is_carrier
-from squirrel.plumbing.replica import Identity, Replica, read_identity
+from squirrel.plumbing.replica import CARRIER_CONFIG, REPLICA_MARKER, Identity, Replica, enclosing, read_identity
 from squirrel.plumbing.scan import ScanProgress, ScanReport, scan_replica
+from squirrel.text import counted
 
 
 @dataclass
@@ -30,14 +31,63 @@ def init(
     """
     vault = None
     names = None
+    _check_place(path)
     if join is not None:
+        if _same_folder(path, join):
+            raise BadUsage(
+                f"--join {join} names PATH itself: give something that knows the vault to join"
+                " (another drive, a bundle or the carrier)"
+            )
         vault, names = _vault_of(join)
+    _check_not_a_replica(path, join, vault)
     replica = Replica.create(path, name=name, vault=vault)
     with replica:
         if names:
             replica.learn_names(names)
         report = scan_replica(replica, progress)
     return InitReport(replica.identity, report, join)
+
+
+def _same_folder(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_place(path: str) -> None:
+    """A replica is never the carrier's folder, nor made inside the carrier
+    or inside another replica (whose scans would take its .squirrel/ for
+    the drive's own files)."""
+    root = os.path.abspath(path)
+    if is_carrier(root):
+        raise BadPath(f"{root} is the carrier's folder, not a drive: give the drive's folder")
+    carrier = enclosing(root, CARRIER_CONFIG)
+    if carrier is not None:
+        raise BadPath(f"{root} is inside the carrier's folder {carrier}, not a drive: give the drive's folder")
+    outer = enclosing(root, REPLICA_MARKER)
+    if outer is not None:
+        raise BadPath(
+            f"{root} is inside the replica {outer}: its files are synced with that drive already;"
+            " a replica cannot hold another"
+        )
+
+
+def _check_not_a_replica(path: str, join: str | None, vault: str | None) -> None:
+    """PATH is a replica already: say of which vault, and what to do."""
+    try:
+        ident = read_identity(os.path.abspath(path))
+    except SquirrelError:
+        return  # not one (or half made): creating it says what else is wrong
+    root = os.path.abspath(path)
+    what = f"{ident.name}, of vault {ident.vault}"
+    if join is None:
+        raise AlreadyAReplica(root, what, "`sq scan` records its changes")
+    if vault == ident.vault:
+        raise AlreadyAReplica(root, what + ", the one to join", "sync it instead (`sq sync`, `sq push`, `sq apply`)")
+    raise AlreadyAReplica(
+        root, what, f"not of {join}'s vault {vault}, and a replica stays in its vault: join with another folder"
+    )
 
 
 def _vault_of(source: str) -> tuple[str, dict[str, str]]:
@@ -47,9 +97,12 @@ def _vault_of(source: str) -> tuple[str, dict[str, str]]:
             return reader.vault, reader.names
     if is_carrier(source):
         vaults = Carrier(source).vault_ids()
+        if not vaults:
+            raise BadPath(f"the carrier {source} serves no vault yet: visit a drive first (`sq sync DRIVE`)")
         if len(vaults) != 1:
             raise BadPath(
-                f"the carrier {source} serves {len(vaults)} vaults; join through a replica or a bundle instead"
+                f"the carrier {source} serves {counted(len(vaults), 'vault')};"
+                " join through a replica or a bundle instead"
             )
         vault = Carrier(source).open_vault(vaults[0])
         try:

@@ -11,7 +11,7 @@ it fits under `max_size`.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from squirrel.errors import BadPath, WrongVault
@@ -19,17 +19,11 @@ from squirrel.plumbing import conflicts, fsops, paths
 from squirrel.plumbing.bundle import BundleWriter, header_for
 from squirrel.plumbing.index import FLAG_PARTIAL, FLAG_RACY, Entry
 from squirrel.plumbing.knowledge import Knowledge
+from squirrel.plumbing.progress import Meter, ProgressCallback
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import ScanProgress, scan_replica
 from squirrel.plumbing.vtime import VectorTime
-
-
-@dataclass
-class PackProgress:
-    objects_done: int = 0
-    objects_total: int = 0
-    bytes_done: int = 0
-    bytes_total: int = 0
+from squirrel.porcelain.engine import check_two_replicas, unknown_subpaths
 
 
 @dataclass
@@ -42,6 +36,7 @@ class PackReport:
     content_bytes: int = 0
     left_behind: list[tuple[bytes, int]] = field(default_factory=list)  # (path, size) not carried
     known_elsewhere: int = 0  # objects left out because the receiver has them
+    unknown_subpaths: list[str] = field(default_factory=list)  # SUBPATHs the sender knows nothing of
 
 
 class _Packer:
@@ -132,7 +127,7 @@ def pack(
     max_size: int | None = None,
     subpaths: list[str] | None = None,
     scan_progress: ScanProgress | None = None,
-    progress: Callable[[PackProgress], None] | None = None,
+    progress: ProgressCallback | None = None,
     allow_mass_delete: bool = False,
 ) -> PackReport:
     """Scan PATH and write the bundle `out` for the receiver described by
@@ -142,6 +137,8 @@ def pack(
     out = os.path.abspath(out)
     if os.path.isdir(out):
         raise BadPath(f"{out} is a directory; give a bundle file name")
+    if for_replica:
+        check_two_replicas(path, for_replica, "PATH and the receiver (--for)")
     with Replica.open(path) as rep:
         receiver: Replica | None = None
         base_info: dict[str, object]
@@ -163,12 +160,15 @@ def pack(
             if know.vault != rep.identity.vault:
                 raise WrongVault(f"the receiver belongs to vault {know.vault}, not {rep.identity.vault}")
             scan_replica(rep, scan_progress, allow_mass_delete)
-            tops = sorted({paths.user_relpath(rep.root, s) for s in subpaths or []}) or [b""]
+            given = {paths.user_relpath(rep.root, s): s for s in subpaths or []}
+            unknown = unknown_subpaths(rep, list(given), list(given.values()))
+            tops = sorted(given) or [b""]
             packer = _Packer(rep, know, max_size)
             packer.emit(b"", rep.index.get(b"") or _missing_root())
             for top in tops:
                 packer.add_top(top)
             report = _write(rep, packer, out, base_info, tops, progress)
+            report.unknown_subpaths = unknown
             for written in (rep, receiver):
                 if written is not None:
                     written.trash.apply_policy()
@@ -190,7 +190,7 @@ def _write(
     out: str,
     base_info: dict[str, object],
     tops: list[bytes],
-    progress: Callable[[PackProgress], None] | None,
+    progress: ProgressCallback | None,
 ) -> PackReport:
     idx = rep.index
     header = header_for(rep.identity.vault, rep.id, rep.name, idx.counter, rep.names(), base_info, tops)
@@ -206,28 +206,27 @@ def _write(
                 writer.add_conflict(rec)
         for p, s in _syncs(rep, tops):
             writer.add_sync(p, s)
-        prog = PackProgress(
-            objects_total=len(packer.wanted), bytes_total=sum(e.size for _, e in packer.wanted.values())
-        )
         root = os.fsencode(rep.root)
         budget = packer.max_size
+        carried = []
         for oid, (p, e) in packer.wanted.items():
             if budget is not None and report.content_bytes + e.size > budget:
                 report.left_behind.append((p, e.size))
                 continue
+            carried.append((oid, p, e))
+            report.content_bytes += e.size
+        meter = Meter(f"packing {rep.name}", progress, len(carried), report.content_bytes)
+        for oid, p, e in carried:
 
             def read(p: bytes = p, e: Entry = e) -> Iterator[bytes]:
-                for chunk in fsops.read_chunks(fsops.abspath(root, p), e):
-                    prog.bytes_done += len(chunk)
-                    if progress is not None:
-                        progress(prog)
-                    yield chunk
+                return meter.stream(fsops.read_chunks(fsops.abspath(root, p), e))
 
+            before = meter.progress.bytes_done
             report.object_bytes += writer.add_object(oid, e.size, read)
-            report.content_bytes += e.size
+            meter.file_done(e.size, meter.progress.bytes_done - before)
             report.objects += 1
-            prog.objects_done += 1
-        report.size = writer.close()
+        # The bundle is assembled from the objects packed so far: a copy of them.
+        report.size = writer.close(Meter(f"writing {os.path.basename(out)}", progress))
     except BaseException:
         writer.abort()
         raise

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from squirrel.plumbing import paths
-from squirrel.plumbing.execute import ExecProgress
+from squirrel.plumbing.progress import ProgressCallback
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import ScanProgress, scan_replica
-from squirrel.porcelain.engine import SyncReport, check_identities, check_same_vault, sync_replicas
+from squirrel.porcelain.engine import (
+    SyncReport,
+    check_identities,
+    check_same_vault,
+    check_two_replicas,
+    sync_replicas,
+    unknown_subpaths,
+)
 
 
 def push(
@@ -17,18 +22,21 @@ def push(
     subpaths: list[str] | None = None,
     dry_run: bool = False,
     scan_progress: ScanProgress | None = None,
-    progress: Callable[[ExecProgress], None] | None = None,
+    progress: ProgressCallback | None = None,
     allow_mass_delete: bool = False,
 ) -> SyncReport:
     """Scan both replicas (so no unscanned change is ever overwritten), then
     sync SRC into DST."""
+    check_two_replicas(src_path, dst_path, "SRC and DST")
     with Replica.open(src_path) as src, Replica.open(dst_path) as dst:
         check_same_vault(src, dst)
         check_identities(src, dst)
         tops = [paths.user_relpath(src.root, s) for s in subpaths or []]
         scan_replica(src, scan_progress, allow_mass_delete)
+        unknown = unknown_subpaths(src, tops, subpaths or [])
         scan_replica(dst, scan_progress, allow_mass_delete)
         report = sync_replicas(src, dst, tops, dry_run, progress)
+        report.unknown_subpaths = unknown
         if not dry_run:
             src.trash.apply_policy()
             dst.trash.apply_policy()

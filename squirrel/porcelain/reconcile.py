@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 
-from squirrel.plumbing.execute import ExecProgress
+from squirrel.plumbing.progress import ProgressCallback
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import ScanProgress, scan_replica
-from squirrel.porcelain.engine import SyncReport, check_identities, check_same_vault, sync_replicas
+from squirrel.porcelain.engine import SyncReport, check_identities, check_same_vault, check_two_replicas, sync_replicas
 
 
 def reconcile(
@@ -16,11 +15,12 @@ def reconcile(
     b_path: str,
     dry_run: bool = False,
     scan_progress: ScanProgress | None = None,
-    progress: Callable[[ExecProgress], None] | None = None,
+    progress: ProgressCallback | None = None,
     allow_mass_delete: bool = False,
 ) -> SyncReport:
     """A -> B, then B -> A: afterwards both hold the same versions (conflicts
     kept as two files on both sides)."""
+    check_two_replicas(a_path, b_path, "A and B")
     with Replica.open(a_path) as a, Replica.open(b_path) as b:
         check_same_vault(a, b)
         check_identities(a, b)

@@ -16,7 +16,7 @@ from squirrel.plumbing import fsops, journal, paths, scan
 from squirrel.plumbing.conflicts import is_open
 from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.replica import Replica
-from squirrel.plumbing.scan import Scanner, scan_replica
+from squirrel.plumbing.scan import Scanner, ScanProgress, scan_replica
 from squirrel.plumbing.trash import RESOLVED, TrashReason
 
 
@@ -39,11 +39,11 @@ def _find(rep: Replica, rel: bytes) -> ConflictRecord:
     raise NoSuchConflict(f"no open conflict at {paths.display(rel)} (see `sq conflicts`)")
 
 
-def resolve(path: str, file: str, keep: str) -> ResolveReport:
+def resolve(path: str, file: str, keep: str, scan_progress: ScanProgress | None = None) -> ResolveReport:
     if keep not in ("path", "copy"):
         raise BadUsage(f"--keep must be 'path' or 'copy', not {keep!r}")
     with Replica.open(path) as rep:
-        scan_replica(rep)
+        scan_replica(rep, scan_progress)
         rec = _find(rep, paths.user_relpath(rep.root, file))
         rel, copy = rec.path, rec.copy
         root = os.fsencode(rep.root)

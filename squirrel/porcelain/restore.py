@@ -31,6 +31,7 @@ from squirrel.errors import BadUsage, ContentUnavailable, NoSuchTrashItem, PathT
 from squirrel.plumbing import faults, fsops, ids, journal, paths
 from squirrel.plumbing.casefold import CaseFolding
 from squirrel.plumbing.durable import fsync_dir
+from squirrel.plumbing.progress import Meter, ProgressCallback
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.trash import TrashItem, newest_first
 
@@ -105,8 +106,12 @@ def _target(root: bytes, item: TrashItem, base: bytes, dest: bytes | None) -> by
     return paths.join(dest, rest) if rest else dest
 
 
-def restore(path: str, spec: str, dest: str | None = None, dry_run: bool = False) -> RestoreReport:
-    """Restore what ITEM (`spec`) names, at its old path or under `dest`."""
+def restore(
+    path: str, spec: str, dest: str | None = None, dry_run: bool = False, progress: ProgressCallback | None = None
+) -> RestoreReport:
+    """Restore what ITEM (`spec`) names, at its old path or under `dest`;
+    `progress` hears how the check of the trash's copies, then their
+    placing, go."""
     with Replica.open(path, write=not dry_run) as rep:
         root = os.fsencode(rep.root)
         items = rep.trash.items()
@@ -116,24 +121,28 @@ def restore(path: str, spec: str, dest: str | None = None, dry_run: bool = False
         to = paths.user_relpath(rep.root, dest) if dest is not None else None
         plan = [Restored(it, _target(root, it, base, to)) for it in chosen]
         dirs = _check_targets(rep, root, plan)
-        versions = [_check_content(rep, r) for r in plan]
+        size = sum(r.item.size for r in plan)
+        checking = Meter(f"checking the trash's copies in {rep.name}", progress, len(plan), size)
+        versions = [_check_content(rep, r, checking) for r in plan]
         if dry_run:
             return RestoreReport(plan, dry_run=True)
-        _restore(rep, root, plan, dirs, versions, items)
+        _restore(rep, root, plan, dirs, versions, items, Meter(f"restoring to {rep.name}", progress, len(plan), size))
         rep.trash.apply_policy()
         return RestoreReport(plan)
 
 
-def _check_content(rep: Replica, r: Restored) -> journal.FileVersion:
+def _check_content(rep: Replica, r: Restored, meter: Meter) -> journal.FileVersion:
     """The version to put back, read from the trash's file and checked
     against its id before anything is written."""
     assert r.item.oid is not None
     full = rep.trash.path_of(r.item.name)
+    before = meter.progress.bytes_done
     try:
         st = os.stat(full)
-        good = statmod.S_ISREG(st.st_mode) and ids.hash_file(full)[0] == r.item.oid
+        good = statmod.S_ISREG(st.st_mode) and ids.hash_file(full, meter.add_bytes)[0] == r.item.oid
     except (OSError, SquirrelError):
         good = False
+    meter.file_done(r.item.size, meter.progress.bytes_done - before)
     if not good:
         raise ContentUnavailable(
             f"the trash's copy of {paths.display(r.item.path)} (item {r.item.id}) is missing or damaged;"
@@ -183,6 +192,7 @@ def _restore(
     dirs: list[bytes],
     versions: list[journal.FileVersion],
     items: list[TrashItem],
+    meter: Meter,
 ) -> None:
     users = Counter(it.name for it in items)
     steps = [journal.made_dir(d) for d in dirs]
@@ -193,21 +203,24 @@ def _restore(
             os.mkdir(fsops.abspath(root, d))
         for r, v in zip(plan, versions, strict=True):
             users[r.item.name] -= 1
-            _place(rep, root, r, v, last=users[r.item.name] == 0)
+            before = meter.progress.bytes_done
+            _place(rep, root, r, v, users[r.item.name] == 0, meter)
+            meter.file_done(v.size, meter.progress.bytes_done - before)
             rep.index.trash_drop(r.item)
         for d in {paths.parent_of(r.to) for r in plan} | {paths.parent_of(d) for d in dirs}:
             fsync_dir(os.fsdecode(fsops.abspath(root, d)))
         fsync_dir(rep.trash_dir)  # what left it
 
 
-def _place(rep: Replica, root: bytes, r: Restored, v: journal.FileVersion, last: bool) -> None:
+def _place(rep: Replica, root: bytes, r: Restored, v: journal.FileVersion, last: bool, meter: Meter) -> None:
     """Put the version at `r.to`: the trash's file itself when no other
     item needs it, else a copy (checked against its id as it is made)."""
     src = os.fsencode(rep.trash.path_of(r.item.name))
     if last:
         new = src
     else:
-        new = os.fsencode(fsops.write_temp(rep.tmp_dir, fsops.read_chunks(src), v.oid, v.size, v.mtime_ns, v.mode))
+        chunks = meter.stream(fsops.read_chunks(src))
+        new = os.fsencode(fsops.write_temp(rep.tmp_dir, chunks, v.oid, v.size, v.mtime_ns, v.mode))
     fsops.check_parents(root, r.to)
     dest = fsops.abspath(root, r.to)
     # Never over a file that appeared meanwhile: a hard link refuses an

@@ -34,6 +34,7 @@ class StatusReport:
 def status(path: str, progress: ScanProgress | None = None) -> StatusReport:
     with Replica.open(path, write=False) as replica:
         scanner = Scanner(replica.root, replica.index, progress=progress)
+        scanner.stats.replica = replica.name
         changes = list(scanner.changes())
         expanded: list[Change] = []
         for ch in changes:

@@ -5,14 +5,15 @@ objects. Reads only."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from squirrel.errors import FileSystemError, SquirrelError
 from squirrel.plumbing import fsops, ids, paths
 from squirrel.plumbing.carrier import Carrier, is_carrier
-from squirrel.plumbing.index import ReplicaIndex
+from squirrel.plumbing.index import Entry, ReplicaIndex
+from squirrel.plumbing.progress import Meter, ProgressCallback
 from squirrel.plumbing.replica import Replica
+from squirrel.plumbing.trash import TrashItem
 
 
 @dataclass
@@ -26,16 +27,21 @@ class VerifyReport:
         return not self.problems
 
 
-def verify(path: str, quick: bool = False, progress: Callable[[VerifyReport], None] | None = None) -> VerifyReport:
+def verify(path: str, quick: bool = False, progress: ProgressCallback | None = None) -> VerifyReport:
+    """Check the replica (or carrier) at `path`; `progress` hears of every
+    file, and of every block re-read."""
     report = VerifyReport()
     if is_carrier(path):
         carrier = Carrier(path)
+        meter = Meter("verifying the carrier", progress)
         for vid in carrier.vault_ids():
             vault = carrier.open_vault(vid)
             try:
                 check_index(vault.index, report)
-                for oid, _size in vault.store:
-                    check_object(vault.store.path(oid), oid, quick, report, f"carrier object {oid.hex()}")
+                objects = list(vault.store)
+                meter.expect(len(objects), 0 if quick else sum(size for _, size in objects))
+                for oid, size in objects:
+                    check_object(vault.store.path(oid), oid, quick, report, f"carrier object {oid.hex()}", meter, size)
             finally:
                 vault.close()
         return report
@@ -47,6 +53,14 @@ def verify(path: str, quick: bool = False, progress: Callable[[VerifyReport], No
             )
         check_index(rep.index, report)
         root = os.fsencode(rep.root)
+        meter = Meter(f"verifying {rep.name}", progress)
+        if progress is not None:  # the totals cost a walk of the index: only for someone watching
+            sizes = [e.size for _, e in rep.index.walk(b"") if e.is_file]
+            try:
+                trashed = [item.size for item, _ in trash_contents(rep)]
+            except SquirrelError:
+                trashed = []  # check_trash reports it
+            meter.expect(len(sizes) + len(trashed), 0 if quick else sum(sizes) + sum(trashed))
         for p, e in rep.index.walk(b""):
             if not p:
                 continue
@@ -57,51 +71,79 @@ def verify(path: str, quick: bool = False, progress: Callable[[VerifyReport], No
                     report.problems.append(f"{paths.display(p)}: indexed directory is missing")
                 continue
             report.checked_files += 1
-            if st is None:
-                report.problems.append(f"{paths.display(p)}: missing (not scanned since it went away?)")
-                continue
-            if st.st_size != e.size or st.st_mtime_ns != e.mtime_ns:
-                report.problems.append(f"{paths.display(p)}: changed since the last scan (size or mtime)")
-                continue
-            if not quick:
-                try:
-                    oid, _ = ids.hash_file(full)
-                except SquirrelError as err:
-                    report.problems.append(f"{paths.display(p)}: {err}")
-                    continue
-                report.checked_bytes += e.size
-                if oid != e.oid:
-                    report.problems.append(f"{paths.display(p)}: content does not match the index (damaged?)")
-            if progress is not None:
-                progress(report)
-        check_trash(rep, quick, report)
+            before = meter.progress.bytes_done
+            try:
+                check_file(p, full, st, e, quick, report, meter)
+            finally:
+                meter.file_done(0 if quick else e.size, meter.progress.bytes_done - before)
+        check_trash(rep, quick, report, meter)
     return report
 
 
-def check_trash(rep: Replica, quick: bool, report: VerifyReport) -> None:
+def check_file(
+    p: bytes, full: bytes, st: os.stat_result | None, e: Entry, quick: bool, report: VerifyReport, meter: Meter
+) -> None:
+    """One indexed file against what is on disk: there, as scanned, and
+    (unless `quick`) with the indexed content."""
+    if st is None:
+        report.problems.append(f"{paths.display(p)}: missing (not scanned since it went away?)")
+        return
+    if st.st_size != e.size or st.st_mtime_ns != e.mtime_ns:
+        report.problems.append(f"{paths.display(p)}: changed since the last scan (size or mtime)")
+        return
+    if quick:
+        return
+    try:
+        oid, _ = ids.hash_file(full, meter.add_bytes)
+    except SquirrelError as err:
+        report.problems.append(f"{paths.display(p)}: {err}")
+        return
+    report.checked_bytes += e.size
+    if oid != e.oid:
+        report.problems.append(f"{paths.display(p)}: content does not match the index (damaged?)")
+
+
+def check_trash(rep: Replica, quick: bool, report: VerifyReport, meter: Meter) -> None:
     """The trash's records and its folder agree (no record without its
     file, no file without a record), and each content file is its id."""
     try:
-        trash = rep.trash
-        report.problems += trash.problems()
-        checked: set[bytes] = set()
-        for item in trash.items():
-            if item.oid is None or item.oid in checked:
-                continue
-            checked.add(item.oid)
-            full = trash.path_of(item.name)
-            if os.path.isfile(full):
-                what = f"trash object {item.name} ({paths.display(item.path)})"
-                check_object(full, item.oid, quick, report, what)
+        report.problems += rep.trash.problems()
+        for item, full in trash_contents(rep):
+            assert item.oid is not None
+            what = f"trash object {item.name} ({paths.display(item.path)})"
+            check_object(full, item.oid, quick, report, what, meter, item.size)
     except SquirrelError as e:
         report.problems.append(f"trash: {e}")
 
 
-def check_object(path: str | bytes, oid: bytes, quick: bool, report: VerifyReport, what: str) -> None:
-    if quick:
-        return
+def trash_contents(rep: Replica) -> list[tuple[TrashItem, str]]:
+    """Each content file in the trash once, with an item that names it."""
+    found: list[tuple[TrashItem, str]] = []
+    seen: set[bytes] = set()
+    for item in rep.trash.items():
+        if item.oid is None or item.oid in seen:
+            continue
+        seen.add(item.oid)
+        full = rep.trash.path_of(item.name)
+        if os.path.isfile(full):
+            found.append((item, full))
+    return found
+
+
+def check_object(
+    path: str | bytes, oid: bytes, quick: bool, report: VerifyReport, what: str, meter: Meter, size: int
+) -> None:
+    before = meter.progress.bytes_done
     try:
-        got, _ = ids.hash_file(path)
+        if not quick:
+            _check_object(path, oid, report, what, meter)
+    finally:
+        meter.file_done(0 if quick else size, meter.progress.bytes_done - before)
+
+
+def _check_object(path: str | bytes, oid: bytes, report: VerifyReport, what: str, meter: Meter) -> None:
+    try:
+        got, _ = ids.hash_file(path, meter.add_bytes)
     except (FileSystemError, SquirrelError) as e:
         report.problems.append(f"{what}: {e}")
         return

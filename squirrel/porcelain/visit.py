@@ -21,16 +21,17 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from squirrel.errors import ContentUnavailable
 from squirrel.plumbing import conflicts, fsops, paths
-from squirrel.plumbing.carrier import Carrier, CarrierVault, is_carrier
+from squirrel.plumbing.carrier import CARRIER_NAME, Carrier, CarrierVault, is_carrier
 from squirrel.plumbing.carrier_executor import CarrierExecutor
-from squirrel.plumbing.execute import SPACE_RESERVE, ExecProgress
+from squirrel.plumbing.execute import SPACE_RESERVE
 from squirrel.plumbing.index import Entry
 from squirrel.plumbing.plan import plan_sync
+from squirrel.plumbing.progress import Meter, ProgressCallback
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import ScanProgress, scan_replica
 from squirrel.plumbing.synctime import raise_sync_times
@@ -66,6 +67,11 @@ class VisitReport:
     known_drives: int = 0
     forgotten: int | None = None  # when the drive had been forgotten, if it had
     dry_run: bool = False
+    # Why a visit carried nothing, and where what it could not deliver is:
+    alone: bool = False  # the carrier knows no other drive of the vault: it has nothing to carry
+    unvisited: list[str] = field(default_factory=list)  # drives of the vault the carrier never visited
+    waiting_on: list[tuple[str, int]] = field(default_factory=list)  # known drives holding what waits, and how many
+    waiting_nowhere: int = 0  # versions that wait and that no known drive holds
 
 
 def visit(
@@ -74,7 +80,7 @@ def visit(
     max_size: int | None = None,
     dry_run: bool = False,
     scan_progress: ScanProgress | None = None,
-    progress: Callable[[ExecProgress], None] | None = None,
+    progress: ProgressCallback | None = None,
     allow_mass_delete: bool = False,
 ) -> VisitReport:
     """One visit of the laptop to a drive (see the module docstring)."""
@@ -83,7 +89,9 @@ def visit(
             # No carrier yet: the first visit would take everything.
             scan_replica(drive, scan_progress, allow_mass_delete)
             taken = sum(1 for _ in drive.index.walk(b"")) - 1
-            return VisitReport(drive.name, taken=taken, dry_run=True, budget=0, known_drives=0)
+            report = VisitReport(drive.name, taken=taken, dry_run=True, budget=0, known_drives=0, alone=True)
+            report.unvisited = _unvisited(drive, set())
+            return report
         carrier = Carrier(carrier_path, create=not dry_run)
         if max_size is not None and not dry_run:
             carrier.set_max_size(max_size)
@@ -102,7 +110,7 @@ def _visit(
     budget: int,
     dry_run: bool,
     scan_progress: ScanProgress | None,
-    progress: Callable[[ExecProgress], None] | None,
+    progress: ProgressCallback | None,
     allow_mass_delete: bool,
 ) -> VisitReport:
     report = VisitReport(drive.name, budget=budget, dry_run=dry_run)
@@ -118,13 +126,23 @@ def _visit(
     vault.rep.learn_names(drive.names())
     # 2. deliver
     report.delivered = sync_into(
-        drive, vault.index, StoreContent(vault), vault.rep.names(), [], dry_run, progress, guard, vault.rep.name
+        drive,
+        vault.index,
+        StoreContent(vault),
+        vault.rep.names(),
+        [],
+        dry_run,
+        progress,
+        guard,
+        vault.rep.name,
+        phase=f"delivering to {drive.name}",
     )
     if dry_run:
         plan = plan_sync(drive.index, vault.index, b"")
         report.taken = len(plan.actions)
         report.carrier_bytes = carrier.usage()
         report.known_drives = len(vault.drives())
+        _others(drive, vault, report)
         return report
     # 3. record what the drive knows now; free what everyone has. A forgotten
     # drive is known again from here on, with what it held when forgotten.
@@ -137,7 +155,8 @@ def _visit(
     # 4. take
     plan = plan_sync(drive.index, vault.index, b"")
     left = _room(carrier, budget)
-    ex = CarrierExecutor(vault, plan, ReplicaSource(drive.root), drive.id, left)
+    carrying = Meter(f"carrying in from {drive.name}", progress)  # the take and the fill
+    ex = CarrierExecutor(vault, plan, ReplicaSource(drive.root), drive.id, left, carrying)
     res = ex.run()
     vault.rep.recheck_identity()
     raise_sync_times(vault.index, drive.index, b"", res.failed_paths)
@@ -150,7 +169,7 @@ def _visit(
         if not unavailable:
             report.delivered.failed.append((path, f"not taken into the carrier: {why}"))
     # 5. fill
-    _fill(drive, carrier, vault, budget, report)
+    _fill(drive, carrier, vault, budget, report, carrying)
     # 6. bookkeeping
     vault.rotate_token(drive)
     d, b = vault.drop_unneeded()
@@ -159,7 +178,35 @@ def _visit(
     report.carrier_bytes = carrier.usage()
     report.known_drives = len(vault.drives())
     drive.trash.apply_policy()
+    _others(drive, vault, report)
     return report
+
+
+def _others(drive: Replica, vault: CarrierVault, report: VisitReport) -> None:
+    """What the other drives have to do with this visit: whether the carrier
+    knows any (content is carried only for them), the drives of the vault it
+    never visited, and which known drives hold what waits for this one."""
+    others = [d for d in vault.drives() if d.id != drive.id]
+    report.alone = not others
+    report.unvisited = _unvisited(drive, {d.id for d in vault.drives() + vault.forgotten()} | {vault.rep.id})
+    holding: dict[str, int] = {}
+    for path, _ in report.delivered.deferred:
+        e = vault.index.get(path)
+        if e is None or not e.is_file:
+            continue
+        held = [d.name for d in others if e.oid in vault.objects_of(d)]
+        for name in held:
+            holding[name] = holding.get(name, 0) + 1
+        report.waiting_nowhere += not held
+    report.waiting_on = sorted(holding.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _unvisited(drive: Replica, known: set[str]) -> list[str]:
+    """The replicas of the vault the drive has heard of that the carrier
+    does not know (but for other carriers)."""
+    return sorted(
+        name for rid, name in drive.names().items() if rid != drive.id and rid not in known and name != CARRIER_NAME
+    )
 
 
 def _room(carrier: Carrier, budget: int) -> int:
@@ -168,7 +215,9 @@ def _room(carrier: Carrier, budget: int) -> int:
     return max(0, min(budget - carrier.usage(), free))
 
 
-def _fill(drive: Replica, carrier: Carrier, vault: CarrierVault, budget: int, report: VisitReport) -> None:
+def _fill(
+    drive: Replica, carrier: Carrier, vault: CarrierVault, budget: int, report: VisitReport, meter: Meter
+) -> None:
     """Copy from the drive content that other drives lack and the carrier does
     not hold, while it fits."""
     others = [d for d in vault.drives() if d.id != drive.id]
@@ -185,20 +234,26 @@ def _fill(drive: Replica, carrier: Carrier, vault: CarrierVault, budget: int, re
     root = os.fsencode(drive.root)
     said = set(report.left_behind)
     holders = drive.index.paths_with_objects(wanted)
-    for oid, (path, entry) in wanted.items():
-        local = _local_copy(drive, holders.get(oid, []))
-        if local is None:
-            continue
+    copies = [
+        (path, entry, local)
+        for path, entry in wanted.values()
+        if (local := _local_copy(drive, holders.get(entry.oid, []))) is not None
+    ]
+    meter.expect(len(copies), sum(entry.size for _, entry, _ in copies))
+    for path, entry, (lp, le) in copies:
+        before = meter.progress.bytes_done
         if entry.size > left:
             if (path, entry.size) not in said:  # the take may have said so already
                 said.add((path, entry.size))
                 report.left_behind.append((path, entry.size))
+            meter.file_done(entry.size)
             continue
-        lp, le = local
         try:
-            vault.store.put(entry.oid, entry.size, fsops.read_chunks(fsops.abspath(root, lp), le))
+            vault.store.put(entry.oid, entry.size, meter.stream(fsops.read_chunks(fsops.abspath(root, lp), le)))
         except (OSError, ContentUnavailable):
             continue
+        finally:
+            meter.file_done(entry.size, meter.progress.bytes_done - before)
         left -= entry.size
         report.filled += 1
         report.filled_bytes += entry.size

@@ -140,7 +140,7 @@ def test_status_summary_counts_a_move_once(drive: Path) -> None:
     os.rename(drive / "a/one.jpg", drive / "moved.jpg")
     ran = sq_in_process("status", drive)
     assert ran.stdout.decode().splitlines() == ["moved     a/one.jpg -> moved.jpg"]
-    assert "1 pending changes" in ran.err
+    assert "1 pending change," in ran.err
 
 
 def test_status_exit_code_counts_open_conflicts(drive: Path) -> None:

@@ -155,7 +155,7 @@ def test_human_output_goes_to_stderr_and_names_the_conflict(pair: tuple[Path, Pa
     result = sq_in_process("push", a, b)
     assert result.code == 0
     assert "create/create" in result.out and "conflict" in result.out
-    assert "1 conflicts" in result.err
+    assert "1 conflict (both versions kept)" in result.err
 
 
 def test_conflicts_json_lists_open_conflicts(pair: tuple[Path, Path]) -> None:

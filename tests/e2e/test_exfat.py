@@ -431,7 +431,7 @@ def test_a_visit_short_of_space_applies_the_trash_policy_then_says_what_the_tras
     out = sq("sync", d2, "--carrier", carrier)
     assert out.code == 11, out.stderr.decode()
     (line,) = out.error_lines
-    assert "not enough space" in line and f"the trash holds {held} bytes in 1 versions" in line, line
+    assert "not enough space" in line and f"the trash holds {held} bytes in 1 version (" in line, line
     assert tree(d2, folders=False) == before and len(trash_ids(d2)) == 1
     assert os.listdir(d2 / ".squirrel" / "tmp") == []
     age_trash(d2, 2)
