@@ -508,11 +508,13 @@ class ReplicaIndex:
         A directory's modification time covers its whole subtree (deletions
         included); that is what lets a sync skip a subtree the receiver knows.
         With `missing_ok` (a deletion notice below a folder this replica does
-        not have), the raising starts at the nearest directory it has.
+        not have, or below a file that stands where the folder was), the
+        raising starts at the nearest directory it has: a file's times are
+        its own version's.
         """
         for anc in paths.ancestors(path):
             e = self.get(anc)
-            if e is None:
+            if e is None or (missing_ok and not e.is_dir):
                 if missing_ok:
                     continue
                 raise CorruptIndex(f"index has {paths.display(path)} but not its parent {paths.display(anc)}")

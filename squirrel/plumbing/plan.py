@@ -258,6 +258,30 @@ class Planner:
         `na` / `nb`: each side's deletion notice where it lacks the path;
         `a_bound` / `b_bound`: its nearest directory's modification time, the
         bound for a deletion older than notices."""
+        gone, below = self._act(p, a, b, s_a, s_b, na, nb, a_bound, b_bound)
+        if below is not None:
+            # A has a file or nothing at `p`, yet may have deleted things
+            # below it (when `p` was a folder, or learned of such deletions
+            # since): B learns each one it does not know, so that raising
+            # B's sync time over this subtree claims nothing B lacks.
+            self._learn_below(p, s_a, s_b, keep_b=below, a_bound=a_bound, b_bound=b_bound)
+        return gone
+
+    def _act(
+        self,
+        p: bytes,
+        a: Entry | None,
+        b: Entry | None,
+        s_a: VectorTime,
+        s_b: VectorTime,
+        na: VectorTime | None,
+        nb: VectorTime | None,
+        a_bound: VectorTime,
+        b_bound: VectorTime,
+    ) -> tuple[bool, bool | None]:
+        """Plan `p` itself: (B ends with nothing at `p`, what remains to
+        do below it: None when its children were planned already, else
+        whether B keeps what it holds below `p`)."""
         self.plan.visited += 1
         a_gone = self._gone(self.src, na, a_bound) if a is None else None
         b_gone = self._gone(self.dst, nb, b_bound) if b is None else None
@@ -269,27 +293,27 @@ class Planner:
                 self._learn_deletion(p, na, a_gone, b_gone, s_a, s_b)
             elif a is not None:
                 self.plan.skipped += 1
-            return b is None
+            return b is None, None if a is not None and a.is_dir else True
         if a is not None and a.is_dir and a.flags & FLAG_PARTIAL:
             # A bundle packed against more knowledge than this receiver has:
             # this subtree is not described, so it stays unsynced.
             self.plan.incomplete.append(p)
-            return b is None
+            return b is None, None
         if d.op is Op.KEEP:
-            return False
+            return False, False
         if d.op is Op.DELETE:
             assert b is not None and a_gone is not None
             self._delete_tree(p, b, a_gone)
-            return True
+            return True, False
         if d.op is Op.SAME:
             assert a is not None and b is not None
             acts.append(Action(META, p, a, b, a.m.join(b.m), a.c.lineage_union(b.c)))
-            return False
+            return False, False
         if d.op is Op.DESCEND:
             if a is not None and a.is_dir and (b is None or b.is_dir):
-                return self._descend(p, a, b, s_a, s_b, a_bound, b_bound, b_gone=b_gone)
+                return self._descend(p, a, b, s_a, s_b, a_bound, b_bound, b_gone=b_gone), None
             assert a is None and b is not None and b.is_dir and a_gone is not None
-            return self._descend(p, None, b, s_a, s_b, a_bound, b_bound, a_gone=a_gone)
+            return self._descend(p, None, b, s_a, s_b, a_bound, b_bound, a_gone=a_gone), None
         if d.op is Op.CREATE:
             assert a is not None and a.is_file
             planned = self._writes.get(p)
@@ -297,23 +321,25 @@ class Planner:
                 # A conflict met above wrote this copy here: it is A's copy of
                 # the same conflict, so the two are one (times joined).
                 planned.join = a
-                return False
+                return False, False
             self._write(Action(WRITE, p, a, None, a.m, a.c))
-            return False
+            return False, False
         if d.op is Op.TAKE:
             assert a is not None and b is not None
             if b.is_dir:  # A's file supersedes B's whole directory
                 self._delete_tree(p, b, a.m)
                 self._write(Action(WRITE, p, a, None, a.m, a.c))
-                return False
+                return False, False
             if a.is_dir:  # A's directory supersedes B's file
                 acts.append(Action(DELETE, p, None, b, deletion_m=a.m))
                 self._descend(p, a, None, s_a, s_b, a_bound, b_bound, force_mkdir=True)
-                return False
+                return False, None
             self._write(Action(WRITE, p, a, b, a.m, a.c))
-            return False
+            return False, False
         assert d.op is Op.CONFLICT and d.conflict is not None
-        return self._settle(p, d.conflict, a, b, s_a, s_b, a_bound, b_bound)
+        gone = self._settle(p, d.conflict, a, b, s_a, s_b, a_bound, b_bound)
+        # A file/directory conflict plans the directory's children itself.
+        return gone, None if d.conflict == FILE_DIR else False
 
     def _learn_deletion(
         self,
@@ -331,6 +357,36 @@ class Planner:
             return
         new = na if b_gone <= s_a else b_gone.join(na)
         self.plan.actions.append(Action(NOTICE, p, m=new))
+
+    def _learn_below(
+        self,
+        p: bytes,
+        s_a: VectorTime,
+        s_b: VectorTime,
+        keep_b: bool,
+        a_bound: VectorTime,
+        b_bound: VectorTime,
+    ) -> None:
+        """A has a file or nothing at `p`: visit what A deleted below it.
+
+        Where B lacks the path too, B learns A's notice; where B still holds
+        something there and keeps its folder at `p` (`keep_b`), that path is
+        planned like any other; where B's folder goes as a whole, the
+        deletion of it has planned B's paths already."""
+        for name, na in list(self.src.notices(p)):
+            q = paths.join(p, name)
+            cs_a = self.src.sync_time_below(q, s_a)
+            cs_b = self.dst.sync_time_below(q, s_b)
+            cb = self.dst.get(q)
+            if cb is None:
+                nb = self.dst.notice(q)
+                self.plan.visited += 1
+                self._learn_deletion(q, na, na, self._gone(self.dst, nb, b_bound), cs_a, cs_b)
+                self._learn_below(q, cs_a, cs_b, False, a_bound, b_bound)
+            elif keep_b:
+                self._path(q, None, cb, cs_a, cs_b, na, None, a_bound, b_bound)
+            else:
+                self._learn_below(q, cs_a, cs_b, False, a_bound, b_bound)
 
     def _settle(
         self,

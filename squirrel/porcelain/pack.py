@@ -74,11 +74,11 @@ class _Packer:
                 self.walk(cp, child, self.know.sync_time_below(cp, s_k))
             return
         self.emit(path, entry)
+        # What the sender deleted below a file (when it was a folder, or
+        # learned of since) goes along: the receiver learns what it lacks.
+        self.notices.update(self.idx.notices_under(path))
         if entry.m <= s_k:
             return
-        # A file where the receiver may still have a folder: what the
-        # sender deleted below it (when it was a folder) goes along.
-        self.notices.update(self.idx.notices_under(path))
         if entry.oid in self.wanted:
             return
         if self.receiver_has(entry.oid):

@@ -509,6 +509,20 @@ KNOWN_HISTORIES: dict[str, tuple[int, bool, list[str]]] = {
             "reconcile r1 r0",  # r0 takes r1's d/e; every replica must end with it
         ],
     ),
+    "deletions-below-a-deleted-folder": (
+        4,
+        True,
+        [
+            "r3: write f/w",
+            "r1: write f/w",
+            "r2: write f/w",
+            "push r1 -> r0",
+            "reconcile r3 r0",  # f/w and its conflict copy, on r0 and r3
+            "r3: delete f",
+            "push r0 -> r2 f",  # r2: its own f/w and a copy of another
+            "reconcile r1 r3",  # r1's f goes; r1 must learn r3's deletion of the copy it never had
+        ],
+    ),
 }
 
 
