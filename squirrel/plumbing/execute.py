@@ -431,6 +431,7 @@ class Executor:
         self.names.forget(act.path)
         self._dirty.add(os.path.dirname(self._abs(act.target)))
         record_move_aside(self.idx, act, self.new_event())
+        self._now_holds(act.target, act.b.oid)
 
     def _prepare_winner(self, conflict: int) -> None:
         """The version that takes the path must be at hand before B's leaves
@@ -454,6 +455,12 @@ class Executor:
         if os.path.isfile(tp):
             return fsops.read_chunks(tp)
         return None
+
+    def _now_holds(self, rel: bytes, oid: bytes) -> None:
+        """The receiver holds `oid` at `rel` from now on: a later write of the
+        same content in this run copies it from there."""
+        if self._local is not None:  # else the one pass over the index finds it
+            self._local.setdefault(oid, []).append(rel)
 
     def _write(self, act: Action) -> None:
         a = act.a
@@ -566,8 +573,7 @@ class Executor:
         entry = Entry(KIND_FILE, a.oid, st.st_size, statmod.S_IMODE(st.st_mode), st.st_mtime_ns, m, c, racy)
         self._raise(rel, m)
         self.idx.put(rel, entry)
-        if self._local is not None:  # a later write of the same content copies this one
-            self._local.setdefault(a.oid, []).append(rel)
+        self._now_holds(rel, a.oid)
         if created:
             self.result.created += 1
         else:

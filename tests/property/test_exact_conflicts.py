@@ -523,6 +523,30 @@ KNOWN_HISTORIES: dict[str, tuple[int, bool, list[str]]] = {
             "reconcile r1 r3",  # r1's f goes; r1 must learn r3's deletion of the copy it never had
         ],
     ),
+    "content-moved-aside-in-the-same-apply": (
+        4,
+        False,
+        [
+            "r0: write d/y",
+            "r2: write d/x",
+            "r2: write f/w",
+            "r0: write b",
+            "r1: write a",
+            "r1: write f/w",
+            "reconcile r1 r0",
+            "r1: delete d",
+            "r3: write b",
+            "reconcile r3 r1",
+            "r0: write d/y",
+            "push r0 -> r1",
+            "r1: move d/y -> d/x",  # r1 holds r0's d/y content at d/x only
+            "push r0 -> r3",
+            "push r2 -> r3 d/e",
+            # The bundle leaves d/y's content out (r1 has it); r1's d/x then
+            # moves aside for r3's, and d/y must be copied from the conflict copy.
+            "pack r3 --for r1 + apply",
+        ],
+    ),
 }
 
 
