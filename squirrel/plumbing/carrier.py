@@ -399,6 +399,23 @@ class CarrierVault:
         if root is not None and not root.m <= sync:
             yield from walk(b"", sync, {})
 
+    def everyone_knows(self) -> VectorTime | None:
+        """What every replica of the vault knows, everywhere in it: the meet
+        of the sync times at the root (a path's sync time is never below its
+        folder's) of the carrier and of every drive it knows. None while
+        the carrier has heard of a replica (by name, or by its events) that
+        it has never visited: what that one knows is not known. Forgotten
+        drives are not waited for, as with content."""
+        drives = self.drives()
+        heard = set(self.rep.names()) | set(self.index.sync_time(b""))
+        accounted = {d.id for d in drives} | {d.id for d in self.forgotten()} | {self.rep.id}
+        if not drives or heard - accounted:
+            return None
+        everyone = self.index.sync_time(b"")
+        for d in drives:
+            everyone = everyone.meet(d.knowledge.sync_time(b""))
+        return everyone
+
     def drop_unneeded(self) -> tuple[int, int]:
         """Drop every object that every known drive has; returns (count, bytes)."""
         dropped = freed = 0

@@ -443,6 +443,23 @@ class ReplicaIndex:
                     p = paths.join(parent, name)
                     yield p, self._vt(raw, p)
 
+    def drop_notices_known_to(self, everyone: VectorTime) -> int:
+        """Forget every deletion notice that `everyone` covers; returns how many.
+
+        `everyone` must be a time every replica of the vault knows (the meet
+        of their sync times). Then no replica holds a version older than the
+        deletion, nor lacks the notice and still has to learn it, and an
+        absent path without a notice (which the planner takes as never
+        held) decides exactly as the notice would. An index with deletions
+        older than notices keeps them: there, a missing notice means "bounded
+        by the folder above", not "never held"."""
+        if not self.exact_deletions:
+            return 0
+        gone = [p for p, n in self.notices_under(b"") if n <= everyone]
+        for p in gone:
+            self.drop_notice(p)
+        return len(gone)
+
     def _vt(self, raw: bytes, path: bytes) -> VectorTime:
         try:
             return VectorTime.decode(raw)

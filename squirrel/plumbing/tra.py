@@ -67,6 +67,11 @@ def decide(
         return NOTHING
     if a is None:
         assert b is not None
+        if b.m <= s_a and not a_deleted:
+            # A knows B's version and lacks it, with no notice: A deleted it
+            # and dropped the notice once every replica it knew had it (B
+            # did not, so B is older than that).
+            return Decision(Op.DELETE)
         if a_deleted is not None and a_deleted <= s_b:
             return NOTHING  # B knows A's deletion: what B has now is as new or newer
         if b.m <= s_a:

@@ -227,4 +227,11 @@ def sync_replicas(
 ) -> SyncReport:
     """Sync the (already scanned) replica `src` into `dst`."""
     check_not_behind(src, dst.index.sync_time(b""), dst.name)
-    return sync_into(dst, src.index, ReplicaSource(src.root), src.names(), tops, dry_run, progress, guard, src.name)
+    report = sync_into(dst, src.index, ReplicaSource(src.root), src.names(), tops, dry_run, progress, guard, src.name)
+    if not dry_run:
+        # The sender hears of the receiver too: a carrier that later visits
+        # the sender then knows there is a replica it has not seen, and keeps
+        # the deletion notices that replica may still need.
+        src.learn_names(dst.names())
+        src.index.commit()
+    return report

@@ -175,11 +175,24 @@ def _visit(
     d, b = vault.drop_unneeded()
     report.dropped += d
     report.dropped_bytes += b
+    _forget_known_deletions(drive, vault)
     report.carrier_bytes = carrier.usage()
     report.known_drives = len(vault.drives())
     drive.trash.apply_policy()
     _others(drive, vault, report)
     return report
+
+
+def _forget_known_deletions(drive: Replica, vault: CarrierVault) -> None:
+    """A deletion notice every known drive and the carrier know is needed no
+    more (docs/formats/index.md, "deleted"): the drive and the carrier drop
+    it, so the indexes do not grow with the number of deletions."""
+    everyone = vault.everyone_knows()
+    if everyone is None:
+        return
+    for idx in (drive.index, vault.index):
+        idx.drop_notices_known_to(everyone)
+        idx.commit()
 
 
 def _others(drive: Replica, vault: CarrierVault, report: VisitReport) -> None:
