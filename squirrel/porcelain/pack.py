@@ -17,8 +17,9 @@ from dataclasses import dataclass, field, replace
 from squirrel.errors import BadPath, WrongVault
 from squirrel.plumbing import conflicts, fsops, paths
 from squirrel.plumbing.bundle import BundleWriter, header_for
-from squirrel.plumbing.index import FLAG_PARTIAL, FLAG_RACY, Entry
+from squirrel.plumbing.index import FLAG_PARTIAL, FLAG_RACY, Entry, ReplicaIndex
 from squirrel.plumbing.knowledge import Knowledge
+from squirrel.plumbing.plan import widen_top
 from squirrel.plumbing.progress import Meter, ProgressCallback
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import ScanProgress, scan_replica
@@ -162,7 +163,8 @@ def pack(
             scan_replica(rep, scan_progress, allow_mass_delete)
             given = {paths.user_relpath(rep.root, s): s for s in subpaths or []}
             unknown = unknown_subpaths(rep, list(given), list(given.values()))
-            tops = sorted(given) or [b""]
+            receiver_index = receiver.index if receiver is not None else None
+            tops = _outermost({_widened(rep.index, receiver_index, know, t) for t in given}) or [b""]
             packer = _Packer(rep, know, max_size)
             packer.emit(b"", rep.index.get(b"") or _missing_root())
             for top in tops:
@@ -176,6 +178,29 @@ def pack(
         finally:
             if receiver is not None:
                 receiver.close()
+
+
+def _widened(idx: ReplicaIndex, receiver: ReplicaIndex | None, know: Knowledge, top: bytes) -> bytes:
+    """The subtree a bundle of `top` must describe: what a push of `top`
+    would sync (plan.widen_top). Where the receiver is known only by its
+    sync times, it may hold a file at any folder above `top` whose version
+    of the sender it does not know; settling that file takes the folder's
+    whole description, so the bundle starts at the highest such folder."""
+    if receiver is not None:
+        return widen_top(idx, receiver, top)
+    widest = top
+    for anc in paths.ancestors(top):
+        if not anc:
+            break
+        e = idx.get(anc)
+        if e is not None and e.is_dir and not e.m <= know.sync_time(anc):
+            widest = anc
+    return widest
+
+
+def _outermost(tops: set[bytes]) -> list[bytes]:
+    """The tops no other top contains, sorted."""
+    return sorted(t for t in tops if not any(o != t and paths.is_under(t, o) for o in tops))
 
 
 def _missing_root() -> Entry:

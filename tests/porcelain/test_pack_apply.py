@@ -29,6 +29,7 @@ from squirrel.plumbing.vtime import VectorTime
 from squirrel.porcelain.apply import apply
 from squirrel.porcelain.engine import SyncReport
 from squirrel.porcelain.init import init
+from squirrel.porcelain.knowledge import write_knowledge
 from squirrel.porcelain.pack import PackReport, pack
 from squirrel.porcelain.push import push
 from squirrel.porcelain.scan import scan
@@ -126,6 +127,26 @@ def test_a_subpath_bundle_syncs_only_that_subtree(tmp_path: Path) -> None:
         "mine.txt": b"the receiver's own file\n",
         "docs/local.md": b"only on the receiver\n",
     }
+
+
+@pytest.mark.parametrize("receiver", ["--for", "--base"])
+def test_a_subpath_bundle_below_a_file_of_the_receiver_does_what_its_push_does(tmp_path: Path, receiver: str) -> None:
+    a, b = new_vault(tmp_path, "A", "B")
+    make_tree(a, {"d/e/z.jpg": "A's photo"})
+    make_tree(b, {"d": "B's file named d"})
+    twin = copy_replica(b, tmp_path / "B-twin")
+    out = tmp_path / "d-e.sqb"
+    if receiver == "--for":
+        pack(str(a), str(out), for_replica=str(b), subpaths=[str(a / "d" / "e")])
+    else:
+        write_knowledge(str(b), str(tmp_path / "b.knowledge"))
+        pack(str(a), str(out), base=str(tmp_path / "b.knowledge"), subpaths=[str(a / "d" / "e")])
+    via_bundle = apply(str(out), str(b))
+    via_push = push(str(a), str(twin), [str(a / "d" / "e")])
+    assert via_bundle.incomplete == [] and via_bundle.deferred == []
+    assert tree(b) == tree(twin)
+    assert conflicts_of(via_bundle) == conflicts_of(via_push) != []
+    assert tree(b, folders=False)["d/e/z.jpg"] == b"A's photo"
 
 
 def test_duplicate_content_travels_once(tmp_path: Path) -> None:

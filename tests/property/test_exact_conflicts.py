@@ -547,6 +547,18 @@ KNOWN_HISTORIES: dict[str, tuple[int, bool, list[str]]] = {
             "pack r3 --for r1 + apply",
         ],
     ),
+    "subpath-bundle-below-a-file-of-the-receiver": (
+        4,
+        True,
+        [
+            "r3: write d",
+            "r0: write d/e/z",
+            "reconcile r1 r3",  # r1 has r3's file d
+            "reconcile r3 r2",
+            "push r2 -> r0",  # r0 keeps its folder d; r2's file becomes a copy
+            "pack r0 --for r1 d/e + apply",  # as its push would, the bundle describes all of d
+        ],
+    ),
 }
 
 
