@@ -15,6 +15,7 @@ large file, a long plan), so the rate and the time left stay honest.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import sys
@@ -90,7 +91,7 @@ class LiveLine:
         self._state: _State | None = None
         self._since = 0.0  # when the phase began
         self._samples: deque[tuple[float, int]] = deque()  # (time, bytes done) at recent draws
-        self._drawn_at = 0.0
+        self._drawn_at = -math.inf  # never: the clock may read less than an interval (just booted)
         self._shown = False
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -118,7 +119,7 @@ class LiveLine:
             if self._state is None or self._state.phase != state.phase:
                 self._since = now
                 self._samples.clear()
-                self._drawn_at = 0.0
+                self._drawn_at = -math.inf
             self._state = state
             if now - self._drawn_at >= self.interval:
                 self._draw(now)
