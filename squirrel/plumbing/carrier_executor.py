@@ -13,6 +13,7 @@ from squirrel.plumbing import paths
 from squirrel.plumbing.carrier import CarrierVault
 from squirrel.plumbing.execute import (
     ContentSource,
+    FailedPaths,
     moves_a_file,
     record_deletion,
     record_dirmeta,
@@ -46,7 +47,7 @@ class CarrierResult:
     left_behind: list[tuple[bytes, int]] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
     failed: list[tuple[bytes, str, bool]] = field(default_factory=list)
-    failed_paths: set[bytes] = field(default_factory=set)
+    failed_paths: FailedPaths = field(default_factory=FailedPaths)
 
 
 class CarrierExecutor:
@@ -62,6 +63,7 @@ class CarrierExecutor:
         drive_id: str,
         budget_left: int,
         meter: Meter | None = None,
+        failed_before: set[bytes] | None = None,
     ) -> None:
         self.vault = vault
         self.idx = vault.index
@@ -69,7 +71,7 @@ class CarrierExecutor:
         self.source = source
         self.others = [d for d in vault.drives() if d.id != drive_id]
         self.budget_left = budget_left
-        self.result = CarrierResult()
+        self.result = CarrierResult(failed_paths=FailedPaths(failed_before or ()))
         self._event: VectorTime | None = None
         self._index = -1  # the action being carried out
         self.meter = meter if meter is not None else Meter("")

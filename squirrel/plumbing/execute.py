@@ -81,11 +81,51 @@ def record_move_aside(idx: ReplicaIndex, act: Action, event: VectorTime) -> None
     record_version(idx, act.target, act.b, m, c)
 
 
-def record_dirmeta(idx: ReplicaIndex, act: Action, failed_paths: set[bytes]) -> None:
+class FailedPaths(set[bytes]):
+    """The paths a sync could not finish, and the directories above them
+    (which must not take the sender's time for their subtree)."""
+
+    def __init__(self, failed: Iterable[bytes] = ()) -> None:
+        super().__init__()
+        self._above: set[bytes] = set()
+        for p in failed:
+            self.add(p)
+
+    def add(self, path: bytes) -> None:
+        if path not in self:
+            super().add(path)
+            self._above.update(paths.ancestors(path))
+
+    def holds_failure(self, directory: bytes) -> bool:
+        return directory in self or directory in self._above
+
+
+def ensure_room(rep: Replica, need: int) -> None:
+    """Refuse (OutOfSpace) when `need` bytes of new content cannot fit on
+    the replica's disk, after the trash's retention policy had its say
+    (nothing else is removed to make room)."""
+    if not need:
+        return
+    have = shutil.disk_usage(rep.root).free
+    if need + SPACE_RESERVE <= have:
+        return
+    trash = rep.trash
+    if trash.apply_policy() is not None:
+        have = shutil.disk_usage(rep.root).free
+    if need + SPACE_RESERVE > have:
+        held = trash.usage()
+        raise OutOfSpace(
+            f"not enough space on {rep.root}: need {counted(need, 'byte')} (+{SPACE_RESERVE} spare),"
+            f" have {have}; the trash holds {counted(held.bytes, 'byte')} in {counted(held.count, 'version')}"
+            " (`sq trash purge` frees them)"
+        )
+
+
+def record_dirmeta(idx: ReplicaIndex, act: Action, failed_paths: FailedPaths) -> None:
     """A finished directory joins the sender's time for it, and the
     sender's lineage of it: two folders of one name are one folder of two
     lineages (see plan.DIRMETA)."""
-    if any(paths.is_under(f, act.path) for f in failed_paths):
+    if failed_paths.holds_failure(act.path):
         return
     e = idx.get(act.path)
     if e is None or not e.is_dir or act.m is None:
@@ -112,7 +152,7 @@ class ExecResult:
     bytes_from_source: int = 0
     conflicts: list[Conflict] = field(default_factory=list)
     failed: list[tuple[bytes, str, bool]] = field(default_factory=list)  # path, why, content unavailable
-    failed_paths: set[bytes] = field(default_factory=set)
+    failed_paths: FailedPaths = field(default_factory=FailedPaths)
 
 
 class Executor:
@@ -125,21 +165,27 @@ class Executor:
         sender: str | None = None,
         *,
         phase: str = "copying",
+        meter: Meter | None = None,
+        failed_before: set[bytes] | None = None,
     ) -> None:
+        """`meter`: the progress of a sync made of several plans (see
+        `pieces`), whose totals it already has; `failed_before`: what failed
+        in the earlier plans of such a sync, below this plan's directories
+        (a directory above a failure does not take the sender's time)."""
         self.rep = replica
         self.idx = replica.index
         self.root = os.fsencode(replica.root)
         self.plan = plan
         self.source = source
         # Files written, deleted or moved aside, and the bytes of those written.
-        self.meter = Meter(
+        self.meter = meter or Meter(
             phase,
             progress,
             files=sum(1 for a in plan.actions if moves_a_file(a)),
             size=sum(a.a.size for a in plan.actions if a.kind == WRITE and a.a is not None),
         )
         self._streamed: dict[bytes, int] = {}  # path -> bytes of its new content counted so far
-        self.result = ExecResult()
+        self.result = ExecResult(failed_paths=FailedPaths(failed_before or ()))
         self._event: VectorTime | None = None
         self._skip: set[int] = set()  # DELETE actions already done as moves
         self.sender = sender  # the replica the versions come from, named in the trash's reasons
@@ -175,22 +221,7 @@ class Executor:
         need = sum(
             a.a.size for a in self.plan.actions if a.kind == WRITE and a.a is not None and a.a.oid not in deleted
         )
-        if not need:
-            return
-        have = shutil.disk_usage(self.rep.root).free
-        if need + SPACE_RESERVE <= have:
-            return
-        # The trash's retention policy may free room; nothing else is removed.
-        trash = self.rep.trash
-        if trash.apply_policy() is not None:
-            have = shutil.disk_usage(self.rep.root).free
-        if need + SPACE_RESERVE > have:
-            held = trash.usage()
-            raise OutOfSpace(
-                f"not enough space on {self.rep.root}: need {counted(need, 'byte')} (+{SPACE_RESERVE} spare),"
-                f" have {have}; the trash holds {counted(held.bytes, 'byte')} in {counted(held.count, 'version')}"
-                " (`sq trash purge` frees them)"
-            )
+        ensure_room(self.rep, need)
 
     def run(self) -> ExecResult:
         self.check_space()

@@ -151,12 +151,39 @@ def short_id(oid: bytes, n: int = 8) -> str:
     return oid.hex()[:n]
 
 
+class PlanTooLarge(Exception):
+    """The plan grew past the planner's limit (see `pieces`)."""
+
+
 class Planner:
-    def __init__(self, src: SourceTree, dst: ReceiverTree) -> None:
+    """Plans a one-way sync of one subtree.
+
+    With `limit`, planning stops (PlanTooLarge) once the plan holds more
+    actions than that, so that a large sync can be planned in pieces with
+    bounded memory. Paths in `skip` are left out as if B knew them already
+    (an outline of a sync whose pieces below were outlined on their own);
+    paths in `settled` were synced by earlier pieces of the same sync, and
+    are not counted as skipped when B now knows them."""
+
+    def __init__(
+        self,
+        src: SourceTree,
+        dst: ReceiverTree,
+        limit: int | None = None,
+        skip: frozenset[bytes] = frozenset(),
+        settled: frozenset[bytes] = frozenset(),
+    ) -> None:
         self.src = src
         self.dst = dst
+        self.limit = limit
+        self.skip = skip
+        self.settled = settled
         self.plan = Plan(b"")
         self._writes: dict[bytes, Action] = {}  # this plan's WRITE actions, by path
+
+    def _check_size(self) -> None:
+        if self.limit is not None and len(self.plan.actions) > self.limit:
+            raise PlanTooLarge(self.plan.top)
 
     def run(self, top: bytes = b"") -> Plan:
         self.plan = Plan(top)
@@ -258,6 +285,9 @@ class Planner:
         `na` / `nb`: each side's deletion notice where it lacks the path;
         `a_bound` / `b_bound`: its nearest directory's modification time, the
         bound for a deletion older than notices."""
+        self._check_size()
+        if p in self.skip:
+            return b is None
         gone, below = self._act(p, a, b, s_a, s_b, na, nb, a_bound, b_bound)
         if below is not None:
             # A has a file or nothing at `p`, yet may have deleted things
@@ -291,7 +321,7 @@ class Planner:
             if a is None and b is None:
                 assert a_gone is not None and b_gone is not None
                 self._learn_deletion(p, na, a_gone, b_gone, s_a, s_b)
-            elif a is not None:
+            elif a is not None and p not in self.settled:
                 self.plan.skipped += 1
             return b is None, None if a is not None and a.is_dir else True
         if a is not None and a.is_dir and a.flags & FLAG_PARTIAL:
@@ -517,6 +547,7 @@ class Planner:
         """B's version at `p` is known to A, which deleted it (or replaced
         it with a file): remove it all, each path noting A's deletion of it."""
         acts = self.plan.actions
+        self._check_size()
         if b.is_dir:
             for name, child in self.dst.children(p):
                 cp = paths.join(p, name)

@@ -16,14 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from squirrel.errors import BadUsage, IdentityConflict, SquirrelError, WrongVault
-from squirrel.plumbing import conflicts, fsops, paths
-from squirrel.plumbing.execute import ContentSource, Executor
+from squirrel.plumbing import conflicts, fsops, paths, pieces
+from squirrel.plumbing.execute import ContentSource, Executor, ensure_room
 from squirrel.plumbing.index import Entry
-from squirrel.plumbing.plan import DELETE, WRITE, Plan, plan_sync, widen_top
-from squirrel.plumbing.progress import ProgressCallback
+from squirrel.plumbing.pieces import Outline, moved_away, outline, outline_pieces, sync_in_pieces
+from squirrel.plumbing.plan import MKDIR, WRITE, Plan, Planner, PlanTooLarge, ReceiverTree, widen_top
+from squirrel.plumbing.progress import Meter, ProgressCallback
 from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.replica import Identity, Replica, read_identity
-from squirrel.plumbing.scan import check_mass_delete
+from squirrel.plumbing.scan import MASS_DELETE_MIN, check_mass_delete
 from squirrel.plumbing.synctime import SyncSource, raise_sync_times
 from squirrel.plumbing.vtime import VectorTime
 
@@ -184,37 +185,78 @@ def sync_into(
     names = dst.names()
     for top in tops or [b""]:
         top = widen_top(src, dst.index, top)
-        plan: Plan = plan_sync(src, dst.index, top)
+        # Most syncs fit one plan; a larger one is made of pieces (see
+        # `pieces`), checked as a whole before any piece changes anything.
+        first = _plan_if_small(src, dst.index, top)
+        whole = outline(src, dst.index, top) if first is None else Outline.of(first)
         if guard is not None:
-            written = {a.a.oid for a in plan.actions if a.kind == WRITE and a.a is not None}
-            deletions = sum(1 for a in plan.actions if a.kind == DELETE and a.b is not None and a.b.oid not in written)
-            check_mass_delete(deletions, guard, f"this sync into {dst.root}", False)
-        report.visited += plan.visited
-        report.incomplete += plan.incomplete
+            check_mass_delete(_deletions(src, dst.index, top, whole, first), guard, f"this sync into {dst.root}", False)
         if dry_run:
-            counts = plan.count()
-            report.created += counts["created"]
-            report.updated += counts["updated"]
-            report.deleted += counts["deleted"]
-            report.skipped += counts["skipped"]
-            report.conflicts += [c.record(names) for c in plan.conflicts]
+            made: set[bytes] = set()  # a folder each piece below it would make is made once
+            for plan in [first] if first is not None else outline_pieces(src, dst.index, top):
+                report.visited += plan.visited
+                report.incomplete += plan.incomplete
+                counts = plan.count()
+                mkdirs = [act.path for act in plan.actions if act.kind == MKDIR and act.b is None]
+                report.created += counts["created"] - sum(1 for p in mkdirs if p in made)
+                made.update(mkdirs)
+                report.updated += counts["updated"]
+                report.deleted += counts["deleted"]
+                report.skipped += counts["skipped"]
+                report.conflicts += [c.record(names) for c in plan.conflicts]
             continue
-        result = Executor(dst, plan, content, progress, sender, phase=phase or f"copying to {dst.name}").run()
-        dst.recheck_identity()
-        raise_sync_times(dst.index, src, top, result.failed_paths | set(plan.incomplete))
+        meter = Meter(phase or f"copying to {dst.name}", progress, files=whole.files, size=whole.write_bytes)
+        if first is None:
+            ensure_room(dst, whole.new_bytes())
+
+        def carry_out(plan: Plan, failed_before: set[bytes], meter: Meter = meter) -> set[bytes]:
+            result = Executor(dst, plan, content, progress, sender, meter=meter, failed_before=failed_before).run()
+            dst.recheck_identity()
+            unfinished = result.failed_paths | set(plan.incomplete)
+            raise_sync_times(dst.index, src, plan.top, unfinished)
+            dst.index.commit()
+            report.visited += plan.visited
+            report.incomplete += plan.incomplete
+            report.created += result.created
+            report.updated += result.updated
+            report.deleted += result.deleted
+            report.moved += result.moved
+            report.skipped += plan.skipped
+            report.bytes_copied += result.bytes_from_source
+            report.conflicts += [c.record(names) for c in result.conflicts]
+            for path, why, unavailable in result.failed:
+                (report.deferred if unavailable else report.failed).append((path, why))
+            return unfinished - failed_before
+
+        if first is not None:
+            carry_out(first, set())
+        else:
+            sync_in_pieces(src, dst.index, top, carry_out)
         conflicts.carry(src.conflicts(), dst.index, top)  # open conflicts travel with their files
         dst.learn_names(src_names)
         dst.index.commit()
-        report.created += result.created
-        report.updated += result.updated
-        report.deleted += result.deleted
-        report.moved += result.moved
-        report.skipped += plan.skipped
-        report.bytes_copied += result.bytes_from_source
-        report.conflicts += [c.record(names) for c in result.conflicts]
-        for path, why, unavailable in result.failed:
-            (report.deferred if unavailable else report.failed).append((path, why))
     return report
+
+
+def _plan_if_small(src: SyncSource, dst: ReceiverTree, top: bytes) -> Plan | None:
+    """The plan of a sync of `top`, or None when it would not fit one piece."""
+    try:
+        return Planner(src, dst, pieces.PIECE).run(top)
+    except PlanTooLarge:
+        return None
+
+
+def _deletions(src: SyncSource, dst: ReceiverTree, top: bytes, whole: Outline, first: Plan | None) -> int:
+    """The receiver's files a sync deletes, not counting those whose content
+    it writes elsewhere (a move)."""
+    if len(whole.deleted) < MASS_DELETE_MIN:
+        return len(whole.deleted)  # too few to matter: no need to look for moves
+    gone = set(whole.deleted)
+    if first is not None:
+        moved = {a.a.oid for a in first.actions if a.kind == WRITE and a.a is not None and a.a.oid in gone}
+    else:
+        moved = moved_away(src, dst, top, gone)
+    return sum(1 for oid in whole.deleted if oid not in moved)
 
 
 def sync_replicas(

@@ -30,7 +30,8 @@ from squirrel.plumbing.carrier import CARRIER_NAME, Carrier, CarrierVault, is_ca
 from squirrel.plumbing.carrier_executor import CarrierExecutor
 from squirrel.plumbing.execute import SPACE_RESERVE
 from squirrel.plumbing.index import Entry
-from squirrel.plumbing.plan import plan_sync
+from squirrel.plumbing.pieces import outline_pieces, sync_in_pieces
+from squirrel.plumbing.plan import Plan
 from squirrel.plumbing.progress import Meter, ProgressCallback
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import ScanProgress, scan_replica
@@ -138,8 +139,7 @@ def _visit(
         phase=f"delivering to {drive.name}",
     )
     if dry_run:
-        plan = plan_sync(drive.index, vault.index, b"")
-        report.taken = len(plan.actions)
+        report.taken = sum(len(plan.actions) for plan in outline_pieces(drive.index, vault.index, b""))
         report.carrier_bytes = carrier.usage()
         report.known_drives = len(vault.drives())
         _others(drive, vault, report)
@@ -153,21 +153,29 @@ def _visit(
     report.dropped += d
     report.dropped_bytes += b
     # 4. take
-    plan = plan_sync(drive.index, vault.index, b"")
     left = _room(carrier, budget)
     carrying = Meter(f"carrying in from {drive.name}", progress)  # the take and the fill
-    ex = CarrierExecutor(vault, plan, ReplicaSource(drive.root), drive.id, left, carrying)
-    res = ex.run()
-    vault.rep.recheck_identity()
-    raise_sync_times(vault.index, drive.index, b"", res.failed_paths)
+    source = ReplicaSource(drive.root)
+
+    def take(plan: Plan, failed_before: set[bytes]) -> set[bytes]:
+        """Take one piece of the drive's changes into the carrier."""
+        room = left - report.stored_bytes
+        res = CarrierExecutor(vault, plan, source, drive.id, room, carrying, failed_before).run()
+        vault.rep.recheck_identity()
+        raise_sync_times(vault.index, drive.index, plan.top, res.failed_paths)
+        vault.index.commit()
+        report.taken += res.taken
+        report.stored += res.stored
+        report.stored_bytes += res.stored_bytes
+        report.left_behind += res.left_behind
+        for path, why, unavailable in res.failed:
+            if not unavailable:
+                report.delivered.failed.append((path, f"not taken into the carrier: {why}"))
+        return res.failed_paths - failed_before
+
+    sync_in_pieces(drive.index, vault.index, b"", take)
     conflicts.carry(drive.index.conflicts(), vault.index)
     vault.index.commit()
-    report.taken = res.taken
-    report.stored, report.stored_bytes = res.stored, res.stored_bytes
-    report.left_behind += res.left_behind
-    for path, why, unavailable in res.failed:
-        if not unavailable:
-            report.delivered.failed.append((path, f"not taken into the carrier: {why}"))
     # 5. fill
     _fill(drive, carrier, vault, budget, report, carrying)
     # 6. bookkeeping

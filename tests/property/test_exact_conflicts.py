@@ -59,6 +59,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
+from squirrel.plumbing import pieces
 from squirrel.porcelain.apply import apply
 from squirrel.porcelain.engine import SyncReport
 from squirrel.porcelain.init import init
@@ -131,9 +132,13 @@ class Mismatch(AssertionError):
 
 class ExactConflicts(RuleBasedStateMachine):
     swaps = False
+    piece: int | None = None  # plan every sync in pieces of this many actions (see plumbing/pieces)
 
     def __init__(self) -> None:
         super().__init__()
+        self.saved_piece = pieces.PIECE
+        if self.piece is not None:
+            pieces.PIECE = self.piece
         self.tmp = Path(tempfile.mkdtemp(prefix="sq-exact-"))
         self.roots: list[Path] = []
         self.models: list[model.Replica] = []
@@ -147,6 +152,7 @@ class ExactConflicts(RuleBasedStateMachine):
         return FILES + ["d", "f"] if self.swaps else FILES
 
     def teardown(self) -> None:
+        pieces.PIECE = self.saved_piece
         try:
             if self.ok and not self.dead and self.roots:
                 self.converge()
@@ -340,6 +346,13 @@ class ExactConflictsWithSwaps(ExactConflicts):
     swaps = True
 
 
+class ExactConflictsInPieces(ExactConflictsWithSwaps):
+    """Every sync larger than two actions is made of pieces, one subtree
+    at a time: the pieces must reach exactly what one sync reaches."""
+
+    piece = int(os.environ.get("SQ_EXACT_PIECE", "2"))
+
+
 def replay(n: int, steps: list[str], swaps: bool = False) -> None:
     """Run a history written as the machine logs it ("r0: write d/x",
     "r1: delete d", "r2: mkdir f", "r0: move a -> b", "push r0 -> r1 [SUB]",
@@ -380,6 +393,8 @@ TestExactConflicts = ExactConflicts.TestCase
 TestExactConflicts.settings = SETTINGS
 TestExactConflictsWithSwaps = ExactConflictsWithSwaps.TestCase
 TestExactConflictsWithSwaps.settings = SETTINGS
+TestExactConflictsInPieces = ExactConflictsInPieces.TestCase
+TestExactConflictsInPieces.settings = SETTINGS
 
 
 # The shortest history found for each kind of disagreement between an earlier

@@ -1,0 +1,150 @@
+"""A large sync in pieces, so that memory does not grow with the vault.
+
+A plan holds every action of a sync in memory, about a kilobyte per path:
+fine for the few thousand changes of a usual sync, not for the first sync
+of a million-file vault. A sync whose plan would hold more than `PIECE`
+actions is made instead of pieces, each a sync of one subtree:
+
+- the subtrees below a directory go first, each as a piece of its own (or
+  split again), then the directory itself, whose plan now finds its
+  subdirectories known (their sync times were raised) and plans only its
+  own files and its own settling;
+- each piece is carried out and its sync times raised before the next one
+  is planned, exactly as a sync of that SUBPATH would be (`sync_in_pieces`);
+- a directory is split only where both sides have a directory (or one side
+  has nothing): a file against a directory is settled by one plan.
+
+The end state is the one a single sync reaches: a partial sync is a sync
+like any other, and the directory's own plan comes last. Memory is bounded
+by `PIECE` and by the number of entries of the largest single folder.
+
+The checks a sync makes before changing anything (the mass-delete guard,
+the free space, the progress line's totals) need the whole sync's figures:
+`outline` plans every piece without carrying anything out and keeps only
+those figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from squirrel.plumbing import paths
+from squirrel.plumbing.execute import moves_a_file
+from squirrel.plumbing.plan import DELETE, WRITE, Plan, Planner, PlanTooLarge, ReceiverTree, SourceTree
+
+PIECE = 20_000  # actions; some 20 MB of plan
+
+CarryOut = Callable[[Plan, set[bytes]], set[bytes]]
+
+
+def sync_in_pieces(
+    src: SourceTree, dst: ReceiverTree, top: bytes, carry_out: CarryOut, limit: int | None = None
+) -> set[bytes]:
+    """Sync `top` one piece at a time; returns every path that failed.
+
+    `carry_out(plan, failed)` carries out a piece's plan and raises its
+    sync times, leaving out the paths `failed` (the pieces below that did
+    not finish) and those that fail now, which it returns. A subtree that
+    did not finish is not planned again by the directory above it: its
+    failures are reported once, and planning it again could take as much
+    memory as the pieces were meant to save."""
+    limit = PIECE if limit is None else limit
+    try:
+        plan = Planner(src, dst, limit).run(top)
+    except PlanTooLarge:
+        pass
+    else:
+        return carry_out(plan, set())
+    failed: set[bytes] = set()
+    below = _split(src, dst, top)
+    unfinished: list[bytes] = []
+    for child in below:
+        f = sync_in_pieces(src, dst, child, carry_out, limit)
+        if f:
+            unfinished.append(child)
+            failed |= f
+    last = Planner(src, dst, skip=frozenset(unfinished), settled=frozenset(below)).run(top)
+    return failed | carry_out(last, failed)
+
+
+def outline_pieces(src: SourceTree, dst: ReceiverTree, top: bytes, limit: int | None = None) -> Iterator[Plan]:
+    """The plans of a sync of `top` when nothing is carried out between
+    them: each directory that is split is planned without the subtrees
+    planned on their own. Together they hold every action of the sync once
+    (a dry run, and the checks made before a sync changes anything)."""
+    limit = PIECE if limit is None else limit
+    try:
+        plan = Planner(src, dst, limit).run(top)
+    except PlanTooLarge:
+        pass
+    else:
+        yield plan
+        return
+    below = _split(src, dst, top)
+    for child in below:
+        yield from outline_pieces(src, dst, child, limit)
+    yield Planner(src, dst, skip=frozenset(below)).run(top)
+
+
+def _split(src: SourceTree, dst: ReceiverTree, top: bytes) -> list[bytes]:
+    """The subdirectories of `top` to sync as pieces of their own; none
+    where a side has a file at `top` (a file/directory decision needs the
+    whole subtree at once)."""
+    a, b = src.get(top), dst.get(top)
+    if (a is not None and not a.is_dir) or (b is not None and not b.is_dir):
+        return []
+    names: set[bytes] = set()
+    for side, e in ((src, a), (dst, b)):
+        if e is not None:
+            names.update(name for name, child in side.children(top) if child.is_dir)
+    return [paths.join(top, name) for name in sorted(names)]
+
+
+@dataclass
+class Outline:
+    """What a sync would do, summed over its pieces."""
+
+    plans: int = 0
+    files: int = 0  # files written, deleted or moved aside
+    write_bytes: int = 0  # content written
+    deleted: list[bytes] = field(default_factory=list)  # content of each file deleted
+    deleted_bytes: int = 0
+
+    @classmethod
+    def of(cls, plan: Plan) -> Outline:
+        out = cls()
+        out.add(plan)
+        return out
+
+    def add(self, plan: Plan) -> None:
+        self.plans += 1
+        for act in plan.actions:
+            self.files += moves_a_file(act)
+            if act.kind == WRITE and act.a is not None:
+                self.write_bytes += act.a.size
+            elif act.kind == DELETE and act.b is not None and act.b.is_file:
+                self.deleted.append(act.b.oid)
+                self.deleted_bytes += act.b.size
+
+    def new_bytes(self) -> int:
+        """A lower bound of the new content the receiver must find room for
+        (a file the sync deletes may be the content it writes elsewhere)."""
+        return max(0, self.write_bytes - self.deleted_bytes)
+
+
+def outline(src: SourceTree, dst: ReceiverTree, top: bytes, limit: int | None = None) -> Outline:
+    out = Outline()
+    for plan in outline_pieces(src, dst, top, limit):
+        out.add(plan)
+    return out
+
+
+def moved_away(
+    src: SourceTree, dst: ReceiverTree, top: bytes, oids: set[bytes], limit: int | None = None
+) -> set[bytes]:
+    """Which of `oids` the sync also writes somewhere (a deletion that is a move)."""
+    found: set[bytes] = set()
+    for plan in outline_pieces(src, dst, top, limit):
+        found.update(a.a.oid for a in plan.actions if a.kind == WRITE and a.a is not None and a.a.oid in oids)
+    return found

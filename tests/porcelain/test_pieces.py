@@ -1,0 +1,168 @@
+"""A sync larger than one piece is made of pieces, and reaches what one
+sync reaches (squirrel/plumbing/pieces.py).
+
+`pieces.PIECE` is set to a few actions, so that trees of a few dozen files
+are synced folder by folder; each test compares with the same sync made in
+one piece on a byte-for-byte copy of the receiver, or checks what the user
+sees: files, reports, refusals.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from squirrel.errors import MassDelete
+from squirrel.plumbing import pieces
+from squirrel.porcelain.apply import apply
+from squirrel.porcelain.engine import SyncReport
+from squirrel.porcelain.init import init
+from squirrel.porcelain.pack import pack
+from squirrel.porcelain.push import push
+from squirrel.porcelain.visit import visit
+from tests.bundle_tools import copy_replica
+from tests.helpers import HOUR, make_tree, tree, write
+
+LIBRARY = {
+    f"{year}/{month:02}/IMG_{n}.jpg": f"photo {year}-{month}-{n}"
+    for year in (2019, 2020)
+    for month in (1, 2, 3)
+    for n in range(4)
+}
+LIBRARY.update({"index.txt": "the library", "2020/notes.txt": "notes"})
+
+
+@pytest.fixture
+def small_pieces(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Pieces of three actions; returns the folders split so far."""
+    monkeypatch.setattr(pieces, "PIECE", 3)
+    split: list[bytes] = []
+    real = pieces._split
+
+    def spy(src, dst, top):  # type: ignore[no-untyped-def]
+        split.append(top)
+        return real(src, dst, top)
+
+    monkeypatch.setattr(pieces, "_split", spy)
+    return split
+
+
+def replicas(tmp: Path, *names: str) -> list[Path]:
+    roots: list[Path] = []
+    for name in names:
+        root = tmp / name
+        root.mkdir()
+        init(str(root), name=name, join=str(roots[0]) if roots else None)
+        roots.append(root)
+    return roots
+
+
+def counts(r: SyncReport) -> dict[str, object]:
+    j = r.to_json()
+    return {k: j[k] for k in ("created", "updated", "deleted", "skipped", "conflicts", "failed")}
+
+
+def in_one_piece(monkeypatch: pytest.MonkeyPatch, fn, *args, **kw):  # type: ignore[no-untyped-def]
+    with monkeypatch.context() as m:
+        m.setattr(pieces, "PIECE", 1_000_000)
+        return fn(*args, **kw)
+
+
+def test_a_first_push_in_pieces_is_the_push_in_one_piece(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_pieces: list[bytes]
+) -> None:
+    a, b = replicas(tmp_path, "A", "B")
+    make_tree(a, LIBRARY)
+    make_tree(b, {"2019/01/IMG_0.jpg": "B's own photo", "2021/x.jpg": "only on B"})
+    twin = copy_replica(b, tmp_path / "B-twin")
+    whole = in_one_piece(monkeypatch, push, str(a), str(twin))
+    split = push(str(a), str(b))
+    assert small_pieces, "the sync was made of pieces"
+    assert tree(b) == tree(twin)
+    assert counts(split) == counts(whole)
+    assert [c["kind"] for c in split.to_json()["conflicts"]] == ["create/create"]
+    # Nothing is left to do, in either direction.
+    assert counts(push(str(a), str(b)))["created"] == 0
+    assert push(str(b), str(a)).conflicts == []
+    assert tree(a) == tree(b)
+
+
+def test_later_changes_in_pieces_are_the_changes_in_one_piece(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_pieces: list[bytes]
+) -> None:
+    a, b = replicas(tmp_path, "A", "B")
+    make_tree(a, LIBRARY)
+    push(str(a), str(b))
+    for n in range(4):
+        (a / "2019" / "02" / f"IMG_{n}.jpg").unlink()
+        write(a / "2020" / "03" / f"IMG_{n}.jpg", f"retouched {n}")
+        write(b / "2020" / "01" / f"IMG_{n}.jpg", f"B's retouch {n}", seconds_ago=HOUR / 4)
+    (a / "2019" / "02").rmdir()
+    (a / "2019" / "01").rename(a / "2019" / "January")
+    twin = copy_replica(b, tmp_path / "B-twin")
+    whole = in_one_piece(monkeypatch, push, str(a), str(twin))
+    split = push(str(a), str(b))
+    assert small_pieces, "the sync was made of pieces"
+    assert tree(b) == tree(twin)
+    assert counts(split) == counts(whole)
+    assert "2019/02/" not in tree(b) and "2019/January/IMG_0.jpg" in tree(b)
+
+
+def test_a_dry_run_in_pieces_says_what_the_sync_does(tmp_path: Path, small_pieces: list[bytes]) -> None:
+    a, b = replicas(tmp_path, "A", "B")
+    make_tree(a, LIBRARY)
+    before = tree(b)
+    dry = push(str(a), str(b), dry_run=True)
+    assert tree(b) == before
+    done = push(str(a), str(b))
+    assert counts(dry) == counts(done)
+
+
+def test_a_mass_delete_is_refused_before_any_piece_runs(tmp_path: Path, small_pieces: list[bytes]) -> None:
+    a, b = replicas(tmp_path, "A", "B")
+    carrier = str(tmp_path / "carrier")
+    many = {f"{folder}/{n}.jpg": f"{folder} {n}" for folder in "abcdefgh" for n in range(20)}
+    make_tree(a, many)
+    for d in (a, b, a, b):
+        visit(str(d), carrier)
+    before = tree(b)
+    for folder in "abcdef":  # 120 of 160 files, in six folders: six pieces
+        for n in range(20):
+            (a / folder / f"{n}.jpg").unlink()
+    visit(str(a), carrier, allow_mass_delete=True)  # on A, the user said it is what they meant
+    with pytest.raises(MassDelete):
+        visit(str(b), carrier)
+    assert tree(b) == before
+    visit(str(b), carrier, allow_mass_delete=True)
+    assert tree(b) == tree(a)
+
+
+def test_a_piece_that_does_not_finish_is_reported_once_and_finished_later(
+    tmp_path: Path, small_pieces: list[bytes]
+) -> None:
+    a, b = replicas(tmp_path, "A", "B")
+    make_tree(a, LIBRARY)
+    bundle = tmp_path / "first.sqb"
+    # A bundle that leaves out most content: those files wait for a later one.
+    pack(str(a), str(bundle), for_replica=str(b), max_size=200)
+    first = apply(str(bundle), str(b))
+    waiting = [p for p, _ in first.deferred]
+    assert waiting and len(waiting) == len(set(waiting)), "each file that waits is reported once"
+    assert first.failed == []
+    pack(str(a), str(tmp_path / "rest.sqb"), for_replica=str(b))
+    rest = apply(str(tmp_path / "rest.sqb"), str(b))
+    assert rest.deferred == [] and rest.failed == []
+    assert tree(b) == tree(a)
+
+
+def test_a_first_visit_in_pieces_takes_everything(tmp_path: Path, small_pieces: list[bytes]) -> None:
+    a, b = replicas(tmp_path, "A", "B")
+    make_tree(a, LIBRARY)
+    carrier = tmp_path / "carrier"
+    taken = visit(str(a), str(carrier))
+    assert taken.taken == len(LIBRARY)  # every file
+    visit(str(b), str(carrier))
+    visit(str(a), str(carrier))
+    visit(str(b), str(carrier))
+    assert tree(b) == tree(a)
