@@ -34,7 +34,6 @@ class Knowledge:
     stored: dict[bytes, VectorTime] = field(default_factory=dict)
     index: ReplicaIndex | None = None  # a mounted receiver's index, to find content it has
     objects: set[bytes] = field(default_factory=set)  # content ids the receiver holds (from a file)
-    _held: set[bytes] | None = field(default=None, repr=False, compare=False)
 
     def sync_time(self, path: bytes) -> VectorTime:
         s = paths.nearest(path, self.stored.get)
@@ -48,14 +47,17 @@ class Knowledge:
             return inherited
         return s.with_entry(self.replica, self.counter) if self.replica else s
 
-    def has_object(self, oid: bytes) -> bool:
-        if oid in self.objects:
-            return True
-        if self.index is None:
-            return False
-        if self._held is None:  # a mounted receiver: its contents, read once
-            self._held = self.index.all_objects()
-        return oid in self._held
+    def held_among(self, oids: set[bytes]) -> set[bytes]:
+        """Which of `oids` the receiver holds: those of the knowledge file,
+        and for a mounted receiver those its index records (one pass over it,
+        keeping no more than `oids` in memory: a million-file receiver's
+        whole list would be a hundred megabytes)."""
+        found = oids & self.objects
+        if self.index is not None and len(found) < len(oids):
+            for _, oid, _ in self.index.files():
+                if oid in oids:
+                    found.add(oid)
+        return found
 
     @classmethod
     def nothing(cls, vault: str) -> Knowledge:
