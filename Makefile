@@ -27,8 +27,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
+# One test process per core (pytest-xdist): the random histories take minutes.
 unit: $(STAMP)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -n auto
 
 # Hostile bundles at scale: 100,000 seeded byte mutations plus structural ones (minutes).
 fuzz: $(STAMP)
