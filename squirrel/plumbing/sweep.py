@@ -104,6 +104,8 @@ def sweep(
     except (OSError, EOFError, pickle.PickleError, ValueError):
         return None  # no worker could start or one failed: the scanner walks it all
     finally:
+        for w in workers:  # all told to end first, so that they end together
+            w.hang_up()
         for w in workers:
             w.close()
     found.unclean.sort(key=lambda rel: rel.split(b"/"))
@@ -161,12 +163,16 @@ class _Worker:
         batch: _Batch = _read(self.stdout)
         return batch
 
+    def hang_up(self) -> None:
+        """No more batches: the worker ends when it reads the end of its input."""
+        try:
+            self.stdin.close()
+        except OSError:
+            pass
+
     def close(self) -> None:
-        for f in (self.stdin, self.stdout):
-            try:
-                f.close()
-            except OSError:
-                pass
+        self.hang_up()
+        self.stdout.close()
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
