@@ -54,7 +54,7 @@ class _State:
     files_total: int | None
     bytes_done: int
     bytes_total: int | None
-    hashing: bool  # a scan: the bytes are those hashed, of no known total
+    hashing: bool  # a scan: the bytes are those hashed (of a total when the tree was counted first)
 
 
 def line_text(s: _State, rate: float | None, left: float | None) -> str:
@@ -65,10 +65,13 @@ def line_text(s: _State, rate: float | None, left: float | None) -> str:
         else f"{s.files_done} of {counted(s.files_total, 'file')}"
     )
     parts = [files]
-    if s.hashing:
+    if s.hashing and s.bytes_total is not None:
+        parts.append(f"{human_bytes(s.bytes_done)} of {human_bytes(s.bytes_total)} hashed")
+    elif s.hashing:
         parts.append(f"{human_bytes(s.bytes_done)} hashed")
     elif s.bytes_total is None:
-        parts.append(human_bytes(s.bytes_done))
+        if s.bytes_done:  # nothing to say of no bytes of no known total (a count of files)
+            parts.append(human_bytes(s.bytes_done))
     elif s.bytes_total or s.bytes_done:
         parts.append(f"{human_bytes(s.bytes_done)} of {human_bytes(s.bytes_total)}")
     if rate is not None and (s.bytes_done or s.bytes_total):
@@ -105,8 +108,12 @@ class LiveLine:
         return self._on_progress if self.enabled else None
 
     def _on_scan(self, st: ScanStats) -> None:
-        phase = f"scanning {st.replica}" if st.replica else "scanning"
-        self._update(_State(phase, st.files, None, st.bytes_hashed, None, True))
+        verb = "counting" if st.counting else "scanning"
+        phase = f"{verb} {st.replica}" if st.replica else verb
+        if st.counting:
+            self._update(_State(phase, st.files, None, 0, None, False))
+        else:
+            self._update(_State(phase, st.files, st.files_total, st.bytes_hashed, st.bytes_total, True))
 
     def _on_progress(self, p: Progress) -> None:
         self._update(_State(p.phase, p.files_done, p.files_total, p.bytes_done, p.bytes_total, False))

@@ -61,6 +61,11 @@ class ScanStats:
     files_hashed: int = 0
     skipped: list[tuple[bytes, str]] = field(default_factory=list)
     replica: str = ""
+    # A first scan counts the tree beforehand (`measure`), so that its
+    # progress can say how far it is and how long it will take.
+    files_total: int | None = None
+    bytes_total: int | None = None
+    counting: bool = False  # the count is under way: `files` so far
 
 
 ScanProgress = Callable[[ScanStats], None]
@@ -288,6 +293,38 @@ class Scanner:
                 yield Change(TOUCHED, child, new, old)
 
 
+def measure_tree(root: str, ignore: IgnoreRules, progress: ScanProgress, name: str = "") -> tuple[int, int]:
+    """(files, bytes) of the regular files a scan of `root` would find, by
+    a walk that only stats (and warms the cache for the scan after it)."""
+    stats = ScanStats(replica=name, counting=True)
+    size = 0
+    last = 0.0
+    rootb = os.fsencode(root)
+    stack = [b""]
+    while stack:
+        rel = stack.pop()
+        try:
+            with os.scandir(rootb + b"/" + rel if rel else rootb) as it:
+                for de in it:
+                    child = paths.join(rel, de.name)
+                    try:
+                        if de.is_file(follow_symlinks=False):
+                            if not ignore.ignored(child, False):
+                                stats.files += 1
+                                size += de.stat(follow_symlinks=False).st_size
+                        elif de.is_dir(follow_symlinks=False) and not ignore.ignored(child, True):
+                            stack.append(child)
+                    except OSError:
+                        pass  # the scan reports it
+        except OSError:
+            continue
+        now = time.monotonic()
+        if now - last >= 0.1:
+            last = now
+            progress(stats)
+    return stats.files, size
+
+
 @dataclass
 class RecordResult:
     added: list[bytes] = field(default_factory=list)
@@ -436,10 +473,18 @@ def check_mass_delete(deleted: int, total: int, where: str, allow: bool) -> None
     )
 
 
-def scan_replica(replica: Replica, progress: ScanProgress | None = None, allow_mass_delete: bool = False) -> ScanReport:
-    """Scan a replica that is already open for writing and record what changed."""
+def scan_replica(
+    replica: Replica, progress: ScanProgress | None = None, allow_mass_delete: bool = False, measure: bool = False
+) -> ScanReport:
+    """Scan a replica that is already open for writing and record what
+    changed; with `measure` and `progress`, count the tree first (a first
+    scan hashes everything: its progress then has totals)."""
     scanner = Scanner(replica.root, replica.index, progress=progress)
     scanner.stats.replica = replica.name
+    if measure and progress is not None:
+        scanner.stats.files_total, scanner.stats.bytes_total = measure_tree(
+            replica.root, scanner.ignore, progress, replica.name
+        )
 
     def before_deleting(deleted: int, gone: int, added: int) -> None:
         # The tree may have vanished under us (a drive unplugged mid-scan):

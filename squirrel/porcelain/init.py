@@ -44,7 +44,7 @@ def init(
     with replica:
         if names:
             replica.learn_names(names)
-        report = scan_replica(replica, progress)
+        report = scan_replica(replica, progress, measure=True)
     return InitReport(replica.identity, report, join)
 
 

@@ -39,6 +39,21 @@ def test_a_scan_line_follows_the_same_format() -> None:
     assert line_text(_State("scanning d", 1, None, 0, None, True), 0.0, None) == "scanning d: 1 file, 0 B hashed"
 
 
+def test_a_first_scan_counted_beforehand_says_how_far_it_is_and_how_long_it_will_take() -> None:
+    s = _State("scanning drive1", 250_000, 1_000_000, 1 << 30, 4 << 30, True)
+    assert line_text(s, 100 << 20, 30.7) == (
+        "scanning drive1: 250000 of 1000000 files, 1.0 GiB of 4.0 GiB hashed, 100.0 MiB/s, 31 s left"
+    )
+
+
+def test_the_count_before_a_first_scan_shows_its_files() -> None:
+    screen = Screen()
+    with LiveLine(True, 0, screen) as line:
+        assert line.scan is not None
+        line.scan(ScanStats(files=5000, replica="drive1", counting=True))
+    assert screen.drawings[0] == "counting drive1: 5000 files"
+
+
 def test_a_phase_that_moves_no_bytes_shows_its_files_only() -> None:
     assert line_text(_State("copying to b", 3, 10, 0, 0, False), 0.0, None) == "copying to b: 3 of 10 files"
 

@@ -196,3 +196,22 @@ def locked(drive: Path) -> Iterator[Path]:
 def test_status_works_while_another_sq_holds_the_lock(locked: Path) -> None:
     write(locked / "top.txt", b"changed")
     assert [c.path for c in status(str(locked)).pending] == [b"top.txt"]
+
+
+def test_init_counts_the_tree_first_so_its_progress_has_totals(tmp_path: Path) -> None:
+    root = tmp_path / "d"
+    make_tree(root, {"a.jpg": b"a" * 1000, "sub/b.jpg": b"b" * 500, "Thumbs.db": b"ignored"})
+    (root / "link").symlink_to("a.jpg")
+    seen: list[ScanStats] = []
+    init(str(root), name="d", progress=lambda st: seen.append(ScanStats(**vars(st))))
+    counts = [st for st in seen if st.counting]
+    scans = [st for st in seen if not st.counting]
+    assert counts and scans
+    assert (scans[-1].files_total, scans[-1].bytes_total) == (2, 1500)  # no ignored file, no symlink
+    assert scans[-1].bytes_hashed == 1500  # every counted byte is hashed: the line ends at 100%
+
+
+def test_a_later_scan_does_not_count_first(drive: Path) -> None:
+    seen: list[ScanStats] = []
+    scan(str(drive), progress=seen.append)
+    assert seen and not any(st.counting or st.files_total is not None for st in seen)
