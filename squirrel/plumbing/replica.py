@@ -19,7 +19,10 @@ import shutil
 from dataclasses import dataclass
 from typing import Any
 
+import lmdb
+
 from squirrel.errors import AlreadyAReplica, BadPath, CorruptIndex, Locked, NotAReplica, UnsupportedFormat
+from squirrel.plumbing import compact
 from squirrel.plumbing.durable import write_file_atomic
 from squirrel.plumbing.fsops import clean_tmp
 from squirrel.plumbing.index import ReplicaIndex
@@ -233,6 +236,8 @@ class Replica:
         sq = os.path.join(root, SQ_DIR)
         lock = ReplicaLock(sq, root) if write else None
         try:
+            if write:
+                compact.settle(os.path.join(sq, "index"))  # a repacking a kill interrupted
             index = ReplicaIndex(os.path.join(sq, "index"), identity.replica, readonly=not write)
             if write:
                 for sub in ("tmp", "trash"):
@@ -285,14 +290,26 @@ class Replica:
         if merged != known:
             self.index.set_meta_json("names", merged)
 
-    def close(self) -> None:
+    def close(self, tidy: bool = True) -> None:
+        """Close the index and release the lock; after a command that went
+        well (`tidy`), first repack an index whose pages went half empty
+        (plumbing/compact.py). Repacking is housekeeping: where it fails, the
+        index stays as it was, or the next command finishes the swap."""
+        directory = self.index.directory
+        repack = tidy and self.lock is not None and not self.index.readonly
         self.index.close()
         if self.lock:
-            self.lock.release()
-            self.lock = None
+            try:
+                if repack and compact.worth_compacting(directory):
+                    compact.compact(directory)
+            except (OSError, lmdb.Error):
+                pass
+            finally:
+                self.lock.release()
+                self.lock = None
 
     def __enter__(self) -> Replica:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self.close(tidy=exc_type is None)

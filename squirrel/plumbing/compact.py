@@ -1,0 +1,114 @@
+"""Repacking an index whose pages went half empty.
+
+LMDB never moves a record to fill a page. When a sync makes every record a
+few bytes longer (a second drive's events joined into each version's
+modification time, say), every page splits, and the tree ends up with its
+pages about half full; the pages it left behind stay in the file, free for
+later use but never given back. A drive's index of a million files then
+takes three times the space it needs, and the carrier's too.
+
+So when a command that wrote to a replica closes it, and the index file is
+large (`MIN_BYTES`) and its pages are far from full (`worth_compacting`),
+the index is written again, every table in key order with LMDB's append
+mode, which fills each page: what the records need, and nothing more. The
+records themselves are copied byte for byte: the format does not change.
+
+The swap is crash-safe (docs/formats/index.md, "Repacking"):
+
+1. the packed copy is written to `index.new/` and fsynced;
+2. `index/` is renamed to `index.old/`, then `index.new/` to `index/`, and
+   the directory fsynced;
+3. `index.old/` is removed.
+
+A command that opens the index first settles what a kill left
+(`settle`): with no `index/`, the complete `index.new/` takes its place; an
+`index.new/` beside an `index/` was not swapped in and goes; `index.old/`
+goes. Until step 2 the old index is whole, after it the new one is.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any
+
+import lmdb
+
+from squirrel.plumbing import faults
+from squirrel.plumbing.durable import fsync_dir
+from squirrel.plumbing.index import DB_NAMES, INITIAL_MAP_SIZE
+
+MIN_BYTES = 16 << 20  # smaller indexes are left as they are: the savings would be small
+SPARSE = 1.4  # repack when the file holds this many times the pages the tables use
+
+
+def worth_compacting(directory: str) -> bool:
+    """Is the index at `directory` large and mostly empty pages?"""
+    data = os.path.join(directory, "data.mdb")
+    try:
+        size = os.path.getsize(data)
+    except OSError:
+        return False
+    if size < MIN_BYTES:
+        return False
+    env = lmdb.open(directory, readonly=True, lock=False, subdir=True, max_dbs=len(DB_NAMES) + 2)
+    try:
+        used = _pages(env.stat())
+        with env.begin() as txn:
+            for name in _tables(env, txn):
+                used += _pages(txn.stat(env.open_db(name, txn=txn, create=False)))
+        file_pages = env.info()["last_pgno"] + 1
+    finally:
+        env.close()
+    return file_pages >= SPARSE * max(1, used)
+
+
+def compact(directory: str) -> None:
+    """Rewrite the index at `directory` packed, and swap it in (see above).
+    The caller holds the replica's lock and has closed its environment."""
+    new, old = directory + ".new", directory + ".old"
+    shutil.rmtree(new, ignore_errors=True)
+    src = lmdb.open(directory, readonly=True, lock=False, subdir=True, max_dbs=len(DB_NAMES) + 2)
+    try:
+        size = os.path.getsize(os.path.join(directory, "data.mdb"))
+        dst = lmdb.open(new, subdir=True, max_dbs=len(DB_NAMES) + 2, map_size=max(INITIAL_MAP_SIZE, size * 2))
+        try:
+            with src.begin() as rtxn, dst.begin(write=True) as wtxn:
+                for name in _tables(src, rtxn):
+                    to = dst.open_db(name, txn=wtxn)
+                    wtxn.cursor(db=to).putmulti(rtxn.cursor(db=src.open_db(name, txn=rtxn, create=False)), append=True)
+            faults.point("fsync")
+            dst.sync(True)
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    fsync_dir(new)
+    faults.point("rename")
+    os.rename(directory, old)
+    faults.point("rename")
+    os.rename(new, directory)
+    fsync_dir(os.path.dirname(directory))
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def settle(directory: str) -> None:
+    """Finish or undo a repacking that a kill interrupted (see above)."""
+    new, old = directory + ".new", directory + ".old"
+    if os.path.isdir(new):
+        if os.path.isdir(directory):
+            shutil.rmtree(new)  # not swapped in: the index is the old one, whole
+        else:
+            os.rename(new, directory)  # written whole before the old one moved away
+            fsync_dir(os.path.dirname(directory))
+    if os.path.isdir(old) and os.path.isdir(directory):
+        shutil.rmtree(old)
+
+
+def _tables(env: Any, txn: Any) -> list[bytes]:
+    """The named tables of the index (the main table holds their names only)."""
+    return [name for name, _ in txn.cursor()]
+
+
+def _pages(stat: Any) -> int:
+    return int(stat["branch_pages"] + stat["leaf_pages"] + stat["overflow_pages"])
