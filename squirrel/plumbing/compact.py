@@ -39,11 +39,15 @@ from squirrel.plumbing.durable import fsync_dir
 from squirrel.plumbing.index import DB_NAMES, INITIAL_MAP_SIZE
 
 MIN_BYTES = 16 << 20  # smaller indexes are left as they are: the savings would be small
-SPARSE = 1.4  # repack when the file holds this many times the pages the tables use
+SPARSE = 1.5  # repack when the file holds this many times the pages its records need
+SAMPLE = 4096  # records of `entries` that tell their average size
 
 
 def worth_compacting(directory: str) -> bool:
-    """Is the index at `directory` large and mostly empty pages?"""
+    """Is the index at `directory` large, and its file `SPARSE` times the
+    pages its records need packed? (The `entries` table, nearly all of it,
+    is estimated from the size of its first records: pages that splits
+    left half full are as much waste as free pages.)"""
     data = os.path.join(directory, "data.mdb")
     try:
         size = os.path.getsize(data)
@@ -53,14 +57,30 @@ def worth_compacting(directory: str) -> bool:
         return False
     env = lmdb.open(directory, readonly=True, lock=False, subdir=True, max_dbs=len(DB_NAMES) + 2)
     try:
-        used = _pages(env.stat())
+        page = env.stat()["psize"]
+        needed = _pages(env.stat())
         with env.begin() as txn:
             for name in _tables(env, txn):
-                used += _pages(txn.stat(env.open_db(name, txn=txn, create=False)))
+                db = env.open_db(name, txn=txn, create=False)
+                stat = txn.stat(db)
+                needed += _packed(txn, db, stat["entries"], page) if name == b"entries" else _pages(stat)
         file_pages = env.info()["last_pgno"] + 1
     finally:
         env.close()
-    return file_pages >= SPARSE * max(1, used)
+    return file_pages >= SPARSE * max(1, needed)
+
+
+def _packed(txn: Any, db: Any, entries: int, page: int) -> int:
+    """The pages `entries` records of a table would fill, packed, judged by
+    the first `SAMPLE` of them (a node is the key, the value and 8 bytes of
+    header, plus 2 bytes of the page's pointer to it)."""
+    n = total = 0
+    for key, value in txn.cursor(db=db):
+        total += len(key) + len(value) + 10
+        n += 1
+        if n == SAMPLE:
+            break
+    return -(-entries * total // max(1, n) // (page - 16)) if n else 0
 
 
 def compact(directory: str) -> None:
