@@ -132,12 +132,15 @@ class DriveRecord:
     tokens: tuple[str, ...]
     knowledge: Knowledge
     forgotten: int | None = None
+    objects_of: str = ""  # the state of the drive's index its `drives/ID.objects` was read from
 
     def to_json(self) -> dict[str, Any]:
         doc = self.knowledge.to_json(objects=False)  # the content list has its own file
         doc.update(name=self.name, last_visit=self.last_visit, tokens=list(self.tokens))
         if self.forgotten is not None:
             doc.update(forgotten=self.forgotten)
+        if self.objects_of:
+            doc.update(objects_of=self.objects_of)
         return doc
 
     @classmethod
@@ -153,7 +156,10 @@ class DriveRecord:
         forgotten = doc.get("forgotten")
         if forgotten is not None and type(forgotten) is not int:
             raise ValueError("forgotten")
-        return cls(drive_id, name, last_visit, tuple(tokens), Knowledge.from_json(doc), forgotten)
+        objects_of = doc.get("objects_of", "")
+        if not isinstance(objects_of, str):
+            raise ValueError("objects_of")
+        return cls(drive_id, name, last_visit, tuple(tokens), Knowledge.from_json(doc), forgotten, objects_of)
 
     def known_again(self) -> DriveRecord:
         return replace(self, forgotten=None)
@@ -275,16 +281,24 @@ class CarrierVault:
 
     def record_drive(self, replica: Replica, tokens: list[str] | None = None, objects: bool = False) -> None:
         """Remember what a drive knows now (its sync times), and when we saw
-        it; with `objects`, also the content it holds (once per visit: it
-        costs a pass over the drive's object table)."""
+        it; with `objects`, also the content it holds (once per visit: a pass
+        over the drive's index, which is skipped when the index has not
+        changed since the list was read: a quiet visit of a million files
+        would spend seconds on it)."""
+        known = self._known(replica.id)
         if tokens is None:
-            known = self._known(replica.id)
             tokens = list(known.tokens) if known is not None else []
-        record = DriveRecord(replica.id, replica.name, int(time.time()), tuple(tokens), Knowledge.of_replica(replica))
-        self._drives = None
+        objects_of = known.objects_of if known is not None else ""
         if objects:
-            self._objects.pop(replica.id, None)
-            write_file_atomic(self._objects_path(replica.id), b"".join(sorted(replica.index.all_objects())))
+            state = replica.index.state()
+            if state != objects_of or not os.path.exists(self._objects_path(replica.id)):
+                self._objects.pop(replica.id, None)
+                write_file_atomic(self._objects_path(replica.id), b"".join(sorted(replica.index.all_objects())))
+                objects_of = state
+        record = DriveRecord(
+            replica.id, replica.name, int(time.time()), tuple(tokens), Knowledge.of_replica(replica), None, objects_of
+        )
+        self._drives = None
         write_file_atomic(self._record_path(self.drives_dir, replica.id), _dump(record))
         stale = self._record_path(self.forgotten_dir, replica.id)
         if os.path.exists(stale):  # left by an older sq that visited a forgotten drive

@@ -232,6 +232,13 @@ class ReplicaIndex:
         """Are there writes not yet committed?"""
         return bool(self._pending)
 
+    def state(self) -> str:
+        """A mark of the committed index that changes with every commit (the
+        last transaction's number, the event counter and the number of
+        paths): what was read from an index with the same mark is still
+        true of it."""
+        return f"{self.env.info()['last_txnid']}:{self._counter}:{self.entry_count()}"
+
     def entry_count(self) -> int:
         """How many paths the committed index records (no pass over them)."""
         return int(self._txn().stat(self._db["entries"])["entries"]) if self._db["entries"] is not None else 0
@@ -570,18 +577,25 @@ class ReplicaIndex:
         return inherited if s is None else s.with_entry(self.self_id, self._counter)
 
     def set_stored_sync(self, path: bytes, s: VectorTime, *, force: bool = False) -> None:
-        """Store `s` for `path` unless it equals what the path would inherit."""
+        """Store `s` for `path` unless it equals what the path would inherit.
+        A sync time that does not change is not written again: a quiet sync
+        leaves the index untouched (the carrier's record of a drive's
+        content stays valid while the drive's index does not change)."""
         s = s.without(self.self_id)
         if path and not force:
             inherited = self.sync_time(paths.parent_of(path)).without(self.self_id)
             if s == inherited:
-                self._put("sync", path_key(path), None)
+                self._put_if_changed("sync", path_key(path), None)
                 return
-        self._put("sync", path_key(path), s.encode())
+        self._put_if_changed("sync", path_key(path), s.encode())
 
     def drop_stored_sync(self, path: bytes) -> None:
         if path:
-            self._put("sync", path_key(path), None)
+            self._put_if_changed("sync", path_key(path), None)
+
+    def _put_if_changed(self, db: str, key: bytes, value: bytes | None) -> None:
+        if self._get(db, key) != value:
+            self._put(db, key, value)
 
     def stored_syncs_under(self, path: bytes) -> list[tuple[bytes, VectorTime]]:
         """Stored sync times strictly below `path`."""

@@ -617,3 +617,29 @@ def test_the_next_visit_clears_what_a_killed_visit_left_in_the_carrier(tmp_path:
     (tmp / "in-4242-123456789").write_bytes(blob(rng, MIB // 2))
     laptop.until_quiet([a, b])
     assert [p.name for p in tmp.iterdir()] == [], "the leftover of the killed visit is still there"
+
+
+def test_a_quiet_visit_reuses_the_drives_object_list_and_a_changed_drive_gets_a_new_one(tmp_path: Path) -> None:
+    """The list of what a drive holds is read from its index once per
+    change, not once per visit; it is still exactly what the drive holds."""
+    a, b = drives(tmp_path, {"x.jpg": b"x" * 100, "y.jpg": b"y" * 100}, "a", "b")
+    carrier = tmp_path / "carrier"
+    laptop = Laptop(carrier, 1 << 20)
+    for d in (a, b, a, b):
+        laptop.visit(d)
+    [vault] = (carrier / "vaults").iterdir()
+
+    def listed(drive: Path) -> tuple[set[bytes], int]:
+        with Replica.open(str(drive), write=False) as rep:
+            path = vault / "drives" / f"{rep.id}.objects"
+        raw = path.read_bytes()
+        return {raw[i : i + 32] for i in range(0, len(raw), 32)}, path.stat().st_ino
+
+    held, ino = listed(a)
+    assert held == {blake3.blake3(b"x" * 100).digest(), blake3.blake3(b"y" * 100).digest()}
+    assert quiet(laptop.visit(a))
+    assert listed(a) == (held, ino)  # not written again
+    write(a / "z.jpg", b"z" * 100)
+    laptop.visit(a)
+    held2, ino2 = listed(a)
+    assert held2 == held | {blake3.blake3(b"z" * 100).digest()} and ino2 != ino
