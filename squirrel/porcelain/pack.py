@@ -164,13 +164,17 @@ def pack(
             given = {paths.user_relpath(rep.root, s): s for s in subpaths or []}
             unknown = unknown_subpaths(rep, list(given), list(given.values()))
             receiver_index = receiver.index if receiver is not None else None
+            # The bundle describes the widened subtrees, and names the
+            # requested ones: apply widens each again against the receiver
+            # it meets, exactly as a push would (engine.sync_into).
             tops = _outermost({_widened(rep.index, receiver_index, know, t) for t in given}) or [b""]
+            requested = _outermost(set(given)) or [b""]
             packer = _Packer(rep, know, max_size)
             packer.emit(b"", rep.index.get(b"") or _missing_root())
             for top in tops:
                 packer.add_top(top)
             packer.drop_held()
-            report = _write(rep, packer, out, base_info, tops, progress)
+            report = _write(rep, packer, out, base_info, tops, requested, progress)
             report.unknown_subpaths = unknown
             for written in (rep, receiver):
                 if written is not None:
@@ -216,10 +220,11 @@ def _write(
     out: str,
     base_info: dict[str, object],
     tops: list[bytes],
+    requested: list[bytes],
     progress: ProgressCallback | None,
 ) -> PackReport:
     idx = rep.index
-    header = header_for(rep.identity.vault, rep.id, rep.name, idx.counter, rep.names(), base_info, tops)
+    header = header_for(rep.identity.vault, rep.id, rep.name, idx.counter, rep.names(), base_info, requested)
     writer = BundleWriter(out, header)
     report = PackReport(out)
     try:
