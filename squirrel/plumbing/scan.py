@@ -40,6 +40,7 @@ ADDED = "added"
 MODIFIED = "modified"
 DELETED = "deleted"
 TOUCHED = "touched"  # metadata only (mtime or mode): not a new version
+HEALED = "healed"  # a damaged file's recorded content is back at its path: not a new version
 
 
 @dataclass
@@ -94,6 +95,9 @@ class Scanner:
         self.progress = progress
         self.stats = ScanStats()
         self._last_progress = 0.0
+        # Damaged files waiting for healing: absent, they are not deleted;
+        # present again, they are hashed whatever their size and mtime.
+        self.wanted = {w.path for w in index.wanted_marks()}
 
     def _tick(self) -> None:
         if self.progress is None:
@@ -175,7 +179,11 @@ class Scanner:
             if what == _FILE:
                 files += 1
                 old_raw = raw.get(name)
-                if old_raw is not None and unchanged(old_raw, st):  # type: ignore[arg-type]
+                if (
+                    old_raw is not None
+                    and unchanged(old_raw, st)  # type: ignore[arg-type]
+                    and (not self.wanted or paths.join(rel, name) not in self.wanted)
+                ):
                     del raw[name]
                     continue  # unchanged: the common case, decided without decoding anything
             rest.append(entry)
@@ -209,6 +217,8 @@ class Scanner:
                 assert old is not None
                 if self.ignore.ignored(child, old.is_dir):
                     continue  # newly ignored: neither present nor deleted
+                if child in self.wanted:
+                    continue  # damaged and moved aside: waiting for healing, not deleted
                 yield Change(DELETED, child, None, old)
                 continue
             kind, st = on_disk
@@ -224,11 +234,13 @@ class Scanner:
             if old is not None and old.is_dir:
                 yield Change(DELETED, child, None, old)
                 old = None
+            wanted = child in self.wanted
             if (
                 old is not None
                 and old.size == st.st_size
                 and old.mtime_ns == st.st_mtime_ns
                 and not old.flags & FLAG_RACY
+                and not wanted
             ):
                 continue
             try:
@@ -239,6 +251,8 @@ class Scanner:
             new = _file_entry(oid, hst, time.time_ns())
             if old is None:
                 yield Change(ADDED, child, new, None)
+            elif wanted and old.oid == oid:
+                yield Change(HEALED, child, new, old)
             elif old.oid != oid:
                 yield Change(MODIFIED, child, new, old)
             elif (old.mtime_ns, old.size, old.mode, old.flags) != (new.mtime_ns, new.size, new.mode, new.flags):
@@ -252,6 +266,7 @@ class RecordResult:
     deleted: list[bytes] = field(default_factory=list)
     moved: list[tuple[bytes, bytes]] = field(default_factory=list)
     touched: int = 0
+    healed: int = 0  # damaged files whose recorded content was put back by hand
     event: VectorTime | None = None
 
 
@@ -306,10 +321,12 @@ def record(
         index.maybe_commit()
 
     for ch in changes:
-        if ch.kind == TOUCHED:
+        index.drop_wanted(ch.path)  # whatever is at a damaged file's path now ends its wait
+        if ch.kind in (TOUCHED, HEALED):
             assert ch.new is not None and ch.old is not None
             index.put(ch.path, ch.new.with_times(m=ch.old.m, c=ch.old.c))
-            res.touched += 1
+            res.touched += ch.kind == TOUCHED
+            res.healed += ch.kind == HEALED
         elif ch.kind == DELETED:
             waiting.append(ch)
         else:

@@ -45,6 +45,9 @@ class StoreContent:
     def __init__(self, vault: CarrierVault) -> None:
         self.vault = vault
 
+    def has(self, oid: bytes) -> bool:
+        return self.vault.store.has(oid)
+
     def chunks(self, path: bytes, entry: Entry) -> Iterable[bytes]:
         if not self.vault.store.has(entry.oid):
             raise ContentUnavailable(f"the carrier does not hold {paths.display(path)} yet; a later visit brings it")
