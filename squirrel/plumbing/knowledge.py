@@ -34,6 +34,7 @@ class Knowledge:
     stored: dict[bytes, VectorTime] = field(default_factory=dict)
     index: ReplicaIndex | None = None  # a mounted receiver's index, to find content it has
     objects: set[bytes] = field(default_factory=set)  # content ids the receiver holds (from a file)
+    wanted: dict[bytes, bytes] = field(default_factory=dict)  # damaged path -> the object it waits for
     _held: set[bytes] | None = field(default=None, repr=False, compare=False)
 
     def sync_time(self, path: bytes) -> VectorTime:
@@ -54,8 +55,20 @@ class Knowledge:
         if self.index is None:
             return False
         if self._held is None:  # a mounted receiver: its contents, read once
-            self._held = self.index.all_objects()
+            self._held = self.held_objects()
         return oid in self._held
+
+    def held_objects(self) -> set[bytes]:
+        """What the receiver's files hold: not the content its damaged files
+        wait for, unless another of its files has it too."""
+        assert self.index is not None
+        held = self.index.all_objects()
+        if self.wanted:
+            elsewhere = self.index.paths_with_objects(set(self.wanted.values()))
+            for p, oid in self.wanted.items():
+                if not [q for q in elsewhere.get(oid, []) if q not in self.wanted]:
+                    held.discard(oid)
+        return held
 
     @classmethod
     def nothing(cls, vault: str) -> Knowledge:
@@ -66,12 +79,13 @@ class Knowledge:
         idx = rep.index
         stored = {b"": idx.stored_sync(b"") or VectorTime()}
         stored.update(dict(idx.stored_syncs_under(b"")))
-        return cls(rep.identity.vault, rep.id, idx.counter, stored, idx)
+        wanted = {w.path: w.oid for w in idx.wanted_marks()}
+        return cls(rep.identity.vault, rep.id, idx.counter, stored, idx, wanted=wanted)
 
     def all_objects(self) -> set[bytes]:
         if self.index is None:
             return set(self.objects)
-        return self.objects | self.index.all_objects()
+        return self.objects | self.held_objects()
 
     def to_json(self, objects: bool = True) -> dict[str, object]:
         """The knowledge file's document; without `objects`, the content list
@@ -83,6 +97,9 @@ class Knowledge:
             "replica": self.replica,
             "counter": self.counter,
             "sync": [{"path_b64": base64.b64encode(p).decode(), "s": dict(s)} for p, s in sorted(self.stored.items())],
+            "wanted": [
+                {"path_b64": base64.b64encode(p).decode(), "oid": o.hex()} for p, o in sorted(self.wanted.items())
+            ],
         }
 
     def write(self, path: str) -> None:
@@ -138,9 +155,15 @@ class Knowledge:
                 ):
                     raise TypeError("sync time")
                 stored[p] = VectorTime(s)
+            wanted: dict[bytes, bytes] = {}
+            for item in doc.get("wanted", []):  # absent in files from before damaged files
+                oid = bytes.fromhex(item["oid"])
+                if len(oid) != 32:
+                    raise ValueError("oid")
+                wanted[paths.check_relpath(base64.b64decode(item["path_b64"], validate=True))] = oid
         except UnsupportedFormat:
             raise
         except (ValueError, KeyError, TypeError, AttributeError, SquirrelError) as e:
             raise ValueError(f"not a knowledge document: {e}") from e
         stored.setdefault(b"", VectorTime())
-        return cls(vault, replica, counter, stored, None, objects)
+        return cls(vault, replica, counter, stored, None, objects, wanted)

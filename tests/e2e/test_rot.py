@@ -114,7 +114,7 @@ def test_an_edit_while_waiting_wins(tmp_path: Path) -> None:
     rot(b / "notes.txt", 1)
     sq("verify", b, "--repair", code=1)
     (b / "notes.txt").write_bytes(b"rewritten by hand\n")
-    assert sq("scan", b, "--json").json["modified"] == ["notes.txt"]
+    assert sq("scan", b, "--json").json["modified"] == [{"path": "notes.txt"}]
     assert sq("status", b, "--json").json["waiting"] == []
     sq("push", b, a)
     assert (a / "notes.txt").read_bytes() == b"rewritten by hand\n"
