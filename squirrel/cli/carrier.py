@@ -80,12 +80,19 @@ def carrier_status_cmd(carrier_dir: str | None, as_json: bool) -> None:
 @carrier_group.command("config")
 @carrier_option
 @click.option("--max-size", type=SizeParam(), help="Set the size budget (bytes or K/M/G/T).")
-def carrier_config_cmd(carrier_dir: str | None, max_size: int | None) -> None:
-    """Show or set the carrier's settings (its size budget)."""
-    c = Carrier(where(carrier_dir), create=max_size is not None)
+@click.option(
+    "--scrub", type=SizeParam(), help="Set how much of each drive a visit re-reads for rot (K/M/G/T; 0: none)."
+)
+def carrier_config_cmd(carrier_dir: str | None, max_size: int | None, scrub: int | None) -> None:
+    """Show or set the carrier's settings: its size budget, and the scrub
+    budget of each visit (`sq sync --scrub`)."""
+    c = Carrier(where(carrier_dir), create=max_size is not None or scrub is not None)
     if max_size is not None:
         c.set_max_size(max_size)
+    if scrub is not None:
+        c.set_scrub(scrub)
     click.echo(f"max-size {c.max_size} ({human_bytes(c.max_size)})")
+    click.echo(f"scrub {c.scrub} ({human_bytes(c.scrub)} per visit)" if c.scrub else "scrub 0 (none)")
 
 
 @carrier_group.command("forget")

@@ -14,6 +14,7 @@ import click
 from squirrel.errors import SyncIncomplete
 from squirrel.plumbing import paths
 from squirrel.plumbing.scan import ScanStats
+from squirrel.plumbing.wanted import ScrubState
 from squirrel.porcelain.engine import SyncReport
 from squirrel.text import counted
 
@@ -145,3 +146,11 @@ def render_sync(rep: SyncReport, as_json: bool, what: str) -> None:
         raise SyncIncomplete(
             f"{counted(len(rep.failed), 'path')} could not be synced (see above); run the command again"
         )
+
+
+def scrub_line(state: ScrubState, under_way: bool) -> str:
+    """When the replica was last fully scrubbed, and how far the cycle is."""
+    line = f"last fully scrubbed: {when(state.last_full or 0)}"
+    if under_way or state.cursor is not None:
+        line += f"; this cycle has re-read {human_bytes(state.read)} so far"
+    return line

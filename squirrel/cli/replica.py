@@ -20,11 +20,11 @@ from squirrel.cli.output import (
     human_bytes,
     pathlist,
     report_skipped,
+    scrub_line,
     summary,
     when,
 )
 from squirrel.plumbing import paths
-from squirrel.plumbing.wanted import ScrubState
 from squirrel.porcelain import conflicts as conflicts_mod
 from squirrel.porcelain import init as init_mod
 from squirrel.porcelain import reidentify as reidentify_mod
@@ -292,14 +292,6 @@ def verify_cmd(path: str, quick: bool, max_bytes: int | None, repair: bool, dry_
         summary(f"`sq verify --repair {path}` moves damaged files aside so that another drive can heal them")
     if not rep.ok:
         sys.exit(EXIT_PREDICATE_NO)
-
-
-def scrub_line(state: ScrubState, under_way: bool) -> str:
-    """When the replica was last fully scrubbed, and how far the cycle is."""
-    line = f"last fully scrubbed: {when(state.last_full or 0)}"
-    if under_way or state.cursor is not None:
-        line += f"; this cycle has re-read {human_bytes(state.read)} so far"
-    return line
 
 
 @cli.command("reidentify")

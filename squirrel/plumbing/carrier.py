@@ -75,6 +75,9 @@ class Carrier:
             raise UnsupportedFormat(f"carrier {self.root} has format {cfg['format']}, newer than this sq; upgrade")
         if not isinstance(cfg.get("max_size"), int) or cfg["max_size"] < 0:
             raise CorruptCarrier(f"damaged carrier config {self.config_path}: max_size")
+        scrub = cfg.get("scrub")
+        if scrub is not None and (type(scrub) is not int or scrub < 0):
+            raise CorruptCarrier(f"damaged carrier config {self.config_path}: scrub")
         return cfg
 
     def _write(self, cfg: dict[str, Any]) -> None:
@@ -86,6 +89,15 @@ class Carrier:
 
     def set_max_size(self, size: int) -> None:
         self.config["max_size"] = size
+        self._write(self.config)
+
+    @property
+    def scrub(self) -> int:
+        """The content a visit re-reads on the drive to find rot (0: none)."""
+        return int(self.config.get("scrub") or 0)
+
+    def set_scrub(self, size: int) -> None:
+        self.config["scrub"] = size
         self._write(self.config)
 
     def vault_ids(self) -> list[str]:
@@ -283,8 +295,9 @@ class CarrierVault:
         record = DriveRecord(replica.id, replica.name, int(time.time()), tuple(tokens), Knowledge.of_replica(replica))
         self._drives = None
         if objects:
+            # Not the content its damaged files wait for: the drive lacks it.
             self._objects.pop(replica.id, None)
-            write_file_atomic(self._objects_path(replica.id), b"".join(sorted(replica.index.all_objects())))
+            write_file_atomic(self._objects_path(replica.id), b"".join(sorted(record.knowledge.held_objects())))
         write_file_atomic(self._record_path(self.drives_dir, replica.id), _dump(record))
         stale = self._record_path(self.forgotten_dir, replica.id)
         if os.path.exists(stale):  # left by an older sq that visited a forgotten drive
@@ -355,7 +368,8 @@ class CarrierVault:
         default every known drive) lacks."""
         drives = self.drives() if drives is None else drives
         out = []
-        stored = list(self.store)
+        wanted = self.wanted(drives)
+        stored = [(oid, size) for oid, size in self.store if oid not in wanted]
         holders = self.index.paths_with_objects([oid for oid, _ in stored]) if stored else {}
         for oid, size in stored:
             needed = False
@@ -366,6 +380,15 @@ class CarrierVault:
                     break
             if not needed:
                 out.append((oid, size))
+        return out
+
+    def wanted(self, drives: list[DriveRecord] | None = None) -> dict[bytes, list[tuple[DriveRecord, bytes]]]:
+        """Object id -> (drive, path) of every damaged file a known drive
+        waits to have healed, as recorded at its last visit."""
+        out: dict[bytes, list[tuple[DriveRecord, bytes]]] = {}
+        for d in self.drives() if drives is None else drives:
+            for p, oid in d.knowledge.wanted.items():
+                out.setdefault(oid, []).append((d, p))
         return out
 
     def lacking_files(self, drive: DriveRecord) -> Iterator[tuple[bytes, bytes, int]]:

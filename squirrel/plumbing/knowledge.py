@@ -65,7 +65,7 @@ class Knowledge:
         held = self.index.all_objects()
         if self.wanted:
             elsewhere = self.index.paths_with_objects(set(self.wanted.values()))
-            for p, oid in self.wanted.items():
+            for oid in set(self.wanted.values()):
                 if not [q for q in elsewhere.get(oid, []) if q not in self.wanted]:
                     held.discard(oid)
         return held

@@ -22,7 +22,7 @@ from typing import Any
 from squirrel.errors import FileSystemError, SquirrelError
 from squirrel.plumbing import fsops, heal, ids, paths
 from squirrel.plumbing.carrier import Carrier, is_carrier
-from squirrel.plumbing.index import Entry, ReplicaIndex
+from squirrel.plumbing.index import FORMAT_VERSION, Entry, ReplicaIndex
 from squirrel.plumbing.progress import Meter, ProgressCallback
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.trash import TrashItem
@@ -114,46 +114,72 @@ def verify(
     writes = (sliced or repair) and not dry_run
     began = int(time.time())
     with Replica.open(path, write=writes) as rep:
-        if os.path.exists(rep.journal.path):
-            report.problems.append(
-                "a sync was interrupted and its intent log is still there: any command that writes"
-                f" (`sq scan {rep.root}`) puts the files back as the index has them"
-            )
         meter = Meter(f"verifying {rep.name}", progress)
-        if sliced:
-            assert max_bytes is not None
-            _scrub_slice(rep, max_bytes, report, meter)
-        else:
-            _verify_whole(rep, quick, report, meter)
-        if repair:
-            _repair(rep, report)
-        report.waiting = rep.index.wanted_marks()
-        healed = set(report.healed)
-        for d in report.damaged:
-            if d.path in healed:
-                continue
-            if d.repaired:
-                report.problems.append(f"{paths.display(d.path)}: damaged: moved to the trash, waiting for healing")
-            else:
-                report.problems.append(f"{paths.display(d.path)}: content does not match the index (damaged?)")
-        found = {d.path for d in report.damaged}
-        report.problems += [
-            f"{paths.display(w.path)}: damaged earlier, waiting for healing from a drive that has it"
-            for w in report.waiting
-            if w.path not in found
-        ]
-        state = rep.index.scrub_state()
-        if sliced:
-            state = _advance(state, report, began)
-        elif report.cycle_done:
-            state = ScrubState(state.cursor, state.began, state.read, int(time.time()), began)
-        report.scrub = state
-        if writes:
-            rep.index.set_scrub_state(state)
-            rep.index.commit()
-    if report.cycle_done and not sliced and not dry_run:
+        _check(rep, report, meter, quick, max_bytes if sliced else None, repair, writes, began)
+        # A plain verify writes nothing else: not when that would undo an
+        # interrupted sync or upgrade an old index (both for a writing command).
+        record = not writes and rep.index.format == FORMAT_VERSION and not os.path.exists(rep.journal.path)
+        state = report.scrub
+    if report.cycle_done and record and not dry_run and state is not None:
         _record_full(path, state)
     return report
+
+
+def scrub(rep: Replica, max_bytes: int, progress: ProgressCallback | None = None) -> VerifyReport:
+    """A slice of the scrub of a replica open for writing, repairing what it
+    finds damaged: what a carrier visit with a scrub budget does."""
+    report = VerifyReport()
+    _check(rep, report, Meter(f"scrubbing {rep.name}", progress), False, max_bytes, True, True, int(time.time()))
+    return report
+
+
+def _check(
+    rep: Replica,
+    report: VerifyReport,
+    meter: Meter,
+    quick: bool,
+    max_bytes: int | None,
+    repair: bool,
+    writes: bool,
+    began: int,
+) -> None:
+    """Verify the open replica `rep` (a slice with `max_bytes`), repair
+    (unless a dry run), and, when `writes`, store the scrub's position."""
+    if os.path.exists(rep.journal.path):
+        report.problems.append(
+            "a sync was interrupted and its intent log is still there: any command that writes"
+            f" (`sq scan {rep.root}`) puts the files back as the index has them"
+        )
+    if max_bytes is not None:
+        _scrub_slice(rep, max_bytes, report, meter)
+    else:
+        _verify_whole(rep, quick, report, meter)
+    if repair:
+        _repair(rep, report)
+    report.waiting = rep.index.wanted_marks()
+    healed = set(report.healed)
+    for d in report.damaged:
+        if d.path in healed:
+            continue
+        if d.repaired:
+            report.problems.append(f"{paths.display(d.path)}: damaged: moved to the trash, waiting for healing")
+        else:
+            report.problems.append(f"{paths.display(d.path)}: content does not match the index (damaged?)")
+    found = {d.path for d in report.damaged}
+    report.problems += [
+        f"{paths.display(w.path)}: damaged earlier, waiting for healing from a drive that has it"
+        for w in report.waiting
+        if w.path not in found
+    ]
+    state = rep.index.scrub_state()
+    if report.sliced:
+        state = _advance(state, report, began)
+    elif report.cycle_done:
+        state = ScrubState(state.cursor, state.began, state.read, int(time.time()), began)
+    report.scrub = state
+    if writes:
+        rep.index.set_scrub_state(state)
+        rep.index.commit()
 
 
 def _verify_whole(rep: Replica, quick: bool, report: VerifyReport, meter: Meter) -> None:

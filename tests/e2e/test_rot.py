@@ -182,3 +182,57 @@ def test_scrub_slice_finds_and_repairs_damage(tmp_path: Path) -> None:
     assert found == ["2020/d.raw"]
     sq("push", a, b)
     assert tree(b) == tree(a)
+
+
+def three_drives(tmp: Path, carrier: Path) -> list[Path]:
+    """Drives A, B and C of one vault, in sync through the carrier."""
+    a = make_tree(tmp / "A", PHOTOS)
+    drives = [a, tmp / "B", tmp / "C"]
+    sq("init", a, "--name", "A")
+    for d in drives[1:]:
+        d.mkdir()
+        sq("init", d, "--name", d.name, "--join", a)
+    sq("sync", a, "--carrier", carrier, "--max-size", "12K")
+    for _ in range(8):  # a small carrier fills the new drives over several rounds
+        for d in drives:
+            sq("sync", d, "--carrier", carrier)
+        if all(tree(d) == PHOTOS_TREE for d in drives):
+            break
+    assert all(tree(d) == PHOTOS_TREE for d in drives)
+    return drives
+
+
+PHOTOS_TREE = {**{k: v for k, v in PHOTOS.items()}, "2019/": b"", "2020/": b""}
+
+
+def test_the_carrier_heals_within_two_rounds(tmp_path: Path) -> None:
+    carrier = tmp_path / "carrier"
+    a, b, c = three_drives(tmp_path, carrier)
+    sq("carrier", "config", "--carrier", carrier, "--scrub", "1G")
+    indexes = [index_lines(d) for d in (a, b, c)]
+    rot(b / "2019/a.jpg")
+    rot(b / "2020/c.jpg")  # 8 KiB together: they fit the carrier's 12 KiB, not the 31 KiB of photos
+    healed: list[str] = []
+    for _round in range(2):
+        for d in (a, b, c):
+            doc = sq("sync", d, "--carrier", carrier, "--json", code=0).json
+            healed += [h["path"] for h in doc["healed"]]
+            assert doc["lost"] == []
+            assert doc["created"] == doc["updated"] == doc["deleted"] == 0 and doc["conflicts"] == []
+    assert sorted(healed) == ["2019/a.jpg", "2020/c.jpg"]
+    assert all(tree(d) == PHOTOS_TREE for d in (a, b, c))
+    assert [index_lines(d) for d in (a, b, c)] == indexes
+    sq("verify", b)
+
+
+def test_damage_no_drive_holds_is_reported_lost(tmp_path: Path) -> None:
+    carrier = tmp_path / "carrier"
+    a, b, c = three_drives(tmp_path, carrier)
+    for d in (a, b, c):
+        rot(d / "notes.txt", 2)
+    for d in (a, b, c):
+        doc = sq("sync", d, "--carrier", carrier, "--scrub", "1G", "--json").json
+        assert [x["path"] for x in doc["damaged"]] == ["notes.txt"]
+    doc = sq("sync", c, "--carrier", carrier, "--json").json
+    assert [x["path"] for x in doc["lost"]] == ["notes.txt"]
+    assert [w["path"] for w in sq("status", c, "--json").json["waiting"]] == ["notes.txt"]
