@@ -102,7 +102,12 @@ def heal_one(rep: Replica, mark: WantedMark, fetch: Fetch) -> bool:
             idx.commit()
             return False
         raise ChangedDuringOperation(f"{paths.display(mark.path)} is in the way: scan it first")
-    tmp = fsops.write_temp(rep.tmp_dir, fetch(), e.oid, e.size, e.mtime_ns, e.mode)
+    try:
+        tmp = fsops.write_temp(rep.tmp_dir, fetch(), e.oid, e.size, e.mtime_ns, e.mode)
+    except ChangedDuringOperation as err:
+        # The source's copy is not the object either: damaged there too, or
+        # changed since its scan. Another source may still have it.
+        raise ContentUnavailable(f"the copy found does not match its id ({err.message})") from err
     try:
         with rep.journal.batch(idx, [journal.placed(mark.path, e)]):
             fsops.recheck(root, mark.path, None)  # still absent: nothing made there meanwhile

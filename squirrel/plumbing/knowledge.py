@@ -90,17 +90,19 @@ class Knowledge:
     def to_json(self, objects: bool = True) -> dict[str, object]:
         """The knowledge file's document; without `objects`, the content list
         (a pass over the whole object table) is left empty."""
-        return {
+        doc: dict[str, object] = {
             "objects": base64.b64encode(b"".join(sorted(self.all_objects()))).decode() if objects else "",
             "format": KNOWLEDGE_FORMAT,
             "vault": self.vault,
             "replica": self.replica,
             "counter": self.counter,
             "sync": [{"path_b64": base64.b64encode(p).decode(), "s": dict(s)} for p, s in sorted(self.stored.items())],
-            "wanted": [
-                {"path_b64": base64.b64encode(p).decode(), "oid": o.hex()} for p, o in sorted(self.wanted.items())
-            ],
         }
+        if self.wanted:  # only then: a replica without damaged files writes what it always wrote
+            doc["wanted"] = [
+                {"path_b64": base64.b64encode(p).decode(), "oid": o.hex()} for p, o in sorted(self.wanted.items())
+            ]
+        return doc
 
     def write(self, path: str) -> None:
         write_file_atomic(os.path.abspath(path), json.dumps(self.to_json(), sort_keys=True).encode())
