@@ -299,7 +299,7 @@ def check_file(
     if quick:
         return
     try:
-        oid, _ = ids.hash_file(full, meter.add_bytes)
+        oid, _ = ids.hash_file(full, meter.add_bytes, from_media=True)
     except SquirrelError as err:
         report.problems.append(f"{paths.display(p)}: {err}")
         return
