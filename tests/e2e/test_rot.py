@@ -236,3 +236,30 @@ def test_damage_no_drive_holds_is_reported_lost(tmp_path: Path) -> None:
     doc = sq("sync", c, "--carrier", carrier, "--json").json
     assert [x["path"] for x in doc["lost"]] == ["notes.txt"]
     assert [w["path"] for w in sq("status", c, "--json").json["waiting"]] == ["notes.txt"]
+
+
+def test_the_right_content_put_back_by_hand_ends_the_wait_without_a_new_version(tmp_path: Path) -> None:
+    a, b = pair(tmp_path)
+    rot(b / "2019/b.jpg")
+    before = index_lines(b)
+    sq("verify", b, "--repair", code=1)
+    (b / "2019/b.jpg").write_bytes(PHOTOS["2019/b.jpg"])  # from a backup: a new mtime
+    scanned = sq("scan", b, "--json").json
+    assert scanned["modified"] == [] and scanned["added"] == []
+    assert sq("status", b, "--json").json["waiting"] == []
+    sq("verify", b)
+    after = index_lines(b)
+    assert [line.split()[4:] for line in after.splitlines()] == [line.split()[4:] for line in before.splitlines()]
+    sq("push", b, a)
+    assert tree(a) == tree(b)
+
+
+def test_a_dry_run_slice_leaves_the_scrub_where_it_was(tmp_path: Path) -> None:
+    a, _ = pair(tmp_path)
+    first = sq("verify", a, "--max-bytes", "8K", "--json").json
+    dry = sq("verify", a, "--max-bytes", "8K", "--dry-run", "--json").json
+    again = sq("verify", a, "--max-bytes", "8K", "--json").json
+    assert dry["bytes"] == again["bytes"] and dry["files"] == again["files"]
+    assert (
+        first["scrub"]["cycle_bytes"] + again["bytes"] == again["scrub"]["cycle_bytes"] or again["scrub"]["cycle_done"]
+    )
