@@ -455,6 +455,11 @@ class Executor:
 
     def _move_aside(self, act: Action) -> None:
         assert act.b is not None
+        if self._damaged_and_gone(act.path, act.b):
+            # Its only copy here rotted: the conflict waits until it is healed.
+            raise ChangedDuringOperation(
+                f"{paths.display(act.path)} is damaged and waits for healing; its conflict is settled after that"
+            )
         fsops.check_parents(self.root, act.path)
         fsops.recheck(self.root, act.path, act.b)
         self._prepare_winner(act.conflict)

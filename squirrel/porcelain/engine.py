@@ -255,7 +255,9 @@ def heal_from(
     marks = dst.index.wanted_marks(top)
     if not marks:
         return
-    found = [(w, fetch_for(src, content, dst, w)) for w in marks]
+    elsewhere = getattr(src, "paths_with_objects", None)  # a replica's index: one pass for every mark
+    holders: dict[bytes, list[bytes]] = elsewhere({w.oid for w in marks}) if elsewhere is not None else {}
+    found = [(w, fetch_for(src, content, dst, w, holders)) for w in marks]
     if dry_run:
         report.healed += [w.path for w, f in found if f is not None]
         return
@@ -266,22 +268,29 @@ def heal_from(
     report.failed += result.failed
 
 
-def fetch_for(src: SyncSource, content: ContentSource, dst: Replica, w: WantedMark) -> heal.Fetch | None:
-    """Where the sender's copy of a wanted object is, or None."""
+def fetch_for(
+    src: SyncSource, content: ContentSource, dst: Replica, w: WantedMark, holders: dict[bytes, list[bytes]]
+) -> heal.Fetch | None:
+    """Where the sender's copy of a wanted object is, or None. `holders`:
+    the sender's paths by content, for a sender that is a replica's index."""
     e = src.get(w.path)
     if e is not None and e.is_file and e.oid == w.oid:
         return functools.partial(content.chunks, w.path, e)
-    elsewhere = getattr(src, "paths_with_object", None)
-    if elsewhere is not None:  # a replica's index: its content is read by path
-        for p in elsewhere(w.oid):
-            pe = src.get(p)
-            if pe is not None and pe.is_file and pe.oid == w.oid:
-                return functools.partial(content.chunks, p, pe)
+    for p in holders.get(w.oid, []):  # content read by path: from one of them
+        pe = src.get(p)
+        if pe is not None and pe.is_file and pe.oid == w.oid:
+            return functools.partial(content.chunks, p, pe)
+    if hasattr(src, "paths_with_objects") and not content_by_id(content):
         return None
     mine = dst.index.get(w.path)  # a bundle or the carrier: content by id, if it has it
     if mine is None or not mine.is_file or mine.oid != w.oid or not has_content(content, w.oid):
         return None
     return functools.partial(content.chunks, w.path, mine)
+
+
+def content_by_id(content: ContentSource) -> bool:
+    """Does the source give content by its id (a bundle, the carrier), not by path?"""
+    return hasattr(content, "has")
 
 
 def has_content(content: ContentSource, oid: bytes) -> bool:
