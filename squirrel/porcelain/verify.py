@@ -66,7 +66,8 @@ class VerifyReport:
     cycle_done: bool = False  # this run read the last file of a scrub cycle (or every file)
     scrub: ScrubState | None = None  # the replica's scrub state after this run
     dry_run: bool = False
-    _files: list[tuple[bytes, Entry, int]] = field(default_factory=list)  # (key, entry, bytes) per file re-read
+    # A slice's files, in the order read: (entries key, path, bytes re-read).
+    slice_files: list[tuple[bytes, bytes, int]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -227,7 +228,7 @@ def _scrub_slice(rep: Replica, max_bytes: int, report: VerifyReport, meter: Mete
     read = 0
     report.cycle_done = True
     for key, p, e in rep.index.file_records_after(state.cursor):
-        if report._files and read + e.size > max_bytes:
+        if report.slice_files and read + e.size > max_bytes:
             report.cycle_done = False
             break
         full = fsops.abspath(root, p)
@@ -236,16 +237,17 @@ def _scrub_slice(rep: Replica, max_bytes: int, report: VerifyReport, meter: Mete
         if not (p in wanted and st is None):
             report.checked_files += 1
             meter.expect(report.checked_files, read + e.size)
+            streamed = meter.progress.bytes_done
             check_file(p, full, st, e, False, report, meter)
-            meter.file_done(e.size, 0)
+            meter.file_done(e.size, meter.progress.bytes_done - streamed)
         read += report.checked_bytes - before
-        report._files.append((key, e, report.checked_bytes - before))
+        report.slice_files.append((key, p, report.checked_bytes - before))
 
 
 def _advance(state: ScrubState, report: VerifyReport, began: int) -> ScrubState:
     if report.cycle_done:
         return state.completed(int(time.time()), began)
-    return state.advanced(report._files[-1][0], report.checked_bytes, began)
+    return state.advanced(report.slice_files[-1][0], report.checked_bytes, began)
 
 
 def _record_full(path: str, state: ScrubState) -> None:
