@@ -144,12 +144,15 @@ class DriveRecord:
     tokens: tuple[str, ...]
     knowledge: Knowledge
     forgotten: int | None = None
+    scrubbed: int | None = None  # when the drive was last fully scrubbed, as it said at its last visit
 
     def to_json(self) -> dict[str, Any]:
         doc = self.knowledge.to_json(objects=False)  # the content list has its own file
         doc.update(name=self.name, last_visit=self.last_visit, tokens=list(self.tokens))
         if self.forgotten is not None:
             doc.update(forgotten=self.forgotten)
+        if self.scrubbed is not None:
+            doc.update(last_full_scrub=self.scrubbed)
         return doc
 
     @classmethod
@@ -162,10 +165,12 @@ class DriveRecord:
             raise ValueError("name or last_visit")
         if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
             raise ValueError("tokens")
-        forgotten = doc.get("forgotten")
+        forgotten, scrubbed = doc.get("forgotten"), doc.get("last_full_scrub")
         if forgotten is not None and type(forgotten) is not int:
             raise ValueError("forgotten")
-        return cls(drive_id, name, last_visit, tuple(tokens), Knowledge.from_json(doc), forgotten)
+        if scrubbed is not None and type(scrubbed) is not int:
+            raise ValueError("last_full_scrub")
+        return cls(drive_id, name, last_visit, tuple(tokens), Knowledge.from_json(doc), forgotten, scrubbed)
 
     def known_again(self) -> DriveRecord:
         return replace(self, forgotten=None)
@@ -292,7 +297,8 @@ class CarrierVault:
         if tokens is None:
             known = self._known(replica.id)
             tokens = list(known.tokens) if known is not None else []
-        record = DriveRecord(replica.id, replica.name, int(time.time()), tuple(tokens), Knowledge.of_replica(replica))
+        know, scrubbed = Knowledge.of_replica(replica), replica.index.scrub_state().last_full
+        record = DriveRecord(replica.id, replica.name, int(time.time()), tuple(tokens), know, scrubbed=scrubbed)
         self._drives = None
         if objects:
             # Not the content its damaged files wait for: the drive lacks it.

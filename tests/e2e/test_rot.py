@@ -263,3 +263,14 @@ def test_a_dry_run_slice_leaves_the_scrub_where_it_was(tmp_path: Path) -> None:
     assert (
         first["scrub"]["cycle_bytes"] + again["bytes"] == again["scrub"]["cycle_bytes"] or again["scrub"]["cycle_done"]
     )
+
+
+def test_the_carrier_says_when_each_drive_was_last_fully_scrubbed(tmp_path: Path) -> None:
+    carrier = tmp_path / "carrier"
+    a, b, _ = three_drives(tmp_path, carrier)
+    rot(b / "notes.txt", 3)
+    sq("sync", b, "--carrier", carrier, "--scrub", "1G")
+    drives = {d["name"]: d for d in sq("carrier", "status", "--carrier", carrier, "--json").json["vaults"][0]["drives"]}
+    assert drives["B"]["last_full_scrub"] is not None and drives["B"]["damaged"] == 1
+    assert drives["A"]["last_full_scrub"] is None and drives["A"]["damaged"] == 0
+    assert "last fully scrubbed never" in sq("carrier", "status", "--carrier", carrier).out

@@ -150,8 +150,9 @@ def test_a_drive_record_round_trips(
     forgotten: int | None,
 ) -> None:
     know = Knowledge(vault, drive, 7, {b"": root, **stored})
-    record = DriveRecord(drive, name, when, tuple(tokens), know, forgotten)
+    record = DriveRecord(drive, name, when, tuple(tokens), know, forgotten, scrubbed=forgotten)
     back = DriveRecord.from_json(drive, through_json(record.to_json()))
+    assert back.scrubbed == forgotten
     assert (back.id, back.name, back.last_visit, back.tokens) == (drive, name, when, tuple(tokens))
     assert back.forgotten == forgotten and back.known_again().forgotten is None
     assert (back.knowledge.vault, back.knowledge.replica, back.knowledge.counter) == (vault, drive, 7)
