@@ -28,7 +28,9 @@ from pathlib import Path
 import click
 from click.testing import CliRunner
 
-from squirrel.cli import cli
+from squirrel.cli import cli, load_all_commands
+
+load_all_commands()  # the help of every command, not only those run so far
 
 COMMANDS_DOC = Path(__file__).resolve().parent.parent / "docs" / "commands.md"
 WIDTH = 80

@@ -231,3 +231,19 @@ def test_the_process_check_leaves_lookalikes_alone(tmp_path: Path) -> None:
         "    pass\n"
     )
     assert process_access(tmp_path / "mod.py") == []
+
+
+def test_every_command_is_found_by_its_name_alone() -> None:
+    """`sq NAME` imports only NAME's module: the table that says which one
+    must list every command, each where it is defined."""
+    import importlib
+
+    from squirrel import cli as cli_mod
+
+    for module in sorted({p.stem for p in (PKG / "cli").glob("*.py")} - {"__init__", "__main__"}):
+        importlib.import_module(f"squirrel.cli.{module}")
+    defined = {}
+    for name, cmd in cli_mod.cli.commands.items():
+        assert cmd.callback is not None
+        defined[name] = cmd.callback.__module__.rsplit(".", 1)[-1]
+    assert defined == cli_mod.COMMAND_MODULES

@@ -12,6 +12,8 @@ import pytest
 from squirrel import cli as cli_mod
 from squirrel import errors
 
+cli_mod.load_all_commands()
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 EXIT_CODES_DOC = DOCS / "exit-codes.md"

@@ -11,6 +11,7 @@ helpers they share in `output` and the progress line in `live`.
 from __future__ import annotations
 
 import errno
+import importlib
 import os
 import sys
 from typing import NoReturn
@@ -24,10 +25,51 @@ from squirrel.plumbing import faults
 EXIT_PREDICATE_NO = 1
 EXIT_USAGE = 2
 
-__all__ = ["EXIT_PREDICATE_NO", "EXIT_USAGE", "cli", "main"]
+__all__ = ["COMMAND_MODULES", "EXIT_PREDICATE_NO", "EXIT_USAGE", "cli", "load_all_commands", "main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Which module of this package defines each command. A command's module is
+# imported only when that command runs (or help lists them all): `sq scan`
+# need not load the carrier's or the bundle's code, and every run starts
+# sooner (tests/test_architecture.py checks that this table is complete).
+COMMAND_MODULES = {
+    "apply": "bundle",
+    "bundle": "bundle",
+    "carrier": "carrier",
+    "cat-object": "bundle",
+    "completion": "complete",
+    "conflicts": "replica",
+    "hash-object": "plumbing",
+    "init": "replica",
+    "knowledge": "bundle",
+    "ls-index": "plumbing",
+    "pack": "bundle",
+    "push": "sync",
+    "reconcile": "sync",
+    "reidentify": "replica",
+    "resolve": "replica",
+    "scan": "replica",
+    "status": "replica",
+    "sync": "sync",
+    "trash": "trash",
+    "verify": "replica",
+    "vt": "plumbing",
+}
+
+
+class _Commands(click.Group):
+    """The `sq` group: commands come from their modules on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self.commands.keys() | COMMAND_MODULES.keys())
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            importlib.import_module(f"squirrel.cli.{COMMAND_MODULES[cmd_name]}")
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sq")
 def cli() -> None:
     """Data Squirrel: keep offline drives in sync, carrying only the changes.
@@ -39,8 +81,10 @@ def cli() -> None:
     """
 
 
-# The commands register themselves on `cli` when their modules are imported.
-from squirrel.cli import bundle, carrier, complete, plumbing, replica, sync, trash  # noqa: E402, F401
+def load_all_commands() -> None:
+    """Import every command's module (for tools that walk `cli.commands`)."""
+    for module in sorted(set(COMMAND_MODULES.values())):
+        importlib.import_module(f"squirrel.cli.{module}")
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

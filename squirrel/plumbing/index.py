@@ -238,6 +238,14 @@ class ReplicaIndex:
     def _put(self, db: str, key: bytes, value: bytes | None) -> None:
         self._pending[(db, key)] = value
 
+    def has_pending(self) -> bool:
+        """Are there writes not yet committed?"""
+        return bool(self._pending)
+
+    def entry_count(self) -> int:
+        """How many paths the committed index records (no pass over them)."""
+        return int(self._txn().stat(self._db["entries"])["entries"]) if self._db["entries"] is not None else 0
+
     def maybe_commit(self) -> None:
         """Commit when the batch is large; call only where the index is consistent."""
         if len(self._pending) >= AUTO_FLUSH:

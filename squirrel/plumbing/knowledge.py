@@ -35,7 +35,6 @@ class Knowledge:
     index: ReplicaIndex | None = None  # a mounted receiver's index, to find content it has
     objects: set[bytes] = field(default_factory=set)  # content ids the receiver holds (from a file)
     wanted: dict[bytes, bytes] = field(default_factory=dict)  # damaged path -> the object it waits for
-    _held: set[bytes] | None = field(default=None, repr=False, compare=False)
 
     def sync_time(self, path: bytes) -> VectorTime:
         s = paths.nearest(path, self.stored.get)
@@ -49,14 +48,18 @@ class Knowledge:
             return inherited
         return s.with_entry(self.replica, self.counter) if self.replica else s
 
-    def has_object(self, oid: bytes) -> bool:
-        if oid in self.objects:
-            return True
-        if self.index is None:
-            return False
-        if self._held is None:  # a mounted receiver: its contents, read once
-            self._held = self.held_objects()
-        return oid in self._held
+    def held_among(self, oids: set[bytes]) -> set[bytes]:
+        """Which of `oids` the receiver holds: those of the knowledge file,
+        and for a mounted receiver those its index records (one pass over it,
+        keeping no more than `oids` in memory: a million-file receiver's
+        whole list would be a hundred megabytes). The content a damaged file
+        waits for is not held there (`wanted`)."""
+        found = oids & self.objects
+        if self.index is not None and len(found) < len(oids):
+            for path, oid, _ in self.index.files():
+                if oid in oids and path not in self.wanted:
+                    found.add(oid)
+        return found
 
     def held_objects(self) -> set[bytes]:
         """What the receiver's files hold: not the content its damaged files

@@ -14,6 +14,7 @@ index has it: an unreadable or vanished subtree is never taken as deleted.
 
 from __future__ import annotations
 
+import heapq
 import os
 import stat as statmod
 import time
@@ -22,7 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from squirrel.errors import MassDelete, SquirrelError
-from squirrel.plumbing import conflicts, ids, paths
+from squirrel.plumbing import conflicts, ids, paths, sweep
 from squirrel.plumbing.index import (
     FLAG_RACY,
     KIND_FILE,
@@ -87,8 +88,10 @@ class Scanner:
         index: ReplicaIndex,
         ignore: IgnoreRules | None = None,
         progress: ScanProgress | None = None,
+        parallel: bool = True,
     ) -> None:
         self.root = root
+        self.parallel = parallel  # may sweep a large tree in worker processes first (`sweep`)
         self.rootb = os.fsencode(root)
         self.index = index
         self.ignore = ignore or IgnoreRules.for_replica(root)
@@ -122,14 +125,51 @@ class Scanner:
     def changes(self, top: bytes = b"") -> Iterator[Change]:
         """Every change under `top` (a directory path), parents before children.
 
-        Directories are visited depth first, in name order. Listing a
-        directory and stat-ing its files is system calls, which threads
-        overlap (they release the interpreter lock): a few workers list the
-        next directories of the walk while this thread compares the current
-        one with the index. At most `LOOKAHEAD` listings wait, so memory does
-        not grow with the tree.
+        A large index is first swept by worker processes (`sweep`), and
+        only the folders they find unclean are looked at here, each new
+        folder with everything below it; otherwise the whole tree is
+        walked here.
         """
-        stack = [top]  # directories still to visit, the next one last
+        found = None
+        recorded = self.index.get(top)
+        if self.parallel and recorded is not None and recorded.is_dir and sweep.worth_sweeping(self.index):
+            files, dirs = self.stats.files, self.stats.dirs
+
+            def swept(f: int, d: int) -> None:
+                self.stats.files, self.stats.dirs = files + f, dirs + d
+                self._tick()
+
+            found = sweep.sweep(self.root, self.index, self.ignore, top, swept)
+        if found is None:
+            yield from self._walk([top])
+        else:
+            yield from self._after_sweep(found.unclean)
+        if self.progress is not None:
+            self.progress(self.stats)
+
+    def _after_sweep(self, unclean: list[bytes]) -> Iterator[Change]:
+        """The changes of the unclean folders, and of every folder new on
+        disk below them, in the walk's order (parents first, names in order:
+        the order of their paths' components)."""
+        heap = [(rel.split(b"/"), rel, False) for rel in unclean]  # sorted, so a heap
+        while heap:
+            _, rel, new = heapq.heappop(heap)
+            subdirs: list[bytes] = []
+            fresh: list[bytes] = []
+            yield from self._dir(rel, self._listing(rel), subdirs, fresh)
+            for child in subdirs if new else fresh:  # below a new folder, every folder is new
+                heapq.heappush(heap, (child.split(b"/"), child, True))
+
+    def _walk(self, tops: list[bytes]) -> Iterator[Change]:
+        """The changes of every directory under `tops`, depth first, in name order.
+
+        Listing a directory and stat-ing its files is system calls, which
+        threads overlap (they release the interpreter lock): a few workers
+        list the next directories of the walk while this thread compares the
+        current one with the index. At most `LOOKAHEAD` listings wait, so
+        memory does not grow with the tree.
+        """
+        stack = list(reversed(tops))  # directories still to visit, the next one last
         listed: dict[bytes, Future[Listing]] = {}
         with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="sq-scan") as pool:
             while stack:
@@ -140,8 +180,6 @@ class Scanner:
                 subdirs: list[bytes] = []
                 yield from self._dir(rel, listed.pop(rel).result(), subdirs)
                 stack.extend(reversed(subdirs))
-        if self.progress is not None:
-            self.progress(self.stats)
 
     def _listing(self, rel: bytes) -> Listing:
         """(name, what, stat or error) of every entry of a directory, or None
@@ -163,8 +201,11 @@ class Scanner:
             return None, e.strerror
         return out, None
 
-    def _dir(self, rel: bytes, listing: Listing, subdirs: list[bytes]) -> Iterator[Change]:
-        """The changes of one directory; its subdirectories to visit go to `subdirs`."""
+    def _dir(
+        self, rel: bytes, listing: Listing, subdirs: list[bytes], fresh: list[bytes] | None = None
+    ) -> Iterator[Change]:
+        """The changes of one directory; its subdirectories to visit go to
+        `subdirs`, and those the index did not hold as directories to `fresh`."""
         entries, why = listing
         if entries is None:
             self.stats.skipped.append((rel, f"cannot read directory: {why}"))
@@ -228,6 +269,8 @@ class Scanner:
                     old = None
                 if old is None:
                     yield Change(ADDED, child, new_dir(EMPTY, EMPTY), None)
+                    if fresh is not None:
+                        fresh.append(child)
                 subdirs.append(child)
                 continue
             assert isinstance(st, os.stat_result)

@@ -58,10 +58,14 @@ class _Packer:
         self.emitted.add(path)
         self.entries.append((path, replace(entry, flags=entry.flags & ~FLAG_RACY)))
 
-    def receiver_has(self, oid: bytes) -> bool:
-        """Only what the receiver's index (or knowledge file) says it holds
-        counts: a version it once knew may have been deleted since."""
-        return self.know.has_object(oid)
+    def drop_held(self) -> None:
+        """Leave out the content the receiver holds. Only what its index (or
+        knowledge file) says it holds counts: a version it once knew may
+        have been deleted since."""
+        held = self.know.held_among(set(self.wanted))
+        for oid in held:
+            del self.wanted[oid]
+        self.known_elsewhere = len(held)
 
     def walk(self, path: bytes, entry: Entry, s_k: VectorTime) -> None:
         if entry.is_dir:
@@ -80,12 +84,8 @@ class _Packer:
         self.notices.update(self.idx.notices_under(path))
         if entry.m <= s_k:
             return
-        if entry.oid in self.wanted:
-            return
-        if self.receiver_has(entry.oid):
-            self.known_elsewhere += 1
-            return
-        self.wanted[entry.oid] = (path, entry)
+        if entry.oid not in self.wanted:
+            self.wanted[entry.oid] = (path, entry)  # unless the receiver holds it (`drop_held`)
 
     def add_heals(self, tops: list[bytes]) -> None:
         """The content the receiver's damaged files wait for, where the
@@ -187,7 +187,8 @@ def pack(
             packer.emit(b"", rep.index.get(b"") or _missing_root())
             for top in tops:
                 packer.add_top(top)
-            packer.add_heals(tops)
+            packer.drop_held()
+            packer.add_heals(tops)  # after: a damaged file's content goes along even if held elsewhere
             report = _write(rep, packer, out, base_info, tops, progress)
             report.unknown_subpaths = unknown
             for written in (rep, receiver):

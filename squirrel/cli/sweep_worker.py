@@ -1,0 +1,12 @@
+"""A worker process of the scanner's sweep (squirrel/plumbing/sweep.py):
+`python -m squirrel.cli.sweep_worker`, fed and read through its pipes by
+the scanner's process."""
+
+from __future__ import annotations
+
+import sys
+
+from squirrel.plumbing.sweep import serve
+
+if __name__ == "__main__":
+    serve(sys.stdin.buffer, sys.stdout.buffer)

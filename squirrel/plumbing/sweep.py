@@ -1,0 +1,253 @@
+"""Finding the changed folders of a large tree in several processes.
+
+A scan of an unchanged tree is a stat call and a comparison for every file,
+and in Python the comparisons, not the system calls, take most of the time:
+threads cannot share that work (the interpreter lock serializes it). For a
+large index, worker processes (one per core, at most `WORKERS`) first sweep
+the tree and name the folders that differ from the index in any way; the
+scanner then looks at those alone (`Scanner.changes`).
+
+A folder is *clean* when every entry on disk is an unchanged file record, a
+folder recorded as a folder, or an ignored name the index does not hold,
+and every name the index holds is still on disk. Anything else (a new,
+changed, racy, vanished, unreadable, ignored-but-recorded or unsupported
+entry) makes it *unclean*, and the scanner's own pass over it decides what
+changed, exactly as without the sweep: the sweep can only send the scanner
+to look, never decide. It descends into the recorded, not ignored folders
+of every folder, clean or not; a folder that is new on disk is walked by the
+scanner itself, as a whole.
+
+Each worker reads the committed index through its own read-only LMDB
+environment (an environment is never used across processes); the sweep
+runs only when the scanner's index has no pending writes, so both read the
+same records. Workers are new interpreters (`python -m
+squirrel.cli.sweep_worker`, which calls `serve`), not forks: the scanner's process may hold threads
+and an open environment, and its main module is not theirs to run. They
+talk through pipes: a setup, then batches of folders in and findings out.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import selectors
+import struct
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from squirrel.plumbing import paths
+from squirrel.plumbing.index import ReplicaIndex
+from squirrel.plumbing.paths import IgnoreRules
+
+SWEEP_MIN = 50_000  # index entries below which one process scans faster than several start
+WORKERS = 8
+BATCH = 200  # folders a worker sweeps before it hands the rest of its frontier back
+
+# The worker's entry point: the command line's package, the one place that
+# owns a process's standard streams.
+WORKER_MODULE = "squirrel.cli.sweep_worker"
+
+TickCallback = Callable[[int, int], None]  # (files, folders) found clean so far
+
+
+@dataclass
+class Sweep:
+    """What the workers found: the unclean folders, in the order the
+    scanner walks (parents first, names in order), and the clean folders'
+    counts."""
+
+    unclean: list[bytes] = field(default_factory=list)
+    files: int = 0
+    dirs: int = 0
+
+
+def worker_count() -> int:
+    return min(WORKERS, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def worth_sweeping(index: ReplicaIndex) -> bool:
+    return worker_count() >= 2 and not index.has_pending() and index.entry_count() >= SWEEP_MIN
+
+
+def sweep(
+    root: str, index: ReplicaIndex, ignore: IgnoreRules, top: bytes = b"", tick: TickCallback | None = None
+) -> Sweep | None:
+    """Sweep the tree below `top` (a recorded folder) in worker processes;
+    None when they cannot run here (the scanner then walks everything)."""
+    found = Sweep()
+    setup = (os.fsencode(root), index.directory, index.self_id, ignore)
+    workers: list[_Worker] = []
+    try:
+        workers = [_Worker(setup) for _ in range(worker_count())]
+        todo: list[list[bytes]] = [[top]]
+        busy: dict[int, _Worker] = {}
+        with selectors.DefaultSelector() as sel:
+            while todo or busy:
+                for w in workers:
+                    if todo and w.fd not in busy:
+                        w.send(todo.pop())
+                        busy[w.fd] = w
+                        sel.register(w.fd, selectors.EVENT_READ)
+                for key, _ in sel.select():
+                    w = busy.pop(key.fd)
+                    sel.unregister(key.fd)
+                    unclean, frontier, files, dirs = w.receive()
+                    found.unclean += unclean
+                    found.files += files
+                    found.dirs += dirs
+                    todo += _share(frontier, len(workers) - len(busy))
+                if tick is not None:
+                    tick(found.files, found.dirs)
+    except (OSError, EOFError, pickle.PickleError, ValueError):
+        return None  # no worker could start or one failed: the scanner walks it all
+    finally:
+        for w in workers:
+            w.close()
+    found.unclean.sort(key=lambda rel: rel.split(b"/"))
+    return found
+
+
+def _share(frontier: list[bytes], idle: int) -> list[list[bytes]]:
+    """The frontier in one batch per idle worker (at least one batch)."""
+    if not frontier:
+        return []
+    parts = max(1, min(idle, len(frontier)))
+    return [frontier[i::parts] for i in range(parts)]
+
+
+_LENGTH = struct.Struct("<I")
+
+
+def _write(f: IO[bytes], obj: object) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    f.write(_LENGTH.pack(len(data)) + data)
+    f.flush()
+
+
+def _read(f: IO[bytes]) -> Any:
+    head = f.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        raise EOFError("sweep worker ended")
+    (n,) = _LENGTH.unpack(head)
+    data = f.read(n)
+    if len(data) < n:
+        raise EOFError("sweep worker ended")
+    return pickle.loads(data)
+
+
+class _Worker:
+    """One worker process (`python -m squirrel.cli.sweep_worker`): a batch of
+    folders in through its stdin, what it found out through its stdout."""
+
+    def __init__(self, setup: tuple[bytes, str, str, IgnoreRules]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", WORKER_MODULE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
+        self.fd = self.stdout.fileno()
+        _write(self.stdin, setup)
+
+    def send(self, tops: list[bytes]) -> None:
+        _write(self.stdin, tops)
+
+    def receive(self) -> _Batch:
+        batch: _Batch = _read(self.stdout)
+        return batch
+
+    def close(self) -> None:
+        for f in (self.stdin, self.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+# The worker's side --------------------------------------------------------------
+
+_Batch = tuple[list[bytes], list[bytes], int, int]  # unclean, frontier, files, dirs of clean folders
+
+
+def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
+    """A worker's life: its setup, then one batch after another until its
+    stdin closes."""
+    root, index_dir, self_id, ignore = _read(stdin)
+    index = ReplicaIndex(index_dir, self_id, readonly=True)
+    try:
+        while True:
+            try:
+                tops = _read(stdin)
+            except EOFError:
+                return
+            _write(stdout, _sweep(root, index, ignore, tops))
+    finally:
+        index.close()
+
+
+def _sweep(root: bytes, index: ReplicaIndex, ignore: IgnoreRules, tops: list[bytes]) -> _Batch:
+    """Sweep from `tops`, depth first, until `BATCH` folders are done."""
+    stack = list(reversed(tops))
+    unclean: list[bytes] = []
+    files = dirs = done = 0
+    while stack and done < BATCH:
+        rel = stack.pop()
+        done += 1
+        clean, n, below = _folder(root, index, ignore, rel)
+        if clean:
+            files += n
+            dirs += 1
+        else:
+            unclean.append(rel)
+        stack.extend(reversed(below))
+    return unclean, stack, files, dirs
+
+
+def _folder(root: bytes, index: ReplicaIndex, ignore: IgnoreRules, rel: bytes) -> tuple[bool, int, list[bytes]]:
+    """(clean, regular files on disk, recorded folders to sweep) of one folder."""
+    raw = dict(index.children_raw(rel))
+    unchanged = index.unchanged_file
+    clean = True
+    files = 0
+    below: list[bytes] = []
+    try:
+        with os.scandir(root + b"/" + rel if rel else root) as it:
+            for de in it:
+                name = de.name
+                child = paths.join(rel, name)
+                try:
+                    if de.is_file(follow_symlinks=False):
+                        files += 1
+                        old = raw.pop(name, None)
+                        if old is not None:
+                            clean = clean and unchanged(old, de.stat(follow_symlinks=False))
+                        elif not ignore.ignored(child, False):
+                            clean = False
+                    elif de.is_dir(follow_symlinks=False):
+                        old = raw.pop(name, None)
+                        if not rel and name.lower() == paths.MARKER and name != paths.MARKER:
+                            clean = False  # the scanner reports the reserved name
+                        elif ignore.ignored(child, True):
+                            clean = clean and old is None
+                        elif old is not None and index.decode(old).is_dir:
+                            below.append(child)
+                        else:
+                            clean = False
+                    else:
+                        clean = False  # a symlink or special file: the scanner reports it
+                except OSError:
+                    clean = False
+    except OSError:
+        return False, 0, []
+    below.sort()
+    return clean and not raw, files, below

@@ -1,0 +1,129 @@
+"""The sweep finds a large tree's changed folders in worker processes; the
+scanner must then find exactly what its own walk finds (test_scan.py runs
+every scan test both ways; these add random trees and the fallbacks)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from squirrel.plumbing import sweep
+from squirrel.plumbing.paths import IgnoreRules
+from squirrel.plumbing.replica import Replica
+from squirrel.plumbing.scan import Scanner, record
+from tests.helpers import age, make_tree
+
+NAMES = ["a", "b", "c.jpg", "d", "Thumbs.db"]
+DIRS = ["", "x", "x/y", "z"]
+
+
+def changes(root: Path, parallel: bool) -> tuple[list[tuple[str, bytes]], int, int, list[bytes]]:
+    with Replica.open(str(root), write=False) as rep:
+        scanner = Scanner(str(root), rep.index, parallel=parallel)
+        found = [(c.kind, c.path) for c in scanner.changes()]
+        return found, scanner.stats.files, scanner.stats.dirs, [p for p, _ in scanner.stats.skipped]
+
+
+def scanned(root: Path, files: dict[str, bytes]) -> None:
+    make_tree(root, files)
+    (root / ".squirrel" / "ignore").write_text("Thumbs.db\n")
+    with Replica.open(str(root)) as rep:
+        record(rep.index, Scanner(str(root), rep.index, parallel=False).changes())
+        rep.index.commit()
+
+
+@pytest.fixture(autouse=True)
+def always(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sweep, "SWEEP_MIN", 0)
+
+
+def test_the_sweep_runs_in_worker_processes_and_finds_nothing_in_an_unchanged_tree(replica_root: Path) -> None:
+    scanned(replica_root, {f"{d}/{n}".lstrip("/"): n.encode() for d in DIRS for n in NAMES[:3]})
+    with Replica.open(str(replica_root), write=False) as rep:
+        found = sweep.sweep(str(replica_root), rep.index, IgnoreRules.for_replica(str(replica_root)))
+    assert found is not None
+    assert (found.unclean, found.files, found.dirs) == ([], 12, 4)
+
+
+def test_it_names_each_changed_folder_once_parents_first(replica_root: Path) -> None:
+    scanned(replica_root, {f"{d}/{n}".lstrip("/"): n.encode() for d in DIRS for n in NAMES[:3]})
+    (replica_root / "x" / "y" / "new").write_bytes(b"new")
+    (replica_root / "z" / "a").unlink()
+    (replica_root / "Thumbs.db").write_bytes(b"ignored, unrecorded: not a change")
+    with Replica.open(str(replica_root), write=False) as rep:
+        found = sweep.sweep(str(replica_root), rep.index, IgnoreRules.for_replica(str(replica_root)))
+    assert found is not None
+    assert found.unclean == [b"x/y", b"z"]
+    assert (found.files, found.dirs) == (7, 2)  # the clean ones: the root (with Thumbs.db) and x
+
+
+def test_without_worker_processes_the_scanner_walks_alone(replica_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scanned(replica_root, {"x/a": b"a", "x/b": b"b"})
+    (replica_root / "x" / "c").write_bytes(b"c")
+    monkeypatch.setattr(sys, "executable", str(replica_root / "no-such-python"))
+    with Replica.open(str(replica_root), write=False) as rep:
+        assert sweep.sweep(str(replica_root), rep.index, IgnoreRules()) is None
+    assert changes(replica_root, True)[0] == [("added", b"x/c")]
+
+
+def test_a_worker_that_dies_leaves_the_walk_to_the_scanner(replica_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scanned(replica_root, {"x/a": b"a"})
+    (replica_root / "x" / "a").write_bytes(b"edited")
+    monkeypatch.setattr(sweep, "WORKER_MODULE", "no_such_module_here")
+    assert changes(replica_root, True)[0] == [("modified", b"x/a")]
+
+
+edits = st.lists(
+    st.tuples(
+        st.sampled_from(["write", "delete", "mkdir", "rmdir", "touch", "symlink", "swap"]),
+        st.sampled_from(DIRS),
+        st.sampled_from(NAMES),
+    ),
+    max_size=8,
+)
+
+
+@settings(
+    max_examples=int(os.environ.get("SQ_HYPOTHESIS_EXAMPLES", "25")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(start=st.sets(st.tuples(st.sampled_from(DIRS), st.sampled_from(NAMES)), max_size=12), steps=edits)
+def test_the_sweep_changes_nothing_the_scanner_finds(
+    tmp_path: Path, start: set[tuple[str, str]], steps: list[tuple[str, str, str]]
+) -> None:
+    root = tmp_path / "r"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir()
+    Replica.create(str(root), name="r").close()
+    scanned(root, {f"{d}/{n}".lstrip("/"): f"{d}{n}".encode() for d, n in start if not (d and d.startswith(n))})
+    for what, d, n in steps:
+        p = root / d / n
+        try:
+            if what == "write":
+                p.parent.mkdir(parents=True, exist_ok=True)
+                p.write_bytes(b"w" + os.urandom(4))
+                age(p)
+            elif what == "delete" and p.is_file():
+                p.unlink()
+            elif what == "mkdir":
+                p.mkdir(parents=True)
+            elif what == "rmdir" and (root / d).is_dir() and d:
+                shutil.rmtree(root / d)
+            elif what == "touch" and p.is_file():
+                os.utime(p, (1_000_000_000, 1_000_000_000))
+            elif what == "symlink":
+                p.parent.mkdir(parents=True, exist_ok=True)
+                p.symlink_to("elsewhere")
+            elif what == "swap" and p.is_file():
+                p.unlink()
+                p.mkdir()
+        except OSError:
+            pass  # the step does not apply to this tree
+    assert changes(root, True) == changes(root, False)
