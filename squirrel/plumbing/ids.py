@@ -46,10 +46,15 @@ def hash_bytes(data: bytes) -> bytes:
 
 def _drop_cache(fd: int) -> None:
     """Ask the kernel to forget the file's cached (clean) pages, where it can."""
-    advise = getattr(os, "posix_fadvise", None)
-    if advise is not None:
+    _advise(fd, "POSIX_FADV_DONTNEED")
+
+
+def _advise(fd: int, what: str) -> None:
+    """posix_fadvise for the whole file, where the system and the file system take it."""
+    advise, flag = getattr(os, "posix_fadvise", None), getattr(os, what, None)
+    if advise is not None and flag is not None:
         try:
-            advise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            advise(fd, 0, 0, flag)
         except OSError:
             pass  # a file system that does not take advice: read what it gives
 
@@ -87,6 +92,7 @@ def hash_file(
             files_hashed += 1
             if from_media:
                 _drop_cache(fd)
+                _advise(fd, "POSIX_FADV_SEQUENTIAL")  # read all of it, in order: a larger read-ahead
             h = blake3.blake3(max_threads=blake3.blake3.AUTO if before.st_size >= THREADED_FROM else 1)
             with os.fdopen(fd, "rb", buffering=0, closefd=False) as f:
                 buf = bytearray(BLOCK)
