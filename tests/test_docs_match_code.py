@@ -384,8 +384,8 @@ def test_the_meta_keys_are_what_a_replica_holds(tmp_path: Path) -> None:
         env.close()
     documented = set(first_ticks(table("index.md", "key", "value", "meaning")))
     # `legacy_deletions` is only in an index upgraded from format 1,
-    # `trash_purging` only while a purge is under way.
-    assert real <= documented and documented - real <= {index.LEGACY_KEY, trashcan.PURGING_KEY}, (
+    # `trash_purging` only while a purge is under way, `scrub` once scrubbed.
+    assert real <= documented and documented - real <= {index.LEGACY_KEY, trashcan.PURGING_KEY, index.SCRUB_KEY}, (
         f"docs/formats/index.md meta keys {sorted(documented)}, a replica holds {sorted(real)}"
     )
 
@@ -397,7 +397,8 @@ def test_replica_json_keys_are_what_init_writes() -> None:
 
 def test_knowledge_fields_are_what_sq_knowledge_writes() -> None:
     documented = set(first_ticks(table("knowledge.md", "field", "type", "meaning")))
-    real = set(Knowledge("0123456789abcdef", "fedcba9876543210", 1, {b"": VectorTime()}).to_json())
+    know = Knowledge("0123456789abcdef", "fedcba9876543210", 1, {b"": VectorTime()}, wanted={b"a.jpg": bytes(32)})
+    real = set(know.to_json())
     assert documented == real, f"docs/formats/knowledge.md fields {sorted(documented)}, written {sorted(real)}"
 
 
@@ -691,6 +692,27 @@ def real_json(tmp_path_factory: pytest.TempPathFactory) -> dict[gen_help.Command
         # A damaged file for verify to find.
         same_size_edit(d1 / "b.txt", b"X" * (d1 / "b.txt").stat().st_size)
         sq("verify", d1, code=1)
+        # Damage repaired, waiting, healed by a push and by a visit; one lost.
+        r1 = make_tree(tmp / "r1", {"p.jpg": "photo\n", "q.jpg": "other\n", "s.jpg": "single\n"})
+        r2 = tmp / "r2"
+        r2.mkdir()
+        sq("init", r1, "--name", "r1")
+        sq("init", r2, "--name", "r2", "--join", r1)
+        sq("push", r1, r2)
+        same_size_edit(r2 / "p.jpg", b"PHOTO\n")
+        sq("verify", r2, "--repair", code=1)
+        sq("status", r2)
+        sq("push", r1, r2)
+        sq("verify", r2, "--max-bytes", "4")
+        rc = tmp / "rot-carrier"
+        for r in (r1, r2, r1, r2):
+            sq("sync", r, "--carrier", rc)
+        same_size_edit(r2 / "q.jpg", b"OTHER\n")
+        same_size_edit(r1 / "s.jpg", b"SINGLE\n")
+        same_size_edit(r2 / "s.jpg", b"SINGLE\n")
+        sq("sync", r2, "--carrier", rc, "--scrub", "1G")
+        sq("sync", r1, "--carrier", rc, "--scrub", "1G")
+        sq("sync", r2, "--carrier", rc)
         # The trash: versions a sync deleted, one restored (a folder), a
         # purge that also tidies a file removed by hand and one left there.
         t1 = make_tree(tmp / "t1", {"album/a.jpg": "a", "album/b.jpg": "b", "c.txt": "c", "d.txt": "d", "k": "k"})

@@ -49,9 +49,10 @@ def carrier_group() -> None:
 @carrier_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON on stdout.")
 def carrier_status_cmd(carrier_dir: str | None, as_json: bool) -> None:
-    """Which drives the carrier knows, when each was last visited, what it
-    carries for whom, which drives it was told to forget, how much is on one
-    drive only, and the bytes used of its budget."""
+    """Which drives the carrier knows, when each was last visited and last
+    fully scrubbed (as it said at that visit), what it carries for whom,
+    which drives it was told to forget, how much is on one drive only, and
+    the bytes used of its budget."""
     st = carrier_mod.carrier_status(where(carrier_dir))
     if as_json:
         emit_json(st)
@@ -60,10 +61,12 @@ def carrier_status_cmd(carrier_dir: str | None, as_json: bool) -> None:
     for v in st["vaults"]:
         click.echo(f"vault {v['vault']}: {counted(v['objects'], 'object')}, {human_bytes(v['bytes'])}")
         for d in v["drives"]:
+            damaged = f"; {d['damaged']} damaged, waiting for healing" if d["damaged"] else ""
             click.echo(
                 f"  {d['name']:<16} last visit {when(d['last_visit'])};"
                 f" carrying {versions(d['waiting'], d['waiting_bytes'])} for it,"
-                f" {d['missing']} more not yet in the carrier"
+                f" {d['missing']} more not yet in the carrier;"
+                f" last fully scrubbed {when(d['last_full_scrub'] or 0)}{damaged}"
             )
         for d in v["forgotten"]:
             click.echo(
@@ -80,12 +83,19 @@ def carrier_status_cmd(carrier_dir: str | None, as_json: bool) -> None:
 @carrier_group.command("config")
 @carrier_option
 @click.option("--max-size", type=SizeParam(), help="Set the size budget (bytes or K/M/G/T).")
-def carrier_config_cmd(carrier_dir: str | None, max_size: int | None) -> None:
-    """Show or set the carrier's settings (its size budget)."""
-    c = Carrier(where(carrier_dir), create=max_size is not None)
+@click.option(
+    "--scrub", type=SizeParam(), help="Set how much of each drive a visit re-reads for rot (K/M/G/T; 0: none)."
+)
+def carrier_config_cmd(carrier_dir: str | None, max_size: int | None, scrub: int | None) -> None:
+    """Show or set the carrier's settings: its size budget, and the scrub
+    budget of each visit (`sq sync --scrub`)."""
+    c = Carrier(where(carrier_dir), create=max_size is not None or scrub is not None)
     if max_size is not None:
         c.set_max_size(max_size)
+    if scrub is not None:
+        c.set_scrub(scrub)
     click.echo(f"max-size {c.max_size} ({human_bytes(c.max_size)})")
+    click.echo(f"scrub {c.scrub} ({human_bytes(c.scrub)} per visit)" if c.scrub else "scrub 0 (none)")
 
 
 @carrier_group.command("forget")

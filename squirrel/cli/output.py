@@ -14,6 +14,7 @@ import click
 from squirrel.errors import SyncIncomplete
 from squirrel.plumbing import paths
 from squirrel.plumbing.scan import ScanStats
+from squirrel.plumbing.wanted import ScrubState
 from squirrel.porcelain.engine import SyncReport
 from squirrel.text import counted
 
@@ -117,6 +118,10 @@ def list_outcomes(rep: SyncReport) -> None:
         click.echo(f"conflict  {paths.display(c.path)} ({c.kind}{where}): kept {paths.display(c.kept)}{copy}")
     for p, why in rep.failed:
         click.echo(f"failed    {paths.display(p)}: {why}")
+    for p in rep.healed:
+        click.echo(f"healed    {paths.display(p)} (damaged; its content is back, byte-exact)")
+    for p, why in rep.waiting:
+        click.echo(f"damaged   {paths.display(p)}: still waiting for healing ({why})")
 
 
 def report_unknown_subpaths(unknown: list[str]) -> None:
@@ -139,9 +144,18 @@ def render_sync(rep: SyncReport, as_json: bool, what: str) -> None:
     summary(
         f"{what}: {rep.created} created, {rep.updated} updated, {rep.deleted} deleted, {rep.skipped} skipped,"
         f" {counted(len(rep.conflicts), 'conflict')} (both versions kept), {len(rep.failed)} failed"
+        + (f", {counted(len(rep.healed), 'damaged file')} healed" if rep.healed else "")
         + (" (dry run: nothing written)" if rep.dry_run else "")
     )
     if rep.failed:
         raise SyncIncomplete(
             f"{counted(len(rep.failed), 'path')} could not be synced (see above); run the command again"
         )
+
+
+def scrub_line(state: ScrubState, under_way: bool) -> str:
+    """When the replica was last fully scrubbed, and how far the cycle is."""
+    line = f"last fully scrubbed: {when(state.last_full or 0)}"
+    if under_way or state.cursor is not None:
+        line += f"; this cycle has re-read {human_bytes(state.read)} so far"
+    return line

@@ -15,11 +15,14 @@ from squirrel.cli.complete import FolderPath, complete_conflict
 from squirrel.cli.live import live
 from squirrel.cli.output import (
     MASS_DELETE_HELP,
+    SizeParam,
     emit_json,
     human_bytes,
     pathlist,
     report_skipped,
+    scrub_line,
     summary,
+    when,
 )
 from squirrel.plumbing import paths
 from squirrel.porcelain import conflicts as conflicts_mod
@@ -142,6 +145,8 @@ def status_cmd(path: str, exit_code: bool, as_json: bool) -> None:
                 "conflicts": [c.to_json() for c in rep.conflicts],
                 "interrupted": rep.interrupted,
                 "trash": {"count": rep.trash.count, "bytes": rep.trash.bytes},
+                "waiting": [verify_mod.waiting_json(w) for w in rep.waiting],
+                "last_full_scrub": rep.scrub.last_full,
             }
         )
     else:
@@ -155,6 +160,8 @@ def status_cmd(path: str, exit_code: bool, as_json: bool) -> None:
         for c in rep.conflicts:
             copy = paths.display(c.copy) if c.copy is not None else "-"
             click.echo(f"conflict  {paths.display(c.path)} ({c.kind}; copy: {copy})")
+        for w in rep.waiting:
+            click.echo(f"damaged   {paths.display(w.path)} (waiting for healing since {when(w.since)})")
     report_skipped(rep.stats)
     if rep.interrupted:
         click.echo(
@@ -167,6 +174,7 @@ def status_cmd(path: str, exit_code: bool, as_json: bool) -> None:
         f"{counted(pending, 'pending change')}, {counted(len(rep.conflicts), 'open conflict')};"
         f" the trash holds {counted(rep.trash.count, 'version')} ({human_bytes(rep.trash.bytes)})"
     )
+    summary(scrub_line(rep.scrub, False))
     if exit_code and rep.dirty:
         sys.exit(EXIT_PREDICATE_NO)
 
@@ -213,27 +221,75 @@ def resolve_cmd(path: str, file: str, keep: str, as_json: bool) -> None:
 @cli.command("verify")
 @click.argument("path", type=FolderPath())
 @click.option("--quick", is_flag=True, help="Check sizes and mtimes only; do not re-read content.")
+@click.option(
+    "--max-bytes",
+    type=SizeParam(),
+    help="Scrub a slice: re-read at most SIZE of content (K/M/G/T), resuming where the last slice stopped.",
+)
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Move damaged files to the trash and mark them wanted; the next push, apply or visit heals them.",
+)
+@click.option("--dry-run", is_flag=True, help="Check, but repair nothing and do not move the scrub's position.")
 @click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON on stdout.")
-def verify_cmd(path: str, quick: bool, as_json: bool) -> None:
+def verify_cmd(path: str, quick: bool, max_bytes: int | None, repair: bool, dry_run: bool, as_json: bool) -> None:
     """Check replica (or carrier) PATH: re-hash every file against the index,
     check the index's own structure and the trash (the carrier's objects).
 
-    Reads only: the intent log of a sync killed halfway is reported, and
-    undone by the next command that writes (e.g. `sq scan PATH`).
+    A file whose content no longer matches its object id while its size and
+    mtime did not change is damaged (bit rot, not an edit). With --repair it
+    goes to the trash (reason `damaged`) and its path waits for the recorded
+    content: a copy on PATH itself heals it at once; otherwise the next
+    `sq push OTHER PATH`, `sq apply` or carrier visit from a drive that has
+    it puts the exact bytes back. No new version is made.
 
-    Exits 0 when everything is right, 1 when anything is wrong (each listed).
+    With --max-bytes SIZE, only a slice is re-read (whole files, at most
+    SIZE, but a file larger than SIZE is read whole on its own): the next
+    run resumes after it, so a large drive is scrubbed, every byte once,
+    across many runs. A slice checks file content only; a plain verify also
+    checks the index and the trash. Both record when PATH was last fully
+    scrubbed (`sq status` shows it).
+
+    Without --repair and --max-bytes it reads only: the intent log of a sync
+    killed halfway is reported, and undone by the next command that writes
+    (e.g. `sq scan PATH`).
+
+    Exits 0 when everything is right, 1 when anything is wrong (each listed;
+    a damaged file waiting for healing is wrong until it is healed).
     """
     with live(as_json) as line:
-        rep = verify_mod.verify(path, quick=quick, progress=line.progress)
+        rep = verify_mod.verify(
+            path, quick=quick, progress=line.progress, max_bytes=max_bytes, repair=repair, dry_run=dry_run
+        )
     if as_json:
-        emit_json({"ok": rep.ok, "files": rep.checked_files, "bytes": rep.checked_bytes, "problems": rep.problems})
+        emit_json(
+            {
+                "ok": rep.ok,
+                "files": rep.checked_files,
+                "bytes": rep.checked_bytes,
+                "problems": rep.problems,
+                "damaged": [d.to_json() for d in rep.damaged],
+                "healed": [paths.json_path(p) for p in rep.healed],
+                "waiting": [verify_mod.waiting_json(w) for w in rep.waiting],
+                "scrub": rep.scrub_json(),
+                "dry_run": rep.dry_run,
+            }
+        )
     else:
         for problem in rep.problems:
             click.echo(problem)
+        for p in rep.healed:
+            click.echo(f"{paths.display(p)}: damaged: healed from a copy on this drive")
+    what = "scrubbed a slice:" if rep.sliced else "verified"
     summary(
-        f"verified {counted(rep.checked_files, 'file')} ({human_bytes(rep.checked_bytes)} re-read):"
+        f"{what} {counted(rep.checked_files, 'file')} ({human_bytes(rep.checked_bytes)} re-read):"
         f" {'ok' if rep.ok else counted(len(rep.problems), 'problem')}"
     )
+    if rep.scrub is not None:
+        summary(scrub_line(rep.scrub, rep.sliced and not rep.cycle_done))
+    if rep.damaged and not repair:
+        summary(f"`sq verify --repair {path}` moves damaged files aside so that another drive can heal them")
     if not rep.ok:
         sys.exit(EXIT_PREDICATE_NO)
 

@@ -19,12 +19,14 @@ from squirrel.cli.output import (
     human_bytes,
     list_outcomes,
     render_sync,
+    scrub_line,
     summary,
     when,
 )
 from squirrel.errors import SyncIncomplete
 from squirrel.plumbing import paths
 from squirrel.plumbing.carrier import carrier_dir_from
+from squirrel.plumbing.wanted import ScrubState
 from squirrel.porcelain import push as push_mod
 from squirrel.porcelain import reconcile as reconcile_mod
 from squirrel.porcelain import visit as visit_mod
@@ -88,10 +90,22 @@ CARRIER_HELP = "The carrier folder (default: $SQ_CARRIER, else $XDG_DATA_HOME/sq
 @click.argument("drive", type=FolderPath())
 @click.option("--carrier", "carrier_dir", type=FolderPath(), help=CARRIER_HELP)
 @click.option("--max-size", type=SizeParam(), help="The carrier's size budget (K/M/G/T); stored for later visits.")
+@click.option(
+    "--scrub",
+    type=SizeParam(),
+    help="Re-read up to SIZE of the drive's content for rot, resuming where the last scrub stopped"
+    " (default: the carrier's setting, `sq carrier config --scrub`; 0: none).",
+)
 @click.option("--dry-run", is_flag=True, help="Report what the visit would deliver and take; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def sync_cmd(
-    allow_mass_delete: bool, drive: str, carrier_dir: str | None, max_size: int | None, dry_run: bool, as_json: bool
+    allow_mass_delete: bool,
+    drive: str,
+    carrier_dir: str | None,
+    max_size: int | None,
+    scrub: int | None,
+    dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Visit DRIVE with the laptop's carrier: the two-way sync of a visit.
 
@@ -99,6 +113,12 @@ def sync_cmd(
     lacks, takes on the drive's new versions for the other drives (content
     only where another known drive lacks it, within the budget), and drops
     what every known drive has. Whatever did not fit comes on a later visit.
+
+    With a scrub budget, the visit also re-reads a slice of the drive's
+    files (as `sq verify --max-bytes --repair`): damaged ones go to the
+    drive's trash, the carrier copies their content from any drive that
+    has it at that drive's visit, and delivers it at this drive's next.
+    A damaged file that no known drive holds any more is reported as lost.
     """
     where = carrier_dir_from(carrier_dir, dict(os.environ))
     with live(as_json) as line:
@@ -110,8 +130,10 @@ def sync_cmd(
             scan_progress=line.scan,
             progress=line.progress,
             allow_mass_delete=allow_mass_delete,
+            scrub=scrub,
         )
     d = rep.delivered
+    scrubbed = rep.scrubbed
     left_bytes = sum(n for _, n in rep.left_behind)
     if as_json:
         emit_json(
@@ -129,10 +151,18 @@ def sync_cmd(
                 "budget": rep.budget,
                 "known_drives": rep.known_drives,
                 "forgotten": rep.forgotten,
+                "scrubbed_bytes": scrubbed.checked_bytes if scrubbed is not None else 0,
+                "damaged": [x.to_json() for x in scrubbed.damaged] if scrubbed is not None else [],
+                "lost": [{**paths.json_path(w.path), "oid": w.oid.hex(), "size": w.size} for w in rep.lost],
             }
         )
     else:
         list_outcomes(d)
+        for x in scrubbed.damaged if scrubbed is not None else []:
+            state = "moved to the trash, waiting for healing" if x.repaired else "not repaired"
+            click.echo(f"damaged   {paths.display(x.path)} ({state})")
+        for w in rep.lost:
+            click.echo(f"lost      {paths.display(w.path)} (damaged, and no known drive holds {w.oid.hex()})")
     if rep.forgotten is not None:
         again = "would be known again" if rep.dry_run else "is known again"
         summary(
@@ -147,6 +177,17 @@ def sync_cmd(
         f" carrier holds {human_bytes(rep.carrier_bytes)} of {human_bytes(rep.budget)}"
         + (" (dry run: nothing written)" if rep.dry_run else "")
     )
+    if scrubbed is not None:
+        summary(
+            f"scrubbed {human_bytes(scrubbed.checked_bytes)} of {rep.drive}:"
+            f" {counted(len(scrubbed.damaged), 'damaged file')}; "
+            + scrub_line(scrubbed.scrub or ScrubState(), not scrubbed.cycle_done)
+        )
+    if rep.lost:
+        summary(
+            f"{counted(len(rep.lost), 'damaged file')} on {rep.drive} no known drive holds:"
+            " lost unless a drive the carrier does not know has it (the damaged bytes are in its trash)"
+        )
     if rep.alone:
         summary(nothing_to_carry(rep, where))
     if waiting:

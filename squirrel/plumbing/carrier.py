@@ -75,6 +75,9 @@ class Carrier:
             raise UnsupportedFormat(f"carrier {self.root} has format {cfg['format']}, newer than this sq; upgrade")
         if not isinstance(cfg.get("max_size"), int) or cfg["max_size"] < 0:
             raise CorruptCarrier(f"damaged carrier config {self.config_path}: max_size")
+        scrub = cfg.get("scrub")
+        if scrub is not None and (type(scrub) is not int or scrub < 0):
+            raise CorruptCarrier(f"damaged carrier config {self.config_path}: scrub")
         return cfg
 
     def _write(self, cfg: dict[str, Any]) -> None:
@@ -86,6 +89,15 @@ class Carrier:
 
     def set_max_size(self, size: int) -> None:
         self.config["max_size"] = size
+        self._write(self.config)
+
+    @property
+    def scrub(self) -> int:
+        """The content a visit re-reads on the drive to find rot (0: none)."""
+        return int(self.config.get("scrub") or 0)
+
+    def set_scrub(self, size: int) -> None:
+        self.config["scrub"] = size
         self._write(self.config)
 
     def vault_ids(self) -> list[str]:
@@ -133,6 +145,7 @@ class DriveRecord:
     knowledge: Knowledge
     forgotten: int | None = None
     objects_of: str = ""  # the state of the drive's index its `drives/ID.objects` was read from
+    scrubbed: int | None = None  # when the drive was last fully scrubbed, as it said at its last visit
 
     def to_json(self) -> dict[str, Any]:
         doc = self.knowledge.to_json(objects=False)  # the content list has its own file
@@ -141,6 +154,8 @@ class DriveRecord:
             doc.update(forgotten=self.forgotten)
         if self.objects_of:
             doc.update(objects_of=self.objects_of)
+        if self.scrubbed is not None:
+            doc.update(last_full_scrub=self.scrubbed)
         return doc
 
     @classmethod
@@ -153,13 +168,15 @@ class DriveRecord:
             raise ValueError("name or last_visit")
         if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
             raise ValueError("tokens")
-        forgotten = doc.get("forgotten")
+        forgotten, scrubbed = doc.get("forgotten"), doc.get("last_full_scrub")
         if forgotten is not None and type(forgotten) is not int:
             raise ValueError("forgotten")
         objects_of = doc.get("objects_of", "")
         if not isinstance(objects_of, str):
             raise ValueError("objects_of")
-        return cls(drive_id, name, last_visit, tuple(tokens), Knowledge.from_json(doc), forgotten, objects_of)
+        if scrubbed is not None and type(scrubbed) is not int:
+            raise ValueError("last_full_scrub")
+        return cls(drive_id, name, last_visit, tuple(tokens), Knowledge.from_json(doc), forgotten, objects_of, scrubbed)
 
     def known_again(self) -> DriveRecord:
         return replace(self, forgotten=None)
@@ -289,14 +306,16 @@ class CarrierVault:
         if tokens is None:
             tokens = list(known.tokens) if known is not None else []
         objects_of = known.objects_of if known is not None else ""
+        know, scrubbed = Knowledge.of_replica(replica), replica.index.scrub_state().last_full
         if objects:
             state = replica.index.state()
             if state != objects_of or not os.path.exists(self._objects_path(replica.id)):
+                # Not the content its damaged files wait for: the drive lacks it.
                 self._objects.pop(replica.id, None)
-                write_file_atomic(self._objects_path(replica.id), b"".join(sorted(replica.index.all_objects())))
+                write_file_atomic(self._objects_path(replica.id), b"".join(sorted(know.held_objects())))
                 objects_of = state
         record = DriveRecord(
-            replica.id, replica.name, int(time.time()), tuple(tokens), Knowledge.of_replica(replica), None, objects_of
+            replica.id, replica.name, int(time.time()), tuple(tokens), know, None, objects_of, scrubbed
         )
         self._drives = None
         write_file_atomic(self._record_path(self.drives_dir, replica.id), _dump(record))
@@ -369,7 +388,8 @@ class CarrierVault:
         default every known drive) lacks."""
         drives = self.drives() if drives is None else drives
         out = []
-        stored = list(self.store)
+        wanted = self.wanted(drives)
+        stored = [(oid, size) for oid, size in self.store if oid not in wanted]
         holders = self.index.paths_with_objects([oid for oid, _ in stored]) if stored else {}
         for oid, size in stored:
             needed = False
@@ -380,6 +400,15 @@ class CarrierVault:
                     break
             if not needed:
                 out.append((oid, size))
+        return out
+
+    def wanted(self, drives: list[DriveRecord] | None = None) -> dict[bytes, list[tuple[DriveRecord, bytes]]]:
+        """Object id -> (drive, path) of every damaged file a known drive
+        waits to have healed, as recorded at its last visit."""
+        out: dict[bytes, list[tuple[DriveRecord, bytes]]] = {}
+        for d in self.drives() if drives is None else drives:
+            for p, oid in d.knowledge.wanted.items():
+                out.setdefault(oid, []).append((d, p))
         return out
 
     def lacking_files(self, drive: DriveRecord) -> Iterator[tuple[bytes, bytes, int]]:

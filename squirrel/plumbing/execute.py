@@ -15,7 +15,7 @@ import shutil
 import stat as statmod
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from squirrel.errors import ChangedDuringOperation, ContentUnavailable, OutOfSpace, SquirrelError
@@ -362,9 +362,13 @@ class Executor:
             self._write(act)
         elif act.kind == META:
             assert act.b is not None
-            fsops.recheck(self.root, act.path, act.b)
+            if not self._damaged_and_gone(act.path, act.b):  # new times only: the heal comes after
+                fsops.recheck(self.root, act.path, act.b)
             m, c = act.times(self.new_event)
             record_version(self.idx, act.path, act.b, m, c)
+        elif act.kind == DELETE and self._damaged_and_gone(act.path, act.b):
+            record_deletion(self.idx, act.path, act.deletion_m)  # its damaged bytes are in the trash already
+            self.result.deleted += 1
         elif act.kind == DELETE:
             assert act.b is not None
             fsops.check_parents(self.root, act.path)
@@ -451,6 +455,11 @@ class Executor:
 
     def _move_aside(self, act: Action) -> None:
         assert act.b is not None
+        if self._damaged_and_gone(act.path, act.b):
+            # Its only copy here rotted: the conflict waits until it is healed.
+            raise ChangedDuringOperation(
+                f"{paths.display(act.path)} is damaged and waits for healing; its conflict is settled after that"
+            )
         fsops.check_parents(self.root, act.path)
         fsops.recheck(self.root, act.path, act.b)
         self._prepare_winner(act.conflict)
@@ -493,7 +502,20 @@ class Executor:
         if self._local is not None:  # else the one pass over the index finds it
             self._local.setdefault(oid, []).append(rel)
 
+    def _damaged_and_gone(self, rel: bytes, b: Entry | None) -> bool:
+        """Is `rel` a damaged file that a repair moved to the trash (its
+        index entry kept, waiting for healing)? A newer version replaces it,
+        a deletion removes it, as if it were there."""
+        return (
+            b is not None
+            and b.is_file
+            and self.idx.wanted(rel) is not None
+            and fsops.lstat_or_none(self._abs(rel)) is None
+        )
+
     def _write(self, act: Action) -> None:
+        if self._damaged_and_gone(act.path, act.b):
+            act = replace(act, b=None)  # nothing left at the path to move to the trash
         a = act.a
         assert a is not None and a.kind == KIND_FILE
         rel = act.path
@@ -604,6 +626,7 @@ class Executor:
         entry = Entry(KIND_FILE, a.oid, st.st_size, statmod.S_IMODE(st.st_mode), st.st_mtime_ns, m, c, racy)
         self._raise(rel, m)
         self.idx.put(rel, entry)
+        self.idx.drop_wanted(rel)  # a newer version ends a damaged file's wait
         self._now_holds(rel, a.oid)
         if created:
             self.result.created += 1

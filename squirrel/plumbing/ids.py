@@ -44,6 +44,21 @@ def hash_bytes(data: bytes) -> bytes:
     return blake3.blake3(data).digest()
 
 
+def _drop_cache(fd: int) -> None:
+    """Ask the kernel to forget the file's cached (clean) pages, where it can."""
+    _advise(fd, "POSIX_FADV_DONTNEED")
+
+
+def _advise(fd: int, what: str) -> None:
+    """posix_fadvise for the whole file, where the system and the file system take it."""
+    advise, flag = getattr(os, "posix_fadvise", None), getattr(os, what, None)
+    if advise is not None and flag is not None:
+        try:
+            advise(fd, 0, 0, flag)
+        except OSError:
+            pass  # a file system that does not take advice: read what it gives
+
+
 def _same(a: os.stat_result, b: os.stat_result) -> bool:
     return a.st_size == b.st_size and a.st_mtime_ns == b.st_mtime_ns
 
@@ -52,11 +67,17 @@ def hash_file(
     path: str | bytes,
     progress: Callable[[int], None] | None = None,
     tries: int = 3,
+    *,
+    from_media: bool = False,
 ) -> tuple[bytes, os.stat_result]:
     """Hash a regular file; returns its id and the stat it was hashed under.
 
     Opens with O_NOFOLLOW | O_NONBLOCK so a symlink or FIFO swapped in after
-    the scan saw a regular file is never followed or blocked on.
+    the scan saw a regular file is never followed or blocked on. With
+    `from_media` (a scrub), the file's cached pages are dropped first, so
+    that what is hashed is what the drive holds, not a copy in memory, and
+    again after, so that a scrub of a large drive does not push everything
+    else out of the page cache.
     """
     global files_hashed
     for _ in range(tries):
@@ -69,6 +90,9 @@ def hash_file(
             if not statmod.S_ISREG(before.st_mode):
                 raise FileSystemError(f"not a regular file: {os.fsdecode(path)}")
             files_hashed += 1
+            if from_media:
+                _drop_cache(fd)
+                _advise(fd, "POSIX_FADV_SEQUENTIAL")  # read all of it, in order: a larger read-ahead
             h = blake3.blake3(max_threads=blake3.blake3.AUTO if before.st_size >= THREADED_FROM else 1)
             with os.fdopen(fd, "rb", buffering=0, closefd=False) as f:
                 buf = bytearray(BLOCK)
@@ -81,6 +105,8 @@ def hash_file(
                     if progress is not None:
                         progress(n)
             after = os.fstat(fd)
+            if from_media:
+                _drop_cache(fd)
         except OSError as e:
             raise FileSystemError(f"cannot read {os.fsdecode(path)}: {e.strerror}") from e
         finally:

@@ -37,12 +37,14 @@ from squirrel.plumbing.entry import (
 from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.trash import OID_SIZE, TrashItem, number_legacy
 from squirrel.plumbing.vtime import EMPTY, VectorTime
+from squirrel.plumbing.wanted import ScrubState, WantedMark
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 INITIAL_MAP_SIZE = 16 << 20
 AUTO_FLUSH = 100_000
 LEGACY_KEY = "legacy_deletions"  # meta: deletions from before format 2 have no notice
 TRASH_IDS_KEY = "trash_ids"  # meta: the number of the last trash item
+SCRUB_KEY = "scrub"  # meta: where the scrub in slices stands (wanted.ScrubState)
 
 __all__ = [
     "FAT_TICK_NS",
@@ -72,7 +74,7 @@ def path_key(path: bytes) -> bytes:
     return b"/" + path
 
 
-DB_NAMES = (b"meta", b"entries", b"sync", b"deleted", b"conflicts", b"trash")
+DB_NAMES = (b"meta", b"entries", b"sync", b"deleted", b"conflicts", b"trash", b"wanted")
 
 
 class ReplicaIndex:
@@ -120,6 +122,7 @@ class ReplicaIndex:
         self._pending_children: dict[bytes, set[bytes]] = {}
         self._rtxn: Any = None
         self._notices = True  # until the header says the table is empty
+        self._wanted = True  # likewise
         try:
             self._open_header(create)
         except BaseException:
@@ -144,8 +147,14 @@ class ReplicaIndex:
                 f"index format {int(fmt)} is newer than this sq understands ({FORMAT_VERSION}); upgrade sq"
             )
         self.format = int(fmt)
-        if self.format < FORMAT_VERSION and not self.readonly:
+        if self.format < 2 and not self.readonly:
             self._upgrade()
+        if self.format == 2 and not self.readonly:
+            # Format 3 adds the `wanted` table (created empty on open): an
+            # older sq would take a damaged file waiting for healing as deleted.
+            self._put("meta", b"format", str(FORMAT_VERSION).encode())
+            self.commit()
+            self.format = FORMAT_VERSION
         if not self.readonly and self._get("meta", TRASH_IDS_KEY.encode()) is None:
             self._number_trash()
         self._use_codec()
@@ -155,6 +164,7 @@ class ReplicaIndex:
         self._counter = int(raw)
         self.exact_deletions = self.format >= 2 and not self.get_meta_json(LEGACY_KEY, False)
         self._notices = self._db["deleted"] is not None and self._txn().stat(self._db["deleted"])["entries"] > 0
+        self._wanted = self._db["wanted"] is not None and self._txn().stat(self._db["wanted"])["entries"] > 0
 
     def _use_codec(self) -> None:
         """Format 1 indexes are read (read-only opens) with the format-1 codec."""
@@ -378,10 +388,12 @@ class ReplicaIndex:
         self._put("entries", entry_key(path), encode_entry(entry))
 
     def delete(self, path: bytes) -> None:
+        """Forget `path`; a deleted path wants nothing back."""
         parent, _, name = path.rpartition(b"/")
         if path:
             self._pending_children.setdefault(parent, set()).add(name)
         self._put("entries", entry_key(path), None)
+        self.drop_wanted(path)
 
     def all_objects(self) -> set[bytes]:
         """Every content id this replica's files hold (one pass over the entries)."""
@@ -657,6 +669,49 @@ class ReplicaIndex:
     def trash_items_of(self, oid: bytes) -> list[TrashItem]:
         """The items whose content is `oid`."""
         return [TrashItem.decode(key, raw) for key, raw in self._scan("trash", oid) if key[:OID_SIZE] == oid]
+
+    # Damaged files waiting for healing (plumbing/wanted.py).
+    def wanted(self, path: bytes) -> WantedMark | None:
+        raw = self._get("wanted", path_key(path)) if self._wanted else None
+        return None if raw is None else WantedMark.from_json(path, self._record(raw))
+
+    def put_wanted(self, mark: WantedMark) -> None:
+        self._wanted = True
+        self._put("wanted", path_key(mark.path), _dump(mark.to_json()))
+
+    def drop_wanted(self, path: bytes) -> None:
+        if self._wanted and self._get("wanted", path_key(path)) is not None:
+            self._put("wanted", path_key(path), None)
+
+    def wanted_marks(self, top: bytes = b"") -> list[WantedMark]:
+        """The marks at or below `top`, in path order."""
+        if not self._wanted:
+            return []
+        marks = [WantedMark.from_json(key[1:], self._record(raw)) for key, raw in self._scan("wanted", b"/")]
+        return [w for w in marks if not top or w.path == top or w.path.startswith(top + b"/")]
+
+    def scrub_state(self) -> ScrubState:
+        raw = self._get("meta", SCRUB_KEY.encode())
+        return ScrubState() if raw is None else ScrubState.from_json(self._record(raw))
+
+    def set_scrub_state(self, state: ScrubState) -> None:
+        self._put("meta", SCRUB_KEY.encode(), _dump(state.to_json()))
+
+    def file_records_after(self, key: bytes | None) -> Iterator[tuple[bytes, bytes, Entry]]:
+        """(entries key, path, entry) of every file record after `key` (from
+        the first with None), in key order: what a scrub in slices walks.
+        Committed records only."""
+        if self._db["entries"] is None:
+            return
+        cur = self._txn().cursor(db=self._db["entries"])
+        start = b"" if key is None else key + b"\0"  # the smallest key after `key`
+        if not cur.set_range(start):
+            return
+        for k, raw in cur:
+            if self.file_fields(raw) is None:
+                continue
+            parent, _, name = k.partition(b"\0")
+            yield k, (parent + b"/" + name if parent else name), self._decode(raw)
 
     def drop_meta(self, key: str) -> None:
         self._put("meta", key.encode(), None)

@@ -34,6 +34,7 @@ class Knowledge:
     stored: dict[bytes, VectorTime] = field(default_factory=dict)
     index: ReplicaIndex | None = None  # a mounted receiver's index, to find content it has
     objects: set[bytes] = field(default_factory=set)  # content ids the receiver holds (from a file)
+    wanted: dict[bytes, bytes] = field(default_factory=dict)  # damaged path -> the object it waits for
 
     def sync_time(self, path: bytes) -> VectorTime:
         s = paths.nearest(path, self.stored.get)
@@ -51,13 +52,26 @@ class Knowledge:
         """Which of `oids` the receiver holds: those of the knowledge file,
         and for a mounted receiver those its index records (one pass over it,
         keeping no more than `oids` in memory: a million-file receiver's
-        whole list would be a hundred megabytes)."""
+        whole list would be a hundred megabytes). The content a damaged file
+        waits for is not held there (`wanted`)."""
         found = oids & self.objects
         if self.index is not None and len(found) < len(oids):
-            for _, oid, _ in self.index.files():
-                if oid in oids:
+            for path, oid, _ in self.index.files():
+                if oid in oids and path not in self.wanted:
                     found.add(oid)
         return found
+
+    def held_objects(self) -> set[bytes]:
+        """What the receiver's files hold: not the content its damaged files
+        wait for, unless another of its files has it too."""
+        assert self.index is not None
+        held = self.index.all_objects()
+        if self.wanted:
+            elsewhere = self.index.paths_with_objects(set(self.wanted.values()))
+            for oid in set(self.wanted.values()):
+                if not [q for q in elsewhere.get(oid, []) if q not in self.wanted]:
+                    held.discard(oid)
+        return held
 
     @classmethod
     def nothing(cls, vault: str) -> Knowledge:
@@ -68,17 +82,18 @@ class Knowledge:
         idx = rep.index
         stored = {b"": idx.stored_sync(b"") or VectorTime()}
         stored.update(dict(idx.stored_syncs_under(b"")))
-        return cls(rep.identity.vault, rep.id, idx.counter, stored, idx)
+        wanted = {w.path: w.oid for w in idx.wanted_marks()}
+        return cls(rep.identity.vault, rep.id, idx.counter, stored, idx, wanted=wanted)
 
     def all_objects(self) -> set[bytes]:
         if self.index is None:
             return set(self.objects)
-        return self.objects | self.index.all_objects()
+        return self.objects | self.held_objects()
 
     def to_json(self, objects: bool = True) -> dict[str, object]:
         """The knowledge file's document; without `objects`, the content list
         (a pass over the whole object table) is left empty."""
-        return {
+        doc: dict[str, object] = {
             "objects": base64.b64encode(b"".join(sorted(self.all_objects()))).decode() if objects else "",
             "format": KNOWLEDGE_FORMAT,
             "vault": self.vault,
@@ -86,6 +101,11 @@ class Knowledge:
             "counter": self.counter,
             "sync": [{"path_b64": base64.b64encode(p).decode(), "s": dict(s)} for p, s in sorted(self.stored.items())],
         }
+        if self.wanted:  # only then: a replica without damaged files writes what it always wrote
+            doc["wanted"] = [
+                {"path_b64": base64.b64encode(p).decode(), "oid": o.hex()} for p, o in sorted(self.wanted.items())
+            ]
+        return doc
 
     def write(self, path: str) -> None:
         write_file_atomic(os.path.abspath(path), json.dumps(self.to_json(), sort_keys=True).encode())
@@ -140,9 +160,15 @@ class Knowledge:
                 ):
                     raise TypeError("sync time")
                 stored[p] = VectorTime(s)
+            wanted: dict[bytes, bytes] = {}
+            for item in doc.get("wanted", []):  # absent in files from before damaged files
+                oid = bytes.fromhex(item["oid"])
+                if len(oid) != 32:
+                    raise ValueError("oid")
+                wanted[paths.check_relpath(base64.b64decode(item["path_b64"], validate=True))] = oid
         except UnsupportedFormat:
             raise
         except (ValueError, KeyError, TypeError, AttributeError, SquirrelError) as e:
             raise ValueError(f"not a knowledge document: {e}") from e
         stored.setdefault(b"", VectorTime())
-        return cls(vault, replica, counter, stored, None, objects)
+        return cls(vault, replica, counter, stored, None, objects, wanted)

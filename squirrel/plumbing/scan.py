@@ -41,6 +41,7 @@ ADDED = "added"
 MODIFIED = "modified"
 DELETED = "deleted"
 TOUCHED = "touched"  # metadata only (mtime or mode): not a new version
+HEALED = "healed"  # a damaged file's recorded content is back at its path: not a new version
 
 
 @dataclass
@@ -102,6 +103,9 @@ class Scanner:
         self.progress = progress
         self.stats = ScanStats()
         self._last_progress = 0.0
+        # Damaged files waiting for healing: absent, they are not deleted;
+        # present again, they are hashed whatever their size and mtime.
+        self.wanted = {w.path for w in index.wanted_marks()}
 
     def _tick(self) -> None:
         if self.progress is None:
@@ -140,7 +144,11 @@ class Scanner:
                 self.stats.files, self.stats.dirs = files + f, dirs + d
                 self._tick()
 
-            found = sweep.sweep(self.root, self.index, self.ignore, top, swept)
+            # A folder holding a damaged file waiting for healing is looked
+            # at whatever it holds: a copy put back by hand, with the recorded
+            # size and mtime, looks unchanged, yet ends the wait.
+            waiting = {paths.parent_of(p) for p in self.wanted if paths.is_under(p, top) and p != top}
+            found = sweep.sweep(self.root, self.index, self.ignore, top, swept, waiting)
         if found is None:
             yield from self._walk([top])
         else:
@@ -221,7 +229,11 @@ class Scanner:
             if what == _FILE:
                 files += 1
                 old_raw = raw.get(name)
-                if old_raw is not None and unchanged(old_raw, st):  # type: ignore[arg-type]
+                if (
+                    old_raw is not None
+                    and unchanged(old_raw, st)  # type: ignore[arg-type]
+                    and (not self.wanted or paths.join(rel, name) not in self.wanted)
+                ):
                     del raw[name]
                     continue  # unchanged: the common case, decided without decoding anything
             rest.append(entry)
@@ -255,6 +267,8 @@ class Scanner:
                 assert old is not None
                 if self.ignore.ignored(child, old.is_dir):
                     continue  # newly ignored: neither present nor deleted
+                if child in self.wanted:
+                    continue  # damaged and moved aside: waiting for healing, not deleted
                 yield Change(DELETED, child, None, old)
                 continue
             kind, st = on_disk
@@ -272,11 +286,13 @@ class Scanner:
             if old is not None and old.is_dir:
                 yield Change(DELETED, child, None, old)
                 old = None
+            wanted = child in self.wanted
             if (
                 old is not None
                 and old.size == st.st_size
                 and old.mtime_ns == st.st_mtime_ns
                 and not old.flags & FLAG_RACY
+                and not wanted
             ):
                 continue
             try:
@@ -287,6 +303,8 @@ class Scanner:
             new = _file_entry(oid, hst, time.time_ns())
             if old is None:
                 yield Change(ADDED, child, new, None)
+            elif wanted and old.oid == oid:
+                yield Change(HEALED, child, new, old)
             elif old.oid != oid:
                 yield Change(MODIFIED, child, new, old)
             elif (old.mtime_ns, old.size, old.mode, old.flags) != (new.mtime_ns, new.size, new.mode, new.flags):
@@ -332,6 +350,7 @@ class RecordResult:
     deleted: list[bytes] = field(default_factory=list)
     moved: list[tuple[bytes, bytes]] = field(default_factory=list)
     touched: int = 0
+    healed: int = 0  # damaged files whose recorded content was put back by hand
     event: VectorTime | None = None
 
 
@@ -386,10 +405,12 @@ def record(
         index.maybe_commit()
 
     for ch in changes:
-        if ch.kind == TOUCHED:
+        index.drop_wanted(ch.path)  # whatever is at a damaged file's path now ends its wait
+        if ch.kind in (TOUCHED, HEALED):
             assert ch.new is not None and ch.old is not None
             index.put(ch.path, ch.new.with_times(m=ch.old.m, c=ch.old.c))
-            res.touched += 1
+            res.touched += ch.kind == TOUCHED
+            res.healed += ch.kind == HEALED
         elif ch.kind == DELETED:
             waiting.append(ch)
         else:

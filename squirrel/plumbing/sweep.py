@@ -34,7 +34,7 @@ import selectors
 import struct
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -73,12 +73,18 @@ def worth_sweeping(index: ReplicaIndex) -> bool:
 
 
 def sweep(
-    root: str, index: ReplicaIndex, ignore: IgnoreRules, top: bytes = b"", tick: TickCallback | None = None
+    root: str,
+    index: ReplicaIndex,
+    ignore: IgnoreRules,
+    top: bytes = b"",
+    tick: TickCallback | None = None,
+    unclean: Collection[bytes] = (),
 ) -> Sweep | None:
-    """Sweep the tree below `top` (a recorded folder) in worker processes;
-    None when they cannot run here (the scanner then walks everything)."""
+    """Sweep the tree below `top` (a recorded folder) in worker processes,
+    taking the folders `unclean` as unclean whatever they hold; None when
+    the workers cannot run here (the scanner then walks everything)."""
     found = Sweep()
-    setup = (os.fsencode(root), index.directory, index.self_id, ignore)
+    setup = (os.fsencode(root), index.directory, index.self_id, ignore, frozenset(unclean))
     workers: list[_Worker] = []
     try:
         workers = [_Worker(setup) for _ in range(worker_count())]
@@ -144,7 +150,7 @@ class _Worker:
     """One worker process (`python -m squirrel.cli.sweep_worker`): a batch of
     folders in through its stdin, what it found out through its stdout."""
 
-    def __init__(self, setup: tuple[bytes, str, str, IgnoreRules]) -> None:
+    def __init__(self, setup: tuple[bytes, str, str, IgnoreRules, frozenset[bytes]]) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", WORKER_MODULE],
             stdin=subprocess.PIPE,
@@ -188,7 +194,7 @@ _Batch = tuple[list[bytes], list[bytes], int, int]  # unclean, frontier, files, 
 def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
     """A worker's life: its setup, then one batch after another until its
     stdin closes."""
-    root, index_dir, self_id, ignore = _read(stdin)
+    root, index_dir, self_id, ignore, unclean = _read(stdin)
     index = ReplicaIndex(index_dir, self_id, readonly=True)
     try:
         while True:
@@ -196,13 +202,14 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
                 tops = _read(stdin)
             except EOFError:
                 return
-            _write(stdout, _sweep(root, index, ignore, tops))
+            _write(stdout, _sweep(root, index, ignore, unclean, tops))
     finally:
         index.close()
 
 
-def _sweep(root: bytes, index: ReplicaIndex, ignore: IgnoreRules, tops: list[bytes]) -> _Batch:
-    """Sweep from `tops`, depth first, until `BATCH` folders are done."""
+def _sweep(root: bytes, index: ReplicaIndex, ignore: IgnoreRules, force: frozenset[bytes], tops: list[bytes]) -> _Batch:
+    """Sweep from `tops`, depth first, until `BATCH` folders are done; the
+    folders in `force` are unclean whatever they hold."""
     stack = list(reversed(tops))
     unclean: list[bytes] = []
     files = dirs = done = 0
@@ -210,7 +217,7 @@ def _sweep(root: bytes, index: ReplicaIndex, ignore: IgnoreRules, tops: list[byt
         rel = stack.pop()
         done += 1
         clean, n, below = _folder(root, index, ignore, rel)
-        if clean:
+        if clean and rel not in force:
             files += n
             dirs += 1
         else:

@@ -22,6 +22,9 @@ class BundleContent:
     def __init__(self, reader: BundleReader) -> None:
         self.reader = reader
 
+    def has(self, oid: bytes) -> bool:
+        return oid in self.reader.objects
+
     def chunks(self, path: bytes, entry: Entry) -> Iterable[bytes]:
         if entry.oid not in self.reader.objects:
             raise ContentUnavailable(f"content of {paths.display(path)} is not in this bundle; it comes in a later one")

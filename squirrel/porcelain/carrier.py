@@ -28,6 +28,8 @@ def carrier_status(carrier_path: str) -> dict[str, Any]:
                     "waiting": o.deliver,
                     "waiting_bytes": o.deliver_bytes,
                     "missing": o.missing,
+                    "damaged": len(o.drive.knowledge.wanted),
+                    "last_full_scrub": o.drive.scrubbed,
                 }
                 for o in sorted(holdings.outlooks(), key=lambda o: o.drive.id)
             ]

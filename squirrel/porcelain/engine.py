@@ -10,13 +10,14 @@ others know of it) live here too.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from squirrel.errors import BadUsage, IdentityConflict, SquirrelError, WrongVault
-from squirrel.plumbing import conflicts, fsops, paths, pieces
+from squirrel.plumbing import conflicts, fsops, heal, paths, pieces
 from squirrel.plumbing.execute import ContentSource, Executor, ensure_room
 from squirrel.plumbing.index import Entry
 from squirrel.plumbing.pieces import Outline, moved_away, outline, outline_pieces, sync_in_pieces
@@ -27,6 +28,7 @@ from squirrel.plumbing.replica import Identity, Replica, read_identity
 from squirrel.plumbing.scan import MASS_DELETE_MIN, check_mass_delete
 from squirrel.plumbing.synctime import SyncSource, raise_sync_times
 from squirrel.plumbing.vtime import VectorTime
+from squirrel.plumbing.wanted import WantedMark
 
 
 class ReplicaSource:
@@ -56,6 +58,8 @@ class SyncReport:
     incomplete: list[bytes] = field(default_factory=list)  # subtrees the sender's view did not cover
     dry_run: bool = False
     unknown_subpaths: list[str] = field(default_factory=list)  # SUBPATHs the sender knows nothing of
+    healed: list[bytes] = field(default_factory=list)  # damaged files given back their content
+    waiting: list[tuple[bytes, str]] = field(default_factory=list)  # damaged files still waiting, and why
 
     def add(self, other: SyncReport) -> None:
         for name in ("created", "updated", "deleted", "skipped", "moved", "bytes_copied", "visited"):
@@ -64,6 +68,8 @@ class SyncReport:
         self.failed += other.failed
         self.deferred += other.deferred
         self.incomplete += other.incomplete
+        self.healed += other.healed
+        self.waiting += other.waiting
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -77,6 +83,7 @@ class SyncReport:
             "failed": [{**paths.json_path(p), "error": why} for p, why in self.failed],
             "deferred": [{**paths.json_path(p), "reason": why} for p, why in self.deferred]
             + [{**paths.json_path(p), "reason": "not covered by the sender's view"} for p in self.incomplete],
+            "healed": [paths.json_path(p) for p in self.healed],
             "dry_run": self.dry_run,
         }
 
@@ -235,7 +242,61 @@ def sync_into(
         conflicts.carry(src.conflicts(), dst.index, top)  # open conflicts travel with their files
         dst.learn_names(src_names)
         dst.index.commit()
+        heal_from(dst, src, content, top, report, dry_run)
     return report
+
+
+def heal_from(
+    dst: Replica, src: SyncSource, content: ContentSource, top: bytes, report: SyncReport, dry_run: bool = False
+) -> None:
+    """Give the receiver's damaged files under `top` their recorded content
+    back, where the sender has it (plumbing/heal.py): at the same path, at
+    another path of a replica, or by its id (a bundle, the carrier)."""
+    marks = dst.index.wanted_marks(top)
+    if not marks:
+        return
+    elsewhere = getattr(src, "paths_with_objects", None)  # a replica's index: one pass for every mark
+    holders: dict[bytes, list[bytes]] = elsewhere({w.oid for w in marks}) if elsewhere is not None else {}
+    found = [(w, fetch_for(src, content, dst, w, holders)) for w in marks]
+    if dry_run:
+        report.healed += [w.path for w, f in found if f is not None]
+        return
+    ensure_room(dst, sum(w.size for w, f in found if f is not None))
+    result = heal.heal(dst, found)
+    report.healed += result.healed
+    report.waiting += result.waiting
+    report.failed += result.failed
+
+
+def fetch_for(
+    src: SyncSource, content: ContentSource, dst: Replica, w: WantedMark, holders: dict[bytes, list[bytes]]
+) -> heal.Fetch | None:
+    """Where the sender's copy of a wanted object is, or None. `holders`:
+    the sender's paths by content, for a sender that is a replica's index."""
+    e = src.get(w.path)
+    if e is not None and e.is_file and e.oid == w.oid:
+        return functools.partial(content.chunks, w.path, e)
+    for p in holders.get(w.oid, []):  # content read by path: from one of them
+        pe = src.get(p)
+        if pe is not None and pe.is_file and pe.oid == w.oid:
+            return functools.partial(content.chunks, p, pe)
+    if hasattr(src, "paths_with_objects") and not content_by_id(content):
+        return None
+    mine = dst.index.get(w.path)  # a bundle or the carrier: content by id, if it has it
+    if mine is None or not mine.is_file or mine.oid != w.oid or not has_content(content, w.oid):
+        return None
+    return functools.partial(content.chunks, w.path, mine)
+
+
+def content_by_id(content: ContentSource) -> bool:
+    """Does the source give content by its id (a bundle, the carrier), not by path?"""
+    return hasattr(content, "has")
+
+
+def has_content(content: ContentSource, oid: bytes) -> bool:
+    """Does a source of content by id hold `oid`? (One that cannot say is asked.)"""
+    holds = getattr(content, "has", None)
+    return True if holds is None else bool(holds(oid))
 
 
 def _plan_if_small(src: SyncSource, dst: ReceiverTree, top: bytes) -> Plan | None:

@@ -87,6 +87,24 @@ class _Packer:
         if entry.oid not in self.wanted:
             self.wanted[entry.oid] = (path, entry)  # unless the receiver holds it (`drop_held`)
 
+    def add_heals(self, tops: list[bytes]) -> None:
+        """The content the receiver's damaged files wait for, where the
+        sender has it (at that path or any other): applying the bundle
+        heals them."""
+        for p, oid in sorted(self.know.wanted.items()):
+            if oid in self.wanted or not any(paths.is_under(p, t) for t in tops):
+                continue
+            e = self.idx.get(p)
+            if e is None or not e.is_file or e.oid != oid:
+                found = [(q, self.idx.get(q)) for q in self.idx.paths_with_object(oid)]
+                e = None
+                for q, qe in found:
+                    if qe is not None and qe.is_file:
+                        p, e = q, qe
+                        break
+            if e is not None:
+                self.wanted[oid] = (p, e)
+
     def emit_notices(self, path: bytes) -> None:
         """The deletions of the absent children of a directory the bundle
         describes, and of everything that was below them: a receiver that
@@ -174,6 +192,7 @@ def pack(
             for top in tops:
                 packer.add_top(top)
             packer.drop_held()
+            packer.add_heals(tops)  # after: a damaged file's content goes along even if held elsewhere
             report = _write(rep, packer, out, base_info, tops, requested, progress)
             report.unknown_subpaths = unknown
             for written in (rep, receiver):

@@ -10,6 +10,7 @@ from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import DELETED, TOUCHED, Change, Scanner, ScanProgress, ScanStats, find_moves
 from squirrel.plumbing.trashcan import Usage
+from squirrel.plumbing.wanted import ScrubState, WantedMark
 
 
 @dataclass
@@ -20,6 +21,8 @@ class StatusReport:
     stats: ScanStats = field(default_factory=ScanStats)
     interrupted: bool = False  # a sync killed halfway left its intent log
     trash: Usage = Usage(0, 0)  # what the trash holds
+    waiting: list[WantedMark] = field(default_factory=list)  # damaged files waiting for healing
+    scrub: ScrubState = ScrubState()  # when the replica was last fully scrubbed
 
     @property
     def pending(self) -> list[Change]:
@@ -44,4 +47,6 @@ def status(path: str, progress: ScanProgress | None = None) -> StatusReport:
         interrupted = os.path.exists(replica.journal.path)
         open_conflicts = [c for c in replica.index.conflicts() if is_open(replica.index, c)]
         trash = replica.trash.usage()
-        return StatusReport(changes, moved, open_conflicts, scanner.stats, interrupted, trash)
+        waiting = replica.index.wanted_marks()
+        scrub = replica.index.scrub_state()
+        return StatusReport(changes, moved, open_conflicts, scanner.stats, interrupted, trash, waiting, scrub)

@@ -36,7 +36,10 @@ from squirrel.plumbing.progress import Meter, ProgressCallback
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import ScanProgress, scan_replica
 from squirrel.plumbing.synctime import raise_sync_times
+from squirrel.plumbing.wanted import WantedMark
+from squirrel.porcelain import verify as verify_mod
 from squirrel.porcelain.engine import ReplicaSource, SyncReport, check_not_behind, sync_into
+from squirrel.porcelain.verify import VerifyReport
 
 
 class StoreContent:
@@ -44,6 +47,9 @@ class StoreContent:
 
     def __init__(self, vault: CarrierVault) -> None:
         self.vault = vault
+
+    def has(self, oid: bytes) -> bool:
+        return self.vault.store.has(oid)
 
     def chunks(self, path: bytes, entry: Entry) -> Iterable[bytes]:
         if not self.vault.store.has(entry.oid):
@@ -73,6 +79,8 @@ class VisitReport:
     unvisited: list[str] = field(default_factory=list)  # drives of the vault the carrier never visited
     waiting_on: list[tuple[str, int]] = field(default_factory=list)  # known drives holding what waits, and how many
     waiting_nowhere: int = 0  # versions that wait and that no known drive holds
+    scrubbed: VerifyReport | None = None  # the slice of the drive's scrub this visit read
+    lost: list[WantedMark] = field(default_factory=list)  # damaged files no known drive (nor the carrier) holds
 
 
 def visit(
@@ -83,8 +91,11 @@ def visit(
     scan_progress: ScanProgress | None = None,
     progress: ProgressCallback | None = None,
     allow_mass_delete: bool = False,
+    scrub: int | None = None,
 ) -> VisitReport:
-    """One visit of the laptop to a drive (see the module docstring)."""
+    """One visit of the laptop to a drive (see the module docstring).
+    `scrub`: the content of the drive to re-read for rot, repairing what is
+    damaged (None: the carrier's setting; 0: none)."""
     with Replica.open(drive_path) as drive:
         if dry_run and not is_carrier(carrier_path):
             # No carrier yet: the first visit would take everything.
@@ -98,8 +109,9 @@ def visit(
             carrier.set_max_size(max_size)
         budget = carrier.max_size if max_size is None else max_size
         vault = carrier.open_vault(drive.identity.vault, create=not dry_run)
+        scrub = carrier.scrub if scrub is None else scrub
         try:
-            return _visit(drive, carrier, vault, budget, dry_run, scan_progress, progress, allow_mass_delete)
+            return _visit(drive, carrier, vault, budget, dry_run, scan_progress, progress, allow_mass_delete, scrub)
         finally:
             vault.close()
 
@@ -113,6 +125,7 @@ def _visit(
     scan_progress: ScanProgress | None,
     progress: ProgressCallback | None,
     allow_mass_delete: bool,
+    scrub: int = 0,
 ) -> VisitReport:
     report = VisitReport(drive.name, budget=budget, dry_run=dry_run)
     vault.check_token(drive)
@@ -122,6 +135,10 @@ def _visit(
         check_not_behind(drive, record.knowledge.sync_time(b""), "the carrier's record of its last visit")
         report.forgotten = record.forgotten
     seen = scan_replica(drive, scan_progress, allow_mass_delete)
+    if scrub and not dry_run:
+        # 1b. a slice of the drive's scrub: damaged files go aside, and the
+        # carrier hears below what they wait for
+        report.scrubbed = verify_mod.scrub(drive, scrub, progress)
     guard = None if allow_mass_delete else seen.stats.files
     drive.learn_names(vault.rep.names())
     vault.rep.learn_names(drive.names())
@@ -188,7 +205,20 @@ def _visit(
     report.known_drives = len(vault.drives())
     drive.trash.apply_policy()
     _others(drive, vault, report)
+    report.lost = _lost(drive, vault)
     return report
+
+
+def _lost(drive: Replica, vault: CarrierVault) -> list[WantedMark]:
+    """The drive's damaged files whose content no other known drive held at
+    its last visit and the carrier does not hold: lost, unless a drive the
+    carrier does not know has them."""
+    others = [d for d in vault.drives() if d.id != drive.id]
+    return [
+        w
+        for w in drive.index.wanted_marks()
+        if not vault.store.has(w.oid) and not any(w.oid in vault.objects_of(d) for d in others)
+    ]
 
 
 def _forget_known_deletions(drive: Replica, vault: CarrierVault) -> None:
@@ -249,6 +279,13 @@ def _fill(
         for path, entry in vault.lacking(other):
             if entry.oid not in wanted and not vault.store.has(entry.oid) and entry.oid not in vault.objects_of(other):
                 wanted[entry.oid] = (path, entry)
+    # The content damaged files on other drives wait for: healed at their next visit.
+    for oid, waiting in vault.wanted(others).items():
+        if oid not in wanted and not vault.store.has(oid):
+            _, path = waiting[0]
+            e = vault.index.get(path)
+            if e is not None and e.is_file and e.oid == oid:
+                wanted[oid] = (path, e)
     if not wanted:
         return
     left = _room(carrier, budget)

@@ -121,7 +121,14 @@ def test_scan_of_a_non_replica(tmp_path: Path) -> None:
 def test_status_json_and_exit_code(drive: Path) -> None:
     clean = sq_in_process("status", drive, "--json", "--exit-code")
     assert clean.code == 0
-    assert clean.json == {"changes": [], "conflicts": [], "interrupted": False, "trash": {"count": 0, "bytes": 0}}
+    assert clean.json == {
+        "changes": [],
+        "conflicts": [],
+        "interrupted": False,
+        "trash": {"count": 0, "bytes": 0},
+        "waiting": [],
+        "last_full_scrub": None,
+    }
     write(drive / "top.txt", b"TOP")
     os.rename(drive / "a/one.jpg", drive / "moved.jpg")
     (drive / "new").mkdir()

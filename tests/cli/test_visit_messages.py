@@ -14,7 +14,8 @@ from tests.helpers import make_tree, sq_in_process
 SYNC_KEYS = {
     "created", "updated", "deleted", "skipped", "moved", "bytes_copied", "conflicts", "failed", "deferred",
     "dry_run", "drive", "taken", "carried_in", "carried_in_bytes", "left_behind", "left_behind_bytes",
-    "dropped", "dropped_bytes", "carrier_bytes", "budget", "known_drives", "forgotten",
+    "dropped", "dropped_bytes", "carrier_bytes", "budget", "known_drives", "forgotten", "healed",
+    "scrubbed_bytes", "damaged", "lost",
 }  # fmt: skip
 
 

@@ -127,3 +127,22 @@ def test_the_sweep_changes_nothing_the_scanner_finds(
         except OSError:
             pass  # the step does not apply to this tree
     assert changes(root, True) == changes(root, False)
+
+
+def test_a_damaged_file_put_back_by_hand_ends_its_wait_though_its_folder_looks_unchanged(replica_root: Path) -> None:
+    from squirrel.porcelain.verify import verify
+
+    scanned(replica_root, {"x/a.jpg": b"photo", "x/b.jpg": b"other"})
+    target = replica_root / "x" / "a.jpg"
+    st = target.stat()
+    target.write_bytes(b"phoTo")  # a flipped bit: same size, same mtime
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    verify(str(replica_root), repair=True)
+    assert not target.exists()  # moved to the trash, waiting for healing
+    target.write_bytes(b"photo")  # the user copies the good version back, size and mtime too
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with Replica.open(str(replica_root)) as rep:
+        assert [m.path for m in rep.index.wanted_marks()] == [b"x/a.jpg"]
+        record(rep.index, Scanner(str(replica_root), rep.index).changes())
+        rep.index.commit()
+        assert rep.index.wanted_marks() == []

@@ -19,6 +19,7 @@ from squirrel.plumbing.records import ConflictRecord, VersionInfo
 from squirrel.plumbing.tra import CONFLICT_KINDS
 from squirrel.plumbing.trash import CAUSES, LEFTOVERS_PREFIX, TrashItem, TrashReason
 from squirrel.plumbing.vtime import VectorTime
+from squirrel.plumbing.wanted import ScrubState, WantedMark
 
 # Relative paths: components of arbitrary bytes but NUL and "/", Latin-1 names among them.
 component = st.binary(min_size=1, max_size=12).filter(lambda b: b"/" not in b and b"\0" not in b)
@@ -149,12 +150,40 @@ def test_a_drive_record_round_trips(
     forgotten: int | None,
 ) -> None:
     know = Knowledge(vault, drive, 7, {b"": root, **stored})
-    record = DriveRecord(drive, name, when, tuple(tokens), know, forgotten)
+    record = DriveRecord(drive, name, when, tuple(tokens), know, forgotten, scrubbed=forgotten)
     back = DriveRecord.from_json(drive, through_json(record.to_json()))
+    assert back.scrubbed == forgotten
     assert (back.id, back.name, back.last_visit, back.tokens) == (drive, name, when, tuple(tokens))
     assert back.forgotten == forgotten and back.known_again().forgotten is None
     assert (back.knowledge.vault, back.knowledge.replica, back.knowledge.counter) == (vault, drive, 7)
     assert back.knowledge.stored == know.stored
+
+
+marks = st.builds(WantedMark, path=rel_path, oid=oid, size=count, mtime_ns=count, found=oid, since=count)
+scrubs = st.builds(
+    ScrubState,
+    cursor=st.none() | st.binary(max_size=40),
+    began=st.none() | count,
+    read=count,
+    last_full=st.none() | count,
+    last_full_began=st.none() | count,
+)
+
+
+@given(marks)
+def test_a_wanted_mark_round_trips(mark: WantedMark) -> None:
+    assert WantedMark.from_json(mark.path, through_json(mark.to_json())) == mark
+
+
+@given(scrubs)
+def test_a_scrub_state_round_trips(state: ScrubState) -> None:
+    assert ScrubState.from_json(through_json(state.to_json())) == state
+
+
+@given(st.dictionaries(safe_path, oid, max_size=3))
+def test_knowledge_with_damaged_files_round_trips(wanted: dict[bytes, bytes]) -> None:
+    know = Knowledge("0123456789abcdef", "fedcba9876543210", 3, {b"": VectorTime()}, wanted=wanted)
+    assert Knowledge.from_json(through_json(know.to_json())).wanted == wanted
 
 
 garbage = st.recursive(
@@ -166,7 +195,12 @@ garbage = st.recursive(
 
 @given(garbage)
 def test_garbage_conflict_and_trash_records_raise_corrupt_index_only(doc: Any) -> None:
-    for parse in (ConflictRecord.from_json, TrashItem.from_json):
+    for parse in (
+        ConflictRecord.from_json,
+        TrashItem.from_json,
+        ScrubState.from_json,
+        lambda d: WantedMark.from_json(b"a", d),
+    ):
         try:
             parse(doc)
         except CorruptIndex:
