@@ -439,8 +439,13 @@ class BundleReader:
             near_top = p in above_tops or any(paths.is_under(p, t) for t in self.tops)
             if holder.flags & FLAG_PARTIAL and not near_top:
                 raise self._bad(f"the deletion of {paths.display(p)!r} has no directory above it in the bundle")
-            if not n <= (paths.nearest(p, self.syncs.get) or VectorTime()).join(me):
-                raise self._bad(f"the deletion of {paths.display(p)!r} is newer than its sender knows")
+            # A deletion notice is the sender's knowledge of the absent path
+            # (its sync time there, which may be more than any stored sync
+            # time says: learned from the replica that deleted it). What
+            # bounds it is the index invariant: the nearest entry above covers
+            # every deletion below it.
+            if not n <= holder.m:
+                raise self._bad(f"the deletion of {paths.display(p)!r} is newer than the folder above it")
         for p, ent in self.entries.items():
             if not p:
                 continue

@@ -576,6 +576,24 @@ KNOWN_HISTORIES: dict[str, tuple[int, bool, list[str]]] = {
             "pack r0 --for r1 d/e + apply",  # as its push would, the bundle describes all of d
         ],
     ),
+    # A deletion notice is the sender's knowledge of the absent path, and
+    # may hold more than any stored sync time: r2 learned d/e's deletion
+    # from r1 (r1:2), then deleted d with r0's deletion, keeping for d/e the
+    # join of both. Its bundle to r0 was refused as "newer than its sender
+    # knows"; the folder above bounds a notice, not the stored sync times.
+    "deletion-known-beyond-the-stored-sync-times": (
+        3,
+        True,
+        [
+            "r1: mkdir d/e",
+            "pack r1 --for r0 + apply",
+            "r1: delete d/e",
+            "r0: delete d",
+            "pack r1 --for r2 d + apply",
+            "pack r0 --for r2 + apply",
+            "pack r2 --for r0 + apply",
+        ],
+    ),
 }
 
 
