@@ -75,6 +75,7 @@ class BundleWriter:
         self.object_bytes = 0
         self._seen_paths: set[bytes] = set()
         self._objects_file: BinaryIO | None = None
+        self._pending: list[_Pending] = []  # every object, in the order the bundle holds them
 
     def add_entry(self, path: bytes, entry: Entry) -> None:
         value = encode_entry(entry)
@@ -102,52 +103,55 @@ class BundleWriter:
 
     def _objects(self) -> BinaryIO:
         if self._objects_file is None:
-            # Objects are streamed to a side file first: the header, which
-            # precedes them, needs the manifest's final size.
+            # Compressed objects are staged in a side file: the header, which
+            # precedes them, needs their stored sizes.
             self._objects_file = open(self.part + ".objects", "w+b")  # noqa: SIM115
         return self._objects_file
 
     def add_object(self, oid: bytes, size: int, read: Callable[[], Iterator[bytes]]) -> int:
-        """Append one object, read from `read()` and verified; returns bytes stored."""
-        f = self._objects()
-        head_at = f.tell()
-        f.write(_OBJ_HEAD.pack(1, oid, size, ENC_RAW, 0))
-        h = blake3.blake3(max_threads=blake3.blake3.AUTO if size >= (16 << 20) else 1)
+        """Add one object, read from `read()`; returns the bytes it will take
+        in the bundle. Its first MiB decides the encoding. A compressed
+        object is compressed (and verified) now, into the side file; a raw
+        one is only noted, and `close` calls `read()` again to stream it
+        into the bundle, verified on the way, so its bytes are written once."""
         it = read()
         first = b""
-        for chunk in it:
-            first += chunk
-            if len(first) >= SAMPLE:
-                break
-        sample = zstandard.ZstdCompressor(level=self.level).compress(first) if first else b""
-        encoding = ENC_ZSTD if first and len(sample) < len(first) * 0.95 else ENC_RAW
-        total = 0
-        payload_start = f.tell()
-        if encoding == ENC_RAW:
-            for chunk in _chain(first, it):
-                h.update(chunk)
-                total += len(chunk)
-                f.write(chunk)
-        else:
+        try:
+            for chunk in it:
+                first += chunk
+                if len(first) >= SAMPLE:
+                    break
+            sample = zstandard.ZstdCompressor(level=self.level).compress(first) if first else b""
+            if not first or len(sample) >= len(first) * 0.95:
+                self._pending.append(_Pending(oid, size, ENC_RAW, size, read))
+                self.objects += 1
+                self.object_bytes += size
+                return size
+            f = self._objects()
+            payload_start = f.tell()
+            h = _hasher(size)
+            total = 0
             cctx = zstandard.ZstdCompressor(level=self.level, write_content_size=True)
             with cctx.stream_writer(f, size=size, closefd=False) as w:
                 for chunk in _chain(first, it):
                     h.update(chunk)
                     total += len(chunk)
                     w.write(chunk)
+        finally:
+            _close(it)
         stored = f.tell() - payload_start
         if total != size or h.digest() != oid:
             raise ChangedDuringOperation("a file changed while it was packed; scan and pack again")
-        f.seek(head_at)
-        f.write(_OBJ_HEAD.pack(1, oid, size, encoding, stored))
-        f.seek(0, io.SEEK_END)
+        self._pending.append(_Pending(oid, size, ENC_ZSTD, stored, None, payload_start))
         self.objects += 1
         self.object_bytes += stored
         return stored
 
-    def close(self, meter: Meter | None = None) -> int:
-        """Assemble FILE.part, fsync, rename to FILE; returns the bundle's
-        size. `meter` hears how the copy of the objects goes."""
+    def close(self, meter: Meter | None = None, finish: Meter | None = None) -> int:
+        """Write FILE.part (the raw objects streamed from their files and
+        verified, the compressed ones copied from the side file), fsync,
+        rename to FILE; returns the bundle's size. `meter` hears how the
+        objects go, `finish` the final flush to the disk."""
         self.manifest.write(bytes([REC_END]))
         raw_manifest = self.manifest.getvalue()
         stored_manifest = zstandard.ZstdCompressor(level=self.level).compress(raw_manifest)
@@ -165,9 +169,7 @@ class BundleWriter:
             "manifest_hash": blake3.blake3(raw_manifest).hexdigest(),
             "total_size": 0,
         }
-        objects = self._objects()
-        objects.write(bytes([0]))
-        objects_size = objects.tell()
+        objects_size = sum(_OBJ_HEAD.size + p.stored for p in self._pending) + 1
 
         def encode_header(total: int) -> bytes:
             header["total_size"] = total
@@ -182,34 +184,74 @@ class BundleWriter:
                 break
             total = new_total
         hb = encode_header(total)
-        h = blake3.blake3()
-        with open(self.part, "wb") as out:
-            for piece in (_PRELUDE.pack(SIGNATURE, VERSION, len(hb)), hb, blake3.blake3(hb).digest(), stored_manifest):
-                out.write(piece)
+        meter = meter if meter is not None else Meter("")
+        h = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        with open(self.part, "wb", buffering=0) as out:
+
+            def put(piece: bytes | memoryview) -> None:
                 h.update(piece)
-            objects.seek(0)
-            if meter is not None:
-                meter.expect(1, objects_size)
-            while True:
-                block = objects.read(BLOCK)
-                if not block:
-                    break
-                out.write(block)
-                h.update(block)
-                if meter is not None:
-                    meter.add_bytes(len(block))
-            if meter is not None:
-                meter.file_done()
+                view = memoryview(piece)
+                while view:
+                    n = out.write(view)
+                    assert n is not None
+                    view = view[n:]
+
+            for piece in (_PRELUDE.pack(SIGNATURE, VERSION, len(hb)), hb, blake3.blake3(hb).digest(), stored_manifest):
+                put(piece)
+            for p in self._pending:
+                put(_OBJ_HEAD.pack(1, p.oid, p.size, p.encoding, p.stored))
+                streamed = 0
+                if p.read is not None:
+                    streamed = self._put_raw(p, put, meter)
+                else:
+                    self._put_staged(p, put)
+                meter.file_done(p.size, streamed)
+            put(bytes([0]))
             out.write(TRAILER + h.digest())
-            out.flush()
+            if finish is not None:
+                finish.expect(1, 0)
             faults.point("fsync")
             os.fsync(out.fileno())
+            if finish is not None:
+                finish.file_done()
         self._drop_objects_file()
         if os.path.getsize(self.part) != total:
             raise SquirrelError("internal error: bundle size mismatch")
         faults.point("rename")
         os.replace(self.part, self.path)
         return total
+
+    def _put_raw(self, p: _Pending, put: Callable[[bytes], None], meter: Meter) -> int:
+        """Stream a raw object from its file into the bundle, verified."""
+        assert p.read is not None
+        h = _hasher(p.size)
+        total = 0
+        it = p.read()
+        try:
+            for chunk in it:
+                total += len(chunk)
+                if total > p.size:
+                    break
+                h.update(chunk)
+                put(chunk)
+                meter.add_bytes(len(chunk))
+        finally:
+            _close(it)
+        if total != p.size or h.digest() != p.oid:
+            raise ChangedDuringOperation("a file changed while it was packed; scan and pack again")
+        return total
+
+    def _put_staged(self, p: _Pending, put: Callable[[bytes], None]) -> None:
+        """Copy a compressed object from the side file into the bundle."""
+        f = self._objects()
+        f.seek(p.at)
+        left = p.stored
+        while left:
+            block = f.read(min(BLOCK, left))
+            if not block:
+                raise SquirrelError("internal error: the side file is short")
+            left -= len(block)
+            put(block)
 
     def _drop_objects_file(self) -> None:
         if self._objects_file is not None:
@@ -227,6 +269,31 @@ class BundleWriter:
                 os.unlink(p)
             except FileNotFoundError:
                 pass
+
+
+@dataclass
+class _Pending:
+    """An object added to a bundle being written: a raw one is read again
+    from its file (`read`), a compressed one waits in the side file (`at`)."""
+
+    oid: bytes
+    size: int
+    encoding: int
+    stored: int
+    read: Callable[[], Iterator[bytes]] | None
+    at: int = 0
+
+
+def _hasher(size: int) -> Any:
+    """blake3, with its own threads for a large object."""
+    return blake3.blake3(max_threads=blake3.blake3.AUTO if size >= (16 << 20) else 1)
+
+
+def _close(it: Iterator[bytes]) -> None:
+    """Close a generator early, so that the file it reads is closed now."""
+    close = getattr(it, "close", None)
+    if close is not None:
+        close()
 
 
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

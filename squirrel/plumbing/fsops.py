@@ -23,7 +23,7 @@ import os
 import shutil
 import stat as statmod
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import blake3
 
@@ -151,9 +151,9 @@ def write_temp(
                 pass
 
 
-def read_chunks(path: bytes, expected: Entry | None = None) -> Iterable[bytes]:
-    """Stream a local file without following symlinks; if `expected` is
-    given, refuse when the file no longer matches it."""
+def read_chunks(path: bytes, expected: Entry | None = None, block: int = BLOCK) -> Iterator[bytes]:
+    """Stream a local file in blocks of `block` bytes without following
+    symlinks; if `expected` is given, refuse when the file no longer matches it."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     with os.fdopen(fd, "rb", buffering=0) as f:
         st = os.fstat(f.fileno())
@@ -162,10 +162,10 @@ def read_chunks(path: bytes, expected: Entry | None = None) -> Iterable[bytes]:
         if expected is not None and not matches(st, expected):
             raise ChangedDuringOperation(f"{paths.display(path)} changed since it was scanned")
         while True:
-            block = f.read(BLOCK)
-            if not block:
+            data = f.read(block)
+            if not data:
                 return
-            yield block
+            yield data
 
 
 def trash(index: ReplicaIndex, trash_dir: str, root: bytes, rel: bytes, entry: Entry, reason: TrashReason) -> TrashItem:
