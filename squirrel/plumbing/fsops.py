@@ -27,9 +27,9 @@ from collections.abc import Iterable, Iterator
 
 import blake3
 
-from squirrel.errors import ChangedDuringOperation, FileSystemError, UnsafePath
+from squirrel.errors import ChangedDuringOperation, FileSystemError, SquirrelError, UnsafePath
 from squirrel.plumbing import faults, paths
-from squirrel.plumbing.durable import fsync_dir
+from squirrel.plumbing.durable import fsync_dir, fsync_many
 from squirrel.plumbing.index import Entry, ReplicaIndex
 from squirrel.plumbing.trash import TrashItem, TrashReason
 from squirrel.plumbing.trashcan import record_version
@@ -102,10 +102,13 @@ def write_temp(
     size: int,
     mtime_ns: int,
     mode: int,
+    durable: bool = True,
 ) -> str:
     """Write `chunks` to a new temporary file and verify it is object `oid`.
 
     Returns the temporary path; on any failure the temporary file is removed.
+    Without `durable` the file is not fsynced: the caller fsyncs it
+    (`fsync_temp`) before it renames it anywhere.
     """
     name = os.path.join(tmp_dir, f"in-{os.getpid()}-{time.monotonic_ns()}")
     fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
@@ -129,19 +132,15 @@ def write_temp(
             os.fchmod(fd, mode & 0o777 or 0o644)
         except OSError:
             pass  # filesystems without Unix permissions (exFAT, NTFS)
-        faults.point("fsync")
-        os.fsync(fd)
+        if durable:
+            faults.point("fsync")
+            os.fsync(fd)
         faults.point("utime")
         os.utime(fd, ns=(mtime_ns, mtime_ns))
         ok = True
         return name
     except OSError as e:
-        if e.errno == errno.ENOSPC:
-            from squirrel.errors import OutOfSpace
-            from squirrel.text import counted
-
-            raise OutOfSpace(f"no space left on the drive while writing {counted(size, 'byte')}") from e
-        raise FileSystemError(f"cannot write temporary file: {e.strerror}") from e
+        raise write_error(e, size) from e
     finally:
         os.close(fd)
         if not ok:
@@ -149,6 +148,31 @@ def write_temp(
                 os.unlink(name)
             except FileNotFoundError:
                 pass
+
+
+def write_error(e: OSError, size: int) -> SquirrelError:
+    """The error of a failed write of `size` bytes of content."""
+    if e.errno == errno.ENOSPC:
+        from squirrel.errors import OutOfSpace
+        from squirrel.text import counted
+
+        return OutOfSpace(f"no space left on the drive while writing {counted(size, 'byte')}")
+    return FileSystemError(f"cannot write temporary file: {e.strerror}")
+
+
+def fsync_temps(names: list[str], size: int) -> None:
+    """Make durable the temporary files (of `size` bytes in all) that
+    `write_temp` wrote without `durable`; any thread may call this. On
+    failure they are removed."""
+    try:
+        fsync_many(names)
+    except OSError as e:
+        for name in names:
+            try:
+                os.unlink(name)
+            except FileNotFoundError:
+                pass
+        raise write_error(e, size) from e
 
 
 def read_chunks(path: bytes, expected: Entry | None = None, block: int = BLOCK) -> Iterator[bytes]:
