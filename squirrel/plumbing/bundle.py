@@ -108,12 +108,13 @@ class BundleWriter:
             self._objects_file = open(self.part + ".objects", "w+b")  # noqa: SIM115
         return self._objects_file
 
-    def add_object(self, oid: bytes, size: int, read: Callable[[], Iterator[bytes]]) -> int:
+    def add_object(self, oid: bytes, size: int, read: Callable[[], Iterator[bytes]], meter: Meter | None = None) -> int:
         """Add one object, read from `read()`; returns the bytes it will take
         in the bundle. Its first MiB decides the encoding. A compressed
-        object is compressed (and verified) now, into the side file; a raw
-        one is only noted, and `close` calls `read()` again to stream it
-        into the bundle, verified on the way, so its bytes are written once."""
+        object is compressed (and verified) now, into the side file, and
+        `meter` hears of it; a raw one is only noted, and `close` calls
+        `read()` again to stream it into the bundle, verified on the way,
+        so its bytes are written once."""
         it = read()
         first = b""
         try:
@@ -137,12 +138,16 @@ class BundleWriter:
                     h.update(chunk)
                     total += len(chunk)
                     w.write(chunk)
+                    if meter is not None:
+                        meter.add_bytes(len(chunk))
         finally:
             _close(it)
         stored = f.tell() - payload_start
         if total != size or h.digest() != oid:
             raise ChangedDuringOperation("a file changed while it was packed; scan and pack again")
         self._pending.append(_Pending(oid, size, ENC_ZSTD, stored, None, payload_start))
+        if meter is not None:
+            meter.file_done(size, total)
         self.objects += 1
         self.object_bytes += stored
         return stored
@@ -150,7 +155,7 @@ class BundleWriter:
     def close(self, meter: Meter | None = None, finish: Meter | None = None) -> int:
         """Write FILE.part (the raw objects streamed from their files and
         verified, the compressed ones copied from the side file), fsync,
-        rename to FILE; returns the bundle's size. `meter` hears how the
+        rename to FILE; returns the bundle's size. `meter` hears how the raw
         objects go, `finish` the final flush to the disk."""
         self.manifest.write(bytes([REC_END]))
         raw_manifest = self.manifest.getvalue()
@@ -200,12 +205,10 @@ class BundleWriter:
                 put(piece)
             for p in self._pending:
                 put(_OBJ_HEAD.pack(1, p.oid, p.size, p.encoding, p.stored))
-                streamed = 0
                 if p.read is not None:
-                    streamed = self._put_raw(p, put, meter)
+                    meter.file_done(p.size, self._put_raw(p, put, meter))
                 else:
                     self._put_staged(p, put)
-                meter.file_done(p.size, streamed)
             put(bytes([0]))
             out.write(TRAILER + h.digest())
             if finish is not None:

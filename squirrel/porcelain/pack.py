@@ -26,7 +26,7 @@ from squirrel.plumbing.scan import ScanProgress, scan_replica
 from squirrel.plumbing.vtime import VectorTime
 from squirrel.porcelain.engine import check_two_replicas, unknown_subpaths
 
-READ_BLOCK = 8 << 20  # large reads: blake3's threads and the bundle's hash work on big blocks
+READ_BLOCK = 4 << 20  # large reads: blake3's threads and the bundle's hash work on big blocks
 
 
 @dataclass
@@ -248,7 +248,7 @@ def _write(
             def read(p: bytes = p, e: Entry = e) -> Iterator[bytes]:
                 return fsops.read_chunks(fsops.abspath(root, p), e, READ_BLOCK)
 
-            report.object_bytes += writer.add_object(oid, e.size, read)
+            report.object_bytes += writer.add_object(oid, e.size, read, meter)
             report.objects += 1
         # The objects stream into the bundle as it is written: `meter` hears them.
         report.size = writer.close(meter, Meter(f"writing {os.path.basename(out)}", progress))
