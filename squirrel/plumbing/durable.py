@@ -31,6 +31,32 @@ def _syncfs_call() -> Callable[[int], int] | None:
 _SYNCFS = _syncfs_call()
 
 
+def _sync_file_range_call() -> Callable[[int, int, int, int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    call: Callable[[int, int, int, int], int] = fn
+    return call
+
+
+_SYNC_FILE_RANGE = _sync_file_range_call()
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing these bytes of a file to the disk now,
+    without waiting (Linux's sync_file_range(2); elsewhere nothing). A large
+    file written this way keeps the disk busy while the rest is written and
+    few pages dirty, and its fsync has little left to do. It makes nothing
+    durable: the fsync still does."""
+    if _SYNC_FILE_RANGE is not None:
+        _SYNC_FILE_RANGE(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
+
+
 def fsync_many(names: list[str]) -> None:
     """Make these files' data durable; raise OSError if that fails. Many
     small files written together cost one commit of the filesystem's

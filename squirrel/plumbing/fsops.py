@@ -29,12 +29,13 @@ import blake3
 
 from squirrel.errors import ChangedDuringOperation, FileSystemError, SquirrelError, UnsafePath
 from squirrel.plumbing import faults, paths
-from squirrel.plumbing.durable import fsync_dir, fsync_many
+from squirrel.plumbing.durable import fsync_dir, fsync_many, start_writeback
 from squirrel.plumbing.index import Entry, ReplicaIndex
 from squirrel.plumbing.trash import TrashItem, TrashReason
 from squirrel.plumbing.trashcan import record_version
 
 BLOCK = 1 << 20
+WRITEBACK_STEP = 8 << 20  # a large file's bytes are sent to the disk as they are written, this many at a time
 
 
 def abspath(root: bytes, rel: bytes) -> bytes:
@@ -115,7 +116,7 @@ def write_temp(
     ok = False
     try:
         h = blake3.blake3(max_threads=blake3.blake3.AUTO if size >= (16 << 20) else 1)
-        written = 0
+        written = flushed = 0
         for chunk in chunks:
             written += len(chunk)
             if written > size:
@@ -126,6 +127,9 @@ def write_temp(
                 faults.point("write")
                 n = os.write(fd, view)
                 view = view[n:]
+            if written - flushed >= WRITEBACK_STEP:
+                start_writeback(fd, flushed, written - flushed)
+                flushed = written
         if written != size or h.digest() != oid:
             raise ChangedDuringOperation("content does not match its object id")
         try:
