@@ -24,8 +24,10 @@ import blake3
 import zstandard
 
 from squirrel.errors import BadBundle, BadPath, ChangedDuringOperation, SquirrelError, UnsupportedFormat
-from squirrel.plumbing import faults, paths
+from squirrel.plumbing import faults, fsops, paths
+from squirrel.plumbing.durable import start_writeback
 from squirrel.plumbing.entry import FLAG_PARTIAL, Entry, decode_entry, decode_entry_v1, encode_entry
+from squirrel.plumbing.fsops import WRITEBACK_STEP, Span
 from squirrel.plumbing.progress import Meter
 from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.vtime import VectorTime, decode_varint, encode_varint, is_replica_id
@@ -108,13 +110,21 @@ class BundleWriter:
             self._objects_file = open(self.part + ".objects", "w+b")  # noqa: SIM115
         return self._objects_file
 
-    def add_object(self, oid: bytes, size: int, read: Callable[[], Iterator[bytes]], meter: Meter | None = None) -> int:
+    def add_object(
+        self,
+        oid: bytes,
+        size: int,
+        read: Callable[[], Iterator[bytes]],
+        meter: Meter | None = None,
+        span: Callable[[], Span] | None = None,
+    ) -> int:
         """Add one object, read from `read()`; returns the bytes it will take
         in the bundle. Its first MiB decides the encoding. A compressed
         object is compressed (and verified) now, into the side file, and
         `meter` hears of it; a raw one is only noted, and `close` calls
         `read()` again to stream it into the bundle, verified on the way,
-        so its bytes are written once."""
+        so its bytes are written once (with `span`, the file range that
+        holds it, by the kernel)."""
         it = read()
         first = b""
         try:
@@ -124,7 +134,7 @@ class BundleWriter:
                     break
             sample = zstandard.ZstdCompressor(level=self.level).compress(first) if first else b""
             if not first or len(sample) >= len(first) * 0.95:
-                self._pending.append(_Pending(oid, size, ENC_RAW, size, read))
+                self._pending.append(_Pending(oid, size, ENC_RAW, size, read, span=span))
                 self.objects += 1
                 self.object_bytes += size
                 return size
@@ -191,22 +201,53 @@ class BundleWriter:
         hb = encode_header(total)
         meter = meter if meter is not None else Meter("")
         h = blake3.blake3(max_threads=blake3.blake3.AUTO)
-        with open(self.part, "wb", buffering=0) as out:
+        written = flushed = 0
+        with open(self.part, "w+b", buffering=0) as out:
 
             def put(piece: bytes | memoryview) -> None:
+                nonlocal written, flushed
                 h.update(piece)
                 view = memoryview(piece)
                 while view:
                     n = out.write(view)
                     assert n is not None
                     view = view[n:]
+                written += len(piece)
+                if written - flushed >= WRITEBACK_STEP:  # the disk works while the rest is read
+                    start_writeback(out.fileno(), flushed, written - flushed)
+                    flushed = written
 
             for piece in (_PRELUDE.pack(SIGNATURE, VERSION, len(hb)), hb, blake3.blake3(hb).digest(), stored_manifest):
                 put(piece)
+
+            def copy_raw(p: _Pending) -> int | None:
+                """Have the kernel copy a raw object from its file into the
+                bundle, then read the copy once for its id and the bundle's
+                hash: what is verified is what was written. None where the
+                file systems cannot copy this way."""
+                nonlocal written, flushed
+                assert p.span is not None
+                span = p.span()
+                try:
+                    copied = fsops.copy_range(span, out.fileno(), meter.add_bytes)
+                finally:
+                    os.close(span.fd)
+                if copied is None:
+                    return None
+                ho = _hasher(p.size)
+                for block in fsops.pread_blocks(out.fileno(), written, p.size):
+                    ho.update(block)
+                    h.update(block)
+                written = flushed = written + p.size
+                if ho.digest() != p.oid:
+                    raise ChangedDuringOperation("a file changed while it was packed; scan and pack again")
+                return copied
+
             for p in self._pending:
                 put(_OBJ_HEAD.pack(1, p.oid, p.size, p.encoding, p.stored))
                 if p.read is not None:
-                    meter.file_done(p.size, self._put_raw(p, put, meter))
+                    copied = copy_raw(p) if p.span is not None else None
+                    meter.file_done(p.size, copied if copied is not None else self._put_raw(p, put, meter))
                 else:
                     self._put_staged(p, put)
             put(bytes([0]))
@@ -285,6 +326,7 @@ class _Pending:
     stored: int
     read: Callable[[], Iterator[bytes]] | None
     at: int = 0
+    span: Callable[[], Span] | None = None
 
 
 def _hasher(size: int) -> Any:
@@ -543,6 +585,14 @@ class BundleReader:
             raise self._bad("object count does not match the header")
         if self.file.tell() != end or self._read_exact(len(TRAILER)) != TRAILER:
             raise self._bad("damaged trailer")
+
+    def object_span(self, oid: bytes) -> Span | None:
+        """Where a raw object lies in the bundle, on a handle of its own (the
+        caller closes it and verifies the id); None for a compressed one."""
+        ref = self.objects[oid]
+        if ref.encoding != ENC_RAW:
+            return None
+        return Span(os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)), ref.offset, ref.stored)
 
     def object_chunks(self, oid: bytes) -> Iterator[bytes]:
         """Stream an object's content. The caller verifies the id (fsops.write_temp

@@ -14,7 +14,7 @@ import os
 import shutil
 import stat as statmod
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -142,9 +142,17 @@ def record_dirmeta(idx: ReplicaIndex, act: Action, failed_paths: FailedPaths) ->
 
 
 class ContentSource(Protocol):
-    """Where the sender's content comes from (a mounted replica, a bundle)."""
+    """Where the sender's content comes from (a mounted replica, a bundle).
+    A source may also have `span(path, entry) -> fsops.Span | None`: where
+    the content lies as is in a file, for the kernel to copy (see `span_of`)."""
 
     def chunks(self, path: bytes, entry: Entry) -> Iterable[bytes]: ...
+
+
+def span_of(source: ContentSource, path: bytes, entry: Entry) -> fsops.Span | None:
+    """The file range holding the content, where the source can give one."""
+    span: Callable[[bytes, Entry], fsops.Span | None] | None = getattr(source, "span", None)
+    return span(path, entry) if span is not None else None
 
 
 @dataclass
@@ -604,8 +612,12 @@ class Executor:
                 a = act.a
                 assert a is not None
                 try:
-                    chunks = self._counted(self.source.chunks(act.src_path or act.path, a), act.path, True)
-                    tmp = fsops.write_temp(self.rep.tmp_dir, chunks, a.oid, a.size, a.mtime_ns, a.mode, durable=False)
+                    tmp = self._copy(act, a)
+                    if tmp is None:
+                        chunks = self._counted(self.source.chunks(act.src_path or act.path, a), act.path, True)
+                        tmp = fsops.write_temp(
+                            self.rep.tmp_dir, chunks, a.oid, a.size, a.mtime_ns, a.mode, durable=False
+                        )
                 except (SquirrelError, OSError) as e:
                     self._fetch_failed[act.path] = e
                     break
@@ -632,6 +644,36 @@ class Executor:
                     continue
                 for act, tmp in files:
                     self._prepared[act.path] = tmp
+
+    def _copy(self, act: Action, a: Entry) -> str | None:
+        """A's content copied by the kernel from where the sender holds it
+        as is, and verified (fsops.copy_temp); None where it cannot be."""
+        span = span_of(self.source, act.src_path or act.path, a)
+        if span is None:
+            return None
+        try:
+            return fsops.copy_temp(
+                self.rep.tmp_dir,
+                span,
+                a.oid,
+                a.size,
+                a.mtime_ns,
+                a.mode,
+                durable=False,
+                progress=self._counter(act.path),
+            )
+        finally:
+            os.close(span.fd)
+
+    def _counter(self, path: bytes) -> Callable[[int], None]:
+        """Counts bytes copied from the sender for `path`, as `_counted` does."""
+
+        def count(n: int) -> None:
+            self._streamed[path] = self._streamed.get(path, 0) + n
+            self.result.bytes_from_source += n
+            self.meter.add_bytes(n)
+
+        return count
 
     def _fetch(self, act: Action) -> str:
         """A's content for a WRITE, verified, in a temporary file: from the

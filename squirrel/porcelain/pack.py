@@ -248,7 +248,10 @@ def _write(
             def read(p: bytes = p, e: Entry = e) -> Iterator[bytes]:
                 return fsops.read_chunks(fsops.abspath(root, p), e, READ_BLOCK)
 
-            report.object_bytes += writer.add_object(oid, e.size, read, meter)
+            def span(p: bytes = p, e: Entry = e) -> fsops.Span:
+                return fsops.open_span(fsops.abspath(root, p), e)
+
+            report.object_bytes += writer.add_object(oid, e.size, read, meter, span)
             report.objects += 1
         # The objects stream into the bundle as it is written: `meter` hears them.
         report.size = writer.close(meter, Meter(f"writing {os.path.basename(out)}", progress))

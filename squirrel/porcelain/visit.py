@@ -50,6 +50,12 @@ class StoreContent:
             raise ContentUnavailable(f"the carrier does not hold {paths.display(path)} yet; a later visit brings it")
         return self.vault.store.chunks(entry.oid)
 
+    def span(self, path: bytes, entry: Entry) -> fsops.Span:
+        if not self.vault.store.has(entry.oid):
+            raise ContentUnavailable(f"the carrier does not hold {paths.display(path)} yet; a later visit brings it")
+        fd = os.open(self.vault.store.path(entry.oid), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        return fsops.Span(fd, 0, entry.size)
+
 
 @dataclass
 class VisitReport:
