@@ -461,11 +461,9 @@ class CarrierVault:
 
     def drop_unneeded(self) -> tuple[int, int]:
         """Drop every object that every known drive has; returns (count, bytes)."""
-        dropped = freed = 0
-        for oid, _size in self.unneeded():
-            freed += self.store.delete(oid)
-            dropped += 1
-        return dropped, freed
+        unneeded = self.unneeded()
+        _, freed = self.store.delete_many(oid for oid, _size in unneeded)
+        return len(unneeded), freed
 
 
 def _refuse_drive(root: str) -> None:

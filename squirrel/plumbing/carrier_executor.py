@@ -6,6 +6,7 @@ the version and it fits in the budget. Storage: `carrier`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from squirrel.errors import ChangedDuringOperation, ContentUnavailable, OutOfSpace, SquirrelError
@@ -22,6 +23,7 @@ from squirrel.plumbing.execute import (
     record_version,
 )
 from squirrel.plumbing.index import Entry, new_dir
+from squirrel.plumbing.objects import TOGETHER_BYTES, TOGETHER_FILES, Wanted
 from squirrel.plumbing.plan import (
     DELETE,
     DIRMETA,
@@ -78,6 +80,8 @@ class CarrierExecutor:
         # Which versions' content to store, decided before anything is taken,
         # so that the progress knows the bytes to come (action index -> entry).
         self._wanted = self._content_wanted()
+        # Content stored ahead of its action (see `_store_ahead`): action index -> None or why not.
+        self._stored_ahead: dict[int, SquirrelError | OSError | None] = {}
         files = sum(1 for a in plan.actions if moves_a_file(a))
         self.meter.expect(files, sum(e.size for e in self._wanted.values()))
 
@@ -168,17 +172,56 @@ class CarrierExecutor:
         the carrier then knows it exists (what is at risk, what each drive
         lacks), and a later visit of a drive that holds it copies the
         content in once there is room (the visit's fill)."""
-        if self._index not in self._wanted or self.vault.store.has(a.oid):  # (another path brought it)
-            return
-        if a.size > self.budget_left:
+        i = self._index
+        if i not in self._stored_ahead and (i not in self._wanted or self.vault.store.has(a.oid)):
+            return  # (another path brought it)
+        if i not in self._stored_ahead:
+            self._store_ahead(i)
+        failed = self._stored_ahead.pop(i)
+        if isinstance(failed, OutOfSpace) or failed is _NO_ROOM:
             self.result.left_behind.append((path, a.size))
+            if failed is not _NO_ROOM:
+                self.budget_left = 0  # the laptop's disk is full: nothing more fits this visit
             return
-        try:
-            self.vault.store.put(a.oid, a.size, self.meter.stream(self.source.chunks(src_path, a)))
-        except OutOfSpace:
-            self.result.left_behind.append((path, a.size))
-            self.budget_left = 0  # the laptop's disk is full: nothing more fits this visit
-            return
-        self.budget_left -= a.size
+        if failed is not None:
+            raise failed
         self.result.stored += 1
         self.result.stored_bytes += a.size
+
+    def _store_ahead(self, first: int) -> None:
+        """Store the content of this action and of the next ones that want
+        theirs, together (ObjectStore.put_many: one durable commit for many
+        small objects, a large one fsynced while the next is read), each
+        taking its room in the budget in turn; `_content` takes each
+        result when its action's turn comes."""
+        wanted: list[Wanted] = []
+        owners: dict[bytes, int] = {}
+        size = 0
+        for j in range(first, len(self.plan.actions)):
+            if len(wanted) >= TOGETHER_FILES or (wanted and size >= TOGETHER_BYTES):
+                break
+            a = self._wanted.get(j)
+            if a is None or j in self._stored_ahead or a.oid in owners or self.vault.store.has(a.oid):
+                continue
+            act = self.plan.actions[j]
+            if a.size > self.budget_left:
+                self._stored_ahead[j] = _NO_ROOM
+                continue
+            self.budget_left -= a.size
+            owners[a.oid] = j
+            size += a.size
+            wanted.append((a.oid, a.size, self._reader(act.src_path or act.path, a)))
+        for oid, failed in self.vault.store.put_many(wanted):
+            j = owners[oid]
+            if failed is not None:
+                self.budget_left += self._wanted[j].size
+            self._stored_ahead[j] = failed
+        if first not in self._stored_ahead:  # its content came meanwhile under another path
+            self._stored_ahead[first] = None
+
+    def _reader(self, src_path: bytes, a: Entry) -> Callable[[], Iterable[bytes]]:
+        return lambda: self.meter.stream(self.source.chunks(src_path, a))
+
+
+# A stored-ahead result: the content did not fit in the budget.
+_NO_ROOM = OutOfSpace("no room left in the carrier's budget")

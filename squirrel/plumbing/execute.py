@@ -14,7 +14,8 @@ import os
 import shutil
 import stat as statmod
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -45,6 +46,10 @@ from squirrel.plumbing.vtime import VectorTime
 from squirrel.text import counted
 
 MOVE_SPARE = 3  # files of one content a batch's writes may rename, beyond one each
+AHEAD_FILES = 256  # the sender's content fetched ahead into .squirrel/tmp: at most this many files
+AHEAD_BYTES = 256 << 20  # and about this many bytes
+SYNC_THREADS = 4  # large files fsynced at once while the next ones are written
+LARGE_FILE = 1 << 20  # from this size a file fetched ahead is fsynced on its own
 SPACE_RESERVE = 16 << 20  # never fill a drive to the last byte: the index must still commit
 
 
@@ -137,9 +142,17 @@ def record_dirmeta(idx: ReplicaIndex, act: Action, failed_paths: FailedPaths) ->
 
 
 class ContentSource(Protocol):
-    """Where the sender's content comes from (a mounted replica, a bundle)."""
+    """Where the sender's content comes from (a mounted replica, a bundle).
+    A source may also have `span(path, entry) -> fsops.Span | None`: where
+    the content lies as is in a file, for the kernel to copy (see `span_of`)."""
 
     def chunks(self, path: bytes, entry: Entry) -> Iterable[bytes]: ...
+
+
+def span_of(source: ContentSource, path: bytes, entry: Entry) -> fsops.Span | None:
+    """The file range holding the content, where the source can give one."""
+    span: Callable[[bytes, Entry], fsops.Span | None] | None = getattr(source, "span", None)
+    return span(path, entry) if span is not None else None
 
 
 @dataclass
@@ -193,7 +206,8 @@ class Executor:
         self._trashed_now: dict[bytes, list[TrashItem]] = {}  # what this run's deletions put in the trash
         self._conflict_failed: dict[int, tuple[str, bool]] = {}  # conflict -> why its first step failed
         self._conflicts_done: set[int] = set()
-        self._prepared: dict[bytes, str] = {}  # path -> A's content, fetched before its conflict began
+        self._prepared: dict[bytes, str] = {}  # path -> A's content, fetched before its conflict began (or ahead)
+        self._fetch_failed: dict[bytes, SquirrelError | OSError] = {}  # path -> why fetching it ahead failed
         # The WRITE of A's version at the path of a conflict that moves B's aside.
         self._winner_writes = {
             act.conflict: act
@@ -251,9 +265,11 @@ class Executor:
         }
         steps = [step for i in batch if i not in self._skip for step in self._undo_steps(self.plan.actions[i])]
         with self.rep.journal.batch(self.idx, steps):
-            for i in batch:
+            for n, i in enumerate(batch):
                 act = self.plan.actions[i]
                 if i not in self._skip:  # else done already, as the source of a move
+                    if self._stop is None and act.path not in self._prepared and self._from_sender(i, act):
+                        self._fetch_ahead(batch[n:])
                     self._act(act)
                 self._count(act)
             self._record_conflicts({self.plan.actions[i].conflict for i in batch} - {-1})
@@ -571,12 +587,125 @@ class Executor:
         """Put `new` at `rel` over `old`, which goes to the trash (fsops)."""
         fsops.replace_keeping_old(self.idx, self.rep.trash_dir, new, self.root, rel, old, False, reason=self._replaced)
 
+    def _from_sender(self, i: int, act: Action) -> bool:
+        """Will this action's content come from the sender (no conflict, no
+        move, no copy the receiver holds or this run put in the trash)?"""
+        a = act.a
+        return (
+            act.kind == WRITE
+            and act.conflict < 0
+            and a is not None
+            and a.kind == KIND_FILE
+            and i not in self._skip
+            and not self._move_sources.get(a.oid)
+            and not self._trashed_now.get(a.oid)
+            and self._local_chunks(a.oid) is None
+        )
+
+    def _fetch_ahead(self, rest: list[int]) -> None:
+        """Fetch the content of the next writes from the sender into
+        verified temporary files, and fsync them together on a few threads
+        while the next ones are written: the disk then writes while the
+        sender is read, and the journal commits once for many files. Each
+        file is still fsynced before `_write` renames it into place. What
+        fails here is reported by the action it belongs to, when its turn
+        comes (see `_fetch`)."""
+        wanted: list[Action] = []
+        oids: set[bytes] = set()
+        size = 0
+        for i in rest:
+            act = self.plan.actions[i]
+            if len(wanted) >= AHEAD_FILES or (wanted and size >= AHEAD_BYTES):
+                break
+            if not self._from_sender(i, act) or act.path in self._prepared or act.path in self._fetch_failed:
+                continue
+            assert act.a is not None
+            if act.a.oid in oids:  # the second copy is made from the first, locally
+                continue
+            oids.add(act.a.oid)
+            wanted.append(act)
+            size += act.a.size
+        # A large file is fsynced on its own, on a thread, while the next
+        # is written; the small ones all at once at the end (one commit).
+        written: list[tuple[list[tuple[Action, str]], Future[None]]] = []
+        small: list[tuple[Action, str]] = []
+        with ThreadPoolExecutor(SYNC_THREADS) as pool:
+            for act in wanted:
+                a = act.a
+                assert a is not None
+                try:
+                    tmp = self._copy(act, a)
+                    if tmp is None:
+                        chunks = self._counted(self.source.chunks(act.src_path or act.path, a), act.path, True)
+                        tmp = fsops.write_temp(
+                            self.rep.tmp_dir, chunks, a.oid, a.size, a.mtime_ns, a.mode, durable=False
+                        )
+                except (SquirrelError, OSError) as e:
+                    self._fetch_failed[act.path] = e
+                    break
+                try:
+                    faults.point("fsync")
+                except OSError as e:
+                    os.unlink(tmp)
+                    self._fetch_failed[act.path] = fsops.write_error(e, a.size)
+                    break
+                if a.size >= LARGE_FILE:
+                    written.append(([(act, tmp)], pool.submit(fsops.fsync_temps, [tmp], a.size)))
+                else:
+                    small.append((act, tmp))
+            if small:
+                names = [tmp for _, tmp in small]
+                total = sum(act.a.size for act, _ in small if act.a is not None)
+                written.append((small, pool.submit(fsops.fsync_temps, names, total)))
+            for files, done in written:
+                try:
+                    done.result()
+                except (SquirrelError, OSError) as e:
+                    for act, _ in files:
+                        self._fetch_failed[act.path] = e
+                    continue
+                for act, tmp in files:
+                    self._prepared[act.path] = tmp
+
+    def _copy(self, act: Action, a: Entry) -> str | None:
+        """A's content copied by the kernel from where the sender holds it
+        as is, and verified (fsops.copy_temp); None where it cannot be."""
+        span = span_of(self.source, act.src_path or act.path, a)
+        if span is None:
+            return None
+        try:
+            return fsops.copy_temp(
+                self.rep.tmp_dir,
+                span,
+                a.oid,
+                a.size,
+                a.mtime_ns,
+                a.mode,
+                durable=False,
+                progress=self._counter(act.path),
+            )
+        finally:
+            os.close(span.fd)
+
+    def _counter(self, path: bytes) -> Callable[[int], None]:
+        """Counts bytes copied from the sender for `path`, as `_counted` does."""
+
+        def count(n: int) -> None:
+            self._streamed[path] = self._streamed.get(path, 0) + n
+            self.result.bytes_from_source += n
+            self.meter.add_bytes(n)
+
+        return count
+
     def _fetch(self, act: Action) -> str:
         """A's content for a WRITE, verified, in a temporary file: from the
         trash (a file this run deleted), from a copy the receiver holds, or
         from the sender."""
         a = act.a
         assert a is not None
+        failed = self._fetch_failed.pop(act.path, None)
+        if failed is not None:  # fetching it ahead failed: the error is this action's
+            raise failed
         tmp = self._from_trash(a)
         if tmp is None:
             chunks = self._local_chunks(a.oid)

@@ -23,18 +23,20 @@ import os
 import shutil
 import stat as statmod
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 import blake3
 
-from squirrel.errors import ChangedDuringOperation, FileSystemError, UnsafePath
+from squirrel.errors import ChangedDuringOperation, FileSystemError, SquirrelError, UnsafePath
 from squirrel.plumbing import faults, paths
-from squirrel.plumbing.durable import fsync_dir
+from squirrel.plumbing.durable import fsync_dir, fsync_many, start_writeback
 from squirrel.plumbing.index import Entry, ReplicaIndex
 from squirrel.plumbing.trash import TrashItem, TrashReason
 from squirrel.plumbing.trashcan import record_version
 
 BLOCK = 1 << 20
+WRITEBACK_STEP = 8 << 20  # a large file's bytes are sent to the disk as they are written, this many at a time
 
 
 def abspath(root: bytes, rel: bytes) -> bytes:
@@ -102,17 +104,20 @@ def write_temp(
     size: int,
     mtime_ns: int,
     mode: int,
+    durable: bool = True,
 ) -> str:
     """Write `chunks` to a new temporary file and verify it is object `oid`.
 
     Returns the temporary path; on any failure the temporary file is removed.
+    Without `durable` the file is not fsynced: the caller fsyncs it
+    (`fsync_temp`) before it renames it anywhere.
     """
     name = os.path.join(tmp_dir, f"in-{os.getpid()}-{time.monotonic_ns()}")
     fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
     ok = False
     try:
         h = blake3.blake3(max_threads=blake3.blake3.AUTO if size >= (16 << 20) else 1)
-        written = 0
+        written = flushed = 0
         for chunk in chunks:
             written += len(chunk)
             if written > size:
@@ -123,25 +128,24 @@ def write_temp(
                 faults.point("write")
                 n = os.write(fd, view)
                 view = view[n:]
+            if written - flushed >= WRITEBACK_STEP:
+                start_writeback(fd, flushed, written - flushed)
+                flushed = written
         if written != size or h.digest() != oid:
             raise ChangedDuringOperation("content does not match its object id")
         try:
             os.fchmod(fd, mode & 0o777 or 0o644)
         except OSError:
             pass  # filesystems without Unix permissions (exFAT, NTFS)
-        faults.point("fsync")
-        os.fsync(fd)
+        if durable:
+            faults.point("fsync")
+            os.fsync(fd)
         faults.point("utime")
         os.utime(fd, ns=(mtime_ns, mtime_ns))
         ok = True
         return name
     except OSError as e:
-        if e.errno == errno.ENOSPC:
-            from squirrel.errors import OutOfSpace
-            from squirrel.text import counted
-
-            raise OutOfSpace(f"no space left on the drive while writing {counted(size, 'byte')}") from e
-        raise FileSystemError(f"cannot write temporary file: {e.strerror}") from e
+        raise write_error(e, size) from e
     finally:
         os.close(fd)
         if not ok:
@@ -151,9 +155,156 @@ def write_temp(
                 pass
 
 
-def read_chunks(path: bytes, expected: Entry | None = None) -> Iterable[bytes]:
-    """Stream a local file without following symlinks; if `expected` is
-    given, refuse when the file no longer matches it."""
+@dataclass(frozen=True)
+class Span:
+    """Content that lies, as is, in an open file: `size` bytes from
+    `offset` of `fd` (a sender's file, a raw object in a bundle). The
+    caller closes `fd`."""
+
+    fd: int
+    offset: int
+    size: int
+
+
+COPY_STEP = 2 << 20  # the kernel copies this many bytes at a time: the progress moves on
+READ_BUFFER = 8 << 20  # a copy is read back in blocks this large: blake3's threads work on them
+_NO_COPY = (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EBADF, errno.EPERM)
+
+
+def copy_range(span: Span, fd: int, progress: Callable[[int], None] | None = None) -> int | None:
+    """Copy the span to `fd` at its position, in the kernel
+    (copy_file_range(2)), asking the disk to start writing each step
+    (`start_writeback`); returns the bytes copied, or None, having copied
+    nothing, where the file systems cannot copy this way. `progress` hears
+    the bytes of each step."""
+    start = os.lseek(fd, 0, os.SEEK_CUR)
+    done = 0
+    while done < span.size:
+        faults.point("write")
+        try:
+            n = os.copy_file_range(span.fd, fd, min(COPY_STEP, span.size - done), span.offset + done)
+        except OSError as e:
+            if done == 0 and e.errno in _NO_COPY:
+                return None
+            raise
+        if n == 0:
+            raise ChangedDuringOperation("content is shorter than its declared size")
+        start_writeback(fd, start + done, n)
+        if progress is not None:
+            progress(n)
+        done += n
+    return done
+
+
+def pread_blocks(fd: int, offset: int, size: int) -> Iterator[memoryview]:
+    """Read `size` bytes of `fd` from `offset`, in blocks of one reused
+    buffer (each block is valid until the next is read)."""
+    buf = bytearray(min(READ_BUFFER, max(size, 1)))
+    view = memoryview(buf)
+    at, end = offset, offset + size
+    while at < end:
+        n = os.preadv(fd, [view[: min(len(buf), end - at)]], at)
+        if not n:
+            raise ChangedDuringOperation("a file was cut short while it was read")
+        yield view[:n]
+        at += n
+
+
+def copy_temp(
+    tmp_dir: str,
+    span: Span,
+    oid: bytes,
+    size: int,
+    mtime_ns: int,
+    mode: int,
+    durable: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> str | None:
+    """Like `write_temp` (`size` is the size the content must have), for
+    content that lies in a file: the kernel copies
+    the bytes (`copy_range`, no trip through this process), and the copy is
+    then read once and verified against `oid`: what is checked is what was
+    written. Returns None, having written nothing, where the file systems
+    cannot copy this way (the caller then streams the content)."""
+    name = os.path.join(tmp_dir, f"in-{os.getpid()}-{time.monotonic_ns()}")
+    fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+    ok = False
+    try:
+        if span.size != size:
+            raise ChangedDuringOperation("content does not match its object id")
+        if copy_range(span, fd, progress) is None:
+            return None
+        h = blake3.blake3(max_threads=blake3.blake3.AUTO if span.size >= (16 << 20) else 1)
+        for block in pread_blocks(fd, 0, span.size):
+            h.update(block)
+        if os.fstat(fd).st_size != span.size or h.digest() != oid:
+            raise ChangedDuringOperation("content does not match its object id")
+        try:
+            os.fchmod(fd, mode & 0o777 or 0o644)
+        except OSError:
+            pass  # filesystems without Unix permissions (exFAT, NTFS)
+        if durable:
+            faults.point("fsync")
+            os.fsync(fd)
+        faults.point("utime")
+        os.utime(fd, ns=(mtime_ns, mtime_ns))
+        ok = True
+        return name
+    except OSError as e:
+        raise write_error(e, span.size) from e
+    finally:
+        os.close(fd)
+        if not ok:
+            try:
+                os.unlink(name)
+            except FileNotFoundError:
+                pass
+
+
+def open_span(path: bytes, expected: Entry) -> Span:
+    """The content of a local file, opened as `read_chunks` opens it (no
+    symlink followed, refused when it no longer matches `expected`)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not statmod.S_ISREG(st.st_mode):
+            raise FileSystemError(f"not a regular file: {paths.display(path)}")
+        if not matches(st, expected):
+            raise ChangedDuringOperation(f"{paths.display(path)} changed since it was scanned")
+    except BaseException:
+        os.close(fd)
+        raise
+    return Span(fd, 0, expected.size)
+
+
+def write_error(e: OSError, size: int) -> SquirrelError:
+    """The error of a failed write of `size` bytes of content."""
+    if e.errno == errno.ENOSPC:
+        from squirrel.errors import OutOfSpace
+        from squirrel.text import counted
+
+        return OutOfSpace(f"no space left on the drive while writing {counted(size, 'byte')}")
+    return FileSystemError(f"cannot write temporary file: {e.strerror}")
+
+
+def fsync_temps(names: list[str], size: int) -> None:
+    """Make durable the temporary files (of `size` bytes in all) that
+    `write_temp` wrote without `durable`; any thread may call this. On
+    failure they are removed."""
+    try:
+        fsync_many(names)
+    except OSError as e:
+        for name in names:
+            try:
+                os.unlink(name)
+            except FileNotFoundError:
+                pass
+        raise write_error(e, size) from e
+
+
+def read_chunks(path: bytes, expected: Entry | None = None, block: int = BLOCK) -> Iterator[bytes]:
+    """Stream a local file in blocks of `block` bytes without following
+    symlinks; if `expected` is given, refuse when the file no longer matches it."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     with os.fdopen(fd, "rb", buffering=0) as f:
         st = os.fstat(f.fileno())
@@ -162,10 +313,10 @@ def read_chunks(path: bytes, expected: Entry | None = None) -> Iterable[bytes]:
         if expected is not None and not matches(st, expected):
             raise ChangedDuringOperation(f"{paths.display(path)} changed since it was scanned")
         while True:
-            block = f.read(BLOCK)
-            if not block:
+            data = f.read(block)
+            if not data:
                 return
-            yield block
+            yield data
 
 
 def trash(index: ReplicaIndex, trash_dir: str, root: bytes, rel: bytes, entry: Entry, reason: TrashReason) -> TrashItem:

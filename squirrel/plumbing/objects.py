@@ -9,11 +9,20 @@ correct.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
+from squirrel.errors import SquirrelError
 from squirrel.plumbing import faults, fsops
 
 BLOCK = 1 << 20
+TOGETHER_FILES = 256  # objects made durable together: at most this many
+TOGETHER_BYTES = 256 << 20  # and about this many bytes
+LARGE_OBJECT = 1 << 20  # from this size an object is fsynced on its own, on a thread
+SYNC_THREADS = 4
+
+# What `put_many` stores: (object id, size, a function giving its content).
+Wanted = tuple[bytes, int, Callable[[], Iterable[bytes]]]
 
 
 class ObjectStore:
@@ -35,6 +44,71 @@ class ObjectStore:
         if self.has(oid):
             return
         tmp = fsops.write_temp(self.tmp_dir, chunks, oid, size, 0, 0o644)
+        self._place(oid, tmp)
+
+    def put_many(self, wanted: list[Wanted]) -> Iterator[tuple[bytes, SquirrelError | OSError | None]]:
+        """Store verified content for many objects: (oid, None) for each
+        stored (or already held), (oid, error) for each that failed, in
+        order. They are written in groups, and each group is made durable
+        together (`put` fsyncs each object alone): a large object is
+        fsynced on a thread while the next is written, the small ones at
+        once (durable.fsync_many), and only then renamed into place, so an
+        object that exists under its name is still complete."""
+        group: list[Wanted] = []
+        size = 0
+        for item in wanted:
+            group.append(item)
+            size += item[1]
+            if len(group) >= TOGETHER_FILES or size >= TOGETHER_BYTES:
+                yield from self._put_group(group)
+                group, size = [], 0
+        yield from self._put_group(group)
+
+    def _put_group(self, group: list[Wanted]) -> Iterator[tuple[bytes, SquirrelError | OSError | None]]:
+        failed: dict[bytes, SquirrelError | OSError] = {}
+        synced: list[tuple[list[tuple[bytes, str]], Future[None]]] = []
+        small: list[tuple[bytes, str]] = []
+        small_bytes = 0
+        seen: set[bytes] = set()
+        with ThreadPoolExecutor(SYNC_THREADS) as pool:
+            for oid, size, content in group:
+                if oid in seen or self.has(oid):
+                    continue
+                seen.add(oid)
+                try:
+                    tmp = fsops.write_temp(self.tmp_dir, content(), oid, size, 0, 0o644, durable=False)
+                except (SquirrelError, OSError) as e:
+                    failed[oid] = e
+                    continue
+                try:
+                    faults.point("fsync")
+                except OSError as e:
+                    os.unlink(tmp)
+                    failed[oid] = fsops.write_error(e, size)
+                    continue
+                if size >= LARGE_OBJECT:
+                    synced.append(([(oid, tmp)], pool.submit(fsops.fsync_temps, [tmp], size)))
+                else:
+                    small.append((oid, tmp))
+                    small_bytes += size
+            if small:
+                synced.append((small, pool.submit(fsops.fsync_temps, [tmp for _, tmp in small], small_bytes)))
+            for objects, done in synced:
+                try:
+                    done.result()
+                except (SquirrelError, OSError) as e:
+                    for oid, _ in objects:
+                        failed[oid] = e
+                    continue
+                for oid, tmp in objects:
+                    try:
+                        self._place(oid, tmp)
+                    except OSError as e:
+                        failed[oid] = e
+        for oid, _, _ in group:
+            yield oid, failed.get(oid)
+
+    def _place(self, oid: bytes, tmp: str) -> None:
         dest = self.path(oid)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         faults.point("rename")
@@ -56,6 +130,34 @@ class ObjectStore:
             return size
         except FileNotFoundError:
             return 0
+
+    def delete_many(self, oids: Iterable[bytes]) -> tuple[int, int]:
+        """Delete these objects; returns (how many were there, their bytes).
+        The unlinks run on a few threads: each waits for the file system's
+        journal, and they do not wait for one another."""
+        count = freed = 0
+
+        def unlink(path: str) -> None:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+        done: list[Future[None]] = []
+        with ThreadPoolExecutor(SYNC_THREADS) as pool:
+            for oid in oids:
+                path = self.path(oid)
+                try:
+                    size = os.path.getsize(path)
+                except FileNotFoundError:
+                    continue
+                faults.point("unlink")
+                done.append(pool.submit(unlink, path))
+                count += 1
+                freed += size
+        for d in done:
+            d.result()  # an unlink that failed fails the call, as `delete` would
+        return count, freed
 
     def __iter__(self) -> Iterator[tuple[bytes, int]]:
         """(object id, size) of every stored object."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 from squirrel.plumbing import paths
 from squirrel.plumbing.plan import DELETE, MKDIR, MOVE_ASIDE, RMDIR, WRITE, Plan
 
-BATCH = 64
+BATCH = 256
 
 
 def order(plan: Plan) -> list[int]:

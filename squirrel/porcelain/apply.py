@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable
 
 from squirrel.errors import BadPath, ContentUnavailable, WrongVault
-from squirrel.plumbing import paths
+from squirrel.plumbing import fsops, paths
 from squirrel.plumbing.bundle import BundleReader, BundleTree
 from squirrel.plumbing.index import Entry
 from squirrel.plumbing.progress import ProgressCallback
@@ -29,6 +29,11 @@ class BundleContent:
         if entry.oid not in self.reader.objects:
             raise ContentUnavailable(f"content of {paths.display(path)} is not in this bundle; it comes in a later one")
         return self.reader.object_chunks(entry.oid)
+
+    def span(self, path: bytes, entry: Entry) -> fsops.Span | None:
+        if entry.oid not in self.reader.objects:
+            raise ContentUnavailable(f"content of {paths.display(path)} is not in this bundle; it comes in a later one")
+        return self.reader.object_span(entry.oid)
 
 
 def apply(

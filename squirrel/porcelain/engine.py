@@ -40,6 +40,9 @@ class ReplicaSource:
     def chunks(self, path: bytes, entry: Entry) -> Iterable[bytes]:
         return fsops.read_chunks(fsops.abspath(self.root, path), entry)
 
+    def span(self, path: bytes, entry: Entry) -> fsops.Span:
+        return fsops.open_span(fsops.abspath(self.root, path), entry)
+
 
 @dataclass
 class SyncReport:

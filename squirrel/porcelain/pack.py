@@ -26,6 +26,8 @@ from squirrel.plumbing.scan import ScanProgress, scan_replica
 from squirrel.plumbing.vtime import VectorTime
 from squirrel.porcelain.engine import check_two_replicas, unknown_subpaths
 
+READ_BLOCK = 4 << 20  # large reads: blake3's threads and the bundle's hash work on big blocks
+
 
 @dataclass
 class PackReport:
@@ -269,14 +271,15 @@ def _write(
         for oid, p, e in carried:
 
             def read(p: bytes = p, e: Entry = e) -> Iterator[bytes]:
-                return meter.stream(fsops.read_chunks(fsops.abspath(root, p), e))
+                return fsops.read_chunks(fsops.abspath(root, p), e, READ_BLOCK)
 
-            before = meter.progress.bytes_done
-            report.object_bytes += writer.add_object(oid, e.size, read)
-            meter.file_done(e.size, meter.progress.bytes_done - before)
+            def span(p: bytes = p, e: Entry = e) -> fsops.Span:
+                return fsops.open_span(fsops.abspath(root, p), e)
+
+            report.object_bytes += writer.add_object(oid, e.size, read, meter, span)
             report.objects += 1
-        # The bundle is assembled from the objects packed so far: a copy of them.
-        report.size = writer.close(Meter(f"writing {os.path.basename(out)}", progress))
+        # The objects stream into the bundle as it is written: `meter` hears them.
+        report.size = writer.close(meter, Meter(f"writing {os.path.basename(out)}", progress))
     except BaseException:
         writer.abort()
         raise

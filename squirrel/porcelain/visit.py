@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from squirrel.errors import ContentUnavailable
@@ -55,6 +55,12 @@ class StoreContent:
         if not self.vault.store.has(entry.oid):
             raise ContentUnavailable(f"the carrier does not hold {paths.display(path)} yet; a later visit brings it")
         return self.vault.store.chunks(entry.oid)
+
+    def span(self, path: bytes, entry: Entry) -> fsops.Span:
+        if not self.vault.store.has(entry.oid):
+            raise ContentUnavailable(f"the carrier does not hold {paths.display(path)} yet; a later visit brings it")
+        fd = os.open(self.vault.store.path(entry.oid), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        return fsops.Span(fd, 0, entry.size)
 
 
 @dataclass
@@ -298,23 +304,34 @@ def _fill(
         if (local := _local_copy(drive, holders.get(entry.oid, []))) is not None
     ]
     meter.expect(len(copies), sum(entry.size for _, entry, _ in copies))
-    for path, entry, (lp, le) in copies:
-        before = meter.progress.bytes_done
+    fits: list[tuple[bytes, Entry, tuple[bytes, Entry]]] = []
+    for path, entry, local in copies:
         if entry.size > left:
             if (path, entry.size) not in said:  # the take may have said so already
                 said.add((path, entry.size))
                 report.left_behind.append((path, entry.size))
             meter.file_done(entry.size)
             continue
-        try:
-            vault.store.put(entry.oid, entry.size, meter.stream(fsops.read_chunks(fsops.abspath(root, lp), le)))
-        except (OSError, ContentUnavailable):
-            continue
-        finally:
-            meter.file_done(entry.size, meter.progress.bytes_done - before)
+        fits.append((path, entry, local))
         left -= entry.size
-        report.filled += 1
-        report.filled_bytes += entry.size
+
+    def reader(lp: bytes, le: Entry) -> Callable[[], Iterable[bytes]]:
+        return lambda: meter.stream(fsops.read_chunks(fsops.abspath(root, lp), le))
+
+    sizes = {entry.oid: entry.size for _, entry, _ in fits}
+    before = meter.progress.bytes_done
+    stored = vault.store.put_many([(entry.oid, entry.size, reader(lp, le)) for _, entry, (lp, le) in fits])
+    for oid, failed in stored:
+        # What streamed since the last result (a whole group's bytes, for
+        # the first result of a group) is counted already: each file
+        # counts its size once.
+        meter.file_done(sizes[oid], meter.progress.bytes_done - before)
+        before = meter.progress.bytes_done
+        if failed is not None and not isinstance(failed, (OSError, ContentUnavailable)):
+            raise failed
+        if failed is None:
+            report.filled += 1
+            report.filled_bytes += sizes[oid]
 
 
 def _local_copy(drive: Replica, candidates: list[bytes]) -> tuple[bytes, Entry] | None:
