@@ -24,8 +24,10 @@ import blake3
 import zstandard
 
 from squirrel.errors import BadBundle, BadPath, ChangedDuringOperation, SquirrelError, UnsupportedFormat
-from squirrel.plumbing import faults, paths
+from squirrel.plumbing import faults, fsops, paths
+from squirrel.plumbing.durable import start_writeback
 from squirrel.plumbing.entry import FLAG_PARTIAL, Entry, decode_entry, decode_entry_v1, encode_entry
+from squirrel.plumbing.fsops import WRITEBACK_STEP, Span
 from squirrel.plumbing.progress import Meter
 from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.vtime import VectorTime, decode_varint, encode_varint, is_replica_id
@@ -75,6 +77,7 @@ class BundleWriter:
         self.object_bytes = 0
         self._seen_paths: set[bytes] = set()
         self._objects_file: BinaryIO | None = None
+        self._pending: list[_Pending] = []  # every object, in the order the bundle holds them
 
     def add_entry(self, path: bytes, entry: Entry) -> None:
         value = encode_entry(entry)
@@ -102,52 +105,68 @@ class BundleWriter:
 
     def _objects(self) -> BinaryIO:
         if self._objects_file is None:
-            # Objects are streamed to a side file first: the header, which
-            # precedes them, needs the manifest's final size.
+            # Compressed objects are staged in a side file: the header, which
+            # precedes them, needs their stored sizes.
             self._objects_file = open(self.part + ".objects", "w+b")  # noqa: SIM115
         return self._objects_file
 
-    def add_object(self, oid: bytes, size: int, read: Callable[[], Iterator[bytes]]) -> int:
-        """Append one object, read from `read()` and verified; returns bytes stored."""
-        f = self._objects()
-        head_at = f.tell()
-        f.write(_OBJ_HEAD.pack(1, oid, size, ENC_RAW, 0))
-        h = blake3.blake3(max_threads=blake3.blake3.AUTO if size >= (16 << 20) else 1)
+    def add_object(
+        self,
+        oid: bytes,
+        size: int,
+        read: Callable[[], Iterator[bytes]],
+        meter: Meter | None = None,
+        span: Callable[[], Span] | None = None,
+    ) -> int:
+        """Add one object, read from `read()`; returns the bytes it will take
+        in the bundle. Its first MiB decides the encoding. A compressed
+        object is compressed (and verified) now, into the side file, and
+        `meter` hears of it; a raw one is only noted, and `close` calls
+        `read()` again to stream it into the bundle, verified on the way,
+        so its bytes are written once (with `span`, the file range that
+        holds it, by the kernel)."""
         it = read()
         first = b""
-        for chunk in it:
-            first += chunk
-            if len(first) >= SAMPLE:
-                break
-        sample = zstandard.ZstdCompressor(level=self.level).compress(first) if first else b""
-        encoding = ENC_ZSTD if first and len(sample) < len(first) * 0.95 else ENC_RAW
-        total = 0
-        payload_start = f.tell()
-        if encoding == ENC_RAW:
-            for chunk in _chain(first, it):
-                h.update(chunk)
-                total += len(chunk)
-                f.write(chunk)
-        else:
+        try:
+            for chunk in it:
+                first += chunk
+                if len(first) >= SAMPLE:
+                    break
+            sample = zstandard.ZstdCompressor(level=self.level).compress(first) if first else b""
+            if not first or len(sample) >= len(first) * 0.95:
+                self._pending.append(_Pending(oid, size, ENC_RAW, size, read, span=span))
+                self.objects += 1
+                self.object_bytes += size
+                return size
+            f = self._objects()
+            payload_start = f.tell()
+            h = _hasher(size)
+            total = 0
             cctx = zstandard.ZstdCompressor(level=self.level, write_content_size=True)
             with cctx.stream_writer(f, size=size, closefd=False) as w:
                 for chunk in _chain(first, it):
                     h.update(chunk)
                     total += len(chunk)
                     w.write(chunk)
+                    if meter is not None:
+                        meter.add_bytes(len(chunk))
+        finally:
+            _close(it)
         stored = f.tell() - payload_start
         if total != size or h.digest() != oid:
             raise ChangedDuringOperation("a file changed while it was packed; scan and pack again")
-        f.seek(head_at)
-        f.write(_OBJ_HEAD.pack(1, oid, size, encoding, stored))
-        f.seek(0, io.SEEK_END)
+        self._pending.append(_Pending(oid, size, ENC_ZSTD, stored, None, payload_start))
+        if meter is not None:
+            meter.file_done(size, total)
         self.objects += 1
         self.object_bytes += stored
         return stored
 
-    def close(self, meter: Meter | None = None) -> int:
-        """Assemble FILE.part, fsync, rename to FILE; returns the bundle's
-        size. `meter` hears how the copy of the objects goes."""
+    def close(self, meter: Meter | None = None, finish: Meter | None = None) -> int:
+        """Write FILE.part (the raw objects streamed from their files and
+        verified, the compressed ones copied from the side file), fsync,
+        rename to FILE; returns the bundle's size. `meter` hears how the raw
+        objects go, `finish` the final flush to the disk."""
         self.manifest.write(bytes([REC_END]))
         raw_manifest = self.manifest.getvalue()
         stored_manifest = zstandard.ZstdCompressor(level=self.level).compress(raw_manifest)
@@ -165,9 +184,7 @@ class BundleWriter:
             "manifest_hash": blake3.blake3(raw_manifest).hexdigest(),
             "total_size": 0,
         }
-        objects = self._objects()
-        objects.write(bytes([0]))
-        objects_size = objects.tell()
+        objects_size = sum(_OBJ_HEAD.size + p.stored for p in self._pending) + 1
 
         def encode_header(total: int) -> bytes:
             header["total_size"] = total
@@ -182,34 +199,103 @@ class BundleWriter:
                 break
             total = new_total
         hb = encode_header(total)
-        h = blake3.blake3()
-        with open(self.part, "wb") as out:
-            for piece in (_PRELUDE.pack(SIGNATURE, VERSION, len(hb)), hb, blake3.blake3(hb).digest(), stored_manifest):
-                out.write(piece)
+        meter = meter if meter is not None else Meter("")
+        h = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        written = flushed = 0
+        with open(self.part, "w+b", buffering=0) as out:
+
+            def put(piece: bytes | memoryview) -> None:
+                nonlocal written, flushed
                 h.update(piece)
-            objects.seek(0)
-            if meter is not None:
-                meter.expect(1, objects_size)
-            while True:
-                block = objects.read(BLOCK)
-                if not block:
-                    break
-                out.write(block)
-                h.update(block)
-                if meter is not None:
-                    meter.add_bytes(len(block))
-            if meter is not None:
-                meter.file_done()
+                view = memoryview(piece)
+                while view:
+                    n = out.write(view)
+                    assert n is not None
+                    view = view[n:]
+                written += len(piece)
+                if written - flushed >= WRITEBACK_STEP:  # the disk works while the rest is read
+                    start_writeback(out.fileno(), flushed, written - flushed)
+                    flushed = written
+
+            for piece in (_PRELUDE.pack(SIGNATURE, VERSION, len(hb)), hb, blake3.blake3(hb).digest(), stored_manifest):
+                put(piece)
+
+            def copy_raw(p: _Pending) -> int | None:
+                """Have the kernel copy a raw object from its file into the
+                bundle, then read the copy once for its id and the bundle's
+                hash: what is verified is what was written. None where the
+                file systems cannot copy this way."""
+                nonlocal written, flushed
+                assert p.span is not None
+                span = p.span()
+                try:
+                    copied = fsops.copy_range(span, out.fileno(), meter.add_bytes)
+                finally:
+                    os.close(span.fd)
+                if copied is None:
+                    return None
+                ho = _hasher(p.size)
+                for block in fsops.pread_blocks(out.fileno(), written, p.size):
+                    ho.update(block)
+                    h.update(block)
+                written = flushed = written + p.size
+                if ho.digest() != p.oid:
+                    raise ChangedDuringOperation("a file changed while it was packed; scan and pack again")
+                return copied
+
+            for p in self._pending:
+                put(_OBJ_HEAD.pack(1, p.oid, p.size, p.encoding, p.stored))
+                if p.read is not None:
+                    copied = copy_raw(p) if p.span is not None else None
+                    meter.file_done(p.size, copied if copied is not None else self._put_raw(p, put, meter))
+                else:
+                    self._put_staged(p, put)
+            put(bytes([0]))
             out.write(TRAILER + h.digest())
-            out.flush()
+            if finish is not None:
+                finish.expect(1, 0)
             faults.point("fsync")
             os.fsync(out.fileno())
+            if finish is not None:
+                finish.file_done()
         self._drop_objects_file()
         if os.path.getsize(self.part) != total:
             raise SquirrelError("internal error: bundle size mismatch")
         faults.point("rename")
         os.replace(self.part, self.path)
         return total
+
+    def _put_raw(self, p: _Pending, put: Callable[[bytes], None], meter: Meter) -> int:
+        """Stream a raw object from its file into the bundle, verified."""
+        assert p.read is not None
+        h = _hasher(p.size)
+        total = 0
+        it = p.read()
+        try:
+            for chunk in it:
+                total += len(chunk)
+                if total > p.size:
+                    break
+                h.update(chunk)
+                put(chunk)
+                meter.add_bytes(len(chunk))
+        finally:
+            _close(it)
+        if total != p.size or h.digest() != p.oid:
+            raise ChangedDuringOperation("a file changed while it was packed; scan and pack again")
+        return total
+
+    def _put_staged(self, p: _Pending, put: Callable[[bytes], None]) -> None:
+        """Copy a compressed object from the side file into the bundle."""
+        f = self._objects()
+        f.seek(p.at)
+        left = p.stored
+        while left:
+            block = f.read(min(BLOCK, left))
+            if not block:
+                raise SquirrelError("internal error: the side file is short")
+            left -= len(block)
+            put(block)
 
     def _drop_objects_file(self) -> None:
         if self._objects_file is not None:
@@ -227,6 +313,32 @@ class BundleWriter:
                 os.unlink(p)
             except FileNotFoundError:
                 pass
+
+
+@dataclass
+class _Pending:
+    """An object added to a bundle being written: a raw one is read again
+    from its file (`read`), a compressed one waits in the side file (`at`)."""
+
+    oid: bytes
+    size: int
+    encoding: int
+    stored: int
+    read: Callable[[], Iterator[bytes]] | None
+    at: int = 0
+    span: Callable[[], Span] | None = None
+
+
+def _hasher(size: int) -> Any:
+    """blake3, with its own threads for a large object."""
+    return blake3.blake3(max_threads=blake3.blake3.AUTO if size >= (16 << 20) else 1)
+
+
+def _close(it: Iterator[bytes]) -> None:
+    """Close a generator early, so that the file it reads is closed now."""
+    close = getattr(it, "close", None)
+    if close is not None:
+        close()
 
 
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
@@ -442,9 +554,10 @@ class BundleReader:
             # A deletion notice is the sender's knowledge of the absent path
             # (its sync time there, which may be more than any stored sync
             # time says: learned from the replica that deleted it). What
-            # bounds it is the index invariant: the nearest entry above covers
-            # every deletion below it.
-            if not n <= holder.m:
+            # bounds it is the index invariant: a directory's time covers
+            # every deletion below it (a file that replaced a folder does not).
+            folder = next(self.entries[q] for q in paths.ancestors(p) if q in self.entries and self.entries[q].is_dir)
+            if not n <= folder.m:
                 raise self._bad(f"the deletion of {paths.display(p)!r} is newer than the folder above it")
         for p, ent in self.entries.items():
             if not p:
@@ -478,6 +591,14 @@ class BundleReader:
             raise self._bad("object count does not match the header")
         if self.file.tell() != end or self._read_exact(len(TRAILER)) != TRAILER:
             raise self._bad("damaged trailer")
+
+    def object_span(self, oid: bytes) -> Span | None:
+        """Where a raw object lies in the bundle, on a handle of its own (the
+        caller closes it and verifies the id); None for a compressed one."""
+        ref = self.objects[oid]
+        if ref.encoding != ENC_RAW:
+            return None
+        return Span(os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)), ref.offset, ref.stored)
 
     def object_chunks(self, oid: bytes) -> Iterator[bytes]:
         """Stream an object's content. The caller verifies the id (fsops.write_temp
