@@ -261,8 +261,8 @@ def machine() -> str:
     fs = subprocess.run(["df", "-T", "/tmp"], capture_output=True, text=True).stdout.split()[-6:-5]
     tools = []
     for tool in (["git", "--version"], ["rsync", "--version"]):
-        out = subprocess.run(tool, capture_output=True, text=True).stdout.split("\n")[0]
-        tools.append(out.replace(" version", "").split("  protocol")[0])
+        words = subprocess.run(tool, capture_output=True, text=True).stdout.split()
+        tools.append(f"{words[0]} {words[2]}" if len(words) > 2 else tool[0])  # "git version 2.39.5"
     return (
         f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, /tmp on {fs[0] if fs else '?'}, "
         f"Python {platform.python_version()}, {', '.join(tools)}, {platform.system()} {platform.release()}"
