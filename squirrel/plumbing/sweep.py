@@ -100,8 +100,8 @@ def sweep(
                 for key, _ in sel.select():
                     w = busy.pop(key.fd)
                     sel.unregister(key.fd)
-                    unclean, frontier, files, dirs = w.receive()
-                    found.unclean += unclean
+                    seen, frontier, files, dirs = w.receive()
+                    found.unclean += seen
                     found.files += files
                     found.dirs += dirs
                     todo += _share(frontier, len(workers) - len(busy))
