@@ -244,10 +244,15 @@ class ReplicaIndex:
 
     def state(self) -> str:
         """A mark of the committed index that changes with every commit (the
-        last transaction's number, the event counter and the number of
-        paths): what was read from an index with the same mark is still
-        true of it."""
-        return f"{self.env.info()['last_txnid']}:{self._counter}:{self.entry_count()}"
+        last transaction's number, the event counter, the number of paths,
+        and the data file's inode, new when the index is repacked and its
+        transactions count from 1 again): what was read from an index with
+        the same mark is still true of it."""
+        try:
+            inode = os.stat(os.path.join(self.directory, "data.mdb")).st_ino
+        except OSError:
+            inode = 0
+        return f"{self.env.info()['last_txnid']}:{self._counter}:{self.entry_count()}:{inode}"
 
     def entry_count(self) -> int:
         """How many paths the committed index records (no pass over them)."""
