@@ -49,6 +49,7 @@ MOVE_SPARE = 3  # files of one content a batch's writes may rename, beyond one e
 AHEAD_FILES = 256  # the sender's content fetched ahead into .squirrel/tmp: at most this many files
 AHEAD_BYTES = 256 << 20  # and about this many bytes
 SYNC_THREADS = 4  # large files fsynced at once while the next ones are written
+LOCAL_FROM = 1 << 20  # from a complete sender, only files this large are looked for among the receiver's
 LARGE_FILE = 1 << 20  # from this size a file fetched ahead is fsynced on its own
 SPACE_RESERVE = 16 << 20  # never fill a drive to the last byte: the index must still commit
 
@@ -144,7 +145,9 @@ def record_dirmeta(idx: ReplicaIndex, act: Action, failed_paths: FailedPaths) ->
 class ContentSource(Protocol):
     """Where the sender's content comes from (a mounted replica, a bundle).
     A source may also have `span(path, entry) -> fsops.Span | None`: where
-    the content lies as is in a file, for the kernel to copy (see `span_of`)."""
+    the content lies as is in a file, for the kernel to copy (see `span_of`);
+    and `complete = True` when it can give the content of every version it
+    describes (a mounted replica, unlike a bundle or the carrier)."""
 
     def chunks(self, path: bytes, entry: Entry) -> Iterable[bytes]: ...
 
@@ -500,8 +503,15 @@ class Executor:
     def _local_chunks(self, oid: bytes) -> Iterable[bytes] | None:
         """The content from a copy the receiver already holds, if any."""
         if self._local is None:  # one pass over the index for every content the plan writes
-            wanted = {a.a.oid for a in self.plan.actions if a.kind == WRITE and a.a is not None}
-            self._local = self.idx.paths_with_objects(wanted)
+            # From a sender that has every content, a small file costs less
+            # to read from it than a pass over a large index to find a copy.
+            smallest = LOCAL_FROM if getattr(self.source, "complete", False) else 0
+            wanted = {
+                act.a.oid
+                for act in self.plan.actions
+                if act.kind == WRITE and act.a is not None and act.a.size >= smallest
+            }
+            self._local = self.idx.paths_with_objects(wanted) if wanted else {}
         for p in self._local.get(oid, []):
             e = self.idx.get(p)  # what this run may have written there since
             full = self._abs(p)

@@ -34,6 +34,8 @@ from squirrel.plumbing.wanted import WantedMark
 class ReplicaSource:
     """Content read from a mounted sender, refused if it changed since its scan."""
 
+    complete = True  # every version it describes is one of its files
+
     def __init__(self, root: str) -> None:
         self.root = os.fsencode(root)
 
