@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import blake3
 
 from squirrel.errors import ChangedDuringOperation, FileSystemError, SquirrelError, UnsafePath
-from squirrel.plumbing import faults, paths
+from squirrel.plumbing import faults, ids, paths
 from squirrel.plumbing.durable import fsync_dir, fsync_many, start_writeback
 from squirrel.plumbing.index import Entry, ReplicaIndex
 from squirrel.plumbing.trash import TrashItem, TrashReason
@@ -97,6 +97,20 @@ def clean_tmp(tmp_dir: str) -> int:
     return n
 
 
+def _finish_temp(fd: int, mode: int, mtime_ns: int, durable: bool) -> None:
+    """A verified temporary file takes its mode and mtime, and with
+    `durable` is fsynced: what both ways of writing one end with."""
+    try:
+        os.fchmod(fd, mode & 0o777 or 0o644)
+    except OSError:
+        pass  # filesystems without Unix permissions (exFAT, NTFS)
+    if durable:
+        faults.point("fsync")
+        os.fsync(fd)
+    faults.point("utime")
+    os.utime(fd, ns=(mtime_ns, mtime_ns))
+
+
 def write_temp(
     tmp_dir: str,
     chunks: Iterable[bytes],
@@ -133,15 +147,7 @@ def write_temp(
                 flushed = written
         if written != size or h.digest() != oid:
             raise ChangedDuringOperation("content does not match its object id")
-        try:
-            os.fchmod(fd, mode & 0o777 or 0o644)
-        except OSError:
-            pass  # filesystems without Unix permissions (exFAT, NTFS)
-        if durable:
-            faults.point("fsync")
-            os.fsync(fd)
-        faults.point("utime")
-        os.utime(fd, ns=(mtime_ns, mtime_ns))
+        _finish_temp(fd, mode, mtime_ns, durable)
         ok = True
         return name
     except OSError as e:
@@ -234,20 +240,12 @@ def copy_temp(
             raise ChangedDuringOperation("content does not match its object id")
         if copy_range(span, fd, progress) is None:
             return None
-        h = blake3.blake3(max_threads=blake3.blake3.AUTO if span.size >= (16 << 20) else 1)
+        h = blake3.blake3(max_threads=blake3.blake3.AUTO if span.size >= ids.THREADED_FROM else 1)
         for block in pread_blocks(fd, 0, span.size):
             h.update(block)
         if os.fstat(fd).st_size != span.size or h.digest() != oid:
             raise ChangedDuringOperation("content does not match its object id")
-        try:
-            os.fchmod(fd, mode & 0o777 or 0o644)
-        except OSError:
-            pass  # filesystems without Unix permissions (exFAT, NTFS)
-        if durable:
-            faults.point("fsync")
-            os.fsync(fd)
-        faults.point("utime")
-        os.utime(fd, ns=(mtime_ns, mtime_ns))
+        _finish_temp(fd, mode, mtime_ns, durable)
         ok = True
         return name
     except OSError as e:
