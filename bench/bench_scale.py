@@ -48,6 +48,7 @@ from common import (
     age,
     bench_dir,
     build_tree,
+    git_env,
     new_parser,
     peak_rss_kib,
     run,
@@ -111,21 +112,6 @@ def allocated(root: Path, skip: str | None = None) -> int:
         for name in filenames:
             total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
     return total
-
-
-def git_env(gitdir: Path, tree: Path) -> dict[str, str]:
-    """git with its repository outside the tree, no user config, no background work."""
-    return {
-        **os.environ,
-        "GIT_DIR": str(gitdir),
-        "GIT_WORK_TREE": str(tree),
-        "GIT_AUTHOR_NAME": "bench",
-        "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-        "GIT_COMMITTER_NAME": "bench",
-        "GIT_COMMITTER_EMAIL": "bench@example.invalid",
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_GLOBAL": os.devnull,
-    }
 
 
 def sq_json(cmd: Sequence[str]) -> tuple[float, dict[str, Any]]:

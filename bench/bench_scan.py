@@ -32,6 +32,7 @@ from common import (
     best_of,
     build_tree,
     fmt_s,
+    git_env,
     new_parser,
     peak_rss_kib,
     run_quiet,
@@ -92,17 +93,7 @@ def bench_scan(tmp: Path, files: int, dirs: int, runs: int, sq: list[str]) -> Sc
 
     # git keeps its repository outside the tree so that neither sq nor find sees it.
     gitdir = tmp / "gitdir"
-    genv = {
-        **os.environ,
-        "GIT_DIR": str(gitdir),
-        "GIT_WORK_TREE": str(tree),
-        "GIT_AUTHOR_NAME": "bench",
-        "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-        "GIT_COMMITTER_NAME": "bench",
-        "GIT_COMMITTER_EMAIL": "bench@example.invalid",
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_GLOBAL": os.devnull,
-    }
+    genv = git_env(gitdir, tree)
     print("  git init + add + commit ...", flush=True)
     run_quiet(["git", "init", "-q"], cwd=str(tree), env=genv)
     (gitdir / "info").mkdir(exist_ok=True)

@@ -160,3 +160,19 @@ def build_tree(
                 age(path, seconds_ago)
             made.append(path)
     return made
+
+
+def git_env(gitdir: Path, tree: Path) -> dict[str, str]:
+    """git with its repository outside the tree (neither sq nor find sees
+    it), no user or system config, and a fixed identity."""
+    return {
+        **os.environ,
+        "GIT_DIR": str(gitdir),
+        "GIT_WORK_TREE": str(tree),
+        "GIT_AUTHOR_NAME": "bench",
+        "GIT_AUTHOR_EMAIL": "bench@example.invalid",
+        "GIT_COMMITTER_NAME": "bench",
+        "GIT_COMMITTER_EMAIL": "bench@example.invalid",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+    }
