@@ -1,8 +1,11 @@
 """Object ids: the blake3 hash of a file's content.
 
 An object id is 32 raw bytes, written as 64 lowercase hex digits. Files are
-hashed in large blocks so that a 20 GB video never sits in memory; big files
-use blake3's own threads. A file that changes while it is read (its size or
+hashed in blocks of 256 KiB, so that a 20 GB video never sits in memory and
+each block is still in the processor's cache when blake3 reads it: measured
+on 1 GiB of photo-sized files read from the disk, 256 KiB blocks hashed at
+0.8 of the speed of `cat`, 1 MiB blocks at 0.65, and blake3's own threads
+(on 2 cores) made both slower. A file that changes while it is read (its size or
 mtime differ before and after) is read again, and after a few tries reported,
 so that a mixed hash is never recorded.
 """
@@ -18,8 +21,8 @@ import blake3
 from squirrel.errors import BadUsage, ChangedDuringOperation, FileSystemError
 
 OID_BYTES = 32
-BLOCK = 1 << 20
-THREADED_FROM = 16 << 20  # below this, threads cost more than they save
+BLOCK = 256 << 10
+THREADED_FROM = 16 << 20  # content handed over in large blocks uses blake3's threads from this size
 EMPTY_OID = blake3.blake3(b"").digest()
 
 # Counts files read, so tests can assert that an unchanged tree is not rehashed.
@@ -93,7 +96,7 @@ def hash_file(
             if from_media:
                 _drop_cache(fd)
                 _advise(fd, "POSIX_FADV_SEQUENTIAL")  # read all of it, in order: a larger read-ahead
-            h = blake3.blake3(max_threads=blake3.blake3.AUTO if before.st_size >= THREADED_FROM else 1)
+            h = blake3.blake3()
             with os.fdopen(fd, "rb", buffering=0, closefd=False) as f:
                 buf = bytearray(BLOCK)
                 view = memoryview(buf)
