@@ -116,7 +116,12 @@ def scan_cmd(allow_mass_delete: bool, path: str, as_json: bool) -> None:
 
 @cli.command("status")
 @click.argument("path", type=FolderPath())
-@click.option("--exit-code", "exit_code", is_flag=True, help="Exit 1 when changes or conflicts are pending.")
+@click.option(
+    "--exit-code",
+    "exit_code",
+    is_flag=True,
+    help="Exit 1 when changes, conflicts or damaged files waiting for healing are pending.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print pending changes and conflicts as JSON on stdout.")
 def status_cmd(path: str, exit_code: bool, as_json: bool) -> None:
     """Show what changed on disk since the last scan, and the open conflicts.
@@ -173,6 +178,7 @@ def status_cmd(path: str, exit_code: bool, as_json: bool) -> None:
     summary(
         f"{counted(pending, 'pending change')}, {counted(len(rep.conflicts), 'open conflict')};"
         f" the trash holds {counted(rep.trash.count, 'version')} ({human_bytes(rep.trash.bytes)})"
+        + (f"; {counted(len(rep.waiting), 'damaged file')} waiting for healing" if rep.waiting else "")
     )
     summary(scrub_line(rep.scrub, False))
     if exit_code and rep.dirty:

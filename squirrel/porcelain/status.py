@@ -31,7 +31,7 @@ class StatusReport:
 
     @property
     def dirty(self) -> bool:
-        return bool(self.pending or self.conflicts or self.interrupted)
+        return bool(self.pending or self.conflicts or self.interrupted or self.waiting)
 
 
 def status(path: str, progress: ScanProgress | None = None) -> StatusReport:

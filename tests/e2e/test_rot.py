@@ -77,6 +77,8 @@ def test_repair_then_push_heals_byte_exact_with_no_new_version(tmp_path: Path) -
     assert not (b / "2019/a.jpg").exists()
     waiting = sq("status", b, "--json").json["waiting"]
     assert sorted(w["path"] for w in waiting) == ["2019/a.jpg", "2020/c.jpg"]
+    asked = sq("status", b, "--exit-code", code=1)
+    assert "2 damaged files waiting for healing" in asked.err
     trash = sq("trash", "list", b, "--json").json["items"]
     assert sorted((t["path"], t["reason"]) for t in trash) == [("2019/a.jpg", "damaged"), ("2020/c.jpg", "damaged")]
     # A scan meanwhile does not take the missing files for deletions.
@@ -91,6 +93,7 @@ def test_repair_then_push_heals_byte_exact_with_no_new_version(tmp_path: Path) -
     assert (b / "2019/a.jpg").stat().st_mtime_ns == mtime
     sq("verify", b)
     assert sq("status", b, "--json").json["waiting"] == []
+    sq("status", b, "--exit-code")  # healed: nothing pending any more
     assert index_lines(b) == b_before and index_lines(a) == a_index  # no new version, no new event
     assert sq("conflicts", b, "--json").json == []
 
