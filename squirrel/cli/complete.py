@@ -21,8 +21,9 @@ from click.shell_completion import CompletionItem, get_completion_class
 
 from squirrel.cli import cli
 from squirrel.plumbing import paths
-from squirrel.plumbing.carrier import Carrier, carrier_dir_from, recorded_drives
-from squirrel.porcelain import conflicts as conflicts_mod
+
+# The carrier and conflict modules are imported by the completions that use
+# them: every command imports this module for FolderPath, and a Tab is rare.
 
 SHELLS = ("bash", "zsh", "fish")
 COMPLETE_VAR = "_SQ_COMPLETE"
@@ -38,12 +39,16 @@ class FolderPath(click.Path):
 
 
 def _carrier_of(ctx: click.Context) -> str:
+    from squirrel.plumbing.carrier import carrier_dir_from
+
     return carrier_dir_from(ctx.params.get("carrier_dir"), dict(os.environ))
 
 
 def complete_drive(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
     """The drives the carrier has records of: their names, and their replica
     ids when what is typed so far starts one."""
+    from squirrel.plumbing.carrier import recorded_drives
+
     try:
         drives = recorded_drives(_carrier_of(ctx))
     except Exception:  # noqa: BLE001 - a Tab never fails
@@ -54,6 +59,8 @@ def complete_drive(ctx: click.Context, param: click.Parameter, incomplete: str) 
 
 
 def complete_vault(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    from squirrel.plumbing.carrier import Carrier
+
     try:
         vaults = Carrier(_carrier_of(ctx)).vault_ids()
     except Exception:  # noqa: BLE001
@@ -63,6 +70,8 @@ def complete_vault(ctx: click.Context, param: click.Parameter, incomplete: str) 
 
 def complete_conflict(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
     """The open conflicts of the replica given before: each path and its copy."""
+    from squirrel.porcelain import conflicts as conflicts_mod
+
     try:
         found = conflicts_mod.conflicts(ctx.params["path"])
     except Exception:  # noqa: BLE001

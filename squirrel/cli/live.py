@@ -24,12 +24,14 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from squirrel.cli.output import human_bytes
-from squirrel.plumbing.progress import Progress, ProgressCallback
-from squirrel.plumbing.scan import ScanProgress, ScanStats
 from squirrel.text import counted
+
+if TYPE_CHECKING:  # types only: importing the scanner costs every command its start-up
+    from squirrel.plumbing.progress import Progress, ProgressCallback
+    from squirrel.plumbing.scan import ScanProgress, ScanStats
 
 CLEAR = "\r\x1b[K"
 TICK = 0.5  # the longest the line stays unchanged while a phase runs

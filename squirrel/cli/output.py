@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from squirrel.errors import SyncIncomplete
 from squirrel.plumbing import paths
-from squirrel.plumbing.scan import ScanStats
-from squirrel.plumbing.wanted import ScrubState
-from squirrel.porcelain.engine import SyncReport
 from squirrel.text import counted
+
+if TYPE_CHECKING:  # types only: every command imports this module, few sync
+    from squirrel.plumbing.scan import ScanStats
+    from squirrel.plumbing.wanted import ScrubState
+    from squirrel.porcelain.engine import SyncReport
 
 
 def emit_json(doc: Any) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import secrets
 import shutil
 import time
 from collections.abc import Iterable, Iterator
@@ -353,7 +352,7 @@ class CarrierVault:
                 current = f.read().strip()
         except (OSError, ValueError):
             current = ""
-        new = secrets.token_hex(16)
+        new = os.urandom(16).hex()
         # The current mark ("" for a drive not marked yet) stays accepted
         # until the drive holds the new one.
         self.record_drive(replica, [current, new], objects=True)

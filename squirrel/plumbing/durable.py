@@ -4,20 +4,26 @@ directory). Every fault point of these steps is here (see `faults`)."""
 
 from __future__ import annotations
 
-import ctypes
 import errno
+import functools
 import os
-import platform
 import sys
 from collections.abc import Callable
 
 from squirrel.plumbing import faults
 
+# The system calls below are looked up on first use, not at import: every
+# command imports this module, and most never write.
 
+
+@functools.cache
 def _syncfs_call() -> Callable[[int], int] | None:
     """syncfs(2), where it reports write-back errors (Linux 5.8 and later)."""
     if not sys.platform.startswith("linux"):
         return None
+    import ctypes
+    import platform
+
     try:
         major, minor = (int(x) for x in platform.release().split(".")[:2])
         if (major, minor) < (5, 8):
@@ -28,12 +34,12 @@ def _syncfs_call() -> Callable[[int], int] | None:
     return fn
 
 
-_SYNCFS = _syncfs_call()
-
-
+@functools.cache
 def _sync_file_range_call() -> Callable[[int, int, int, int], int] | None:
     if not sys.platform.startswith("linux"):
         return None
+    import ctypes
+
     try:
         fn = ctypes.CDLL(None, use_errno=True).sync_file_range
     except (OSError, AttributeError):
@@ -43,7 +49,6 @@ def _sync_file_range_call() -> Callable[[int, int, int, int], int] | None:
     return call
 
 
-_SYNC_FILE_RANGE = _sync_file_range_call()
 _SYNC_FILE_RANGE_WRITE = 2
 
 
@@ -53,8 +58,9 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
     file written this way keeps the disk busy while the rest is written and
     few pages dirty, and its fsync has little left to do. It makes nothing
     durable: the fsync still does."""
-    if _SYNC_FILE_RANGE is not None:
-        _SYNC_FILE_RANGE(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
+    call = _sync_file_range_call()
+    if call is not None:
+        call(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
 
 
 def fsync_many(names: list[str]) -> None:
@@ -65,10 +71,13 @@ def fsync_many(names: list[str]) -> None:
     5.8), elsewhere one fsync per file."""
     if not names:
         return
-    if _SYNCFS is not None and len(names) > 1:
+    syncfs = _syncfs_call() if len(names) > 1 else None
+    if syncfs is not None:
         fd = os.open(names[0], os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         try:
-            if _SYNCFS(fd) != 0:
+            if syncfs(fd) != 0:
+                import ctypes
+
                 err = ctypes.get_errno()
                 raise OSError(err, os.strerror(err))
         finally:

@@ -30,7 +30,6 @@ import base64
 import binascii
 import json
 import os
-import secrets
 import shutil
 import stat as statmod
 from collections.abc import Callable, Iterable, Iterator
@@ -175,7 +174,7 @@ class Journal:
         if not steps:
             yield
             return
-        batch_id = secrets.token_hex(8)
+        batch_id = os.urandom(8).hex()
         self.begin(batch_id, steps)
         yield
         index.set_meta_json(META_KEY, batch_id)

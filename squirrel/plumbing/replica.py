@@ -14,7 +14,6 @@ import errno
 import fcntl
 import json
 import os
-import secrets
 import shutil
 from dataclasses import dataclass
 from typing import Any
@@ -48,7 +47,7 @@ class Identity:
 
 
 def new_id() -> str:
-    return secrets.token_hex(8)
+    return os.urandom(8).hex()
 
 
 def read_identity(root: str) -> Identity:
