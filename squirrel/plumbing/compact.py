@@ -12,6 +12,9 @@ large (`MIN_BYTES`) and its pages are far from full (`worth_compacting`),
 the index is written again, every table in key order with LMDB's append
 mode, which fills each page: what the records need, and nothing more. The
 records themselves are copied byte for byte: the format does not change.
+The copy is written in transactions of `COPY_BYTES` of records: LMDB keeps
+a transaction's pages in memory until it commits, and one transaction for
+a million-file index held some 500 MB.
 
 The swap is crash-safe (docs/formats/index.md, "Repacking"):
 
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from typing import Any
 
 import lmdb
@@ -41,6 +45,7 @@ from squirrel.plumbing.index import DB_NAMES, INITIAL_MAP_SIZE
 MIN_BYTES = 16 << 20  # smaller indexes are left as they are: the savings would be small
 SPARSE = 1.5  # repack when the file holds this many times the pages its records need
 SAMPLE = 4096  # records of `entries` that tell their average size
+COPY_BYTES = 16 << 20  # records copied per transaction: the memory a repacking holds
 
 
 def worth_compacting(directory: str) -> bool:
@@ -91,12 +96,28 @@ def compact(directory: str) -> None:
     src = lmdb.open(directory, readonly=True, lock=False, subdir=True, max_dbs=len(DB_NAMES) + 2)
     try:
         size = os.path.getsize(os.path.join(directory, "data.mdb"))
-        dst = lmdb.open(new, subdir=True, max_dbs=len(DB_NAMES) + 2, map_size=max(INITIAL_MAP_SIZE, size * 2))
+        # Not synced transaction by transaction: the copy is made durable
+        # once, whole, below, before anything points to it.
+        dst = lmdb.open(
+            new,
+            subdir=True,
+            max_dbs=len(DB_NAMES) + 2,
+            map_size=max(INITIAL_MAP_SIZE, size * 2),
+            sync=False,
+            metasync=False,
+        )
         try:
-            with src.begin() as rtxn, dst.begin(write=True) as wtxn:
+            with src.begin() as rtxn:
                 for name in _tables(src, rtxn):
-                    to = dst.open_db(name, txn=wtxn)
-                    wtxn.cursor(db=to).putmulti(rtxn.cursor(db=src.open_db(name, txn=rtxn, create=False)), append=True)
+                    records = rtxn.cursor(db=src.open_db(name, txn=rtxn, create=False)).iternext()
+                    with dst.begin(write=True) as wtxn:
+                        to = dst.open_db(name, txn=wtxn)
+                    while True:
+                        batch = _Batch(records)
+                        with dst.begin(write=True) as wtxn:
+                            wtxn.cursor(db=to).putmulti(batch, append=True)
+                        if batch.last:
+                            break
             faults.point("fsync")
             dst.sync(True)
         finally:
@@ -110,6 +131,24 @@ def compact(directory: str) -> None:
     os.rename(new, directory)
     fsync_dir(os.path.dirname(directory))
     shutil.rmtree(old, ignore_errors=True)
+
+
+class _Batch:
+    """The next records of `records` up to `COPY_BYTES` of them; `last`
+    once `records` ran out."""
+
+    def __init__(self, records: Iterator[tuple[bytes, bytes]]) -> None:
+        self.records = records
+        self.last = False
+
+    def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
+        used = 0
+        for key, value in self.records:
+            yield key, value
+            used += len(key) + len(value)
+            if used >= COPY_BYTES:
+                return
+        self.last = True
 
 
 def settle(directory: str) -> None:

@@ -46,7 +46,13 @@ def sparse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return b
 
 
-def test_a_command_that_wrote_repacks_a_sparse_index_at_its_end(sparse: Path) -> None:
+@pytest.mark.parametrize("copy_bytes", [compact.COPY_BYTES, 4096], ids=["one-transaction", "many-transactions"])
+def test_a_command_that_wrote_repacks_a_sparse_index_at_its_end(
+    sparse: Path, copy_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Copied in one transaction or in many (as a large index is), the
+    repacked index holds the same records, byte for byte."""
+    monkeypatch.setattr(compact, "COPY_BYTES", copy_bytes)
     index = sparse / ".squirrel" / "index"
     before, size = tables(index), os.path.getsize(index / "data.mdb")
     scan(str(sparse))
