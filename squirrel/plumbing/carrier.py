@@ -30,6 +30,7 @@ from squirrel.errors import (
 )
 from squirrel.plumbing import faults, paths
 from squirrel.plumbing.durable import fsync_dir, write_file_atomic
+from squirrel.plumbing.idset import ObjectIds
 from squirrel.plumbing.index import Entry, ReplicaIndex
 from squirrel.plumbing.knowledge import Knowledge
 from squirrel.plumbing.objects import ObjectStore
@@ -181,14 +182,13 @@ class DriveRecord:
         return replace(self, forgotten=None)
 
 
-def read_objects(path: str) -> set[bytes]:
+def read_objects(path: str) -> ObjectIds:
     """A drive's object list (drives/ID.objects): concatenated 32-byte ids."""
     try:
         with open(path, "rb") as f:
-            raw = f.read()
+            return ObjectIds.read(f.read())
     except FileNotFoundError:
-        return set()
-    return {raw[i : i + 32] for i in range(0, len(raw) - len(raw) % 32, 32)}
+        return ObjectIds()
 
 
 class CarrierVault:
@@ -203,7 +203,7 @@ class CarrierVault:
         self.forgotten_dir = os.path.join(self.dir, "forgotten")
         os.makedirs(self.drives_dir, exist_ok=True)
         self._drives: list[DriveRecord] | None = None
-        self._objects: dict[str, set[bytes]] = {}
+        self._objects: dict[str, ObjectIds] = {}
 
     @property
     def index(self) -> ReplicaIndex:
@@ -277,7 +277,7 @@ class CarrierVault:
     def _record_path(self, directory: str, drive_id: str) -> str:
         return os.path.join(directory, drive_id + ".json")
 
-    def objects_of(self, drive: DriveRecord) -> set[bytes]:
+    def objects_of(self, drive: DriveRecord) -> ObjectIds:
         """The content the drive held at its last visit; read on first use
         (a quiet visit never needs it)."""
         if drive.id not in self._objects:
@@ -311,7 +311,7 @@ class CarrierVault:
             if state != objects_of or not os.path.exists(self._objects_path(replica.id)):
                 # Not the content its damaged files wait for: the drive lacks it.
                 self._objects.pop(replica.id, None)
-                write_file_atomic(self._objects_path(replica.id), b"".join(sorted(know.held_objects())))
+                write_file_atomic(self._objects_path(replica.id), know.held_objects().raw)
                 objects_of = state
         record = DriveRecord(
             replica.id, replica.name, int(time.time()), tuple(tokens), know, None, objects_of, scrubbed

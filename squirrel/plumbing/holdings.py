@@ -75,7 +75,7 @@ class Holdings:
         wanted = {oid for _, oid, _ in self.versions}
         # What each known drive holds of the current versions: one set
         # intersection per drive, never a per-file loop over every drive.
-        self.held = {d.id: wanted & vault.objects_of(d) for d in self.drives}
+        self.held = {d.id: wanted.intersection(vault.objects_of(d)) for d in self.drives}
         self.wanted = wanted
         self.stored = {oid for oid, _ in vault.store}
         self._at_risk: dict[int, list[Holding]] = {}
@@ -128,7 +128,8 @@ class Holdings:
             fixes = [size for p, size in deliver if p in risky and len(risky[p].drives) + 1 >= copies]
             # What the drive can supply; summed over the smaller side (a
             # drive that holds everything supplies all of it).
-            lacks = versions_of.keys() - self.vault.objects_of(d)
+            held = self.vault.objects_of(d)
+            lacks = {oid for oid in versions_of if oid not in held}
             take = all_versions - sum(versions_of[o] for o in lacks)
             take_bytes = all_bytes - sum(sizes[o] for o in lacks)
             out.append(

@@ -400,14 +400,14 @@ class ReplicaIndex:
         self._put("entries", entry_key(path), None)
         self.drop_wanted(path)
 
-    def all_objects(self) -> set[bytes]:
-        """Every content id this replica's files hold (one pass over the entries)."""
-        found = set()
+    def object_ids(self) -> Iterator[bytes]:
+        """The content id of every file, in path order, repeats and all (one
+        pass over the entries that decodes nothing else)."""
+        file_oid = self._file_oid
         for _, raw in self._scan("entries", b""):
-            oid = self._file_oid(raw)
+            oid = file_oid(raw)
             if oid is not None:
-                found.add(oid)
-        return found
+                yield oid
 
     def files(self) -> Iterator[tuple[bytes, bytes, int]]:
         """(path, object id, size) of every file record, in key order: one

@@ -8,6 +8,7 @@ can pack exactly what it lacks without the receiver being mounted
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 from squirrel.errors import BadBundle, BadPath, SquirrelError, UnsupportedFormat
 from squirrel.plumbing import paths
 from squirrel.plumbing.durable import write_file_atomic
+from squirrel.plumbing.idset import ObjectIds
 from squirrel.plumbing.index import ReplicaIndex
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.vtime import VectorTime, is_replica_id
@@ -33,7 +35,7 @@ class Knowledge:
     counter: int
     stored: dict[bytes, VectorTime] = field(default_factory=dict)
     index: ReplicaIndex | None = None  # a mounted receiver's index, to find content it has
-    objects: set[bytes] = field(default_factory=set)  # content ids the receiver holds (from a file)
+    objects: ObjectIds = field(default_factory=ObjectIds)  # content ids the receiver holds (from a file)
     wanted: dict[bytes, bytes] = field(default_factory=dict)  # damaged path -> the object it waits for
 
     def sync_time(self, path: bytes) -> VectorTime:
@@ -54,24 +56,20 @@ class Knowledge:
         keeping no more than `oids` in memory: a million-file receiver's
         whole list would be a hundred megabytes). The content a damaged file
         waits for is not held there (`wanted`)."""
-        found = oids & self.objects
+        found = {oid for oid in oids if oid in self.objects}
         if self.index is not None and len(found) < len(oids):
             for path, oid, _ in self.index.files():
                 if oid in oids and path not in self.wanted:
                     found.add(oid)
         return found
 
-    def held_objects(self) -> set[bytes]:
+    def held_objects(self) -> ObjectIds:
         """What the receiver's files hold: not the content its damaged files
         wait for, unless another of its files has it too."""
         assert self.index is not None
-        held = self.index.all_objects()
-        if self.wanted:
-            elsewhere = self.index.paths_with_objects(set(self.wanted.values()))
-            for oid in set(self.wanted.values()):
-                if not [q for q in elsewhere.get(oid, []) if q not in self.wanted]:
-                    held.discard(oid)
-        return held
+        if not self.wanted:
+            return ObjectIds.build(self.index.object_ids())
+        return ObjectIds.build(oid for path, oid, _ in self.index.files() if path not in self.wanted)
 
     @classmethod
     def nothing(cls, vault: str) -> Knowledge:
@@ -85,16 +83,16 @@ class Knowledge:
         wanted = {w.path: w.oid for w in idx.wanted_marks()}
         return cls(rep.identity.vault, rep.id, idx.counter, stored, idx, wanted=wanted)
 
-    def all_objects(self) -> set[bytes]:
+    def all_objects(self) -> ObjectIds:
         if self.index is None:
-            return set(self.objects)
-        return self.objects | self.held_objects()
+            return self.objects
+        return ObjectIds.build(itertools.chain(self.objects, self.held_objects()))
 
     def to_json(self, objects: bool = True) -> dict[str, object]:
         """The knowledge file's document; without `objects`, the content list
         (a pass over the whole object table) is left empty."""
         doc: dict[str, object] = {
-            "objects": base64.b64encode(b"".join(sorted(self.all_objects()))).decode() if objects else "",
+            "objects": base64.b64encode(self.all_objects().raw).decode() if objects else "",
             "format": KNOWLEDGE_FORMAT,
             "vault": self.vault,
             "replica": self.replica,
@@ -150,7 +148,7 @@ class Knowledge:
             raw_ids = base64.b64decode(doc.get("objects", ""), validate=True)
             if len(raw_ids) % 32:
                 raise ValueError("objects")
-            objects = {raw_ids[i : i + 32] for i in range(0, len(raw_ids), 32)}
+            objects = ObjectIds.read(raw_ids)
             stored: dict[bytes, VectorTime] = {}
             for item in doc["sync"]:
                 p = paths.check_relpath(base64.b64decode(item["path_b64"], validate=True))
