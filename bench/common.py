@@ -16,19 +16,11 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 MIB = 1 << 20
 HOUR = 3600
-
-# Runs a command in a fresh process and prints its children's peak RSS (KiB),
-# so the figure is the command's alone, not the largest child of this script.
-_RSS_WRAPPER = (
-    "import resource, subprocess, sys\n"
-    "rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n"
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
-    "sys.exit(rc)\n"
-)
 
 
 def sq_command() -> list[str]:
@@ -100,11 +92,59 @@ def best_of(
     return best
 
 
+@dataclass(frozen=True)
+class Peak:
+    """What one command used at most: its resident set (which counts the
+    pages of files it maps, such as an LMDB index: clean page cache the
+    kernel takes back first), the part of it that is the process's own
+    (anonymous memory: what it allocated), in KiB, and its wall time."""
+
+    rss_kib: int
+    private_kib: int
+    seconds: float
+
+
+def _private_kib(pid: int) -> int:
+    """The anonymous memory of `pid` and of every process below it (a
+    scan's sweep workers), in KiB; 0 for a process that has ended."""
+    total = 0
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    total += int(line.split()[1])
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            children = [int(c) for c in f.read().split()]
+    except (OSError, ValueError):
+        return total
+    return total + sum(_private_kib(c) for c in children)
+
+
+def peak_memory(cmd: Sequence[str], sample: float = 0.01) -> Peak:
+    """Run `cmd` in a fresh process: its peak resident set (from the kernel,
+    exact; a child's, such as a sweep worker's, where that is larger) and
+    the peak anonymous memory of the process and its children together
+    (read from /proc every `sample` seconds, so a spike shorter than that
+    can be missed)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(list(cmd), stdout=subprocess.DEVNULL)
+    private = 0
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        private = max(private, _private_kib(proc.pid))
+        time.sleep(sample)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, list(cmd))
+    return Peak(usage.ru_maxrss, private, time.perf_counter() - t0)
+
+
 def peak_rss_kib(cmd: Sequence[str]) -> tuple[int, float]:
     """(peak RSS in KiB, wall seconds) of `cmd` run in a fresh process."""
-    t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", _RSS_WRAPPER, *cmd], check=True, capture_output=True, text=True).stdout
-    return int(out.split()[-1]), time.perf_counter() - t0
+    peak = peak_memory(cmd)
+    return peak.rss_kib, peak.seconds
 
 
 def fmt_s(t: float) -> str:
