@@ -18,6 +18,7 @@ import struct
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, BinaryIO
 
 import blake3
@@ -47,6 +48,11 @@ _OBJ_HEAD = struct.Struct("<B32sQBQ")
 _PRELUDE = struct.Struct("<8sHI")
 BLOCK = 1 << 20
 SAMPLE = 1 << 20
+# A raw object this small, read whole for its sample, is kept in memory
+# until the bundle is written, up to KEEP_TOTAL for the whole bundle: a
+# thumbnail or a sidecar is then read once, not twice.
+KEEP_SMALL = 256 << 10
+KEEP_TOTAL = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,7 @@ class BundleWriter:
         self._seen_paths: set[bytes] = set()
         self._objects_file: BinaryIO | None = None
         self._pending: list[_Pending] = []  # every object, in the order the bundle holds them
+        self._kept = 0  # bytes of small raw objects kept in memory
 
     def add_entry(self, path: bytes, entry: Entry) -> None:
         value = encode_entry(entry)
@@ -124,7 +131,8 @@ class BundleWriter:
         `meter` hears of it; a raw one is only noted, and `close` calls
         `read()` again to stream it into the bundle, verified on the way,
         so its bytes are written once (with `span`, the file range that
-        holds it, by the kernel)."""
+        holds it, by the kernel); a small one read whole already is kept
+        (`KEEP_SMALL`) and verified as it is written."""
         it = read()
         first = b""
         try:
@@ -134,6 +142,11 @@ class BundleWriter:
                     break
             sample = zstandard.ZstdCompressor(level=self.level).compress(first) if first else b""
             if not first or len(sample) >= len(first) * 0.95:
+                if len(first) == size <= KEEP_SMALL and self._kept + size <= KEEP_TOTAL:
+                    # Read whole already: written from memory, not read again
+                    # (`close` verifies it like any raw object).
+                    self._kept += size
+                    read, span = partial(iter, (first,)), None
                 self._pending.append(_Pending(oid, size, ENC_RAW, size, read, span=span))
                 self.objects += 1
                 self.object_bytes += size

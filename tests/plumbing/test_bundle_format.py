@@ -203,6 +203,25 @@ def test_writer_refuses_content_that_does_not_match_its_id_and_leaves_no_file(tm
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(("size", "reads"), [(1000, 1), (600_000, 2)], ids=["kept-in-memory", "read-again"])
+def test_raw_content_that_does_not_match_its_id_is_refused_when_written(tmp_path: Path, size: int, reads: int) -> None:
+    noise = incompressible(size, 3)
+    opened = []
+
+    def read() -> Iterator[bytes]:
+        opened.append(1)
+        return iter([noise])
+
+    w = BundleWriter(str(tmp_path / "b.sqb"), golden_header())
+    w.add_entry(b"", GOLDEN_ENTRIES[b""])
+    assert w.add_object(blake3.blake3(noise + b"!").digest(), size, read) == size  # raw: checked when written
+    with pytest.raises(Exception, match="changed while it was packed"):
+        w.close()
+    assert len(opened) == reads  # a small file is read once, a larger one again as it is written
+    w.abort()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 NAMES = st.sampled_from([b"a", b"b", b"photo.jpg", "é".encode(), b"\xff\xfe", b"x y", b".hidden"])
 IDS = st.sampled_from([SENDER, RECEIVER, "0123456789abcdef"])
 VTIMES = st.dictionaries(IDS, st.integers(1, (1 << 63) - 1), max_size=3).map(VectorTime)
