@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 
 from squirrel.errors import ChangedDuringOperation, ContentUnavailable, OutOfSpace, SquirrelError
 from squirrel.plumbing import paths
@@ -21,6 +22,7 @@ from squirrel.plumbing.execute import (
     record_move_aside,
     record_notice,
     record_version,
+    span_of,
 )
 from squirrel.plumbing.index import Entry, new_dir
 from squirrel.plumbing.objects import TOGETHER_BYTES, TOGETHER_FILES, Wanted
@@ -210,7 +212,10 @@ class CarrierExecutor:
             self.budget_left -= a.size
             owners[a.oid] = j
             size += a.size
-            wanted.append((a.oid, a.size, self._reader(act.src_path or act.path, a)))
+            src = act.src_path or act.path
+            wanted.append(
+                Wanted(a.oid, a.size, self._reader(src, a), partial(span_of, self.source, src, a), self.meter.add_bytes)
+            )
         for oid, failed in self.vault.store.put_many(wanted):
             j = owners[oid]
             if failed is not None:

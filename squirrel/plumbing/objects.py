@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 from squirrel.errors import SquirrelError
 from squirrel.plumbing import faults, fsops
@@ -21,8 +22,19 @@ TOGETHER_BYTES = 256 << 20  # and about this many bytes
 LARGE_OBJECT = 1 << 20  # from this size an object is fsynced on its own, on a thread
 SYNC_THREADS = 4
 
-# What `put_many` stores: (object id, size, a function giving its content).
-Wanted = tuple[bytes, int, Callable[[], Iterable[bytes]]]
+
+@dataclass(frozen=True)
+class Wanted:
+    """An object for `put_many` to store: its id and size, a function giving
+    its content, and, where the content lies as is in a file, a function
+    giving that file range (`span`), for the kernel to copy; `progress`
+    hears the bytes the kernel copies."""
+
+    oid: bytes
+    size: int
+    content: Callable[[], Iterable[bytes]]
+    span: Callable[[], fsops.Span | None] | None = None
+    progress: Callable[[int], None] | None = None
 
 
 class ObjectStore:
@@ -58,7 +70,7 @@ class ObjectStore:
         size = 0
         for item in wanted:
             group.append(item)
-            size += item[1]
+            size += item.size
             if len(group) >= TOGETHER_FILES or size >= TOGETHER_BYTES:
                 yield from self._put_group(group)
                 group, size = [], 0
@@ -71,12 +83,15 @@ class ObjectStore:
         small_bytes = 0
         seen: set[bytes] = set()
         with ThreadPoolExecutor(SYNC_THREADS) as pool:
-            for oid, size, content in group:
+            for item in group:
+                oid, size = item.oid, item.size
                 if oid in seen or self.has(oid):
                     continue
                 seen.add(oid)
                 try:
-                    tmp = fsops.write_temp(self.tmp_dir, content(), oid, size, 0, 0o644, durable=False)
+                    tmp = self._copied(item) or fsops.write_temp(
+                        self.tmp_dir, item.content(), oid, size, 0, 0o644, durable=False
+                    )
                 except (SquirrelError, OSError) as e:
                     failed[oid] = e
                     continue
@@ -105,8 +120,20 @@ class ObjectStore:
                         self._place(oid, tmp)
                     except OSError as e:
                         failed[oid] = e
-        for oid, _, _ in group:
-            yield oid, failed.get(oid)
+        for item in group:
+            yield item.oid, failed.get(item.oid)
+
+    def _copied(self, item: Wanted) -> str | None:
+        """The object copied by the kernel from the file that holds it and
+        read back to verify it (fsops.copy_temp), not yet durable; None
+        where there is no such file or the file systems cannot copy."""
+        span = item.span() if item.span is not None else None
+        if span is None:
+            return None
+        try:
+            return fsops.copy_temp(self.tmp_dir, span, item.oid, item.size, 0, 0o644, False, item.progress)
+        finally:
+            os.close(span.fd)
 
     def _place(self, oid: bytes, tmp: str) -> None:
         dest = self.path(oid)

@@ -30,6 +30,7 @@ from squirrel.plumbing.carrier import CARRIER_NAME, Carrier, CarrierVault, is_ca
 from squirrel.plumbing.carrier_executor import CarrierExecutor
 from squirrel.plumbing.execute import SPACE_RESERVE
 from squirrel.plumbing.index import Entry
+from squirrel.plumbing.objects import Wanted
 from squirrel.plumbing.pieces import outline_pieces, sync_in_pieces
 from squirrel.plumbing.plan import Plan
 from squirrel.plumbing.progress import Meter, ProgressCallback
@@ -320,7 +321,13 @@ def _fill(
 
     sizes = {entry.oid: entry.size for _, entry, _ in fits}
     before = meter.progress.bytes_done
-    stored = vault.store.put_many([(entry.oid, entry.size, reader(lp, le)) for _, entry, (lp, le) in fits])
+
+    def span(lp: bytes, le: Entry) -> Callable[[], fsops.Span]:
+        return lambda: fsops.open_span(fsops.abspath(root, lp), le)
+
+    stored = vault.store.put_many(
+        [Wanted(e.oid, e.size, reader(lp, le), span(lp, le), meter.add_bytes) for _, e, (lp, le) in fits]
+    )
     for oid, failed in stored:
         # What streamed since the last result (a whole group's bytes, for
         # the first result of a group) is counted already: each file

@@ -20,6 +20,7 @@ import blake3
 import pytest
 
 from squirrel.errors import BadPath, NotAReplica
+from squirrel.plumbing import faults
 from squirrel.plumbing.carrier import Carrier
 from squirrel.plumbing.replica import Replica
 from squirrel.porcelain.apply import apply
@@ -643,3 +644,40 @@ def test_a_quiet_visit_reuses_the_drives_object_list_and_a_changed_drive_gets_a_
     laptop.visit(a)
     held2, ino2 = listed(a)
     assert held2 == held | {blake3.blake3(b"z" * 100).digest()} and ino2 != ino
+
+
+# A file edited while the carrier takes it -------------------------------------------
+
+
+def test_a_file_edited_while_the_carrier_copies_it_is_never_stored_mixed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel copies a drive's file into the carrier and the copy is read
+    back and checked against the scanned id: a user saving the file at that
+    moment makes the check fail, and the carrier stores nothing for it, not
+    the new bytes under the old id. The next visits bring the new version."""
+    rng = random.Random(5)
+    a, b = drives(tmp_path, {"clip.mov": blob(rng, 3 * MIB), "still.jpg": blob(rng, 40 * KIB)}, "A", "B")
+    carrier = tmp_path / "carrier"
+    laptop = Laptop(carrier, 64 * MIB)
+    laptop.visit(b)  # the carrier learns that B lacks everything
+    saved = blob(rng, 3 * MIB, "saved during the visit")
+    real_point = faults.point
+
+    def save_on_the_way(op: str) -> None:
+        if op == "write" and not edited:  # the first step of the first copy
+            edited.append(op)
+            write(a / "clip.mov", saved, seconds_ago=30)
+        real_point(op)
+
+    edited: list[str] = []
+    monkeypatch.setattr(faults, "point", save_on_the_way)
+    r = visit(str(a), str(carrier), max_size=64 * MIB)
+    monkeypatch.undo()
+    assert edited
+    for obj in object_files(carrier):  # whatever is stored is the content its name says
+        assert blake3.blake3(obj.read_bytes()).hexdigest() == obj.name
+    assert r.stored == 1  # still.jpg; clip.mov waits for a later visit
+    laptop.until_quiet([a, b])
+    assert (b / "clip.mov").read_bytes() == saved
+    assert_same(a, b)
