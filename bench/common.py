@@ -104,9 +104,15 @@ class Peak:
     seconds: float
 
 
-def _private_kib(pid: int) -> int:
-    """The anonymous memory of `pid` and of every process below it (a
-    scan's sweep workers), in KiB; 0 for a process that has ended."""
+# Runs a command and prints its peak resident set and its peak anonymous
+# memory, with its sweep workers', in KiB. It runs in a fresh, small
+# interpreter: a child forked from a large process (this script holds a
+# million paths at scale) starts with that process's resident set counted
+# in its own peak, which exec keeps.
+_MEASURE = """
+import os, subprocess, sys, time
+
+def private(pid):
     total = 0
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -117,7 +123,20 @@ def _private_kib(pid: int) -> int:
             children = [int(c) for c in f.read().split()]
     except (OSError, ValueError):
         return total
-    return total + sum(_private_kib(c) for c in children)
+    return total + sum(private(c) for c in children)
+
+sample = float(sys.argv[1])
+proc = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL)
+peak = 0
+while True:
+    pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+    if pid:
+        break
+    peak = max(peak, private(proc.pid))
+    time.sleep(sample)
+print(usage.ru_maxrss, peak)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
 
 
 def peak_memory(cmd: Sequence[str], sample: float = 0.01) -> Peak:
@@ -127,18 +146,11 @@ def peak_memory(cmd: Sequence[str], sample: float = 0.01) -> Peak:
     (read from /proc every `sample` seconds, so a spike shorter than that
     can be missed)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(list(cmd), stdout=subprocess.DEVNULL)
-    private = 0
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        private = max(private, _private_kib(proc.pid))
-        time.sleep(sample)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        raise subprocess.CalledProcessError(proc.returncode, list(cmd))
-    return Peak(usage.ru_maxrss, private, time.perf_counter() - t0)
+    out = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(sample), *cmd], check=True, capture_output=True, text=True
+    ).stdout
+    rss, private = out.split()[-2:]
+    return Peak(int(rss), int(private), time.perf_counter() - t0)
 
 
 def peak_rss_kib(cmd: Sequence[str]) -> tuple[int, float]:
