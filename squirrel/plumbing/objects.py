@@ -1,9 +1,10 @@
 """A content-addressed object store: `objects/<2 hex>/<64 hex>` files.
 
 The carrier keeps content here for versions some drive still lacks. An object
-is written to `tmp/`, verified against its id while written, fsynced, and
-renamed into place, so an object that exists under its name is complete and
-correct.
+is written to `tmp/` and verified against its id (hashed as it is written,
+or, where the kernel copied it from a drive's file, read back once and
+hashed), fsynced, and renamed into place, so an object that exists under
+its name is complete and correct.
 """
 
 from __future__ import annotations
