@@ -37,7 +37,8 @@ import pytest
 from squirrel.cli import cli
 from squirrel.plumbing import bundle, index, journal, trash, trashcan
 from squirrel.plumbing import entry as entry_codec
-from squirrel.plumbing.bundle import BundleReader, BundleWriter, header_for
+from squirrel.plumbing.bundle import BundleReader
+from squirrel.plumbing.bundle_writer import BundleWriter, header_for
 from squirrel.plumbing.index import KIND_FILE, Entry
 from squirrel.plumbing.knowledge import Knowledge
 from squirrel.plumbing.plan import Conflict
@@ -300,12 +301,12 @@ def test_the_trash_item_layout_is_the_struct() -> None:
 def test_the_bundle_layout_is_the_structs() -> None:
     parts = table("bundle.md", "part", "bytes", "content")
     sizes = {r[0]: r[1] for r in parts.rows}
-    assert [int(sizes[p]) for p in ("signature", "version", "header length")] == field_sizes(bundle._PRELUDE)
+    assert [int(sizes[p]) for p in ("signature", "version", "header length")] == field_sizes(bundle.PRELUDE)
     assert int(sizes["header hash"]) == 32 and int(sizes["trailer"]) == len(bundle.TRAILER) + 32
     records = table("bundle.md", "field", "bytes", "meaning")
     fixed = [int(r[1]) for r in records.rows if r[1].isdigit()]
-    assert fixed == field_sizes(bundle._OBJ_HEAD), (
-        f"docs/formats/bundle.md: object record fields {fixed}, struct `{bundle._OBJ_HEAD.format}`"
+    assert fixed == field_sizes(bundle.OBJ_HEAD), (
+        f"docs/formats/bundle.md: object record fields {fixed}, struct `{bundle.OBJ_HEAD.format}`"
     )
 
 

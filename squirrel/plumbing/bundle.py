@@ -1,7 +1,6 @@
-"""The bundle format: a streaming writer and a checking reader.
+"""The bundle format and its checking reader (the writer: `bundle_writer`).
 
-Layout and rules: docs/formats/bundle.md. The writer streams objects from
-disk into `FILE.part` and renames it when complete; the reader checks the
+Layout and rules: docs/formats/bundle.md. The reader checks the
 header, the size, and the whole manifest before anything else, finds the
 objects by walking their headers, and verifies every object against its id
 as it streams it out. Garbage raises only `BadBundle` (or `UnsupportedFormat`
@@ -15,23 +14,20 @@ import io
 import json
 import os
 import struct
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, BinaryIO
 
 import blake3
 import zstandard
 
-from squirrel.errors import BadBundle, BadPath, ChangedDuringOperation, SquirrelError, UnsupportedFormat
-from squirrel.plumbing import faults, fsops, paths
-from squirrel.plumbing.durable import start_writeback
-from squirrel.plumbing.entry import FLAG_PARTIAL, Entry, decode_entry, decode_entry_v1, encode_entry
-from squirrel.plumbing.fsops import WRITEBACK_STEP, Span
+from squirrel.errors import BadBundle, BadPath, SquirrelError, UnsupportedFormat
+from squirrel.plumbing import paths
+from squirrel.plumbing.entry import FLAG_PARTIAL, Entry, decode_entry, decode_entry_v1
+from squirrel.plumbing.fsops import Span
 from squirrel.plumbing.progress import Meter
 from squirrel.plumbing.records import ConflictRecord
-from squirrel.plumbing.vtime import VectorTime, decode_varint, encode_varint, is_replica_id
+from squirrel.plumbing.vtime import VectorTime, decode_varint, is_replica_id
 from squirrel.text import counted
 
 SIGNATURE = b"SQBUNDLE"
@@ -44,15 +40,9 @@ MAX_MANIFEST = 1 << 30
 MAX_WINDOW = 1 << 27
 REC_END, REC_ENTRY, REC_SYNC, REC_DELETED, REC_CONFLICT = 0, 1, 2, 3, 4
 ENC_RAW, ENC_ZSTD = 0, 1
-_OBJ_HEAD = struct.Struct("<B32sQBQ")
-_PRELUDE = struct.Struct("<8sHI")
+OBJ_HEAD = struct.Struct("<B32sQBQ")
+PRELUDE = struct.Struct("<8sHI")
 BLOCK = 1 << 20
-SAMPLE = 1 << 20
-# A raw object this small, read whole for its sample, is kept in memory
-# until the bundle is written, up to KEEP_TOTAL for the whole bundle: a
-# thumbnail or a sidecar is then read once, not twice.
-KEEP_SMALL = 256 << 10
-KEEP_TOTAL = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -62,302 +52,6 @@ class ObjectRef:
     encoding: int
     offset: int  # of the payload
     stored: int
-
-
-# Writing -------------------------------------------------------------------
-class BundleWriter:
-    """Write a bundle: `add_entry`/`add_sync` for the manifest, then
-    `add_object` for each object, then `close` (or `abort`)."""
-
-    def __init__(self, path: str, header: dict[str, Any], level: int = 3) -> None:
-        self.path = os.path.abspath(path)
-        self.part = self.path + ".part"
-        self.header = dict(header)
-        self.level = level
-        self.manifest = io.BytesIO()
-        self.entries = 0
-        self.syncs = 0
-        self.notices = 0
-        self.conflicts = 0
-        self.objects = 0
-        self.object_bytes = 0
-        self._seen_paths: set[bytes] = set()
-        self._objects_file: BinaryIO | None = None
-        self._pending: list[_Pending] = []  # every object, in the order the bundle holds them
-        self._kept = 0  # bytes of small raw objects kept in memory
-
-    def add_entry(self, path: bytes, entry: Entry) -> None:
-        value = encode_entry(entry)
-        self.manifest.write(bytes([REC_ENTRY]) + encode_varint(len(path)) + path + encode_varint(len(value)) + value)
-        self.entries += 1
-
-    def add_notice(self, path: bytes, n: VectorTime) -> None:
-        """The exact time at which the sender's `path` was deleted."""
-        value = n.encode()
-        self.manifest.write(bytes([REC_DELETED]) + encode_varint(len(path)) + path + encode_varint(len(value)) + value)
-        self.notices += 1
-
-    def add_conflict(self, record: ConflictRecord) -> None:
-        """An open conflict of the sender's: the receiver lists it too once
-        it holds both of its files."""
-        value = json.dumps(record.to_json(), sort_keys=True).encode()
-        path = record.path
-        self.manifest.write(bytes([REC_CONFLICT]) + encode_varint(len(path)) + path + encode_varint(len(value)) + value)
-        self.conflicts += 1
-
-    def add_sync(self, path: bytes, s: VectorTime) -> None:
-        value = s.encode()
-        self.manifest.write(bytes([REC_SYNC]) + encode_varint(len(path)) + path + encode_varint(len(value)) + value)
-        self.syncs += 1
-
-    def _objects(self) -> BinaryIO:
-        if self._objects_file is None:
-            # Compressed objects are staged in a side file: the header, which
-            # precedes them, needs their stored sizes.
-            self._objects_file = open(self.part + ".objects", "w+b")  # noqa: SIM115
-        return self._objects_file
-
-    def add_object(
-        self,
-        oid: bytes,
-        size: int,
-        read: Callable[[], Iterator[bytes]],
-        meter: Meter | None = None,
-        span: Callable[[], Span] | None = None,
-    ) -> int:
-        """Add one object, read from `read()`; returns the bytes it will take
-        in the bundle. Its first MiB decides the encoding. A compressed
-        object is compressed (and verified) now, into the side file, and
-        `meter` hears of it; a raw one is only noted, and `close` calls
-        `read()` again to stream it into the bundle, verified on the way,
-        so its bytes are written once (with `span`, the file range that
-        holds it, by the kernel); a small one read whole already is kept
-        (`KEEP_SMALL`) and verified as it is written."""
-        it = read()
-        first = b""
-        try:
-            for chunk in it:
-                first += chunk
-                if len(first) >= SAMPLE:
-                    break
-            sample = zstandard.ZstdCompressor(level=self.level).compress(first) if first else b""
-            if not first or len(sample) >= len(first) * 0.95:
-                if len(first) == size <= KEEP_SMALL and self._kept + size <= KEEP_TOTAL:
-                    # Read whole already: written from memory, not read again
-                    # (`close` verifies it like any raw object).
-                    self._kept += size
-                    read, span = partial(iter, (first,)), None
-                self._pending.append(_Pending(oid, size, ENC_RAW, size, read, span=span))
-                self.objects += 1
-                self.object_bytes += size
-                return size
-            f = self._objects()
-            payload_start = f.tell()
-            h = _hasher(size)
-            total = 0
-            cctx = zstandard.ZstdCompressor(level=self.level, write_content_size=True)
-            with cctx.stream_writer(f, size=size, closefd=False) as w:
-                for chunk in _chain(first, it):
-                    h.update(chunk)
-                    total += len(chunk)
-                    w.write(chunk)
-                    if meter is not None:
-                        meter.add_bytes(len(chunk))
-        finally:
-            _close(it)
-        stored = f.tell() - payload_start
-        if total != size or h.digest() != oid:
-            raise ChangedDuringOperation("a file changed while it was packed; scan and pack again")
-        self._pending.append(_Pending(oid, size, ENC_ZSTD, stored, None, payload_start))
-        if meter is not None:
-            meter.file_done(size, total)
-        self.objects += 1
-        self.object_bytes += stored
-        return stored
-
-    def close(self, meter: Meter | None = None, finish: Meter | None = None) -> int:
-        """Write FILE.part (the raw objects streamed from their files and
-        verified, the compressed ones copied from the side file), fsync,
-        rename to FILE; returns the bundle's size. `meter` hears how the raw
-        objects go, `finish` the final flush to the disk."""
-        self.manifest.write(bytes([REC_END]))
-        raw_manifest = self.manifest.getvalue()
-        stored_manifest = zstandard.ZstdCompressor(level=self.level).compress(raw_manifest)
-        header = {
-            **self.header,
-            "format": VERSION,
-            "capabilities": sorted(CAPABILITIES),
-            "entries": self.entries,
-            "syncs": self.syncs,
-            "notices": self.notices,
-            "conflicts": self.conflicts,
-            "objects": self.objects,
-            "manifest_size": len(raw_manifest),
-            "manifest_stored": len(stored_manifest),
-            "manifest_hash": blake3.blake3(raw_manifest).hexdigest(),
-            "total_size": 0,
-        }
-        objects_size = sum(_OBJ_HEAD.size + p.stored for p in self._pending) + 1
-
-        def encode_header(total: int) -> bytes:
-            header["total_size"] = total
-            return json.dumps(header, sort_keys=True).encode()
-
-        # total_size is part of the header, whose length depends on it: fix point.
-        total = 0
-        for _ in range(4):
-            hb = encode_header(total)
-            new_total = _PRELUDE.size + len(hb) + 32 + len(stored_manifest) + objects_size + len(TRAILER) + 32
-            if new_total == total:
-                break
-            total = new_total
-        hb = encode_header(total)
-        meter = meter if meter is not None else Meter("")
-        h = blake3.blake3(max_threads=blake3.blake3.AUTO)
-        written = flushed = 0
-        with open(self.part, "w+b", buffering=0) as out:
-
-            def put(piece: bytes | memoryview) -> None:
-                nonlocal written, flushed
-                h.update(piece)
-                view = memoryview(piece)
-                while view:
-                    n = out.write(view)
-                    assert n is not None
-                    view = view[n:]
-                written += len(piece)
-                if written - flushed >= WRITEBACK_STEP:  # the disk works while the rest is read
-                    start_writeback(out.fileno(), flushed, written - flushed)
-                    flushed = written
-
-            for piece in (_PRELUDE.pack(SIGNATURE, VERSION, len(hb)), hb, blake3.blake3(hb).digest(), stored_manifest):
-                put(piece)
-
-            def copy_raw(p: _Pending) -> int | None:
-                """Have the kernel copy a raw object from its file into the
-                bundle, then read the copy once for its id and the bundle's
-                hash: what is verified is what was written. None where the
-                file systems cannot copy this way."""
-                nonlocal written, flushed
-                assert p.span is not None
-                span = p.span()
-                try:
-                    copied = fsops.copy_range(span, out.fileno(), meter.add_bytes)
-                finally:
-                    os.close(span.fd)
-                if copied is None:
-                    return None
-                ho = _hasher(p.size)
-                for block in fsops.pread_blocks(out.fileno(), written, p.size):
-                    ho.update(block)
-                    h.update(block)
-                written = flushed = written + p.size
-                if ho.digest() != p.oid:
-                    raise ChangedDuringOperation("a file changed while it was packed; scan and pack again")
-                return copied
-
-            for p in self._pending:
-                put(_OBJ_HEAD.pack(1, p.oid, p.size, p.encoding, p.stored))
-                if p.read is not None:
-                    copied = copy_raw(p) if p.span is not None else None
-                    meter.file_done(p.size, copied if copied is not None else self._put_raw(p, put, meter))
-                else:
-                    self._put_staged(p, put)
-            put(bytes([0]))
-            out.write(TRAILER + h.digest())
-            if finish is not None:
-                finish.expect(1, 0)
-            faults.point("fsync")
-            os.fsync(out.fileno())
-            if finish is not None:
-                finish.file_done()
-        self._drop_objects_file()
-        if os.path.getsize(self.part) != total:
-            raise SquirrelError("internal error: bundle size mismatch")
-        faults.point("rename")
-        os.replace(self.part, self.path)
-        return total
-
-    def _put_raw(self, p: _Pending, put: Callable[[bytes], None], meter: Meter) -> int:
-        """Stream a raw object from its file into the bundle, verified."""
-        assert p.read is not None
-        h = _hasher(p.size)
-        total = 0
-        it = p.read()
-        try:
-            for chunk in it:
-                total += len(chunk)
-                if total > p.size:
-                    break
-                h.update(chunk)
-                put(chunk)
-                meter.add_bytes(len(chunk))
-        finally:
-            _close(it)
-        if total != p.size or h.digest() != p.oid:
-            raise ChangedDuringOperation("a file changed while it was packed; scan and pack again")
-        return total
-
-    def _put_staged(self, p: _Pending, put: Callable[[bytes], None]) -> None:
-        """Copy a compressed object from the side file into the bundle."""
-        f = self._objects()
-        f.seek(p.at)
-        left = p.stored
-        while left:
-            block = f.read(min(BLOCK, left))
-            if not block:
-                raise SquirrelError("internal error: the side file is short")
-            left -= len(block)
-            put(block)
-
-    def _drop_objects_file(self) -> None:
-        if self._objects_file is not None:
-            self._objects_file.close()
-            self._objects_file = None
-            try:
-                os.unlink(self.part + ".objects")
-            except FileNotFoundError:
-                pass
-
-    def abort(self) -> None:
-        self._drop_objects_file()
-        for p in (self.part,):
-            try:
-                os.unlink(p)
-            except FileNotFoundError:
-                pass
-
-
-@dataclass
-class _Pending:
-    """An object added to a bundle being written: a raw one is read again
-    from its file (`read`), a compressed one waits in the side file (`at`)."""
-
-    oid: bytes
-    size: int
-    encoding: int
-    stored: int
-    read: Callable[[], Iterator[bytes]] | None
-    at: int = 0
-    span: Callable[[], Span] | None = None
-
-
-def _hasher(size: int) -> Any:
-    """blake3, with its own threads for a large object."""
-    return blake3.blake3(max_threads=blake3.blake3.AUTO if size >= (16 << 20) else 1)
-
-
-def _close(it: Iterator[bytes]) -> None:
-    """Close a generator early, so that the file it reads is closed now."""
-    close = getattr(it, "close", None)
-    if close is not None:
-        close()
-
-
-def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    if first:
-        yield first
-    yield from rest
 
 
 # Reading -------------------------------------------------------------------
@@ -411,7 +105,7 @@ class BundleReader:
         return data
 
     def _read_header(self) -> None:
-        sig, version, hlen = _PRELUDE.unpack(self._read_exact(_PRELUDE.size))
+        sig, version, hlen = PRELUDE.unpack(self._read_exact(PRELUDE.size))
         if sig != SIGNATURE:
             raise self._bad("not a bundle (wrong signature)")
         if version not in READS:
@@ -589,8 +283,8 @@ class BundleReader:
                 break
             if tag != 1:
                 raise self._bad("damaged object record")
-            rest = self._read_exact(_OBJ_HEAD.size - 1)
-            _, oid, size, enc, stored = _OBJ_HEAD.unpack(bytes([tag]) + rest)
+            rest = self._read_exact(OBJ_HEAD.size - 1)
+            _, oid, size, enc, stored = OBJ_HEAD.unpack(bytes([tag]) + rest)
             if enc not in (ENC_RAW, ENC_ZSTD) or (enc == ENC_RAW and stored != size):
                 raise self._bad("damaged object record")
             offset = self.file.tell()
@@ -755,22 +449,3 @@ class BundleTree:
 
     def stored_syncs_under(self, path: bytes) -> list[tuple[bytes, VectorTime]]:
         return sorted((p, s) for p, s in self.reader.syncs.items() if p and p != path and paths.is_under(p, path))
-
-
-def header_for(
-    vault: str,
-    source_id: str,
-    source_name: str,
-    counter: int,
-    names: dict[str, str],
-    base: dict[str, Any] | None,
-    tops: list[bytes],
-) -> dict[str, Any]:
-    return {
-        "vault": vault,
-        "source": {"replica": source_id, "name": source_name, "counter": counter},
-        "names": names,
-        "base": base,
-        "tops": [base64.b64encode(t).decode() for t in tops],
-        "created": int(time.time()),
-    }

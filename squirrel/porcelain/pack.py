@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 
 from squirrel.errors import BadPath, WrongVault
 from squirrel.plumbing import conflicts, fsops, paths
-from squirrel.plumbing.bundle import BundleWriter, header_for
+from squirrel.plumbing.bundle_writer import BundleWriter, header_for
 from squirrel.plumbing.index import FLAG_PARTIAL, FLAG_RACY, Entry, ReplicaIndex
 from squirrel.plumbing.knowledge import Knowledge
 from squirrel.plumbing.plan import widen_top

@@ -25,7 +25,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from squirrel.errors import BadBundle, UnsupportedFormat
-from squirrel.plumbing.bundle import ENC_RAW, ENC_ZSTD, BundleReader, BundleWriter, header_for
+from squirrel.plumbing.bundle import ENC_RAW, ENC_ZSTD, BundleReader
+from squirrel.plumbing.bundle_writer import BundleWriter, header_for
 from squirrel.plumbing.index import FLAG_PARTIAL, KIND_DIR, KIND_FILE, Entry
 from squirrel.plumbing.vtime import VectorTime
 from tests.bundle_tools import (
