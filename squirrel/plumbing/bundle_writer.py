@@ -199,7 +199,7 @@ class BundleWriter:
             total = new_total
         hb = encode_header(total)
         meter = meter if meter is not None else Meter("")
-        h = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        h = blake3.blake3()
         written = flushed = 0
         with open(self.part, "w+b", buffering=0) as out:
 
@@ -221,22 +221,24 @@ class BundleWriter:
 
             def copy_raw(p: _Pending) -> int | None:
                 """Have the kernel copy a raw object from its file into the
-                bundle, then read the copy once for its id and the bundle's
+                bundle, and read the copy once for its id and the bundle's
                 hash: what is verified is what was written. None where the
                 file systems cannot copy this way."""
                 nonlocal written, flushed
                 assert p.span is not None
                 span = p.span()
+                ho = blake3.blake3()
+
+                def both(block: memoryview) -> None:
+                    ho.update(block)
+                    h.update(block)
+
                 try:
-                    copied = fsops.copy_range(span, out.fileno(), meter.add_bytes)
+                    copied = fsops.copy_range(span, out.fileno(), meter.add_bytes, both)
                 finally:
                     os.close(span.fd)
                 if copied is None:
                     return None
-                ho = _hasher(p.size)
-                for block in fsops.pread_blocks(out.fileno(), written, p.size):
-                    ho.update(block)
-                    h.update(block)
                 written = flushed = written + p.size
                 if ho.digest() != p.oid:
                     raise ChangedDuringOperation("a file changed while it was packed; scan and pack again")

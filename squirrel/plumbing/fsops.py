@@ -24,12 +24,13 @@ import shutil
 import stat as statmod
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import blake3
 
 from squirrel.errors import ChangedDuringOperation, FileSystemError, SquirrelError, UnsafePath
-from squirrel.plumbing import faults, ids, paths
+from squirrel.plumbing import faults, paths
 from squirrel.plumbing.durable import fsync_dir, fsync_many, start_writeback
 from squirrel.plumbing.index import Entry, ReplicaIndex
 from squirrel.plumbing.trash import TrashItem, TrashReason
@@ -173,39 +174,95 @@ class Span:
 
 
 COPY_STEP = 2 << 20  # the kernel copies this many bytes at a time: the progress moves on
-READ_BUFFER = 8 << 20  # a copy is read back in blocks this large: blake3's threads work on them
+# A copy that is read back goes a piece at a time: the kernel copies the next
+# piece (on a thread) while this one is read back and hashed, so the two
+# take the time of the longer, not of both. The hashing then keeps to one
+# thread and to blocks that stay in the processor's cache: `sq pack` of
+# 512 MiB of media took 0.77 s one step after the other, 0.64 s pipelined
+# with blake3's threads on 8 MiB blocks, and 0.54 s like this.
+COPY_PIECE = 16 << 20
+READ_BUFFER = 2 << 20
 _NO_COPY = (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EBADF, errno.EPERM)
 
 
-def copy_range(span: Span, fd: int, progress: Callable[[int], None] | None = None) -> int | None:
+def copy_range(
+    span: Span,
+    fd: int,
+    progress: Callable[[int], None] | None = None,
+    read_back: Callable[[memoryview], object] | None = None,
+) -> int | None:
     """Copy the span to `fd` at its position, in the kernel
     (copy_file_range(2)), asking the disk to start writing each step
     (`start_writeback`); returns the bytes copied, or None, having copied
-    nothing, where the file systems cannot copy this way. `progress` hears
-    the bytes of each step."""
+    nothing, where the file systems cannot copy this way.
+
+    With `read_back`, the copy is read back and handed to it block by block
+    (each block valid only during the call), so that what is verified is
+    what was written, and `progress` hears each block read back; without,
+    `progress` hears each step copied."""
     start = os.lseek(fd, 0, os.SEEK_CUR)
+    if read_back is None:
+        return _copy_piece(span, fd, start, 0, span.size, progress)
+    first = min(COPY_PIECE, span.size)
+    if _copy_piece(span, fd, start, 0, first) is None:
+        return None
+    buf = bytearray(min(READ_BUFFER, max(span.size, 1)))
+
+    def verify(at: int, n: int) -> None:
+        for block in pread_blocks(fd, start + at, n, buf):
+            read_back(block)
+            if progress is not None:
+                progress(len(block))
+
+    if first == span.size:
+        verify(0, first)
+        return first
+    # Leaving the pool waits for its copy: neither descriptor is closed
+    # under it, whatever this thread raises.
+    with ThreadPoolExecutor(1, thread_name_prefix="sq-copy") as pool:
+        at = 0
+        while at < span.size:
+            n = min(COPY_PIECE, span.size - at)
+            ahead = None
+            if at + n < span.size:
+                ahead = pool.submit(_copy_piece, span, fd, start, at + n, min(COPY_PIECE, span.size - at - n))
+            verify(at, n)
+            if ahead is not None:
+                ahead.result()
+            at += n
+    return span.size
+
+
+def _copy_piece(
+    span: Span, fd: int, start: int, at: int, size: int, progress: Callable[[int], None] | None = None
+) -> int | None:
+    """Copy `size` bytes of the span from `at` to `fd` at its position
+    (`start` + `at`); None where the file systems cannot copy this way,
+    found at the span's first byte, with nothing copied."""
     done = 0
-    while done < span.size:
+    while done < size:
         faults.point("write")
         try:
-            n = os.copy_file_range(span.fd, fd, min(COPY_STEP, span.size - done), span.offset + done)
+            n = os.copy_file_range(span.fd, fd, min(COPY_STEP, size - done), span.offset + at + done)
         except OSError as e:
-            if done == 0 and e.errno in _NO_COPY:
+            if at + done == 0 and e.errno in _NO_COPY:
                 return None
             raise
         if n == 0:
             raise ChangedDuringOperation("content is shorter than its declared size")
-        start_writeback(fd, start + done, n)
+        start_writeback(fd, start + at + done, n)
         if progress is not None:
             progress(n)
         done += n
     return done
 
 
-def pread_blocks(fd: int, offset: int, size: int) -> Iterator[memoryview]:
+def pread_blocks(fd: int, offset: int, size: int, buf: bytearray | None = None) -> Iterator[memoryview]:
     """Read `size` bytes of `fd` from `offset`, in blocks of one reused
-    buffer (each block is valid until the next is read)."""
-    buf = bytearray(min(READ_BUFFER, max(size, 1)))
+    buffer (`buf`, or one of its own; each block is valid until the next is
+    read)."""
+    if buf is None:
+        buf = bytearray(min(READ_BUFFER, max(size, 1)))
     view = memoryview(buf)
     at, end = offset, offset + size
     while at < end:
@@ -238,11 +295,9 @@ def copy_temp(
     try:
         if span.size != size:
             raise ChangedDuringOperation("content does not match its object id")
-        if copy_range(span, fd, progress) is None:
+        h = blake3.blake3()
+        if copy_range(span, fd, progress, h.update) is None:
             return None
-        h = blake3.blake3(max_threads=blake3.blake3.AUTO if span.size >= ids.THREADED_FROM else 1)
-        for block in pread_blocks(fd, 0, span.size):
-            h.update(block)
         if os.fstat(fd).st_size != span.size or h.digest() != oid:
             raise ChangedDuringOperation("content does not match its object id")
         _finish_temp(fd, mode, mtime_ns, durable)

@@ -22,7 +22,6 @@ from squirrel.errors import BadUsage, ChangedDuringOperation, FileSystemError
 
 OID_BYTES = 32
 BLOCK = 256 << 10
-THREADED_FROM = 16 << 20  # content handed over in large blocks uses blake3's threads from this size
 EMPTY_OID = blake3.blake3(b"").digest()
 
 # Counts files read, so tests can assert that an unchanged tree is not rehashed.

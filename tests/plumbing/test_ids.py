@@ -39,7 +39,7 @@ def test_parse_oid_refuses_anything_but_64_hex_digits(text: str) -> None:
 
 @pytest.mark.parametrize(
     "size",
-    [0, 1, ids.BLOCK - 1, ids.BLOCK, ids.BLOCK + 1, 3 * ids.BLOCK + 7, ids.THREADED_FROM + 5],
+    [0, 1, ids.BLOCK - 1, ids.BLOCK, ids.BLOCK + 1, 3 * ids.BLOCK + 7, 64 * ids.BLOCK + 5],
 )
 def test_hash_file_equals_blake3_of_the_content(tmp_path: Path, size: int) -> None:
     data = data_of(size, seed=size)

@@ -1,0 +1,123 @@
+"""The kernel copy that is read back as it goes (`fsops.copy_range` with
+`read_back`), on real files: the copy of the next piece runs on a thread
+while this one is verified, so these tests make the pieces small and check
+what a user relies on: the bytes arrive whole and verified, a file edited
+during the copy is refused, and an error in the copying thread surfaces as
+the usual one-line error with nothing left behind."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import blake3
+import pytest
+
+from squirrel.errors import ChangedDuringOperation, OutOfSpace
+from squirrel.plumbing import faults, fsops
+from squirrel.porcelain.apply import apply
+from squirrel.porcelain.init import init
+from squirrel.porcelain.pack import pack
+from tests.bundle_tools import incompressible
+
+KIB = 1024
+SIZE = 700 * KIB + 123  # eleven pieces of 64 KiB and a short one
+
+
+@pytest.fixture
+def small_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pieces of 64 KiB copied in steps of 16 KiB, read back in blocks of
+    24 KiB: neither divides the other, nor the file."""
+    monkeypatch.setattr(fsops, "COPY_PIECE", 64 * KIB)
+    monkeypatch.setattr(fsops, "COPY_STEP", 16 * KIB)
+    monkeypatch.setattr(fsops, "READ_BUFFER", 24 * KIB)
+
+
+def source(tmp_path: Path, content: bytes) -> Path:
+    path = tmp_path / "clip.mov"
+    path.write_bytes(content)
+    return path
+
+
+def copy(src: Path, tmp: Path, oid: bytes, progress: list[int] | None = None) -> str | None:
+    fd = os.open(src, os.O_RDONLY)
+    try:
+        return fsops.copy_temp(
+            str(tmp),
+            fsops.Span(fd, 0, SIZE),
+            oid,
+            SIZE,
+            0,
+            0o644,
+            progress=None if progress is None else progress.append,
+        )
+    finally:
+        os.close(fd)
+
+
+def test_a_copy_in_many_pieces_arrives_whole_and_verified(tmp_path: Path, small_pieces: None) -> None:
+    content = incompressible(SIZE, 1)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    heard: list[int] = []
+    name = copy(source(tmp_path, content), tmp, blake3.blake3(content).digest(), heard)
+    assert name is not None
+    assert Path(name).read_bytes() == content
+    assert sum(heard) == SIZE  # every byte heard of once, as it was verified
+    assert max(heard) <= 24 * KIB
+
+
+def test_a_file_edited_during_the_copy_is_refused_and_nothing_stays(
+    tmp_path: Path, small_pieces: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    content = incompressible(SIZE, 2)
+    src = source(tmp_path, content)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    real_point = faults.point
+    steps: list[str] = []
+
+    def save_halfway(op: str) -> None:
+        steps.append(op)
+        if len(steps) == 20:  # a step of a piece the copying thread is on
+            with open(src, "r+b") as f:
+                f.seek(SIZE - 1000)
+                f.write(b"saved by the user")
+        real_point(op)
+
+    monkeypatch.setattr(faults, "point", save_halfway)
+    with pytest.raises(ChangedDuringOperation):
+        copy(src, tmp, blake3.blake3(content).digest())
+    assert len(steps) >= 20
+    assert list(tmp.iterdir()) == []
+
+
+def test_no_space_in_the_copying_thread_is_one_clear_error(tmp_path: Path, small_pieces: None) -> None:
+    content = incompressible(SIZE, 3)
+    src = source(tmp_path, content)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    faults.configure("write:30:enospc")  # a step of the last pieces: copied by the thread
+    try:
+        with pytest.raises(OutOfSpace, match="no space left on the drive"):
+            copy(src, tmp, blake3.blake3(content).digest())
+    finally:
+        faults.configure(None)
+    assert list(tmp.iterdir()) == []
+
+
+def test_a_bundle_of_a_file_copied_in_pieces_applies_byte_exact(tmp_path: Path, small_pieces: None) -> None:
+    a, b = tmp_path / "A", tmp_path / "B"
+    a.mkdir()
+    b.mkdir()
+    content = incompressible(SIZE, 4)
+    (a / "clip.mov").write_bytes(content)
+    (a / "note.txt").write_bytes(b"a caption\n")
+    init(str(a), name="A")
+    init(str(b), name="B", join=str(a))
+    bundle = tmp_path / "a.sqb"
+    pack(str(a), str(bundle), for_replica=str(b))
+    report = apply(str(bundle), str(b))
+    assert report.created == 2
+    assert (b / "clip.mov").read_bytes() == content
+    assert (b / "note.txt").read_bytes() == b"a caption\n"
