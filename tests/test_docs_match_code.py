@@ -805,3 +805,16 @@ def test_the_comparison_names_missing_extra_and_nested_keys() -> None:
     assert compare(shape({"o": None}), shape({"o": {"k": 1}}), None, "", rules) == [
         "o: the example has a value, the real output an object"
     ]
+
+
+def test_the_layer_map_of_the_design_names_every_module() -> None:
+    """docs/design.md's "Layers" map names every plumbing module outside
+    its parenthesized remarks: a new module is described where readers
+    look for it."""
+    text = (ROOT / "docs" / "design.md").read_text()
+    layers = text[text.index("## Layers") :]
+    block = layers[layers.index("squirrel/plumbing/") : layers.index("squirrel/errors.py")]
+    prose = re.sub(r"\([^)]*\)", "", block.replace("squirrel/plumbing/", ""))
+    named = set(re.findall(r"\b([a-z][a-z0-9_]*)\b", prose))
+    modules = {p.stem for p in (ROOT / "squirrel" / "plumbing").glob("*.py") if p.stem != "__init__"}
+    assert modules - named == set(), "modules missing from docs/design.md's layer map"

@@ -13,18 +13,17 @@ from functools import partial
 from squirrel.errors import ChangedDuringOperation, ContentUnavailable, OutOfSpace, SquirrelError
 from squirrel.plumbing import paths
 from squirrel.plumbing.carrier import CarrierVault
-from squirrel.plumbing.execute import (
-    ContentSource,
+from squirrel.plumbing.execute import moves_a_file
+from squirrel.plumbing.fetch import ContentSource, span_of
+from squirrel.plumbing.index import Entry, new_dir
+from squirrel.plumbing.ledger import (
     FailedPaths,
-    moves_a_file,
     record_deletion,
     record_dirmeta,
     record_move_aside,
     record_notice,
     record_version,
-    span_of,
 )
-from squirrel.plumbing.index import Entry, new_dir
 from squirrel.plumbing.objects import TOGETHER_BYTES, TOGETHER_FILES, Wanted
 from squirrel.plumbing.plan import (
     DELETE,

@@ -5,7 +5,9 @@ through `fsops` (temporary file, fsync, trash, rename), and only then updates
 the index. A path whose action fails is reported and stays unsynced: its sync
 time, and its directories', are not raised (see `synctime`). A file that the
 receiver already holds (a move, a duplicate, or in its trash) is copied or
-renamed locally instead of being read from the sender.
+renamed locally instead of being read from the sender; the sender's own
+content comes through `fetch`, and what each finished action records in the
+index is `ledger`'s.
 """
 
 from __future__ import annotations
@@ -14,16 +16,23 @@ import os
 import shutil
 import stat as statmod
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Protocol
 
 from squirrel.errors import ChangedDuringOperation, ContentUnavailable, OutOfSpace, SquirrelError
 from squirrel.plumbing import faults, fsops, journal, paths
 from squirrel.plumbing.casefold import CaseFolding
 from squirrel.plumbing.durable import fsync_dir
-from squirrel.plumbing.index import KIND_FILE, Entry, ReplicaIndex, new_dir, racy_flag
+from squirrel.plumbing.fetch import ContentSource, Fetcher
+from squirrel.plumbing.index import KIND_FILE, Entry, new_dir, racy_flag
+from squirrel.plumbing.ledger import (
+    FailedPaths,
+    record_deletion,
+    record_dirmeta,
+    record_move_aside,
+    record_notice,
+    record_version,
+)
 from squirrel.plumbing.plan import (
     DELETE,
     DIRMETA,
@@ -46,64 +55,8 @@ from squirrel.plumbing.vtime import VectorTime
 from squirrel.text import counted
 
 MOVE_SPARE = 3  # files of one content a batch's writes may rename, beyond one each
-AHEAD_FILES = 256  # the sender's content fetched ahead into .squirrel/tmp: at most this many files
-AHEAD_BYTES = 256 << 20  # and about this many bytes
-SYNC_THREADS = 4  # large files fsynced at once while the next ones are written
 LOCAL_FROM = 1 << 20  # from a complete sender, only files this large are looked for among the receiver's
-LARGE_FILE = 1 << 20  # from this size a file fetched ahead is fsynced on its own
 SPACE_RESERVE = 16 << 20  # never fill a drive to the last byte: the index must still commit
-
-
-# The index half of each action, shared with the carrier (which has no files).
-def record_version(idx: ReplicaIndex, path: bytes, entry: Entry, m: VectorTime, c: VectorTime) -> None:
-    """Record `entry` at `path` with times (m, c); its directories first cover m."""
-    if m:
-        idx.raise_ancestors(path, m)
-    idx.put(path, entry.with_times(m=m, c=c))
-
-
-def record_deletion(idx: ReplicaIndex, path: bytes, deletion_m: VectorTime | None) -> None:
-    """Forget `path` and keep the time of its deletion (its notice); its
-    directories cover the deletion so it travels on."""
-    if deletion_m:
-        idx.raise_ancestors(path, deletion_m)
-    idx.delete(path)
-    if deletion_m:
-        idx.set_notice(path, deletion_m)
-
-
-def record_notice(idx: ReplicaIndex, path: bytes, n: VectorTime) -> None:
-    """The receiver lacks `path` too, and learns when the sender deleted it."""
-    idx.raise_ancestors(path, n, missing_ok=True)
-    idx.set_notice(path, n)
-
-
-def record_move_aside(idx: ReplicaIndex, act: Action, event: VectorTime) -> None:
-    """The receiver's version now lives at the conflict copy, as a new event
-    (joined with the sender's copy of the same conflict, when it has one)."""
-    assert act.b is not None
-    idx.delete(act.path)
-    m, c = act.times(lambda: event)
-    record_version(idx, act.target, act.b, m, c)
-
-
-class FailedPaths(set[bytes]):
-    """The paths a sync could not finish, and the directories above them
-    (which must not take the sender's time for their subtree)."""
-
-    def __init__(self, failed: Iterable[bytes] = ()) -> None:
-        super().__init__()
-        self._above: set[bytes] = set()
-        for p in failed:
-            self.add(p)
-
-    def add(self, path: bytes) -> None:
-        if path not in self:
-            super().add(path)
-            self._above.update(paths.ancestors(path))
-
-    def holds_failure(self, directory: bytes) -> bool:
-        return directory in self or directory in self._above
 
 
 def ensure_room(rep: Replica, need: int) -> None:
@@ -125,37 +78,6 @@ def ensure_room(rep: Replica, need: int) -> None:
             f" have {have}; the trash holds {counted(held.bytes, 'byte')} in {counted(held.count, 'version')}"
             " (`sq trash purge` frees them)"
         )
-
-
-def record_dirmeta(idx: ReplicaIndex, act: Action, failed_paths: FailedPaths) -> None:
-    """A finished directory joins the sender's time for it, and the
-    sender's lineage of it: two folders of one name are one folder of two
-    lineages (see plan.DIRMETA)."""
-    if failed_paths.holds_failure(act.path):
-        return
-    e = idx.get(act.path)
-    if e is None or not e.is_dir or act.m is None:
-        return
-    c = e.c.lineage_union(act.a.c) if act.a is not None and act.a.is_dir else e.c
-    if act.m <= e.m and c == e.c:
-        return
-    record_version(idx, act.path, e, e.m.join(act.m), c)
-
-
-class ContentSource(Protocol):
-    """Where the sender's content comes from (a mounted replica, a bundle).
-    A source may also have `span(path, entry) -> fsops.Span | None`: where
-    the content lies as is in a file, for the kernel to copy (see `span_of`);
-    and `complete = True` when it can give the content of every version it
-    describes (a mounted replica, unlike a bundle or the carrier)."""
-
-    def chunks(self, path: bytes, entry: Entry) -> Iterable[bytes]: ...
-
-
-def span_of(source: ContentSource, path: bytes, entry: Entry) -> fsops.Span | None:
-    """The file range holding the content, where the source can give one."""
-    span: Callable[[bytes, Entry], fsops.Span | None] | None = getattr(source, "span", None)
-    return span(path, entry) if span is not None else None
 
 
 @dataclass
@@ -200,7 +122,6 @@ class Executor:
             files=sum(1 for a in plan.actions if moves_a_file(a)),
             size=sum(a.a.size for a in plan.actions if a.kind == WRITE and a.a is not None),
         )
-        self._streamed: dict[bytes, int] = {}  # path -> bytes of its new content counted so far
         self.result = ExecResult(failed_paths=FailedPaths(failed_before or ()))
         self._event: VectorTime | None = None
         self._skip: set[int] = set()  # DELETE actions already done as moves
@@ -209,8 +130,8 @@ class Executor:
         self._trashed_now: dict[bytes, list[TrashItem]] = {}  # what this run's deletions put in the trash
         self._conflict_failed: dict[int, tuple[str, bool]] = {}  # conflict -> why its first step failed
         self._conflicts_done: set[int] = set()
-        self._prepared: dict[bytes, str] = {}  # path -> A's content, fetched before its conflict began (or ahead)
-        self._fetch_failed: dict[bytes, SquirrelError | OSError] = {}  # path -> why fetching it ahead failed
+        # A's content fetched before its turn: ahead, or before its conflict began.
+        self.fetch = Fetcher(source, replica.tmp_dir, self.meter)
         # The WRITE of A's version at the path of a conflict that moves B's aside.
         self._winner_writes = {
             act.conflict: act
@@ -246,9 +167,8 @@ class Executor:
         for batch in schedule(self.plan):
             self._run_batch(batch)
         self._record_conflicts(range(len(self.plan.conflicts)))
-        for tmp in self._prepared.values():  # content fetched for a conflict that then failed
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        self.fetch.discard()
+        self.result.bytes_from_source = self.fetch.bytes_from_source
         return self.result
 
     def _run_batch(self, batch: list[int]) -> None:
@@ -271,8 +191,10 @@ class Executor:
             for n, i in enumerate(batch):
                 act = self.plan.actions[i]
                 if i not in self._skip:  # else done already, as the source of a move
-                    if self._stop is None and act.path not in self._prepared and self._from_sender(i, act):
-                        self._fetch_ahead(batch[n:])
+                    if self._stop is None and act.path not in self.fetch.prepared and self._from_sender(i, act):
+                        self.fetch.ahead(
+                            self.plan.actions[j] for j in batch[n:] if self._from_sender(j, self.plan.actions[j])
+                        )
                     self._act(act)
                 self._count(act)
             self._record_conflicts({self.plan.actions[i].conflict for i in batch} - {-1})
@@ -308,7 +230,7 @@ class Executor:
         if not moves_a_file(act):
             return
         size = act.a.size if act.kind == WRITE and act.a is not None else 0
-        self.meter.file_done(size, self._streamed.pop(act.path, 0) if size else 0)
+        self.meter.file_done(size, self.fetch.streamed.pop(act.path, 0) if size else 0)
 
     def _sync_dirs(self) -> None:
         """Make the batch's renames durable before its index commit: one
@@ -497,8 +419,8 @@ class Executor:
         it: content the sender cannot give fails the conflict here, with B's
         file still in place."""
         w = self._winner_writes.get(conflict)
-        if w is not None and w.path not in self._prepared:
-            self._prepared[w.path] = self._fetch(w)
+        if w is not None and w.path not in self.fetch.prepared:
+            self.fetch.prepared[w.path] = self._fetch(w)
 
     def _local_chunks(self, oid: bytes) -> Iterable[bytes] | None:
         """The content from a copy the receiver already holds, if any."""
@@ -579,7 +501,7 @@ class Executor:
             self.result.moved += 1
             self.result.deleted += 1
             return
-        tmp = self._prepared.pop(rel, None) or self._fetch(act)
+        tmp = self.fetch.prepared.pop(rel, None) or self._fetch(act)
         try:
             fsops.recheck(self.root, rel, act.b)
             if act.b is not None:
@@ -612,100 +534,13 @@ class Executor:
             and self._local_chunks(a.oid) is None
         )
 
-    def _fetch_ahead(self, rest: list[int]) -> None:
-        """Fetch the content of the next writes from the sender into
-        verified temporary files, and fsync them together on a few threads
-        while the next ones are written: the disk then writes while the
-        sender is read, and the journal commits once for many files. Each
-        file is still fsynced before `_write` renames it into place. What
-        fails here is reported by the action it belongs to, when its turn
-        comes (see `_fetch`)."""
-        wanted: list[Action] = []
-        oids: set[bytes] = set()
-        size = 0
+    def _writes_from_sender(self, rest: list[int]) -> Iterator[Action]:
+        """The actions of `rest` whose content will come from the sender, in
+        order (asked one at a time, as the fetcher takes them)."""
         for i in rest:
             act = self.plan.actions[i]
-            if len(wanted) >= AHEAD_FILES or (wanted and size >= AHEAD_BYTES):
-                break
-            if not self._from_sender(i, act) or act.path in self._prepared or act.path in self._fetch_failed:
-                continue
-            assert act.a is not None
-            if act.a.oid in oids:  # the second copy is made from the first, locally
-                continue
-            oids.add(act.a.oid)
-            wanted.append(act)
-            size += act.a.size
-        # A large file is fsynced on its own, on a thread, while the next
-        # is written; the small ones all at once at the end (one commit).
-        written: list[tuple[list[tuple[Action, str]], Future[None]]] = []
-        small: list[tuple[Action, str]] = []
-        with ThreadPoolExecutor(SYNC_THREADS) as pool:
-            for act in wanted:
-                a = act.a
-                assert a is not None
-                try:
-                    tmp = self._copy(act, a)
-                    if tmp is None:
-                        chunks = self._counted(self.source.chunks(act.src_path or act.path, a), act.path, True)
-                        tmp = fsops.write_temp(
-                            self.rep.tmp_dir, chunks, a.oid, a.size, a.mtime_ns, a.mode, durable=False
-                        )
-                except (SquirrelError, OSError) as e:
-                    self._fetch_failed[act.path] = e
-                    break
-                try:
-                    faults.point("fsync")
-                except OSError as e:
-                    os.unlink(tmp)
-                    self._fetch_failed[act.path] = fsops.write_error(e, a.size)
-                    break
-                if a.size >= LARGE_FILE:
-                    written.append(([(act, tmp)], pool.submit(fsops.fsync_temps, [tmp], a.size)))
-                else:
-                    small.append((act, tmp))
-            if small:
-                names = [tmp for _, tmp in small]
-                total = sum(act.a.size for act, _ in small if act.a is not None)
-                written.append((small, pool.submit(fsops.fsync_temps, names, total)))
-            for files, done in written:
-                try:
-                    done.result()
-                except (SquirrelError, OSError) as e:
-                    for act, _ in files:
-                        self._fetch_failed[act.path] = e
-                    continue
-                for act, tmp in files:
-                    self._prepared[act.path] = tmp
-
-    def _copy(self, act: Action, a: Entry) -> str | None:
-        """A's content copied by the kernel from where the sender holds it
-        as is, and verified (fsops.copy_temp); None where it cannot be."""
-        span = span_of(self.source, act.src_path or act.path, a)
-        if span is None:
-            return None
-        try:
-            return fsops.copy_temp(
-                self.rep.tmp_dir,
-                span,
-                a.oid,
-                a.size,
-                a.mtime_ns,
-                a.mode,
-                durable=False,
-                progress=self._counter(act.path),
-            )
-        finally:
-            os.close(span.fd)
-
-    def _counter(self, path: bytes) -> Callable[[int], None]:
-        """Counts bytes copied from the sender for `path`, as `_counted` does."""
-
-        def count(n: int) -> None:
-            self._streamed[path] = self._streamed.get(path, 0) + n
-            self.result.bytes_from_source += n
-            self.meter.add_bytes(n)
-
-        return count
+            if self._from_sender(i, act):
+                yield act
 
     def _fetch(self, act: Action) -> str:
         """A's content for a WRITE, verified, in a temporary file: from the
@@ -713,19 +548,18 @@ class Executor:
         from the sender."""
         a = act.a
         assert a is not None
-        failed = self._fetch_failed.pop(act.path, None)
+        failed = self.fetch.failed.pop(act.path, None)
         if failed is not None:  # fetching it ahead failed: the error is this action's
             raise failed
         tmp = self._from_trash(a)
-        if tmp is None:
-            chunks = self._local_chunks(a.oid)
-            if chunks is not None:
-                self.result.local_copies += 1
-                chunks = self._counted(chunks, act.path, False)
-            else:
-                chunks = self._counted(self.source.chunks(act.src_path or act.path, a), act.path, True)
-            tmp = fsops.write_temp(self.rep.tmp_dir, chunks, a.oid, a.size, a.mtime_ns, a.mode)
-        return tmp
+        if tmp is not None:
+            return tmp
+        chunks = self._local_chunks(a.oid)
+        if chunks is None:
+            return self.fetch.from_source(act)
+        self.result.local_copies += 1
+        chunks = self.fetch.counted(chunks, act.path, False)
+        return fsops.write_temp(self.rep.tmp_dir, chunks, a.oid, a.size, a.mtime_ns, a.mode)
 
     def _from_trash(self, a: Entry) -> str | None:
         """A file this run just deleted has the content we need: take it back
@@ -748,16 +582,6 @@ class Executor:
         self.idx.trash_drop(item)
         self.result.moved += 1
         return tmp
-
-    def _counted(self, chunks: Iterable[bytes], path: bytes, from_source: bool) -> Iterable[bytes]:
-        """The content for `path` as it streams, block by block, into the
-        progress (and, from the sender, into the bytes copied)."""
-        for chunk in self.meter.stream(chunks):
-            n = len(chunk)
-            self._streamed[path] = self._streamed.get(path, 0) + n
-            if from_source:
-                self.result.bytes_from_source += n
-            yield chunk
 
     def _record_file(self, rel: bytes, a: Entry, m: VectorTime, c: VectorTime, created: bool) -> None:
         st = os.lstat(self._abs(rel))

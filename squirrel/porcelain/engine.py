@@ -18,7 +18,8 @@ from typing import Any
 
 from squirrel.errors import BadUsage, IdentityConflict, SquirrelError, WrongVault
 from squirrel.plumbing import conflicts, fsops, heal, paths, pieces
-from squirrel.plumbing.execute import ContentSource, Executor, ensure_room
+from squirrel.plumbing.execute import Executor, ensure_room
+from squirrel.plumbing.fetch import ContentSource
 from squirrel.plumbing.index import Entry
 from squirrel.plumbing.pieces import Outline, moved_away, outline, outline_pieces, sync_in_pieces
 from squirrel.plumbing.plan import MKDIR, WRITE, Plan, Planner, PlanTooLarge, ReceiverTree, widen_top

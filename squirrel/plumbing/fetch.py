@@ -1,0 +1,174 @@
+"""The sender's content, fetched for the executor into verified temporary
+files in `.squirrel/tmp/` (see `fsops`, "Writing files safely").
+
+A run of writes from the sender is fetched ahead: a group of files is
+copied (by the kernel where the content lies as is in a file) or streamed,
+each verified against its id, and fsynced together on a few threads while
+the next ones are written, so the disk writes while the sender is read and
+the journal commits once for many files. Each file is still durable before
+the executor renames it into place. What fails while fetching ahead is kept
+and reported by the action it belongs to, when its turn comes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Protocol
+
+from squirrel.errors import SquirrelError
+from squirrel.plumbing import faults, fsops
+from squirrel.plumbing.index import Entry
+from squirrel.plumbing.plan import Action
+from squirrel.plumbing.progress import Meter
+
+AHEAD_FILES = 256  # the sender's content fetched ahead into .squirrel/tmp: at most this many files
+AHEAD_BYTES = 256 << 20  # and about this many bytes
+SYNC_THREADS = 4  # large files fsynced at once while the next ones are written
+LARGE_FILE = 1 << 20  # from this size a file fetched ahead is fsynced on its own
+
+
+class ContentSource(Protocol):
+    """Where the sender's content comes from (a mounted replica, a bundle).
+    A source may also have `span(path, entry) -> fsops.Span | None`: where
+    the content lies as is in a file, for the kernel to copy (see `span_of`);
+    and `complete = True` when it can give the content of every version it
+    describes (a mounted replica, unlike a bundle or the carrier)."""
+
+    def chunks(self, path: bytes, entry: Entry) -> Iterable[bytes]: ...
+
+
+def span_of(source: ContentSource, path: bytes, entry: Entry) -> fsops.Span | None:
+    """The file range holding the content, where the source can give one."""
+    span: Callable[[bytes, Entry], fsops.Span | None] | None = getattr(source, "span", None)
+    return span(path, entry) if span is not None else None
+
+
+class Fetcher:
+    """Fetches A's content of WRITE actions from the source into `tmp_dir`,
+    counting its bytes into `meter`, `streamed` (by path) and
+    `bytes_from_source`."""
+
+    def __init__(self, source: ContentSource, tmp_dir: str, meter: Meter) -> None:
+        self.source = source
+        self.tmp_dir = tmp_dir
+        self.meter = meter
+        self.streamed: dict[bytes, int] = {}  # path -> bytes of its new content counted so far
+        self.bytes_from_source = 0
+        self.prepared: dict[bytes, str] = {}  # path -> A's content, fetched before its turn
+        self.failed: dict[bytes, SquirrelError | OSError] = {}  # path -> why fetching it ahead failed
+
+    def waiting(self, path: bytes) -> bool:
+        """Was `path` fetched ahead, or did fetching it fail?"""
+        return path in self.prepared or path in self.failed
+
+    def from_source(self, act: Action) -> str:
+        """A's content streamed from the source into a durable, verified
+        temporary file."""
+        a = act.a
+        assert a is not None
+        return fsops.write_temp(self.tmp_dir, self.chunks(act), a.oid, a.size, a.mtime_ns, a.mode)
+
+    def chunks(self, act: Action) -> Iterator[bytes]:
+        assert act.a is not None
+        return self.counted(self.source.chunks(act.src_path or act.path, act.a), act.path, True)
+
+    def counted(self, chunks: Iterable[bytes], path: bytes, from_source: bool) -> Iterator[bytes]:
+        """The content for `path` as it streams, block by block, into the
+        progress (and, from the source, into the bytes copied)."""
+        for chunk in self.meter.stream(chunks):
+            n = len(chunk)
+            self.streamed[path] = self.streamed.get(path, 0) + n
+            if from_source:
+                self.bytes_from_source += n
+            yield chunk
+
+    def ahead(self, candidates: Iterable[Action]) -> None:
+        """Fetch the content of the next writes that come from the source
+        (`candidates`, in the order they will be written) into verified
+        temporary files, at most `AHEAD_FILES` or about `AHEAD_BYTES`, and
+        make them durable together (see the module's docstring)."""
+        wanted: list[Action] = []
+        oids: set[bytes] = set()
+        size = 0
+        for act in candidates:
+            if len(wanted) >= AHEAD_FILES or (wanted and size >= AHEAD_BYTES):
+                break
+            assert act.a is not None
+            if self.waiting(act.path) or act.a.oid in oids:  # a second copy is made from the first, locally
+                continue
+            oids.add(act.a.oid)
+            wanted.append(act)
+            size += act.a.size
+        # A large file is fsynced on its own, on a thread, while the next
+        # is written; the small ones all at once at the end (one commit).
+        written: list[tuple[list[tuple[Action, str]], Future[None]]] = []
+        small: list[tuple[Action, str]] = []
+        with ThreadPoolExecutor(SYNC_THREADS) as pool:
+            for act in wanted:
+                a = act.a
+                assert a is not None
+                try:
+                    tmp = self._copy(act, a)
+                    if tmp is None:
+                        tmp = fsops.write_temp(
+                            self.tmp_dir, self.chunks(act), a.oid, a.size, a.mtime_ns, a.mode, durable=False
+                        )
+                except (SquirrelError, OSError) as e:
+                    self.failed[act.path] = e
+                    break
+                try:
+                    faults.point("fsync")
+                except OSError as e:
+                    os.unlink(tmp)
+                    self.failed[act.path] = fsops.write_error(e, a.size)
+                    break
+                if a.size >= LARGE_FILE:
+                    written.append(([(act, tmp)], pool.submit(fsops.fsync_temps, [tmp], a.size)))
+                else:
+                    small.append((act, tmp))
+            if small:
+                names = [tmp for _, tmp in small]
+                total = sum(act.a.size for act, _ in small if act.a is not None)
+                written.append((small, pool.submit(fsops.fsync_temps, names, total)))
+            for files, done in written:
+                try:
+                    done.result()
+                except (SquirrelError, OSError) as e:
+                    for act, _ in files:
+                        self.failed[act.path] = e
+                    continue
+                for act, tmp in files:
+                    self.prepared[act.path] = tmp
+
+    def _copy(self, act: Action, a: Entry) -> str | None:
+        """A's content copied by the kernel from where the source holds it
+        as is, and verified (fsops.copy_temp); None where it cannot be."""
+        span = span_of(self.source, act.src_path or act.path, a)
+        if span is None:
+            return None
+        try:
+            return fsops.copy_temp(
+                self.tmp_dir, span, a.oid, a.size, a.mtime_ns, a.mode, durable=False, progress=self._counter(act.path)
+            )
+        finally:
+            os.close(span.fd)
+
+    def _counter(self, path: bytes) -> Callable[[int], None]:
+        """Counts bytes copied from the source for `path`, as `counted` does."""
+
+        def count(n: int) -> None:
+            self.streamed[path] = self.streamed.get(path, 0) + n
+            self.bytes_from_source += n
+            self.meter.add_bytes(n)
+
+        return count
+
+    def discard(self) -> None:
+        """Remove what was fetched and not taken (content fetched for a
+        conflict that then failed)."""
+        for tmp in self.prepared.values():
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        self.prepared.clear()
