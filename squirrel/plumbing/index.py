@@ -6,7 +6,8 @@ the open conflicts and the trash catalogue. Byte layout: docs/formats/index.md.
 
 Writes are buffered and committed in one LMDB transaction per batch; reads
 see the buffered writes, so code can read what it just wrote. When the map is
-full it is doubled and the batch replayed: the index starts small.
+full it is doubled and the batch replayed: the index starts small (the
+mechanism is `batched.BatchedEnv`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import lmdb
 from squirrel.errors import CorruptIndex, SquirrelError, UnsupportedFormat
 from squirrel.plumbing import entry as entry_codec
 from squirrel.plumbing import faults, paths
+from squirrel.plumbing.batched import BatchedEnv
 from squirrel.plumbing.entry import (
     FAT_TICK_NS,
     FLAG_PARTIAL,
@@ -77,50 +79,29 @@ def path_key(path: bytes) -> bytes:
 DB_NAMES = (b"meta", b"entries", b"sync", b"deleted", b"conflicts", b"trash", b"wanted")
 
 
-class ReplicaIndex:
+class ReplicaIndex(BatchedEnv):
     """A replica's index. `self_id` is the replica's own id: its component of
     every sync time is implicit (a replica knows itself up to its counter)."""
 
     def __init__(self, directory: str, self_id: str, *, create: bool = False, readonly: bool = False) -> None:
-        self.directory = directory
         self.self_id = self_id
-        self.readonly = readonly
         try:
             size = os.path.getsize(os.path.join(directory, "data.mdb"))
         except OSError:
             size = 0
         if not create and not os.path.exists(os.path.join(directory, "data.mdb")):
             raise CorruptIndex(f"index missing: {directory}")
-        options: dict[str, Any] = dict(
-            subdir=True,
-            max_dbs=len(DB_NAMES) + 2,  # and format 1's `objects`, dropped by the upgrade
-            map_size=max(INITIAL_MAP_SIZE, size * 2),
-            readonly=readonly,
+        super().__init__(
+            directory,
+            DB_NAMES,
             create=create,
-            readahead=False,
+            readonly=readonly,
+            map_size=max(INITIAL_MAP_SIZE, size * 2),
+            max_dbs=len(DB_NAMES) + 2,  # and format 1's `objects`, dropped by the upgrade
         )
-        try:
-            try:
-                self.env = lmdb.open(directory, **options)
-            except lmdb.ReadonlyError:
-                # A read-only drive: readers cannot use the lock file there.
-                if not readonly:
-                    raise
-                self.env = lmdb.open(directory, lock=False, **options)
-            self._db: dict[str, Any] = {}
-            for name in DB_NAMES:
-                try:
-                    self._db[name.decode()] = self.env.open_db(name, create=not readonly)
-                except lmdb.NotFoundError:
-                    self._db[name.decode()] = None  # read-only and never written: empty
-        except lmdb.Error as e:
-            raise CorruptIndex(f"cannot open index {directory}: {e}") from e
-        # Pending writes: (db, key) -> value or None for a delete.
-        self._pending: dict[tuple[str, bytes], bytes | None] = {}
         # The names of pending entries per parent, so that listing one
         # directory finds its pending children without looking at the rest.
         self._pending_children: dict[bytes, set[bytes]] = {}
-        self._rtxn: Any = None
         self._notices = True  # until the header says the table is empty
         self._wanted = True  # likewise
         try:
@@ -184,9 +165,7 @@ class ReplicaIndex:
         notices, and a mark that deletions made before now are only known
         through directory times (docs/formats/index.md, "Versions"). A crash
         leaves the format-1 index whole."""
-        if self._rtxn is not None:  # a snapshot of format 1 must not be read after
-            self._rtxn.abort()
-            self._rtxn = None
+        self._end_snapshot()  # a snapshot of format 1 must not be read after
         faults.point("commit")
         while True:
             try:
@@ -221,26 +200,16 @@ class ReplicaIndex:
         self.commit()
 
     # Low level ---------------------------------------------------------
-    def _txn(self) -> Any:
-        if self._rtxn is None:
-            self._rtxn = self.env.begin(buffers=False)
-        return self._rtxn
+    def _pending_in(self, db: str, prefix: bytes) -> dict[bytes, bytes | None]:
+        """A directory's pending entries are found by its name alone."""
+        if db == "entries" and prefix:
+            names = self._pending_children.get(prefix[:-1])
+            return {prefix + n: self._pending[("entries", prefix + n)] for n in names} if names else {}
+        return super()._pending_in(db, prefix)
 
-    def _get(self, db: str, key: bytes) -> bytes | None:
-        k = (db, key)
-        if k in self._pending:
-            return self._pending[k]
-        if self._db[db] is None:
-            return None
-        val: bytes | None = self._txn().get(key, db=self._db[db])
-        return val
-
-    def _put(self, db: str, key: bytes, value: bytes | None) -> None:
-        self._pending[(db, key)] = value
-
-    def has_pending(self) -> bool:
-        """Are there writes not yet committed?"""
-        return bool(self._pending)
+    def _forget_pending(self) -> None:
+        super()._forget_pending()
+        self._pending_children.clear()
 
     def state(self) -> str:
         """A mark of the committed index that changes with every commit (the
@@ -263,84 +232,10 @@ class ReplicaIndex:
         if len(self._pending) >= AUTO_FLUSH:
             self.commit()
 
-    def _scan_prefix(self, db: str, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """Committed records whose key starts with `prefix`, in key order."""
-        if self._db[db] is None:
-            return
-        cur = self._txn().cursor(db=self._db[db])
-        if not cur.set_range(prefix):
-            return
-        for key, val in cur:
-            if not key.startswith(prefix):
-                return
-            yield key, val
-
-    def _scan(self, db: str, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """Records whose key starts with `prefix` as this batch sees them: the
-        committed ones overlaid with the pending writes, in key order. Every
-        listing goes through here, so none can miss what was just written.
-        For `entries`, `prefix` is a directory's `parent NUL` prefix, or
-        empty for every record."""
-        if db == "entries" and prefix:
-            names = self._pending_children.get(prefix[:-1])
-            pend = {prefix + n: self._pending[("entries", prefix + n)] for n in names} if names else {}
-        else:
-            pend = {k: v for (d, k), v in self._pending.items() if d == db and k.startswith(prefix)}
-        if not pend:
-            yield from self._scan_prefix(db, prefix)
-            return
-        keys = sorted(pend)
-        i = 0
-        for key, val in self._scan_prefix(db, prefix):
-            while i < len(keys) and keys[i] < key:
-                if (new := pend[keys[i]]) is not None:
-                    yield keys[i], new
-                i += 1
-            if i < len(keys) and keys[i] == key:
-                if (new := pend[key]) is not None:
-                    yield key, new
-                i += 1
-            else:
-                yield key, val
-        for k in keys[i:]:
-            if (new := pend[k]) is not None:
-                yield k, new
-
-    def commit(self) -> None:
-        """Write every pending change in one transaction (growing the map if full)."""
-        if not self._pending:
-            return
-        if self.readonly:
-            raise SquirrelError("internal error: write to a read-only index")
-        if self._rtxn is not None:
-            self._rtxn.abort()
-            self._rtxn = None
-        faults.point("commit")
-        while True:
-            try:
-                with self.env.begin(write=True) as txn:
-                    for (db, key), val in sorted(self._pending.items()):
-                        if val is None:
-                            txn.delete(key, db=self._db[db])
-                        else:
-                            txn.put(key, val, db=self._db[db])
-                break
-            except lmdb.MapFullError:
-                self.env.set_mapsize(self.env.info()["map_size"] * 2)
-        self._pending.clear()
-        self._pending_children.clear()
-
     def rollback(self) -> None:
         """Forget every pending change."""
-        self._pending.clear()
-        self._pending_children.clear()
+        super().rollback()
         self._counter = int(self._get("meta", b"counter") or b"0")
-
-    def close(self) -> None:
-        if self._rtxn is not None:
-            self._rtxn.abort()
-            self._rtxn = None
-        self.env.close()
 
     # Events ------------------------------------------------------------------
     @property
