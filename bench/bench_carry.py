@@ -16,7 +16,9 @@ default 10,000, of 1-20 KiB of random bytes, 200 to a folder). The issue's
 full sizes are `--large-mib 2048 --small-files 100000`. A size of 0 skips
 that set. The sender is hashed by an untimed `sq init` first, as a copy
 hashes nothing. Each sq command is paired with a `cp -r && sync` timed just
-before it, and each ratio is the median over --carry-runs runs (default 3)
+before it in even runs and just after it in odd ones (a virtual disk
+may slow down after a burst of writes, which would weigh on whichever goes
+second), and each ratio is the median over --carry-runs runs (default 3)
 of the pairs' ratios: the machine's load may come and go, and weighs on
 both sides of a pair alike. Every run writes into fresh directories. The
 page cache is warm for every contender (the sources were just written);
@@ -37,6 +39,7 @@ import random
 import shutil
 import statistics
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,7 +71,7 @@ class SetResult:
     sq: dict[str, list[float]] = field(default_factory=lambda: {w: [] for w in WORKS})
 
     def ratio(self, work: str) -> float:
-        """The median of the runs' ratios, each against the copy timed just before."""
+        """The median of the runs' ratios, each against the copy timed next to it."""
         return statistics.median(c / t for c, t in zip(self.cp_sync[work], self.sq[work], strict=True))
 
 
@@ -115,7 +118,7 @@ def check(doc: dict[str, object], files: int, what: str) -> None:
 def one_run(sq: list[str], tmp: Path, src: Path, files: int, n: int, res: SetResult) -> None:
     """Fresh directories for every contender; each timed step starts on a
     synced disk, and each sq command is paired with a `cp -r && sync` of the
-    same bytes timed just before it (two for the carrier's two visits), so
+    same bytes timed next to it (two for the carrier's two visits), so
     that a load that comes and goes on the machine weighs on both alike."""
     run_dir = tmp / f"run{n}"
     run_dir.mkdir()
@@ -128,28 +131,43 @@ def one_run(sq: list[str], tmp: Path, src: Path, files: int, n: int, res: SetRes
         t, _ = timed(["sh", "-c", 'cp -r "$1" "$2" && sync', "sh", str(src), str(run_dir / f"cp{copies}")])
         return t
 
+    def paired(work: str, copies_: int, timed_sq: Callable[[], float]) -> None:
+        """Time `timed_sq` and `copies_` copies of the same bytes, the copies
+        first in even runs and last in odd ones: a disk that slows down
+        after a burst of writes weighs on both sides alike."""
+        first = n % 2 == 0
+        c = sum(cp_sync() for _ in range(copies_)) if first else 0.0
+        sync_disk()
+        res.sq[work].append(timed_sq())
+        res.cp_sync[work].append(c if first else sum(cp_sync() for _ in range(copies_)))
+
     recv = run_dir / "P"
     empty_replica(sq, recv, f"P{n}", src)
     bundle = run_dir / "b.sqb"
-    res.cp_sync["pack --for"].append(cp_sync())
-    sync_disk()
-    t, out = timed([*sq, "pack", str(src), "-o", str(bundle), "--for", str(recv), "--json"])
-    if json.loads(out)["objects"] < files:
-        sys.exit(f"bench: the bundle lacks content: {out}")
-    res.sq["pack --for"].append(t)
-    res.cp_sync["apply"].append(cp_sync())
-    sync_disk()
-    t, out = timed([*sq, "apply", str(bundle), str(recv), "--json"])
-    check(json.loads(out), files, "sq apply")
-    res.sq["apply"].append(t)
+
+    def do_pack() -> float:
+        t, out = timed([*sq, "pack", str(src), "-o", str(bundle), "--for", str(recv), "--json"])
+        if json.loads(out)["objects"] < files:
+            sys.exit(f"bench: the bundle lacks content: {out}")
+        return t
+
+    def do_apply() -> float:
+        t, out = timed([*sq, "apply", str(bundle), str(recv), "--json"])
+        check(json.loads(out), files, "sq apply")
+        return t
+
+    paired("pack --for", 1, do_pack)
+    paired("apply", 1, do_apply)
 
     dst = run_dir / "Q"
     empty_replica(sq, dst, f"Q{n}", src)
-    res.cp_sync["push"].append(cp_sync())
-    sync_disk()
-    t, out = timed([*sq, "push", str(src), str(dst), "--json"])
-    check(json.loads(out), files, "sq push")
-    res.sq["push"].append(t)
+
+    def do_push() -> float:
+        t, out = timed([*sq, "push", str(src), str(dst), "--json"])
+        check(json.loads(out), files, "sq push")
+        return t
+
+    paired("push", 1, do_push)
 
     # The carrier meets A alone first (it keeps no content: no other drive
     # is known), then the empty drive B: the timed visit of A then takes
@@ -161,15 +179,17 @@ def one_run(sq: list[str], tmp: Path, src: Path, files: int, n: int, res: SetRes
     b = run_dir / "B"
     empty_replica(sq, b, f"B{n}", src)
     run([*visit, str(b)])
-    res.cp_sync["carrier A->B"].append(cp_sync() + cp_sync())
-    sync_disk()
-    t_a, out = timed([*visit, str(src)])
-    if json.loads(out)["carried_in"] < files:
-        sys.exit(f"bench: the visit of A did not take the content: {out}")
-    sync_disk()
-    t_b, out = timed([*visit, str(b)])
-    check(json.loads(out), files, "the visit of B")
-    res.sq["carrier A->B"].append(t_a + t_b)
+
+    def do_visits() -> float:
+        t_a, out = timed([*visit, str(src)])
+        if json.loads(out)["carried_in"] < files:
+            sys.exit(f"bench: the visit of A did not take the content: {out}")
+        sync_disk()
+        t_b, out = timed([*visit, str(b)])
+        check(json.loads(out), files, "the visit of B")
+        return t_a + t_b
+
+    paired("carrier A->B", 2, do_visits)
     # The replica of the sender forgets this run's carrier and receivers.
     shutil.rmtree(src / ".squirrel")
 

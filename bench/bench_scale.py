@@ -22,8 +22,8 @@ run, on the same warm page cache; a figure is the median of --runs runs:
 The files are 100 to 900 bytes: what these steps cost depends on the number
 of files, not their size (bench_scan.py and bench_sync.py measure bytes).
 Everything lives in one temporary directory under /tmp (or --tmp), removed at
-the end. At 1,000,000 files it needs about 12 GiB of disk and 40 to 60
-minutes on 2 cores; `--files 100000` takes a few minutes.
+the end. At 1,000,000 files it needs about 12 GiB of disk and about 20
+minutes on 2 quiet cores; `--files 100000` takes under 2 minutes.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class Results:
     def add(self, label: str, value: float, unit: str, goal: str = "") -> None:
         f = Figure(label, value, unit, goal)
         self.figures.append(f)
-        print(f"  {label:<52} {f.cell():>16}  {goal}", flush=True)
+        print(f"  {label:<60} {f.cell():>16}  {goal}", flush=True)
 
 
 def median_of(runs: int, step: Callable[[int], float]) -> float:
