@@ -239,7 +239,9 @@ class BundleWriter:
                     os.close(span.fd)
                 if copied is None:
                     return None
-                written = flushed = written + p.size
+                written += p.size
+                if p.size >= WRITEBACK_STEP:  # copy_range asked the disk to write it already
+                    flushed = written
                 if ho.digest() != p.oid:
                     raise ChangedDuringOperation("a file changed while it was packed; scan and pack again")
                 return copied

@@ -192,8 +192,8 @@ def copy_range(
     read_back: Callable[[memoryview], object] | None = None,
 ) -> int | None:
     """Copy the span to `fd` at its position, in the kernel
-    (copy_file_range(2)), asking the disk to start writing each step
-    (`start_writeback`); returns the bytes copied, or None, having copied
+    (copy_file_range(2)), asking the disk to start writing each step of a
+    large span (`start_writeback`); returns the bytes copied, or None, having copied
     nothing, where the file systems cannot copy this way.
 
     With `read_back`, the copy is read back and handed to it block by block
@@ -250,7 +250,8 @@ def _copy_piece(
             raise
         if n == 0:
             raise ChangedDuringOperation("content is shorter than its declared size")
-        start_writeback(fd, start + at + done, n)
+        if span.size >= WRITEBACK_STEP:  # a smaller file goes to the disk with the group it is fsynced with
+            start_writeback(fd, start + at + done, n)
         if progress is not None:
             progress(n)
         done += n
