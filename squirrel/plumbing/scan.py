@@ -94,9 +94,11 @@ class Scanner:
         ignore: IgnoreRules | None = None,
         progress: ScanProgress | None = None,
         parallel: bool = True,
+        sweepers: sweep.SweepWorkers | None = None,
     ) -> None:
         self.root = root
         self.parallel = parallel  # may sweep a large tree in worker processes first (`sweep`)
+        self.sweepers = sweepers  # the workers to sweep with (else workers of the sweep's own)
         self.rootb = os.fsencode(root)
         self.index = index
         self.ignore = ignore or IgnoreRules.for_replica(root)
@@ -148,7 +150,7 @@ class Scanner:
             # at whatever it holds: a copy put back by hand, with the recorded
             # size and mtime, looks unchanged, yet ends the wait.
             waiting = {paths.parent_of(p) for p in self.wanted if paths.is_under(p, top) and p != top}
-            found = sweep.sweep(self.root, self.index, self.ignore, top, swept, waiting)
+            found = sweep.sweep(self.root, self.index, self.ignore, top, swept, waiting, self.sweepers)
         if found is None:
             yield from self._walk([top])
         else:
@@ -495,12 +497,18 @@ def check_mass_delete(deleted: int, total: int, where: str, allow: bool) -> None
 
 
 def scan_replica(
-    replica: Replica, progress: ScanProgress | None = None, allow_mass_delete: bool = False, measure: bool = False
+    replica: Replica,
+    progress: ScanProgress | None = None,
+    allow_mass_delete: bool = False,
+    measure: bool = False,
+    sweepers: sweep.SweepWorkers | None = None,
 ) -> ScanReport:
     """Scan a replica that is already open for writing and record what
     changed; with `measure` and `progress`, count the tree first (a first
-    scan hashes everything: its progress then has totals)."""
-    scanner = Scanner(replica.root, replica.index, progress=progress)
+    scan hashes everything: its progress then has totals). `sweepers`: the
+    worker processes to sweep a large tree with, kept by a caller that
+    scans several."""
+    scanner = Scanner(replica.root, replica.index, progress=progress, sweepers=sweepers)
     scanner.stats.replica = replica.name
     if measure and progress is not None:
         scanner.stats.files_total, scanner.stats.bytes_total = measure_tree(

@@ -7,6 +7,7 @@ from dataclasses import replace
 from squirrel.plumbing.progress import ProgressCallback
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import ScanProgress, scan_replica
+from squirrel.plumbing.sweep import SweepWorkers
 from squirrel.porcelain.engine import SyncReport, check_identities, check_same_vault, check_two_replicas, sync_replicas
 
 
@@ -24,8 +25,9 @@ def reconcile(
     with Replica.open(a_path) as a, Replica.open(b_path) as b:
         check_same_vault(a, b)
         check_identities(a, b)
-        scan_replica(a, scan_progress, allow_mass_delete)
-        scan_replica(b, scan_progress, allow_mass_delete)
+        with SweepWorkers() as sweepers:  # started once, for both scans
+            scan_replica(a, scan_progress, allow_mass_delete, sweepers=sweepers)
+            scan_replica(b, scan_progress, allow_mass_delete, sweepers=sweepers)
         report = sync_replicas(a, b, [], dry_run, progress)
         report.conflicts = [replace(c, replica=b.name) for c in report.conflicts]
         back = sync_replicas(b, a, [], dry_run, progress)

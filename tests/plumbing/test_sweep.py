@@ -79,6 +79,44 @@ def test_a_worker_that_dies_leaves_the_walk_to_the_scanner(replica_root: Path, m
     assert changes(replica_root, True)[0] == [("modified", b"x/a")]
 
 
+def new_replica(root: Path) -> Path:
+    root.mkdir()
+    Replica.create(str(root), name=root.name).close()
+    return root
+
+
+def test_workers_kept_for_several_sweeps_sweep_each_tree_against_its_own_index(tmp_path: Path) -> None:
+    a, b = new_replica(tmp_path / "A"), new_replica(tmp_path / "B")
+    scanned(a, {"x/a": b"a", "z/b": b"b"})
+    scanned(b, {"x/a": b"a", "x/y/c": b"c", "z/b": b"b"})
+    (a / "z" / "new").write_bytes(b"new on A")
+    (b / "x" / "y" / "c").unlink()
+    with sweep.SweepWorkers() as pool, Replica.open(str(a), write=False) as ra, Replica.open(str(b), write=False) as rb:
+        first = sweep.sweep(str(a), ra.index, IgnoreRules(), pool=pool)
+        started = [w.proc.pid for w in pool.start()]
+        second = sweep.sweep(str(b), rb.index, IgnoreRules(), pool=pool)
+        again = sweep.sweep(str(a), ra.index, IgnoreRules(), pool=pool)
+        assert [w.proc.pid for w in pool.start()] == started  # the same processes, set up three times
+    assert first is not None and second is not None and again is not None
+    assert first.unclean == again.unclean == [b"z"]
+    assert second.unclean == [b"x/y"]
+    assert (second.files, second.dirs) == (2, 3)
+
+
+def test_workers_that_failed_a_sweep_are_replaced_for_the_next(tmp_path: Path) -> None:
+    a = new_replica(tmp_path / "A")
+    scanned(a, {"x/a": b"a"})
+    (a / "x" / "b").write_bytes(b"b")
+    with sweep.SweepWorkers() as pool, Replica.open(str(a), write=False) as ra:
+        dead = pool.start()[0]
+        dead.proc.kill()
+        dead.proc.wait()
+        assert sweep.sweep(str(a), ra.index, IgnoreRules(), pool=pool) is None  # the scanner walks instead
+        found = sweep.sweep(str(a), ra.index, IgnoreRules(), pool=pool)
+        assert dead not in pool.start()
+    assert found is not None and found.unclean == [b"x"]
+
+
 edits = st.lists(
     st.tuples(
         st.sampled_from(["write", "delete", "mkdir", "rmdir", "touch", "symlink", "swap"]),
