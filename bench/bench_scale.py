@@ -87,7 +87,7 @@ class Results:
     def add(self, label: str, value: float, unit: str, goal: str = "") -> None:
         f = Figure(label, value, unit, goal)
         self.figures.append(f)
-        print(f"  {label:<60} {f.cell():>16}  {goal}", flush=True)
+        print(f"  {label:<64} {f.cell():>16}  {goal}", flush=True)
 
 
 def median_of(runs: int, step: Callable[[int], float]) -> float:
