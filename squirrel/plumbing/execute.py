@@ -164,10 +164,12 @@ class Executor:
     def run(self) -> ExecResult:
         self.check_space()
         self._stop: SquirrelError | None = None
-        for batch in schedule(self.plan):
-            self._run_batch(batch)
-        self._record_conflicts(range(len(self.plan.conflicts)))
-        self.fetch.discard()
+        try:
+            for batch in schedule(self.plan):
+                self._run_batch(batch)
+            self._record_conflicts(range(len(self.plan.conflicts)))
+        finally:
+            self.fetch.discard()
         self.result.bytes_from_source = self.fetch.bytes_from_source
         return self.result
 
@@ -420,7 +422,7 @@ class Executor:
         file still in place."""
         w = self._winner_writes.get(conflict)
         if w is not None and w.path not in self.fetch.prepared:
-            self.fetch.prepared[w.path] = self._fetch(w)
+            self.fetch.put(w.path, self._fetch(w))
 
     def _local_chunks(self, oid: bytes) -> Iterable[bytes] | None:
         """The content from a copy the receiver already holds, if any."""
@@ -501,7 +503,7 @@ class Executor:
             self.result.moved += 1
             self.result.deleted += 1
             return
-        tmp = self.fetch.prepared.pop(rel, None) or self._fetch(act)
+        tmp = self.fetch.take(rel) or self._fetch(act)
         try:
             fsops.recheck(self.root, rel, act.b)
             if act.b is not None:

@@ -27,6 +27,7 @@ AHEAD_FILES = 256  # the sender's content fetched ahead into .squirrel/tmp: at m
 AHEAD_BYTES = 256 << 20  # and about this many bytes
 SYNC_THREADS = 4  # large files fsynced at once while the next ones are written
 LARGE_FILE = 1 << 20  # from this size a file fetched ahead is fsynced on its own
+SMALL_GROUP = 64  # smaller files are made durable together, this many at a time
 
 
 class ContentSource(Protocol):
@@ -58,6 +59,22 @@ class Fetcher:
         self.bytes_from_source = 0
         self.prepared: dict[bytes, str] = {}  # path -> A's content, fetched before its turn
         self.failed: dict[bytes, SquirrelError | OSError] = {}  # path -> why fetching it ahead failed
+        self._durable: dict[bytes, Future[None]] = {}  # path -> the fsync its prepared file waits for
+        self._pool: ThreadPoolExecutor | None = None
+
+    def put(self, path: bytes, tmp: str) -> None:
+        """A's content for `path`, durable already, waiting for its turn."""
+        self.prepared[path] = tmp
+
+    def take(self, path: bytes) -> str | None:
+        """The durable temporary file prepared for `path`, if any: waits for
+        its fsync (the caller renames it into place next), and raises what
+        that fsync raised (the file is gone then)."""
+        tmp = self.prepared.pop(path, None)
+        durable = self._durable.pop(path, None)
+        if durable is not None:
+            durable.result()
+        return tmp
 
     def waiting(self, path: bytes) -> bool:
         """Was `path` fetched ahead, or did fetching it fail?"""
@@ -102,45 +119,48 @@ class Fetcher:
             wanted.append(act)
             size += act.a.size
         # A large file is fsynced on its own, on a thread, while the next
-        # is written; the small ones all at once at the end (one commit).
-        written: list[tuple[list[tuple[Action, str]], Future[None]]] = []
+        # is written; the small ones in groups (one commit for each). Their
+        # files wait for their fsync only when their turn comes (`take`):
+        # the disk writes a group while the next is written and the first
+        # are renamed into place.
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="sq-fsync")
+        pool = self._pool
         small: list[tuple[Action, str]] = []
-        with ThreadPoolExecutor(SYNC_THREADS) as pool:
-            for act in wanted:
-                a = act.a
-                assert a is not None
-                try:
-                    tmp = self._copy(act, a)
-                    if tmp is None:
-                        tmp = fsops.write_temp(
-                            self.tmp_dir, self.chunks(act), a.oid, a.size, a.mtime_ns, a.mode, durable=False
-                        )
-                except (SquirrelError, OSError) as e:
-                    self.failed[act.path] = e
-                    break
-                try:
-                    faults.point("fsync")
-                except OSError as e:
-                    os.unlink(tmp)
-                    self.failed[act.path] = fsops.write_error(e, a.size)
-                    break
-                if a.size >= LARGE_FILE:
-                    written.append(([(act, tmp)], pool.submit(fsops.fsync_temps, [tmp], a.size)))
-                else:
-                    small.append((act, tmp))
-            if small:
-                names = [tmp for _, tmp in small]
-                total = sum(act.a.size for act, _ in small if act.a is not None)
-                written.append((small, pool.submit(fsops.fsync_temps, names, total)))
-            for files, done in written:
-                try:
-                    done.result()
-                except (SquirrelError, OSError) as e:
-                    for act, _ in files:
-                        self.failed[act.path] = e
-                    continue
-                for act, tmp in files:
-                    self.prepared[act.path] = tmp
+
+        def flush(files: list[tuple[Action, str]], size: int) -> None:
+            done = pool.submit(fsops.fsync_temps, [tmp for _, tmp in files], size)
+            for act, tmp in files:
+                self.prepared[act.path] = tmp
+                self._durable[act.path] = done
+
+        for act in wanted:
+            a = act.a
+            assert a is not None
+            try:
+                tmp = self._copy(act, a)
+                if tmp is None:
+                    tmp = fsops.write_temp(
+                        self.tmp_dir, self.chunks(act), a.oid, a.size, a.mtime_ns, a.mode, durable=False
+                    )
+            except (SquirrelError, OSError) as e:
+                self.failed[act.path] = e
+                break
+            try:
+                faults.point("fsync")
+            except OSError as e:
+                os.unlink(tmp)
+                self.failed[act.path] = fsops.write_error(e, a.size)
+                break
+            if a.size >= LARGE_FILE:
+                flush([(act, tmp)], a.size)
+                continue
+            small.append((act, tmp))
+            if len(small) >= SMALL_GROUP:
+                flush(small, sum(act.a.size for act, _ in small if act.a is not None))
+                small = []
+        if small:
+            flush(small, sum(act.a.size for act, _ in small if act.a is not None))
 
     def _copy(self, act: Action, a: Entry) -> str | None:
         """A's content copied by the kernel from where the source holds it
@@ -167,8 +187,13 @@ class Fetcher:
 
     def discard(self) -> None:
         """Remove what was fetched and not taken (content fetched for a
-        conflict that then failed)."""
+        conflict that then failed, or for a sync that stopped), once its
+        fsync is over."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         for tmp in self.prepared.values():
             if os.path.exists(tmp):
                 os.unlink(tmp)
         self.prepared.clear()
+        self._durable.clear()

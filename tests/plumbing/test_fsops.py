@@ -7,6 +7,7 @@ the usual one-line error with nothing left behind."""
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -14,10 +15,11 @@ import blake3
 import pytest
 
 from squirrel.errors import ChangedDuringOperation, OutOfSpace
-from squirrel.plumbing import faults, fsops
+from squirrel.plumbing import faults, fetch, fsops
 from squirrel.porcelain.apply import apply
 from squirrel.porcelain.init import init
 from squirrel.porcelain.pack import pack
+from squirrel.porcelain.push import push
 from tests.bundle_tools import incompressible
 
 KIB = 1024
@@ -121,3 +123,41 @@ def test_a_bundle_of_a_file_copied_in_pieces_applies_byte_exact(tmp_path: Path, 
     assert report.created == 2
     assert (b / "clip.mov").read_bytes() == content
     assert (b / "note.txt").read_bytes() == b"a caption\n"
+
+
+def test_a_group_whose_fsync_fails_is_never_renamed_into_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small files fetched ahead are made durable in groups, each waited for
+    only when its first file's turn comes: a group whose fsync fails has
+    none of its files at the receiver's paths, the others arrive, and the
+    next push brings the rest."""
+    monkeypatch.setattr(fetch, "SMALL_GROUP", 4)
+    a, b = tmp_path / "A", tmp_path / "B"
+    a.mkdir()
+    b.mkdir()
+    files = {f"p/img{i:02d}.jpg": incompressible(1000 + i, 10 + i) for i in range(12)}
+    for name, content in files.items():
+        (a / name).parent.mkdir(exist_ok=True)
+        (a / name).write_bytes(content)
+    init(str(a), name="A")
+    init(str(b), name="B", join=str(a))
+    real = fsops.fsync_many
+    groups: list[list[str]] = []
+
+    def second_fails(names: list[str]) -> None:
+        groups.append(names)
+        if len(groups) == 2:
+            raise OSError(errno.EIO, "injected")
+        real(names)
+
+    monkeypatch.setattr(fsops, "fsync_many", second_fails)
+    report = push(str(a), str(b))
+    monkeypatch.undo()
+    assert [len(g) for g in groups] == [4, 4, 4]
+    assert len(report.failed) == 4
+    arrived = {p.relative_to(b).as_posix() for p in (b / "p").iterdir()}
+    assert arrived == set(files) - {f"p/img{i:02d}.jpg" for i in range(4, 8)}
+    for name in arrived:
+        assert (b / name).read_bytes() == files[name]
+    assert list((b / ".squirrel" / "tmp").iterdir()) == []
+    push(str(a), str(b))
+    assert {n: (b / n).read_bytes() for n in files} == files
