@@ -22,6 +22,7 @@ TOGETHER_FILES = 256  # objects made durable together: at most this many
 TOGETHER_BYTES = 256 << 20  # and about this many bytes
 LARGE_OBJECT = 1 << 20  # from this size an object is fsynced on its own, on a thread
 SYNC_THREADS = 4
+SMALL_GROUP = 64  # small objects are made durable together, this many at a time
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,9 @@ class ObjectStore:
         stored (or already held), (oid, error) for each that failed, in
         order. They are written in groups, and each group is made durable
         together (`put` fsyncs each object alone): a large object is
-        fsynced on a thread while the next is written, the small ones at
-        once (durable.fsync_many), and only then renamed into place, so an
+        fsynced on a thread while the next is written, the small ones
+        together (durable.fsync_many, `SMALL_GROUP` at a time, while the
+        next are written), and only then renamed into place, so an
         object that exists under its name is still complete."""
         group: list[Wanted] = []
         size = 0
@@ -107,6 +109,9 @@ class ObjectStore:
                 else:
                     small.append((oid, tmp))
                     small_bytes += size
+                    if len(small) >= SMALL_GROUP:  # fsynced while the next are written
+                        synced.append((small, pool.submit(fsops.fsync_temps, [t for _, t in small], small_bytes)))
+                        small, small_bytes = [], 0
             if small:
                 synced.append((small, pool.submit(fsops.fsync_temps, [tmp for _, tmp in small], small_bytes)))
             for objects, done in synced:
