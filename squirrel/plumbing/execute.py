@@ -16,7 +16,7 @@ import os
 import shutil
 import stat as statmod
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 from squirrel.errors import ChangedDuringOperation, ContentUnavailable, OutOfSpace, SquirrelError
@@ -194,9 +194,7 @@ class Executor:
                 act = self.plan.actions[i]
                 if i not in self._skip:  # else done already, as the source of a move
                     if self._stop is None and act.path not in self.fetch.prepared and self._from_sender(i, act):
-                        self.fetch.ahead(
-                            self.plan.actions[j] for j in batch[n:] if self._from_sender(j, self.plan.actions[j])
-                        )
+                        self.fetch.ahead(self._writes_from_sender(batch[n:]))
                     self._act(act)
                 self._count(act)
             self._record_conflicts({self.plan.actions[i].conflict for i in batch} - {-1})
@@ -428,12 +426,20 @@ class Executor:
         """The content from a copy the receiver already holds, if any."""
         if self._local is None:  # one pass over the index for every content the plan writes
             # From a sender that has every content, a small file costs less
-            # to read from it than a pass over a large index to find a copy.
+            # to read from it than a pass over a large index to find a copy;
+            # from a source of content by id (a bundle, the carrier), only
+            # what it lacks is looked for. A large sync is made of many
+            # plans, each with a pass of its own: 100,000 files applied
+            # from a bundle made 500 passes over a growing index.
             smallest = LOCAL_FROM if getattr(self.source, "complete", False) else 0
+            holds: Callable[[bytes], bool] | None = getattr(self.source, "has", None)
             wanted = {
                 act.a.oid
                 for act in self.plan.actions
-                if act.kind == WRITE and act.a is not None and act.a.size >= smallest
+                if act.kind == WRITE
+                and act.a is not None
+                and act.a.size >= smallest
+                and (holds is None or not holds(act.a.oid))
             }
             self._local = self.idx.paths_with_objects(wanted) if wanted else {}
         for p in self._local.get(oid, []):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -21,8 +21,9 @@ import pytest
 import zstandard
 
 from squirrel.errors import BadBundle, SquirrelError, UnsupportedFormat, WrongVault
+from squirrel.plumbing import pieces
 from squirrel.plumbing.bundle import BundleReader
-from squirrel.plumbing.index import FLAG_PARTIAL, decode_entry, encode_entry
+from squirrel.plumbing.index import FLAG_PARTIAL, ReplicaIndex, decode_entry, encode_entry
 from squirrel.plumbing.knowledge import Knowledge
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.vtime import VectorTime
@@ -967,3 +968,43 @@ def test_blake3_of_empty_content_is_carried_for_empty_files(base: Base) -> None:
         empty = blake3.blake3(b"").digest()
         assert r.entries[b"docs/empty.txt"].oid == empty
         assert b"".join(r.object_chunks(empty)) == b""
+
+
+def test_a_bundle_holding_every_object_is_applied_without_searching_the_receiver(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large sync is made of many plans, and each looked through the
+    whole receiver's index for copies of its content: applying 100,000
+    files took 500 passes over a growing index. Content the bundle holds
+    is taken from the bundle; the receiver is searched only for what the
+    bundle lacks (a move, below)."""
+    monkeypatch.setattr(pieces, "PIECE", 4)
+    a, b = tmp_path / "A", tmp_path / "B"
+    files = {f"d{i}/img{j}.jpg": incompressible(2000 + 10 * i + j, 10 * i + j) for i in range(4) for j in range(3)}
+    make_tree(a, files)
+    make_tree(b, {})
+    init(str(a), name="A")
+    init(str(b), name="B", join=str(a))
+    bundle = tmp_path / "a.sqb"
+    pack(str(a), str(bundle), for_replica=str(b))
+    searched: list[int] = []
+    real = ReplicaIndex.paths_with_objects
+
+    def counted(self: ReplicaIndex, oids: Collection[bytes]) -> dict[bytes, list[bytes]]:
+        searched.append(len(oids))
+        return real(self, oids)
+
+    monkeypatch.setattr(ReplicaIndex, "paths_with_objects", counted)
+    report = apply(str(bundle), str(b))
+    assert report.created == 16 and not report.failed
+    assert tree(b) == tree(a)
+    assert searched == []
+    # A move on A: the bundle carries no content, and B finds it at home.
+    (a / "d0").rename(a / "moved")
+    scan(str(a))
+    moved = tmp_path / "moved.sqb"
+    pack(str(a), str(moved), for_replica=str(b))
+    assert BundleReader(str(moved)).objects == {}
+    report = apply(str(moved), str(b))
+    assert not report.failed and searched
+    assert tree(b) == tree(a)
