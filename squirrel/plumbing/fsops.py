@@ -193,8 +193,8 @@ def copy_range(
 ) -> int | None:
     """Copy the span to `fd` at its position, in the kernel
     (copy_file_range(2)), asking the disk to start writing each step of a
-    large span (`start_writeback`); returns the bytes copied, or None, having copied
-    nothing, where the file systems cannot copy this way.
+    large span (`start_writeback`); returns the bytes copied, or None,
+    having copied nothing, where the file systems cannot copy this way.
 
     With `read_back`, the copy is read back and handed to it block by block
     (each block valid only during the call), so that what is verified is
