@@ -72,28 +72,27 @@ class BundleWriter:
         self._pending: list[_Pending] = []  # every object, in the order the bundle holds them
         self._kept = 0  # bytes of small raw objects kept in memory
 
+    def _record(self, tag: int, path: bytes, value: bytes) -> None:
+        """One manifest record: tag, path and value, each length-prefixed."""
+        self.manifest.write(bytes([tag]) + encode_varint(len(path)) + path + encode_varint(len(value)) + value)
+
     def add_entry(self, path: bytes, entry: Entry) -> None:
-        value = encode_entry(entry)
-        self.manifest.write(bytes([REC_ENTRY]) + encode_varint(len(path)) + path + encode_varint(len(value)) + value)
+        self._record(REC_ENTRY, path, encode_entry(entry))
         self.entries += 1
 
     def add_notice(self, path: bytes, n: VectorTime) -> None:
         """The exact time at which the sender's `path` was deleted."""
-        value = n.encode()
-        self.manifest.write(bytes([REC_DELETED]) + encode_varint(len(path)) + path + encode_varint(len(value)) + value)
+        self._record(REC_DELETED, path, n.encode())
         self.notices += 1
 
     def add_conflict(self, record: ConflictRecord) -> None:
         """An open conflict of the sender's: the receiver lists it too once
         it holds both of its files."""
-        value = json.dumps(record.to_json(), sort_keys=True).encode()
-        path = record.path
-        self.manifest.write(bytes([REC_CONFLICT]) + encode_varint(len(path)) + path + encode_varint(len(value)) + value)
+        self._record(REC_CONFLICT, record.path, json.dumps(record.to_json(), sort_keys=True).encode())
         self.conflicts += 1
 
     def add_sync(self, path: bytes, s: VectorTime) -> None:
-        value = s.encode()
-        self.manifest.write(bytes([REC_SYNC]) + encode_varint(len(path)) + path + encode_varint(len(value)) + value)
+        self._record(REC_SYNC, path, s.encode())
         self.syncs += 1
 
     def _objects(self) -> BinaryIO:
