@@ -168,12 +168,9 @@ class Fetcher:
         span = span_of(self.source, act.src_path or act.path, a)
         if span is None:
             return None
-        try:
-            return fsops.copy_temp(
-                self.tmp_dir, span, a.oid, a.size, a.mtime_ns, a.mode, durable=False, progress=self._counter(act.path)
-            )
-        finally:
-            os.close(span.fd)
+        return fsops.copy_temp(
+            self.tmp_dir, span, a.oid, a.size, a.mtime_ns, a.mode, durable=False, progress=self._counter(act.path)
+        )
 
     def _counter(self, path: bytes) -> Callable[[int], None]:
         """Counts bytes copied from the source for `path`, as `counted` does."""

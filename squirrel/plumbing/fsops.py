@@ -165,8 +165,9 @@ def write_temp(
 @dataclass(frozen=True)
 class Span:
     """Content that lies, as is, in an open file: `size` bytes from
-    `offset` of `fd` (a sender's file, a raw object in a bundle). The
-    caller closes `fd`."""
+    `offset` of `fd` (a sender's file, a raw object in a bundle), on a
+    descriptor of its own: `copy_temp` closes it, other users close it
+    themselves."""
 
     fd: int
     offset: int
@@ -258,12 +259,9 @@ def _copy_piece(
     return done
 
 
-def pread_blocks(fd: int, offset: int, size: int, buf: bytearray | None = None) -> Iterator[memoryview]:
-    """Read `size` bytes of `fd` from `offset`, in blocks of one reused
-    buffer (`buf`, or one of its own; each block is valid until the next is
-    read)."""
-    if buf is None:
-        buf = bytearray(min(READ_BUFFER, max(size, 1)))
+def pread_blocks(fd: int, offset: int, size: int, buf: bytearray) -> Iterator[memoryview]:
+    """Read `size` bytes of `fd` from `offset`, in blocks of the reused
+    buffer `buf` (each block is valid until the next is read)."""
     view = memoryview(buf)
     at, end = offset, offset + size
     while at < end:
@@ -285,13 +283,18 @@ def copy_temp(
     progress: Callable[[int], None] | None = None,
 ) -> str | None:
     """Like `write_temp` (`size` is the size the content must have), for
-    content that lies in a file: the kernel copies
-    the bytes (`copy_range`, no trip through this process), and the copy is
-    then read once and verified against `oid`: what is checked is what was
-    written. Returns None, having written nothing, where the file systems
-    cannot copy this way (the caller then streams the content)."""
-    name = os.path.join(tmp_dir, f"in-{os.getpid()}-{time.monotonic_ns()}")
-    fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+    content that lies in a file: the kernel copies the bytes (`copy_range`,
+    no trip through this process), and the copy is read back and verified
+    against `oid`: what is checked is what was written. Returns None,
+    having written nothing, where the file systems cannot copy this way
+    (the caller then streams the content). Closes the span's descriptor,
+    whatever happens."""
+    try:
+        name = os.path.join(tmp_dir, f"in-{os.getpid()}-{time.monotonic_ns()}")
+        fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+    except BaseException:
+        os.close(span.fd)
+        raise
     ok = False
     try:
         if span.size != size:
@@ -307,6 +310,7 @@ def copy_temp(
     except OSError as e:
         raise write_error(e, span.size) from e
     finally:
+        os.close(span.fd)
         os.close(fd)
         if not ok:
             try:

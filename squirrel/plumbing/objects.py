@@ -136,10 +136,7 @@ class ObjectStore:
         span = item.span() if item.span is not None else None
         if span is None:
             return None
-        try:
-            return fsops.copy_temp(self.tmp_dir, span, item.oid, item.size, 0, 0o644, False, item.progress)
-        finally:
-            os.close(span.fd)
+        return fsops.copy_temp(self.tmp_dir, span, item.oid, item.size, 0, 0o644, False, item.progress)
 
     def _place(self, oid: bytes, tmp: str) -> None:
         dest = self.path(oid)

@@ -42,19 +42,15 @@ def source(tmp_path: Path, content: bytes) -> Path:
 
 
 def copy(src: Path, tmp: Path, oid: bytes, progress: list[int] | None = None) -> str | None:
+    """copy_temp of the whole file; it closes the source's descriptor,
+    whatever happens."""
     fd = os.open(src, os.O_RDONLY)
+    heard = None if progress is None else progress.append
     try:
-        return fsops.copy_temp(
-            str(tmp),
-            fsops.Span(fd, 0, SIZE),
-            oid,
-            SIZE,
-            0,
-            0o644,
-            progress=None if progress is None else progress.append,
-        )
+        return fsops.copy_temp(str(tmp), fsops.Span(fd, 0, SIZE), oid, SIZE, 0, 0o644, progress=heard)
     finally:
-        os.close(fd)
+        with pytest.raises(OSError):
+            os.fstat(fd)
 
 
 def test_a_copy_in_many_pieces_arrives_whole_and_verified(tmp_path: Path, small_pieces: None) -> None:
