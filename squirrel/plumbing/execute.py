@@ -140,10 +140,12 @@ class Executor:
         }
         self.names = CaseFolding(self.root, replica.tmp_dir)
         self._local: dict[bytes, list[bytes]] | None = None  # content -> paths holding it, found once
+        self._looked_for: set[bytes] = set()  # the content worth looking for among the receiver's
         # Files the plan deletes, by content: a WRITE of the same content renames them.
         self._deletes: dict[bytes, list[int]] = {}
         self._move_sources: dict[bytes, list[int]] = {}  # this batch's, by content
         self._dirty: set[bytes] = set()  # directories whose entries this batch changed
+        self._parents_seen: set[bytes] = set()  # folders whose parents this batch found sound
         for i, act in enumerate(plan.actions):
             if act.kind == DELETE and act.b is not None and act.b.is_file:
                 self._deletes.setdefault(act.b.oid, []).append(i)
@@ -189,6 +191,7 @@ class Executor:
             for oid, n in writes.items()
         }
         steps = [step for i in batch if i not in self._skip for step in self._undo_steps(self.plan.actions[i])]
+        self._parents_seen.clear()
         with self.rep.journal.batch(self.idx, steps):
             for n, i in enumerate(batch):
                 act = self.plan.actions[i]
@@ -442,11 +445,14 @@ class Executor:
                 and (holds is None or not holds(act.a.oid))
             }
             self._local = self.idx.paths_with_objects(wanted) if wanted else {}
+            self._looked_for = wanted
         for p in self._local.get(oid, []):
             e = self.idx.get(p)  # what this run may have written there since
             full = self._abs(p)
             if e is not None and e.is_file and e.oid == oid and fsops.matches(fsops.lstat_or_none(full), e):
                 return fsops.read_chunks(full, e)
+        if oid not in self._looked_for:  # the sender gives it at less cost
+            return None
         tp = fsops.trash_path(self.rep.trash_dir, oid)
         if os.path.isfile(tp):
             return fsops.read_chunks(tp)
@@ -475,7 +481,12 @@ class Executor:
         a = act.a
         assert a is not None and a.kind == KIND_FILE
         rel = act.path
-        fsops.check_parents(self.root, rel)
+        # An early refusal, before any content is fetched: once per folder
+        # and batch, as every rename into place checks again just before.
+        folder = os.path.dirname(rel)
+        if folder not in self._parents_seen:
+            fsops.check_parents(self.root, rel)
+            self._parents_seen.add(folder)
         m, c = act.times(self.new_event)
         # A move: the receiver deletes a file with this content in the same plan.
         # Only the files the intent log names for this batch (see _run_batch).
@@ -513,19 +524,22 @@ class Executor:
         try:
             fsops.recheck(self.root, rel, act.b)
             if act.b is not None:
-                self._replace(tmp, rel, act.b)
+                st = self._replace(tmp, rel, act.b)
             else:
-                fsops.install(tmp, self.root, rel, sync=False)
+                st = fsops.install(tmp, self.root, rel, sync=False)
             self._dirty.add(os.path.dirname(self._abs(rel)))
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
-        self._record_file(rel, a, m, c, act.b is None)
+        self._record_file(rel, a, m, c, act.b is None, st)
 
-    def _replace(self, new: str | bytes, rel: bytes, old: Entry) -> None:
-        """Put `new` at `rel` over `old`, which goes to the trash (fsops)."""
-        fsops.replace_keeping_old(self.idx, self.rep.trash_dir, new, self.root, rel, old, False, reason=self._replaced)
+    def _replace(self, new: str | bytes, rel: bytes, old: Entry) -> os.stat_result:
+        """Put `new` at `rel` over `old`, which goes to the trash (fsops);
+        returns the stat of what is at `rel` now."""
+        return fsops.replace_keeping_old(
+            self.idx, self.rep.trash_dir, new, self.root, rel, old, False, reason=self._replaced
+        )
 
     def _from_sender(self, i: int, act: Action) -> bool:
         """Will this action's content come from the sender (no conflict, no
@@ -591,8 +605,13 @@ class Executor:
         self.result.moved += 1
         return tmp
 
-    def _record_file(self, rel: bytes, a: Entry, m: VectorTime, c: VectorTime, created: bool) -> None:
-        st = os.lstat(self._abs(rel))
+    def _record_file(
+        self, rel: bytes, a: Entry, m: VectorTime, c: VectorTime, created: bool, st: os.stat_result | None = None
+    ) -> None:
+        """Record the file now at `rel` (whose stat is `st`, when the caller
+        has just taken it) as A's version."""
+        if st is None:
+            st = os.lstat(self._abs(rel))
         racy = racy_flag(st.st_mtime_ns, time.time_ns())
         entry = Entry(KIND_FILE, a.oid, st.st_size, statmod.S_IMODE(st.st_mode), st.st_mtime_ns, m, c, racy)
         self._raise(rel, m)
