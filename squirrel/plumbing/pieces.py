@@ -39,7 +39,12 @@ CarryOut = Callable[[Plan, set[bytes]], set[bytes]]
 
 
 def sync_in_pieces(
-    src: SourceTree, dst: ReceiverTree, top: bytes, carry_out: CarryOut, limit: int | None = None
+    src: SourceTree,
+    dst: ReceiverTree,
+    top: bytes,
+    carry_out: CarryOut,
+    limit: int | None = None,
+    too_large: set[bytes] | None = None,
 ) -> set[bytes]:
     """Sync `top` one piece at a time; returns every path that failed.
 
@@ -48,19 +53,16 @@ def sync_in_pieces(
     not finish) and those that fail now, which it returns. A subtree that
     did not finish is not planned again by the directory above it: its
     failures are reported once, and planning it again could take as much
-    memory as the pieces were meant to save."""
+    memory as the pieces were meant to save. `too_large`: see `whole_plan`."""
     limit = PIECE if limit is None else limit
-    try:
-        plan = Planner(src, dst, limit).run(top)
-    except PlanTooLarge:
-        pass
-    else:
+    plan = whole_plan(src, dst, top, too_large, limit)
+    if plan is not None:
         return carry_out(plan, set())
     failed: set[bytes] = set()
     below = _split(src, dst, top)
     unfinished: list[bytes] = []
     for child in below:
-        f = sync_in_pieces(src, dst, child, carry_out, limit)
+        f = sync_in_pieces(src, dst, child, carry_out, limit, too_large)
         if f:
             unfinished.append(child)
             failed |= f
@@ -68,23 +70,42 @@ def sync_in_pieces(
     return failed | carry_out(last, failed)
 
 
-def outline_pieces(src: SourceTree, dst: ReceiverTree, top: bytes, limit: int | None = None) -> Iterator[Plan]:
+def outline_pieces(
+    src: SourceTree, dst: ReceiverTree, top: bytes, limit: int | None = None, too_large: set[bytes] | None = None
+) -> Iterator[Plan]:
     """The plans of a sync of `top` when nothing is carried out between
     them: each directory that is split is planned without the subtrees
     planned on their own. Together they hold every action of the sync once
-    (a dry run, and the checks made before a sync changes anything)."""
+    (a dry run, and the checks made before a sync changes anything).
+    `too_large`: see `whole_plan`."""
     limit = PIECE if limit is None else limit
-    try:
-        plan = Planner(src, dst, limit).run(top)
-    except PlanTooLarge:
-        pass
-    else:
+    plan = whole_plan(src, dst, top, too_large, limit)
+    if plan is not None:
         yield plan
         return
     below = _split(src, dst, top)
     for child in below:
-        yield from outline_pieces(src, dst, child, limit)
+        yield from outline_pieces(src, dst, child, limit, too_large)
     yield Planner(src, dst, skip=frozenset(below)).run(top)
+
+
+def whole_plan(
+    src: SourceTree, dst: ReceiverTree, top: bytes, too_large: set[bytes] | None = None, limit: int | None = None
+) -> Plan | None:
+    """The plan of a sync of all of `top`, or None when it holds more than
+    `limit` actions. `too_large` remembers the directories found too large,
+    so that the outline of a sync and the sync itself plan each only up to
+    that point once: a large sync found them first. A directory in it is
+    split without trying, which is always correct (pieces end where one plan
+    would), so a directory that has since shrunk costs nothing but a split."""
+    if too_large is not None and top in too_large:
+        return None
+    try:
+        return Planner(src, dst, PIECE if limit is None else limit).run(top)
+    except PlanTooLarge:
+        if too_large is not None:
+            too_large.add(top)
+        return None
 
 
 def _split(src: SourceTree, dst: ReceiverTree, top: bytes) -> list[bytes]:
@@ -133,9 +154,11 @@ class Outline:
         return max(0, self.write_bytes - self.deleted_bytes)
 
 
-def outline(src: SourceTree, dst: ReceiverTree, top: bytes, limit: int | None = None) -> Outline:
+def outline(
+    src: SourceTree, dst: ReceiverTree, top: bytes, limit: int | None = None, too_large: set[bytes] | None = None
+) -> Outline:
     out = Outline()
-    for plan in outline_pieces(src, dst, top, limit):
+    for plan in outline_pieces(src, dst, top, limit, too_large):
         out.add(plan)
     return out
 

@@ -22,7 +22,7 @@ from squirrel.plumbing.execute import Executor, ensure_room
 from squirrel.plumbing.fetch import ContentSource
 from squirrel.plumbing.index import Entry
 from squirrel.plumbing.pieces import Outline, moved_away, outline, outline_pieces, sync_in_pieces
-from squirrel.plumbing.plan import MKDIR, WRITE, Plan, Planner, PlanTooLarge, ReceiverTree, widen_top
+from squirrel.plumbing.plan import MKDIR, WRITE, Plan, ReceiverTree, widen_top
 from squirrel.plumbing.progress import Meter, ProgressCallback
 from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.replica import Identity, Replica, read_identity
@@ -200,13 +200,14 @@ def sync_into(
         top = widen_top(src, dst.index, top)
         # Most syncs fit one plan; a larger one is made of pieces (see
         # `pieces`), checked as a whole before any piece changes anything.
-        first = _plan_if_small(src, dst.index, top)
-        whole = outline(src, dst.index, top) if first is None else Outline.of(first)
+        too_large: set[bytes] = set()
+        first = pieces.whole_plan(src, dst.index, top, too_large)
+        whole = outline(src, dst.index, top, too_large=too_large) if first is None else Outline.of(first)
         if guard is not None:
             check_mass_delete(_deletions(src, dst.index, top, whole, first), guard, f"this sync into {dst.root}", False)
         if dry_run:
             made: set[bytes] = set()  # a folder each piece below it would make is made once
-            for plan in [first] if first is not None else outline_pieces(src, dst.index, top):
+            for plan in [first] if first is not None else outline_pieces(src, dst.index, top, too_large=too_large):
                 report.visited += plan.visited
                 report.incomplete += plan.incomplete
                 counts = plan.count()
@@ -244,7 +245,7 @@ def sync_into(
         if first is not None:
             carry_out(first, set())
         else:
-            sync_in_pieces(src, dst.index, top, carry_out)
+            sync_in_pieces(src, dst.index, top, carry_out, too_large=too_large)
         conflicts.carry(src.conflicts(), dst.index, top)  # open conflicts travel with their files
         dst.learn_names(src_names)
         dst.index.commit()
@@ -303,14 +304,6 @@ def has_content(content: ContentSource, oid: bytes) -> bool:
     """Does a source of content by id hold `oid`? (One that cannot say is asked.)"""
     holds = getattr(content, "has", None)
     return True if holds is None else bool(holds(oid))
-
-
-def _plan_if_small(src: SyncSource, dst: ReceiverTree, top: bytes) -> Plan | None:
-    """The plan of a sync of `top`, or None when it would not fit one piece."""
-    try:
-        return Planner(src, dst, pieces.PIECE).run(top)
-    except PlanTooLarge:
-        return None
 
 
 def _deletions(src: SyncSource, dst: ReceiverTree, top: bytes, whole: Outline, first: Plan | None) -> int:
