@@ -166,3 +166,32 @@ def test_a_first_visit_in_pieces_takes_everything(tmp_path: Path, small_pieces: 
     visit(str(a), str(carrier))
     visit(str(b), str(carrier))
     assert tree(b) == tree(a)
+
+
+def test_a_folder_too_large_for_one_plan_is_found_so_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_pieces: list[bytes]
+) -> None:
+    """The check before a sync, its outline and the sync itself each plan
+    the whole tree first; once a folder is found too large, it is split at
+    once the next time, and the result is the sync made in one piece."""
+    a, b = replicas(tmp_path, "A", "B")
+    make_tree(a, LIBRARY)
+    too_large: list[bytes] = []
+    real = pieces.Planner.run
+
+    def run(self, top):  # type: ignore[no-untyped-def]
+        try:
+            return real(self, top)
+        except pieces.PlanTooLarge:
+            too_large.append(top)
+            raise
+
+    monkeypatch.setattr(pieces.Planner, "run", run)
+    twin = copy_replica(b, tmp_path / "B-twin")
+    whole = in_one_piece(monkeypatch, push, str(a), str(twin))
+    too_large.clear()
+    split = push(str(a), str(b))
+    assert too_large and len(too_large) == len(set(too_large)), too_large
+    assert b"" in too_large
+    assert tree(b) == tree(twin)
+    assert counts(split) == counts(whole)
