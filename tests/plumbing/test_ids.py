@@ -124,3 +124,22 @@ def test_a_file_that_keeps_changing_is_reported_not_hashed(tmp_path: Path) -> No
 
     with pytest.raises(ChangedDuringOperation, match="keeps changing"):
         ids.hash_file(str(f), touch)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_a_scrub_read_leaves_no_descriptor_open(tmp_path: Path) -> None:
+    """Read from the media (a scrub), a file's cached pages are dropped and
+    its descriptor closed by a thread of its own: once it is done, every
+    file was hashed right and nothing is left open."""
+    files = []
+    for n in range(20):
+        f = tmp_path / f"photo-{n}.jpg"
+        f.write_bytes(data_of(3 * ids.BLOCK + n, seed=n))
+        files.append(f)
+    before = set(os.listdir("/proc/self/fd"))
+    for n, f in enumerate(files):
+        oid, _ = ids.hash_file(str(f), from_media=True)
+        assert oid == ids.hash_bytes(data_of(3 * ids.BLOCK + n, seed=n))
+    assert ids._dropper is not None
+    ids._dropper.submit(lambda: None).result()  # the thread has done what came before
+    assert set(os.listdir("/proc/self/fd")) <= before
