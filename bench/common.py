@@ -24,7 +24,11 @@ HOUR = 3600
 
 
 def sq_command() -> list[str]:
-    """The `sq` to benchmark: the one on PATH, else the one next to this interpreter."""
+    """The `sq` to benchmark: the one on PATH, else the one next to this
+    interpreter. An installed sq has its bytecode compiled once: so that
+    every timed run does not compile sq's sources again (a cost no user
+    pays, some 50 ms a run), the commands run here may write it."""
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     found = shutil.which("sq")
     if found:
         return [found]
