@@ -21,9 +21,9 @@ Each worker reads the committed index through its own read-only LMDB
 environment (an environment is never used across processes); the sweep
 runs only when the scanner's index has no pending writes, so both read the
 same records. Workers are new interpreters (`python -m
-squirrel.cli.sweep_worker`, which calls `serve`), not forks: the scanner's process may hold threads
-and an open environment, and its main module is not theirs to run. They
-talk through pipes: a setup, then batches of folders in and findings out;
+squirrel.sweep_worker`, which calls `serve`), not forks: the scanner's
+process may hold threads and an open environment, and its main module is
+not theirs to run. They talk through pipes: a setup, then batches of folders in and findings out;
 then another setup, where a caller keeps them for several sweeps
 (`SweepWorkers`: a reconcile sweeps both replicas with the same workers,
 started once). A sweep's results are in before its workers have ended:
@@ -53,7 +53,7 @@ BATCH = 200  # folders a worker sweeps before it hands the rest of its frontier 
 
 # The worker's entry point: the command line's package, the one place that
 # owns a process's standard streams.
-WORKER_MODULE = "squirrel.cli.sweep_worker"
+WORKER_MODULE = "squirrel.sweep_worker"
 
 TickCallback = Callable[[int, int], None]  # (files, folders) found clean so far
 
@@ -188,7 +188,7 @@ _Setup = tuple[bytes, str, str, IgnoreRules, frozenset[bytes]]  # root, index, r
 
 
 class _Worker:
-    """One worker process (`python -m squirrel.cli.sweep_worker`): a setup
+    """One worker process (`python -m squirrel.sweep_worker`): a setup
     or a batch of folders in through its stdin, what it found out through
     its stdout."""
 
