@@ -93,11 +93,11 @@ def whole_plan(
     src: SourceTree, dst: ReceiverTree, top: bytes, too_large: set[bytes] | None = None, limit: int | None = None
 ) -> Plan | None:
     """The plan of a sync of all of `top`, or None when it holds more than
-    `limit` actions. `too_large` remembers the directories found too large,
-    so that the outline of a sync and the sync itself plan each only up to
-    that point once: a large sync found them first. A directory in it is
-    split without trying, which is always correct (pieces end where one plan
-    would), so a directory that has since shrunk costs nothing but a split."""
+    `limit` actions. `too_large` holds the directories this sync already
+    found too large (its check, its outline and the sync itself each start
+    with the whole plan): they are split at once, not planned up to `limit`
+    again. A split is always correct (pieces end where one plan would), so
+    one that has since shrunk costs only a split."""
     if too_large is not None and top in too_large:
         return None
     try:

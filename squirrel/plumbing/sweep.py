@@ -23,10 +23,10 @@ runs only when the scanner's index has no pending writes, so both read the
 same records. Workers are new interpreters (`python -m
 squirrel.sweep_worker`, which calls `serve`), not forks: the scanner's
 process may hold threads and an open environment, and its main module is
-not theirs to run. They talk through pipes: a setup, then batches of folders in and findings out;
-then another setup, where a caller keeps them for several sweeps
-(`SweepWorkers`: a reconcile sweeps both replicas with the same workers,
-started once). A sweep's results are in before its workers have ended:
+not theirs to run. They talk through pipes: a setup, then batches of
+folders in and findings out; then another setup, where a caller keeps them
+for several sweeps (`SweepWorkers`: a reconcile sweeps both replicas with
+the same workers, started once). A sweep's results are in before its workers have ended:
 they are waited for on a thread, while the scan goes on.
 """
 
@@ -51,8 +51,8 @@ SWEEP_MIN = 50_000  # index entries below which one process scans faster than se
 WORKERS = 8
 BATCH = 200  # folders a worker sweeps before it hands the rest of its frontier back
 
-# The worker's entry point: the command line's package, the one place that
-# owns a process's standard streams.
+# The worker's entry point, a module of its own beside the packages: it owns
+# the worker's standard streams, as the command line owns the command's.
 WORKER_MODULE = "squirrel.sweep_worker"
 
 TickCallback = Callable[[int, int], None]  # (files, folders) found clean so far
