@@ -26,8 +26,9 @@ process may hold threads and an open environment, and its main module is
 not theirs to run. They talk through pipes: a setup, then batches of
 folders in and findings out; then another setup, where a caller keeps them
 for several sweeps (`SweepWorkers`: a reconcile sweeps both replicas with
-the same workers, started once). A sweep's results are in before its workers have ended:
-they are waited for on a thread, while the scan goes on.
+the same workers, started once). A sweep's results are in before its
+workers have ended: they are waited for on a thread, while the scan goes
+on.
 """
 
 from __future__ import annotations
