@@ -120,16 +120,26 @@ def sweep(
     `unclean` as unclean whatever they hold; None when the workers cannot
     run here (the scanner then walks everything)."""
     found = Sweep()
-    setup = (os.fsencode(root), index.directory, index.self_id, ignore, frozenset(unclean))
+    root_b, force = os.fsencode(root), frozenset(unclean)
+    setup = (root_b, index.directory, index.self_id, ignore, force)
     own = pool is None
     pool = pool if pool is not None else SweepWorkers()
     ok = False
     try:
-        todo: list[list[bytes]] = [[top]]
         busy: dict[int, _Worker] = {}
         workers = pool.start()
         for w in workers:
             w.set_up(setup)
+        # The first folders are swept here, while the workers start, until
+        # there is work for each of them: given the top folder alone, one
+        # worker swept its first batch (200 folders) while the others waited.
+        seen, frontier, files, dirs = _sweep(root_b, index, ignore, force, [top], wide=2 * len(workers))
+        found.unclean += seen
+        found.files += files
+        found.dirs += dirs
+        if tick is not None:
+            tick(found.files, found.dirs)
+        todo = _share(frontier, len(workers))
         with selectors.DefaultSelector() as sel:
             while todo or busy:
                 for w in workers:
@@ -278,13 +288,21 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
             index.close()
 
 
-def _sweep(root: bytes, index: ReplicaIndex, ignore: IgnoreRules, force: frozenset[bytes], tops: list[bytes]) -> _Batch:
-    """Sweep from `tops`, depth first, until `BATCH` folders are done; the
-    folders in `force` are unclean whatever they hold."""
+def _sweep(
+    root: bytes,
+    index: ReplicaIndex,
+    ignore: IgnoreRules,
+    force: frozenset[bytes],
+    tops: list[bytes],
+    wide: int | None = None,
+) -> _Batch:
+    """Sweep from `tops`, depth first, until `BATCH` folders are done (or,
+    with `wide`, until that many are left to sweep); the folders in `force`
+    are unclean whatever they hold."""
     stack = list(reversed(tops))
     unclean: list[bytes] = []
     files = dirs = done = 0
-    while stack and done < BATCH:
+    while stack and done < BATCH and (wide is None or len(stack) < wide):
         rel = stack.pop()
         done += 1
         clean, n, below = _folder(root, index, ignore, rel)

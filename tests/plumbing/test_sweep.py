@@ -184,3 +184,38 @@ def test_a_damaged_file_put_back_by_hand_ends_its_wait_though_its_folder_looks_u
         record(rep.index, Scanner(str(replica_root), rep.index).changes())
         rep.index.commit()
         assert rep.index.wanted_marks() == []
+
+
+def test_every_worker_has_work_from_the_start(replica_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep reads the top folders itself until there is a batch for
+    each worker: handed the top folder alone, one worker swept its first
+    batch while the others waited."""
+    if sweep.worker_count() < 2:
+        pytest.skip("one processor: a single worker")
+    scanned(
+        replica_root,
+        {
+            f"{year}/{month:02}/IMG_{n}.jpg": b"x"
+            for year in range(2000, 2004)
+            for month in range(1, 13)
+            for n in range(2)
+        },
+    )
+    events: list[tuple[str, int]] = []
+    real_send, real_receive = sweep._Worker.send, sweep._Worker.receive
+
+    def send(self, batch):  # type: ignore[no-untyped-def]
+        events.append(("send", id(self)))
+        return real_send(self, batch)
+
+    def receive(self):  # type: ignore[no-untyped-def]
+        events.append(("receive", id(self)))
+        return real_receive(self)
+
+    monkeypatch.setattr(sweep._Worker, "send", send)
+    monkeypatch.setattr(sweep._Worker, "receive", receive)
+    with Replica.open(str(replica_root), write=False) as rep:
+        found = sweep.sweep(str(replica_root), rep.index, IgnoreRules.for_replica(str(replica_root)))
+    assert found is not None and found.unclean == [] and (found.files, found.dirs) == (96, 53)
+    first_round = events[: next(i for i, (what, _) in enumerate(events) if what == "receive")]
+    assert len({worker for _, worker in first_round}) == sweep.worker_count()
