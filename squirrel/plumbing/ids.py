@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import stat as statmod
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import blake3
 
@@ -48,6 +48,7 @@ def hash_bytes(data: bytes) -> bytes:
 
 
 _dropper: ThreadPoolExecutor | None = None
+_dropping: Future[None] | None = None
 
 
 def _drop_and_close(fd: int) -> None:
@@ -55,11 +56,13 @@ def _drop_and_close(fd: int) -> None:
     it, on a thread of its own, so that the next file's reads need not wait:
     on 1.5 GiB of photo-sized files read from the disk, a scrub's loop ran
     at 0.72-0.74 of the speed of `cat` with the drop in line, 0.76-0.77
-    with it on a thread. The thread owns `fd` from here on; the interpreter
-    waits for it at exit."""
-    global _dropper
+    with it on a thread. The thread owns `fd` from here on. One file at a
+    time: the previous file's drop is over before this one's starts, and
+    `drops_done` waits for the last."""
+    global _dropper, _dropping
     if _dropper is None:
         _dropper = ThreadPoolExecutor(1, thread_name_prefix="sq-drop")
+    drops_done()
 
     def drop() -> None:
         try:
@@ -67,7 +70,28 @@ def _drop_and_close(fd: int) -> None:
         finally:
             os.close(fd)
 
-    _dropper.submit(drop)
+    _dropping = _dropper.submit(drop)
+
+
+def _forget_dropper() -> None:
+    """In a forked child the thread is gone: a new one starts on first use."""
+    global _dropper, _dropping
+    _dropper = _dropping = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_dropper)
+
+
+def drops_done() -> None:
+    """Wait until every file read from the media is closed: a scrub calls
+    this before it returns, so that nothing it read is still open when the
+    files are changed next (on FUSE file systems, exFAT drives among them,
+    a file removed while open lingers as a hidden file in its folder)."""
+    global _dropping
+    if _dropping is not None:
+        _dropping.result()
+        _dropping = None
 
 
 def _drop_cache(fd: int) -> None:

@@ -151,10 +151,13 @@ def _check(
             "a sync was interrupted and its intent log is still there: any command that writes"
             f" (`sq scan {rep.root}`) puts the files back as the index has them"
         )
-    if max_bytes is not None:
-        _scrub_slice(rep, max_bytes, report, meter)
-    else:
-        _verify_whole(rep, quick, report, meter)
+    try:
+        if max_bytes is not None:
+            _scrub_slice(rep, max_bytes, report, meter)
+        else:
+            _verify_whole(rep, quick, report, meter)
+    finally:
+        ids.drops_done()  # every file it read is closed before any is moved or removed
     if repair:
         _repair(rep, report)
     report.waiting = rep.index.wanted_marks()

@@ -6,10 +6,12 @@ content exactly, cycle after cycle, whatever the slice size."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
 
+from squirrel.plumbing import ids
 from squirrel.porcelain import init as init_mod
 from squirrel.porcelain.verify import verify
 from tests.helpers import make_tree
@@ -55,3 +57,32 @@ def test_every_byte_is_read_once_per_cycle(tmp_path: Path, max_bytes: int) -> No
         assert sorted(seen) == sorted(p.encode() for p in FILES)
         assert read == TOTAL
         assert report.scrub is not None and report.scrub.last_full is not None and report.scrub.cursor is None
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd (Linux)")
+@pytest.mark.parametrize("max_bytes", [None, 4096])
+def test_no_file_a_scrub_read_is_still_open_when_it_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_bytes: int | None
+) -> None:
+    """A scrub closes the files it read on a thread of its own (here a slow
+    one, as on a busy disk); it waits for it before returning. A file
+    removed while open lingers on FUSE file systems (exFAT drives among
+    them) as a hidden file that keeps its folder from being removed."""
+    root = make_tree(tmp_path / "R", FILES)
+    init_mod.init(str(root), name="R")
+    real = ids._drop_cache
+
+    def slow(fd: int) -> None:
+        time.sleep(0.05)
+        real(fd)
+
+    monkeypatch.setattr(ids, "_drop_cache", slow)
+    report = verify(str(root), max_bytes=max_bytes)
+    assert report.ok, report.problems
+    open_now = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            open_now.add(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            pass  # the descriptor listdir itself used
+    assert not {t for t in open_now if t.startswith(str(root)) and "/.squirrel/" not in t}
