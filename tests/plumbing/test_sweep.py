@@ -103,6 +103,16 @@ def test_workers_kept_for_several_sweeps_sweep_each_tree_against_its_own_index(t
     assert (second.files, second.dirs) == (2, 3)
 
 
+def test_workers_told_to_end_end_at_once_and_cleanly(replica_root: Path) -> None:
+    """A worker leaves without the interpreter's shutdown, which the scanner
+    would wait for: it must still end, and with success."""
+    scanned(replica_root, {"x/a": b"a", "z/b": b"b"})
+    with sweep.SweepWorkers() as pool, Replica.open(str(replica_root), write=False) as rep:
+        assert sweep.sweep(str(replica_root), rep.index, IgnoreRules(), pool=pool) is not None
+        workers = list(pool.start())
+    assert [w.proc.wait(timeout=10) for w in workers] == [0] * len(workers)
+
+
 def test_workers_that_failed_a_sweep_are_replaced_for_the_next(tmp_path: Path) -> None:
     a = new_replica(tmp_path / "A")
     scanned(a, {"x/a": b"a"})
