@@ -593,7 +593,7 @@ class Executor:
             return None
         item = mine.pop()
         src = fsops.trash_path(self.rep.trash_dir, a.oid)
-        tmp = os.path.join(self.rep.tmp_dir, f"in-{os.getpid()}-{time.monotonic_ns()}")
+        tmp = fsops.temp_path(self.rep.tmp_dir)
         try:
             faults.point("rename")
             os.rename(src, tmp)

@@ -98,13 +98,43 @@ def clean_tmp(tmp_dir: str) -> int:
     return n
 
 
-def _finish_temp(fd: int, mode: int, mtime_ns: int, durable: bool) -> None:
-    """A verified temporary file takes its mode and mtime, and with
-    `durable` is fsynced: what both ways of writing one end with."""
-    try:
-        os.fchmod(fd, mode & 0o777 or 0o644)
-    except OSError:
-        pass  # filesystems without Unix permissions (exFAT, NTFS)
+_pid = os.getpid()
+
+
+def _new_pid() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_pid)
+
+
+def temp_path(tmp_dir: str, kind: str = "in") -> str:
+    """A new name in `tmp_dir`, unique to this process and moment (the
+    process id is asked of the system once, not for every file)."""
+    return os.path.join(tmp_dir, f"{kind}-{_pid}-{time.monotonic_ns()}")
+
+
+def _file_mode(mode: int) -> int:
+    return mode & 0o777 or 0o644
+
+
+def _create_temp(name: str, mode: int, flags: int = os.O_WRONLY) -> int:
+    """Create a temporary file for content of `mode` (its permissions from
+    the start, as far as the umask lets: `_finish_temp` sets the rest)."""
+    return os.open(name, flags | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), _file_mode(mode))
+
+
+def _finish_temp(fd: int, mode: int, mtime_ns: int, durable: bool, st: os.stat_result | None = None) -> None:
+    """A verified temporary file takes its mode (unless `st`, its stat,
+    shows it has it already) and mtime, and with `durable` is fsynced: what
+    both ways of writing one end with."""
+    if st is None or statmod.S_IMODE(st.st_mode) != _file_mode(mode):
+        try:
+            os.fchmod(fd, _file_mode(mode))
+        except OSError:
+            pass  # filesystems without Unix permissions (exFAT, NTFS)
     if durable:
         faults.point("fsync")
         os.fsync(fd)
@@ -127,8 +157,8 @@ def write_temp(
     Without `durable` the file is not fsynced: the caller fsyncs it
     (`fsync_temp`) before it renames it anywhere.
     """
-    name = os.path.join(tmp_dir, f"in-{os.getpid()}-{time.monotonic_ns()}")
-    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+    name = temp_path(tmp_dir)
+    fd = _create_temp(name, mode)
     ok = False
     try:
         h = blake3.blake3(max_threads=blake3.blake3.AUTO if size >= (16 << 20) else 1)
@@ -191,6 +221,7 @@ def copy_range(
     fd: int,
     progress: Callable[[int], None] | None = None,
     read_back: Callable[[memoryview], object] | None = None,
+    start: int | None = None,
 ) -> int | None:
     """Copy the span to `fd` at its position, in the kernel
     (copy_file_range(2)), asking the disk to start writing each step of a
@@ -200,8 +231,10 @@ def copy_range(
     With `read_back`, the copy is read back and handed to it block by block
     (each block valid only during the call), so that what is verified is
     what was written, and `progress` hears each block read back; without,
-    `progress` hears each step copied."""
-    start = os.lseek(fd, 0, os.SEEK_CUR)
+    `progress` hears each step copied. `start`: the position of `fd`, where
+    the caller knows it (a new file: 0)."""
+    if start is None:
+        start = os.lseek(fd, 0, os.SEEK_CUR)
     if read_back is None:
         return _copy_piece(span, fd, start, 0, span.size, progress)
     first = min(COPY_PIECE, span.size)
@@ -290,8 +323,8 @@ def copy_temp(
     (the caller then streams the content). Closes the span's descriptor,
     whatever happens."""
     try:
-        name = os.path.join(tmp_dir, f"in-{os.getpid()}-{time.monotonic_ns()}")
-        fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+        name = temp_path(tmp_dir)
+        fd = _create_temp(name, mode, os.O_RDWR)
     except BaseException:
         os.close(span.fd)
         raise
@@ -300,11 +333,12 @@ def copy_temp(
         if span.size != size:
             raise ChangedDuringOperation("content does not match its object id")
         h = blake3.blake3()
-        if copy_range(span, fd, progress, h.update) is None:
+        if copy_range(span, fd, progress, h.update, start=0) is None:
             return None
-        if os.fstat(fd).st_size != span.size or h.digest() != oid:
+        st = os.fstat(fd)
+        if st.st_size != span.size or h.digest() != oid:
             raise ChangedDuringOperation("content does not match its object id")
-        _finish_temp(fd, mode, mtime_ns, durable)
+        _finish_temp(fd, mode, mtime_ns, durable, st)
         ok = True
         return name
     except OSError as e:
@@ -431,7 +465,7 @@ def replace_keeping_old(
         # Put the old version back, and the trash as it was.
         if not os.path.lexists(src) and os.path.exists(dest):
             if shared:  # the trash held this content before: it keeps its copy
-                back = os.path.join(os.path.dirname(trash_dir), "tmp", f"back-{os.getpid()}-{time.monotonic_ns()}")
+                back = temp_path(os.path.join(os.path.dirname(trash_dir), "tmp"), "back")
                 shutil.copyfile(dest, back)
                 os.utime(back, ns=(old.mtime_ns, old.mtime_ns))
                 os.rename(back, src)
