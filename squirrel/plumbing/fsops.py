@@ -121,9 +121,12 @@ def _file_mode(mode: int) -> int:
 
 
 def _create_temp(name: str, mode: int, flags: int = os.O_WRONLY) -> int:
-    """Create a temporary file for content of `mode` (its permissions from
-    the start, as far as the umask lets: `_finish_temp` sets the rest)."""
-    return os.open(name, flags | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), _file_mode(mode))
+    """Create a temporary file for content of `mode`, with its permissions
+    from the start as far as the umask lets (`_finish_temp` sets the rest),
+    but readable and writable by its owner while it is written, read back
+    and fsynced (a read-only file takes its mode at the end)."""
+    perms = _file_mode(mode) | statmod.S_IRUSR | statmod.S_IWUSR
+    return os.open(name, flags | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), perms)
 
 
 def _finish_temp(fd: int, mode: int, mtime_ns: int, durable: bool, st: os.stat_result | None = None) -> None:

@@ -161,11 +161,13 @@ def test_a_group_whose_fsync_fails_is_never_renamed_into_place(tmp_path: Path, m
 
 @pytest.mark.parametrize("umask", [0o022, 0o077])
 @pytest.mark.parametrize("how", ["copied", "streamed"])
+@pytest.mark.parametrize("mode", [0o664, 0o444])
 def test_a_written_file_takes_the_senders_mode_and_mtime_whatever_the_umask(
-    tmp_path: Path, umask: int, how: str
+    tmp_path: Path, umask: int, how: str, mode: int
 ) -> None:
     """A temporary file is created with the sender's mode where the umask
-    lets it, and set to it where it does not: either way it ends with it."""
+    lets it, and set to it where it does not: either way it ends with it
+    (a read-only one too, written while its owner may write it)."""
     content = b"a sidecar's few bytes"
     oid = blake3.blake3(content).digest()
     src = source(tmp_path, content)
@@ -175,12 +177,12 @@ def test_a_written_file_takes_the_senders_mode_and_mtime_whatever_the_umask(
     try:
         if how == "copied":
             span = fsops.Span(os.open(src, os.O_RDONLY), 0, len(content))
-            name = fsops.copy_temp(str(tmp), span, oid, len(content), 1_600_000_000 * 10**9, 0o664)
+            name = fsops.copy_temp(str(tmp), span, oid, len(content), 1_600_000_000 * 10**9, mode)
         else:
-            name = fsops.write_temp(str(tmp), [content], oid, len(content), 1_600_000_000 * 10**9, 0o664)
+            name = fsops.write_temp(str(tmp), [content], oid, len(content), 1_600_000_000 * 10**9, mode)
     finally:
         os.umask(old)
     assert name is not None and os.path.dirname(name) == str(tmp)
     st = os.stat(name)
-    assert (oct(st.st_mode & 0o777), st.st_mtime_ns) == (oct(0o664), 1_600_000_000 * 10**9)
+    assert (oct(st.st_mode & 0o777), st.st_mtime_ns) == (oct(mode), 1_600_000_000 * 10**9)
     assert Path(name).read_bytes() == content
