@@ -43,8 +43,9 @@ bench: $(STAMP) bench-tools
 	$(PY) -m compileall -q squirrel >/dev/null  # time sq, not the compiling of its source
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash bench/run.sh
 
-# A million files (bench/bench_scale.py): about 12 GiB of disk and 40 to 60
-# minutes on 2 cores; writes its figures and the machine to docs/scale.md.
+# A million files (bench/bench_scale.py): about 12 GiB of disk and 20 minutes
+# on 2 quiet cores (an hour when other work shares them); writes its figures
+# and the machine to docs/scale.md.
 bench-scale: $(STAMP) bench-tools
 	$(PY) -m compileall -q squirrel >/dev/null
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/bench_scale.py --write docs/scale.md
