@@ -1,5 +1,5 @@
 """`python -m squirrel.cli`: run the `sq` command line."""
 
-from squirrel.cli import main
+from squirrel.cli import run
 
-main()
+run()

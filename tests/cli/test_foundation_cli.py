@@ -7,8 +7,11 @@ output and exit codes as a user gets them.
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,7 @@ from squirrel import __version__
 from squirrel.plumbing import ids
 from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.replica import Replica, read_identity
-from tests.helpers import Ran, make_tree, sq_in_process, write
+from tests.helpers import Ran, make_tree, sq_executable, sq_in_process, write
 
 NON_UTF8 = b"caf\xe9.jpg"
 
@@ -288,3 +291,37 @@ def test_help_and_version() -> None:
     ran = sq_in_process("--version")
     assert ran.code == 0
     assert __version__.encode() in ran.stdout
+
+
+def test_the_sq_program_and_python_m_run_the_same_command_line(drive: Path) -> None:
+    """The console script (`run`) and `python -m squirrel.cli` are the
+    command line `main` is: same output, same exit codes."""
+    write(drive / "a" / "new.jpg", b"new")
+    expected = sq_in_process("status", drive, "--json")
+    assert expected.code == 0 and json.loads(expected.stdout)["changes"]
+    refused = sq_in_process("status", drive / "no-such")
+    assert refused.code not in (0, 1)
+    for argv in ([sq_executable()], [sys.executable, "-m", "squirrel.cli"]):
+        shown = subprocess.run([*argv, "status", str(drive), "--json"], capture_output=True, check=False)
+        assert (shown.returncode, json.loads(shown.stdout)) == (0, json.loads(expected.stdout)), shown.stderr
+        missing = subprocess.run([*argv, "status", str(drive / "no-such")], capture_output=True, check=False)
+        assert (missing.returncode, missing.stderr) == (refused.code, refused.stderr)
+
+
+def test_only_the_program_freezes_the_collector_main_in_a_process_does_not(drive: Path) -> None:
+    """`run` tells the collector that what the imports made lives on (the
+    interpreter's last collection then skips it); `main`, run in-process as
+    here, must not freeze a caller's objects."""
+    before = gc.get_freeze_count()
+    assert sq_in_process("status", drive).code == 0
+    assert gc.get_freeze_count() == before
+    probe = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print(gc.get_freeze_count(), file=sys.stderr))\n"
+        "from squirrel.cli import run\n"
+        "sys.argv = ['sq', '--version']\n"
+        "run()\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", probe], capture_output=True, check=False)
+    assert ran.returncode == 0 and __version__.encode() in ran.stdout
+    assert int(ran.stderr.split()[-1]) > 1000  # the imports' objects, frozen before the last collection
