@@ -55,7 +55,7 @@ def sync_in_pieces(
     failures are reported once, and planning it again could take as much
     memory as the pieces were meant to save. `too_large`: see `whole_plan`."""
     limit = PIECE if limit is None else limit
-    plan = whole_plan(src, dst, top, too_large, limit)
+    plan = whole_plan(src, dst, top, limit, too_large)
     if plan is not None:
         return carry_out(plan, set())
     failed: set[bytes] = set()
@@ -79,7 +79,7 @@ def outline_pieces(
     (a dry run, and the checks made before a sync changes anything).
     `too_large`: see `whole_plan`."""
     limit = PIECE if limit is None else limit
-    plan = whole_plan(src, dst, top, too_large, limit)
+    plan = whole_plan(src, dst, top, limit, too_large)
     if plan is not None:
         yield plan
         return
@@ -90,7 +90,7 @@ def outline_pieces(
 
 
 def whole_plan(
-    src: SourceTree, dst: ReceiverTree, top: bytes, too_large: set[bytes] | None = None, limit: int | None = None
+    src: SourceTree, dst: ReceiverTree, top: bytes, limit: int | None = None, too_large: set[bytes] | None = None
 ) -> Plan | None:
     """The plan of a sync of all of `top`, or None when it holds more than
     `limit` actions. `too_large` holds the directories this sync already

@@ -201,7 +201,7 @@ def sync_into(
         # Most syncs fit one plan; a larger one is made of pieces (see
         # `pieces`), checked as a whole before any piece changes anything.
         too_large: set[bytes] = set()
-        first = pieces.whole_plan(src, dst.index, top, too_large)
+        first = pieces.whole_plan(src, dst.index, top, too_large=too_large)
         whole = outline(src, dst.index, top, too_large=too_large) if first is None else Outline.of(first)
         if guard is not None:
             check_mass_delete(_deletions(src, dst.index, top, whole, first), guard, f"this sync into {dst.root}", False)
