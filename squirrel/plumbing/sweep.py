@@ -3,10 +3,9 @@
 A scan of an unchanged tree is a stat call and a comparison for every file,
 and in Python the comparisons, not the system calls, take most of the time:
 threads cannot share that work (the interpreter lock serializes it). For a
-large index, worker processes (one per core but one, at most `WORKERS`) and
-the scanner's own process first sweep the tree and name the folders that
-differ from the index in any way; the scanner then looks at those alone
-(`Scanner.changes`).
+large index, worker processes (one per core, at most `WORKERS`) first sweep
+the tree and name the folders that differ from the index in any way; the
+scanner then looks at those alone (`Scanner.changes`).
 
 A folder is *clean* when every entry on disk is an unchanged file record, a
 folder recorded as a folder, or an ignored name the index does not hold,
@@ -52,14 +51,12 @@ from squirrel.plumbing.paths import IgnoreRules
 SWEEP_MIN = 50_000  # index entries below which one process scans faster than several start
 WORKERS = 8
 BATCH = 200  # folders a worker sweeps before it hands the rest of its frontier back
-OWN_BATCH = 16  # folders the scanner's process sweeps between looks at its workers
 
 # The worker's entry point, a module of its own beside the packages: it owns
 # the worker's standard streams, as the command line owns the command's.
 WORKER_MODULE = "squirrel.sweep_worker"
 
 TickCallback = Callable[[int, int], None]  # (files, folders) found clean so far
-_Batch = tuple[list[bytes], list[bytes], int, int]  # unclean, frontier, files, dirs of clean folders
 
 
 @dataclass
@@ -72,24 +69,13 @@ class Sweep:
     files: int = 0
     dirs: int = 0
 
-    def add(self, batch: _Batch) -> list[bytes]:
-        """Count a batch's findings in; returns its frontier."""
-        unclean, frontier, files, dirs = batch
-        self.unclean += unclean
-        self.files += files
-        self.dirs += dirs
-        return frontier
-
 
 def worker_count() -> int:
-    """Worker processes for a sweep: one per processor but the one the
-    scanner's own process sweeps on, at most `WORKERS`."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return min(WORKERS, cores - 1)
+    return min(WORKERS, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 def worth_sweeping(index: ReplicaIndex) -> bool:
-    return worker_count() >= 1 and not index.has_pending() and index.entry_count() >= SWEEP_MIN
+    return worker_count() >= 2 and not index.has_pending() and index.entry_count() >= SWEEP_MIN
 
 
 class SweepWorkers:
@@ -130,7 +116,7 @@ def sweep(
     pool: SweepWorkers | None = None,
 ) -> Sweep | None:
     """Sweep the tree below `top` (a recorded folder) in worker processes
-    (those of `pool`, else workers of its own) and in this one, taking the folders
+    (those of `pool`, else workers of its own), taking the folders
     `unclean` as unclean whatever they hold; None when the workers cannot
     run here (the scanner then walks everything)."""
     found = Sweep()
@@ -145,13 +131,15 @@ def sweep(
         for w in workers:
             w.set_up(setup)
         # The first folders are swept here, while the workers start, until
-        # there is work for each sweeper: given the top folder alone, one
+        # there is work for each of them: given the top folder alone, one
         # worker swept its first batch (200 folders) while the others waited.
-        sweepers = len(workers) + 1
-        frontier = found.add(_sweep(root_b, index, ignore, force, [top], wide=2 * sweepers))
-        todo = _share(frontier, sweepers)
+        seen, frontier, files, dirs = _sweep(root_b, index, ignore, force, [top], wide=2 * len(workers))
+        found.unclean += seen
+        found.files += files
+        found.dirs += dirs
         if tick is not None:
             tick(found.files, found.dirs)
+        todo = _share(frontier, len(workers))
         with selectors.DefaultSelector() as sel:
             while todo or busy:
                 for w in workers:
@@ -159,17 +147,14 @@ def sweep(
                         w.send(todo.pop())
                         busy[w.fd] = w
                         sel.register(w.fd, selectors.EVENT_READ)
-                if todo:
-                    # This process sweeps too (the workers take a while to
-                    # start), a few folders at a time, so that a worker back
-                    # with its findings soon has a new batch.
-                    frontier = found.add(_sweep(root_b, index, ignore, force, todo.pop(), limit=OWN_BATCH))
-                    todo += _share(frontier, sweepers - len(busy))
-                if busy:
-                    for key, _ in sel.select(0 if todo else None):
-                        w = busy.pop(key.fd)
-                        sel.unregister(key.fd)
-                        todo += _share(found.add(w.receive()), sweepers - len(busy))
+                for key, _ in sel.select():
+                    w = busy.pop(key.fd)
+                    sel.unregister(key.fd)
+                    seen, frontier, files, dirs = w.receive()
+                    found.unclean += seen
+                    found.files += files
+                    found.dirs += dirs
+                    todo += _share(frontier, len(workers) - len(busy))
                 if tick is not None:
                     tick(found.files, found.dirs)
         ok = True
@@ -220,9 +205,7 @@ class _Worker:
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            # -P: the command's working folder is not searched for modules
-            # (a folder named `squirrel` there would be imported instead).
-            [sys.executable, "-P", "-m", WORKER_MODULE],
+            [sys.executable, "-m", WORKER_MODULE],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -277,6 +260,8 @@ def _reap(workers: list[_Worker]) -> None:
 
 # The worker's side --------------------------------------------------------------
 
+_Batch = tuple[list[bytes], list[bytes], int, int]  # unclean, frontier, files, dirs of clean folders
+
 
 def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
     """A worker's life: a setup (a tuple), then batches (lists of folders)
@@ -310,15 +295,14 @@ def _sweep(
     force: frozenset[bytes],
     tops: list[bytes],
     wide: int | None = None,
-    limit: int = BATCH,
 ) -> _Batch:
-    """Sweep from `tops`, depth first, until `limit` folders are done (or,
+    """Sweep from `tops`, depth first, until `BATCH` folders are done (or,
     with `wide`, until that many are left to sweep); the folders in `force`
     are unclean whatever they hold."""
     stack = list(reversed(tops))
     unclean: list[bytes] = []
     files = dirs = done = 0
-    while stack and done < limit and (wide is None or len(stack) < wide):
+    while stack and done < BATCH and (wide is None or len(stack) < wide):
         rel = stack.pop()
         done += 1
         clean, n, below = _folder(root, index, ignore, rel)
