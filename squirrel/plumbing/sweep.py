@@ -205,7 +205,9 @@ class _Worker:
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", WORKER_MODULE],
+            # -P: the command's working folder is not searched for modules
+            # (a folder named `squirrel` there would be imported instead).
+            [sys.executable, "-P", "-m", WORKER_MODULE],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

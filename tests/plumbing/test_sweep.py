@@ -72,6 +72,22 @@ def test_without_worker_processes_the_scanner_walks_alone(replica_root: Path, mo
     assert changes(replica_root, True)[0] == [("added", b"x/c")]
 
 
+def test_a_folder_named_squirrel_where_the_command_runs_is_not_imported_by_the_workers(
+    replica_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`python -m` searches the working folder first: a photo folder named
+    squirrel there must not stand in for the package in a worker."""
+    scanned(replica_root, {f"{d:02}/a": b"a" for d in range(4 * sweep.WORKERS)})  # a batch for every worker
+    (replica_root / "07" / "b").write_bytes(b"b")
+    work = tmp_path / "elsewhere"
+    (work / "squirrel").mkdir(parents=True)
+    (work / "squirrel" / "__init__.py").write_text("raise SystemExit(3)\n")
+    monkeypatch.chdir(work)
+    with Replica.open(str(replica_root), write=False) as rep:
+        found = sweep.sweep(str(replica_root), rep.index, IgnoreRules())
+    assert found is not None and found.unclean == [b"07"]
+
+
 def test_a_worker_that_dies_leaves_the_walk_to_the_scanner(replica_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     scanned(replica_root, {"x/a": b"a"})
     (replica_root / "x" / "a").write_bytes(b"edited")
