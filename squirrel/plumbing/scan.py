@@ -19,7 +19,6 @@ import os
 import stat as statmod
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from squirrel.errors import MassDelete, SquirrelError
@@ -75,8 +74,6 @@ ScanProgress = Callable[[ScanStats], None]
 _UNKNOWN, _FILE, _DIR, _LINK, _SPECIAL = 0, 1, 2, 3, 4
 # (entries or None, why the directory could not be read)
 Listing = tuple[list[tuple[bytes, int, "os.stat_result | str | None"]] | None, str | None]
-WORKERS = 4  # threads listing directories ahead of the walk
-LOOKAHEAD = 32  # listings that may wait for the walk at once
 
 
 def _file_entry(oid: bytes, st: os.stat_result, now_ns: int) -> Entry:
@@ -174,27 +171,22 @@ class Scanner:
     def _walk(self, tops: list[bytes]) -> Iterator[Change]:
         """The changes of every directory under `tops`, depth first, in name order.
 
-        Listing a directory and stat-ing its files is system calls, which
-        threads overlap (they release the interpreter lock): a few workers
-        list the next directories of the walk while this thread compares the
-        current one with the index. At most `LOOKAHEAD` listings wait, so
-        memory does not grow with the tree.
+        One thread lists each folder and compares it with the index. Threads
+        listing folders ahead of the walk made it slower, not faster: each
+        stat hands the interpreter lock to another thread and back, and 4
+        threads took 0.62 s for 100,000 unchanged files where this thread
+        alone takes 0.33 s (1.25 s against 0.9 s from a cold cache).
         """
         stack = list(reversed(tops))  # directories still to visit, the next one last
-        listed: dict[bytes, Future[Listing]] = {}
-        with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="sq-scan") as pool:
-            while stack:
-                for rel in stack[-LOOKAHEAD:]:
-                    if rel not in listed:
-                        listed[rel] = pool.submit(self._listing, rel)
-                rel = stack.pop()
-                subdirs: list[bytes] = []
-                yield from self._dir(rel, listed.pop(rel).result(), subdirs)
-                stack.extend(reversed(subdirs))
+        while stack:
+            rel = stack.pop()
+            subdirs: list[bytes] = []
+            yield from self._dir(rel, self._listing(rel), subdirs)
+            stack.extend(reversed(subdirs))
 
     def _listing(self, rel: bytes) -> Listing:
         """(name, what, stat or error) of every entry of a directory, or None
-        and why when it cannot be read. Runs in a worker thread."""
+        and why when it cannot be read."""
         out: list[tuple[bytes, int, os.stat_result | str | None]] = []
         try:
             with os.scandir(self._abs(rel)) as it:
