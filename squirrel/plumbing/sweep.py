@@ -48,7 +48,7 @@ from squirrel.plumbing import paths
 from squirrel.plumbing.index import ReplicaIndex
 from squirrel.plumbing.paths import IgnoreRules
 
-SWEEP_MIN = 50_000  # index entries below which one process scans faster than several start
+SWEEP_MIN = 30_000  # index entries from which workers sweep (below, the walk alone is as quick)
 WORKERS = 8
 BATCH = 200  # folders a worker sweeps before it hands the rest of its frontier back
 
