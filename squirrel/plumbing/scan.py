@@ -385,6 +385,10 @@ def record(
     waiting: list[Change] = []  # deletions, recorded after the walk
     gone: list[tuple[bytes, bytes]] = []  # (path, content) of every file deleted
     added_files = 0
+    # A folder whose modification time, and so its ancestors', covers this
+    # scan's one event already: its other new files need not raise them
+    # again (a look at the folder's record each, a tenth of an init).
+    raised: bytes | None = None
 
     def event() -> VectorTime:
         if res.event is None:
@@ -392,6 +396,8 @@ def record(
         return res.event
 
     def delete(ch: Change) -> None:
+        nonlocal raised
+        raised = None  # the folder may be among those deleted
         index.raise_ancestors(ch.path, event())
         for p, _ in index.delete_tree(ch.path):
             index.set_notice(p, event())  # each deleted path keeps the time of its deletion
@@ -413,7 +419,10 @@ def record(
                 gone += _files_of(index, waiting[-1])
                 delete(waiting.pop())
             e = event()
-            index.raise_ancestors(ch.path, e)
+            parent = paths.parent_of(ch.path)
+            if parent != raised:
+                index.raise_ancestors(ch.path, e)
+                raised = parent
             c = e if ch.old is None else ch.old.c
             m = e
             if ch.new.is_dir and ch.old is None:  # a new folder covers the deletions known below it
