@@ -185,14 +185,24 @@ def test_incompressible_objects_are_stored_raw_and_text_compressed(tmp_path: Pat
     w.add_sync(b"", GOLDEN_SYNCS[b""])
     stored_noise = w.add_object(blake3.blake3(noise).digest(), len(noise), lambda: iter([noise]))
     stored_text = w.add_object(blake3.blake3(text).digest(), len(text), lambda: iter([text[:1000], text[1000:]]))
+    # A sidecar of a few KiB, whose sample is the whole file.
+    sidecar = b"<rdf:RDF>" + b"".join(b'<rdf:li xml:lang="x-default">keyword %d</rdf:li>' % i for i in range(80))
+    stored_sidecar = w.add_object(blake3.blake3(sidecar).digest(), len(sidecar), lambda: iter([sidecar]))
+    noise2 = incompressible(9_000, 8)
+    stored_noise2 = w.add_object(blake3.blake3(noise2).digest(), len(noise2), lambda: iter([noise2]))
     w.close()
     assert stored_noise == len(noise)
+    assert stored_noise2 == len(noise2)
     assert stored_text < len(text) // 5
+    assert stored_sidecar < len(sidecar) // 2
     with BundleReader(str(tmp_path / "b.sqb")) as r:
         assert r.objects[blake3.blake3(noise).digest()].encoding == ENC_RAW
         assert r.objects[blake3.blake3(text).digest()].encoding == ENC_ZSTD
         assert read_all(r, blake3.blake3(text).digest()) == text
         assert read_all(r, blake3.blake3(noise).digest()) == noise
+        assert r.objects[blake3.blake3(sidecar).digest()].encoding == ENC_ZSTD
+        assert read_all(r, blake3.blake3(sidecar).digest()) == sidecar
+        assert r.objects[blake3.blake3(noise2).digest()].encoding == ENC_RAW
 
 
 def test_writer_refuses_content_that_does_not_match_its_id_and_leaves_no_file(tmp_path: Path) -> None:
