@@ -386,20 +386,22 @@ class CarrierVault:
         """(id, size) of every object held that no drive of `drives` (by
         default every known drive) lacks."""
         drives = self.drives() if drives is None else drives
-        out = []
         wanted = self.wanted(drives)
         stored = [(oid, size) for oid, size in self.store if oid not in wanted]
-        holders = self.index.paths_with_objects([oid for oid, _ in stored]) if stored else {}
-        for oid, size in stored:
-            needed = False
+        # A drive that holds the content (at any path) lacks no version of
+        # it: only the drives without it are asked about its paths, and
+        # only objects some drive is without are looked up in the index.
+        # Once a visit has delivered everything, that is none of them.
+        without = {oid: ds for oid, _ in stored if (ds := [d for d in drives if oid not in self.objects_of(d)])}
+        holders = self.index.paths_with_objects(without) if without else {}
+        needed = set()
+        for oid, ds in without.items():
             for p in holders.get(oid, []):
                 e = self.index.get(p)
-                if e is not None and self.needed_by_others(p, e.m, oid, drives):
-                    needed = True
+                if e is not None and self.needed_by_others(p, e.m, oid, ds):
+                    needed.add(oid)
                     break
-            if not needed:
-                out.append((oid, size))
-        return out
+        return [(oid, size) for oid, size in stored if oid not in needed]
 
     def wanted(self, drives: list[DriveRecord] | None = None) -> dict[bytes, list[tuple[DriveRecord, bytes]]]:
         """Object id -> (drive, path) of every damaged file a known drive

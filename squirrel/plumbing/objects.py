@@ -22,6 +22,7 @@ TOGETHER_FILES = 256  # objects made durable together: at most this many
 TOGETHER_BYTES = 256 << 20  # and about this many bytes
 LARGE_OBJECT = 1 << 20  # from this size an object is fsynced on its own, on a thread
 SYNC_THREADS = 4
+UNLINK_GROUP = 64  # objects a thread deletes at a time
 SMALL_GROUP = 64  # small objects are made durable together, this many at a time
 
 
@@ -140,9 +141,12 @@ class ObjectStore:
 
     def _place(self, oid: bytes, tmp: str) -> None:
         dest = self.path(oid)
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
         faults.point("rename")
-        os.replace(tmp, dest)
+        try:
+            os.replace(tmp, dest)
+        except FileNotFoundError:  # its folder (of 256) is made on first use
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            os.replace(tmp, dest)
 
     def chunks(self, oid: bytes) -> Iterator[bytes]:
         with open(self.path(oid), "rb") as f:
@@ -163,17 +167,21 @@ class ObjectStore:
 
     def delete_many(self, oids: Iterable[bytes]) -> tuple[int, int]:
         """Delete these objects; returns (how many were there, their bytes).
-        The unlinks run on a few threads: each waits for the file system's
-        journal, and they do not wait for one another."""
+        The unlinks run on a few threads, `UNLINK_GROUP` at a time: each
+        waits for the file system's journal, and they do not wait for one
+        another (a thread's task for each object took longer to hand over
+        than its unlink)."""
         count = freed = 0
 
-        def unlink(path: str) -> None:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+        def unlink(group: list[str]) -> None:
+            for path in group:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
 
         done: list[Future[None]] = []
+        group: list[str] = []
         with ThreadPoolExecutor(SYNC_THREADS) as pool:
             for oid in oids:
                 path = self.path(oid)
@@ -182,9 +190,14 @@ class ObjectStore:
                 except FileNotFoundError:
                     continue
                 faults.point("unlink")
-                done.append(pool.submit(unlink, path))
+                group.append(path)
+                if len(group) == UNLINK_GROUP:
+                    done.append(pool.submit(unlink, group))
+                    group = []
                 count += 1
                 freed += size
+            if group:
+                done.append(pool.submit(unlink, group))
         for d in done:
             d.result()  # an unlink that failed fails the call, as `delete` would
         return count, freed

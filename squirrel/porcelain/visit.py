@@ -284,7 +284,7 @@ def _fill(
     wanted: dict[bytes, tuple[bytes, Entry]] = {}
     for other in others:
         for path, entry in vault.lacking(other):
-            if entry.oid not in wanted and not vault.store.has(entry.oid) and entry.oid not in vault.objects_of(other):
+            if entry.oid not in wanted and entry.oid not in vault.objects_of(other) and not vault.store.has(entry.oid):
                 wanted[entry.oid] = (path, entry)
     # The content damaged files on other drives wait for: healed at their next visit.
     for oid, waiting in vault.wanted(others).items():
