@@ -44,6 +44,7 @@ class ObjectStore:
     def __init__(self, directory: str, tmp_dir: str) -> None:
         self.directory = directory
         self.tmp_dir = tmp_dir
+        self._ids: set[bytes] | None = None  # the ids stored, listed on first use (`has`)
         os.makedirs(directory, exist_ok=True)
         os.makedirs(tmp_dir, exist_ok=True)
 
@@ -52,7 +53,14 @@ class ObjectStore:
         return os.path.join(self.directory, h[:2], h)
 
     def has(self, oid: bytes) -> bool:
-        return os.path.isfile(self.path(oid))
+        """Is the object stored? Its folder is listed once, on first use, and
+        the list follows this store's own puts and deletes: the carrier's
+        lock keeps every other command out meanwhile. A stat for each
+        question took longer than the copy of a small object: most ask for
+        an object not yet stored, a name searched for among thousands."""
+        if self._ids is None:
+            self._ids = {oid for oid, _ in self._names()}
+        return oid in self._ids
 
     def put(self, oid: bytes, size: int, chunks: Iterable[bytes]) -> None:
         """Store verified content (the caller's chunks must hash to `oid`)."""
@@ -147,6 +155,8 @@ class ObjectStore:
         except FileNotFoundError:  # its folder (of 256) is made on first use
             os.makedirs(os.path.dirname(dest), exist_ok=True)
             os.replace(tmp, dest)
+        if self._ids is not None:
+            self._ids.add(oid)
 
     def chunks(self, oid: bytes) -> Iterator[bytes]:
         with open(self.path(oid), "rb") as f:
@@ -157,6 +167,8 @@ class ObjectStore:
                 yield block
 
     def delete(self, oid: bytes) -> int:
+        if self._ids is not None:
+            self._ids.discard(oid)
         try:
             size = os.path.getsize(self.path(oid))
             faults.point("unlink")
@@ -184,6 +196,8 @@ class ObjectStore:
         group: list[str] = []
         with ThreadPoolExecutor(SYNC_THREADS) as pool:
             for oid in oids:
+                if self._ids is not None:
+                    self._ids.discard(oid)
                 path = self.path(oid)
                 try:
                     size = os.path.getsize(path)
@@ -204,6 +218,14 @@ class ObjectStore:
 
     def __iter__(self) -> Iterator[tuple[bytes, int]]:
         """(object id, size) of every stored object."""
+        for oid, path in self._names():
+            try:
+                yield oid, os.path.getsize(path)
+            except FileNotFoundError:
+                continue
+
+    def _names(self) -> Iterator[tuple[bytes, str]]:
+        """(object id, path) of every file named as an object."""
         try:
             subdirs = os.listdir(self.directory)
         except FileNotFoundError:
@@ -218,10 +240,7 @@ class ObjectStore:
                 except ValueError:
                     continue
                 if len(oid) == 32:
-                    try:
-                        yield oid, os.path.getsize(os.path.join(d, name))
-                    except FileNotFoundError:
-                        continue
+                    yield oid, os.path.join(d, name)
 
     def usage(self) -> int:
         return sum(size for _, size in self)

@@ -46,8 +46,25 @@ def test_an_object_folder_removed_behind_the_store_is_made_again(tmp_path: Path)
     _put(store, contents)
     ((oid, data),) = contents.items()
     shutil.rmtree(Path(store.path(oid)).parent)
+    store = _store(tmp_path)  # the next command
     assert not store.has(oid)
 
     _put(store, contents)
 
     assert Path(store.path(oid)).read_bytes() == data
+
+
+def test_has_follows_the_stores_own_puts_and_deletes(tmp_path: Path) -> None:
+    contents = _contents(4)
+    a, b, c, d = contents
+    _put(_store(tmp_path), {a: contents[a]})
+    store = _store(tmp_path)  # a new command: what is stored is listed again
+    assert store.has(a) and not store.has(b)
+
+    _put(store, {b: contents[b], c: contents[c], d: contents[d]})
+    assert all(store.has(o) for o in contents)
+    store.delete(a)
+    store.delete_many([b, c])
+
+    assert [store.has(o) for o in contents] == [False, False, False, True]
+    assert [oid for oid, _ in _store(tmp_path)] == [d]
