@@ -51,6 +51,7 @@ class Carrier:
     def __init__(self, root: str, create: bool = False) -> None:
         self.root = os.path.abspath(root)
         self.config_path = os.path.join(self.root, CARRIER_CONFIG)
+        self._open: dict[str, ObjectStore] = {}  # vault id -> the store of the vault open here
         if not is_carrier(self.root):
             _refuse_drive(self.root)
             if os.path.exists(self.root) and not os.path.isdir(self.root):
@@ -111,11 +112,13 @@ class Carrier:
         return os.path.join(self.root, "vaults", vault)
 
     def usage(self) -> int:
-        """Bytes of content held, over every vault."""
+        """Bytes of content held, over every vault (a vault open here is
+        asked of its store, which knows its objects' sizes already)."""
         total = 0
         for v in self.vault_ids():
             d = self.vault_dir(v)
-            total += ObjectStore(os.path.join(d, "objects"), os.path.join(d, ".squirrel", "tmp")).usage()
+            store = self._open.get(v) or ObjectStore(os.path.join(d, "objects"), os.path.join(d, ".squirrel", "tmp"))
+            total += store.usage()
         return total
 
     def open_vault(self, vault: str, create: bool = False) -> CarrierVault:
@@ -199,6 +202,7 @@ class CarrierVault:
         self.rep = replica
         self.dir = replica.root
         self.store = ObjectStore(os.path.join(self.dir, "objects"), replica.tmp_dir)
+        carrier._open[os.path.basename(self.dir)] = self.store
         self.drives_dir = os.path.join(self.dir, "drives")
         self.forgotten_dir = os.path.join(self.dir, "forgotten")
         os.makedirs(self.drives_dir, exist_ok=True)
@@ -210,6 +214,7 @@ class CarrierVault:
         return self.rep.index
 
     def close(self) -> None:
+        self.carrier._open.pop(os.path.basename(self.dir), None)
         self.rep.close()
 
     def drives(self) -> list[DriveRecord]:

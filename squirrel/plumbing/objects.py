@@ -44,7 +44,7 @@ class ObjectStore:
     def __init__(self, directory: str, tmp_dir: str) -> None:
         self.directory = directory
         self.tmp_dir = tmp_dir
-        self._ids: set[bytes] | None = None  # the ids stored, listed on first use (`has`)
+        self._held: dict[bytes, int | None] | None = None  # id -> size (None: not asked yet); see `has`
         os.makedirs(directory, exist_ok=True)
         os.makedirs(tmp_dir, exist_ok=True)
 
@@ -58,16 +58,19 @@ class ObjectStore:
         lock keeps every other command out meanwhile. A stat for each
         question took longer than the copy of a small object: most ask for
         an object not yet stored, a name searched for among thousands."""
-        if self._ids is None:
-            self._ids = {oid for oid, _ in self._names()}
-        return oid in self._ids
+        return oid in self._listed()
+
+    def _listed(self) -> dict[bytes, int | None]:
+        if self._held is None:
+            self._held = {oid: None for oid, _ in self._names()}
+        return self._held
 
     def put(self, oid: bytes, size: int, chunks: Iterable[bytes]) -> None:
         """Store verified content (the caller's chunks must hash to `oid`)."""
         if self.has(oid):
             return
         tmp = fsops.write_temp(self.tmp_dir, chunks, oid, size, 0, 0o644)
-        self._place(oid, tmp)
+        self._place(oid, tmp, size)
 
     def put_many(self, wanted: list[Wanted]) -> Iterator[tuple[bytes, SquirrelError | OSError | None]]:
         """Store verified content for many objects: (oid, None) for each
@@ -90,6 +93,7 @@ class ObjectStore:
 
     def _put_group(self, group: list[Wanted]) -> Iterator[tuple[bytes, SquirrelError | OSError | None]]:
         failed: dict[bytes, SquirrelError | OSError] = {}
+        sizes = {item.oid: item.size for item in group}
         synced: list[tuple[list[tuple[bytes, str]], Future[None]]] = []
         small: list[tuple[bytes, str]] = []
         small_bytes = 0
@@ -132,7 +136,7 @@ class ObjectStore:
                     continue
                 for oid, tmp in objects:
                     try:
-                        self._place(oid, tmp)
+                        self._place(oid, tmp, sizes[oid])
                     except OSError as e:
                         failed[oid] = e
         for item in group:
@@ -147,7 +151,7 @@ class ObjectStore:
             return None
         return fsops.copy_temp(self.tmp_dir, span, item.oid, item.size, 0, 0o644, False, item.progress)
 
-    def _place(self, oid: bytes, tmp: str) -> None:
+    def _place(self, oid: bytes, tmp: str, size: int) -> None:
         dest = self.path(oid)
         faults.point("rename")
         try:
@@ -155,8 +159,8 @@ class ObjectStore:
         except FileNotFoundError:  # its folder (of 256) is made on first use
             os.makedirs(os.path.dirname(dest), exist_ok=True)
             os.replace(tmp, dest)
-        if self._ids is not None:
-            self._ids.add(oid)
+        if self._held is not None:
+            self._held[oid] = size
 
     def chunks(self, oid: bytes) -> Iterator[bytes]:
         with open(self.path(oid), "rb") as f:
@@ -167,8 +171,8 @@ class ObjectStore:
                 yield block
 
     def delete(self, oid: bytes) -> int:
-        if self._ids is not None:
-            self._ids.discard(oid)
+        if self._held is not None:
+            self._held.pop(oid, None)
         try:
             size = os.path.getsize(self.path(oid))
             faults.point("unlink")
@@ -196,13 +200,13 @@ class ObjectStore:
         group: list[str] = []
         with ThreadPoolExecutor(SYNC_THREADS) as pool:
             for oid in oids:
-                if self._ids is not None:
-                    self._ids.discard(oid)
+                size = self._held.pop(oid, None) if self._held is not None else None
                 path = self.path(oid)
-                try:
-                    size = os.path.getsize(path)
-                except FileNotFoundError:
-                    continue
+                if size is None:
+                    try:
+                        size = os.path.getsize(path)
+                    except FileNotFoundError:
+                        continue
                 faults.point("unlink")
                 group.append(path)
                 if len(group) == UNLINK_GROUP:
@@ -217,12 +221,18 @@ class ObjectStore:
         return count, freed
 
     def __iter__(self) -> Iterator[tuple[bytes, int]]:
-        """(object id, size) of every stored object."""
-        for oid, path in self._names():
-            try:
-                yield oid, os.path.getsize(path)
-            except FileNotFoundError:
-                continue
+        """(object id, size) of every stored object; each size is asked of
+        the file system once (a visit asks for the store's usage three
+        times)."""
+        held = self._listed()
+        for oid, size in list(held.items()):
+            if size is None:
+                try:
+                    size = held[oid] = os.path.getsize(self.path(oid))
+                except FileNotFoundError:
+                    del held[oid]
+                    continue
+            yield oid, size
 
     def _names(self) -> Iterator[tuple[bytes, str]]:
         """(object id, path) of every file named as an object."""

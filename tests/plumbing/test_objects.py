@@ -68,3 +68,17 @@ def test_has_follows_the_stores_own_puts_and_deletes(tmp_path: Path) -> None:
 
     assert [store.has(o) for o in contents] == [False, False, False, True]
     assert [oid for oid, _ in _store(tmp_path)] == [d]
+
+
+def test_usage_counts_what_the_store_holds_after_its_own_puts_and_deletes(tmp_path: Path) -> None:
+    contents = _contents(6)
+    store = _store(tmp_path)
+    _put(store, dict(list(contents.items())[:3]))
+    assert store.usage() == sum(len(d) for d in list(contents.values())[:3])
+
+    _put(store, dict(list(contents.items())[3:]))
+    store.delete_many(list(contents)[:2])
+
+    left = sum(len(d) for d in list(contents.values())[2:])
+    assert store.usage() == left == _store(tmp_path).usage()
+    assert sorted(store) == sorted(_store(tmp_path))
