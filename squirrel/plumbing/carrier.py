@@ -28,10 +28,10 @@ from squirrel.errors import (
     IdentityConflict,
     UnsupportedFormat,
 )
-from squirrel.plumbing import faults, paths
+from squirrel.plumbing import faults
 from squirrel.plumbing.durable import fsync_dir, write_file_atomic
 from squirrel.plumbing.idset import ObjectIds
-from squirrel.plumbing.index import Entry, ReplicaIndex
+from squirrel.plumbing.index import ReplicaIndex
 from squirrel.plumbing.knowledge import Knowledge
 from squirrel.plumbing.objects import ObjectStore
 from squirrel.plumbing.replica import CARRIER_CONFIG, REPLICA_MARKER, Replica, enclosing
@@ -367,26 +367,6 @@ class CarrierVault:
     def needed_by_others(self, path: bytes, m: VectorTime, oid: bytes, others: Iterable[DriveRecord]) -> bool:
         return any(self.lacks(d, path, m, oid) for d in others)
 
-    def lacking(self, drive: DriveRecord) -> Iterator[tuple[bytes, Entry]]:
-        """File versions in the carrier's tree that `drive` does not know, skipping
-        every subtree it knows."""
-        idx = self.index
-        know = drive.knowledge
-
-        def walk(path: bytes, entry: Entry, sync: VectorTime) -> Iterator[tuple[bytes, Entry]]:
-            if entry.m <= sync:
-                return
-            if entry.is_file:
-                yield path, entry
-                return
-            for name, child in idx.children(path):
-                cp = paths.join(path, name)
-                yield from walk(cp, child, know.sync_time_below(cp, sync))
-
-        root = idx.get(b"")
-        if root is not None:
-            yield from walk(b"", root, know.sync_time(b""))
-
     def unneeded(self, drives: list[DriveRecord] | None = None) -> list[tuple[bytes, int]]:
         """(id, size) of every object held that no drive of `drives` (by
         default every known drive) lacks."""
@@ -418,8 +398,9 @@ class CarrierVault:
         return out
 
     def lacking_files(self, drive: DriveRecord) -> Iterator[tuple[bytes, bytes, int]]:
-        """(path, object id, size) of what `lacking` yields, for counting:
-        entries are not decoded, and a modification time is compared once
+        """(path, object id, size) of every file version in the carrier's
+        tree that `drive` does not know, skipping every subtree it knows.
+        Entries are not decoded, and a modification time is compared once
         per distinct encoding (the files of one scan share theirs)."""
         idx = self.index
         children, fields, below_of = idx.children_raw, idx.file_fields, drive.knowledge.sync_time_below

@@ -286,18 +286,21 @@ def _fill(
     others = [d for d in vault.drives() if d.id != drive.id]
     if not others:
         return
-    wanted: dict[bytes, tuple[bytes, Entry]] = {}
+    # (path, size) of each content to take, by object id. The carrier's
+    # entries are not decoded (`lacking_files`): their id and size are all
+    # the fill needs of them.
+    wanted: dict[bytes, tuple[bytes, int]] = {}
     for other in others:
-        for path, entry in vault.lacking(other):
-            if entry.oid not in wanted and entry.oid not in vault.objects_of(other) and not vault.store.has(entry.oid):
-                wanted[entry.oid] = (path, entry)
+        for path, oid, size in vault.lacking_files(other):
+            if oid not in wanted and oid not in vault.objects_of(other) and not vault.store.has(oid):
+                wanted[oid] = (path, size)
     # The content damaged files on other drives wait for: healed at their next visit.
     for oid, waiting in vault.wanted(others).items():
         if oid not in wanted and not vault.store.has(oid):
             _, path = waiting[0]
             e = vault.index.get(path)
             if e is not None and e.is_file and e.oid == oid:
-                wanted[oid] = (path, e)
+                wanted[oid] = (path, e.size)
     if not wanted:
         return
     left = _room(carrier, budget)
@@ -305,33 +308,33 @@ def _fill(
     said = set(report.left_behind)
     holders = drive.index.paths_with_objects(wanted)
     copies = [
-        (path, entry, local)
-        for path, entry in wanted.values()
-        if (local := _local_copy(drive, holders.get(entry.oid, []))) is not None
+        (oid, path, size, local)
+        for oid, (path, size) in wanted.items()
+        if (local := _local_copy(drive, holders.get(oid, []))) is not None
     ]
-    meter.expect(len(copies), sum(entry.size for _, entry, _ in copies))
-    fits: list[tuple[bytes, Entry, tuple[bytes, Entry]]] = []
-    for path, entry, local in copies:
-        if entry.size > left:
-            if (path, entry.size) not in said:  # the take may have said so already
-                said.add((path, entry.size))
-                report.left_behind.append((path, entry.size))
-            meter.file_done(entry.size)
+    meter.expect(len(copies), sum(size for _, _, size, _ in copies))
+    fits: list[tuple[bytes, int, tuple[bytes, Entry]]] = []
+    for oid, path, size, local in copies:
+        if size > left:
+            if (path, size) not in said:  # the take may have said so already
+                said.add((path, size))
+                report.left_behind.append((path, size))
+            meter.file_done(size)
             continue
-        fits.append((path, entry, local))
-        left -= entry.size
+        fits.append((oid, size, local))
+        left -= size
 
     def reader(lp: bytes, le: Entry) -> Callable[[], Iterable[bytes]]:
         return lambda: meter.stream(fsops.read_chunks(fsops.abspath(root, lp), le))
 
-    sizes = {entry.oid: entry.size for _, entry, _ in fits}
+    sizes = {oid: size for oid, size, _ in fits}
     before = meter.progress.bytes_done
 
     def span(lp: bytes, le: Entry) -> Callable[[], fsops.Span]:
         return lambda: fsops.open_span(fsops.abspath(root, lp), le)
 
     stored = vault.store.put_many(
-        [Wanted(e.oid, e.size, reader(lp, le), span(lp, le), meter.add_bytes) for _, e, (lp, le) in fits]
+        [Wanted(oid, size, reader(lp, le), span(lp, le), meter.add_bytes) for oid, size, (lp, le) in fits]
     )
     for oid, failed in stored:
         # What streamed since the last result (a whole group's bytes, for
