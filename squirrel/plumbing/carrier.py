@@ -373,19 +373,20 @@ class CarrierVault:
         drives = self.drives() if drives is None else drives
         wanted = self.wanted(drives)
         stored = [(oid, size) for oid, size in self.store if oid not in wanted]
-        # A drive that holds the content (at any path) lacks no version of
-        # it: only the drives without it are asked about its paths, and
-        # only objects some drive is without are looked up in the index.
-        # Once a visit has delivered everything, that is none of them.
-        without = {oid: ds for oid, _ in stored if (ds := [d for d in drives if oid not in self.objects_of(d)])}
-        holders = self.index.paths_with_objects(without) if without else {}
-        needed = set()
-        for oid, ds in without.items():
-            for p in holders.get(oid, []):
-                e = self.index.get(p)
-                if e is not None and self.needed_by_others(p, e.m, oid, ds):
-                    needed.add(oid)
-                    break
+        # An object is needed when a drive without its content (at any
+        # path: one that holds it lacks no version of it) lacks a version
+        # of it. Each drive without some stored object walks what it lacks
+        # once (`lacking_files`); once a visit has delivered everything,
+        # no drive does.
+        needs: dict[str, set[bytes]] = {}  # drive id -> the stored objects it is without
+        for oid, _ in stored:
+            for d in drives:
+                if oid not in self.objects_of(d):
+                    needs.setdefault(d.id, set()).add(oid)
+        needed: set[bytes] = set()
+        for d in drives:
+            if d.id in needs:
+                needed.update(oid for _, oid, _ in self.lacking_files(d) if oid in needs[d.id])
         return [(oid, size) for oid, size in stored if oid not in needed]
 
     def wanted(self, drives: list[DriveRecord] | None = None) -> dict[bytes, list[tuple[DriveRecord, bytes]]]:
