@@ -103,6 +103,7 @@ class ReplicaIndex(BatchedEnv):
         # directory finds its pending children without looking at the rest.
         self._pending_children: dict[bytes, set[bytes]] = {}
         self._notices = True  # until the header says the table is empty
+        self._covers: tuple[bytes, VectorTime, VectorTime] | None = None  # see raise_ancestors
         self._wanted = True  # likewise
         try:
             self._open_header(create)
@@ -235,6 +236,7 @@ class ReplicaIndex(BatchedEnv):
     def rollback(self) -> None:
         """Forget every pending change."""
         super().rollback()
+        self._covers = None
         self._counter = int(self._get("meta", b"counter") or b"0")
 
     # Events ------------------------------------------------------------------
@@ -285,6 +287,8 @@ class ReplicaIndex(BatchedEnv):
             self._pending_children.setdefault(parent, set()).add(name)
             if self._notices:
                 self.drop_notice(path)
+        if self._covers is not None and self._covers[0] == path:
+            self._covers = None
         self._put("entries", entry_key(path), encode_entry(entry))
 
     def delete(self, path: bytes) -> None:
@@ -292,6 +296,8 @@ class ReplicaIndex(BatchedEnv):
         parent, _, name = path.rpartition(b"/")
         if path:
             self._pending_children.setdefault(parent, set()).add(name)
+        if self._covers is not None and self._covers[0] == path:
+            self._covers = None
         self._put("entries", entry_key(path), None)
         self.drop_wanted(path)
 
@@ -455,7 +461,17 @@ class ReplicaIndex(BatchedEnv):
         not have, or below a file that stands where the folder was), the
         raising starts at the nearest directory it has: a file's times are
         its own version's.
+
+        The folder last found or made to cover a time is remembered, with
+        its time and the time asked about, until that folder's record is
+        written again: the files of one folder, written one after the other
+        with one time (a scan's new files, a sync's from one scan), then
+        read and decode its record once, and compare times once.
         """
+        parent = paths.parent_of(path)
+        covers = self._covers
+        if path and covers is not None and covers[0] == parent and (m is covers[2] or m <= covers[1]):
+            return  # the parent covers it, so do all above it
         for anc in paths.ancestors(path):
             e = self.get(anc)
             if e is None or (missing_ok and not e.is_dir):
@@ -463,8 +479,13 @@ class ReplicaIndex(BatchedEnv):
                     continue
                 raise CorruptIndex(f"index has {paths.display(path)} but not its parent {paths.display(anc)}")
             if m <= e.m:
+                if anc == parent:
+                    self._covers = (parent, e.m, m)
                 return  # an ancestor covers it, so do all above it
-            self.put(anc, e.with_times(m=e.m.join(m)))
+            joined = e.m.join(m)
+            self.put(anc, e.with_times(m=joined))
+            if anc == parent:
+                self._covers = (parent, joined, m)
 
     # Sync times --------------------------------------------------------------
     def stored_sync(self, path: bytes) -> VectorTime | None:

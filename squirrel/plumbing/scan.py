@@ -385,11 +385,6 @@ def record(
     waiting: list[Change] = []  # deletions, recorded after the walk
     gone: list[tuple[bytes, bytes]] = []  # (path, content) of every file deleted
     added_files = 0
-    # A folder whose modification time, and so its ancestors', covers this
-    # scan's one event already: its other new files need not raise them
-    # again (a look at the folder's record for each file: 17% of the Python
-    # time of a large init).
-    raised: bytes | None = None
 
     def event() -> VectorTime:
         if res.event is None:
@@ -397,8 +392,6 @@ def record(
         return res.event
 
     def delete(ch: Change) -> None:
-        nonlocal raised
-        raised = None  # the folder may be among those deleted
         index.raise_ancestors(ch.path, event())
         for p, _ in index.delete_tree(ch.path):
             index.set_notice(p, event())  # each deleted path keeps the time of its deletion
@@ -420,10 +413,7 @@ def record(
                 gone += _files_of(index, waiting[-1])
                 delete(waiting.pop())
             e = event()
-            parent = paths.parent_of(ch.path)
-            if parent != raised:
-                index.raise_ancestors(ch.path, e)
-                raised = parent
+            index.raise_ancestors(ch.path, e)  # once per folder, not per file: see there
             c = e if ch.old is None else ch.old.c
             m = e
             if ch.new.is_dir and ch.old is None:  # a new folder covers the deletions known below it

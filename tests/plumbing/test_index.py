@@ -188,6 +188,29 @@ def test_raise_ancestors_covers_the_change_in_every_directory_above(idx: Replica
     assert idx.get(b"x") == a_dir(1)
 
 
+@pytest.mark.parametrize("how", ["put", "delete", "rollback"])
+def test_raise_ancestors_raises_a_folder_again_after_its_record_was_written(idx: ReplicaIndex, how: str) -> None:
+    """The folder found covering a time is remembered only until its record
+    changes: a folder written again (or rolled back) is read again."""
+    idx.put(b"a", a_dir(1))
+    idx.commit()
+    ev = VectorTime.event(OTHER, 7)
+    idx.raise_ancestors(b"a/one", ev)
+    idx.raise_ancestors(b"a/two", ev)  # covered: the folder's record is not read
+    if how == "put":
+        idx.put(b"a", a_dir(1))
+    elif how == "delete":
+        idx.delete(b"a")
+        idx.put(b"a", a_dir(1))
+    else:
+        idx.rollback()
+    idx.raise_ancestors(b"a/three", ev)
+    e = idx.get(b"a")
+    assert e is not None and e.m == VectorTime({SELF: 1, OTHER: 7})
+    root = idx.get(b"")
+    assert root is not None and ev <= root.m
+
+
 def test_raise_ancestors_refuses_a_path_without_parent(idx: ReplicaIndex) -> None:
     with pytest.raises(CorruptIndex):
         idx.raise_ancestors(b"no/such/dir/file", VectorTime.event(SELF, 1))
