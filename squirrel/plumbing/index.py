@@ -479,12 +479,12 @@ class ReplicaIndex(BatchedEnv):
                     continue
                 raise CorruptIndex(f"index has {paths.display(path)} but not its parent {paths.display(anc)}")
             if m <= e.m:
-                if anc == parent:
+                if anc == parent and e.is_dir:
                     self._covers = (parent, e.m, m)
                 return  # an ancestor covers it, so do all above it
             joined = e.m.join(m)
             self.put(anc, e.with_times(m=joined))
-            if anc == parent:
+            if anc == parent and e.is_dir:
                 self._covers = (parent, joined, m)
 
     # Sync times --------------------------------------------------------------

@@ -58,14 +58,14 @@ class StoreContent:
         return self.vault.store.chunks(entry.oid)
 
     def span(self, path: bytes, entry: Entry) -> fsops.Span:
-        try:
-            if not self.vault.store.has(entry.oid):
-                raise FileNotFoundError
-            fd = os.open(self.vault.store.path(entry.oid), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except FileNotFoundError:
-            raise ContentUnavailable(
-                f"the carrier does not hold {paths.display(path)} yet; a later visit brings it"
-            ) from None
+        fd = None
+        if self.vault.store.has(entry.oid):
+            try:
+                fd = os.open(self.vault.store.path(entry.oid), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except FileNotFoundError:  # removed by hand since the store was listed
+                pass
+        if fd is None:
+            raise ContentUnavailable(f"the carrier does not hold {paths.display(path)} yet; a later visit brings it")
         return fsops.Span(fd, 0, entry.size)
 
 
