@@ -5,9 +5,11 @@ A run of writes from the sender is fetched ahead: a group of files is
 copied (by the kernel where the content lies as is in a file) or streamed,
 each verified against its id, and fsynced together on a few threads while
 the next ones are written, so the disk writes while the sender is read and
-the journal commits once for many files. Each file is still durable before
-the executor renames it into place. What fails while fetching ahead is kept
-and reported by the action it belongs to, when its turn comes.
+the journal commits once for many files; the next files are opened, and
+the disk asked to read them, before their turn (`readahead`). Each file is
+still durable before the executor renames it into place. What fails while
+fetching ahead is kept and reported by the action it belongs to, when its
+turn comes.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from typing import Protocol
 
 from squirrel.errors import SquirrelError
@@ -22,6 +25,7 @@ from squirrel.plumbing import faults, fsops
 from squirrel.plumbing.index import Entry
 from squirrel.plumbing.plan import Action
 from squirrel.plumbing.progress import Meter
+from squirrel.plumbing.readahead import spans_ahead
 
 AHEAD_FILES = 256  # the sender's content fetched ahead into .squirrel/tmp: at most this many files
 AHEAD_BYTES = 256 << 20  # and about this many bytes
@@ -134,40 +138,46 @@ class Fetcher:
                 self.prepared[act.path] = tmp
                 self._durable[act.path] = done
 
-        for act in wanted:
-            a = act.a
-            assert a is not None
-            try:
-                tmp = self._copy(act, a)
-                if tmp is None:
-                    tmp = fsops.write_temp(
-                        self.tmp_dir, self.chunks(act), a.oid, a.size, a.mtime_ns, a.mode, durable=False
-                    )
-            except (SquirrelError, OSError) as e:
-                self.failed[act.path] = e
-                break
-            try:
-                faults.point("fsync")
-            except OSError as e:
-                os.unlink(tmp)
-                self.failed[act.path] = fsops.write_error(e, a.size)
-                break
-            if a.size >= LARGE_FILE:
-                flush([(act, tmp)], a.size)
-                continue
-            small.append((act, tmp))
-            if len(small) >= SMALL_GROUP:
-                flush(small, sum(act.a.size for act, _ in small if act.a is not None))
-                small = []
+        # The next files are opened and being read while this one is copied
+        # (readahead); the first that fails ends the run, as it would alone.
+        with closing(spans_ahead(wanted, self._span)) as opened:
+            for act, span in opened:
+                a = act.a
+                assert a is not None
+                try:
+                    if isinstance(span, (SquirrelError, OSError)):
+                        raise span
+                    tmp = self._copy(act, a, span) if span is not None else None
+                    if tmp is None:
+                        tmp = fsops.write_temp(
+                            self.tmp_dir, self.chunks(act), a.oid, a.size, a.mtime_ns, a.mode, durable=False
+                        )
+                except (SquirrelError, OSError) as e:
+                    self.failed[act.path] = e
+                    break
+                try:
+                    faults.point("fsync")
+                except OSError as e:
+                    os.unlink(tmp)
+                    self.failed[act.path] = fsops.write_error(e, a.size)
+                    break
+                if a.size >= LARGE_FILE:
+                    flush([(act, tmp)], a.size)
+                    continue
+                small.append((act, tmp))
+                if len(small) >= SMALL_GROUP:
+                    flush(small, sum(act.a.size for act, _ in small if act.a is not None))
+                    small = []
         if small:
             flush(small, sum(act.a.size for act, _ in small if act.a is not None))
 
-    def _copy(self, act: Action, a: Entry) -> str | None:
+    def _span(self, act: Action) -> fsops.Span | None:
+        assert act.a is not None
+        return span_of(self.source, act.src_path or act.path, act.a)
+
+    def _copy(self, act: Action, a: Entry, span: fsops.Span) -> str | None:
         """A's content copied by the kernel from where the source holds it
-        as is, and verified (fsops.copy_temp); None where it cannot be."""
-        span = span_of(self.source, act.src_path or act.path, a)
-        if span is None:
-            return None
+        as is (`span`), and verified (fsops.copy_temp); None where it cannot be."""
         return fsops.copy_temp(
             self.tmp_dir, span, a.oid, a.size, a.mtime_ns, a.mode, durable=False, progress=self._counter(act.path)
         )

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 import blake3
 
@@ -407,11 +408,14 @@ def read_chunks(path: bytes, expected: Entry | None = None, block: int = BLOCK) 
             raise FileSystemError(f"not a regular file: {paths.display(path)}")
         if expected is not None and not matches(st, expected):
             raise ChangedDuringOperation(f"{paths.display(path)} changed since it was scanned")
-        while True:
-            data = f.read(block)
-            if not data:
-                return
-            yield data
+        yield from iter(partial(f.read, block), b"")
+
+
+def file_chunks(span: Span, block: int = BLOCK) -> Iterator[bytes]:
+    """Stream a local file opened by `open_span`, as `read_chunks` streams
+    it by its path, and close it."""
+    with os.fdopen(span.fd, "rb", buffering=0) as f:
+        yield from iter(partial(f.read, block), b"")
 
 
 def trash(index: ReplicaIndex, trash_dir: str, root: bytes, rel: bytes, entry: Entry, reason: TrashReason) -> TrashItem:

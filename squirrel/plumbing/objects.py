@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 
 from squirrel.errors import SquirrelError
 from squirrel.plumbing import faults, fsops
+from squirrel.plumbing.readahead import spans_ahead
 
 BLOCK = 1 << 20
 TOGETHER_FILES = 256  # objects made durable together: at most this many
@@ -38,6 +40,10 @@ class Wanted:
     content: Callable[[], Iterable[bytes]]
     span: Callable[[], fsops.Span | None] | None = None
     progress: Callable[[int], None] | None = None
+
+
+def _span(item: Wanted) -> fsops.Span | None:
+    return item.span() if item.span is not None else None
 
 
 class ObjectStore:
@@ -97,17 +103,21 @@ class ObjectStore:
         synced: list[tuple[list[tuple[bytes, str]], Future[None]]] = []
         small: list[tuple[bytes, str]] = []
         small_bytes = 0
-        seen: set[bytes] = set()
-        with ThreadPoolExecutor(SYNC_THREADS) as pool:
-            for item in group:
+        todo: dict[bytes, Wanted] = {}
+        for item in group:
+            if item.oid not in todo and not self.has(item.oid):
+                todo[item.oid] = item
+        # The next objects' files are opened and being read while this one
+        # is copied (readahead).
+        with ThreadPoolExecutor(SYNC_THREADS) as pool, closing(spans_ahead(todo.values(), _span)) as opened:
+            for item, span in opened:
                 oid, size = item.oid, item.size
-                if oid in seen or self.has(oid):
-                    continue
-                seen.add(oid)
                 try:
-                    tmp = self._copied(item) or fsops.write_temp(
-                        self.tmp_dir, item.content(), oid, size, 0, 0o644, durable=False
-                    )
+                    if isinstance(span, (SquirrelError, OSError)):
+                        raise span
+                    tmp = self._copied(item, span) if span is not None else None
+                    if tmp is None:
+                        tmp = fsops.write_temp(self.tmp_dir, item.content(), oid, size, 0, 0o644, durable=False)
                 except (SquirrelError, OSError) as e:
                     failed[oid] = e
                     continue
@@ -142,13 +152,10 @@ class ObjectStore:
         for item in group:
             yield item.oid, failed.get(item.oid)
 
-    def _copied(self, item: Wanted) -> str | None:
-        """The object copied by the kernel from the file that holds it and
-        read back to verify it (fsops.copy_temp), not yet durable; None
-        where there is no such file or the file systems cannot copy."""
-        span = item.span() if item.span is not None else None
-        if span is None:
-            return None
+    def _copied(self, item: Wanted, span: fsops.Span) -> str | None:
+        """The object copied by the kernel from the file that holds it
+        (`span`) and read back to verify it (fsops.copy_temp), not yet
+        durable; None where the file systems cannot copy."""
         return fsops.copy_temp(self.tmp_dir, span, item.oid, item.size, 0, 0o644, False, item.progress)
 
     def _place(self, oid: bytes, tmp: str, size: int) -> None:

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 
-from squirrel.errors import BadPath, WrongVault
+from squirrel.errors import BadPath, SquirrelError, WrongVault
 from squirrel.plumbing import conflicts, fsops, paths
 from squirrel.plumbing.bundle_writer import BundleWriter, header_for
 from squirrel.plumbing.index import FLAG_PARTIAL, FLAG_RACY, Entry, ReplicaIndex
 from squirrel.plumbing.knowledge import Knowledge
 from squirrel.plumbing.plan import widen_top
 from squirrel.plumbing.progress import Meter, ProgressCallback
+from squirrel.plumbing.readahead import spans_ahead
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import ScanProgress, scan_replica
 from squirrel.plumbing.vtime import VectorTime
@@ -268,16 +270,31 @@ def _write(
             carried.append((oid, p, e))
             report.content_bytes += e.size
         meter = Meter(f"packing {rep.name}", progress, len(carried), report.content_bytes)
-        for oid, p, e in carried:
 
-            def read(p: bytes = p, e: Entry = e) -> Iterator[bytes]:
-                return fsops.read_chunks(fsops.abspath(root, p), e, READ_BLOCK)
+        # The next files are opened ahead and the disk asked to read them
+        # while this one is read (readahead).
+        def opened(c: tuple[bytes, bytes, Entry]) -> fsops.Span:
+            return fsops.open_span(fsops.abspath(root, c[1]), c[2])
 
-            def span(p: bytes = p, e: Entry = e) -> fsops.Span:
-                return fsops.open_span(fsops.abspath(root, p), e)
+        with closing(spans_ahead(carried, opened)) as ahead:
+            for (oid, p, e), first in ahead:
+                if isinstance(first, (SquirrelError, OSError)):
+                    raise first
+                assert first is not None
+                unread = [first]
 
-            report.object_bytes += writer.add_object(oid, e.size, read, meter, span)
-            report.objects += 1
+                def read(p: bytes = p, e: Entry = e, unread: list[fsops.Span] = unread) -> Iterator[bytes]:
+                    # The first read is of the file opened ahead; a raw
+                    # object is read again when the bundle is written.
+                    if unread:
+                        return fsops.file_chunks(unread.pop(), READ_BLOCK)
+                    return fsops.read_chunks(fsops.abspath(root, p), e, READ_BLOCK)
+
+                def span(p: bytes = p, e: Entry = e) -> fsops.Span:
+                    return fsops.open_span(fsops.abspath(root, p), e)
+
+                report.object_bytes += writer.add_object(oid, e.size, read, meter, span)
+                report.objects += 1
         # The objects stream into the bundle as it is written: `meter` hears them.
         report.size = writer.close(meter, Meter(f"writing {os.path.basename(out)}", progress))
     except BaseException:
