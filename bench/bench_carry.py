@@ -20,10 +20,17 @@ before it in even runs and just after it in odd ones (a virtual disk
 may slow down after a burst of writes, which would weigh on whichever goes
 second), and each ratio is the median over --carry-runs runs (default 3)
 of the pairs' ratios: the machine's load may come and go, and weighs on
-both sides of a pair alike. Every run writes into fresh directories. The
-page cache is warm for every contender (the sources were just written);
+both sides of a pair alike. Every run writes into fresh directories, and
 each timed command is preceded by `sync`, so no one pays for another's
 dirty pages.
+
+Each set runs twice (--cache both, the default): with a warm page cache
+(the sources were just written, and read by `sq init`), and cold, the
+case of a drive just plugged in: before each timed command the page cache
+is dropped (`echo 1 > /proc/sys/vm/drop_caches`, which needs root; without
+it the cold runs are skipped) and the program alone is read back into it
+(`sq --version`, `cp --version`), so that the data comes from the disk and
+the program does not.
 
 Everything lives in one temporary directory under /tmp (or --tmp), removed
 at the end; nothing is deleted before a set is done, except the runs of
@@ -65,6 +72,7 @@ GOALS = {"large": 0.8, "small": 0.5}
 @dataclass
 class SetResult:
     name: str
+    cold: bool
     files: int
     size: int
     cp_sync: dict[str, list[float]] = field(default_factory=lambda: {w: [] for w in WORKS})  # the paired copies
@@ -104,6 +112,23 @@ def sync_disk() -> None:
     run(["sync"])
 
 
+DROP_CACHES = Path("/proc/sys/vm/drop_caches")
+
+
+def can_drop_cache() -> bool:
+    return os.access(DROP_CACHES, os.W_OK)
+
+
+def settle(cold: bool, program: list[str]) -> None:
+    """Before a timed command: the disk synced and, for a cold run, the page
+    cache dropped, then `program` read back into it (it was not just
+    plugged in; the data was)."""
+    sync_disk()
+    if cold:
+        DROP_CACHES.write_text("1\n")
+        run([*program, "--version"])
+
+
 def empty_replica(sq: list[str], path: Path, name: str, join: Path) -> None:
     path.mkdir()
     run([*sq, "init", str(path), "--name", name, "--join", str(join)])
@@ -127,7 +152,7 @@ def one_run(sq: list[str], tmp: Path, src: Path, files: int, n: int, res: SetRes
     def cp_sync() -> float:
         nonlocal copies
         copies += 1
-        sync_disk()
+        settle(res.cold, ["cp"])
         t, _ = timed(["sh", "-c", 'cp -r "$1" "$2" && sync', "sh", str(src), str(run_dir / f"cp{copies}")])
         return t
 
@@ -137,7 +162,7 @@ def one_run(sq: list[str], tmp: Path, src: Path, files: int, n: int, res: SetRes
         after a burst of writes weighs on both sides alike."""
         first = n % 2 == 0
         c = sum(cp_sync() for _ in range(copies_)) if first else 0.0
-        sync_disk()
+        settle(res.cold, sq)
         res.sq[work].append(timed_sq())
         res.cp_sync[work].append(c if first else sum(cp_sync() for _ in range(copies_)))
 
@@ -184,7 +209,7 @@ def one_run(sq: list[str], tmp: Path, src: Path, files: int, n: int, res: SetRes
         t_a, out = timed([*visit, str(src)])
         if json.loads(out)["carried_in"] < files:
             sys.exit(f"bench: the visit of A did not take the content: {out}")
-        sync_disk()
+        settle(res.cold, sq)
         t_b, out = timed([*visit, str(b)])
         check(json.loads(out), files, "the visit of B")
         return t_a + t_b
@@ -194,7 +219,10 @@ def one_run(sq: list[str], tmp: Path, src: Path, files: int, n: int, res: SetRes
     shutil.rmtree(src / ".squirrel")
 
 
-def bench_set(sq: list[str], tmp: Path, name: str, runs: int, make: str, amount: int, file_mib: int) -> SetResult:
+def bench_set(
+    sq: list[str], tmp: Path, name: str, runs: int, make: str, amount: int, file_mib: int, cold: bool
+) -> SetResult:
+    name = f"{name}, cold" if cold else name
     src = tmp / name / "A"
     src.mkdir(parents=True)
     if make == "large":
@@ -205,7 +233,7 @@ def bench_set(sq: list[str], tmp: Path, name: str, runs: int, make: str, amount:
         files = amount
         size = make_small(src, files)
         print(f"{name}: {files:,} files of 1-20 KiB ({size / MIB:.0f} MiB)", flush=True)
-    res = SetResult(name, files, size)
+    res = SetResult(name, cold, files, size)
     for n in range(runs):
         run([*sq, "init", str(src), "--name", f"A{n}"])  # hashes A, untimed
         print(f"  run {n + 1}/{runs} ...", flush=True)
@@ -242,16 +270,29 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--large-file-mib", type=int, default=64, help="size of each media file, MiB (default 64)")
     ap.add_argument("--small-files", type=int, default=10_000, help="small files (default 10000; 0 skips)")
     ap.add_argument("--carry-runs", type=int, default=3, help="median of this many runs (default 3)")
+    ap.add_argument(
+        "--cache",
+        choices=("warm", "cold", "both"),
+        default="both",
+        help="time with the page cache warm, dropped before each command (needs root), or both (default)",
+    )
     add_tmp_option(ap)
     args, _ = ap.parse_known_args(argv)
     sq = sq_command()
     os.environ["SQ_NO_PROGRESS"] = "1"
+    colds = {"warm": [False], "cold": [True], "both": [False, True]}[args.cache]
+    if True in colds and not can_drop_cache():
+        print(f"bench: cannot write {DROP_CACHES} (not root?): the cold runs are skipped", flush=True)
+        colds = [c for c in colds if not c]
     results = []
     with bench_dir("sq-bench-carry-", args.tmp) as tmp:
-        if args.large_mib:
-            results.append(bench_set(sq, tmp, "large", args.carry_runs, "large", args.large_mib, args.large_file_mib))
-        if args.small_files:
-            results.append(bench_set(sq, tmp, "small", args.carry_runs, "small", args.small_files, 0))
+        for cold in colds:
+            if args.large_mib:
+                results.append(
+                    bench_set(sq, tmp, "large", args.carry_runs, "large", args.large_mib, args.large_file_mib, cold)
+                )
+            if args.small_files:
+                results.append(bench_set(sq, tmp, "small", args.carry_runs, "small", args.small_files, 0, cold))
         report(results, args.carry_runs)  # before the (slow) removal of the copies
 
 
