@@ -30,7 +30,8 @@ case of a drive just plugged in: before each timed command the page cache
 is dropped (`echo 1 > /proc/sys/vm/drop_caches`, which needs root; without
 it the cold runs are skipped) and the program alone is read back into it
 (`sq --version`, `cp --version`), so that the data comes from the disk and
-the program does not.
+the program does not. The warm runs are removed before the cold ones
+start, so that both need the disk of one.
 
 Everything lives in one temporary directory under /tmp (or --tmp), removed
 at the end; nothing is deleted before a set is done, except the runs of
@@ -46,6 +47,7 @@ import random
 import shutil
 import statistics
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,6 +115,7 @@ def sync_disk() -> None:
 
 
 DROP_CACHES = Path("/proc/sys/vm/drop_caches")
+RECENT_S = 65  # seconds ext4 treats a deleted inode as recently deleted, once written out
 
 
 def can_drop_cache() -> bool:
@@ -264,6 +267,18 @@ def report(results: list[SetResult], runs: int) -> None:
             print(f"    sq {w:<14} {fmt_s(t)}  {copies} {fmt_s(cp)}  ratio {ratio:5.2f}   (goal >= {goal}: {verdict})")
 
 
+def make_room(tmp: Path) -> None:
+    """Remove the warm runs before the cold ones, so that both need the disk
+    of one, then wait for ext4 to stop treating their inodes as recently
+    deleted (a minute once their table is written), which would slow the
+    cold runs' file creation."""
+    for d in tmp.iterdir():
+        shutil.rmtree(d)
+    sync_disk()
+    print(f"  (warm runs removed; waiting {RECENT_S} s before the cold ones)", flush=True)
+    time.sleep(RECENT_S)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = new_parser(__doc__)
     ap.add_argument("--large-mib", type=int, default=512, help="MiB of large media (default 512; 0 skips)")
@@ -287,6 +302,8 @@ def main(argv: list[str] | None = None) -> None:
     results = []
     with bench_dir("sq-bench-carry-", args.tmp) as tmp:
         for cold in colds:
+            if cold and len(colds) > 1:
+                make_room(tmp)
             if args.large_mib:
                 results.append(
                     bench_set(sq, tmp, "large", args.carry_runs, "large", args.large_mib, args.large_file_mib, cold)
