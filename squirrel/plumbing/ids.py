@@ -113,26 +113,35 @@ def _same(a: os.stat_result, b: os.stat_result) -> bool:
     return a.st_size == b.st_size and a.st_mtime_ns == b.st_mtime_ns
 
 
+def open_to_read(path: str | bytes) -> int:
+    """Open a file to read as `hash_file` does: with O_NOFOLLOW | O_NONBLOCK,
+    so a symlink or FIFO swapped in after the scan saw a regular file is
+    never followed or blocked on."""
+    return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+
+
 def hash_file(
     path: str | bytes,
     progress: Callable[[int], None] | None = None,
     tries: int = 3,
     *,
     from_media: bool = False,
+    opened: int | None = None,
 ) -> tuple[bytes, os.stat_result]:
     """Hash a regular file; returns its id and the stat it was hashed under.
 
-    Opens with O_NOFOLLOW | O_NONBLOCK so a symlink or FIFO swapped in after
-    the scan saw a regular file is never followed or blocked on. With
-    `from_media` (a scrub), the file's cached pages are dropped first, so
-    that what is hashed is what the drive holds, not a copy in memory, and
-    again after, so that a scrub of a large drive does not push everything
-    else out of the page cache.
+    Opens it with `open_to_read`, or, for the first try, takes `opened`, a
+    descriptor the caller opened that way (ahead, for the disk to read it
+    early); it is closed here. With `from_media` (a scrub), the file's
+    cached pages are dropped first, so that what is hashed is what the
+    drive holds, not a copy in memory, and again after, so that a scrub of
+    a large drive does not push everything else out of the page cache.
     """
     global files_hashed
     for _ in range(tries):
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+            fd = open_to_read(path) if opened is None else opened
+            opened = None
         except OSError as e:
             raise FileSystemError(f"cannot read {os.fsdecode(path)}: {e.strerror}") from e
         try:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Generator, Iterable
 from typing import TypeVar
 
 from squirrel.errors import SquirrelError
+from squirrel.plumbing import ids
 from squirrel.plumbing.fsops import Span
 
 READ_AHEAD_FILES = 256  # spans opened ahead, at most
@@ -96,3 +97,30 @@ def spans_ahead(items: Iterable[T], open_span: Callable[[T], Span | None]) -> Ge
         for _, span, _ in window:
             if isinstance(span, Span):
                 os.close(span.fd)
+
+
+class FilesAhead:
+    """The files of a folder that may be read, opened ahead in name order
+    (`ids.open_to_read`) and their reading asked for; each is taken by name
+    at its turn (`take`), and those passed over are closed. `close` closes
+    the rest."""
+
+    def __init__(self, folder: bytes, files: list[tuple[bytes, int]]) -> None:
+        def open_file(f: tuple[bytes, int]) -> Span:
+            return Span(ids.open_to_read(folder + b"/" + f[0]), 0, f[1])
+
+        self._opened = spans_ahead(files, open_file)
+
+    def take(self, name: bytes) -> int | None:
+        """The descriptor of `name`, opened ahead, for the caller to read and
+        close; None if it could not be opened ahead (the caller opens it and
+        meets the error itself) or was not named ahead."""
+        for (n, _), span in self._opened:
+            if n == name:
+                return span.fd if isinstance(span, Span) else None
+            if isinstance(span, Span):
+                os.close(span.fd)
+        return None
+
+    def close(self) -> None:
+        self._opened.close()

@@ -32,6 +32,7 @@ from squirrel.plumbing.index import (
     racy_flag,
 )
 from squirrel.plumbing.paths import IgnoreRules
+from squirrel.plumbing.readahead import FilesAhead
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.vtime import EMPTY, VectorTime
 from squirrel.text import counted
@@ -114,12 +115,12 @@ class Scanner:
             self._last_progress = now
             self.progress(self.stats)
 
-    def _hash(self, rel: bytes) -> tuple[bytes, os.stat_result]:
+    def _hash(self, rel: bytes, opened: int | None = None) -> tuple[bytes, os.stat_result]:
         def on_bytes(n: int) -> None:
             self.stats.bytes_hashed += n
             self._tick()
 
-        oid, st = ids.hash_file(self._abs(rel), on_bytes)
+        oid, st = ids.hash_file(self._abs(rel), on_bytes, opened=opened)
         self.stats.files_hashed += 1
         return oid, st
 
@@ -252,57 +253,67 @@ class Scanner:
                 raw.pop(name, None)
             else:
                 disk[name] = (what, st)
-        for name in sorted(disk.keys() | raw.keys()):
-            child = paths.join(rel, name)
-            on_disk = disk.get(name)
-            old_raw = raw.get(name)
-            old = self.index.decode(old_raw) if old_raw is not None else None
-            if on_disk is None:
-                assert old is not None
-                if self.ignore.ignored(child, old.is_dir):
-                    continue  # newly ignored: neither present nor deleted
-                if child in self.wanted:
-                    continue  # damaged and moved aside: waiting for healing, not deleted
-                yield Change(DELETED, child, None, old)
-                continue
-            kind, st = on_disk
-            if kind == _DIR:
-                if old is not None and not old.is_dir:
+        names = sorted(disk.keys() | raw.keys())
+        # The files that may be hashed are opened, and their reading asked
+        # for, ahead of their turn (readahead): from a drive just plugged
+        # in, hashing them one after the other waited for the disk each time.
+        may_hash = [(n, d[1].st_size) for n in names if (d := disk.get(n)) and isinstance(d[1], os.stat_result)]
+        ahead = FilesAhead(self._abs(rel), may_hash)
+        try:
+            for name in names:
+                child = paths.join(rel, name)
+                on_disk = disk.get(name)
+                old_raw = raw.get(name)
+                old = self.index.decode(old_raw) if old_raw is not None else None
+                if on_disk is None:
+                    assert old is not None
+                    if self.ignore.ignored(child, old.is_dir):
+                        continue  # newly ignored: neither present nor deleted
+                    if child in self.wanted:
+                        continue  # damaged and moved aside: waiting for healing, not deleted
+                    yield Change(DELETED, child, None, old)
+                    continue
+                kind, st = on_disk
+                if kind == _DIR:
+                    if old is not None and not old.is_dir:
+                        yield Change(DELETED, child, None, old)
+                        old = None
+                    if old is None:
+                        yield Change(ADDED, child, new_dir(EMPTY, EMPTY), None)
+                        if fresh is not None:
+                            fresh.append(child)
+                    subdirs.append(child)
+                    continue
+                assert isinstance(st, os.stat_result)
+                if old is not None and old.is_dir:
                     yield Change(DELETED, child, None, old)
                     old = None
+                wanted = child in self.wanted
+                if (
+                    old is not None
+                    and old.size == st.st_size
+                    and old.mtime_ns == st.st_mtime_ns
+                    and not old.flags & FLAG_RACY
+                    and not wanted
+                ):
+                    continue
+                try:
+                    oid, hst = self._hash(child, ahead.take(name))
+                except SquirrelError as e:
+                    self.stats.skipped.append((child, str(e)))
+                    continue
+                new = _file_entry(oid, hst, time.time_ns())
                 if old is None:
-                    yield Change(ADDED, child, new_dir(EMPTY, EMPTY), None)
-                    if fresh is not None:
-                        fresh.append(child)
-                subdirs.append(child)
-                continue
-            assert isinstance(st, os.stat_result)
-            if old is not None and old.is_dir:
-                yield Change(DELETED, child, None, old)
-                old = None
-            wanted = child in self.wanted
-            if (
-                old is not None
-                and old.size == st.st_size
-                and old.mtime_ns == st.st_mtime_ns
-                and not old.flags & FLAG_RACY
-                and not wanted
-            ):
-                continue
-            try:
-                oid, hst = self._hash(child)
-            except SquirrelError as e:
-                self.stats.skipped.append((child, str(e)))
-                continue
-            new = _file_entry(oid, hst, time.time_ns())
-            if old is None:
-                yield Change(ADDED, child, new, None)
-            elif wanted and old.oid == oid:
-                yield Change(HEALED, child, new, old)
-            elif old.oid != oid:
-                yield Change(MODIFIED, child, new, old)
-            elif (old.mtime_ns, old.size, old.mode, old.flags) != (new.mtime_ns, new.size, new.mode, new.flags):
-                yield Change(TOUCHED, child, new, old)
+                    yield Change(ADDED, child, new, None)
+                elif wanted and old.oid == oid:
+                    yield Change(HEALED, child, new, old)
+                elif old.oid != oid:
+                    yield Change(MODIFIED, child, new, old)
+                elif (old.mtime_ns, old.size, old.mode, old.flags) != (new.mtime_ns, new.size, new.mode, new.flags):
+                    yield Change(TOUCHED, child, new, old)
+
+        finally:
+            ahead.close()
 
 
 def measure_tree(root: str, ignore: IgnoreRules, progress: ScanProgress, name: str = "") -> tuple[int, int]:

@@ -150,3 +150,35 @@ def test_the_store_keeps_every_object_whose_file_opens_and_reports_the_one_that_
     for p in paths:
         if p != broken:
             assert Path(store.path(entry_of(p).oid)).read_bytes() == p.read_bytes()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_files_taken_by_name_are_themselves_and_those_passed_over_are_closed(tmp_path: Path) -> None:
+    paths = files(tmp_path / "f", 12)
+    folder = os.fsencode(tmp_path / "f")
+    before = open_fds()
+    ahead = readahead.FilesAhead(folder, [(p.name.encode(), p.stat().st_size) for p in paths])
+
+    taken = {}
+    for p in paths[::3]:  # every third taken, the others passed over
+        fd = ahead.take(p.name.encode())
+        assert fd is not None
+        with os.fdopen(fd, "rb") as f:
+            taken[p.name] = f.read()
+    assert ahead.take(b"not named") is None
+    ahead.close()
+
+    assert taken == {p.name: p.read_bytes() for p in paths[::3]}
+    assert open_fds() == before
+
+
+def test_a_file_that_cannot_be_opened_ahead_is_left_to_the_caller(tmp_path: Path) -> None:
+    paths = files(tmp_path / "f", 3)
+    paths[1].unlink()
+    ahead = readahead.FilesAhead(os.fsencode(tmp_path / "f"), [(p.name.encode(), 100) for p in paths])
+    fds = [ahead.take(p.name.encode()) for p in paths]
+    ahead.close()
+    assert fds[1] is None and fds[0] is not None and fds[2] is not None
+    for fd in (fds[0], fds[2]):
+        assert fd is not None
+        os.close(fd)

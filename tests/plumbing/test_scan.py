@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from squirrel.plumbing import ids, sweep
+from squirrel.plumbing import ids, readahead, sweep
 from squirrel.plumbing.index import FLAG_RACY
 from squirrel.plumbing.paths import IgnoreRules
 from squirrel.plumbing.replica import Replica
@@ -480,3 +480,38 @@ def test_scanning_a_large_flat_directory_twice_reads_nothing_the_second_time(rep
     assert len(res.added) == 500 and stats.files_hashed == 500
     assert_quiet_rescan(replica_root)
     assert time.monotonic() - start < 10
+
+
+# Reading ahead ---------------------------------------------------------------------
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_many_new_and_edited_files_opened_ahead_are_each_hashed_as_themselves(
+    drive: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The files a scan hashes are opened ahead in a small window here (4),
+    with edits, unchanged files and a folder in between: every record
+    holds its own file's content, and nothing is left open."""
+    monkeypatch.setattr(readahead, "READ_AHEAD_FILES", 4)
+    tree = {f"photos/2024/new{i:03d}.jpg": b"new %d " % i * (i + 1) for i in range(40)}
+    tree["photos/2024/a.jpg"] = b"edited a"
+    make_tree(drive, tree)
+    (drive / "photos" / "2024" / "new020.d").mkdir()
+
+    res, stats = do_scan(drive)
+
+    assert len(res.added) == 41 and len(res.modified) == 1  # 40 files and the folder; a.jpg
+    assert stats.files_hashed == 41
+    on_disk = {p.encode(): (drive / p).read_bytes() for p in [*tree, "photos/2024/b.jpg"]}
+    recorded = {p: e.oid for p, e in indexed(drive).items() if e.is_file}
+    assert {p: recorded[p] for p in on_disk} == {p: ids.hash_bytes(d) for p, d in on_disk.items()}
+    assert [f for f in open_files() if f.startswith(str(drive / "photos"))] == []
+
+
+def open_files() -> list[str]:
+    """The files this process holds open, by /proc/self/fd."""
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            out.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except FileNotFoundError:
+            pass  # the listing's own descriptor, closed since
+    return out
