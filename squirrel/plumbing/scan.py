@@ -136,6 +136,8 @@ class Scanner:
         walked here.
         """
         found = None
+        if not top:
+            self.index.read_ahead()  # every record will be read
         recorded = self.index.get(top)
         if self.parallel and recorded is not None and recorded.is_dir and sweep.worth_sweeping(self.index):
             files, dirs = self.stats.files, self.stats.dirs
