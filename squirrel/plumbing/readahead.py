@@ -1,15 +1,17 @@
 """Asking the disk for the next files before their turn.
 
-Copying many small files one after the other waits for the disk once per
-file: each read is asked for only when the last copy is done, so the disk
-holds one request at a time. A drive just plugged in holds nothing in the
-page cache, and there that wait is most of a copy's time: `sq push` of
-10,000 files of 1-20 KiB took 2.1 s from a cold cache, against 1.0 s for
-`cp -r` + `sync`. Opening the next files' spans ahead and asking the kernel
-to start reading them (posix_fadvise(2) WILLNEED, which does not wait)
-gives the disk many requests at once, to serve in the order that suits it:
-the same push took 1.0 s. Where the kernel has no such call, nothing is
-opened ahead.
+Copying or hashing many small files one after the other waits for the
+disk once per file: each read is asked for only when the last file is
+done, so the disk holds one request at a time. A drive just plugged in
+holds nothing in the page cache, and there that wait is most of the time:
+`sq push` of 10,000 files of 1-20 KiB took 2.1 s from a cold cache, against
+1.0 s for `cp -r` + `sync`. Opening the next files ahead and asking the
+kernel to start reading them (posix_fadvise(2) WILLNEED, which does not
+wait) gives the disk many requests at once, to serve in the order that
+suits it: the same push took 1.0 s. The fetcher, the carrier's store and
+pack take spans in order (`spans_ahead`); the scanner takes a folder's
+files by name (`FilesAhead`). Where the kernel has no such call, nothing
+is opened ahead.
 
 Only a window is opened ahead (`READ_AHEAD_FILES` descriptors, fewer where
 the process may open few; about `READ_AHEAD_BYTES` asked for), and a span
