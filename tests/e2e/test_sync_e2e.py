@@ -8,10 +8,12 @@ every tree is identical and no conflict is open.
 from __future__ import annotations
 
 import json
+import resource
+import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import HOUR, make_tree, run_sq, tree, write
+from tests.helpers import HOUR, _sq_process, make_tree, run_sq, tree, write
 
 
 def sq_json(*args: str | Path) -> Any:
@@ -113,3 +115,35 @@ def test_errors_have_their_documented_exit_codes(tmp_path: Path) -> None:
     assert proc.code == 0
     assert json.loads(proc.stdout)["conflicts"][0]["kind"] == "create/create"
     assert tree(b) == {"f": b"b"}
+
+
+def test_many_files_cross_under_a_low_limit_of_open_files(tmp_path: Path) -> None:
+    """The next files of a run are opened ahead; under a soft limit of 48
+    descriptors (a quarter of it for the window) push, pack and apply, and
+    both visits of a carrier still carry every file, byte-exact."""
+    a, b, c, d = (tmp_path / n for n in ("drive-a", "drive-b", "drive-c", "drive-d"))
+    make_tree(a, {f"photos/roll{i // 100}/img_{i:04d}.jpg": b"%d " % i * (50 + i % 300) for i in range(400)})
+    for x in (b, c, d):
+        x.mkdir()
+    run_sq("init", a, "--name", "a").check()
+    for x in (b, c, d):
+        run_sq("init", x, "--name", x.name, "--join", a).check()
+    bundle, carrier = tmp_path / "a.sqb", tmp_path / "carrier"
+
+    def low(*args: str | Path) -> Any:
+        argv, env = _sq_process([*args, "--json"], None)
+        proc = subprocess.run(argv, env=env, capture_output=True, check=False, preexec_fn=few_files, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    assert low("push", a, b)["created"] == 405  # 400 files, 5 folders
+    assert low("pack", a, "-o", bundle, "--for", c)["objects"] == 400
+    assert low("apply", bundle, c)["created"] == 405
+    low("sync", d, "--carrier", carrier)  # the carrier learns of D
+    assert low("sync", a, "--carrier", carrier)["carried_in"] == 400  # takes what D lacks
+    assert low("sync", d, "--carrier", carrier)["created"] == 405
+    assert tree(b) == tree(c) == tree(d) == tree(a)
+
+
+def few_files() -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (48, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
