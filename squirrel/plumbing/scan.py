@@ -313,7 +313,6 @@ class Scanner:
                     yield Change(MODIFIED, child, new, old)
                 elif (old.mtime_ns, old.size, old.mode, old.flags) != (new.mtime_ns, new.size, new.mode, new.flags):
                     yield Change(TOUCHED, child, new, old)
-
         finally:
             ahead.close()
 
