@@ -301,49 +301,46 @@ class BundleReader:
 
     def object_span(self, oid: bytes) -> Span | None:
         """Where a raw object lies in the bundle, on a handle of its own (the
-        caller closes it and verifies the id); None for a compressed one."""
+        caller closes it and verifies the id); None for a compressed one.
+        The handle duplicates the reader's: it reads the file that was
+        checked, whatever its path names now, and costs no lookup of the
+        path (a span is read at its own offsets, never at the handle's)."""
         ref = self.objects[oid]
         if ref.encoding != ENC_RAW:
             return None
-        return Span(os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)), ref.offset, ref.stored)
+        return Span(os.dup(self.file.fileno()), ref.offset, ref.stored)
 
     def object_chunks(self, oid: bytes) -> Iterator[bytes]:
         """Stream an object's content. The caller verifies the id (fsops.write_temp
-        does); the size and the decompression limits are enforced here."""
+        does); the size and the decompression limits are enforced here.
+        It is read from the file that was checked, at its own offsets (objects
+        may be read interleaved), whatever the bundle's path names now."""
         ref = self.objects.get(oid)
         if ref is None:
             raise KeyError(oid)
-        f = open(self.path, "rb")  # noqa: SIM115  (own handle: objects may be read interleaved)
+        part = _Limited(self.file.fileno(), ref.offset, ref.stored)
+        if ref.encoding == ENC_RAW:
+            while block := part.read(BLOCK):
+                yield block
+            if part.left:
+                raise self._bad("truncated object")
+            return
+        dctx = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW)
+        produced = 0
         try:
-            f.seek(ref.offset)
-            if ref.encoding == ENC_RAW:
-                left = ref.stored
-                while left:
-                    block = f.read(min(BLOCK, left))
+            with dctx.stream_reader(io.BufferedReader(part), read_across_frames=False) as r:
+                while True:
+                    block = r.read(BLOCK)
                     if not block:
-                        raise self._bad("truncated object")
-                    left -= len(block)
+                        break
+                    produced += len(block)
+                    if produced > ref.size:
+                        raise self._bad("object decompresses past its declared size")
                     yield block
-                return
-            limited = io.BufferedReader(_Limited(f, ref.stored))
-            dctx = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW)
-            produced = 0
-            try:
-                with dctx.stream_reader(limited, read_across_frames=False) as r:
-                    while True:
-                        block = r.read(BLOCK)
-                        if not block:
-                            break
-                        produced += len(block)
-                        if produced > ref.size:
-                            raise self._bad("object decompresses past its declared size")
-                        yield block
-            except zstandard.ZstdError as e:
-                raise self._bad(f"damaged object ({e})") from e
-            if produced != ref.size:
-                raise self._bad("object shorter than its declared size")
-        finally:
-            f.close()
+        except zstandard.ZstdError as e:
+            raise self._bad(f"damaged object ({e})") from e
+        if produced != ref.size:
+            raise self._bad("object shorter than its declared size")
 
     def verify(self, meter: Meter | None = None) -> list[str]:
         """Read everything: every object against its id, and the trailer
@@ -368,25 +365,23 @@ class BundleReader:
             if n != ref.size or h.digest() != oid:
                 problems.append(f"object {oid.hex()} does not match its id")
         h = blake3.blake3()
-        with open(self.path, "rb") as f:
-            left = end
-            while left:
-                block = f.read(min(BLOCK, left))
-                if not block:
-                    break
-                h.update(block)
-                left -= len(block)
-                meter.add_bytes(len(block))
-            if f.read(len(TRAILER)) != TRAILER or f.read(32) != h.digest():
-                problems.append("whole-bundle checksum does not match (damaged)")
+        whole = _Limited(self.file.fileno(), 0, end)
+        while block := whole.read(BLOCK):
+            h.update(block)
+            meter.add_bytes(len(block))
+        tail = os.pread(self.file.fileno(), len(TRAILER) + 32, end)
+        if whole.left or tail != TRAILER + h.digest():
+            problems.append("whole-bundle checksum does not match (damaged)")
         return problems
 
 
 class _Limited(io.RawIOBase):
-    """A read-only view of the next `n` bytes of a file."""
+    """A read-only view of `n` bytes of a file from `offset`, read at explicit
+    offsets (pread): the descriptor's own position is neither used nor moved."""
 
-    def __init__(self, f: BinaryIO, n: int) -> None:
-        self.file = f
+    def __init__(self, fd: int, offset: int, n: int) -> None:
+        self.fd = fd
+        self.at = offset
         self.left = n
 
     def readable(self) -> bool:
@@ -395,11 +390,11 @@ class _Limited(io.RawIOBase):
     def readinto(self, b: Any) -> int:
         if self.left <= 0:
             return 0
-        want = min(len(b), self.left)
-        data = self.file.read(want)
-        b[: len(data)] = data
-        self.left -= len(data)
-        return len(data)
+        view = memoryview(b).cast("B")
+        n = os.preadv(self.fd, [view[: min(len(view), self.left)]], self.at)
+        self.at += n
+        self.left -= n
+        return n
 
 
 class BundleTree:

@@ -13,6 +13,7 @@ inputs (without deletion notices, which format 1 did not have).
 from __future__ import annotations
 
 import json
+import os
 import struct
 import sys
 from collections.abc import Callable, Iterator
@@ -31,6 +32,7 @@ from squirrel.plumbing.index import FLAG_PARTIAL, KIND_DIR, KIND_FILE, Entry
 from squirrel.plumbing.vtime import VectorTime
 from tests.bundle_tools import (
     PRELUDE,
+    SENDER_FILES,
     BundleParts,
     ObjectPart,
     Record,
@@ -38,6 +40,7 @@ from tests.bundle_tools import (
     incompressible,
     join_bundle,
     offsets,
+    sender_and_receiver,
     split_bundle,
 )
 
@@ -548,3 +551,32 @@ if __name__ == "__main__":
     DATA.mkdir(exist_ok=True)
     write_golden(GOLDEN)
     sys.stdout.write(f"wrote {GOLDEN} with libzstd {'.'.join(map(str, zstandard.ZSTD_VERSION))}\n")
+
+
+def test_objects_are_read_from_the_bundle_that_was_checked_even_if_its_path_changes(tmp_path: Path) -> None:
+    """A bundle replaced at its path after it was checked (a sync client
+    writing a newer copy, a user's mistake) does not feed the apply: raw
+    spans and streamed objects, stored or compressed, come from the file
+    the reader opened and checked."""
+    _, _, bundle = sender_and_receiver(tmp_path)
+    raw, packed = SENDER_FILES["photos/img1.jpg"], SENDER_FILES["docs/readme.md"]
+    assert isinstance(raw, bytes) and isinstance(packed, bytes)
+    raw_id, packed_id = blake3.blake3(raw).digest(), blake3.blake3(packed).digest()
+    with BundleReader(str(bundle)) as reader:
+        assert (reader.objects[raw_id].encoding, reader.objects[packed_id].encoding) == (ENC_RAW, ENC_ZSTD)
+        other = tmp_path / "other.sqb"
+        other.write_bytes(b"\0" * bundle.stat().st_size)
+        other.replace(bundle)
+
+        span = reader.object_span(raw_id)
+        assert span is not None
+        try:
+            spanned = os.pread(span.fd, span.size, span.offset)
+        finally:
+            os.close(span.fd)
+        streamed = [b"".join(reader.object_chunks(oid)) for oid in (raw_id, packed_id)]
+        problems = reader.verify()
+
+    assert spanned == raw
+    assert streamed == [raw, packed]
+    assert problems == []  # the whole file checked again is the one opened
