@@ -96,15 +96,17 @@ def drops_done() -> None:
 
 def _drop_cache(fd: int) -> None:
     """Ask the kernel to forget the file's cached (clean) pages, where it can."""
-    _advise(fd, "POSIX_FADV_DONTNEED")
+    advise(fd, "POSIX_FADV_DONTNEED")
 
 
-def _advise(fd: int, what: str) -> None:
-    """posix_fadvise for the whole file, where the system and the file system take it."""
-    advise, flag = getattr(os, "posix_fadvise", None), getattr(os, what, None)
-    if advise is not None and flag is not None:
+def advise(fd: int, what: str, offset: int = 0, length: int = 0) -> None:
+    """posix_fadvise of `what` (a name such as "POSIX_FADV_WILLNEED") for
+    these bytes of the file (all of it by default), where the system and the
+    file system take it: only a hint, so nothing is lost where it is not."""
+    fadvise, flag = getattr(os, "posix_fadvise", None), getattr(os, what, None)
+    if fadvise is not None and flag is not None:
         try:
-            advise(fd, 0, 0, flag)
+            fadvise(fd, offset, length, flag)
         except OSError:
             pass  # a file system that does not take advice: read what it gives
 
@@ -151,7 +153,7 @@ def hash_file(
             files_hashed += 1
             if from_media:
                 _drop_cache(fd)
-                _advise(fd, "POSIX_FADV_SEQUENTIAL")  # read all of it, in order: a larger read-ahead
+                advise(fd, "POSIX_FADV_SEQUENTIAL")  # read all of it, in order: a larger read-ahead
             h = blake3.blake3()
             with os.fdopen(fd, "rb", buffering=0, closefd=False) as f:
                 buf = bytearray(BLOCK)

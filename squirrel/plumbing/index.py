@@ -21,7 +21,7 @@ import lmdb
 
 from squirrel.errors import CorruptIndex, SquirrelError, UnsupportedFormat
 from squirrel.plumbing import entry as entry_codec
-from squirrel.plumbing import faults, paths
+from squirrel.plumbing import faults, ids, paths
 from squirrel.plumbing.batched import BatchedEnv
 from squirrel.plumbing.entry import (
     FAT_TICK_NS,
@@ -229,16 +229,12 @@ class ReplicaIndex(BatchedEnv):
         waiting: a pass over every record (a scan of the whole tree) from a
         drive just plugged in otherwise faults its pages in a few at a time.
         Only a hint: where it is not taken, nothing changes."""
-        if not hasattr(os, "posix_fadvise"):
-            return
         try:
             fd = os.open(os.path.join(self.directory, "data.mdb"), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except OSError:
             return
         try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
-        except OSError:
-            pass
+            ids.advise(fd, "POSIX_FADV_WILLNEED")
         finally:
             os.close(fd)
 

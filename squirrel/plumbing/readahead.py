@@ -55,11 +55,8 @@ def files_ahead() -> int:
 
 def will_need(span: Span) -> None:
     """Ask the kernel to start reading the span from the disk, without
-    waiting for it. Only a hint: a kernel that refuses it loses nothing."""
-    try:
-        os.posix_fadvise(span.fd, span.offset, span.size, os.POSIX_FADV_WILLNEED)
-    except OSError:
-        pass
+    waiting for it."""
+    ids.advise(span.fd, "POSIX_FADV_WILLNEED", span.offset, span.size)
 
 
 def spans_ahead(items: Iterable[T], open_span: Callable[[T], Span | None]) -> Generator[tuple[T, Opened], None, None]:
