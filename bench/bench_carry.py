@@ -12,8 +12,8 @@ ratio (cp + sync) / sq: 1.0 is the disk's speed, higher is faster.
 
 Two data sets: large incompressible media (--large-mib, default 512, in
 files of --large-file-mib, default 64) and many small files (--small-files,
-default 10,000, of 1-20 KiB of random bytes, 200 to a folder). The issue's
-full sizes are `--large-mib 2048 --small-files 100000`. A size of 0 skips
+default 10,000, of 1-20 KiB of random bytes, 200 to a folder). The sizes
+the goals are set at are `--large-mib 2048 --small-files 100000`. A size of 0 skips
 that set. The sender is hashed by an untimed `sq init` first, as a copy
 hashes nothing. Each sq command is paired with a `cp -r && sync` timed just
 before it in even runs and just after it in odd ones (a virtual disk

@@ -320,7 +320,7 @@ def test_copy_name_taken_by_other_content_uses_16_hex() -> None:
     assert w.files(1)[longer] == "A" and w.files(1)[copy_of("a", "A")] == "squatter"
 
 
-# Issue scenario (a) ----------------------------------------------------------------
+# An update and a deletion meet a third replica ------------------------------------
 
 
 def test_update_delete_settled_once_then_reaches_both_authors() -> None:
