@@ -44,6 +44,8 @@ from squirrel.plumbing.index import Entry, ReplicaIndex
 
 MAGIC = "sq-journal"
 VERSION = 1
+# One encoder for every step (json.dumps with an option builds one per call).
+_encode_step = json.JSONEncoder(sort_keys=True).encode
 META_KEY = "journal"  # index meta: the id of the last batch whose changes committed
 
 # The undo steps, each made from what an action is about to change ------------
@@ -151,7 +153,7 @@ class Journal:
     def begin(self, batch: str, steps: Iterable[Step]) -> None:
         """Write a batch's undo steps, durably, before any of them happens."""
         lines = [json.dumps({"format": MAGIC, "version": VERSION, "batch": batch})]
-        lines += [json.dumps(s.to_json(), sort_keys=True) for s in steps]
+        lines += [_encode_step(s.to_json()) for s in steps]
         data = ("\n".join(lines) + "\n").encode()
         tmp = self.path + ".tmp"
         with open(tmp, "wb") as f:
