@@ -276,27 +276,35 @@ class BundleReader:
                 raise self._bad("bad object id")
 
     def _locate_objects(self) -> None:
+        """Walk the object records' heads, each read at its offset (one
+        read per object, no seek), to where each object lies."""
         end = self.header["total_size"] - len(TRAILER) - 32
+        fd = self.file.fileno()
+        at = self.file.tell()
         while True:
-            tag = self._read_exact(1)[0]
-            if tag == 0:
+            head = os.pread(fd, OBJ_HEAD.size, at)
+            if not head:
+                raise self._bad("truncated")
+            if head[0] == 0:
+                at += 1
                 break
-            if tag != 1:
+            if head[0] != 1:
                 raise self._bad("damaged object record")
-            rest = self._read_exact(OBJ_HEAD.size - 1)
-            _, oid, size, enc, stored = OBJ_HEAD.unpack(bytes([tag]) + rest)
+            if len(head) != OBJ_HEAD.size:
+                raise self._bad("truncated")
+            _, oid, size, enc, stored = OBJ_HEAD.unpack(head)
             if enc not in (ENC_RAW, ENC_ZSTD) or (enc == ENC_RAW and stored != size):
                 raise self._bad("damaged object record")
-            offset = self.file.tell()
+            offset = at + OBJ_HEAD.size
             if offset + stored > end:
                 raise self._bad("object runs past the end")
             if oid in self.objects:
                 raise self._bad("duplicate object")
             self.objects[oid] = ObjectRef(oid, size, enc, offset, stored)
-            self.file.seek(offset + stored)
+            at = offset + stored
         if len(self.objects) != self.header["objects"]:
             raise self._bad("object count does not match the header")
-        if self.file.tell() != end or self._read_exact(len(TRAILER)) != TRAILER:
+        if at != end or os.pread(fd, len(TRAILER), at) != TRAILER:
             raise self._bad("damaged trailer")
 
     def object_span(self, oid: bytes) -> Span | None:
