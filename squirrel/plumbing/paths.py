@@ -19,6 +19,10 @@ T = TypeVar("T")
 
 MARKER = b".squirrel"
 CONFLICT_TAG = ".sq-conflict-"
+# The longest name (one path component) a conflict copy may have, in bytes:
+# the limit of ext4, btrfs, APFS and most others. A constant, never asked of
+# the drive, so that every replica names the same copy the same way.
+NAME_MAX = 255
 
 # OS clutter that is never synchronized, matched against single names.
 DEFAULT_IGNORES: tuple[str, ...] = (
@@ -136,11 +140,30 @@ def json_path(path: bytes, key: str = "path") -> dict[str, str]:
 
 
 def conflict_name(name: bytes, short_id: str) -> bytes:
-    """`IMG_0042.jpg` -> `IMG_0042.sq-conflict-3fa9c2d1.jpg`."""
+    """`IMG_0042.jpg` -> `IMG_0042.sq-conflict-3fa9c2d1.jpg`, at most
+    NAME_MAX bytes for a `short_id` of up to 64 hex digits: a name too long
+    for that loses the end of its stem, or, when the extension leaves no room
+    for any of the stem, the end of the whole name and no extension is kept."""
+    tag = CONFLICT_TAG.encode() + short_id.encode()
     stem, dot, ext = name.rpartition(b".")
-    if not dot or not stem:
-        return name + CONFLICT_TAG.encode() + short_id.encode()
-    return stem + CONFLICT_TAG.encode() + short_id.encode() + b"." + ext
+    if dot and stem:
+        kept = _cut(stem, NAME_MAX - len(tag) - 1 - len(ext))
+        if kept:
+            return kept + tag + b"." + ext
+    return _cut(name, NAME_MAX - len(tag)) + tag
+
+
+def _cut(name: bytes, size: int) -> bytes:
+    """The first `size` bytes of `name`, fewer rather than a UTF-8 character
+    cut in two. Names are bytes and need not be UTF-8: stepping back over at
+    most three continuation bytes never splits a character that is there,
+    whatever surrounds it."""
+    if len(name) <= size:
+        return name
+    end = max(size, 0)
+    while end > size - 3 and end > 0 and name[end] & 0xC0 == 0x80:
+        end -= 1
+    return name[:end]
 
 
 class IgnoreRules:
