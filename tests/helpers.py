@@ -107,7 +107,7 @@ def walk(root: Path | str, skip: Iterable[str] = (SQUIRREL,)) -> Iterator[tuple[
                 yield key, here / name, os.lstat(here / name)
 
 
-def tree(root: Path | str, folders: bool = True) -> dict[str, bytes]:
+def tree(root: Path | str, folders: bool = True, skip: Iterable[str] = (SQUIRREL,)) -> dict[str, bytes]:
     """What a user sees under root, the root's `.squirrel/` aside:
     `{"a/b.jpg": content, "a/": b"", "c.lnk": b"->target"}`.
 
@@ -115,10 +115,11 @@ def tree(root: Path | str, folders: bool = True) -> dict[str, bytes]:
     slash, a symlink to `LINK` and its target (never followed). Without
     `folders`, folders are left out (the files and symlinks in them are not).
     Special files (FIFOs, sockets, devices) are left out: reading one could
-    block, and sq never carries them.
+    block, and sq never carries them. `skip` as for `walk`: the root's
+    `.squirrel/` unless told otherwise.
     """
     out: dict[str, bytes] = {}
-    for rel, p, st in walk(root):
+    for rel, p, st in walk(root, skip):
         if stat.S_ISREG(st.st_mode):
             out[rel] = p.read_bytes()
         elif stat.S_ISLNK(st.st_mode):

@@ -39,9 +39,23 @@ class ContentSource(Protocol):
     A source may also have `span(path, entry) -> fsops.Span | None`: where
     the content lies as is in a file, for the kernel to copy (see `span_of`);
     and `complete = True` when it can give the content of every version it
-    describes (a mounted replica, unlike a bundle or the carrier)."""
+    describes (a mounted replica, unlike a bundle or the carrier). A source
+    of content by id (a bundle, the carrier) has `has(oid) -> bool` and
+    `missing(path) -> ContentUnavailable`: the error its `chunks` raises for
+    content it does not hold (see `missing_content`)."""
 
     def chunks(self, path: bytes, entry: Entry) -> Iterable[bytes]: ...
+
+
+def missing_content(source: ContentSource, path: bytes, entry: Entry) -> str | None:
+    """Why `source` cannot give the content of `entry` (at the sender's
+    `path`), or None when it can, as far as it can tell before reading:
+    what a dry run reports as deferred."""
+    holds: Callable[[bytes], bool] | None = getattr(source, "has", None)
+    if holds is None or holds(entry.oid):
+        return None
+    missing: Callable[[bytes], SquirrelError] = source.missing  # type: ignore[attr-defined]
+    return missing(path).message
 
 
 def span_of(source: ContentSource, path: bytes, entry: Entry) -> fsops.Span | None:

@@ -25,14 +25,17 @@ class BundleContent:
     def has(self, oid: bytes) -> bool:
         return oid in self.reader.objects
 
+    def missing(self, path: bytes) -> ContentUnavailable:
+        return ContentUnavailable(f"content of {paths.display(path)} is not in this bundle; it comes in a later one")
+
     def chunks(self, path: bytes, entry: Entry) -> Iterable[bytes]:
         if entry.oid not in self.reader.objects:
-            raise ContentUnavailable(f"content of {paths.display(path)} is not in this bundle; it comes in a later one")
+            raise self.missing(path)
         return self.reader.object_chunks(entry.oid)
 
     def span(self, path: bytes, entry: Entry) -> fsops.Span | None:
         if entry.oid not in self.reader.objects:
-            raise ContentUnavailable(f"content of {paths.display(path)} is not in this bundle; it comes in a later one")
+            raise self.missing(path)
         return self.reader.object_span(entry.oid)
 
 

@@ -18,11 +18,12 @@ from typing import Any
 
 from squirrel.errors import BadUsage, IdentityConflict, SquirrelError, WrongVault
 from squirrel.plumbing import conflicts, fsops, heal, paths, pieces
-from squirrel.plumbing.execute import Executor, ensure_room
+from squirrel.plumbing.execute import ExecResult, Executor, ensure_room
 from squirrel.plumbing.fetch import ContentSource
 from squirrel.plumbing.index import Entry
 from squirrel.plumbing.pieces import Outline, moved_away, outline, outline_pieces, sync_in_pieces
-from squirrel.plumbing.plan import MKDIR, WRITE, Plan, ReceiverTree, widen_top
+from squirrel.plumbing.plan import WRITE, Plan, ReceiverTree, widen_top
+from squirrel.plumbing.preview import preview
 from squirrel.plumbing.progress import Meter, ProgressCallback
 from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.replica import Identity, Replica, read_identity
@@ -206,18 +207,12 @@ def sync_into(
         if guard is not None:
             check_mass_delete(_deletions(src, dst.index, top, whole, first), guard, f"this sync into {dst.root}", False)
         if dry_run:
+            # The same plans, each carried out as far as can be known
+            # without writing (`preview`): what the real run would defer is
+            # deferred here too.
             made: set[bytes] = set()  # a folder each piece below it would make is made once
             for plan in [first] if first is not None else outline_pieces(src, dst.index, top, too_large=too_large):
-                report.visited += plan.visited
-                report.incomplete += plan.incomplete
-                counts = plan.count()
-                mkdirs = [act.path for act in plan.actions if act.kind == MKDIR and act.b is None]
-                report.created += counts["created"] - sum(1 for p in mkdirs if p in made)
-                made.update(mkdirs)
-                report.updated += counts["updated"]
-                report.deleted += counts["deleted"]
-                report.skipped += counts["skipped"]
-                report.conflicts += [c.record(names) for c in plan.conflicts]
+                _tally(report, plan, preview(dst, plan, content, made), names)
             continue
         meter = Meter(phase or f"copying to {dst.name}", progress, files=whole.files, size=whole.write_bytes)
         if first is None:
@@ -229,17 +224,7 @@ def sync_into(
             unfinished = result.failed_paths | set(plan.incomplete)
             raise_sync_times(dst.index, src, plan.top, unfinished)
             dst.index.commit()
-            report.visited += plan.visited
-            report.incomplete += plan.incomplete
-            report.created += result.created
-            report.updated += result.updated
-            report.deleted += result.deleted
-            report.moved += result.moved
-            report.skipped += plan.skipped
-            report.bytes_copied += result.bytes_from_source
-            report.conflicts += [c.record(names) for c in result.conflicts]
-            for path, why, unavailable in result.failed:
-                (report.deferred if unavailable else report.failed).append((path, why))
+            _tally(report, plan, result, names)
             return unfinished - failed_before
 
         if first is not None:
@@ -251,6 +236,21 @@ def sync_into(
         dst.index.commit()
         heal_from(dst, src, content, top, report, dry_run)
     return report
+
+
+def _tally(report: SyncReport, plan: Plan, result: ExecResult, names: dict[str, str]) -> None:
+    """Add what carrying out one plan did (or, previewed, would do) to the report."""
+    report.visited += plan.visited
+    report.incomplete += plan.incomplete
+    report.created += result.created
+    report.updated += result.updated
+    report.deleted += result.deleted
+    report.moved += result.moved
+    report.skipped += plan.skipped
+    report.bytes_copied += result.bytes_from_source
+    report.conflicts += [c.record(names) for c in result.conflicts]
+    for path, why, unavailable in result.failed:
+        (report.deferred if unavailable else report.failed).append((path, why))
 
 
 def heal_from(

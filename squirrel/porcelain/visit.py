@@ -52,9 +52,12 @@ class StoreContent:
     def has(self, oid: bytes) -> bool:
         return self.vault.store.has(oid)
 
+    def missing(self, path: bytes) -> ContentUnavailable:
+        return ContentUnavailable(f"the carrier does not hold {paths.display(path)} yet; a later visit brings it")
+
     def chunks(self, path: bytes, entry: Entry) -> Iterable[bytes]:
         if not self.vault.store.has(entry.oid):
-            raise ContentUnavailable(f"the carrier does not hold {paths.display(path)} yet; a later visit brings it")
+            raise self.missing(path)
         return self.vault.store.chunks(entry.oid)
 
     def span(self, path: bytes, entry: Entry) -> fsops.Span:
@@ -65,7 +68,7 @@ class StoreContent:
             except FileNotFoundError:  # removed by hand since the store was listed
                 pass
         if fd is None:
-            raise ContentUnavailable(f"the carrier does not hold {paths.display(path)} yet; a later visit brings it")
+            raise self.missing(path)
         return fsops.Span(fd, 0, entry.size)
 
 
@@ -170,7 +173,7 @@ def _visit(
     if dry_run:
         report.taken = sum(len(plan.actions) for plan in outline_pieces(drive.index, vault.index, b""))
         report.carrier_bytes = carrier.usage()
-        report.known_drives = len(vault.drives())
+        report.known_drives = len({d.id for d in vault.drives()} | {drive.id})  # the visit records the drive
         _others(drive, vault, report)
         return report
     # 3. record what the drive knows now; free what everyone has. A forgotten
