@@ -77,15 +77,16 @@ def init_cmd(path: str, name: str | None, join: str | None, as_json: bool) -> No
 @cli.command("scan")
 @click.option("--allow-mass-delete", is_flag=True, help=MASS_DELETE_HELP)
 @click.argument("path", type=FolderPath())
+@click.option("--dry-run", is_flag=True, help="Report the changes a scan would record; record nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was recorded as JSON on stdout.")
-def scan_cmd(allow_mass_delete: bool, path: str, as_json: bool) -> None:
+def scan_cmd(allow_mass_delete: bool, path: str, dry_run: bool, as_json: bool) -> None:
     """Record local changes in PATH (new, modified, deleted, moved files) as new versions.
 
     Only files whose size or mtime differ from the index are read again; a
     file touched without a content change is not a new version.
     """
     with live(as_json) as line:
-        rep = scan_mod.scan(path, progress=line.scan, allow_mass_delete=allow_mass_delete)
+        rep = scan_mod.scan(path, progress=line.scan, allow_mass_delete=allow_mass_delete, dry_run=dry_run)
     report_skipped(rep.stats)
     if as_json:
         emit_json(
@@ -95,6 +96,7 @@ def scan_cmd(allow_mass_delete: bool, path: str, as_json: bool) -> None:
                 "deleted": pathlist(rep.deleted),
                 "moved": [{**paths.json_path(a, "from"), **paths.json_path(b, "to")} for a, b in rep.moved],
                 "files": rep.stats.files,
+                "dry_run": dry_run,
                 "hashed": rep.stats.files_hashed,
                 "skipped": [{**paths.json_path(p), "reason": why} for p, why in rep.stats.skipped],
             }
@@ -110,7 +112,7 @@ def scan_cmd(allow_mass_delete: bool, path: str, as_json: bool) -> None:
             click.echo(f"moved     {paths.display(a)} -> {paths.display(b)}")
     summary(
         f"scanned {counted(rep.stats.files, 'file')}: {len(rep.added)} added, {len(rep.modified)} modified,"
-        f" {len(rep.deleted)} deleted, {len(rep.moved)} moved"
+        f" {len(rep.deleted)} deleted, {len(rep.moved)} moved" + (" (dry run: nothing recorded)" if dry_run else "")
     )
 
 

@@ -48,6 +48,7 @@ class BatchedEnv:
         # Pending writes: (db, key) -> value or None for a delete.
         self._pending: dict[tuple[str, bytes], bytes | None] = {}
         self._rtxn: Any = None
+        self._held = False  # see `hold_writes`
 
     def _txn(self) -> Any:
         """The read snapshot of the committed records (renewed by `commit`)."""
@@ -118,9 +119,15 @@ class BatchedEnv:
             if (new := pend[k]) is not None:
                 yield k, new
 
+    def hold_writes(self) -> None:
+        """From now on keep every change pending and write none: a dry run
+        runs the code that records, and every lookup sees what it would
+        have written, but `commit` leaves the environment as it was."""
+        self._held = True
+
     def commit(self) -> None:
         """Write every pending change in one transaction (growing the map if full)."""
-        if not self._pending:
+        if not self._pending or self._held:
             return
         if self.readonly:
             raise SquirrelError("internal error: write to a read-only index")

@@ -117,3 +117,20 @@ def test_a_dry_visit_defers_what_the_carrier_does_not_hold(tmp_path: Path, monke
     assert dry["known_drives"] == real["known_drives"]
     assert real["created"] == 1 and [d["path"] for d in real["deferred"]] == ["big.bin"]
     assert tree(c) == {"x.txt": b"hi\n"}
+
+
+def test_a_dry_scan_reports_what_the_scan_records_and_records_nothing(tmp_path: Path) -> None:
+    (a,) = vault_of(tmp_path, "a")
+    make_tree(a, {"photos/x.jpg": "x", "notes.txt": "v1", "old.txt": "old"})
+    sq("scan", a)
+    (a / "photos/x.jpg").rename(a / "x.jpg")
+    write(a / "notes.txt", "v2")
+    (a / "old.txt").unlink()
+    make_tree(a, {"new/y.txt": "y"})
+
+    dry, real = dry_then_real(["scan", a], a)
+    assert dry == real
+    assert [m["to"] for m in real["moved"]] == ["x.jpg"] and real["modified"] == [{"path": "notes.txt"}]
+    assert sq("scan", a, "--dry-run")["added"] == [], "the real scan recorded it all"
+    text = run_sq("scan", a, "--dry-run").check()
+    assert "dry run: nothing recorded" in text.err
