@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
-from squirrel.errors import ChangedDuringOperation, ContentUnavailable, OutOfSpace, SquirrelError
+from squirrel.errors import ChangedDuringOperation, ContentUnavailable, OutOfSpace, SquirrelError, UnsafePath
 from squirrel.plumbing import faults, fsops, journal, paths
 from squirrel.plumbing.casefold import CaseFolding
 from squirrel.plumbing.durable import fsync_dir
@@ -139,6 +139,7 @@ class Executor:
             if act.kind == WRITE and act.conflict >= 0 and act.b is None and act.src_path is None
         }
         self.names = CaseFolding(self.root, replica.tmp_dir)
+        self._refused_dirs: set[bytes] = set()  # folders whose names collide on a case-folding drive
         self._local: dict[bytes, list[bytes]] | None = None  # content -> paths holding it, found once
         self._looked_for: set[bytes] = set()  # the content worth looking for among the receiver's
         # Files the plan deletes, by content: a WRITE of the same content renames them.
@@ -218,6 +219,10 @@ class Executor:
             # must not leave half a settlement behind.
             self._fail(act, *self._conflict_failed[act.conflict])
             return
+        if self._below_refused(act.path):
+            # The folder was reported: what it holds stays unsynced, in one line.
+            self._fail(act, "", reported=False)
+            return
         try:
             self._do(act)
         except OutOfSpace as e:
@@ -280,13 +285,17 @@ class Executor:
         return []
 
     # Helpers -------------------------------------------------------------
-    def _fail(self, act: Action, message: str, unavailable: bool = False) -> None:
-        self.result.failed.append((act.path, message, unavailable))
+    def _fail(self, act: Action, message: str, unavailable: bool = False, *, reported: bool = True) -> None:
+        if reported:
+            self.result.failed.append((act.path, message, unavailable))
         self.result.failed_paths.add(act.path)
         if act.conflict >= 0:
             self._conflict_failed.setdefault(act.conflict, (message, unavailable))
         if act.kind == MOVE_ASIDE:
             self.result.failed_paths.add(act.target)
+
+    def _below_refused(self, rel: bytes) -> bool:
+        return bool(self._refused_dirs) and any(p in self._refused_dirs for p in paths.ancestors(rel))
 
     def _abs(self, rel: bytes) -> bytes:
         return fsops.abspath(self.root, rel)
@@ -344,9 +353,15 @@ class Executor:
     def _mkdir(self, act: Action) -> None:
         fsops.check_parents(self.root, act.path)
         full = self._abs(act.path)
+        # Claimed even when a folder is found there: on a case-folding drive
+        # it may be another folder of the name, which must not take in this one's files.
+        try:
+            self.names.claim(act.path)
+        except UnsafePath:
+            self._refused_dirs.add(act.path)
+            raise
         st = fsops.lstat_or_none(full)
         if st is None:
-            self.names.claim(act.path)
             os.mkdir(full)
             self._dirty.add(os.path.dirname(full))
             self.result.created += 1
@@ -551,6 +566,7 @@ class Executor:
             and a is not None
             and a.kind == KIND_FILE
             and i not in self._skip
+            and not self._below_refused(act.path)
             and not self._move_sources.get(a.oid)
             and not self._trashed_now.get(a.oid)
             and self._local_chunks(a.oid) is None
