@@ -716,3 +716,28 @@ def test_a_case_collision_is_refused_not_overwritten(
     rep = push(str(a), str(b))
     assert [os.fsdecode(p) for p, *_ in rep.failed] == ["img.jpg"]
     assert tree(b) == {"IMG.JPG": b"B's picture"}
+
+
+@pytest.mark.parametrize("on_b", [{}, {"Dir/own.jpg": "B's own"}], ids=["made-in-the-same-sync", "already-there"])
+def test_a_folder_named_like_another_is_refused_in_one_line_and_nothing_goes_into_the_other(
+    vault: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch, on_b: dict[str, bytes | str]
+) -> None:
+    """On a case-folding drive `dir/` is `Dir/`: its files would go into
+    the other folder (the sender's same-named file over the other's). The
+    folder is reported once; its files are not written, and stay unsynced."""
+    a, b, _ = vault
+    make_tree(a, {"Dir/x.jpg": "in Dir", "dir/x.jpg": "in dir", "dir/sub/y.jpg": "in dir/sub"})
+    make_tree(b, on_b)
+    expected = tree(a) if not on_b else tree(b)
+    if on_b:
+        scan(str(b))
+        expected |= {"Dir/x.jpg": b"in Dir"}
+    else:
+        del expected["dir/"], expected["dir/x.jpg"], expected["dir/sub/"], expected["dir/sub/y.jpg"]
+    monkeypatch.setattr(fsops, "is_case_insensitive", lambda directory: True)
+    for _ in range(2):
+        rep = push(str(a), str(b))
+        assert [(os.fsdecode(p), why) for p, why in rep.failed] == [
+            ("dir", "dir collides with Dir on this case-insensitive drive; neither was overwritten")
+        ]
+        assert tree(b) == expected
