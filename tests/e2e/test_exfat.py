@@ -10,6 +10,8 @@ and exfat-fuse keeps whole seconds of a file's mtime. What these tests pin:
   and no change that nobody made (coarse mtimes never look like edits);
 - two names that differ only in case, or only in Unicode normalization,
   cannot both be written: the second is reported and neither overwritten;
+  for two folders, nothing of the second goes into the first, so the
+  drive never sees a move that a sync back would make on the sender;
 - a name exFAT cannot hold is reported with a message, every visit, and
   nothing is lost;
 - a case-only rename made on the exFAT drive reaches the others;
@@ -30,7 +32,7 @@ import shutil
 import subprocess
 import time
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -244,6 +246,63 @@ def test_case_twins_arriving_on_exfat_are_reported_and_neither_is_overwritten(tm
     visit(d1, carrier)
     assert tree(d1, folders=False)["photos/img.jpg"] == b"lower case\n", "the sender keeps both"
     assert tree(d1, folders=False)["Report.pdf"] == b"D2's own report\n"
+
+
+FOLDER_TWINS: dict[str, bytes | str] = {"Dir/x.jpg": "X in Dir\n", "dir/x.jpg": "x in dir\n", "dir/y.jpg": "y\n"}
+FOLDER_REFUSED = "failed    dir: dir collides with Dir on this case-insensitive drive; neither was overwritten"
+
+
+def push_into(src: Path, dst: Path, tmp: Path) -> Outcome:
+    return sq("push", src, dst)
+
+
+def apply_into(src: Path, dst: Path, tmp: Path) -> Outcome:
+    bundle = tmp / "to-exfat.sqb"
+    bundle.unlink(missing_ok=True)
+    ok("pack", src, "-o", bundle, "--for", dst)
+    return sq("apply", bundle, dst)
+
+
+@pytest.mark.parametrize("carry", [push_into, apply_into], ids=["push", "apply"])
+def test_folder_twins_on_exfat_never_rearrange_the_sender(
+    tmp_path: Path, on_exfat: Path, carry: Callable[[Path, Path, Path], Outcome]
+) -> None:
+    s, e = tmp_path / "S", on_exfat / "E"
+    make_tree(s, FOLDER_TWINS)
+    ok("init", s, "--name", "S")
+    e.mkdir()
+    ok("init", e, "--name", "E", "--join", s)
+    for _ in range(2):
+        out = carry(s, e, tmp_path)
+        assert out.code == 18, out.err
+        assert [line for line in out.out.splitlines() if line.startswith("failed")] == [FOLDER_REFUSED]
+        assert len(out.error_lines) == 1, out.error_lines
+        assert tree(e, folders=False) == {"Dir/x.jpg": b"X in Dir\n"}, "dir's files went into Dir"
+        assert os.listdir(e / "Dir") == ["x.jpg"]
+    scanned = json.loads(ok("scan", e, "--json").stdout)
+    assert (scanned["added"], scanned["modified"], scanned["deleted"]) == ([], [], [])
+    back = ok("push", e, s)
+    assert "failed" not in back.out
+    assert tree(s, folders=False) == {k: v.encode() if isinstance(v, str) else v for k, v in FOLDER_TWINS.items()}
+    assert sorted(os.listdir(s)) == [".squirrel", "Dir", "dir"]
+
+
+def test_a_folder_named_like_a_file_on_the_exfat_drive_is_refused_on_a_visit(tmp_path: Path, on_exfat: Path) -> None:
+    d1, d2, _, carrier = three_drives(tmp_path, on_exfat, {"a.txt": "a"})
+    write(d2 / "Photos", "a file on the exFAT drive\n")
+    visit(d2, carrier)
+    write(d1 / "photos/p.jpg", "a picture\n")
+    visit(d1, carrier)
+    for _ in range(2):
+        doc = visit(d2, carrier, code=18)
+        assert [(f["path"], f["error"]) for f in doc["failed"]] == [
+            ("photos", "photos collides with Photos on this case-insensitive drive; neither was overwritten")
+        ]
+        assert (d2 / "Photos").read_bytes() == b"a file on the exFAT drive\n"
+        assert "p.jpg" not in str(tree(d2))
+    visit(d1, carrier)
+    files = tree(d1, folders=False)
+    assert files["photos/p.jpg"] == b"a picture\n" and files["Photos"] == b"a file on the exFAT drive\n"
 
 
 def test_nfc_and_nfd_names_on_exfat(tmp_path: Path, on_exfat: Path) -> None:
