@@ -34,7 +34,12 @@ SIGNATURE = b"SQBUNDLE"
 TRAILER = b"SQTRAILR"
 VERSION = 2
 READS = (1, 2)  # format 1: entries in the format-1 record, no deletion notices
-CAPABILITIES = frozenset({"zstd"})
+# `conflicts-2`: resolved conflict records, and several records at one path
+# (one per copy); named only by a bundle that holds either, so that other
+# bundles stay readable by earlier versions, which would list a resolved
+# record as open and refuse a second record at a path.
+CONFLICTS_2 = "conflicts-2"
+CAPABILITIES = frozenset({"zstd", CONFLICTS_2})
 MAX_HEADER = 1 << 20
 MAX_MANIFEST = 1 << 30
 MAX_WINDOW = 1 << 27
@@ -211,7 +216,8 @@ class BundleReader:
                     record = ConflictRecord.from_json(json.loads(value))
                 except (ValueError, RecursionError, SquirrelError) as e:
                     raise self._bad(f"damaged conflict record for {paths.display(path)!r}") from e
-                if record.path != path or any(r.path == path for r in self.conflicts):
+                same = ((r.path, r.copy) == (path, record.copy) for r in self.conflicts)
+                if record.path != path or any(same):
                     raise self._bad(f"bad or duplicate conflict record for {paths.display(path)!r}")
                 for p in (record.kept, record.copy):
                     if p is not None:

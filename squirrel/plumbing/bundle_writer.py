@@ -22,7 +22,7 @@ from squirrel.errors import ChangedDuringOperation, SquirrelError
 from squirrel.plumbing import faults, fsops
 from squirrel.plumbing.bundle import (
     BLOCK,
-    CAPABILITIES,
+    CONFLICTS_2,
     ENC_RAW,
     ENC_ZSTD,
     OBJ_HEAD,
@@ -71,6 +71,8 @@ class BundleWriter:
         self.syncs = 0
         self.notices = 0
         self.conflicts = 0
+        self._conflict_paths: set[bytes] = set()
+        self._capabilities = {"zstd"}
         self.objects = 0
         self.object_bytes = 0
         self._seen_paths: set[bytes] = set()
@@ -97,6 +99,9 @@ class BundleWriter:
         it holds both of its files."""
         self._record(REC_CONFLICT, record.path, json.dumps(record.to_json(), sort_keys=True).encode())
         self.conflicts += 1
+        if record.resolved or record.path in self._conflict_paths:
+            self._capabilities.add(CONFLICTS_2)
+        self._conflict_paths.add(record.path)
 
     def add_sync(self, path: bytes, s: VectorTime) -> None:
         self._record(REC_SYNC, path, s.encode())
@@ -178,7 +183,7 @@ class BundleWriter:
         header = {
             **self.header,
             "format": VERSION,
-            "capabilities": sorted(CAPABILITIES),
+            "capabilities": sorted(self._capabilities),
             "entries": self.entries,
             "syncs": self.syncs,
             "notices": self.notices,

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 from squirrel.errors import ChangedDuringOperation, ContentUnavailable, OutOfSpace, SquirrelError, UnsafePath
-from squirrel.plumbing import faults, fsops, journal, paths
+from squirrel.plumbing import conflicts, faults, fsops, journal, paths
 from squirrel.plumbing.casefold import CaseFolding
 from squirrel.plumbing.durable import fsync_dir
 from squirrel.plumbing.fetch import ContentSource, Fetcher
@@ -258,7 +258,7 @@ class Executor:
                 self.result.failed_paths.add(conflict.path)
                 continue
             self.result.conflicts.append(conflict)
-            self.idx.put_conflict(conflict.record(self.rep.names(), self.rep.name, int(time.time())))
+            conflicts.record(self.idx, conflict.record(self.rep.names(), self.rep.name, int(time.time())))
 
     def _undo_steps(self, act: Action) -> list[journal.Step]:
         """What the action may change on disk, as the intent log's undo steps."""

@@ -76,6 +76,19 @@ def path_key(path: bytes) -> bytes:
     return b"/" + path
 
 
+# The `conflicts` keys: an open conflict's under `/` (the only one earlier
+# versions read, so they never list a resolved one), a resolved one's under
+# `!`; then the path, and NUL + the copy's path when there is a copy.
+OPEN_CONFLICT, RESOLVED_CONFLICT = b"/", b"!"
+
+
+def conflict_key(record: ConflictRecord, resolved: bool | None = None) -> bytes:
+    """The `conflicts` key of `record` (as open or resolved when `resolved` says)."""
+    resolved = record.resolved if resolved is None else resolved
+    key = (RESOLVED_CONFLICT if resolved else OPEN_CONFLICT) + record.path
+    return key if record.copy is None else key + b"\0" + record.copy
+
+
 DB_NAMES = (b"meta", b"entries", b"sync", b"deleted", b"conflicts", b"trash", b"wanted")
 
 
@@ -565,17 +578,28 @@ class ReplicaIndex(BatchedEnv):
             raise CorruptIndex(f"damaged index record: {e}") from e
 
     def conflicts(self) -> list[ConflictRecord]:
-        return [ConflictRecord.from_json(self._record(raw)) for _, raw in self._scan("conflicts", b"/")]
+        """Every conflict record, the resolved ones included."""
+        return [
+            ConflictRecord.from_json(self._record(raw))
+            for prefix in (OPEN_CONFLICT, RESOLVED_CONFLICT)
+            for _, raw in self._scan("conflicts", prefix)
+        ]
 
     def put_conflict(self, record: ConflictRecord) -> None:
-        self._put("conflicts", path_key(record.path), _dump(record.to_json()))
+        """Store `record`, replacing the one with its path and copy."""
+        self.drop_conflict(record)
+        self._put("conflicts", conflict_key(record), _dump(record.to_json()))
 
-    def get_conflict(self, path: bytes) -> ConflictRecord | None:
-        raw = self._get("conflicts", path_key(path))
-        return None if raw is None else ConflictRecord.from_json(self._record(raw))
-
-    def drop_conflict(self, path: bytes) -> None:
-        self._put("conflicts", path_key(path), None)
+    def drop_conflict(self, record: ConflictRecord) -> None:
+        """Remove the record with the path and copy of `record`, open or resolved."""
+        for resolved in (False, True):
+            self._put("conflicts", conflict_key(record, resolved), None)
+        # Before records were keyed by their copy, one with a copy was keyed
+        # by its path alone.
+        legacy = self._get("conflicts", path_key(record.path))
+        if legacy is not None and record.copy is not None:
+            if ConflictRecord.from_json(self._record(legacy)).copy == record.copy:
+                self._put("conflicts", path_key(record.path), None)
 
     # The trash's items (docs/formats/index.md, `trash`; plumbing/trash.py).
     def next_trash_id(self) -> int:

@@ -114,6 +114,11 @@ class ConflictRecord:
     a replica as long as it holds both (see `conflicts.is_open`). A record
     from before they were kept has `tracked` False and is open until
     resolved where it was met.
+
+    `resolved` marks a conflict the user resolved while both sides stayed
+    as they were (one without a copy: nothing on disk changes). It is never
+    listed, travels like an open record and closes the same conflict
+    wherever it arrives; like any record it goes when its files change.
     """
 
     path: bytes
@@ -127,6 +132,7 @@ class ConflictRecord:
     kept_oid: bytes | None = None
     copy_oid: bytes | None = None
     tracked: bool = True
+    resolved: bool = False
 
     def summary_json(self) -> dict[str, Any]:
         """What a sync reports for it: path, kind, kept, copy (+ replica)."""
@@ -151,6 +157,8 @@ class ConflictRecord:
         if self.tracked:
             doc["kept_oid"] = self.kept_oid.hex() if self.kept_oid is not None else None
             doc["copy_oid"] = self.copy_oid.hex() if self.copy_oid is not None else None
+        if self.resolved:
+            doc["resolved"] = True
         return doc
 
     @classmethod
@@ -164,6 +172,9 @@ class ConflictRecord:
         if replica is not None and not isinstance(replica, str):
             raise CorruptIndex("damaged index record: bad replica")
         tracked = "kept_oid" in doc
+        resolved = doc.get("resolved", False)
+        if type(resolved) is not bool:
+            raise CorruptIndex("damaged index record: bad resolved")
         return cls(
             path,
             doc["kind"],
@@ -176,6 +187,7 @@ class ConflictRecord:
             _oid(doc, "kept_oid") if tracked else None,
             _oid(doc, "copy_oid") if tracked else None,
             tracked,
+            resolved,
         )
 
 

@@ -3,7 +3,8 @@
 The other side goes to the trash. The result is recorded by an ordinary scan
 of the directory, as a local edit; since the replica's sync time already
 covers both versions, the edit reaches every other replica without a new
-conflict.
+conflict. A conflict without a copy changes nothing on disk: its record is
+marked resolved instead, and the mark travels (see `conflicts`).
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ import os
 from dataclasses import dataclass
 
 from squirrel.errors import BadUsage, NoSuchConflict
-from squirrel.plumbing import fsops, journal, paths, scan
-from squirrel.plumbing.conflicts import is_open
+from squirrel.plumbing import conflicts, fsops, journal, paths, scan
 from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import Scanner, ScanProgress, scan_replica
@@ -30,13 +30,14 @@ class ResolveReport:
 
 def _find(rep: Replica, rel: bytes) -> ConflictRecord:
     """The open conflict at `rel`, or whose conflict copy is `rel`."""
-    rec = rep.index.get_conflict(rel)
-    if rec is not None and is_open(rep.index, rec):
-        return rec
-    for c in rep.index.conflicts():
-        if c.copy == rel and is_open(rep.index, c):
-            return c
-    raise NoSuchConflict(f"no open conflict at {paths.display(rel)} (see `sq conflicts`)")
+    listed = conflicts.listed(rep.index)
+    found = [c for c in listed if c.path == rel] or [c for c in listed if c.copy == rel]
+    if not found:
+        raise NoSuchConflict(f"no open conflict at {paths.display(rel)} (see `sq conflicts`)")
+    if len(found) > 1:
+        copies = ", ".join(paths.display(c.copy) for c in found if c.copy is not None)
+        raise BadUsage(f"{len(found)} open conflicts at {paths.display(rel)}: name the copy to resolve ({copies})")
+    return found[0]
 
 
 def resolve(path: str, file: str, keep: str, scan_progress: ScanProgress | None = None) -> ResolveReport:
@@ -79,7 +80,10 @@ def resolve(path: str, file: str, keep: str, scan_progress: ScanProgress | None 
                 fsops.recheck(root, copy, copy_entry)
                 fsops.trash(idx, rep.trash_dir, root, copy, copy_entry, TrashReason(RESOLVED))
                 trashed = copy
-            idx.drop_conflict(rel)
+            if copy is None and rec.tracked:  # nothing changes on disk: mark it, for the mark to travel
+                conflicts.mark_resolved(idx, rec)
+            else:
+                idx.drop_conflict(rec)
         idx.commit()
         # Record the outcome as a local edit of the directory holding both.
         scanner = Scanner(rep.root, idx)

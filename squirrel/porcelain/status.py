@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from squirrel.plumbing.conflicts import is_open
+from squirrel.plumbing.conflicts import listed
 from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import DELETED, TOUCHED, Change, Scanner, ScanProgress, ScanStats, find_moves
@@ -45,7 +45,7 @@ def status(path: str, progress: ScanProgress | None = None) -> StatusReport:
                 expanded += [Change(DELETED, p, None, e) for p, e in replica.index.walk(ch.path) if e.is_file]
         moved = find_moves(changes + expanded)
         interrupted = os.path.exists(replica.journal.path)
-        open_conflicts = [c for c in replica.index.conflicts() if is_open(replica.index, c)]
+        open_conflicts = listed(replica.index)
         trash = replica.trash.usage()
         waiting = replica.index.wanted_marks()
         scrub = replica.index.scrub_state()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import lmdb
@@ -236,15 +237,49 @@ def test_meta_json_round_trip(idx: ReplicaIndex) -> None:
     assert idx.get_meta_json("names") == {SELF: "laptop"}
 
 
+def test_each_conflict_at_a_path_has_its_own_record(idx: ReplicaIndex) -> None:
+    first = ConflictRecord(b"p.txt", "update/update", b"p.txt", b"p.sq-conflict-aaaaaaaa.txt")
+    second = ConflictRecord(b"p.txt", "update/update", b"p.txt", b"p.sq-conflict-bbbbbbbb.txt")
+    edit_delete = ConflictRecord(b"p.txt", "update/delete", b"p.txt", None)
+    for rec in (first, second, edit_delete):
+        idx.put_conflict(rec)
+    idx.commit()
+    assert sorted(idx.conflicts(), key=lambda r: r.copy or b"") == [edit_delete, first, second]
+    idx.drop_conflict(first)
+    assert sorted(idx.conflicts(), key=lambda r: r.copy or b"") == [edit_delete, second]
+
+
+def test_a_resolved_conflict_replaces_its_open_record_out_of_earlier_versions_sight(idx: ReplicaIndex) -> None:
+    rec = ConflictRecord(b"p.txt", "update/delete", b"p.txt", None, kept_oid=ids.hash_bytes(b"v2"))
+    idx.put_conflict(rec)
+    idx.put_conflict(replace(rec, resolved=True))
+    idx.commit()
+    assert [c.resolved for c in idx.conflicts()] == [True]
+    # earlier versions read the `/` keys only
+    assert list(idx._scan("conflicts", index.OPEN_CONFLICT)) == []
+
+
+def test_a_record_keyed_by_its_path_alone_is_read_and_replaced(idx: ReplicaIndex) -> None:
+    """Before records were keyed by their copy, one with a copy was keyed by its path."""
+    rec = ConflictRecord(b"p.txt", "update/update", b"p.txt", b"p.sq-conflict-aaaaaaaa.txt")
+    idx._put("conflicts", index.path_key(b"p.txt"), index._dump(rec.to_json()))
+    idx.commit()
+    assert idx.conflicts() == [rec]
+    idx.put_conflict(rec)
+    assert idx.conflicts() == [rec]
+    idx.drop_conflict(rec)
+    assert idx.conflicts() == []
+
+
 def test_conflict_and_trash_records(idx: ReplicaIndex) -> None:
     b_jpg = ConflictRecord(b"b.jpg", "update/update", b"b.jpg", b"b.sq-conflict-00000000.jpg")
     idx.put_conflict(b_jpg)
-    idx.put_conflict(ConflictRecord(b"a.jpg", "create/create", b"a.jpg", None))
+    a_jpg = ConflictRecord(b"a.jpg", "create/create", b"a.jpg", None)
+    idx.put_conflict(a_jpg)
     assert [c.path for c in idx.conflicts()] == [b"a.jpg", b"b.jpg"]
     idx.commit()
-    idx.drop_conflict(b"a.jpg")
-    assert [c.path for c in idx.conflicts()] == [b"b.jpg"]
-    assert idx.get_conflict(b"b.jpg") == b_jpg
+    idx.drop_conflict(a_jpg)
+    assert idx.conflicts() == [b_jpg]
     oid = ids.hash_bytes(b"old")
     item = TrashItem(idx.next_trash_id(), oid, b"photos/old.jpg", 3, 1_700_000_000, TrashReason(REPLACED, "A"))
     idx.trash_put(item)

@@ -57,6 +57,7 @@ conflicts = st.builds(
     replica=st.none() | st.text(min_size=1, max_size=10),
     kept_oid=st.none() | oid,
     copy_oid=st.none() | oid,
+    resolved=st.booleans(),
 ) | st.builds(  # recorded before the versions' ids were kept
     ConflictRecord,
     path=rel_path,
