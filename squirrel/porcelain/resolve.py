@@ -18,6 +18,7 @@ from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import Scanner, ScanProgress, scan_replica
 from squirrel.plumbing.trash import RESOLVED, TrashReason
+from squirrel.text import counted
 
 
 @dataclass
@@ -36,7 +37,8 @@ def _find(rep: Replica, rel: bytes) -> ConflictRecord:
         raise NoSuchConflict(f"no open conflict at {paths.display(rel)} (see `sq conflicts`)")
     if len(found) > 1:
         copies = ", ".join(paths.display(c.copy) for c in found if c.copy is not None)
-        raise BadUsage(f"{len(found)} open conflicts at {paths.display(rel)}: name the copy to resolve ({copies})")
+        many = counted(len(found), "open conflict")
+        raise BadUsage(f"{many} at {paths.display(rel)}: name the copy to resolve ({copies})")
     return found[0]
 
 
