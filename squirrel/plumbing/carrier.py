@@ -58,6 +58,7 @@ class Carrier:
                 raise BadPath(f"not a directory: {self.root}")
             if not create:
                 raise BadPath(f"not a carrier: {self.root} (no {CARRIER_CONFIG})")
+            refuse_occupied(self.root)
             os.makedirs(os.path.join(self.root, "vaults"), exist_ok=True)
             free = shutil.disk_usage(self.root).free
             # A budget must exist: start with half of the free space, and say so.
@@ -464,6 +465,22 @@ def _refuse_drive(root: str) -> None:
         raise BadPath(
             f"{root} is inside the replica {outer}: a carrier there would be synced as the drive's files;"
             " give a folder outside every drive"
+        )
+
+
+def refuse_occupied(root: str) -> None:
+    """A carrier is made only where nothing is yet (no folder, or an empty
+    one): a mistyped --carrier naming an ordinary folder must neither fill
+    it with a carrier's files nor start a carrier beside the user's own."""
+    try:
+        occupied = bool(os.listdir(root))
+    except FileNotFoundError:
+        return
+    if occupied:
+        raise BadPath(
+            f"not a carrier: {root} (no {CARRIER_CONFIG}, and the folder is not empty);"
+            " a carrier is made (by `sq sync` or `sq carrier config --max-size`) only in a folder"
+            " that does not exist yet or is empty"
         )
 
 

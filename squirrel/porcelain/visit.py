@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from squirrel.errors import ContentUnavailable
 from squirrel.plumbing import conflicts, fsops, paths
-from squirrel.plumbing.carrier import CARRIER_NAME, Carrier, CarrierVault, is_carrier
+from squirrel.plumbing.carrier import CARRIER_NAME, Carrier, CarrierVault, is_carrier, refuse_occupied
 from squirrel.plumbing.carrier_executor import CarrierExecutor
 from squirrel.plumbing.execute import SPACE_RESERVE
 from squirrel.plumbing.index import Entry
@@ -113,7 +113,8 @@ def visit(
     damaged (None: the carrier's setting; 0: none)."""
     with Replica.open(drive_path) as drive:
         if dry_run and not is_carrier(carrier_path):
-            # No carrier yet: the first visit would take everything.
+            # No carrier yet: the first visit would take everything, if it may make one there.
+            refuse_occupied(os.path.abspath(carrier_path))
             scan_replica(drive, scan_progress, allow_mass_delete)
             taken = sum(1 for _ in drive.index.walk(b"")) - 1
             report = VisitReport(drive.name, taken=taken, dry_run=True, budget=0, known_drives=0, alone=True)

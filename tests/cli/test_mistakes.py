@@ -175,6 +175,38 @@ def test_no_carrier_is_made_inside_a_drive(vault: tuple[Path, Path, Path]) -> No
     assert not inner.exists()
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["sync", "{d1}", "--carrier", "{docs}"],
+        ["sync", "{d1}", "--carrier", "{docs}", "--dry-run"],
+        ["carrier", "config", "--carrier", "{docs}", "--max-size", "1G"],
+        ["carrier", "status", "--carrier", "{docs}"],
+    ],
+)
+def test_an_ordinary_folder_given_as_the_carrier_is_left_alone(
+    vault: tuple[Path, Path, Path], tmp_path: Path, args: list[str]
+) -> None:
+    d1, _, _ = vault
+    docs = make_tree(tmp_path / "docs", {"notes.txt": "important"})
+    argv = [a.format(d1=d1, docs=docs) for a in args]
+    one_error_line(sq_in_process(*argv), 5, f"not a carrier: {docs} (no carrier.json")
+    assert tree(docs) == {"notes.txt": b"important"}
+
+
+def test_a_carrier_is_made_in_a_new_or_empty_folder_and_by_default_on_first_use(
+    vault: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    d1, _, _ = vault
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for where in (empty, tmp_path / "new"):
+        sq_in_process("sync", d1, "--carrier", where).check()
+        assert (where / "carrier.json").is_file()
+    sq_in_process("sync", d1).check()
+    assert (tmp_path / "xdg-data" / "squirrel" / "carrier" / "carrier.json").is_file()
+
+
 # init --join with a bundle of another vault ---------------------------------------------
 def test_init_join_on_a_replica_of_another_vault(vault: tuple[Path, Path, Path], tmp_path: Path) -> None:
     _, d2, _ = vault
