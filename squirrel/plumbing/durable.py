@@ -4,12 +4,14 @@ directory). Every fault point of these steps is here (see `faults`)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import os
 import sys
 from collections.abc import Callable
 
+from squirrel.errors import BadPath
 from squirrel.plumbing import faults
 
 # The system calls below are looked up on first use, not at import: every
@@ -103,14 +105,32 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def check_output_file(path: str, what: str) -> None:
+    """A file to write named on the command line (`-o FILE`) that is a
+    folder, or whose folder does not exist: BadPath (5), said before any
+    work is done and naming the user's path, not the temporary written first."""
+    if os.path.isdir(path):
+        raise BadPath(f"{path} is a directory; give a {what} file name")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise BadPath(f"cannot write the {what} file {path}: no such directory {folder}")
+
+
 def write_file_atomic(path: str, data: bytes) -> None:
-    """Write via a temporary name, fsync, rename, fsync the directory."""
+    """Write via a temporary name, fsync, rename, fsync the directory. The
+    temporary is removed when any step fails: a failed write leaves only
+    what was there before."""
     tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        faults.point("fsync")
-        os.fsync(f.fileno())
-    faults.point("rename")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            faults.point("fsync")
+            os.fsync(f.fileno())
+        faults.point("rename")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
     fsync_dir(os.path.dirname(path))

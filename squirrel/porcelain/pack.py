@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from squirrel.errors import BadPath, SquirrelError, WrongVault
 from squirrel.plumbing import conflicts, fsops, paths
 from squirrel.plumbing.bundle_writer import BundleWriter, header_for
+from squirrel.plumbing.durable import check_output_file
 from squirrel.plumbing.index import FLAG_PARTIAL, FLAG_RACY, Entry, ReplicaIndex
 from squirrel.plumbing.knowledge import Knowledge
 from squirrel.plumbing.plan import widen_top
@@ -158,8 +159,7 @@ def pack(
     if for_replica and base:
         raise BadPath("give --for or --base, not both")
     out = os.path.abspath(out)
-    if os.path.isdir(out):
-        raise BadPath(f"{out} is a directory; give a bundle file name")
+    check_output_file(out, "bundle")
     if for_replica:
         check_two_replicas(path, for_replica, "PATH and the receiver (--for)")
     with Replica.open(path) as rep:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Ran, make_tree, sq_in_process, tree
+from tests.helpers import Ran, make_tree, run_sq, sq_in_process, tree
 
 
 def one_error_line(ran: Ran, code: int, *needles: str) -> str:
@@ -132,6 +132,32 @@ def test_a_folder_given_as_a_knowledge_file(vault: tuple[Path, Path, Path], tmp_
     d1, d2, _ = vault
     ran = sq_in_process("pack", d1, "-o", tmp_path / "x.sqb", "--base", d2)
     one_error_line(ran, 5, "is a folder, not a knowledge file", "sq knowledge DRIVE -o FILE")
+
+
+@pytest.mark.parametrize(("command", "what"), [("pack", "bundle"), ("knowledge", "knowledge")])
+def test_an_output_file_that_is_a_folder_or_in_no_folder(
+    vault: tuple[Path, Path, Path], tmp_path: Path, command: str, what: str
+) -> None:
+    d1, _, _ = vault
+    folder = tmp_path / "out"
+    folder.mkdir()
+    one_error_line(sq_in_process(command, d1, "-o", folder), 5, f"{folder} is a directory; give a {what} file name")
+    missing = tmp_path / "nodir" / "x"
+    one_error_line(sq_in_process(command, d1, "-o", missing), 5, f"no such directory {missing.parent}")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("out")) == ["out"]
+    assert list(folder.iterdir()) == [] and not missing.parent.exists()
+
+
+@pytest.mark.parametrize("fault", ["fsync:1:eio", "rename:1:eio"])
+def test_a_knowledge_file_that_cannot_be_written_leaves_no_temporary(
+    vault: tuple[Path, Path, Path], tmp_path: Path, fault: str
+) -> None:
+    d1, _, _ = vault
+    out = tmp_path / "out" / "k.json"
+    out.parent.mkdir()
+    ran = run_sq("knowledge", d1, "-o", out, fault=fault)
+    assert ran.code == 16 and f"injected at {fault.split(':')[0]}" in ran.err, ran.err
+    assert list(out.parent.iterdir()) == []
 
 
 # The carrier given as a drive, a drive given as the carrier ----------------------------
