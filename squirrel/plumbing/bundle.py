@@ -21,12 +21,13 @@ from typing import Any, BinaryIO
 import blake3
 import zstandard
 
-from squirrel.errors import BadBundle, BadPath, SquirrelError, UnsupportedFormat
+from squirrel.errors import BadBundle, SquirrelError, UnsupportedFormat
 from squirrel.plumbing import paths
 from squirrel.plumbing.entry import FLAG_PARTIAL, Entry, decode_entry, decode_entry_v1
 from squirrel.plumbing.fsops import Span
 from squirrel.plumbing.progress import Meter
 from squirrel.plumbing.records import ConflictRecord
+from squirrel.plumbing.userfiles import open_input_file
 from squirrel.plumbing.vtime import VectorTime, decode_varint, is_replica_id
 from squirrel.text import counted
 
@@ -67,12 +68,7 @@ class BundleReader:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        if os.path.isdir(path):
-            raise BadPath(f"{path} is a folder, not a bundle file")
-        try:
-            self.file: BinaryIO = open(path, "rb")  # noqa: SIM115
-        except OSError as e:
-            raise BadBundle(f"cannot open bundle {path}: {e.strerror}") from e
+        self.file: BinaryIO = open_input_file(path, "bundle")
         try:
             self._read_header()
             self.entries: dict[bytes, Entry] = {}

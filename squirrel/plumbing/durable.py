@@ -11,7 +11,6 @@ import os
 import sys
 from collections.abc import Callable
 
-from squirrel.errors import BadPath
 from squirrel.plumbing import faults
 
 # The system calls below are looked up on first use, not at import: every
@@ -103,17 +102,6 @@ def fsync_dir(path: str) -> None:
             raise
     finally:
         os.close(fd)
-
-
-def check_output_file(path: str, what: str) -> None:
-    """A file to write named on the command line (`-o FILE`) that is a
-    folder, or whose folder does not exist: BadPath (5), said before any
-    work is done and naming the user's path, not the temporary written first."""
-    if os.path.isdir(path):
-        raise BadPath(f"{path} is a directory; give a {what} file name")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise BadPath(f"cannot write the {what} file {path}: no such directory {folder}")
 
 
 def write_file_atomic(path: str, data: bytes) -> None:

@@ -14,12 +14,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from squirrel.errors import BadBundle, BadPath, SquirrelError, UnsupportedFormat
+from squirrel.errors import BadBundle, SquirrelError, UnsupportedFormat
 from squirrel.plumbing import paths
 from squirrel.plumbing.durable import write_file_atomic
 from squirrel.plumbing.idset import ObjectIds
 from squirrel.plumbing.index import ReplicaIndex
 from squirrel.plumbing.replica import Replica
+from squirrel.plumbing.userfiles import open_input_file
 from squirrel.plumbing.vtime import VectorTime, is_replica_id
 
 KNOWLEDGE_FORMAT = 1
@@ -110,12 +111,10 @@ class Knowledge:
 
     @classmethod
     def read(cls, path: str) -> Knowledge:
-        """A knowledge file; a folder raises BadPath (exit 5), anything else
-        that is not a knowledge file BadBundle (exit 10)."""
-        if os.path.isdir(path):
-            raise BadPath(f"{path} is a folder, not a knowledge file (`sq knowledge DRIVE -o FILE` writes one)")
+        """A knowledge file; a folder or a missing file raises BadPath (exit
+        5), anything else that is not a knowledge file BadBundle (exit 10)."""
         try:
-            with open(path, "rb") as f:
+            with open_input_file(path, "knowledge", " (`sq knowledge DRIVE -o FILE` writes one)") as f:
                 raw = f.read(MAX_KNOWLEDGE_BYTES + 1)
         except OSError as e:
             raise BadBundle(f"cannot read knowledge file {path}: {e.strerror}") from e

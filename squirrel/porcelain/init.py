@@ -92,6 +92,8 @@ def _check_not_a_replica(path: str, join: str | None, vault: str | None) -> None
 
 def _vault_of(source: str) -> tuple[str, dict[str, str]]:
     """The vault (and replica names) of a mounted replica, a bundle or a carrier."""
+    if not os.path.exists(source):
+        raise BadPath(f"no such bundle file, replica or carrier: {source}")
     if os.path.isfile(source):
         with BundleReader(source) as reader:
             return reader.vault, reader.names

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 
-from squirrel.plumbing.durable import check_output_file
 from squirrel.plumbing.knowledge import Knowledge
 from squirrel.plumbing.replica import Identity, Replica
 from squirrel.plumbing.scan import ScanProgress, scan_replica
+from squirrel.plumbing.userfiles import check_output_file
 
 
 def write_knowledge(path: str, out: str, scan_progress: ScanProgress | None = None) -> Identity:

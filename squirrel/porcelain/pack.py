@@ -18,7 +18,6 @@ from dataclasses import dataclass, field, replace
 from squirrel.errors import BadPath, SquirrelError, WrongVault
 from squirrel.plumbing import conflicts, fsops, paths
 from squirrel.plumbing.bundle_writer import BundleWriter, header_for
-from squirrel.plumbing.durable import check_output_file
 from squirrel.plumbing.index import FLAG_PARTIAL, FLAG_RACY, Entry, ReplicaIndex
 from squirrel.plumbing.knowledge import Knowledge
 from squirrel.plumbing.plan import widen_top
@@ -26,6 +25,7 @@ from squirrel.plumbing.progress import Meter, ProgressCallback
 from squirrel.plumbing.readahead import spans_ahead
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import ScanProgress, scan_replica
+from squirrel.plumbing.userfiles import check_output_file
 from squirrel.plumbing.vtime import VectorTime
 from squirrel.porcelain.engine import check_two_replicas, unknown_subpaths
 

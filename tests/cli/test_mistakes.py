@@ -118,7 +118,33 @@ def test_a_bundle_given_as_a_drive_says_how_bundles_are_applied(vault: tuple[Pat
 def test_a_folder_given_as_a_bundle(vault: tuple[Path, Path, Path]) -> None:
     d1, d2, _ = vault
     one_error_line(sq_in_process("apply", d1, d2), 5, f"{d1} is a folder, not a bundle file")
-    one_error_line(sq_in_process("bundle", "verify", d1), 5, "is a folder, not a bundle file")
+    for args in (["bundle", "verify", d1], ["bundle", "list", d1], ["cat-object", "0" * 64, "--bundle", d1]):
+        one_error_line(sq_in_process(*args), 5, f"{d1} is a folder, not a bundle file")
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["apply", "{missing}", "{d2}"], "no such bundle file: {missing}"),
+        (["apply", "--dry-run", "{missing}", "{d2}"], "no such bundle file: {missing}"),
+        (["bundle", "verify", "{missing}"], "no such bundle file: {missing}"),
+        (["bundle", "list", "{missing}"], "no such bundle file: {missing}"),
+        (["cat-object", "0" * 64, "--bundle", "{missing}"], "no such bundle file: {missing}"),
+        (["init", "{new}", "--join", "{missing}"], "no such bundle file, replica or carrier: {missing}"),
+        (["pack", "{d1}", "-o", "{new}.sqb", "--base", "{missing}"], "no such knowledge file: {missing}"),
+        (["apply", "{d1}/a.txt/x.sqb", "{d2}"], "no such bundle file: {d1}/a.txt/x.sqb"),
+    ],
+)
+def test_a_missing_bundle_is_a_wrong_path_not_a_damaged_bundle(
+    vault: tuple[Path, Path, Path], tmp_path: Path, args: list[str], said: str
+) -> None:
+    d1, d2, _ = vault
+    new = tmp_path / "new"
+    new.mkdir()
+    names = {"missing": tmp_path / "nosuch.sqb", "d1": d1, "d2": d2, "new": new}
+    before = tree(d2)
+    one_error_line(sq_in_process(*(a.format(**names) for a in args)), 5, said.format(**names))
+    assert tree(d2) == before and list(new.iterdir()) == []
 
 
 def test_apply_with_its_arguments_swapped(vault: tuple[Path, Path, Path], tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from squirrel.errors import BadBundle, UnsupportedFormat
+from squirrel.errors import BadBundle, BadPath, UnsupportedFormat
 from squirrel.plumbing.bundle import ENC_RAW, ENC_ZSTD, BundleReader
 from squirrel.plumbing.bundle_writer import BundleWriter, header_for
 from squirrel.plumbing.index import FLAG_PARTIAL, KIND_DIR, KIND_FILE, Entry
@@ -522,8 +522,8 @@ def test_hostile_object_records_raise_only_bundle_errors(
     read_garbage(tmp_path, join_bundle(parts))
 
 
-def test_a_missing_file_is_a_bad_bundle(tmp_path: Path) -> None:
-    with pytest.raises(BadBundle, match="cannot open"):
+def test_a_missing_file_is_a_wrong_path_not_a_bad_bundle(tmp_path: Path) -> None:
+    with pytest.raises(BadPath, match="no such bundle file"):
         BundleReader(str(tmp_path / "nope.sqb"))
 
 

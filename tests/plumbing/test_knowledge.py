@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from squirrel.errors import BadBundle, UnsupportedFormat, WrongVault
+from squirrel.errors import BadBundle, BadPath, UnsupportedFormat, WrongVault
 from squirrel.plumbing.idset import ObjectIds
 from squirrel.plumbing.knowledge import Knowledge
 from squirrel.plumbing.replica import Replica
@@ -114,8 +114,8 @@ def test_a_newer_format_is_unsupported(tmp_path: Path) -> None:
         Knowledge.read(str(tmp_path / "k.json"))
 
 
-def test_a_missing_file_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(BadBundle, match="cannot read"):
+def test_a_missing_file_is_a_wrong_path_not_a_damaged_file(tmp_path: Path) -> None:
+    with pytest.raises(BadPath, match="no such knowledge file"):
         Knowledge.read(str(tmp_path / "nope.json"))
 
 
