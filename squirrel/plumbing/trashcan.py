@@ -36,6 +36,7 @@ from squirrel.plumbing.trash import (
     TrashItem,
     TrashReason,
     held_bytes,
+    oldest_first,
 )
 
 if TYPE_CHECKING:
@@ -128,7 +129,8 @@ class Trashcan:
             users[it.name] -= 1
         doomed = {it.name: it.size for it in remove if users[it.name] == 0}
         kept = [it for it in items if it.id not in gone]
-        report = PurgeReport(list(remove), sum(doomed.values()), len(doomed), self.usage(kept))
+        # Listed oldest first whatever chose them (--all takes them in key order).
+        report = PurgeReport(oldest_first(remove), sum(doomed.values()), len(doomed), self.usage(kept))
         if dry_run or not remove:
             return report
         # The decision first, with what it leaves to do: a kill from here on

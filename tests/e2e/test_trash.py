@@ -235,6 +235,22 @@ def trashed_history(tmp: Path) -> tuple[Path, Path]:
     return a, b
 
 
+def test_every_purge_lists_what_it_removes_oldest_first(tmp_path: Path) -> None:
+    _, b = trashed_history(tmp_path)
+    modes = {
+        ("--all",): ["f0.bin", "f1.bin", "f2.bin", "f3.bin"],
+        ("--older-than", "5d"): ["f0.bin", "f1.bin", "f2.bin"],
+        ("--keep-size", "0"): ["f0.bin", "f1.bin", "f2.bin", "f3.bin"],
+        ("--older-than", "30d", "--keep-size", "100"): ["f0.bin", "f1.bin", "f2.bin"],
+    }
+    for mode, oldest_first in modes.items():
+        dry = sq("trash", "purge", b, *mode, "--dry-run", "--json").json
+        assert [it["path"] for it in dry["removed"]] == oldest_first, mode
+    doc = sq("trash", "purge", b, "--all", "--json").json
+    assert [it["path"] for it in doc["removed"]] == ["f0.bin", "f1.bin", "f2.bin", "f3.bin"]
+    assert listed(b) == [] and trash_files(b) == set()
+
+
 def test_a_purge_by_age_or_by_size_keeps_the_newest(tmp_path: Path) -> None:
     _, b = trashed_history(tmp_path)
     dry = sq("trash", "purge", b, "--older-than", "15d", "--dry-run", "--json").json
