@@ -117,8 +117,9 @@ def pack_cmd(
 def apply_cmd(allow_mass_delete: bool, bundle: str, path: str, dry_run: bool, as_json: bool) -> None:
     """Apply BUNDLE to the replica at PATH.
 
-    The whole bundle is checked (signature, version, vault, size, manifest)
-    before anything is written, and every object is verified against its id.
+    The bundle's structure is checked (signature, version, vault, size,
+    manifest, paths) before anything is written; every object is verified
+    against its id as it is copied, and a damaged one ends the apply.
     Applying a bundle twice, or an older one after a newer one, changes nothing.
     """
     with live(as_json) as line:

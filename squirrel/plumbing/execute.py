@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
-from squirrel.errors import ChangedDuringOperation, ContentUnavailable, OutOfSpace, SquirrelError, UnsafePath
+from squirrel.errors import BadBundle, ChangedDuringOperation, ContentUnavailable, OutOfSpace, SquirrelError, UnsafePath
 from squirrel.plumbing import conflicts, faults, fsops, journal, paths
 from squirrel.plumbing.casefold import CaseFolding
 from squirrel.plumbing.durable import fsync_dir
@@ -225,7 +225,10 @@ class Executor:
             return
         try:
             self._do(act)
-        except OutOfSpace as e:
+        except (OutOfSpace, BadBundle) as e:
+            # Nothing more can be written (a full disk), or nothing more
+            # the sender gives can be trusted (a damaged bundle): the rest
+            # of the run fails with this error, and what is done stays.
             self._stop = e
             self._fail(act, str(e))
         except (SquirrelError, OSError) as e:

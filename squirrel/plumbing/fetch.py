@@ -20,7 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from typing import Protocol
 
-from squirrel.errors import SquirrelError
+from squirrel.errors import ChangedDuringOperation, SquirrelError
 from squirrel.plumbing import faults, fsops
 from squirrel.plumbing.index import Entry
 from squirrel.plumbing.plan import Action
@@ -38,11 +38,14 @@ class ContentSource(Protocol):
     """Where the sender's content comes from (a mounted replica, a bundle).
     A source may also have `span(path, entry) -> fsops.Span | None`: where
     the content lies as is in a file, for the kernel to copy (see `span_of`);
-    and `complete = True` when it can give the content of every version it
-    describes (a mounted replica, unlike a bundle or the carrier). A source
-    of content by id (a bundle, the carrier) has `has(oid) -> bool` and
-    `missing(path) -> ContentUnavailable`: the error its `chunks` raises for
-    content it does not hold (see `missing_content`)."""
+    `complete = True` when it can give the content of every version it
+    describes (a mounted replica, unlike a bundle or the carrier); and
+    `mismatch(path, entry) -> SquirrelError`, the error that content of its
+    own not matching its id is (see `Fetcher.source_error`; without it, a
+    file that changed while it was read). A source of content by id (a
+    bundle, the carrier) has `has(oid) -> bool` and `missing(path) ->
+    ContentUnavailable`: the error its `chunks` raises for content it does
+    not hold (see `missing_content`)."""
 
     def chunks(self, path: bytes, entry: Entry) -> Iterable[bytes]: ...
 
@@ -103,7 +106,20 @@ class Fetcher:
         temporary file."""
         a = act.a
         assert a is not None
-        return fsops.write_temp(self.tmp_dir, self.chunks(act), a.oid, a.size, a.mtime_ns, a.mode)
+        try:
+            return fsops.write_temp(self.tmp_dir, self.chunks(act), a.oid, a.size, a.mtime_ns, a.mode)
+        except ChangedDuringOperation as e:
+            raise self.source_error(act, e) from e
+
+    def source_error(self, act: Action, e: SquirrelError | OSError) -> SquirrelError | OSError:
+        """What failing to fetch `act`'s content from the source means: a
+        mismatch with its id is what the source says it is (a damaged
+        bundle, which no retry mends); anything else is `e` itself."""
+        mismatch: Callable[[bytes, Entry], SquirrelError] | None = getattr(self.source, "mismatch", None)
+        if mismatch is None or not isinstance(e, ChangedDuringOperation):
+            return e
+        assert act.a is not None
+        return mismatch(act.src_path or act.path, act.a)
 
     def chunks(self, act: Action) -> Iterator[bytes]:
         assert act.a is not None
@@ -167,7 +183,7 @@ class Fetcher:
                             self.tmp_dir, self.chunks(act), a.oid, a.size, a.mtime_ns, a.mode, durable=False
                         )
                 except (SquirrelError, OSError) as e:
-                    self.failed[act.path] = e
+                    self.failed[act.path] = self.source_error(act, e)
                     break
                 try:
                     faults.point("fsync")

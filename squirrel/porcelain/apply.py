@@ -4,9 +4,9 @@ and safe writes as `sq push` from the bundle's sender."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
-from squirrel.errors import BadPath, ContentUnavailable, WrongVault
+from squirrel.errors import BadBundle, BadPath, ContentUnavailable, WrongVault
 from squirrel.plumbing import fsops, paths
 from squirrel.plumbing.bundle import BundleReader, BundleTree
 from squirrel.plumbing.index import Entry
@@ -14,6 +14,7 @@ from squirrel.plumbing.progress import ProgressCallback
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import ScanProgress, scan_replica
 from squirrel.porcelain.engine import SyncReport, check_not_behind, sync_into
+from squirrel.text import counted
 
 
 class BundleContent:
@@ -21,6 +22,14 @@ class BundleContent:
 
     def __init__(self, reader: BundleReader) -> None:
         self.reader = reader
+        self.damaged: tuple[bytes, Entry] | None = None  # the first object found not to match its id
+
+    def mismatch(self, path: bytes, entry: Entry) -> BadBundle:
+        """An object of the bundle does not match its id: a bundle cannot
+        change while it is read, so it is damaged, and the apply stops."""
+        if self.damaged is None:
+            self.damaged = (path, entry)
+        return BadBundle(f"bad bundle {self.reader.path}: damaged object for {paths.display(path)}")
 
     def has(self, oid: bytes) -> bool:
         return oid in self.reader.objects
@@ -31,7 +40,14 @@ class BundleContent:
     def chunks(self, path: bytes, entry: Entry) -> Iterable[bytes]:
         if entry.oid not in self.reader.objects:
             raise self.missing(path)
-        return self.reader.object_chunks(entry.oid)
+        return self._checked(path, entry, self.reader.object_chunks(entry.oid))
+
+    def _checked(self, path: bytes, entry: Entry, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        """The object's content; a damaged one (it does not decompress) ends the apply as a mismatch does."""
+        try:
+            yield from chunks
+        except BadBundle as e:
+            raise self.mismatch(path, entry) from e
 
     def span(self, path: bytes, entry: Entry) -> fsops.Span | None:
         if entry.oid not in self.reader.objects:
@@ -60,10 +76,11 @@ def apply(
         tree = BundleTree(reader)
         check_not_behind(rep, tree.sync_time(b""), f"the bundle's sender ({reader.source_name})")
         scan_replica(rep, scan_progress, allow_mass_delete)
+        content = BundleContent(reader)
         report = sync_into(
             rep,
             tree,
-            BundleContent(reader),
+            content,
             reader.names,
             reader.tops,
             dry_run,
@@ -71,6 +88,21 @@ def apply(
             sender=reader.source_name,
             phase=f"applying to {rep.name}",
         )
+        if content.damaged is not None:
+            raise _damaged(bundle, content.damaged, report)
         if not dry_run:
             rep.trash.apply_policy()
         return report
+
+
+def _damaged(bundle: str, damaged: tuple[bytes, Entry], report: SyncReport) -> BadBundle:
+    """The error that ends an apply which met an object not matching its
+    id: which one, and what was applied before it (each file verified as
+    it was written, so complete). A re-run meets the same object."""
+    path, entry = damaged
+    done = report.created + report.updated + report.deleted
+    return BadBundle(
+        f"bad bundle {bundle}: the content it carries for {paths.display(path)} (object {entry.oid.hex()})"
+        f" is damaged; {counted(done, 'change')} applied before it, each file complete and verified, nothing"
+        " after it (`sq bundle verify` checks a whole bundle; pack a new one)"
+    )

@@ -239,6 +239,38 @@ def test_bundle_verify_exits_1_on_a_damaged_bundle(pair: tuple[Path, Path], tmp_
     assert re.search(r": [12] problems?$", ran.err.strip())
 
 
+def test_a_damaged_object_ends_the_apply_with_exit_10_and_says_what_was_applied(tmp_path: Path) -> None:
+    a, b = tmp_path / "A", tmp_path / "B"
+    r_bin = incompressible(5000, seed=7)
+    make_tree(a, {"ok.txt": "keep\n", "r.bin": r_bin})
+    b.mkdir()
+    ok("init", a, "--name", "A")
+    ok("init", b, "--name", "B", "--join", a)
+    ok("pack", a, "-o", tmp_path / "all.sqb")
+    data = bytearray((tmp_path / "all.sqb").read_bytes())
+    data[data.find(r_bin[:64]) + 100] ^= 1
+    (tmp_path / "bad.sqb").write_bytes(bytes(data))
+    oid = blake3.blake3(r_bin).hexdigest()
+
+    # --dry-run checks the structure and the manifest, not the objects' bytes.
+    dry = sq_in_process("apply", "--dry-run", tmp_path / "bad.sqb", b)
+    assert dry.code == 0 and "2 created" in dry.err and tree(b) == {}
+    verify = sq_in_process("bundle", "verify", tmp_path / "bad.sqb")
+    assert verify.code == 1 and f"object {oid} does not match its id" in verify.out
+
+    for applied in ("1 change", "0 changes"):  # a retry meets the same object
+        ran = sq_in_process("apply", tmp_path / "bad.sqb", b)
+        assert ran.code == 10
+        line = one_error(ran.stderr)
+        assert f"the content it carries for r.bin (object {oid}) is damaged" in line
+        assert f"{applied} applied before it, each file complete and verified" in line
+        assert "again" not in line
+        assert tree(b) == {"ok.txt": b"keep\n"}
+        assert list((b / ".squirrel" / "tmp").iterdir()) == []
+    ok("apply", tmp_path / "all.sqb", b)
+    assert tree(b) == {"ok.txt": b"keep\n", "r.bin": r_bin}
+
+
 def test_bundle_verify_refuses_a_truncated_bundle_with_its_error_code(pair: tuple[Path, Path], tmp_path: Path) -> None:
     a, b = pair
     ok("pack", a, "-o", tmp_path / "x.sqb", "--for", b)
