@@ -18,6 +18,7 @@ from squirrel.cli.output import (
     emit_json,
     human_bytes,
     render_sync,
+    report_skipped,
     report_unknown_subpaths,
     summary,
 )
@@ -79,6 +80,8 @@ def pack_cmd(
             allow_mass_delete=allow_mass_delete,
         )
     left_bytes = sum(n for _, n in rep.left_behind)
+    for stats in rep.scans:
+        report_skipped(stats, len(rep.scans) > 1)
     report_unknown_subpaths(rep.unknown_subpaths)
     if as_json:
         emit_json(
@@ -90,6 +93,7 @@ def pack_cmd(
                 "content_bytes": rep.content_bytes,
                 "known_to_receiver": rep.known_elsewhere,
                 "left_behind": [{**paths.json_path(p), "size": n} for p, n in rep.left_behind],
+                "scan_skipped": [s for stats in rep.scans for s in stats.skipped_json(with_replica=True)],
             }
         )
     extra = (

@@ -107,9 +107,12 @@ def pathlist(items: list[bytes]) -> list[dict[str, str]]:
     return [paths.json_path(p) for p in items]
 
 
-def report_skipped(stats: ScanStats) -> None:
+def report_skipped(stats: ScanStats, on_replica: bool = False) -> None:
+    """What a scan left out, one `skipped PATH: REASON` line each on stderr;
+    with `on_replica` (a command that scanned two), `skipped PATH (on NAME): REASON`."""
+    where = f" (on {stats.replica})" if on_replica else ""
     for path, why in stats.skipped:
-        summary(f"skipped {paths.display(path)}: {why}")
+        summary(f"skipped {paths.display(path)}{where}: {why}")
 
 
 def list_outcomes(rep: SyncReport) -> None:
@@ -135,6 +138,8 @@ def report_unknown_subpaths(unknown: list[str]) -> None:
 
 
 def render_sync(rep: SyncReport, as_json: bool, what: str) -> None:
+    for stats in rep.scans:
+        report_skipped(stats, len(rep.scans) > 1)
     if as_json:
         emit_json(rep.to_json())
     else:

@@ -98,7 +98,7 @@ def scan_cmd(allow_mass_delete: bool, path: str, dry_run: bool, as_json: bool) -
                 "files": rep.stats.files,
                 "dry_run": dry_run,
                 "hashed": rep.stats.files_hashed,
-                "skipped": [{**paths.json_path(p), "reason": why} for p, why in rep.stats.skipped],
+                "skipped": rep.stats.skipped_json(),
             }
         )
     else:

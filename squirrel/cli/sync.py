@@ -19,6 +19,7 @@ from squirrel.cli.output import (
     human_bytes,
     list_outcomes,
     render_sync,
+    report_skipped,
     scrub_line,
     summary,
     when,
@@ -134,6 +135,8 @@ def sync_cmd(
         )
     d = rep.delivered
     scrubbed = rep.scrubbed
+    if rep.scan is not None:
+        report_skipped(rep.scan)
     left_bytes = sum(n for _, n in rep.left_behind)
     if as_json:
         emit_json(
@@ -154,6 +157,7 @@ def sync_cmd(
                 "scrubbed_bytes": scrubbed.checked_bytes if scrubbed is not None else 0,
                 "damaged": [x.to_json() for x in scrubbed.damaged] if scrubbed is not None else [],
                 "lost": [{**paths.json_path(w.path), "oid": w.oid.hex(), "size": w.size} for w in rep.lost],
+                "scan_skipped": rep.scan.skipped_json(with_replica=True) if rep.scan is not None else [],
             }
         )
     else:

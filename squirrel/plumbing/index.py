@@ -19,7 +19,7 @@ from typing import Any
 
 import lmdb
 
-from squirrel.errors import CorruptIndex, SquirrelError, UnsupportedFormat
+from squirrel.errors import CorruptIndex, SquirrelError, UnsafePath, UnsupportedFormat
 from squirrel.plumbing import entry as entry_codec
 from squirrel.plumbing import faults, ids, paths
 from squirrel.plumbing.batched import BatchedEnv
@@ -40,6 +40,7 @@ from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.trash import OID_SIZE, TrashItem, number_legacy
 from squirrel.plumbing.vtime import EMPTY, VectorTime
 from squirrel.plumbing.wanted import ScrubState, WantedMark
+from squirrel.text import counted
 
 FORMAT_VERSION = 3
 INITIAL_MAP_SIZE = 16 << 20
@@ -47,6 +48,7 @@ AUTO_FLUSH = 100_000
 LEGACY_KEY = "legacy_deletions"  # meta: deletions from before format 2 have no notice
 TRASH_IDS_KEY = "trash_ids"  # meta: the number of the last trash item
 SCRUB_KEY = "scrub"  # meta: where the scrub in slices stands (wanted.ScrubState)
+NAMES_CHECKED_KEY = "names_checked"  # meta: records of uncarriable names are gone (forget_uncarriable)
 
 __all__ = [
     "FAT_TICK_NS",
@@ -112,6 +114,10 @@ class ReplicaIndex(BatchedEnv):
             map_size=max(INITIAL_MAP_SIZE, size * 2),
             max_dbs=len(DB_NAMES) + 2,  # and format 1's `objects`, dropped by the upgrade
         )
+        # Every table keyed by a path makes its key one byte longer than the
+        # path (`entry_key`, `path_key`; the trash is keyed by ids), and
+        # LMDB refuses keys past its limit: a longer path cannot be recorded.
+        self.max_path = self.env.max_key_size() - 1
         # The names of pending entries per parent, so that listing one
         # directory finds its pending children without looking at the rest.
         self._pending_children: dict[bytes, set[bytes]] = {}
@@ -214,6 +220,35 @@ class ReplicaIndex(BatchedEnv):
         self.commit()
 
     # Low level ---------------------------------------------------------
+    def fits(self, path: bytes) -> bool:
+        """Can the index hold `path` (see `max_path`)?"""
+        return len(path) <= self.max_path
+
+    def check_fits(self, path: bytes) -> bytes:
+        """`path`, or `UnsafePath` when the index cannot hold it."""
+        if len(path) > self.max_path:
+            raise UnsafePath(too_long(path, self.max_path))
+        return path
+
+    def _get(self, db: str, key: bytes) -> bytes | None:
+        if len(key) > self.max_path + 1:
+            return None  # a key LMDB cannot hold is nowhere in the index
+        return super()._get(db, key)
+
+    def _scan_prefix(self, db: str, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        if len(prefix) > self.max_path + 1:
+            return iter(())  # no key that LMDB holds is that long
+        return super()._scan_prefix(db, prefix)
+
+    def _put(self, db: str, key: bytes, value: bytes | None) -> None:
+        # The one place every path key passes: a path too long reaches no
+        # commit (where LMDB would fail the whole batch), whoever sent it.
+        if len(key) > self.max_path + 1:
+            if value is None:
+                return  # nothing stored there to remove
+            self.check_fits(key[1:])
+        super()._put(db, key, value)
+
     def _pending_in(self, db: str, prefix: bytes) -> dict[bytes, bytes | None]:
         """A directory's pending entries are found by its name alone."""
         if db == "entries" and prefix:
@@ -265,6 +300,28 @@ class ReplicaIndex(BatchedEnv):
         super().rollback()
         self._covers = None
         self._counter = int(self._get("meta", b"counter") or b"0")
+
+    def forget_uncarriable(self) -> int:
+        """Forget, once, every record of a path that `paths.check_relpath`
+        refuses (a name with a backslash): scans of earlier versions of sq
+        recorded them, though no sync or bundle can carry them. No deletion notice is
+        made: no other replica ever received such a path, so none has to
+        hear it is gone; the file, if still there, is reported as skipped by
+        the scan from now on. Returns how many records went."""
+        if self.get_meta_json(NAMES_CHECKED_KEY, False):
+            return 0
+        gone = 0
+        for key, _ in list(self._scan("entries", b"")):
+            if paths.uncarriable(key.replace(b"\0", b"/")):  # parent NUL name: a NUL is no name's
+                self.delete(key.replace(b"\0", b"/").lstrip(b"/"))
+                gone += 1
+        for db in ("deleted", "sync", "conflicts", "wanted"):
+            doomed = [key for key, _ in self._scan(db, b"") if paths.uncarriable(key.replace(b"\0", b"/"))]
+            for key in doomed:
+                self._put(db, key, None)
+            gone += len(doomed)
+        self.set_meta_json(NAMES_CHECKED_KEY, True)
+        return gone
 
     # Events ------------------------------------------------------------------
     @property
@@ -674,6 +731,11 @@ class ReplicaIndex(BatchedEnv):
 
     def drop_meta(self, key: str) -> None:
         self._put("meta", key.encode(), None)
+
+
+def too_long(path: bytes, limit: int) -> str:
+    """Why a path cannot be recorded: more bytes than the index's keys hold."""
+    return f"path too long ({counted(len(path), 'byte')}, the index holds at most {limit})"
 
 
 def _dump(doc: dict[str, Any]) -> bytes:

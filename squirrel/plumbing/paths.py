@@ -76,11 +76,24 @@ def is_under(path: bytes, top: bytes) -> bool:
     return not top or path == top or path.startswith(top + b"/")
 
 
+def uncarriable(name: bytes) -> bool:
+    """Does a name hold a byte that `check_relpath` refuses wherever it
+    stands (NUL, or a backslash: a folder separator on Windows and exFAT)?
+    A scan never records such a name, so no sync is ever asked to carry it."""
+    return b"\x00" in name or b"\\" in name
+
+
+UNCARRIABLE_REASON = (
+    "name holds a backslash, a folder separator on other file systems (Windows, exFAT):"
+    " it cannot be carried to other drives; not synchronized (rename it to sync it)"
+)
+
+
 def check_relpath(path: bytes) -> bytes:
     """Refuse any path that could escape the replica or reach `.squirrel/`."""
     if not path:
         return path
-    if b"\x00" in path or b"\\" in path:
+    if uncarriable(path):
         raise UnsafePath(f"unsafe path {display(path)!r}: NUL or backslash")
     if path.startswith(b"/"):
         raise UnsafePath(f"unsafe path {display(path)!r}: absolute")

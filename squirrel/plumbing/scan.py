@@ -8,7 +8,9 @@ the filesystem's timestamp resolution (2 s on FAT) would otherwise go unseen.
 Inode numbers and directory mtimes are never used.
 
 Symlinks, FIFOs, sockets and devices are never opened or followed; they are
-reported once as skipped. A directory that cannot be read is left as the
+reported once as skipped, and so are names no sync could carry (a
+backslash, `paths.uncarriable`) and paths too long for the index (a folder
+with everything below it). A directory that cannot be read is left as the
 index has it: an unreadable or vanished subtree is never taken as deleted.
 """
 
@@ -30,6 +32,7 @@ from squirrel.plumbing.index import (
     ReplicaIndex,
     new_dir,
     racy_flag,
+    too_long,
 )
 from squirrel.plumbing.paths import IgnoreRules
 from squirrel.plumbing.readahead import FilesAhead
@@ -67,6 +70,12 @@ class ScanStats:
     files_total: int | None = None
     bytes_total: int | None = None
     counting: bool = False  # the count is under way: `files` so far
+
+    def skipped_json(self, with_replica: bool = False) -> list[dict[str, str]]:
+        """The skipped paths as `--json` gives them: path (and path_b64),
+        reason, and with `with_replica` the replica's name."""
+        who = {"replica": self.replica} if with_replica else {}
+        return [{**who, **paths.json_path(p), "reason": why} for p, why in self.skipped]
 
 
 ScanProgress = Callable[[ScanStats], None]
@@ -207,6 +216,11 @@ class Scanner:
             return None, e.strerror
         return out, None
 
+    def _leave_out(self, child: bytes, what: int, why: str) -> None:
+        """A name the scan will not record: skipped, and not counted as a file."""
+        self.stats.skipped.append((child, why))
+        self.stats.files -= what == _FILE
+
     def _dir(
         self, rel: bytes, listing: Listing, subdirs: list[bytes], fresh: list[bytes] | None = None
     ) -> Iterator[Change]:
@@ -246,6 +260,12 @@ class Scanner:
                 self.stats.skipped.append((child, "reserved name (the marker folder under another case)"))
             elif self.ignore.ignored(child, what == _DIR):
                 pass
+            elif paths.uncarriable(name):  # what every sync would refuse (paths.check_relpath)
+                self._leave_out(child, what, paths.UNCARRIABLE_REASON)
+                raw.pop(name, None)
+            elif not self.index.fits(child):  # a folder: with everything below it
+                self._leave_out(child, what, too_long(child, self.index.max_path))
+                raw.pop(name, None)
             elif what in (_LINK, _SPECIAL):
                 what_ = "symlink" if what == _LINK else "special file"
                 self.stats.skipped.append((child, f"{what_}: not synchronized"))
@@ -527,6 +547,7 @@ def scan_replica(
         total = scanner.stats.files - added + gone
         check_mass_delete(deleted, total, f"the scan of {replica.root}", allow_mass_delete)
 
+    replica.index.forget_uncarriable()  # once per index: what an earlier sq recorded
     try:
         res = record(replica.index, scanner.changes(), before_deleting)
     except SquirrelError:

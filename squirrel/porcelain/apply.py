@@ -75,7 +75,7 @@ def apply(
             raise WrongVault(f"bundle {bundle} was packed from this replica ({rep.name}); nothing to apply")
         tree = BundleTree(reader)
         check_not_behind(rep, tree.sync_time(b""), f"the bundle's sender ({reader.source_name})")
-        scan_replica(rep, scan_progress, allow_mass_delete)
+        scanned = scan_replica(rep, scan_progress, allow_mass_delete).stats
         content = BundleContent(reader)
         report = sync_into(
             rep,
@@ -88,6 +88,7 @@ def apply(
             sender=reader.source_name,
             phase=f"applying to {rep.name}",
         )
+        report.scans = [scanned]
         if content.damaged is not None:
             raise _damaged(bundle, content.damaged, report)
         if not dry_run:

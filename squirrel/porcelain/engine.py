@@ -27,7 +27,7 @@ from squirrel.plumbing.preview import preview
 from squirrel.plumbing.progress import Meter, ProgressCallback
 from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.replica import Identity, Replica, read_identity
-from squirrel.plumbing.scan import MASS_DELETE_MIN, check_mass_delete
+from squirrel.plumbing.scan import MASS_DELETE_MIN, ScanStats, check_mass_delete
 from squirrel.plumbing.synctime import SyncSource, raise_sync_times
 from squirrel.plumbing.vtime import VectorTime
 from squirrel.plumbing.wanted import WantedMark
@@ -67,6 +67,7 @@ class SyncReport:
     unknown_subpaths: list[str] = field(default_factory=list)  # SUBPATHs the sender knows nothing of
     healed: list[bytes] = field(default_factory=list)  # damaged files given back their content
     waiting: list[tuple[bytes, str]] = field(default_factory=list)  # damaged files still waiting, and why
+    scans: list[ScanStats] = field(default_factory=list)  # the scans before the sync (their skipped paths)
 
     def add(self, other: SyncReport) -> None:
         for name in ("created", "updated", "deleted", "skipped", "moved", "bytes_copied", "visited"):
@@ -77,6 +78,7 @@ class SyncReport:
         self.incomplete += other.incomplete
         self.healed += other.healed
         self.waiting += other.waiting
+        self.scans += other.scans
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -91,6 +93,8 @@ class SyncReport:
             "deferred": [{**paths.json_path(p), "reason": why} for p, why in self.deferred]
             + [{**paths.json_path(p), "reason": "not covered by the sender's view"} for p in self.incomplete],
             "healed": [paths.json_path(p) for p in self.healed],
+            # `skipped` (a count of paths the plan left alone) was taken first
+            "scan_skipped": [s for stats in self.scans for s in stats.skipped_json(with_replica=True)],
             "dry_run": self.dry_run,
         }
 

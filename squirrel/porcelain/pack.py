@@ -24,7 +24,7 @@ from squirrel.plumbing.plan import widen_top
 from squirrel.plumbing.progress import Meter, ProgressCallback
 from squirrel.plumbing.readahead import spans_ahead
 from squirrel.plumbing.replica import Replica
-from squirrel.plumbing.scan import ScanProgress, scan_replica
+from squirrel.plumbing.scan import ScanProgress, ScanStats, scan_replica
 from squirrel.plumbing.userfiles import check_output_file
 from squirrel.plumbing.vtime import VectorTime
 from squirrel.porcelain.engine import check_two_replicas, unknown_subpaths
@@ -43,6 +43,7 @@ class PackReport:
     left_behind: list[tuple[bytes, int]] = field(default_factory=list)  # (path, size) not carried
     known_elsewhere: int = 0  # objects left out because the receiver has them
     unknown_subpaths: list[str] = field(default_factory=list)  # SUBPATHs the sender knows nothing of
+    scans: list[ScanStats] = field(default_factory=list)  # the scans before packing (their skipped paths)
 
 
 class _Packer:
@@ -164,6 +165,7 @@ def pack(
         check_two_replicas(path, for_replica, "PATH and the receiver (--for)")
     with Replica.open(path) as rep:
         receiver: Replica | None = None
+        scanned: list[ScanStats] = []
         base_info: dict[str, object]
         try:
             if for_replica:
@@ -171,7 +173,7 @@ def pack(
                 # must not be left out of the bundle.
                 receiver = Replica.open(for_replica)
                 if receiver.identity.vault == rep.identity.vault:
-                    scan_replica(receiver, scan_progress, allow_mass_delete)
+                    scanned.append(scan_replica(receiver, scan_progress, allow_mass_delete).stats)
                 know = Knowledge.of_replica(receiver)
                 base_info = {"kind": "replica", "replica": receiver.id}
             elif base:
@@ -182,7 +184,7 @@ def pack(
                 base_info = {"kind": "none", "replica": None}
             if know.vault != rep.identity.vault:
                 raise WrongVault(f"the receiver belongs to vault {know.vault}, not {rep.identity.vault}")
-            scan_replica(rep, scan_progress, allow_mass_delete)
+            scanned.insert(0, scan_replica(rep, scan_progress, allow_mass_delete).stats)
             given = {paths.user_relpath(rep.root, s): s for s in subpaths or []}
             unknown = unknown_subpaths(rep, list(given), list(given.values()))
             receiver_index = receiver.index if receiver is not None else None
@@ -199,6 +201,7 @@ def pack(
             packer.add_heals(tops)  # after: a damaged file's content goes along even if held elsewhere
             report = _write(rep, packer, out, base_info, tops, requested, progress)
             report.unknown_subpaths = unknown
+            report.scans = scanned
             for written in (rep, receiver):
                 if written is not None:
                     written.trash.apply_policy()

@@ -32,10 +32,11 @@ def push(
         check_same_vault(src, dst)
         check_identities(src, dst)
         tops = [paths.user_relpath(src.root, s) for s in subpaths or []]
-        scan_replica(src, scan_progress, allow_mass_delete)
+        scanned = [scan_replica(src, scan_progress, allow_mass_delete).stats]
         unknown = unknown_subpaths(src, tops, subpaths or [])
-        scan_replica(dst, scan_progress, allow_mass_delete)
+        scanned.append(scan_replica(dst, scan_progress, allow_mass_delete).stats)
         report = sync_replicas(src, dst, tops, dry_run, progress)
+        report.scans = scanned
         report.unknown_subpaths = unknown
         if not dry_run:
             src.trash.apply_policy()

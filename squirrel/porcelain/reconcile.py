@@ -26,13 +26,13 @@ def reconcile(
         check_same_vault(a, b)
         check_identities(a, b)
         with SweepWorkers() as sweepers:  # started once, for both scans
-            scan_replica(a, scan_progress, allow_mass_delete, sweepers=sweepers)
-            scan_replica(b, scan_progress, allow_mass_delete, sweepers=sweepers)
+            scanned = [scan_replica(r, scan_progress, allow_mass_delete, sweepers=sweepers).stats for r in (a, b)]
         report = sync_replicas(a, b, [], dry_run, progress)
         report.conflicts = [replace(c, replica=b.name) for c in report.conflicts]
         back = sync_replicas(b, a, [], dry_run, progress)
         back.conflicts = [replace(c, replica=a.name) for c in back.conflicts]
         report.add(back)
+        report.scans = scanned
         if not dry_run:
             a.trash.apply_policy()
             b.trash.apply_policy()

@@ -35,7 +35,7 @@ from squirrel.plumbing.pieces import outline_pieces, sync_in_pieces
 from squirrel.plumbing.plan import Plan
 from squirrel.plumbing.progress import Meter, ProgressCallback
 from squirrel.plumbing.replica import Replica
-from squirrel.plumbing.scan import ScanProgress, scan_replica
+from squirrel.plumbing.scan import ScanProgress, ScanStats, scan_replica
 from squirrel.plumbing.synctime import raise_sync_times
 from squirrel.plumbing.wanted import WantedMark
 from squirrel.porcelain import verify as verify_mod
@@ -96,6 +96,7 @@ class VisitReport:
     waiting_nowhere: int = 0  # versions that wait and that no known drive holds
     scrubbed: VerifyReport | None = None  # the slice of the drive's scrub this visit read
     lost: list[WantedMark] = field(default_factory=list)  # damaged files no known drive (nor the carrier) holds
+    scan: ScanStats | None = None  # the drive's scan (its skipped paths)
 
 
 def visit(
@@ -115,9 +116,10 @@ def visit(
         if dry_run and not is_carrier(carrier_path):
             # No carrier yet: the first visit would take everything, if it may make one there.
             refuse_occupied(os.path.abspath(carrier_path))
-            scan_replica(drive, scan_progress, allow_mass_delete)
+            seen = scan_replica(drive, scan_progress, allow_mass_delete)
             taken = sum(1 for _ in drive.index.walk(b"")) - 1
             report = VisitReport(drive.name, taken=taken, dry_run=True, budget=0, known_drives=0, alone=True)
+            report.scan = seen.stats
             report.unvisited = _unvisited(drive, set())
             return report
         carrier = Carrier(carrier_path, create=not dry_run)
@@ -151,6 +153,7 @@ def _visit(
         check_not_behind(drive, record.knowledge.sync_time(b""), "the carrier's record of its last visit")
         report.forgotten = record.forgotten
     seen = scan_replica(drive, scan_progress, allow_mass_delete)
+    report.scan = seen.stats
     if scrub and not dry_run:
         # 1b. a slice of the drive's scrub: damaged files go aside, and the
         # carrier hears below what they wait for

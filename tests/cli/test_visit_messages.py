@@ -15,7 +15,7 @@ SYNC_KEYS = {
     "created", "updated", "deleted", "skipped", "moved", "bytes_copied", "conflicts", "failed", "deferred",
     "dry_run", "drive", "taken", "carried_in", "carried_in_bytes", "left_behind", "left_behind_bytes",
     "dropped", "dropped_bytes", "carrier_bytes", "budget", "known_drives", "forgotten", "healed",
-    "scrubbed_bytes", "damaged", "lost",
+    "scrubbed_bytes", "damaged", "lost", "scan_skipped",
 }  # fmt: skip
 
 
