@@ -4,7 +4,6 @@ resolve, verify and reidentify.
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
@@ -45,8 +44,11 @@ from squirrel.text import counted
     type=click.Path(),
     help="Join the vault of the replica at SOURCE instead of starting a new vault.",
 )
+@click.option(
+    "--dry-run", is_flag=True, help="Report the replica init would make and what it would index; create nothing."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-def init_cmd(path: str, name: str | None, join: str | None, as_json: bool) -> None:
+def init_cmd(path: str, name: str | None, join: str | None, dry_run: bool, as_json: bool) -> None:
     """Make PATH a replica and index the files already there.
 
     Without --join, PATH starts a new vault. With --join SOURCE, PATH becomes
@@ -54,23 +56,27 @@ def init_cmd(path: str, name: str | None, join: str | None, as_json: bool) -> No
     content on the first sync (identical content is never a conflict).
     """
     with live(as_json) as line:
-        rep = init_mod.init(path, name=name, join=join, progress=line.scan)
-    report_skipped(rep.scan.stats)
-    ident = rep.identity
+        rep = init_mod.init(path, name=name, join=join, progress=line.scan, dry_run=dry_run)
+    report_skipped(rep.stats)
     if as_json:
         emit_json(
             {
-                "vault": ident.vault,
-                "replica": ident.replica,
-                "name": ident.name,
-                "files": rep.scan.stats.files,
-                "dirs": rep.scan.stats.dirs,
+                "vault": rep.vault,
+                "replica": rep.replica,
+                "name": rep.name,
+                "files": rep.stats.files,
+                "dirs": rep.stats.dirs,
+                "bytes": rep.bytes,
+                "dry_run": rep.dry_run,
             }
         )
-    how = f"joined vault {ident.vault}" if join else f"new vault {ident.vault}"
+    # A dry run makes no ids: a new vault and the replica get theirs when made.
+    how = f"joined vault {rep.vault}" if join else "new vault" + (f" {rep.vault}" if rep.vault else "")
+    ids = f" ({rep.replica})" if rep.replica else ""
     summary(
-        f"initialized replica {ident.name} ({ident.replica}) in {os.path.abspath(path)}:"
-        f" {how}, {counted(rep.scan.stats.files, 'file')} indexed"
+        f"initialized replica {rep.name}{ids} in {rep.root}:"
+        f" {how}, {counted(rep.stats.files, 'file')} ({human_bytes(rep.bytes)}) indexed"
+        + (" (dry run: nothing written)" if rep.dry_run else "")
     )
 
 

@@ -160,6 +160,11 @@ class ReplicaLock:
                 self.fd = -1
 
 
+def default_name(root: str, name: str | None = None) -> str:
+    """The name a replica made at `root` takes: `name`, or its folder's."""
+    return name or os.path.basename(os.path.abspath(root)) or "root"
+
+
 def _interrupted_init(sq: str) -> bool:
     if os.path.islink(sq) or not os.path.isdir(sq) or os.path.exists(os.path.join(sq, "replica.json")):
         return False
@@ -201,19 +206,28 @@ class Replica:
     def name(self) -> str:
         return self.identity.name
 
-    @classmethod
-    def create(cls, root: str, name: str | None = None, vault: str | None = None) -> Replica:
+    @staticmethod
+    def check_creatable(root: str) -> str:
+        """The absolute path of `root`, once it is known that `create` can
+        make a replica there: a folder holding no `.squirrel/` but what an
+        interrupted init left."""
         given, root = root, os.path.abspath(root)
         if not os.path.isdir(root):
             raise not_a_directory(root, given)
         sq = os.path.join(root, SQ_DIR)
-        if os.path.lexists(sq) and _interrupted_init(sq):
+        if os.path.lexists(sq) and not _interrupted_init(sq):
+            raise AlreadyAReplica(root)
+        return root
+
+    @classmethod
+    def create(cls, root: str, name: str | None = None, vault: str | None = None) -> Replica:
+        root = cls.check_creatable(root)
+        sq = os.path.join(root, SQ_DIR)
+        if os.path.lexists(sq):
             # An init that died before writing replica.json (the marker it
             # writes last) left only empty structure: start again.
             shutil.rmtree(sq)
-        if os.path.lexists(sq):
-            raise AlreadyAReplica(root)
-        identity = Identity(vault or new_id(), new_id(), name or os.path.basename(root) or "root")
+        identity = Identity(vault or new_id(), new_id(), default_name(root, name))
         os.mkdir(sq)
         for sub in ("tmp", "trash", "index"):
             os.mkdir(os.path.join(sq, sub))

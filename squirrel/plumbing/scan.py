@@ -337,9 +337,19 @@ class Scanner:
             ahead.close()
 
 
-def measure_tree(root: str, ignore: IgnoreRules, progress: ScanProgress, name: str = "") -> tuple[int, int]:
-    """(files, bytes) of the regular files a scan of `root` would find, by
-    a walk that only stats (and warms the cache for the scan after it)."""
+@dataclass(frozen=True)
+class TreeSize:
+    """What `measure_tree` counted: regular files, folders, bytes of the files."""
+
+    files: int
+    dirs: int
+    bytes: int
+
+
+def measure_tree(root: str, ignore: IgnoreRules, progress: ScanProgress | None = None, name: str = "") -> TreeSize:
+    """The regular files (and their bytes) and the folders a scan of `root`
+    would find, by a walk that only stats (and warms the cache for the scan
+    after it)."""
     stats = ScanStats(replica=name, counting=True)
     size = 0
     last = 0.0
@@ -362,11 +372,12 @@ def measure_tree(root: str, ignore: IgnoreRules, progress: ScanProgress, name: s
                         pass  # the scan reports it
         except OSError:
             continue
+        stats.dirs += 1
         now = time.monotonic()
-        if now - last >= 0.1:
+        if progress is not None and now - last >= 0.1:
             last = now
             progress(stats)
-    return stats.files, size
+    return TreeSize(stats.files, stats.dirs, size)
 
 
 @dataclass
@@ -535,9 +546,8 @@ def scan_replica(
     scanner = Scanner(replica.root, replica.index, progress=progress, sweepers=sweepers)
     scanner.stats.replica = replica.name
     if measure and progress is not None:
-        scanner.stats.files_total, scanner.stats.bytes_total = measure_tree(
-            replica.root, scanner.ignore, progress, replica.name
-        )
+        size = measure_tree(replica.root, scanner.ignore, progress, replica.name)
+        scanner.stats.files_total, scanner.stats.bytes_total = size.files, size.bytes
 
     def before_deleting(deleted: int, gone: int, added: int) -> None:
         # The tree may have vanished under us (a drive unplugged mid-scan):

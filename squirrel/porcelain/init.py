@@ -8,26 +8,48 @@ from dataclasses import dataclass
 from squirrel.errors import AlreadyAReplica, BadPath, BadUsage, SquirrelError
 from squirrel.plumbing.bundle import BundleReader
 from squirrel.plumbing.carrier import Carrier, is_carrier
-from squirrel.plumbing.replica import CARRIER_CONFIG, REPLICA_MARKER, Identity, Replica, enclosing, read_identity
-from squirrel.plumbing.scan import ScanProgress, ScanReport, scan_replica
+from squirrel.plumbing.paths import IgnoreRules
+from squirrel.plumbing.replica import (
+    CARRIER_CONFIG,
+    REPLICA_MARKER,
+    Replica,
+    default_name,
+    enclosing,
+    read_identity,
+)
+from squirrel.plumbing.scan import ScanProgress, ScanStats, measure_tree, scan_replica
 from squirrel.text import counted
 
 
 @dataclass
 class InitReport:
-    identity: Identity
-    scan: ScanReport
+    """The replica an init made, or with `dry_run` would make: its ids are
+    None where only the real init makes them (a new vault, a new replica)."""
+
+    root: str
+    name: str
+    vault: str | None
+    replica: str | None
+    stats: ScanStats  # the files and folders indexed, the paths skipped
+    bytes: int  # of the files indexed
     joined: str | None = None
+    dry_run: bool = False
 
 
 def init(
-    path: str, name: str | None = None, join: str | None = None, progress: ScanProgress | None = None
+    path: str,
+    name: str | None = None,
+    join: str | None = None,
+    progress: ScanProgress | None = None,
+    dry_run: bool = False,
 ) -> InitReport:
     """Create `path/.squirrel/` and index the files already there.
 
     With `join` (a mounted replica, a bundle or a carrier), the new replica
     belongs to that vault; its existing files are reconciled by content on the
-    first sync (identical content is never a conflict).
+    first sync (identical content is never a conflict). With `dry_run`, make
+    the same checks and count what the first scan would index (by size: no
+    file is read), and create nothing.
     """
     vault = None
     names = None
@@ -40,12 +62,20 @@ def init(
             )
         vault, names = _vault_of(join)
     _check_not_a_replica(path, join, vault)
+    if dry_run:
+        root = Replica.check_creatable(path)
+        name = default_name(root, name)
+        size = measure_tree(root, IgnoreRules.for_replica(root), progress, name)
+        return InitReport(root, name, vault, None, ScanStats(size.files, size.dirs), size.bytes, join, dry_run=True)
     replica = Replica.create(path, name=name, vault=vault)
     with replica:
         if names:
             replica.learn_names(names)
         report = scan_replica(replica, progress, measure=True)
-    return InitReport(replica.identity, report, join)
+    ident = replica.identity
+    return InitReport(
+        replica.root, ident.name, ident.vault, ident.replica, report.stats, report.stats.bytes_hashed, join
+    )
 
 
 def _same_folder(a: str, b: str) -> bool:

@@ -48,7 +48,15 @@ def test_init_json_describes_the_new_replica(tmp_path: Path) -> None:
     assert result.code == 0, result.err
     doc = json.loads(result.out)
     ident = read_identity(str(root))
-    assert doc == {"vault": ident.vault, "replica": ident.replica, "name": "Media", "files": 2, "dirs": 2}
+    assert doc == {
+        "vault": ident.vault,
+        "replica": ident.replica,
+        "name": "Media",
+        "files": 2,
+        "dirs": 2,
+        "bytes": 2,
+        "dry_run": False,
+    }
     assert result.err.count("\n") == 1
     assert "initialized replica Media" in result.err and "new vault" in result.err
 

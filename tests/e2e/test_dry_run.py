@@ -134,3 +134,20 @@ def test_a_dry_scan_reports_what_the_scan_records_and_records_nothing(tmp_path: 
     assert sq("scan", a, "--dry-run")["added"] == [], "the real scan recorded it all"
     text = run_sq("scan", a, "--dry-run").check()
     assert "dry run: nothing recorded" in text.err
+
+
+def test_a_dry_init_reports_the_replica_init_makes_and_creates_nothing(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    make_tree(a, {"photos/x.jpg": "x", "notes.txt": "v1", "empty/": ""})
+    make_tree(b, {"photos/x.jpg": "x", "mine.txt": "b only"})
+    text = run_sq("init", a, "--dry-run").check()
+    assert "new vault, 2 files (3 B) indexed (dry run: nothing written)" in text.err
+
+    dry, real = dry_then_real(["init", a, "--name", "a"], tmp_path)
+    assert dry.pop("vault") is None and dry.pop("replica") is None, "only the real init makes ids"
+    assert dry == {k: real[k] for k in dry} == {"name": "a", "files": 2, "dirs": 3, "bytes": 3}
+
+    dry, real = dry_then_real(["init", b, "--join", a], tmp_path)
+    assert dry.pop("replica") is None
+    assert dry == {k: real[k] for k in dry} and set(dry) == set(real) - {"replica"}
+    assert dry["vault"] == real["vault"] and (dry["files"], dry["bytes"]) == (2, 7)

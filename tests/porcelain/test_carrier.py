@@ -246,7 +246,7 @@ def test_init_join_from_a_carrier_then_visits_fill_the_new_drive(tmp_path: Path)
     d.mkdir()
     report = init(str(d), name="d", join=str(carrier))
     with Replica.open(str(a), write=False) as rep:
-        assert report.identity.vault == rep.identity.vault
+        assert report.vault == rep.identity.vault
         a_id = rep.id
     with Replica.open(str(d), write=False) as rep:
         assert rep.names().get(a_id) == "a", "the new drive learns the names the carrier knows"
@@ -278,7 +278,7 @@ def test_init_join_from_a_bundle_then_visits_carry_nothing_it_holds(tmp_path: Pa
     e.mkdir()
     report = init(str(e), name="e", join=str(bundle))
     with Replica.open(str(a), write=False) as rep:
-        assert report.identity.vault == rep.identity.vault
+        assert report.vault == rep.identity.vault
     applied = apply(str(bundle), str(e))
     assert applied.created >= 3 and applied.conflicts == []
     reports = laptop.until_quiet([e, a])
