@@ -49,6 +49,9 @@ from squirrel.text import counted
 )
 @click.option("--max-size", type=SizeParam(), help="Carry at most SIZE bytes of content (K/M/G/T); the rest waits.")
 @click.argument("subpaths", nargs=-1)
+@click.option(
+    "--dry-run", is_flag=True, help="Report what the bundle would hold and its size; write nothing (not even the scan)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def pack_cmd(
     allow_mass_delete: bool,
@@ -58,6 +61,7 @@ def pack_cmd(
     base: str | None,
     max_size: int | None,
     subpaths: tuple[str, ...],
+    dry_run: bool,
     as_json: bool,
 ) -> None:
     """Write a bundle of PATH's versions that the receiver does not know yet.
@@ -78,6 +82,7 @@ def pack_cmd(
             scan_progress=line.scan,
             progress=line.progress,
             allow_mass_delete=allow_mass_delete,
+            dry_run=dry_run,
         )
     left_bytes = sum(n for _, n in rep.left_behind)
     for stats in rep.scans:
@@ -94,6 +99,7 @@ def pack_cmd(
                 "known_to_receiver": rep.known_elsewhere,
                 "left_behind": [{**paths.json_path(p), "size": n} for p, n in rep.left_behind],
                 "scan_skipped": [s for stats in rep.scans for s in stats.skipped_json(with_replica=True)],
+                "dry_run": rep.dry_run,
             }
         )
     extra = (
@@ -104,7 +110,7 @@ def pack_cmd(
     summary(
         f"packed {counted(rep.entries, 'entry')} and {counted(rep.objects, 'object')}"
         f" ({human_bytes(rep.content_bytes)})"
-        f" into {rep.path}: {human_bytes(rep.size)}{extra}"
+        f" into {rep.path}: {human_bytes(rep.size)}{extra}" + (" (dry run: nothing written)" if rep.dry_run else "")
     )
 
 

@@ -59,10 +59,13 @@ KEEP_TOTAL = 64 << 20
 
 class BundleWriter:
     """Write a bundle: `add_entry`/`add_sync` for the manifest, then
-    `add_object` for each object, then `close` (or `abort`)."""
+    `add_object` for each object, then `close` (or `abort`). With
+    `dry_run`, every object is sampled and compressed as it would be, and
+    `close` returns the bundle's exact size, but no file is written."""
 
-    def __init__(self, path: str, header: dict[str, Any], level: int = 3) -> None:
+    def __init__(self, path: str, header: dict[str, Any], level: int = 3, dry_run: bool = False) -> None:
         self.path = os.path.abspath(path)
+        self.dry_run = dry_run
         self.part = self.path + ".part"
         self.header = dict(header)
         self.level = level
@@ -110,8 +113,9 @@ class BundleWriter:
     def _objects(self) -> BinaryIO:
         if self._objects_file is None:
             # Compressed objects are staged in a side file: the header, which
-            # precedes them, needs their stored sizes.
-            self._objects_file = open(self.part + ".objects", "w+b")  # noqa: SIM115
+            # precedes them, needs their stored sizes. A dry run needs the
+            # sizes alone.
+            self._objects_file = _Discard() if self.dry_run else open(self.part + ".objects", "w+b")  # noqa: SIM115
         return self._objects_file
 
     def add_object(
@@ -208,6 +212,9 @@ class BundleWriter:
             if new_total == total:
                 break
             total = new_total
+        if self.dry_run:
+            self._drop_objects_file()
+            return total
         hb = encode_header(total)
         meter = meter if meter is not None else Meter("")
         h = blake3.blake3()
@@ -315,6 +322,8 @@ class BundleWriter:
         if self._objects_file is not None:
             self._objects_file.close()
             self._objects_file = None
+            if self.dry_run:
+                return
             try:
                 os.unlink(self.part + ".objects")
             except FileNotFoundError:
@@ -327,6 +336,22 @@ class BundleWriter:
                 os.unlink(p)
             except FileNotFoundError:
                 pass
+
+
+class _Discard(io.BytesIO):
+    """A dry run's side file: it counts what is written, and keeps none of it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._size = 0
+
+    def write(self, data: Any, /) -> int:
+        n = memoryview(data).nbytes
+        self._size += n
+        return n
+
+    def tell(self) -> int:
+        return self._size
 
 
 @dataclass

@@ -44,6 +44,7 @@ class PackReport:
     known_elsewhere: int = 0  # objects left out because the receiver has them
     unknown_subpaths: list[str] = field(default_factory=list)  # SUBPATHs the sender knows nothing of
     scans: list[ScanStats] = field(default_factory=list)  # the scans before packing (their skipped paths)
+    dry_run: bool = False
 
 
 class _Packer:
@@ -154,16 +155,21 @@ def pack(
     scan_progress: ScanProgress | None = None,
     progress: ProgressCallback | None = None,
     allow_mass_delete: bool = False,
+    dry_run: bool = False,
 ) -> PackReport:
     """Scan PATH and write the bundle `out` for the receiver described by
-    `for_replica` (mounted) or `base` (a knowledge file), or for anyone."""
+    `for_replica` (mounted) or `base` (a knowledge file), or for anyone.
+    With `dry_run`, scan and pack the same way, and write nothing: no scan
+    is recorded, and no bundle or temporary file is made."""
     if for_replica and base:
         raise BadPath("give --for or --base, not both")
     out = os.path.abspath(out)
     check_output_file(out, "bundle")
     if for_replica:
         check_two_replicas(path, for_replica, "PATH and the receiver (--for)")
-    with Replica.open(path) as rep:
+    with Replica.open(path, write=not dry_run) as rep:
+        if dry_run:
+            rep.index.hold_writes()
         receiver: Replica | None = None
         scanned: list[ScanStats] = []
         base_info: dict[str, object]
@@ -171,7 +177,9 @@ def pack(
             if for_replica:
                 # Scan the receiver too: content it lost since its last scan
                 # must not be left out of the bundle.
-                receiver = Replica.open(for_replica)
+                receiver = Replica.open(for_replica, write=not dry_run)
+                if dry_run:
+                    receiver.index.hold_writes()
                 if receiver.identity.vault == rep.identity.vault:
                     scanned.append(scan_replica(receiver, scan_progress, allow_mass_delete).stats)
                 know = Knowledge.of_replica(receiver)
@@ -199,11 +207,11 @@ def pack(
                 packer.add_top(top)
             packer.drop_held()
             packer.add_heals(tops)  # after: a damaged file's content goes along even if held elsewhere
-            report = _write(rep, packer, out, base_info, tops, requested, progress)
+            report = _write(rep, packer, out, base_info, tops, requested, progress, dry_run)
             report.unknown_subpaths = unknown
             report.scans = scanned
             for written in (rep, receiver):
-                if written is not None:
+                if written is not None and not dry_run:
                     written.trash.apply_policy()
             return report
         finally:
@@ -248,11 +256,12 @@ def _write(
     tops: list[bytes],
     requested: list[bytes],
     progress: ProgressCallback | None,
+    dry_run: bool,
 ) -> PackReport:
     idx = rep.index
     header = header_for(rep.identity.vault, rep.id, rep.name, idx.counter, rep.names(), base_info, requested)
-    writer = BundleWriter(out, header)
-    report = PackReport(out)
+    writer = BundleWriter(out, header, dry_run=dry_run)
+    report = PackReport(out, dry_run=dry_run)
     try:
         for p, e in packer.entries:
             writer.add_entry(p, e)

@@ -9,6 +9,7 @@ Each replica is scanned before its dry run: a dry run records the scan as
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +152,26 @@ def test_a_dry_init_reports_the_replica_init_makes_and_creates_nothing(tmp_path:
     assert dry.pop("replica") is None
     assert dry == {k: real[k] for k in dry} and set(dry) == set(real) - {"replica"}
     assert dry["vault"] == real["vault"] and (dry["files"], dry["bytes"]) == (2, 7)
+
+
+def test_a_dry_pack_reports_the_bundle_pack_writes_and_writes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "drives").mkdir()
+    a, b = vault_of(tmp_path / "drives", "a", "b")
+    make_tree(a, {"photos/x.jpg": "x" * 3000, "notes.txt": "v1", "big.bin": os.urandom(4000)})
+    sq("push", a, b)
+    # Not scanned yet: pack scans first, and a dry pack records none of it.
+    write(a / "notes.txt", "v2 " * 500)
+    make_tree(a, {"new/y.jpg": os.urandom(2000), "new/z.bin": os.urandom(3000)})
+    out = tmp_path / "out"
+    out.mkdir()
+    run_sq("knowledge", b, "-o", out / "b.know").check()
+
+    for how in (["--for", b], ["--base", out / "b.know"], []):
+        args: list[str | Path] = ["pack", a, "-o", out / "b.sqb", *how, "--max-size", "2500"]
+        dry, real = dry_then_real(args, tmp_path)
+        assert dry == real
+        assert real["size"] == (out / "b.sqb").stat().st_size
+        assert real["left_behind"] and real["objects"], "some content goes, some waits"
+        (out / "b.sqb").unlink()
+    text = run_sq("pack", a, "-o", out / "b.sqb", "--dry-run").check()
+    assert "(dry run: nothing written)" in text.err and not (out / "b.sqb").exists()
