@@ -32,7 +32,7 @@ def test_a_path_too_long_for_the_index_is_skipped_not_a_crash(tmp_path: Path) ->
         f"skipped {LONG_FILE}: path too long (526 bytes, the index holds at most 510)",
         f"skipped {TOO_LONG_FOLDER}/ffff: path too long (511 bytes, the index holds at most 510)",
     ]
-    assert "1 file indexed" in init.err
+    assert "1 file (2 B) indexed" in init.err
     doc = run_sq("scan", a, "--json").check().json
     assert sorted(s["path"] for s in doc["skipped"]) == [LONG_FILE, TOO_LONG_FOLDER + "/ffff"]
     assert b"ok.jpg" in indexed(a) and not any(len(p) > 510 for p in indexed(a))
