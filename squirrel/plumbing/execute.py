@@ -452,16 +452,7 @@ class Executor:
             # what it lacks is looked for. A large sync is made of many
             # plans, each with a pass of its own: 100,000 files applied
             # from a bundle made 500 passes over a growing index.
-            smallest = LOCAL_FROM if getattr(self.source, "complete", False) else 0
-            holds: Callable[[bytes], bool] | None = getattr(self.source, "has", None)
-            wanted = {
-                act.a.oid
-                for act in self.plan.actions
-                if act.kind == WRITE
-                and act.a is not None
-                and act.a.size >= smallest
-                and (holds is None or not holds(act.a.oid))
-            }
+            wanted = worth_looking_for(self.plan, self.source)
             self._local = self.idx.paths_with_objects(wanted) if wanted else {}
             self._looked_for = wanted
         for p in self._local.get(oid, []):
@@ -641,6 +632,23 @@ class Executor:
             self.result.created += 1
         else:
             self.result.updated += 1
+
+
+def worth_looking_for(plan: Plan, source: ContentSource) -> set[bytes]:
+    """The content `plan` writes that is looked for among the receiver's
+    own files (and its trash) before the sender is asked for it: from a
+    sender that has every content, only files of `LOCAL_FROM` bytes or
+    more; from a source of content by id, what it does not hold."""
+    smallest = LOCAL_FROM if getattr(source, "complete", False) else 0
+    holds: Callable[[bytes], bool] | None = getattr(source, "has", None)
+    return {
+        act.a.oid
+        for act in plan.actions
+        if act.kind == WRITE
+        and act.a is not None
+        and act.a.size >= smallest
+        and (holds is None or not holds(act.a.oid))
+    }
 
 
 def moves_a_file(act: Action) -> bool:

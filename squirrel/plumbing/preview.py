@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 
 from squirrel.plumbing import fsops
-from squirrel.plumbing.execute import LOCAL_FROM, ExecResult
+from squirrel.plumbing.execute import ExecResult, worth_looking_for
 from squirrel.plumbing.fetch import ContentSource, missing_content
 from squirrel.plumbing.index import Entry
 from squirrel.plumbing.plan import DELETE, MKDIR, RMDIR, WRITE, Action, Plan
@@ -102,16 +102,7 @@ class _Preview:
     def _local_copies(self) -> set[bytes]:
         """The content the plan writes that the executor takes from the
         receiver rather than from the sender (see `Executor._local_chunks`)."""
-        smallest = LOCAL_FROM if getattr(self.source, "complete", False) else 0
-        holds = getattr(self.source, "has", None)
-        wanted = {
-            act.a.oid
-            for act in self.plan.actions
-            if act.kind == WRITE
-            and act.a is not None
-            and act.a.size >= smallest
-            and (holds is None or not holds(act.a.oid))
-        }
+        wanted = worth_looking_for(self.plan, self.source)
         found: set[bytes] = set()
         for oid, held in self.rep.index.paths_with_objects(wanted).items():
             if any(self._holds(p, oid) for p in held):
