@@ -212,8 +212,11 @@ def conflicts_cmd(path: str, as_json: bool) -> None:
 @click.argument("path", type=FolderPath())
 @click.argument("file", shell_complete=complete_conflict)
 @click.option("--keep", type=click.Choice(["path", "copy"]), required=True, help="Which version stays at the path.")
+@click.option(
+    "--dry-run", is_flag=True, help="Report what would be kept and what trashed; change nothing (not even the scan)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-def resolve_cmd(path: str, file: str, keep: str, as_json: bool) -> None:
+def resolve_cmd(path: str, file: str, keep: str, dry_run: bool, as_json: bool) -> None:
     """Settle the conflict at FILE in replica PATH.
 
     --keep path keeps the version at the path and moves the copy to the trash;
@@ -221,14 +224,22 @@ def resolve_cmd(path: str, file: str, keep: str, as_json: bool) -> None:
     trash). FILE may name the path or its conflict copy.
     """
     with live(as_json) as line:
-        rep = resolve_mod.resolve(path, file, keep, scan_progress=line.scan)
+        rep = resolve_mod.resolve(path, file, keep, scan_progress=line.scan, dry_run=dry_run)
     if as_json:
         emit_json(
-            {**paths.json_path(rep.path), "kept": keep, "trashed": paths.display(rep.trashed) if rep.trashed else None}
+            {
+                **paths.json_path(rep.path),
+                "kept": keep,
+                "trashed": paths.display(rep.trashed) if rep.trashed else None,
+                "dry_run": rep.dry_run,
+            }
         )
     summary(
-        f"resolved {paths.display(rep.path)}: kept the {keep} version"
-        + (f", {paths.display(rep.trashed)} moved to the trash" if rep.trashed else "")
+        f"{'would resolve' if rep.dry_run else 'resolved'} {paths.display(rep.path)}:"
+        f" {'keep' if rep.dry_run else 'kept'} the {keep} version"
+        + (f", {paths.display(rep.trashed)} {'to' if rep.dry_run else 'moved to'} the trash" if rep.trashed else "")
+        + (f"; {'would mark' if rep.dry_run else 'marked'} its record resolved" if rep.marked else "")
+        + (" (dry run: nothing written)" if rep.dry_run else "")
     )
 
 

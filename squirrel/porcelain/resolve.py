@@ -5,6 +5,9 @@ of the directory, as a local edit; since the replica's sync time already
 covers both versions, the edit reaches every other replica without a new
 conflict. A conflict without a copy changes nothing on disk: its record is
 marked resolved instead, and the mark travels (see `conflicts`).
+
+A dry run scans and decides the same way on an index that holds its writes,
+and stops before the first change: the intent log, the trash, the files.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ class ResolveReport:
     kept: str
     trashed: bytes | None
     conflict: ConflictRecord
+    marked: bool  # nothing changed on disk: the conflict's record is marked resolved
+    dry_run: bool = False
 
 
 def _find(rep: Replica, rel: bytes) -> ConflictRecord:
@@ -42,10 +47,17 @@ def _find(rep: Replica, rel: bytes) -> ConflictRecord:
     return found[0]
 
 
-def resolve(path: str, file: str, keep: str, scan_progress: ScanProgress | None = None) -> ResolveReport:
+def resolve(
+    path: str, file: str, keep: str, scan_progress: ScanProgress | None = None, dry_run: bool = False
+) -> ResolveReport:
+    """Settle the conflict `file` names by keeping `keep`; with `dry_run`,
+    report what would be kept and trashed, and change nothing (not even the
+    scan that comes first)."""
     if keep not in ("path", "copy"):
         raise BadUsage(f"--keep must be 'path' or 'copy', not {keep!r}")
-    with Replica.open(path) as rep:
+    with Replica.open(path, write=not dry_run) as rep:
+        if dry_run:
+            rep.index.hold_writes()
         scan_replica(rep, scan_progress)
         rec = _find(rep, paths.user_relpath(rep.root, file))
         rel, copy = rec.path, rec.copy
@@ -62,8 +74,13 @@ def resolve(path: str, file: str, keep: str, scan_progress: ScanProgress | None 
                 raise NoSuchConflict(f"{paths.display(rel)} is a directory; move the copy by hand")
             steps = [journal.removed(rel, current)] if current is not None else []
             steps.append(journal.moved(copy, rel, copy_entry))
+            trashed = rel if current is not None else None
         elif copy is not None and copy_entry is not None:
             steps = [journal.removed(copy, copy_entry)]
+            trashed = copy
+        marked = copy is None and rec.tracked
+        if dry_run:
+            return ResolveReport(rel, keep, trashed, rec, marked, dry_run=True)
         # Two steps (the version at the path to the trash, the copy over it):
         # a kill between them is undone by the next command (see `journal`).
         with rep.journal.batch(idx, steps):
@@ -75,14 +92,12 @@ def resolve(path: str, file: str, keep: str, scan_progress: ScanProgress | None 
                     fsops.replace_keeping_old(
                         idx, rep.trash_dir, fsops.abspath(root, copy), root, rel, current, reason=TrashReason(RESOLVED)
                     )
-                    trashed = rel
                 else:
                     fsops.install(fsops.abspath(root, copy), root, rel)
             elif copy is not None and copy_entry is not None:
                 fsops.recheck(root, copy, copy_entry)
                 fsops.trash(idx, rep.trash_dir, root, copy, copy_entry, TrashReason(RESOLVED))
-                trashed = copy
-            if copy is None and rec.tracked:  # nothing changes on disk: mark it, for the mark to travel
+            if marked:  # nothing changes on disk: mark it, for the mark to travel
                 conflicts.mark_resolved(idx, rec)
             else:
                 idx.drop_conflict(rec)
@@ -91,4 +106,4 @@ def resolve(path: str, file: str, keep: str, scan_progress: ScanProgress | None 
         scanner = Scanner(rep.root, idx)
         scan.record(idx, list(scanner.changes(paths.parent_of(rel))))
         rep.trash.apply_policy()
-        return ResolveReport(rel, keep, trashed, rec)
+        return ResolveReport(rel, keep, trashed, rec, marked)

@@ -175,3 +175,44 @@ def test_a_dry_pack_reports_the_bundle_pack_writes_and_writes_nothing(tmp_path: 
         (out / "b.sqb").unlink()
     text = run_sq("pack", a, "-o", out / "b.sqb", "--dry-run").check()
     assert "(dry run: nothing written)" in text.err and not (out / "b.sqb").exists()
+
+
+def test_a_dry_resolve_reports_what_resolve_keeps_and_trashes_and_changes_nothing(tmp_path: Path) -> None:
+    a, b, c = vault_of(tmp_path, "a", "b", "c")
+    make_tree(a, {"p.txt": "v1", "q.txt": "v1", "r.txt": "v1", "gone.txt": "v1"})
+    sq("push", a, b)
+    sq("push", a, c)
+    for name, secs in (("p.txt", 300), ("q.txt", 300), ("r.txt", 300)):
+        write(a / name, f"{name} from a", seconds_ago=secs)
+        write(b / name, f"{name} from b", seconds_ago=secs / 2)
+    write(c / "r.txt", "r.txt from c", seconds_ago=60)
+    (a / "gone.txt").unlink()
+    write(b / "gone.txt", "b's edit", seconds_ago=60)
+    sq("push", a, b)
+    sq("push", a, c)
+    sq("push", b, c)
+    by_path = {(x["path"], x["copy"]) for x in sq("conflicts", b)}
+    assert ("gone.txt", None) in by_path, "a conflict without a copy"
+    assert len([x for x in sq("conflicts", c) if x["path"] == "r.txt"]) == 2
+    # Changes not scanned yet: resolve scans first, and a dry one records none of it.
+    write(b / "unscanned.txt", "new")
+
+    for file, keep in (("p.txt", "path"), ("q.txt", "copy"), ("gone.txt", "path")):
+        dry, real = dry_then_real(["resolve", b, file, "--keep", keep], b)
+        assert dry == real
+    assert [x["path"] for x in sq("conflicts", b)] == ["r.txt"], "the real runs settled the others"
+
+    before = on_disk(b, c)
+    # Nothing to resolve (14), and two conflicts at one path (2): the real run's errors.
+    for args, code in (([b, "p.txt"], 14), ([c, "r.txt"], 2)):
+        for how in ([], ["--dry-run"]):
+            ran = run_sq("resolve", *args, "--keep", "path", *how)
+            assert ran.code == code and ran.error_lines == run_sq("resolve", *args, "--keep", "path").error_lines
+    assert on_disk(b, c) == before
+
+    text = run_sq("resolve", c, c / "unknown", "--keep", "copy", "--dry-run")
+    assert text.code == 14
+    copies = [x["copy"] for x in sq("conflicts", c) if x["path"] == "r.txt"]
+    text = run_sq("resolve", c, copies[0], "--keep", "copy", "--dry-run").check()
+    assert "would resolve r.txt: keep the copy version, r.txt to the trash (dry run: nothing written)" in text.err
+    assert on_disk(b, c) == before
