@@ -735,6 +735,8 @@ def real_json(tmp_path_factory: pytest.TempPathFactory) -> dict[gen_help.Command
         (trash_dir / blake3.blake3(b"stray").hexdigest()).write_bytes(b"stray")
         sq("trash", "purge", t2, "--all")
         sq("trash", "policy", t2, "--keep-days", "30")
+        sq("reidentify", t2, "--dry-run")
+        sq("reidentify", t2)
     return sq.docs
 
 

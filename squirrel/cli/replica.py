@@ -322,9 +322,30 @@ def verify_cmd(path: str, quick: bool, max_bytes: int | None, repair: bool, dry_
 @cli.command("reidentify")
 @click.argument("path", type=FolderPath())
 @click.option("--name", help="A new name for the replica (default: keep its name).")
-def reidentify_cmd(path: str, name: str | None) -> None:
+@click.option("--dry-run", is_flag=True, help="Report the names the replica would have; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the new identity as JSON on stdout.")
+def reidentify_cmd(path: str, name: str | None, dry_run: bool, as_json: bool) -> None:
     """Give replica PATH a new identity (a drive restored from an old backup,
     or a cloned drive), so that none of its new events reuses a counter other
     replicas already know. Its files and history are kept."""
-    old, new = reidentify_mod.reidentify(path, name)
-    summary(f"{path}: replica {old.name} ({old.replica}) is now {new.name} ({new.replica})")
+    rep = reidentify_mod.reidentify(path, name, dry_run=dry_run)
+    old, new = rep.old, rep.new
+    if as_json:
+        # A dry run makes no id: the replica gets its new one when it is made.
+        emit_json(
+            {
+                "vault": new.vault,
+                "replica": None if rep.dry_run else new.replica,
+                "name": new.name,
+                "old_replica": old.replica,
+                "old_name": rep.old_renamed,
+                "dry_run": rep.dry_run,
+            }
+        )
+    if rep.dry_run:
+        summary(
+            f"{path}: replica {old.name} ({old.replica}) would get a new id, named {new.name};"
+            f" its past as {rep.old_renamed} (dry run: nothing written)"
+        )
+    else:
+        summary(f"{path}: replica {old.name} ({old.replica}) is now {new.name} ({new.replica})")

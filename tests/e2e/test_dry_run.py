@@ -216,3 +216,18 @@ def test_a_dry_resolve_reports_what_resolve_keeps_and_trashes_and_changes_nothin
     text = run_sq("resolve", c, copies[0], "--keep", "copy", "--dry-run").check()
     assert "would resolve r.txt: keep the copy version, r.txt to the trash (dry run: nothing written)" in text.err
     assert on_disk(b, c) == before
+
+
+def test_a_dry_reidentify_reports_the_names_the_replica_would_have_and_changes_nothing(tmp_path: Path) -> None:
+    carrier = tmp_path / "carrier"
+    (tmp_path / "drives").mkdir()
+    a, b = vault_of(tmp_path / "drives", "a", "b")
+    make_tree(a, {"x.txt": "x"})
+    sq("sync", a, "--carrier", carrier)  # a remembers the carrier's visit
+    assert any(n.startswith("carrier-") for n in os.listdir(a / ".squirrel")), "which a real run forgets"
+
+    dry, real = dry_then_real(["reidentify", a, "--name", "a2"], tmp_path)
+    assert dry.pop("replica") is None and real.pop("replica") != dry["old_replica"], "only the real run makes an id"
+    assert dry == real and (real["name"], real["old_name"]) == ("a2", "a-old")
+    text = run_sq("reidentify", b, "--dry-run").check()
+    assert "would get a new id, named b; its past as b-old (dry run: nothing written)" in text.err

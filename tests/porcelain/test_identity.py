@@ -39,7 +39,7 @@ def test_a_replica_restored_from_an_old_backup_is_refused_then_reidentified(tmp_
         push(str(b), str(a))
     assert tree(a, folders=False) == {"x.jpg": b"x2 made on b", "y.jpg": b"y1"}  # nothing changed on a
     old_id = read_identity(str(b)).replica
-    _, new = reidentify(str(b))
+    new = reidentify(str(b)).new
     assert new.replica != old_id and new.vault == read_identity(str(a)).vault
     push(str(b), str(a))
     push(str(a), str(b))
