@@ -680,6 +680,8 @@ def real_json(tmp_path_factory: pytest.TempPathFactory) -> dict[gen_help.Command
         sq("sync", e1, "--carrier", carrier)
         sq("sync", e2, "--carrier", carrier)
         sq("carrier", "status", "--carrier", carrier)
+        sq("carrier", "config", "--carrier", carrier, "--scrub", "1G", "--dry-run")
+        sq("carrier", "config", "--carrier", tmp / "new-carrier", "--max-size", "1G")
         # A drive lost and forgotten, a version on one drive only, and the ranking of the drives.
         e3 = tmp / "e3"
         e3.mkdir()

@@ -17,7 +17,7 @@ from squirrel.cli.complete import FolderPath, complete_drive, complete_vault
 from squirrel.cli.output import SizeParam, emit_json, human_bytes, summary, when
 from squirrel.cli.sync import CARRIER_HELP
 from squirrel.plumbing import paths
-from squirrel.plumbing.carrier import Carrier, carrier_dir_from
+from squirrel.plumbing.carrier import carrier_dir_from
 from squirrel.plumbing.holdings import DEFAULT_COPIES
 from squirrel.porcelain import at_risk as at_risk_mod
 from squirrel.porcelain import carrier as carrier_mod
@@ -86,16 +86,39 @@ def carrier_status_cmd(carrier_dir: str | None, as_json: bool) -> None:
 @click.option(
     "--scrub", type=SizeParam(), help="Set how much of each drive a visit re-reads for rot (K/M/G/T; 0: none)."
 )
-def carrier_config_cmd(carrier_dir: str | None, max_size: int | None, scrub: int | None) -> None:
+@click.option("--dry-run", is_flag=True, help="Report the settings the carrier would have; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the settings as JSON on stdout.")
+def carrier_config_cmd(
+    carrier_dir: str | None, max_size: int | None, scrub: int | None, dry_run: bool, as_json: bool
+) -> None:
     """Show or set the carrier's settings: its size budget, and the scrub
     budget of each visit (`sq sync --scrub`)."""
-    c = Carrier(where(carrier_dir), create=max_size is not None or scrub is not None)
-    if max_size is not None:
-        c.set_max_size(max_size)
-    if scrub is not None:
-        c.set_scrub(scrub)
-    click.echo(f"max-size {c.max_size} ({human_bytes(c.max_size)})")
-    click.echo(f"scrub {c.scrub} ({human_bytes(c.scrub)} per visit)" if c.scrub else "scrub 0 (none)")
+    st = carrier_mod.carrier_config(where(carrier_dir), max_size, scrub, dry_run=dry_run)
+    if as_json:
+        emit_json(
+            {
+                "path": st.path,
+                "max_size": st.max_size,
+                "scrub": st.scrub,
+                "was_max_size": st.was_max_size,
+                "was_scrub": st.was_scrub,
+                "dry_run": st.dry_run,
+            }
+        )
+    else:
+        click.echo(f"max-size {st.max_size} ({human_bytes(st.max_size)})")
+        click.echo(f"scrub {st.scrub} ({human_bytes(st.scrub)} per visit)" if st.scrub else "scrub 0 (none)")
+    if max_size is None and scrub is None:
+        return
+    changes = []
+    if st.made:
+        changes.append(f"{'would make' if st.dry_run else 'made'} the carrier {st.path}")
+    for what, now, was in (("max-size", st.max_size, st.was_max_size), ("scrub", st.scrub, st.was_scrub)):
+        if now != was and (what == "max-size" or now or was):
+            changes.append(f"{what} {human_bytes(now)}" + (f" (was {human_bytes(was)})" if was is not None else ""))
+    summary(
+        ("; ".join(changes) if changes else "nothing to change") + (" (dry run: nothing written)" if st.dry_run else "")
+    )
 
 
 @carrier_group.command("forget")

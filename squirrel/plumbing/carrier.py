@@ -48,10 +48,15 @@ def is_carrier(path: str) -> bool:
 class Carrier:
     """The carrier directory: its config and the vaults it serves."""
 
-    def __init__(self, root: str, create: bool = False) -> None:
+    def __init__(self, root: str, create: bool = False, *, hold_writes: bool = False) -> None:
+        """With `hold_writes` (a dry run), the carrier is made and its
+        settings are changed in memory only: nothing is written."""
         self.root = os.path.abspath(root)
         self.config_path = os.path.join(self.root, CARRIER_CONFIG)
         self._open: dict[str, ObjectStore] = {}  # vault id -> the store of the vault open here
+        self._held = hold_writes
+        self.config: dict[str, Any] = {}
+        self.made = False  # made by this opening
         if not is_carrier(self.root):
             _refuse_drive(self.root)
             if os.path.exists(self.root) and not os.path.isdir(self.root):
@@ -59,11 +64,16 @@ class Carrier:
             if not create:
                 raise BadPath(f"not a carrier: {self.root} (no {CARRIER_CONFIG})")
             refuse_occupied(self.root)
-            os.makedirs(os.path.join(self.root, "vaults"), exist_ok=True)
-            free = shutil.disk_usage(self.root).free
+            if not self._held:
+                os.makedirs(os.path.join(self.root, "vaults"), exist_ok=True)
+            # The folder, made or not yet, is on the file system of the
+            # nearest folder above it that exists.
+            free = shutil.disk_usage(_nearest_existing(self.root)).free
             # A budget must exist: start with half of the free space, and say so.
             self._write({"format": CARRIER_FORMAT, "max_size": free // 2})
-        self.config = self._read()
+            self.made = True
+        if not self.made:
+            self.config = self._read()
 
     def _read(self) -> dict[str, Any]:
         try:
@@ -83,7 +93,9 @@ class Carrier:
         return cfg
 
     def _write(self, cfg: dict[str, Any]) -> None:
-        write_file_atomic(self.config_path, json.dumps(cfg, indent=1, sort_keys=True).encode())
+        self.config = cfg
+        if not self._held:
+            write_file_atomic(self.config_path, json.dumps(cfg, indent=1, sort_keys=True).encode())
 
     @property
     def max_size(self) -> int:
@@ -466,6 +478,12 @@ def _refuse_drive(root: str) -> None:
             f"{root} is inside the replica {outer}: a carrier there would be synced as the drive's files;"
             " give a folder outside every drive"
         )
+
+
+def _nearest_existing(path: str) -> str:
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    return path
 
 
 def refuse_occupied(root: str) -> None:

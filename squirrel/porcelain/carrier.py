@@ -1,8 +1,10 @@
 """`sq carrier status`: what the carrier holds, for which drive, which drives
-it was told to forget, and how much of the vault is on one drive only."""
+it was told to forget, and how much of the vault is on one drive only; and
+`sq carrier config`: its settings."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from squirrel.errors import BadPath, BadUsage
@@ -73,3 +75,35 @@ def open_one_vault(carrier: Carrier, vault: str | None) -> CarrierVault:
     if len(ids) > 1:
         raise BadUsage(f"the carrier {carrier.root} serves {counted(len(ids), 'vault')} ({', '.join(ids)}); name one")
     return carrier.open_vault(ids[0])
+
+
+@dataclass
+class CarrierSettings:
+    """The carrier's settings after `sq carrier config`, and before it."""
+
+    path: str
+    max_size: int
+    scrub: int
+    was_max_size: int | None  # None: the carrier was made by this command
+    was_scrub: int | None
+    dry_run: bool = False
+
+    @property
+    def made(self) -> bool:
+        return self.was_max_size is None
+
+
+def carrier_config(
+    carrier_path: str, max_size: int | None = None, scrub: int | None = None, dry_run: bool = False
+) -> CarrierSettings:
+    """Show the carrier's settings, or set those given (making the carrier
+    if there is none yet); with `dry_run`, report what they would be and
+    write nothing."""
+    setting = max_size is not None or scrub is not None
+    c = Carrier(carrier_path, create=setting, hold_writes=dry_run)
+    was_max_size, was_scrub = (None, None) if c.made else (c.max_size, c.scrub)
+    if max_size is not None:
+        c.set_max_size(max_size)
+    if scrub is not None:
+        c.set_scrub(scrub)
+    return CarrierSettings(c.root, c.max_size, c.scrub, was_max_size, was_scrub, dry_run)

@@ -231,3 +231,17 @@ def test_a_dry_reidentify_reports_the_names_the_replica_would_have_and_changes_n
     assert dry == real and (real["name"], real["old_name"]) == ("a2", "a-old")
     text = run_sq("reidentify", b, "--dry-run").check()
     assert "would get a new id, named b; its past as b-old (dry run: nothing written)" in text.err
+
+
+def test_a_dry_carrier_config_reports_the_settings_and_writes_nothing(tmp_path: Path) -> None:
+    carrier = tmp_path / "carrier"
+    dry, real = dry_then_real(["carrier", "config", "--carrier", carrier, "--max-size", "1M"], tmp_path)
+    assert dry == real and (real["max_size"], real["was_max_size"]) == (1 << 20, None), "made by the real run"
+
+    args: list[str | Path] = ["carrier", "config", "--carrier", carrier, "--max-size", "2M", "--scrub", "5M"]
+    dry, real = dry_then_real(args, tmp_path)
+    assert dry == real
+    assert (real["max_size"], real["was_max_size"], real["scrub"], real["was_scrub"]) == (2 << 20, 1 << 20, 5 << 20, 0)
+    text = run_sq(*args[:4], "--max-size", "3M", "--dry-run").check()
+    assert "max-size 3.0 MiB (was 2.0 MiB) (dry run: nothing written)" in text.err
+    assert sq("carrier", "config", "--carrier", carrier)["max_size"] == 2 << 20
