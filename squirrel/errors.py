@@ -80,6 +80,20 @@ class BadBundle(SquirrelError):
     exit_code = 10
 
 
+class DamagedObject(BadBundle):
+    """An object of a bundle did not match its id as `sq apply` copied it,
+    which ended the apply. It shares `BadBundle`'s code, since the bundle is
+    damaged all the same, but unlike a refused bundle the replica changed:
+    `applied` counts the changes made before the object was met, each file
+    complete and verified. A re-run meets the same object."""
+
+    def __init__(self, message: str, path: bytes, oid: bytes, applied: int) -> None:
+        super().__init__(message)
+        self.path = path
+        self.oid = oid
+        self.applied = applied
+
+
 class OutOfSpace(SquirrelError):
     exit_code = 11
 
@@ -166,6 +180,7 @@ ALL_ERRORS: tuple[type[SquirrelError], ...] = (
     UnsupportedFormat,
     CorruptIndex,
     BadBundle,
+    DamagedObject,
     OutOfSpace,
     UnsafePath,
     ChangedDuringOperation,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 
-from squirrel.errors import BadBundle, BadPath, ContentUnavailable, WrongVault
+from squirrel.errors import BadBundle, BadPath, ContentUnavailable, DamagedObject, WrongVault
 from squirrel.plumbing import fsops, paths
 from squirrel.plumbing.bundle import BundleReader, BundleTree
 from squirrel.plumbing.index import Entry
@@ -96,14 +96,17 @@ def apply(
         return report
 
 
-def _damaged(bundle: str, damaged: tuple[bytes, Entry], report: SyncReport) -> BadBundle:
+def _damaged(bundle: str, damaged: tuple[bytes, Entry], report: SyncReport) -> DamagedObject:
     """The error that ends an apply which met an object not matching its
     id: which one, and what was applied before it (each file verified as
     it was written, so complete). A re-run meets the same object."""
     path, entry = damaged
     done = report.created + report.updated + report.deleted
-    return BadBundle(
+    return DamagedObject(
         f"bad bundle {bundle}: the content it carries for {paths.display(path)} (object {entry.oid.hex()})"
         f" is damaged; {counted(done, 'change')} applied before it, each file complete and verified, nothing"
-        " after it (`sq bundle verify` checks a whole bundle; pack a new one)"
+        " after it (`sq bundle verify` checks a whole bundle; pack a new one)",
+        path,
+        entry.oid,
+        done,
     )

@@ -16,7 +16,7 @@ from typing import Any
 import blake3
 import pytest
 
-from squirrel.errors import BadBundle, ContentUnavailable, CorruptCarrier, WrongVault
+from squirrel.errors import BadBundle, ContentUnavailable, CorruptCarrier, DamagedObject, WrongVault
 from squirrel.plumbing.bundle import BundleReader
 from squirrel.plumbing.knowledge import Knowledge
 from squirrel.porcelain.init import init
@@ -260,7 +260,7 @@ def test_a_damaged_object_ends_the_apply_with_exit_10_and_says_what_was_applied(
 
     for applied in ("1 change", "0 changes"):  # a retry meets the same object
         ran = sq_in_process("apply", tmp_path / "bad.sqb", b)
-        assert ran.code == 10
+        assert ran.code == DamagedObject.exit_code == 10
         line = one_error(ran.stderr)
         assert f"the content it carries for r.bin (object {oid}) is damaged" in line
         assert f"{applied} applied before it, each file complete and verified" in line
