@@ -155,9 +155,18 @@ def render_sync(rep: SyncReport, as_json: bool, what: str) -> None:
         + (" (dry run: nothing written)" if rep.dry_run else "")
     )
     if rep.failed:
-        raise SyncIncomplete(
-            f"{counted(len(rep.failed), 'path')} could not be synced (see above); run the command again"
-        )
+        raise SyncIncomplete(f"{counted(len(rep.failed), 'path')} could not be synced (see above); {retry(rep)}")
+
+
+def retry(rep: SyncReport) -> str:
+    """What a re-run does for the failed paths: most failures (a file in
+    use, a full disk) pass, but a path refused for good fails again."""
+    again = sum(1 for p, _ in rep.failed if p not in rep.lasting)
+    if again == len(rep.failed):
+        return "run the command again"
+    if again == 0:
+        return "running the command again will not help (see each reason)"
+    return f"running the command again retries {counted(again, 'path')}; the others it cannot sync (see each reason)"
 
 
 def scrub_line(state: ScrubState, under_way: bool) -> str:

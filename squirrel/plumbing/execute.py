@@ -24,7 +24,7 @@ from squirrel.plumbing import conflicts, faults, fsops, journal, paths
 from squirrel.plumbing.casefold import CaseFolding
 from squirrel.plumbing.durable import fsync_dir
 from squirrel.plumbing.fetch import ContentSource, Fetcher
-from squirrel.plumbing.index import KIND_FILE, Entry, new_dir, racy_flag
+from squirrel.plumbing.index import KIND_FILE, Entry, new_dir, racy_flag, too_long
 from squirrel.plumbing.ledger import (
     FailedPaths,
     record_deletion,
@@ -91,6 +91,7 @@ class ExecResult:
     conflicts: list[Conflict] = field(default_factory=list)
     failed: list[tuple[bytes, str, bool]] = field(default_factory=list)  # path, why, content unavailable
     failed_paths: FailedPaths = field(default_factory=FailedPaths)
+    lasting: set[bytes] = field(default_factory=set)  # failed paths a re-run fails again (too long to record)
 
 
 class Executor:
@@ -314,6 +315,8 @@ class Executor:
         paths.check_relpath(act.path)
         if act.kind == MOVE_ASIDE:
             paths.check_relpath(act.target)
+        if not self.idx.fits(act.path):
+            self._too_long(act)
         if act.kind == WRITE:
             self._write(act)
         elif act.kind == META:
@@ -352,6 +355,18 @@ class Executor:
             record_notice(self.idx, act.path, act.m)
         else:  # pragma: no cover - the planner makes no other kinds
             raise AssertionError(act.kind)
+
+    def _too_long(self, act: Action) -> None:
+        """Refuse a path the index cannot record (only a bundle can bring
+        one: no scan records it) before anything of it is written: a file
+        written but not recorded would be left out by every later scan. A
+        folder is refused with everything below it, in one line."""
+        self.result.lasting.add(act.path)
+        if act.kind == MKDIR:
+            self._refused_dirs.add(act.path)
+        raise UnsafePath(
+            f"{too_long(act.path, self.idx.max_path)}; no re-run can sync it: it must be renamed where it was made"
+        )
 
     def _mkdir(self, act: Action) -> None:
         fsops.check_parents(self.root, act.path)

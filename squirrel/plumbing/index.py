@@ -246,7 +246,9 @@ class ReplicaIndex(BatchedEnv):
         if len(key) > self.max_path + 1:
             if value is None:
                 return  # nothing stored there to remove
-            self.check_fits(key[1:])
+            # An entry's key is its parent, NUL and its name; the others
+            # are a one-byte prefix and the path.
+            self.check_fits(key.replace(b"\0", b"/").lstrip(b"/") if db == "entries" else key[1:])
         super()._put(db, key, value)
 
     def _pending_in(self, db: str, prefix: bytes) -> dict[bytes, bytes | None]:

@@ -61,6 +61,7 @@ class SyncReport:
     visited: int = 0
     conflicts: list[ConflictRecord] = field(default_factory=list)
     failed: list[tuple[bytes, str]] = field(default_factory=list)
+    lasting: set[bytes] = field(default_factory=set)  # failed paths a re-run cannot sync (see each reason)
     deferred: list[tuple[bytes, str]] = field(default_factory=list)  # content not carried this time
     incomplete: list[bytes] = field(default_factory=list)  # subtrees the sender's view did not cover
     dry_run: bool = False
@@ -74,6 +75,7 @@ class SyncReport:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.conflicts += other.conflicts
         self.failed += other.failed
+        self.lasting |= other.lasting
         self.deferred += other.deferred
         self.incomplete += other.incomplete
         self.healed += other.healed
@@ -255,6 +257,7 @@ def _tally(report: SyncReport, plan: Plan, result: ExecResult, names: dict[str, 
     report.conflicts += [c.record(names) for c in result.conflicts]
     for path, why, unavailable in result.failed:
         (report.deferred if unavailable else report.failed).append((path, why))
+    report.lasting |= result.lasting
 
 
 def heal_from(
