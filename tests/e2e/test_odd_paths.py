@@ -7,9 +7,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from squirrel.errors import SyncIncomplete
 from squirrel.plumbing import paths
 from squirrel.plumbing.index import NAMES_CHECKED_KEY
 from squirrel.plumbing.replica import Replica
+from tests.bundle_tools import join_bundle, split_bundle
 from tests.helpers import indexed, run_sq, tree, write
 
 LONG_DIR = "a" * 200 + "/" + "b" * 200
@@ -42,6 +44,44 @@ def test_a_path_too_long_for_the_index_is_skipped_not_a_crash(tmp_path: Path) ->
     assert len(skipped_lines(push.err)) == 2
     assert tree(b, folders=False) == {"ok.jpg": b"ok"}
     assert tree(a / LONG_DIR, folders=False) == {"c" * 120 + ".jpg": b"x"}, "the sender keeps it"
+
+
+def test_a_path_too_long_for_the_index_in_a_bundle_is_refused_for_good_and_the_rest_applied(tmp_path: Path) -> None:
+    # No scan records such a path, so no sq packs one: the bundle is made by hand.
+    a, b = tmp_path / "A", tmp_path / "B"
+    write(a / LONG_DIR / "short.jpg", "x")
+    write(a / "ok.jpg", "ok")
+    run_sq("init", a).check()
+    b.mkdir()
+    run_sq("init", b, "--join", a).check()
+    run_sq("pack", a, "-o", tmp_path / "good.sqb").check()
+    parts = split_bundle((tmp_path / "good.sqb").read_bytes())
+    for r in parts.records:
+        if r.path == f"{LONG_DIR}/short.jpg".encode():
+            r.path = LONG_FILE.encode()
+    (tmp_path / "long.sqb").write_bytes(join_bundle(parts))
+    why = (
+        "path too long (526 bytes, the index holds at most 510);"
+        " no re-run can sync it: it must be renamed where it was made"
+    )
+
+    for created in (3, 0):  # a re-run meets the same refusal, and nothing else to do
+        ran = run_sq("apply", tmp_path / "long.sqb", b)
+        assert ran.code == SyncIncomplete.exit_code == 18
+        assert [line for line in ran.out.splitlines() if line.startswith("failed ")] == [
+            f"failed    {LONG_FILE}: {why}"
+        ]
+        assert f"apply: {created} created, 0 updated, 0 deleted" in ran.err
+        assert ran.err.strip().splitlines()[-1] == (
+            "sq: error: 1 path could not be synced (see above);"
+            " running the command again will not help (see each reason)"
+        )
+        assert tree(b, folders=False) == {"ok.jpg": b"ok"}, "nothing of the long path is written"
+        assert tree(b / LONG_DIR) == {}
+        assert list((b / ".squirrel" / "tmp").iterdir()) == []
+        assert not any(len(p) > 510 for p in indexed(b))
+    doc = run_sq("apply", tmp_path / "long.sqb", b, "--json").json
+    assert doc["failed"] == [{"path": LONG_FILE, "error": why}]
 
 
 def test_a_backslash_name_is_skipped_and_never_blocks_a_sync(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import lmdb
 import pytest
 
-from squirrel.errors import CorruptIndex, UnsupportedFormat
+from squirrel.errors import CorruptIndex, UnsafePath, UnsupportedFormat
 from squirrel.plumbing import ids, index
 from squirrel.plumbing.index import (
     FLAG_RACY,
@@ -477,3 +477,69 @@ def test_a_damaged_sync_time_is_a_corrupt_index(index_dir: str) -> None:
 
 def test_kinds_are_file_and_dir() -> None:
     assert index.KIND_NAMES == {KIND_FILE: "file", KIND_DIR: "dir"}
+
+
+# Paths the index cannot hold, names no sync carries -------------------------------
+def test_max_path_is_one_byte_short_of_lmdbs_key_limit(idx: ReplicaIndex) -> None:
+    assert idx.max_path == idx.env.max_key_size() - 1 == 510
+    assert idx.fits(b"a" * 510) and not idx.fits(b"a" * 511)
+    assert idx.fits(b"d/" + b"a" * 508) and not idx.fits(b"d/" + b"a" * 509)
+
+
+@pytest.mark.parametrize("path", [b"a" * 511, b"d" * 200 + b"/" + b"e" * 325], ids=["top", "nested"])
+def test_a_path_too_long_is_refused_with_its_length_and_nothing_of_the_batch_is_lost(
+    idx: ReplicaIndex, path: bytes
+) -> None:
+    idx.put(b"ok.txt", file_entry())
+    with pytest.raises(UnsafePath) as refused:
+        idx.put(path, file_entry())
+    assert refused.value.message == f"path too long ({len(path)} bytes, the index holds at most 510)"
+    with pytest.raises(UnsafePath):
+        idx.set_stored_sync(path, VectorTime.event(OTHER, 3))
+    idx.delete(path)  # nothing is stored there: forgetting it is no error
+    idx.drop_notice(path)
+    assert idx.get(path) is None and idx.stored_sync(path) is None
+    idx.commit()  # the refusals left nothing in the batch that LMDB would refuse
+    idx = reopen(idx)
+    assert idx.get(b"ok.txt") == file_entry()
+    assert [p for p, _ in idx.walk()] == [b"", b"ok.txt"]
+    idx.close()
+
+
+def test_the_longest_path_that_fits_is_recorded_everywhere(idx: ReplicaIndex) -> None:
+    path = b"d" * 200 + b"/" + b"e" * 309  # 510 bytes
+    idx.put(path, file_entry())
+    idx.set_stored_sync(path, VectorTime.event(OTHER, 3))
+    idx.commit()
+    idx = reopen(idx)
+    assert idx.get(path) == file_entry() and idx.stored_sync(path) == VectorTime.event(OTHER, 3)
+    idx.close()
+
+
+def test_records_of_names_no_sync_carries_are_forgotten_once_without_a_deletion_notice(idx: ReplicaIndex) -> None:
+    # What a scan of an earlier sq recorded: a file and a folder with a
+    # backslash in the name, what is below the folder, a deletion notice and a sync time.
+    e = VectorTime.event(SELF, 2)
+    idx.put(b"ok.txt", file_entry())
+    idx.put(b"back\\slash.txt", file_entry(b"bs"))
+    idx.put(b"f\\older", a_dir())
+    idx.put(b"f\\older/in.txt", file_entry(b"in"))
+    idx.set_notice(b"gone\\old.txt", e)
+    idx.set_notice(b"gone.txt", e)
+    idx.set_stored_sync(b"f\\older", VectorTime.event(OTHER, 4))
+    idx.drop_meta(index.NAMES_CHECKED_KEY)
+    idx.commit()
+
+    assert idx.forget_uncarriable() == 5
+    idx.commit()
+    idx = reopen(idx)
+    assert [p for p, _ in idx.walk()] == [b"", b"ok.txt"]
+    assert [p for p, _ in idx.notices(b"")] == [b"gone.txt"], "a forgotten name leaves no deletion notice"
+    assert idx.stored_sync(b"f\\older") is None
+    assert idx.get_meta_json(index.NAMES_CHECKED_KEY) is True
+
+    # Once only: the mark stays, and a later record is left alone.
+    idx.put(b"late\\name.txt", file_entry(b"late"))
+    assert idx.forget_uncarriable() == 0
+    assert idx.get(b"late\\name.txt") == file_entry(b"late")
+    idx.close()
