@@ -9,8 +9,9 @@ from pathlib import Path
 
 from squirrel.errors import SyncIncomplete
 from squirrel.plumbing import paths
-from squirrel.plumbing.index import NAMES_CHECKED_KEY
+from squirrel.plumbing.index import NAMES_CHECKED_KEY, Entry
 from squirrel.plumbing.replica import Replica
+from squirrel.plumbing.vtime import VectorTime
 from tests.bundle_tools import join_bundle, split_bundle
 from tests.helpers import indexed, run_sq, tree, write
 
@@ -120,7 +121,7 @@ def test_a_backslash_name_recorded_by_an_earlier_sq_is_forgotten_once(tmp_path: 
         rep.index.raise_ancestors(b"gone\\old.jpg", e)
         rep.index.set_notice(b"gone\\old.jpg", e)
         rep.index.raise_ancestors(bs, e)
-        rep.index.put(bs, new_file_like(rep, a / "ok.jpg", e))
+        rep.index.put(bs, new_file_like(rep, e))
         rep.index.drop_meta(NAMES_CHECKED_KEY)
         rep.index.commit()
     push = run_sq("push", a, b).check()
@@ -135,10 +136,11 @@ def test_a_backslash_name_recorded_by_an_earlier_sq_is_forgotten_once(tmp_path: 
     assert tree(b, folders=False) == tree(c, folders=False) == {"ok.jpg": b"ok"}
 
 
-def new_file_like(rep: Replica, src: Path, e: object) -> object:
+def new_file_like(rep: Replica, e: VectorTime) -> Entry:
+    """A record of ok.jpg's content, made at event `e`."""
     entry = rep.index.get(b"ok.jpg")
     assert entry is not None
-    return entry.with_times(m=e, c=e)  # type: ignore[arg-type]
+    return entry.with_times(m=e, c=e)
 
 
 def test_every_command_that_scans_reports_what_it_skipped(tmp_path: Path) -> None:
