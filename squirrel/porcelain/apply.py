@@ -75,6 +75,8 @@ def apply(
             raise WrongVault(f"bundle {bundle} was packed from this replica ({rep.name}); nothing to apply")
         tree = BundleTree(reader)
         check_not_behind(rep, tree.sync_time(b""), f"the bundle's sender ({reader.source_name})")
+        if dry_run:
+            rep.index.hold_writes()
         scanned = scan_replica(rep, scan_progress, allow_mass_delete).stats
         content = BundleContent(reader)
         report = sync_into(

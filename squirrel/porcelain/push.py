@@ -31,6 +31,9 @@ def push(
     with Replica.open(src_path) as src, Replica.open(dst_path) as dst:
         check_same_vault(src, dst)
         check_identities(src, dst)
+        if dry_run:
+            for r in (src, dst):
+                r.index.hold_writes()
         tops = [paths.user_relpath(src.root, s) for s in subpaths or []]
         scanned = [scan_replica(src, scan_progress, allow_mass_delete).stats]
         unknown = unknown_subpaths(src, tops, subpaths or [])

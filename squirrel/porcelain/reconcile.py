@@ -25,6 +25,9 @@ def reconcile(
     with Replica.open(a_path) as a, Replica.open(b_path) as b:
         check_same_vault(a, b)
         check_identities(a, b)
+        if dry_run:
+            for r in (a, b):
+                r.index.hold_writes()
         with SweepWorkers() as sweepers:  # started once, for both scans
             scanned = [scan_replica(r, scan_progress, allow_mass_delete, sweepers=sweepers).stats for r in (a, b)]
         report = sync_replicas(a, b, [], dry_run, progress)

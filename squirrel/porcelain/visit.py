@@ -113,6 +113,8 @@ def visit(
     `scrub`: the content of the drive to re-read for rot, repairing what is
     damaged (None: the carrier's setting; 0: none)."""
     with Replica.open(drive_path) as drive:
+        if dry_run:
+            drive.index.hold_writes()
         if dry_run and not is_carrier(carrier_path):
             # No carrier yet: the first visit would take everything, if it may make one there.
             refuse_occupied(os.path.abspath(carrier_path))

@@ -3,8 +3,8 @@ does (the same counts, the same lists, the same paths left for later), and
 changes nothing on any replica or carrier, `.squirrel/` included, byte for
 byte (but for the lock files: the writer's, and LMDB's table of readers).
 
-Each replica is scanned before its dry run: a dry run records the scan as
-`sq scan` would (docs/commands.md), and nothing else.
+The changes are left unscanned before each dry run: a dry run scans as the
+real run does, and records none of what it finds (docs/commands.md).
 """
 
 from __future__ import annotations
@@ -62,8 +62,6 @@ def test_a_dry_push_and_reconcile_report_what_the_real_ones_do(tmp_path: Path) -
     write(b / "notes.txt", "v2 from b", seconds_ago=HOUR / 8)
     make_tree(a, {"new/z.txt": "z"})
     (b / "photos/y.jpg").unlink()
-    for r in (a, b):
-        sq("scan", r)
 
     dry, real = dry_then_real(["push", a, b], a, b)
     assert dry == real
@@ -71,8 +69,6 @@ def test_a_dry_push_and_reconcile_report_what_the_real_ones_do(tmp_path: Path) -
 
     write(b / "other.txt", "from b")
     make_tree(a, {"more/w.txt": "w"})
-    for r in (a, b):
-        sq("scan", r)
     dry, real = dry_then_real(["reconcile", a, b], a, b)
     # B -> A is planned against B before A -> B: what A -> B brings is not
     # yet known to B, so not counted as skipped (docs/commands.md).
@@ -84,8 +80,6 @@ def test_a_dry_apply_defers_what_a_bundle_packed_with_max_size_lacks(tmp_path: P
     a, b = vault_of(tmp_path, "a", "b")
     make_tree(a, {"x.txt": "hi\n", "y.txt": "big\n", "dir/z.txt": "zz"})
     make_tree(b, {"y.txt": "b's own\n"})  # a create/create conflict whose content waits too
-    sq("scan", a)
-    sq("scan", b)
     bundle = tmp_path / "s.sqb"
     sq("pack", a, "-o", bundle, "--max-size", "3")
 
@@ -111,13 +105,13 @@ def test_a_dry_visit_defers_what_the_carrier_does_not_hold(tmp_path: Path, monke
     sq("init", c, "--name", "c", "--join", carrier)
     sq("sync", c)  # the carrier knows c now, and carries for it
     sq("sync", a, "--max-size", "100")  # x fits, big.bin is left behind
-    sq("scan", c)
+    make_tree(c, {"c-only.txt": "c"})  # not scanned yet
 
     dry, real = dry_then_real(["sync", c], c, carrier)
     assert {k: dry[k] for k in SYNC_FIELDS} == {k: real[k] for k in SYNC_FIELDS}
     assert dry["known_drives"] == real["known_drives"]
     assert real["created"] == 1 and [d["path"] for d in real["deferred"]] == ["big.bin"]
-    assert tree(c) == {"x.txt": b"hi\n"}
+    assert tree(c) == {"x.txt": b"hi\n", "c-only.txt": b"c"}
 
 
 def test_a_dry_scan_reports_what_the_scan_records_and_records_nothing(tmp_path: Path) -> None:
