@@ -80,6 +80,11 @@ def ensure_room(rep: Replica, need: int) -> None:
         )
 
 
+def refused_too_long(path: bytes, limit: int) -> str:
+    """Why a path the index cannot hold is not synced, and that no re-run will."""
+    return f"{too_long(path, limit)}; no re-run can sync it: it must be renamed where it was made"
+
+
 @dataclass
 class ExecResult:
     created: int = 0
@@ -364,9 +369,7 @@ class Executor:
         self.result.lasting.add(act.path)
         if act.kind == MKDIR:
             self._refused_dirs.add(act.path)
-        raise UnsafePath(
-            f"{too_long(act.path, self.idx.max_path)}; no re-run can sync it: it must be renamed where it was made"
-        )
+        raise UnsafePath(refused_too_long(act.path, self.idx.max_path))
 
     def _mkdir(self, act: Action) -> None:
         fsops.check_parents(self.root, act.path)

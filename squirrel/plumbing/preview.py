@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import os
 
-from squirrel.plumbing import fsops
-from squirrel.plumbing.execute import ExecResult, worth_looking_for
+from squirrel.plumbing import fsops, paths
+from squirrel.plumbing.execute import ExecResult, refused_too_long, worth_looking_for
 from squirrel.plumbing.fetch import ContentSource, missing_content
 from squirrel.plumbing.index import Entry
 from squirrel.plumbing.plan import DELETE, MKDIR, RMDIR, WRITE, Action, Plan
@@ -43,13 +43,15 @@ class _Preview:
             if act.kind == DELETE and act.b is not None and act.b.is_file:
                 self.deletes[act.b.oid] = self.deletes.get(act.b.oid, 0) + 1
         self.local = self._local_copies()
-        # Why each conflict fails, from the first of its writes that cannot be made.
-        self.conflict_failed: dict[int, str] = {}
+        self.refused: set[bytes] = set()  # folders too long for the index: refused with all below them
+        # Why each conflict fails, from the first of its steps that cannot be made.
+        self.conflict_failed: dict[int, tuple[str, bool]] = {}  # why, and whether as content unavailable
         for act in plan.actions:
-            if act.kind == WRITE and act.conflict >= 0 and act.conflict not in self.conflict_failed:
-                why = self._unavailable(act)
-                if why is not None:
-                    self.conflict_failed[act.conflict] = why
+            if act.conflict >= 0 and act.conflict not in self.conflict_failed:
+                if (why := self._too_long(act)) is not None:
+                    self.conflict_failed[act.conflict] = (why, False)
+                elif act.kind == WRITE and (why := self._unavailable(act)) is not None:
+                    self.conflict_failed[act.conflict] = (why, True)
 
     def run(self) -> ExecResult:
         for batch in schedule(self.plan):
@@ -63,7 +65,14 @@ class _Preview:
 
     def _act(self, act: Action) -> None:
         if act.conflict in self.conflict_failed:
-            self._fail(act, self.conflict_failed[act.conflict])
+            self._fail(act, *self.conflict_failed[act.conflict])
+        elif self.refused and any(p in self.refused for p in paths.ancestors(act.path)):
+            self.result.failed_paths.add(act.path)  # its folder is reported, in one line
+        elif (why := self._too_long(act)) is not None:
+            self.result.lasting.add(act.path)
+            if act.kind == MKDIR:
+                self.refused.add(act.path)
+            self._fail(act, why, False)
         elif act.kind == WRITE:
             self._write(act)
         elif act.kind in (DELETE, RMDIR):
@@ -78,7 +87,7 @@ class _Preview:
         assert a is not None
         why = self._unavailable(act)
         if why is not None:
-            self._fail(act, why)
+            self._fail(act, why, True)
             return
         if self.deletes.get(a.oid):  # the executor renames the deleted file: a move, no copy
             self.deletes[a.oid] -= 1
@@ -89,6 +98,11 @@ class _Preview:
             self.result.created += 1
         else:
             self.result.updated += 1
+
+    def _too_long(self, act: Action) -> str | None:
+        """Why the executor refuses the action's path, too long for the index, or None."""
+        idx = self.rep.index
+        return None if idx.fits(act.path) else refused_too_long(act.path, idx.max_path)
 
     def _unavailable(self, act: Action) -> str | None:
         """Why the content of a WRITE cannot be had, or None: the receiver
@@ -115,6 +129,6 @@ class _Preview:
         full = fsops.abspath(self.root, rel)
         return e is not None and e.is_file and e.oid == oid and fsops.matches(fsops.lstat_or_none(full), e)
 
-    def _fail(self, act: Action, why: str) -> None:
-        self.result.failed.append((act.path, why, True))
+    def _fail(self, act: Action, why: str, unavailable: bool) -> None:
+        self.result.failed.append((act.path, why, unavailable))
         self.result.failed_paths.add(act.path)

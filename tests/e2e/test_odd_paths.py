@@ -66,6 +66,8 @@ def test_a_path_too_long_for_the_index_in_a_bundle_is_refused_for_good_and_the_r
         " no re-run can sync it: it must be renamed where it was made"
     )
 
+    dry = run_sq("apply", tmp_path / "long.sqb", b, "--dry-run", "--json")
+    assert dry.code == 18 and (dry.json["created"], dry.json["failed"]) == (3, [{"path": LONG_FILE, "error": why}])
     for created in (3, 0):  # a re-run meets the same refusal, and nothing else to do
         ran = run_sq("apply", tmp_path / "long.sqb", b)
         assert ran.code == SyncIncomplete.exit_code == 18
