@@ -145,7 +145,9 @@ class Executor:
             if act.kind == WRITE and act.conflict >= 0 and act.b is None and act.src_path is None
         }
         self.names = CaseFolding(self.root, replica.tmp_dir)
-        self._refused_dirs: set[bytes] = set()  # folders whose names collide on a case-folding drive
+        # Folders refused with everything below them: a name colliding on a
+        # case-folding drive, or a path too long for the index.
+        self._refused_dirs: set[bytes] = set()
         self._local: dict[bytes, list[bytes]] | None = None  # content -> paths holding it, found once
         self._looked_for: set[bytes] = set()  # the content worth looking for among the receiver's
         # Files the plan deletes, by content: a WRITE of the same content renames them.
