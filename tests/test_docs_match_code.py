@@ -35,7 +35,7 @@ import lmdb
 import pytest
 
 from squirrel.cli import cli
-from squirrel.plumbing import bundle, index, journal, trash, trashcan
+from squirrel.plumbing import bundle, index, index_records, journal, trash, trashcan
 from squirrel.plumbing import entry as entry_codec
 from squirrel.plumbing.bundle import BundleReader
 from squirrel.plumbing.bundle_writer import BundleWriter, header_for
@@ -388,9 +388,11 @@ def test_the_meta_keys_are_what_a_replica_holds(tmp_path: Path) -> None:
     documented = set(first_ticks(table("index.md", "key", "value", "meaning")))
     # `legacy_deletions` is only in an index upgraded from format 1,
     # `trash_purging` only while a purge is under way, `scrub` once scrubbed.
-    assert real <= documented and documented - real <= {index.LEGACY_KEY, trashcan.PURGING_KEY, index.SCRUB_KEY}, (
-        f"docs/formats/index.md meta keys {sorted(documented)}, a replica holds {sorted(real)}"
-    )
+    assert real <= documented and documented - real <= {
+        index.LEGACY_KEY,
+        trashcan.PURGING_KEY,
+        index_records.SCRUB_KEY,
+    }, f"docs/formats/index.md meta keys {sorted(documented)}, a replica holds {sorted(real)}"
 
 
 def test_replica_json_keys_are_what_init_writes() -> None:

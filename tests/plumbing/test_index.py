@@ -11,7 +11,7 @@ import lmdb
 import pytest
 
 from squirrel.errors import CorruptIndex, UnsafePath, UnsupportedFormat
-from squirrel.plumbing import ids, index
+from squirrel.plumbing import ids, index, index_records
 from squirrel.plumbing.index import (
     FLAG_RACY,
     KIND_DIR,
@@ -256,13 +256,13 @@ def test_a_resolved_conflict_replaces_its_open_record_out_of_earlier_versions_si
     idx.commit()
     assert [c.resolved for c in idx.conflicts()] == [True]
     # earlier versions read the `/` keys only
-    assert list(idx._scan("conflicts", index.OPEN_CONFLICT)) == []
+    assert list(idx._scan("conflicts", index_records.OPEN_CONFLICT)) == []
 
 
 def test_a_record_keyed_by_its_path_alone_is_read_and_replaced(idx: ReplicaIndex) -> None:
     """Before records were keyed by their copy, one with a copy was keyed by its path."""
     rec = ConflictRecord(b"p.txt", "update/update", b"p.txt", b"p.sq-conflict-aaaaaaaa.txt")
-    idx._put("conflicts", index.path_key(b"p.txt"), index._dump(rec.to_json()))
+    idx._put("conflicts", index_records.path_key(b"p.txt"), index_records._dump(rec.to_json()))
     idx.commit()
     assert idx.conflicts() == [rec]
     idx.put_conflict(rec)
