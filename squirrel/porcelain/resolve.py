@@ -41,9 +41,15 @@ def _find(rep: Replica, rel: bytes) -> ConflictRecord:
     if not found:
         raise NoSuchConflict(f"no open conflict at {paths.display(rel)} (see `sq conflicts`)")
     if len(found) > 1:
+        # Only a path with copies has several: each copy names its own. A
+        # conflict without a copy has no name but the path, which is its
+        # alone once the others are resolved.
         copies = ", ".join(paths.display(c.copy) for c in found if c.copy is not None)
         many = counted(len(found), "open conflict")
-        raise BadUsage(f"{many} at {paths.display(rel)}: name the copy to resolve ({copies})")
+        then = ""
+        if any(c.copy is None for c in found):
+            then = f"; once those are resolved, {paths.display(rel)} names the one without a copy"
+        raise BadUsage(f"{many} at {paths.display(rel)}: name the copy to resolve ({copies}){then}")
     return found[0]
 
 

@@ -49,7 +49,8 @@ def visit(*order: Path) -> None:
 
 def listed(drive: Path) -> list[tuple[str, str | None]]:
     """What `sq conflicts` lists on `drive`: (path, copy) pairs."""
-    return sorted((c["path"], c["copy"]) for c in run_sq("conflicts", drive, "--json").check().json)
+    found = [(c["path"], c["copy"]) for c in run_sq("conflicts", drive, "--json").check().json]
+    return sorted(found, key=lambda pc: (pc[0], pc[1] or ""))
 
 
 def status_code(drive: Path) -> int:
@@ -164,3 +165,32 @@ def test_two_conflicts_at_one_path_are_both_listed_and_resolved_everywhere(tmp_p
         assert status_code(d) == 0
         assert tree(d) == {"p.txt": kept}
     assert run_sq("resolve", a, "p.txt", "--keep", "path").code == NO_SUCH_CONFLICT
+
+
+def test_a_conflict_without_a_copy_beside_one_with_a_copy_is_named_by_the_path_after(
+    tmp_path: Path, carrier: Path
+) -> None:
+    """c deletes p.txt and meets b's edit (no copy); a's own edit then meets
+    b's (a copy). The path names both: the error says to name the copy
+    first, and then the path names the one without a copy."""
+    a, b, c = drives(tmp_path, carrier, "abc", {"p.txt": "v1"})
+    write(a / "p.txt", "A", seconds_ago=200)
+    write(b / "p.txt", "B", seconds_ago=100)
+    (c / "p.txt").unlink()
+    visit(b, c, a)
+    found = listed(a)
+    assert len(found) == 2 and found[0] == ("p.txt", None)
+    copy = found[1][1]
+    assert copy is not None and tree(a) == {"p.txt": b"B", copy: b"A"}
+
+    ambiguous = run_sq("resolve", a, "p.txt", "--keep", "path")
+    assert ambiguous.code == BAD_USAGE
+    assert ambiguous.error_lines == [
+        f"sq: error: 2 open conflicts at p.txt: name the copy to resolve ({copy}); "
+        "once those are resolved, p.txt names the one without a copy"
+    ]
+    run_sq("resolve", a, a / copy, "--keep", "path").check()
+    assert listed(a) == [("p.txt", None)]
+    run_sq("resolve", a, "p.txt", "--keep", "path").check()
+    assert listed(a) == []
+    assert tree(a) == {"p.txt": b"B"}
