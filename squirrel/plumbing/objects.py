@@ -25,6 +25,7 @@ TOGETHER_BYTES = 256 << 20  # and about this many bytes
 LARGE_OBJECT = 1 << 20  # from this size an object is fsynced on its own, on a thread
 SYNC_THREADS = 4
 UNLINK_GROUP = 64  # objects a thread deletes at a time
+UNLINK_THREADS = 16  # unlinks wait for the file system more than for the processor
 SMALL_GROUP = 64  # small objects are made durable together, this many at a time
 
 
@@ -190,10 +191,13 @@ class ObjectStore:
 
     def delete_many(self, oids: Iterable[bytes]) -> tuple[int, int]:
         """Delete these objects; returns (how many were there, their bytes).
-        The unlinks run on a few threads, `UNLINK_GROUP` at a time: each
-        waits for the file system's journal, and they do not wait for one
-        another (a thread's task for each object took longer to hand over
-        than its unlink)."""
+        The unlinks run on `UNLINK_THREADS` threads, `UNLINK_GROUP` at a
+        time: each waits for the file system more than it works, and they do
+        not wait for one another (a thread's task for each object took
+        longer to hand over than its unlink). 100,000 small files took 7 s
+        to unlink on one thread, 3.1-3.6 s on 4 and 1.9-2.4 s on 16, where
+        the kernel's own work (2.4 s of processor time) on 2 cores is the
+        floor."""
         count = freed = 0
 
         def unlink(group: list[str]) -> None:
@@ -205,7 +209,7 @@ class ObjectStore:
 
         done: list[Future[None]] = []
         group: list[str] = []
-        with ThreadPoolExecutor(SYNC_THREADS) as pool:
+        with ThreadPoolExecutor(UNLINK_THREADS) as pool:
             for oid in oids:
                 size = self._held.pop(oid, None) if self._held is not None else None
                 path = self.path(oid)
