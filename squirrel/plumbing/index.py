@@ -98,6 +98,7 @@ class ReplicaIndex(RecordTables):
         # directory finds its pending children without looking at the rest.
         self._pending_children: dict[bytes, set[bytes]] = {}
         self._notices = True  # until the header says the table is empty
+        self._syncs = True  # until the header says only the root has a stored sync time
         self._covers: tuple[bytes, VectorTime, VectorTime] | None = None  # see raise_ancestors
         self._wanted = True  # likewise
         try:
@@ -141,6 +142,7 @@ class ReplicaIndex(RecordTables):
         self._counter = int(raw)
         self.exact_deletions = self.format >= 2 and not self.get_meta_json(LEGACY_KEY, False)
         self._notices = self._db["deleted"] is not None and self._txn().stat(self._db["deleted"])["entries"] > 0
+        self._syncs = self._db["sync"] is not None and self._txn().stat(self._db["sync"])["entries"] > 1
         self._wanted = self._db["wanted"] is not None and self._txn().stat(self._db["wanted"])["entries"] > 0
 
     def _use_codec(self) -> None:
@@ -225,6 +227,8 @@ class ReplicaIndex(RecordTables):
             # An entry's key is its parent, NUL and its name; the others
             # are a one-byte prefix and the path.
             self.check_fits(key.replace(b"\0", b"/").lstrip(b"/") if db == "entries" else key[1:])
+        if db == "sync" and value is not None and key != b"/":
+            self._syncs = True
         super()._put(db, key, value)
 
     def _pending_in(self, db: str, prefix: bytes) -> dict[bytes, bytes | None]:
@@ -551,6 +555,10 @@ class ReplicaIndex(RecordTables):
 
     # Sync times --------------------------------------------------------------
     def stored_sync(self, path: bytes) -> VectorTime | None:
+        if path and not self._syncs:
+            # Most indexes store the root's alone (a sync that completes
+            # drops the rest): a sync plan asks for every path, both sides.
+            return None
         raw = self._get("sync", path_key(path))
         if raw is None:
             return None

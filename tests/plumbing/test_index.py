@@ -393,6 +393,30 @@ def test_stored_syncs_under_lists_only_the_subtree(idx: ReplicaIndex) -> None:
     assert [p for p, _ in idx.stored_syncs_under(b"a/b")] == [b"a/b/c"]
 
 
+def test_stored_sync_times_below_the_root_are_found_after_reopening(idx: ReplicaIndex) -> None:
+    """An index holding the root's sync time alone answers for every other
+    path without a lookup; one holding more (written by this process, or
+    found on opening, read-only too) looks each up."""
+    assert idx.stored_sync(b"a") is None
+    idx.set_stored_sync(b"a", VectorTime({OTHER: 3}))
+    assert idx.stored_sync(b"a") == VectorTime({OTHER: 3})  # pending
+    idx.commit()
+    idx.close()
+    readonly = ReplicaIndex(idx.directory, SELF, readonly=True)
+    try:
+        assert readonly.stored_sync(b"a") == VectorTime({OTHER: 3})
+    finally:
+        readonly.close()
+    idx = ReplicaIndex(idx.directory, SELF)
+    assert idx.sync_time_below(b"a", EMPTY) == VectorTime({OTHER: 3, SELF: 0})
+    idx.drop_stored_sync(b"a")
+    idx.commit()
+    idx = reopen(idx)
+    assert idx.stored_sync(b"a") is None
+    assert idx.sync_time(b"a") == idx.sync_time(b"")
+    idx.close()
+
+
 # Growth and versions -------------------------------------------------------------
 def test_a_full_map_is_grown_and_nothing_is_lost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     small = 64 << 10
