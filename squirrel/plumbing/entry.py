@@ -116,17 +116,33 @@ def decode_entry(data: bytes | memoryview) -> Entry:
             pos += 32
         else:
             size, mtime_ns, mode, oid, pos = 0, 0, DIR_MODE, NO_OID, 1
-        m, pos = VectorTime.decode_from(data, pos)
-        c = m
-        if not head & BIT_C_IS_M:
-            c, pos = VectorTime.decode_from(data, pos)
+        # The times are the record's tail. Many records share theirs (a
+        # scan's new files, a sync's from one sender): a tail decoded
+        # before is not decoded again.
+        tail = (b"m" if head & BIT_C_IS_M else b"c") + bytes(data[pos:])
+        times = _TIMES.get(tail)
+        if times is None:
+            m, pos = VectorTime.decode_from(data, pos)
+            c = m
+            if not head & BIT_C_IS_M:
+                c, pos = VectorTime.decode_from(data, pos)
+            if pos != len(data):
+                raise CorruptIndex("damaged index record: bad length")
+            if len(_TIMES) >= _TIMES_KEPT:
+                _TIMES.clear()
+            times = _TIMES[tail] = (m, c)
     except (IndexError, struct.error, SquirrelError) as e:
         if isinstance(e, CorruptIndex):
             raise
         raise CorruptIndex(f"damaged index record: {e}") from e
-    if pos != len(data):
-        raise CorruptIndex("damaged index record: bad length")
-    return Entry(kind, oid, size, mode, mtime_ns, m, c, flags)
+    return Entry(kind, oid, size, mode, mtime_ns, times[0], times[1], flags)
+
+
+# Decoded times by the record tail that holds them (after `m` when the tail
+# holds one time, `c` when both), at most `_TIMES_KEPT`: vector times are
+# immutable, so records may share them.
+_TIMES: dict[bytes, tuple[VectorTime, VectorTime]] = {}
+_TIMES_KEPT = 4096
 
 
 _SIZE_MTIME = struct.Struct("<Qq")

@@ -6,12 +6,14 @@ so the order laws are exercised on more than concurrent pairs.
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from squirrel.errors import BadVectorTime, CorruptIndex
+from squirrel.plumbing import entry as entry_mod
 from squirrel.plumbing.index import FLAG_PARTIAL, FLAG_RACY, KIND_FILE, Entry, decode_entry, encode_entry, new_dir
 from squirrel.plumbing.vtime import EMPTY, MAX_COUNTER, VectorTime
 
@@ -162,6 +164,40 @@ entries = st.builds(
 @given(entries)
 def test_index_records_round_trip(e: Entry) -> None:
     assert decode_entry(encode_entry(e)) == e
+
+
+def _decoded(raw: bytes) -> Entry | None:
+    try:
+        return decode_entry(raw)
+    except CorruptIndex:
+        return None
+
+
+def _head_flipped(raw: bytes, bit: int) -> bytes:
+    return bytes([raw[0] ^ bit]) + raw[1:]
+
+
+@FAST
+@given(
+    st.lists(st.tuples(entries.map(encode_entry), st.sampled_from([0x10, 0x03, 0x04])), max_size=4),
+    st.lists(st.binary(max_size=60), max_size=3),
+    st.randoms(use_true_random=False),
+)
+def test_records_that_share_their_times_decode_each_as_it_would_alone(
+    valid: list[tuple[bytes, int]], garbage: list[bytes], rng: random.Random
+) -> None:
+    """Decoded times are kept and shared by records with the same tail: a
+    record (valid, with a head changed under the same tail, or garbage)
+    still decodes, or is refused, exactly as it is on its own, whichever
+    came first."""
+    records = [r for raw, bit in valid for r in (raw, _head_flipped(raw, bit))] + garbage
+    rng.shuffle(records)
+    alone = []
+    for raw in records:
+        entry_mod._TIMES.clear()
+        alone.append(_decoded(raw))
+    entry_mod._TIMES.clear()
+    assert [_decoded(raw) for raw in records] == alone
 
 
 @GARBAGE
