@@ -239,3 +239,24 @@ def test_a_dry_carrier_config_reports_the_settings_and_writes_nothing(tmp_path: 
     text = run_sq(*args[:4], "--max-size", "3M", "--dry-run").check()
     assert "max-size 3.0 MiB (was 2.0 MiB) (dry run: nothing written)" in text.err
     assert sq("carrier", "config", "--carrier", carrier)["max_size"] == 2 << 20
+
+
+def test_a_dry_run_after_a_killed_push_reports_from_the_replica_put_back(tmp_path: Path) -> None:
+    """A push killed halfway leaves b with an intent log. A dry run, like
+    every command that opens b to write, first puts back what the killed
+    push had half done: its report is what the real push then does."""
+    a, b = vault_of(tmp_path, "a", "b")
+    make_tree(a, {f"photos/{i:02d}.jpg": f"picture {i}" for i in range(12)})
+    sq("scan", a)
+    before = tree(b)
+    assert run_sq("push", a, b, fault="rename:4").killed
+    assert run_sq("status", b, "--json").check().json["interrupted"] is True
+
+    dry = sq("push", a, b, "--dry-run")
+
+    assert run_sq("status", b, "--json").check().json["interrupted"] is False
+    assert tree(b) == before, "the killed push's half is undone, and the dry run adds nothing"
+    real = sq("push", a, b)
+    assert dry.pop("dry_run") is True and real.pop("dry_run") is False
+    assert dry == real and real["created"] == 13  # the twelve files and their folder
+    assert tree(b) == tree(a)
