@@ -130,10 +130,11 @@ def _create_temp(name: str, mode: int, flags: int = os.O_WRONLY) -> int:
     return os.open(name, flags | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), perms)
 
 
-def _finish_temp(fd: int, mode: int, mtime_ns: int, durable: bool, st: os.stat_result | None = None) -> None:
+def _finish_temp(fd: int, mode: int, mtime_ns: int | None, durable: bool, st: os.stat_result | None = None) -> None:
     """A verified temporary file takes its mode (unless `st`, its stat,
-    shows it has it already) and mtime, and with `durable` is fsynced: what
-    both ways of writing one end with."""
+    shows it has it already) and mtime (None: it keeps its own, for content
+    that is no user's file), and with `durable` is fsynced: what both ways
+    of writing one end with."""
     if st is None or statmod.S_IMODE(st.st_mode) != _file_mode(mode):
         try:
             os.fchmod(fd, _file_mode(mode))
@@ -142,8 +143,9 @@ def _finish_temp(fd: int, mode: int, mtime_ns: int, durable: bool, st: os.stat_r
     if durable:
         faults.point("fsync")
         os.fsync(fd)
-    faults.point("utime")
-    os.utime(fd, ns=(mtime_ns, mtime_ns))
+    if mtime_ns is not None:
+        faults.point("utime")
+        os.utime(fd, ns=(mtime_ns, mtime_ns))
 
 
 def write_temp(
@@ -151,7 +153,7 @@ def write_temp(
     chunks: Iterable[bytes],
     oid: bytes,
     size: int,
-    mtime_ns: int,
+    mtime_ns: int | None,
     mode: int,
     durable: bool = True,
 ) -> str:
@@ -314,7 +316,7 @@ def copy_temp(
     span: Span,
     oid: bytes,
     size: int,
-    mtime_ns: int,
+    mtime_ns: int | None,
     mode: int,
     durable: bool = True,
     progress: Callable[[int], None] | None = None,

@@ -76,7 +76,7 @@ class ObjectStore:
         """Store verified content (the caller's chunks must hash to `oid`)."""
         if self.has(oid):
             return
-        tmp = fsops.write_temp(self.tmp_dir, chunks, oid, size, 0, 0o644)
+        tmp = fsops.write_temp(self.tmp_dir, chunks, oid, size, None, 0o644)
         self._place(oid, tmp, size)
 
     def put_many(self, wanted: list[Wanted]) -> Iterator[tuple[bytes, SquirrelError | OSError | None]]:
@@ -118,7 +118,7 @@ class ObjectStore:
                         raise span
                     tmp = self._copied(item, span) if span is not None else None
                     if tmp is None:
-                        tmp = fsops.write_temp(self.tmp_dir, item.content(), oid, size, 0, 0o644, durable=False)
+                        tmp = fsops.write_temp(self.tmp_dir, item.content(), oid, size, None, 0o644, durable=False)
                 except (SquirrelError, OSError) as e:
                     failed[oid] = e
                     continue
@@ -157,7 +157,7 @@ class ObjectStore:
         """The object copied by the kernel from the file that holds it
         (`span`) and read back to verify it (fsops.copy_temp), not yet
         durable; None where the file systems cannot copy."""
-        return fsops.copy_temp(self.tmp_dir, span, item.oid, item.size, 0, 0o644, False, item.progress)
+        return fsops.copy_temp(self.tmp_dir, span, item.oid, item.size, None, 0o644, False, item.progress)
 
     def _place(self, oid: bytes, tmp: str, size: int) -> None:
         dest = self.path(oid)
