@@ -60,9 +60,14 @@ implementation's planner differs on purpose, it over-approximates):
 4. A directory B holds against A's absence: B's children are synced against
    A's absent ones; afterwards B's directory goes (becoming `Absent(n_A)`)
    when nothing is left in it, A saw every lineage it holds (`c_B <= s_A`:
-   A deleted all of it, not just a folder of the same name), and B did not
-   keep it knowing A's deletion (`not n_A <= s_B`). A directory B emptied
-   or kept knowing A's deletion is newer than it and stays.
+   A deleted all of it, not just a folder of the same name), and it is not
+   newer than A's deletion: newer is kept or emptied knowing the deletion
+   (`n_A <= s_B`) and holding a time A does not know (`not subtree_B <=
+   s_A`: B's own deletion inside, say). A folder B kept knowing the
+   deletion is visited even so when A knows all it holds: one that a sync
+   emptied then goes. Kept, it would carry no time newer than what the
+   replicas that know the deletion know, they would skip it, and the
+   replicas would not converge.
 5. A's directory against B's absence: B makes the directory when something
    was created inside it, or B did not see every lineage of it (`not c_A
    <= s_B`), or A's directory was made knowing B's deletion (`n_B <= s_A`);
@@ -354,8 +359,11 @@ class _Sync:
             return  # B knows everything A has at and below p (both absent included)
         if isinstance(a, Dir):
             self.a_dir(p, a, b, s_a, s_b)
-        elif A.m(p) <= s_b:
-            self.visit_below(p)  # B knows A's version at p; only deletions below are new
+        elif A.m(p) <= s_b and not (isinstance(a, Absent) and isinstance(b, Dir) and B.subtree(p) <= s_a):
+            # B knows A's version at p; only deletions below are new. (A
+            # folder B kept knowing A's deletion, holding nothing A does not
+            # know, is not newer than that deletion: choice 4 decides it.)
+            self.visit_below(p)
         elif isinstance(a, Absent):
             self.a_absent(p, a, b, s_a, s_b)
         else:
@@ -380,7 +388,8 @@ class _Sync:
             self.visit_below(p)
         else:
             self.visit_below(p)
-            if not B.present_below(p) and b.c <= s_a and not a.n <= s_b:
+            newer = a.n <= s_b and not B.subtree(p) <= s_a
+            if not B.present_below(p) and b.c <= s_a and not newer:
                 B.put(p, Absent(a.n))
 
     # A has a file at p that B does not know ------------------------------------

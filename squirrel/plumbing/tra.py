@@ -73,6 +73,12 @@ def decide(
             # did not, so B is older than that).
             return Decision(Op.DELETE)
         if a_deleted is not None and a_deleted <= s_b:
+            if b.is_dir and b.m <= s_a:
+                # B kept the folder knowing A's deletion, yet A knows all it
+                # holds: nothing in it is newer. Its children decide, and an
+                # emptied folder goes (else it could reach no replica that
+                # knows the deletion: their syncs skip what they know).
+                return Decision(Op.DESCEND)
             return NOTHING  # B knows A's deletion: what B has now is as new or newer
         if b.m <= s_a:
             return Decision(Op.DELETE)

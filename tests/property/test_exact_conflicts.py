@@ -442,6 +442,25 @@ KNOWN_HISTORIES: dict[str, tuple[int, bool, list[str]]] = {
             "push r1 -> r0",  # an earlier sq removed r0's empty f; exact Tra: r0 knows r1's deletion, f stays
         ],
     ),
+    "kept-folder-emptied-by-a-sync": (
+        3,
+        False,
+        [
+            "r0: write f/w",
+            "r0: delete f/w",
+            "pack r0 --for r1 + apply",
+            "r0: delete f",
+            "r1: write f/w",
+            "pack r1 --for r2 + apply",
+            "r1: delete f/w",
+            "pack r0 --for r2 + apply",  # r2 keeps f for r1's f/w, a lineage r0 never saw, knowing r0's deletion
+            # Converging, r1's deletion of f/w empties r2's f. An earlier sq
+            # (and model) kept the empty f, since r2 knew r0's deletion:
+            # r0 took it back from r2, r1 skipped it as known, and the ring
+            # ended with f on r0 and r2 only. Exact Tra: A knows all the
+            # folder holds, so nothing in it is newer than the deletion.
+        ],
+    ),
     "emptied-folder-not-made": (
         3,
         False,
