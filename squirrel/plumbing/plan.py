@@ -544,6 +544,12 @@ class Planner:
             # (their sync skips what they know) and would stay on some.
             acts.append(Action(RMDIR, p, None, b, deletion_m=a_gone))
             return True
+        if keep:
+            # A file/dir conflict kept B's folder and made A's file a copy
+            # beside it: the folder absorbed nothing of A's file, and its
+            # time stays B's (joining the file's in would make a later file
+            # written knowing this folder look concurrent with it).
+            return False
         acts.append(Action(DIRMETA, p, a, b, a.m if a is not None else a_gone))
         return False
 

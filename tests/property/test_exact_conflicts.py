@@ -461,6 +461,23 @@ KNOWN_HISTORIES: dict[str, tuple[int, bool, list[str]]] = {
             # folder holds, so nothing in it is newer than the deletion.
         ],
     ),
+    "file-written-over-a-known-folder": (
+        4,
+        True,
+        [
+            "r0: write f",
+            "r3: mkdir f",
+            "pack r3 --for r2 + apply",
+            "r2: delete f",
+            "r2: write f",  # r2's file replaces r3's folder, knowing it
+            "pack r0 --for r3 + apply",  # file/dir at r3: its folder stays, r0's file becomes a copy
+            # An earlier sq joined r0's file's time into r3's folder, which
+            # absorbed nothing of it (the copy is a path of its own): r2's
+            # file, made knowing the folder but not r0's file, then met it
+            # as a false file/dir conflict. Exact Tra: r2's file replaces it.
+            "reconcile r2 r3",
+        ],
+    ),
     "emptied-folder-not-made": (
         3,
         False,
@@ -622,24 +639,35 @@ def test_known_history(name: str) -> None:
     replay(n, steps, swaps)
 
 
-@pytest.mark.xfail(strict=True, raises=Mismatch, reason="a false file/dir conflict, not yet explained")
-def test_a_file_made_where_a_known_folder_was_deleted_meets_that_folder_without_a_conflict() -> None:
-    """r2 deletes the folder f it received from r3 and writes a file f in
-    its place; r3 meanwhile met r0's file f against its folder (a file/dir
-    conflict: r0's file became a copy). Reconciling r2 and r3, sq reports a
-    file/dir conflict at r3 that exact Tra does not: r2's file was made
-    knowing r3's folder. Found by a longer run of the machines above; kept
-    here, failing as expected, until it is explained and fixed."""
-    replay(
+# Disagreements found by longer runs of the machine with file/folder swaps,
+# older than their discovery and not yet explained: each is kept failing as
+# expected, so that it is fixed deliberately and noticed when it is.
+UNEXPLAINED_HISTORIES: dict[str, tuple[int, bool, list[str]]] = {
+    "model-does-not-converge-after-file-dir": (
         4,
+        True,
+        ["r3: mkdir f", "r0: write f", "pack r3 --for r2 + apply", "r2: delete f", "pack r0 --for r3 + apply"],
+    ),
+    "false-file-dir-after-a-move": (
+        4,
+        True,
         [
-            "r0: write f",
             "r3: mkdir f",
+            "r0: write f",
+            "pack r0 --for r1 + apply",
             "pack r3 --for r2 + apply",
             "r2: delete f",
             "r2: write f",
+            "r0: move f -> a",
             "pack r0 --for r3 + apply",
             "reconcile r2 r3",
         ],
-        swaps=True,
-    )
+    ),
+}
+
+
+@pytest.mark.xfail(strict=True, raises=(Mismatch, AssertionError), reason="not yet explained")
+@pytest.mark.parametrize("name", sorted(UNEXPLAINED_HISTORIES))
+def test_unexplained_history(name: str) -> None:
+    n, swaps, steps = UNEXPLAINED_HISTORIES[name]
+    replay(n, steps, swaps)
