@@ -388,8 +388,9 @@ class _Sync:
             self.visit_below(p)
         else:
             self.visit_below(p)
-            newer = a.n <= s_b and not B.subtree(p) <= s_a
-            if not B.present_below(p) and b.c <= s_a and not newer:
+            # (B knows A's deletion only where A knows all B holds here:
+            # `visit` leaves a newer folder alone.)
+            if not B.present_below(p) and b.c <= s_a:
                 B.put(p, Absent(a.n))
 
     # A has a file at p that B does not know ------------------------------------

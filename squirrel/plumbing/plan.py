@@ -532,16 +532,13 @@ class Planner:
                 acts.append(Action(DIRMETA, p, a, None, a.m))
                 return False
             return True
-        newer = a_gone is not None and a_gone <= s_b and not b.m <= s_a
-        if a is None and all_gone and p and not keep and b.c <= s_a and not newer:
+        if a is None and all_gone and p and not keep and b.c <= s_a:
             # Emptied of what A deleted, and A knew every lineage of this
             # folder (two folders made under one name are one folder of two
             # lineages): it goes too. A folder A never saw (or not all of) is
-            # B's own, even when empty, and so is one B kept or emptied
-            # knowing A's deletion of it, when it holds a time A does not
-            # know (newer than that deletion). Without such a time the
-            # folder could not reach the replicas that know the deletion
-            # (their sync skips what they know) and would stay on some.
+            # B's own, even when empty. (One B kept or emptied knowing A's
+            # deletion, holding a time A does not know, is newer than the
+            # deletion: `tra.decide` does not descend into it.)
             acts.append(Action(RMDIR, p, None, b, deletion_m=a_gone))
             return True
         if keep:

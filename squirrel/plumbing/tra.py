@@ -76,8 +76,9 @@ def decide(
             if b.is_dir and b.m <= s_a:
                 # B kept the folder knowing A's deletion, yet A knows all it
                 # holds: nothing in it is newer. Its children decide, and an
-                # emptied folder goes (else it could reach no replica that
-                # knows the deletion: their syncs skip what they know).
+                # emptied folder goes. (Kept, it would carry no time newer
+                # than the deletion, so it could reach no replica that knows
+                # the deletion: their syncs skip what they know.)
                 return Decision(Op.DESCEND)
             return NOTHING  # B knows A's deletion: what B has now is as new or newer
         if b.m <= s_a:
