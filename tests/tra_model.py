@@ -67,7 +67,8 @@ implementation's planner differs on purpose, it over-approximates):
    deletion is visited even so when A knows all it holds: one that a sync
    emptied then goes. Kept, it would carry no time newer than what the
    replicas that know the deletion know, they would skip it, and the
-   replicas would not converge.
+   replicas would not converge. A folder B keeps does not take the time of
+   A's deletion of the path: it absorbed nothing of what A deleted.
 5. A's directory against B's absence: B makes the directory when something
    was created inside it, or B did not see every lineage of it (`not c_A
    <= s_B`), or A's directory was made knowing B's deletion (`n_B <= s_A`);
@@ -96,6 +97,11 @@ implementation's planner differs on purpose, it over-approximates):
    left as it is.
 10. Identical content on both sides: m = m_A | m_B, c = union; B's mtime
     stays.
+11. A's file of a lineage B never saw, against B's deletion A does not
+    know: B takes it with no conflict, with m = m_A | n_B. B's deletion
+    stays in the time of what B now holds, so that a replica still holding
+    the deleted version (and knowing A's file) sees B's path as newer;
+    with m_A alone, each would skip the other's version for ever.
 
 Nothing in the model fails: every path finishes, so after a sync of T,
 `s_B(p) := s_B(p) | s_A(p)` for every path under T.
@@ -397,8 +403,13 @@ class _Sync:
     def a_file(self, p: str, a: File, b: Node, s_a: VT, s_b: VT) -> None:
         B = self.B
         if isinstance(b, Absent):
-            if not a.c.seen_by(s_b) or b.n <= s_a:
-                B.put(p, a)  # a new lineage for B, or made knowing B's deletion
+            if b.n <= s_a:
+                B.put(p, a)  # made knowing B's deletion
+            elif not a.c.seen_by(s_b):
+                # A new lineage for B: no conflict, but B's deletion, which A
+                # does not know, stays in the time of what B now holds
+                # (choice 11).
+                B.put(p, File(a.oid, a.mtime_ns, a.m | b.n, a.c))
             else:
                 self.conflicts.append((p, UPDATE_DELETE))
                 B.put(p, File(a.oid, a.mtime_ns, self.e(), a.c))

@@ -352,7 +352,11 @@ class Planner:
                 # the same conflict, so the two are one (times joined).
                 planned.join = a
                 return False, False
-            self._write(Action(WRITE, p, a, None, a.m, a.c))
+            # B's own deletion here, which A does not know, stays in the time
+            # of what B now holds: a replica still holding the deleted
+            # version must see B's path as newer than it.
+            m = a.m if nb is None or nb <= s_a else a.m.join(nb)
+            self._write(Action(WRITE, p, a, None, m, a.c))
             return False, False
         if d.op is Op.TAKE:
             assert a is not None and b is not None
@@ -498,9 +502,8 @@ class Planner:
 
         Every name either side holds or has a deletion notice for is
         visited. `a_gone` / `b_gone` is when a side that lacks `p` deleted
-        it. When B keeps the directory, a DIRMETA action after its children
-        joins A's knowledge of the subtree (A's directory time, or the time
-        of A's deletion of it) into B's directory time.
+        it. When both keep the directory, a DIRMETA action after its
+        children joins A's directory time into B's.
         """
         acts = self.plan.actions
         mkdir_at = len(acts)
@@ -541,13 +544,16 @@ class Planner:
             # deletion: `tra.decide` does not descend into it.)
             acts.append(Action(RMDIR, p, None, b, deletion_m=a_gone))
             return True
-        if keep:
-            # A file/dir conflict kept B's folder and made A's file a copy
-            # beside it: the folder absorbed nothing of A's file, and its
-            # time stays B's (joining the file's in would make a later file
-            # written knowing this folder look concurrent with it).
+        if a is None or keep:
+            # B keeps its folder against A's absence: what B learned below
+            # raised its time already, and A's deletion of the path itself
+            # stays out of it (B's folder absorbed nothing of what A
+            # deleted; joining that time in would make a later version
+            # written knowing this folder look concurrent with it). The
+            # same holds where a file/dir conflict kept B's folder and made
+            # A's file a copy beside it.
             return False
-        acts.append(Action(DIRMETA, p, a, b, a.m if a is not None else a_gone))
+        acts.append(Action(DIRMETA, p, a, b, a.m))
         return False
 
     def _delete_tree(self, p: bytes, b: Entry, gone: VectorTime) -> None:
