@@ -13,7 +13,7 @@ Vocabulary (paths are `str`, `/`-separated, relative; `""` is the root):
 - `VT` is a vector time: replica -> counter, `<=` element-wise, `|` join.
   A creation time is a VT too; `c.seen_by(s)` asks whether some creation
   event of the lineage is in `s`; `c.union(d)` keeps the earliest counter
-  per replica.
+  per replica (a file's lineages; a folder's join, see choice 3).
 - Per replica and path, one state: `File(oid, mtime_ns, m, c)`,
   `Dir(m_self, c)` or `Absent(n)`, where `n` is the exact time of the
   deletion (the empty VT means "never existed here").
@@ -53,8 +53,11 @@ implementation's planner differs on purpose, it over-approximates):
    replacing B's file) is `Dir(m_self = A's m_self, c = A's c)`: it starts
    from A's directory version, not from B's parent's time.
 3. Two directories: B's `m_self` joins A's and B's directory holds both
-   lineages (`c` is their union: two folders made independently under one
-   name are one folder of two lineages); nothing else of A's subtree is
+   lineages (two folders made independently under one name are one folder
+   of two lineages: `c` is the join of both, the latest creation of each
+   replica, since the only question asked of a folder's `c` is whether a
+   replica saw every lineage it holds, and one replica may have made,
+   deleted and made again a folder of one name); nothing else of A's subtree is
    joined into B's directory (B's subtree time is then exactly what B holds
    and knows the deletion of).
 4. A directory B holds against A's absence: B's children are synced against
@@ -448,7 +451,7 @@ class _Sync:
         B = self.B
         if isinstance(b, Dir):
             self.visit_below(p)
-            B.put(p, Dir(b.m_self | a.m_self, b.c.union(a.c)))
+            B.put(p, Dir(b.m_self | a.m_self, b.c | a.c))
         elif isinstance(b, File):
             if not b.m <= s_a:
                 self.conflicts.append((p, FILE_DIR))

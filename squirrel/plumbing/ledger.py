@@ -72,13 +72,16 @@ class FailedPaths(set[bytes]):
 def record_dirmeta(idx: ReplicaIndex, act: Action, failed_paths: FailedPaths) -> None:
     """A finished directory joins the sender's time for it, and the
     sender's lineage of it: two folders of one name are one folder of two
-    lineages (see plan.DIRMETA)."""
+    lineages (see plan.DIRMETA). A folder's creation time keeps the latest
+    creation of each replica, not the earliest as a file's does: the only
+    question asked of it is whether a replica saw every lineage it holds
+    (one replica may have made the folder, deleted it and made it again)."""
     if failed_paths.holds_failure(act.path):
         return
     e = idx.get(act.path)
     if e is None or not e.is_dir or act.m is None:
         return
-    c = e.c.lineage_union(act.a.c) if act.a is not None and act.a.is_dir else e.c
+    c = e.c.join(act.a.c) if act.a is not None and act.a.is_dir else e.c
     if act.m <= e.m and c == e.c:
         return
     record_version(idx, act.path, e, e.m.join(act.m), c)

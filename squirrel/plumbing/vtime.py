@@ -5,7 +5,9 @@ Modification and sync times use the usual partial order (`<=`), `join`
 (element-wise max) and `meet` (element-wise min). Creation times are sets of
 creation events; since the only question asked of them is "is some creation
 event known?", it is enough to keep the earliest counter per replica, and
-`lineage_union` combines two of them. Binary encoding: docs/formats/vtime.md.
+`lineage_union` combines two of them. A folder's creation time is asked
+"is every creation event known?" instead, so folders keep the latest counter
+per replica and combine by `join`. Binary encoding: docs/formats/vtime.md.
 """
 
 from __future__ import annotations

@@ -651,6 +651,28 @@ KNOWN_HISTORIES: dict[str, tuple[int, bool, list[str]]] = {
             "reconcile r2 r3",  # ...and reported r2's file against it as a file/dir conflict
         ],
     ),
+    # r1's folder d held r0's first d (known to r2, which deleted it) and r0's
+    # second, made after r0 deleted the first. A folder's creation time kept
+    # the earliest creation of each replica, so r2 seemed to have seen every
+    # lineage of r1's d and its deletion took the folder from r1; r0 and r2
+    # kept theirs, and the ring never converged. A folder now keeps the
+    # latest creation of each replica.
+    "folder-made-again-by-its-maker": (
+        3,
+        False,
+        [
+            "r0: mkdir d",
+            "pack r0 --for r2 + apply",
+            "r0: delete d",
+            "pack r1 --for r0 + apply",
+            "pack r2 --for r1 + apply",
+            "r2: delete d",
+            "r0: mkdir d",
+            "pack r0 --for r1 + apply",
+            "pack r2 --for r1 + apply",  # an earlier sq: r1's d goes
+            "pack r0 --for r2 + apply",
+        ],
+    ),
     "deletion-known-beyond-the-stored-sync-times": (
         3,
         True,
