@@ -70,9 +70,12 @@ def matches(st: os.stat_result | None, expected: Entry | None) -> bool:
 
 
 def lstat_or_none(path: bytes) -> os.stat_result | None:
+    """The stat of what is at `path`, None where nothing is: the path is
+    missing, or a folder above it is now a file (a sync that replaces a
+    folder with a file still asks about the paths that were below it)."""
     try:
         return os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
 
 

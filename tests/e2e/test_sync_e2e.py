@@ -147,3 +147,21 @@ def test_many_files_cross_under_a_low_limit_of_open_files(tmp_path: Path) -> Non
 
 def few_files() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (48, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+
+def test_a_file_moved_out_of_a_folder_that_becomes_a_file(tmp_path: Path) -> None:
+    """B moves d/y to f/w and puts a file where the folder d was: pushing
+    that to A moves A's d/y out of the folder the same push replaces."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    make_tree(a, {"f/": "", "d/y": "photo", "a": "notes"})
+    b.mkdir()
+    run_sq("init", a, "--name", "a").check()
+    run_sq("init", b, "--name", "b", "--join", a).check()
+    run_sq("push", a, b).check()
+    (b / "d/y").rename(b / "f/w")
+    (b / "d").rmdir()
+    (b / "a").rename(b / "d")
+
+    doc = sq_json("push", b, a)
+    assert doc["failed"] == []
+    assert tree(a) == tree(b) == {"f/": b"", "f/w": b"photo", "d": b"notes"}
