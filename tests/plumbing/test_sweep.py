@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -162,8 +163,9 @@ edits = st.lists(
 def test_the_sweep_changes_nothing_the_scanner_finds(
     tmp_path: Path, start: set[tuple[str, str]], steps: list[tuple[str, str, str]]
 ) -> None:
-    root = tmp_path / "r"
-    shutil.rmtree(root, ignore_errors=True)
+    # A fresh folder for each example: the last example's sweep workers
+    # may still be ending while this one starts.
+    root = Path(tempfile.mkdtemp(dir=tmp_path)) / "r"
     root.mkdir()
     Replica.create(str(root), name="r").close()
     scanned(root, {f"{d}/{n}".lstrip("/"): f"{d}{n}".encode() for d, n in start if not (d and d.startswith(n))})
