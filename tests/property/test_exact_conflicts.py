@@ -617,6 +617,19 @@ KNOWN_HISTORIES: dict[str, tuple[int, bool, list[str]]] = {
     # from r1 (r1:2), then deleted d with r0's deletion, keeping for d/e the
     # join of both. Its bundle to r0 was refused as "newer than its sender
     # knows"; the folder above bounds a notice, not the stored sync times.
+    "deletion-known-beyond-the-stored-sync-times": (
+        3,
+        True,
+        [
+            "r1: mkdir d/e",
+            "pack r1 --for r0 + apply",
+            "r1: delete d/e",
+            "r0: delete d",
+            "pack r1 --for r2 d + apply",
+            "pack r0 --for r2 + apply",
+            "pack r2 --for r0 + apply",
+        ],
+    ),
     # r3 met r0's file f against its folder and kept the folder; in the
     # final ring, r2, which had deleted r3's folder, took r0's file as a new
     # lineage, with no conflict. Each then knew the other's version and
@@ -671,19 +684,6 @@ KNOWN_HISTORIES: dict[str, tuple[int, bool, list[str]]] = {
             "pack r0 --for r1 + apply",
             "pack r2 --for r1 + apply",  # an earlier sq: r1's d goes
             "pack r0 --for r2 + apply",
-        ],
-    ),
-    "deletion-known-beyond-the-stored-sync-times": (
-        3,
-        True,
-        [
-            "r1: mkdir d/e",
-            "pack r1 --for r0 + apply",
-            "r1: delete d/e",
-            "r0: delete d",
-            "pack r1 --for r2 d + apply",
-            "pack r0 --for r2 + apply",
-            "pack r2 --for r0 + apply",
         ],
     ),
 }
