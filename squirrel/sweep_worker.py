@@ -11,7 +11,9 @@ import sys
 from squirrel.plumbing.sweep import serve
 
 if __name__ == "__main__":
-    serve(sys.stdin.buffer, sys.stdout.buffer)
+    # Its input unbuffered: a request to give a batch back must be seen
+    # by a look at the pipe (`serve`), not lie unread in a buffer.
+    serve(os.fdopen(sys.stdin.fileno(), "rb", buffering=0), sys.stdout.buffer)
     # Its findings are sent and its index closed: it ends at once, without
     # the interpreter's orderly shutdown (some 10 ms the scanner would wait
     # for before its command can end).

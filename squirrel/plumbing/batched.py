@@ -94,6 +94,21 @@ class BatchedEnv:
                 return
             yield key, val
 
+    def _committed_map(self, db: str, prefix: bytes) -> dict[bytes, bytes]:
+        """Committed records whose key starts with `prefix`, by the rest of
+        their key: `_scan_prefix` in one loop, without a generator."""
+        out: dict[bytes, bytes] = {}
+        if self._db[db] is None:
+            return out
+        cur = self._txn().cursor(db=self._db[db])
+        if cur.set_range(prefix):
+            n = len(prefix)
+            for key, val in cur:
+                if not key.startswith(prefix):
+                    break
+                out[key[n:]] = val
+        return out
+
     def _scan(self, db: str, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Records whose key starts with `prefix` as this batch sees them: the
         committed ones overlaid with the pending writes, in key order. Every

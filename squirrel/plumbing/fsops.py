@@ -24,7 +24,6 @@ import shutil
 import stat as statmod
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
@@ -262,6 +261,8 @@ def copy_range(
         return first
     # Leaving the pool waits for its copy: neither descriptor is closed
     # under it, whatever this thread raises.
+    from concurrent.futures import ThreadPoolExecutor  # only for large files (see `ids`)
+
     with ThreadPoolExecutor(1, thread_name_prefix="sq-copy") as pool:
         at = 0
         while at < span.size:

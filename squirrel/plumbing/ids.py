@@ -15,11 +15,14 @@ from __future__ import annotations
 import os
 import stat as statmod
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import blake3
 
 from squirrel.errors import BadUsage, ChangedDuringOperation, FileSystemError
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 OID_BYTES = 32
 BLOCK = 256 << 10
@@ -61,6 +64,10 @@ def _drop_and_close(fd: int) -> None:
     `drops_done` waits for the last."""
     global _dropper, _dropping
     if _dropper is None:
+        # Imported here: a scan of an unchanged tree reads no file, and the
+        # module (with logging, which it loads) was some 6 ms of its start.
+        from concurrent.futures import ThreadPoolExecutor
+
         _dropper = ThreadPoolExecutor(1, thread_name_prefix="sq-drop")
     drops_done()
 

@@ -498,6 +498,20 @@ class ReplicaIndex(RecordTables):
             if name:  # the root's own key is the bare prefix of its children
                 yield name, raw
 
+    def children_map(self, path: bytes) -> dict[bytes, bytes]:
+        """`children_raw` as a dict (name -> encoded entry): the scanner's and
+        the sweep's question for every folder. Read off one cursor in a
+        single loop when no write below `path` is pending (a tenth of an
+        unchanged folder's time went to the generators of `_scan`)."""
+        prefix = path + b"\0"
+        if self._pending_in("entries", prefix):
+            return dict(self.children_raw(path))
+        if len(prefix) > self.max_path + 1:
+            return {}
+        out = self._committed_map("entries", prefix)
+        out.pop(b"", None)  # the root's own key is the bare prefix of its children
+        return out
+
     def decode(self, raw: bytes) -> Entry:
         return self._decode(raw)
 

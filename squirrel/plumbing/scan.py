@@ -231,7 +231,7 @@ class Scanner:
             self.stats.skipped.append((rel, f"cannot read directory: {why}"))
             return  # unreadable: leave what the index has
         self.stats.dirs += 1
-        raw = dict(self.index.children_raw(rel))
+        raw = self.index.children_map(rel)
         unchanged = self.index.unchanged_file
         rest: list[tuple[bytes, int, os.stat_result | str | None]] = []
         files = 0

@@ -29,12 +29,22 @@ for several sweeps (`SweepWorkers`: a reconcile sweeps both replicas with
 the same workers, started once). A sweep's results are in before its
 workers have ended: they are waited for on a thread, while the scan goes
 on.
+
+The scanner's own process sweeps too, in small batches between looks at
+its workers' pipes: it starts while they are still starting (a new
+interpreter takes some 35 ms to be ready), and on 2 processors one worker
+and the scanner share the tree, where two workers and a waiting scanner
+paid for a second interpreter. When the scanner runs out of folders, it
+asks its busy workers to hand theirs back at once (`give_back`): each
+looks for that request after every folder, so no sweeper waits long for
+another's batch.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import select
 import selectors
 import struct
 import subprocess
@@ -49,8 +59,9 @@ from squirrel.plumbing.index import ReplicaIndex
 from squirrel.plumbing.paths import IgnoreRules
 
 SWEEP_MIN = 30_000  # index entries from which workers sweep (below, the walk alone is as quick)
-WORKERS = 8
+WORKERS = 7
 BATCH = 200  # folders a worker sweeps before it hands the rest of its frontier back
+OWN_BATCH = 16  # folders the scanner sweeps between looks at its workers' pipes
 
 # The worker's entry point, a module of its own beside the packages: it owns
 # the worker's standard streams, as the command line owns the command's.
@@ -71,11 +82,14 @@ class Sweep:
 
 
 def worker_count() -> int:
-    return min(WORKERS, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    """The worker processes of a sweep: one for each processor but the
+    scanner's, which sweeps too (at most `WORKERS`)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(WORKERS, cpus - 1)
 
 
 def worth_sweeping(index: ReplicaIndex) -> bool:
-    return worker_count() >= 2 and not index.has_pending() and index.entry_count() >= SWEEP_MIN
+    return worker_count() >= 1 and not index.has_pending() and index.entry_count() >= SWEEP_MIN
 
 
 class SweepWorkers:
@@ -127,19 +141,17 @@ def sweep(
     ok = False
     try:
         busy: dict[int, _Worker] = {}
+        asked: set[int] = set()  # busy workers asked to hand their folders back
         workers = pool.start()
         for w in workers:
             w.set_up(setup)
+        sweepers = len(workers) + 1  # the workers and this process
         # The first folders are swept here, while the workers start, until
-        # there is work for each of them: given the top folder alone, one
+        # there is work for each sweeper: given the top folder alone, one
         # worker swept its first batch (200 folders) while the others waited.
-        seen, frontier, files, dirs = _sweep(root_b, index, ignore, force, [top], wide=2 * len(workers))
-        found.unclean += seen
-        found.files += files
-        found.dirs += dirs
+        todo = _share(_found(found, _sweep(root_b, index, ignore, force, [top], wide=2 * sweepers)), sweepers)
         if tick is not None:
             tick(found.files, found.dirs)
-        todo = _share(frontier, len(workers))
         with selectors.DefaultSelector() as sel:
             while todo or busy:
                 for w in workers:
@@ -147,14 +159,23 @@ def sweep(
                         w.send(todo.pop())
                         busy[w.fd] = w
                         sel.register(w.fd, selectors.EVENT_READ)
-                for key, _ in sel.select():
+                if todo:
+                    # This process's own share, a small batch at a time, so
+                    # that a worker that is done waits little for more.
+                    own_batch = _sweep(root_b, index, ignore, force, todo.pop(), limit=OWN_BATCH)
+                    todo += _share(_found(found, own_batch), sweepers - len(busy))
+                    ready = sel.select(timeout=0) if busy else []
+                else:
+                    for fd, w in busy.items():
+                        if fd not in asked:
+                            w.give_back()
+                            asked.add(fd)
+                    ready = sel.select()
+                for key, _ in ready:
                     w = busy.pop(key.fd)
+                    asked.discard(key.fd)
                     sel.unregister(key.fd)
-                    seen, frontier, files, dirs = w.receive()
-                    found.unclean += seen
-                    found.files += files
-                    found.dirs += dirs
-                    todo += _share(frontier, len(workers) - len(busy))
+                    todo += _share(_found(found, w.receive()), sweepers - len(busy))
                 if tick is not None:
                     tick(found.files, found.dirs)
         ok = True
@@ -165,6 +186,15 @@ def sweep(
             pool.close()
     found.unclean.sort(key=lambda rel: rel.split(b"/"))
     return found
+
+
+def _found(found: Sweep, batch: _Batch) -> list[bytes]:
+    """Add what a batch found to `found`; returns its frontier."""
+    seen, frontier, files, dirs = batch
+    found.unclean += seen
+    found.files += files
+    found.dirs += dirs
+    return frontier
 
 
 def _share(frontier: list[bytes], idle: int) -> list[list[bytes]]:
@@ -185,14 +215,21 @@ def _write(f: IO[bytes], obj: object) -> None:
 
 
 def _read(f: IO[bytes]) -> Any:
-    head = f.read(_LENGTH.size)
-    if len(head) < _LENGTH.size:
-        raise EOFError("sweep worker ended")
-    (n,) = _LENGTH.unpack(head)
+    (n,) = _LENGTH.unpack(_read_exactly(f, _LENGTH.size))
+    return pickle.loads(_read_exactly(f, n))
+
+
+def _read_exactly(f: IO[bytes], n: int) -> bytes:
+    """`n` bytes of `f`, which may give fewer at a time (an unbuffered pipe)."""
     data = f.read(n)
-    if len(data) < n:
+    while data is not None and 0 < len(data) < n:
+        more = f.read(n - len(data))
+        if not more:
+            break
+        data += more
+    if data is None or len(data) < n:
         raise EOFError("sweep worker ended")
-    return pickle.loads(data)
+    return data
 
 
 _Setup = tuple[bytes, str, str, IgnoreRules, frozenset[bytes]]  # root, index, replica id, ignore rules, unclean
@@ -222,6 +259,12 @@ class _Worker:
 
     def send(self, tops: list[bytes]) -> None:
         _write(self.stdin, tops)
+
+    def give_back(self) -> None:
+        """Ask the worker to end its batch after the folder at hand, and
+        send what it found with the folders it has not swept (a worker that
+        is already done reads the request later, and ignores it)."""
+        _write(self.stdin, None)
 
     def receive(self) -> _Batch:
         batch: _Batch = _read(self.stdout)
@@ -267,14 +310,32 @@ _Batch = tuple[list[bytes], list[bytes], int, int]  # unclean, frontier, files, 
 
 def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
     """A worker's life: a setup (a tuple), then batches (lists of folders)
-    of that tree, then maybe another setup, until its stdin closes."""
+    of that tree, then maybe another setup, until its stdin closes. A
+    request to give a batch back (None) ends the batch at hand; between
+    batches, one comes too late and is ignored. `stdin` should be
+    unbuffered: a request read ahead into a buffer is not seen until the
+    batch ends."""
     index: ReplicaIndex | None = None
+    poller = select.poll()
+    poller.register(stdin.fileno(), select.POLLIN)
+
+    def asked() -> bool:
+        """Has the scanner asked for the batch back? (A message while a
+        batch is swept can only be that request.)"""
+        if not poller.poll(0):
+            return False
+        if _read(stdin) is not None:
+            raise ValueError("sweep worker: a message other than a request to give back, mid-batch")
+        return True
+
     try:
         while True:
             try:
                 msg = _read(stdin)
             except EOFError:
                 return
+            if msg is None:
+                continue  # a request to give back a batch that had ended already
             if isinstance(msg, tuple):
                 if index is not None:
                     index.close()
@@ -284,7 +345,7 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
                 continue
             if index is None:
                 raise ValueError("sweep worker: a batch before its setup")
-            _write(stdout, _sweep(root, index, ignore, unclean, msg))
+            _write(stdout, _sweep(root, index, ignore, unclean, msg, stop=asked))
     finally:
         if index is not None:
             index.close()
@@ -297,14 +358,17 @@ def _sweep(
     force: frozenset[bytes],
     tops: list[bytes],
     wide: int | None = None,
+    limit: int = BATCH,
+    stop: Callable[[], bool] | None = None,
 ) -> _Batch:
-    """Sweep from `tops`, depth first, until `BATCH` folders are done (or,
-    with `wide`, until that many are left to sweep); the folders in `force`
-    are unclean whatever they hold."""
+    """Sweep from `tops`, depth first, until `limit` folders are done (or,
+    with `wide`, until that many are left to sweep; or, once a folder is
+    done, until `stop` says so); the folders in `force` are unclean
+    whatever they hold."""
     stack = list(reversed(tops))
     unclean: list[bytes] = []
     files = dirs = done = 0
-    while stack and done < BATCH and (wide is None or len(stack) < wide):
+    while stack and done < limit and (wide is None or len(stack) < wide) and not (done and stop and stop()):
         rel = stack.pop()
         done += 1
         clean, n, below = _folder(root, index, ignore, rel)
@@ -319,7 +383,7 @@ def _sweep(
 
 def _folder(root: bytes, index: ReplicaIndex, ignore: IgnoreRules, rel: bytes) -> tuple[bool, int, list[bytes]]:
     """(clean, regular files on disk, recorded folders to sweep) of one folder."""
-    raw = dict(index.children_raw(rel))
+    raw = index.children_map(rel)
     unchanged = index.unchanged_file
     clean = True
     files = 0

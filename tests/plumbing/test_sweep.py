@@ -218,8 +218,8 @@ def test_every_worker_has_work_from_the_start(replica_root: Path, monkeypatch: p
     """The sweep reads the top folders itself until there is a batch for
     each worker: handed the top folder alone, one worker swept its first
     batch while the others waited."""
-    if sweep.worker_count() < 2:
-        pytest.skip("one processor: a single worker")
+    if sweep.worker_count() < 1:
+        pytest.skip("one processor: the scanner walks alone")
     scanned(
         replica_root,
         {
@@ -247,3 +247,28 @@ def test_every_worker_has_work_from_the_start(replica_root: Path, monkeypatch: p
     assert found is not None and found.unclean == [] and (found.files, found.dirs) == (96, 53)
     first_round = events[: next(i for i, (what, _) in enumerate(events) if what == "receive")]
     assert len({worker for _, worker in first_round}) == sweep.worker_count()
+
+
+def test_a_worker_asked_to_give_its_batch_back_hands_back_what_it_has_not_swept(replica_root: Path) -> None:
+    """The scanner, out of folders, asks its busy workers for theirs: a
+    worker ends its batch after the folder at hand and sends the rest back,
+    and a request that comes after its batch ended is ignored."""
+    scanned(replica_root, {f"{d:02}/a": b"a" for d in range(30)})
+    (replica_root / "17" / "b").write_bytes(b"new")
+    with Replica.open(str(replica_root), write=False) as rep:
+        setup = (os.fsencode(replica_root), rep.index.directory, rep.index.self_id, IgnoreRules(), frozenset())
+        worker = sweep._Worker()
+        try:
+            # All three are in its pipe before its interpreter has started.
+            worker.set_up(setup)
+            worker.send([f"{d:02}".encode() for d in range(30)])
+            worker.give_back()
+            unclean, frontier, files, dirs = worker.receive()
+            assert (unclean, files, dirs) == ([], 1, 1)  # one folder swept, "00"
+            assert frontier == [f"{d:02}".encode() for d in range(29, 0, -1)]  # the next one last
+
+            worker.give_back()  # too late: nothing is being swept
+            worker.send(frontier)
+            assert worker.receive() == ([b"17"], [], 28, 28)
+        finally:
+            worker.close()
