@@ -198,7 +198,8 @@ def _found(found: Sweep, batch: _Batch) -> list[bytes]:
 
 
 def _share(frontier: list[bytes], idle: int) -> list[list[bytes]]:
-    """The frontier in one batch per idle worker (at least one batch)."""
+    """The frontier in one batch per idle sweeper, this process counted
+    (at least one batch)."""
     if not frontier:
         return []
     parts = max(1, min(idle, len(frontier)))
