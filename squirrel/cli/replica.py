@@ -1,5 +1,9 @@
 """`sq` commands that work on one replica: init, scan, status, conflicts,
 resolve, verify and reidentify.
+
+Each command imports its own porcelain module when it runs: every command
+of this module loaded with `sq scan` was some 15 ms of its start, a
+tenth of a scan of 100,000 unchanged files.
 """
 
 from __future__ import annotations
@@ -24,13 +28,6 @@ from squirrel.cli.output import (
     when,
 )
 from squirrel.plumbing import paths
-from squirrel.porcelain import conflicts as conflicts_mod
-from squirrel.porcelain import init as init_mod
-from squirrel.porcelain import reidentify as reidentify_mod
-from squirrel.porcelain import resolve as resolve_mod
-from squirrel.porcelain import scan as scan_mod
-from squirrel.porcelain import status as status_mod
-from squirrel.porcelain import verify as verify_mod
 from squirrel.text import counted
 
 
@@ -55,6 +52,8 @@ def init_cmd(path: str, name: str | None, join: str | None, dry_run: bool, as_js
     a new replica of SOURCE's vault; files it already holds are reconciled by
     content on the first sync (identical content is never a conflict).
     """
+    from squirrel.porcelain import init as init_mod
+
     with live(as_json) as line:
         rep = init_mod.init(path, name=name, join=join, progress=line.scan, dry_run=dry_run)
     report_skipped(rep.stats)
@@ -91,6 +90,8 @@ def scan_cmd(allow_mass_delete: bool, path: str, dry_run: bool, as_json: bool) -
     Only files whose size or mtime differ from the index are read again; a
     file touched without a content change is not a new version.
     """
+    from squirrel.porcelain import scan as scan_mod
+
     with live(as_json) as line:
         rep = scan_mod.scan(path, progress=line.scan, allow_mass_delete=allow_mass_delete, dry_run=dry_run)
     report_skipped(rep.stats)
@@ -136,6 +137,9 @@ def status_cmd(path: str, exit_code: bool, as_json: bool) -> None:
 
     Nothing is recorded: run `sq scan` to record the changes.
     """
+    from squirrel.porcelain import status as status_mod
+    from squirrel.porcelain import verify as verify_mod
+
     with live(as_json) as line:
         rep = status_mod.status(path, progress=line.scan)
     moved_from = {a for a, _ in rep.moved}
@@ -198,6 +202,8 @@ def status_cmd(path: str, exit_code: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of conflicts.")
 def conflicts_cmd(path: str, as_json: bool) -> None:
     """List the open conflicts of replica PATH (path, kind, conflict copy, both versions)."""
+    from squirrel.porcelain import conflicts as conflicts_mod
+
     items = conflicts_mod.conflicts(path)
     if as_json:
         emit_json([c.to_json() for c in items])
@@ -223,6 +229,8 @@ def resolve_cmd(path: str, file: str, keep: str, dry_run: bool, as_json: bool) -
     --keep copy moves the copy over the path (the old version goes to the
     trash). FILE may name the path or its conflict copy.
     """
+    from squirrel.porcelain import resolve as resolve_mod
+
     with live(as_json) as line:
         rep = resolve_mod.resolve(path, file, keep, scan_progress=line.scan, dry_run=dry_run)
     if as_json:
@@ -283,6 +291,8 @@ def verify_cmd(path: str, quick: bool, max_bytes: int | None, repair: bool, dry_
     Exits 0 when everything is right, 1 when anything is wrong (each listed;
     a damaged file waiting for healing is wrong until it is healed).
     """
+    from squirrel.porcelain import verify as verify_mod
+
     with live(as_json) as line:
         rep = verify_mod.verify(
             path, quick=quick, progress=line.progress, max_bytes=max_bytes, repair=repair, dry_run=dry_run
@@ -328,6 +338,8 @@ def reidentify_cmd(path: str, name: str | None, dry_run: bool, as_json: bool) ->
     """Give replica PATH a new identity (a drive restored from an old backup,
     or a cloned drive), so that none of its new events reuses a counter other
     replicas already know. Its files and history are kept."""
+    from squirrel.porcelain import reidentify as reidentify_mod
+
     rep = reidentify_mod.reidentify(path, name, dry_run=dry_run)
     old, new = rep.old, rep.new
     if as_json:
