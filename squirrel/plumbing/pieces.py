@@ -11,6 +11,11 @@ actions is made instead of pieces, each a sync of one subtree:
   own files and its own settling;
 - each piece is carried out and its sync times raised before the next one
   is planned, exactly as a sync of that SUBPATH would be (`sync_in_pieces`);
+  sibling subtrees that fit in one piece together are planned one after
+  the other and carried out as one plan (`plan.joined`): a folder of a
+  photo library is a few hundred actions, and each carrying out has costs
+  of its own (the executor's threads, an index commit, a last batch of the
+  intent log that is not full);
 - a directory is split only where both sides have a directory (or one side
   has nothing): a file against a directory is settled by one plan.
 
@@ -31,7 +36,7 @@ from dataclasses import dataclass, field
 
 from squirrel.plumbing import paths
 from squirrel.plumbing.execute import moves_a_file
-from squirrel.plumbing.plan import DELETE, WRITE, Plan, Planner, PlanTooLarge, ReceiverTree, SourceTree
+from squirrel.plumbing.plan import DELETE, WRITE, Plan, Planner, PlanTooLarge, ReceiverTree, SourceTree, joined
 
 PIECE = 20_000  # actions; some 20 MB of plan
 
@@ -61,13 +66,49 @@ def sync_in_pieces(
     failed: set[bytes] = set()
     below = _split(src, dst, top)
     unfinished: list[bytes] = []
+    group: list[Plan] = []  # subtrees that fit, held to be carried out together
+    held = 0  # their actions
+
+    def carry_out_group() -> None:
+        nonlocal failed, held
+        if not group:
+            return
+        f = carry_out(joined(group), set())
+        failed |= f
+        # A failure outside every subtree of the group (a folder above them
+        # that could not be made) leaves them all unfinished.
+        stray = any(not any(paths.is_under(p, g.top) for g in group) for p in f)
+        unfinished.extend(g.top for g in group if stray or any(paths.is_under(p, g.top) for p in f))
+        group.clear()
+        held = 0
+
     for child in below:
-        f = sync_in_pieces(src, dst, child, carry_out, limit, too_large)
-        if f:
-            unfinished.append(child)
-            failed |= f
+        plan = None
+        if group and held < limit and child not in (too_large or ()):
+            plan = _fitting(src, dst, child, limit - held)
+        if plan is None:
+            carry_out_group()
+            plan = whole_plan(src, dst, child, limit, too_large)
+        if plan is None:
+            f = sync_in_pieces(src, dst, child, carry_out, limit, too_large)
+            if f:
+                unfinished.append(child)
+                failed |= f
+            continue
+        group.append(plan)
+        held += len(plan.actions)
+    carry_out_group()
     last = Planner(src, dst, skip=frozenset(unfinished), settled=frozenset(below)).run(top)
     return failed | carry_out(last, failed)
+
+
+def _fitting(src: SourceTree, dst: ReceiverTree, top: bytes, room: int) -> Plan | None:
+    """The plan of `top` if it holds at most `room` actions, else None
+    (without counting `top` too large for a piece of its own)."""
+    try:
+        return Planner(src, dst, room).run(top)
+    except PlanTooLarge:
+        return None
 
 
 def outline_pieces(

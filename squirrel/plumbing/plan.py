@@ -13,7 +13,7 @@ bundle's manifest); the receiver is a replica's index.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from squirrel.plumbing import paths
@@ -139,12 +139,43 @@ class Plan:
     skipped: int = 0
     visited: int = 0
     incomplete: list[bytes] = field(default_factory=list)  # the sender's view does not cover these
+    more_tops: list[bytes] = field(default_factory=list)  # further subtrees this plan syncs whole (`joined`)
+
+    @property
+    def tops(self) -> list[bytes]:
+        """The subtrees this plan syncs, each whole: their sync times are
+        raised once it is carried out."""
+        return [self.top, *self.more_tops]
 
     def count(self) -> dict[str, int]:
         created = sum(1 for a in self.actions if a.kind in (WRITE, MKDIR) and a.b is None)
         updated = sum(1 for a in self.actions if a.kind == WRITE and a.b is not None)
         deleted = sum(1 for a in self.actions if a.kind in (DELETE, RMDIR))
         return {"created": created, "updated": updated, "deleted": deleted, "skipped": self.skipped}
+
+
+def joined(plans: list[Plan]) -> Plan:
+    """The plans of disjoint subtrees of one sync (siblings, each planned
+    before any is carried out) as one plan, carried out in one go: their
+    actions in order, their conflicts renumbered, and a folder above them
+    that more than one would make made once."""
+    if len(plans) == 1:
+        return plans[0]
+    out = Plan(plans[0].top, more_tops=[p.top for p in plans[1:]])
+    made: set[bytes] = set()
+    for plan in plans:
+        offset = len(out.conflicts)
+        for act in plan.actions:
+            if act.kind == MKDIR:
+                if act.path in made:
+                    continue
+                made.add(act.path)
+            out.actions.append(replace(act, conflict=act.conflict + offset) if act.conflict >= 0 and offset else act)
+        out.conflicts += plan.conflicts
+        out.skipped += plan.skipped
+        out.visited += plan.visited
+        out.incomplete += plan.incomplete
+    return out
 
 
 def short_id(oid: bytes, n: int = 8) -> str:

@@ -228,7 +228,8 @@ def sync_into(
             result = Executor(dst, plan, content, progress, sender, meter=meter, failed_before=failed_before).run()
             dst.recheck_identity()
             unfinished = result.failed_paths | set(plan.incomplete)
-            raise_sync_times(dst.index, src, plan.top, unfinished)
+            for subtree in plan.tops:
+                raise_sync_times(dst.index, src, subtree, unfinished)
             dst.index.commit()
             _tally(report, plan, result, names)
             return unfinished - failed_before

@@ -200,7 +200,8 @@ def _visit(
         room = left - report.stored_bytes
         res = CarrierExecutor(vault, plan, source, drive.id, room, carrying, failed_before).run()
         vault.rep.recheck_identity()
-        raise_sync_times(vault.index, drive.index, plan.top, res.failed_paths)
+        for subtree in plan.tops:
+            raise_sync_times(vault.index, drive.index, subtree, res.failed_paths)
         vault.index.commit()
         report.taken += res.taken
         report.stored += res.stored

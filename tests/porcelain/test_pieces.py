@@ -69,23 +69,32 @@ def in_one_piece(monkeypatch: pytest.MonkeyPatch, fn, *args, **kw):  # type: ign
         return fn(*args, **kw)
 
 
-def test_a_first_push_in_pieces_is_the_push_in_one_piece(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_pieces: list[bytes]
-) -> None:
+def first_push_in_pieces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SyncReport:
+    """The first push of the library into a replica with two files of its
+    own (one a create/create conflict), checked against the same push made
+    in one piece, and then with nothing left to do either way."""
     a, b = replicas(tmp_path, "A", "B")
     make_tree(a, LIBRARY)
     make_tree(b, {"2019/01/IMG_0.jpg": "B's own photo", "2021/x.jpg": "only on B"})
     twin = copy_replica(b, tmp_path / "B-twin")
     whole = in_one_piece(monkeypatch, push, str(a), str(twin))
     split = push(str(a), str(b))
-    assert small_pieces, "the sync was made of pieces"
     assert tree(b) == tree(twin)
     assert counts(split) == counts(whole)
-    assert [c["kind"] for c in split.to_json()["conflicts"]] == ["create/create"]
+    assert [(c["kind"], c["path"]) for c in split.to_json()["conflicts"]] == [("create/create", "2019/01/IMG_0.jpg")]
     # Nothing is left to do, in either direction.
-    assert counts(push(str(a), str(b)))["created"] == 0
+    again = push(str(a), str(b))
+    assert counts(again)["created"] == 0 and again.conflicts == []
     assert push(str(b), str(a)).conflicts == []
     assert tree(a) == tree(b)
+    return split
+
+
+def test_a_first_push_in_pieces_is_the_push_in_one_piece(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_pieces: list[bytes]
+) -> None:
+    first_push_in_pieces(tmp_path, monkeypatch)
+    assert small_pieces, "the sync was made of pieces"
 
 
 def test_later_changes_in_pieces_are_the_changes_in_one_piece(
@@ -195,3 +204,54 @@ def test_a_folder_too_large_for_one_plan_is_found_so_once(
     assert b"" in too_large
     assert tree(b) == tree(twin)
     assert counts(split) == counts(whole)
+
+
+@pytest.fixture
+def joined_pieces(monkeypatch: pytest.MonkeyPatch) -> list[list[bytes]]:
+    """Pieces of twelve actions, so that a few folders of the library fit
+    in one; returns the subtrees of each plan carried out as several."""
+    monkeypatch.setattr(pieces, "PIECE", 12)
+    groups: list[list[bytes]] = []
+    real = pieces.joined
+
+    def spy(plans):  # type: ignore[no-untyped-def]
+        if len(plans) > 1:
+            groups.append([p.top for p in plans])
+        return real(plans)
+
+    monkeypatch.setattr(pieces, "joined", spy)
+    return groups
+
+
+def test_sibling_folders_that_fit_one_piece_are_synced_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, joined_pieces: list[list[bytes]]
+) -> None:
+    first_push_in_pieces(tmp_path, monkeypatch)
+    assert [b"2019/01", b"2019/02"] in joined_pieces, joined_pieces
+
+
+def test_a_folder_of_a_group_that_does_not_finish_waits_alone(tmp_path: Path, joined_pieces: list[list[bytes]]) -> None:
+    """Content a bundle leaves out waits in its own folder; the folders
+    carried out with it are done, and each waiting file is reported once."""
+    a, b = replicas(tmp_path, "A", "B")
+    make_tree(a, LIBRARY)
+    pack(str(a), str(tmp_path / "first.sqb"), for_replica=str(b))
+    apply(str(tmp_path / "first.sqb"), str(b))
+    for month in (1, 2, 3):
+        for n in range(4):
+            write(a / "2019" / f"{month:02}" / f"IMG_{n}.jpg", f"retouched {month} {n}")
+    write(a / "2019" / "01" / "IMG_0.jpg", "retouched, and large " + "x" * 4000)
+    bundle = tmp_path / "second.sqb"
+    pack(str(a), str(bundle), for_replica=str(b), max_size=1000)
+    joined_pieces.clear()
+    second = apply(str(bundle), str(b))
+    assert [b"2019/01", b"2019/02"] in joined_pieces, joined_pieces
+    assert [p for p, _ in second.deferred] == [b"2019/01/IMG_0.jpg"]
+    assert second.failed == []
+    assert (b / "2019" / "01" / "IMG_1.jpg").read_text() == "retouched 1 1"
+    assert (b / "2019" / "02" / "IMG_3.jpg").read_text() == "retouched 2 3"
+    pack(str(a), str(tmp_path / "rest.sqb"), for_replica=str(b))
+    rest = apply(str(tmp_path / "rest.sqb"), str(b))
+    assert rest.deferred == [] and rest.failed == []
+    assert counts(rest)["updated"] == 1
+    assert tree(b) == tree(a)

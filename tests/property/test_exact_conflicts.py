@@ -350,7 +350,8 @@ class ExactConflictsWithSwaps(ExactConflicts):
 
 class ExactConflictsInPieces(ExactConflictsWithSwaps):
     """Every sync larger than two actions is made of pieces, one subtree
-    at a time: the pieces must reach exactly what one sync reaches."""
+    at a time or sibling subtrees joined: the pieces must reach exactly
+    what one sync reaches."""
 
     piece = int(os.environ.get("SQ_EXACT_PIECE", "2"))
 
