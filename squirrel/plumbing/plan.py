@@ -76,7 +76,7 @@ DIRMETA = "dirmeta"  # after B's directory finished: join `m` into its modificat
 NOTICE = "notice"  # index only: B, absent too, learns when A's path was deleted (`m`)
 
 
-@dataclass
+@dataclass(slots=True)
 class Action:
     kind: str
     path: bytes
