@@ -18,7 +18,11 @@ from __future__ import annotations
 from squirrel.plumbing import paths
 from squirrel.plumbing.plan import DELETE, MKDIR, MOVE_ASIDE, RMDIR, WRITE, Plan
 
-BATCH = 256
+# Each batch costs an fsync of the log, one of each folder it changed and
+# an index commit: a push of 100,000 small files took 9.0 s in batches of
+# 256 actions, 8.4 s in batches of 1,024 (a killed batch is undone whole,
+# and the sync then redoes it).
+BATCH = 1024
 
 
 def order(plan: Plan) -> list[int]:
