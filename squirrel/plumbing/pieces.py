@@ -83,8 +83,9 @@ def sync_in_pieces(
         failed |= f
         # A failure outside every subtree of the group (a folder above them
         # that could not be made) leaves them all unfinished.
-        stray = any(not any(paths.is_under(p, g.top) for g in group) for p in f)
-        unfinished.extend(g.top for g in group if stray or any(paths.is_under(p, g.top) for p in f))
+        hit = {_child_of(top, p) for p in f}
+        stray = bool(hit - {g.top for g in group})
+        unfinished.extend(g.top for g in group if stray or g.top in hit)
         group.clear()
         held = 0
 
@@ -106,6 +107,15 @@ def sync_in_pieces(
     carry_out_group()
     last = Planner(src, dst, skip=frozenset(unfinished), settled=frozenset(below)).run(top)
     return failed | carry_out(last, failed)
+
+
+def _child_of(top: bytes, path: bytes) -> bytes | None:
+    """The child of `top` that `path` is or lies below; None where `path`
+    is not below `top`."""
+    if top and not path.startswith(top + b"/"):
+        return None
+    rest = path[len(top) + 1 :] if top else path
+    return paths.join(top, rest.split(b"/", 1)[0]) if rest else None
 
 
 def _fitting(src: SourceTree, dst: ReceiverTree, top: bytes, room: int) -> Plan | None:
