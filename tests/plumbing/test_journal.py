@@ -261,3 +261,36 @@ def test_status_says_when_an_interrupted_sync_waits_to_be_undone(root: Path) -> 
     run_sq("scan", root)
     proc = run_sq("status", root, "--json", "--exit-code")
     assert proc.code == 0 and json.loads(proc.stdout)["interrupted"] is False
+
+
+# Names as a scan records them: no "/", no NUL, never "." or "..".
+names = st.lists(
+    st.binary(min_size=1, max_size=12).filter(lambda n: b"/" not in n and b"\x00" not in n and n not in (b".", b"..")),
+    min_size=1,
+    max_size=3,
+)
+any_version = st.builds(
+    journal.FileVersion,
+    st.binary(min_size=32, max_size=32),
+    st.integers(0, (1 << 63) - 1),
+    st.integers(0, (1 << 63) - 1),
+    st.integers(0, 0o7777),
+)
+
+
+@given(
+    st.sampled_from([journal.PLACED, journal.REMOVED, journal.MOVED, journal.MKDIR, journal.RMDIR]),
+    names.map(b"/".join),
+    names.map(b"/".join),
+    any_version,
+)
+def test_a_step_is_logged_as_its_json_and_read_back_as_itself(
+    kind: str, path: bytes, to: bytes, v: journal.FileVersion
+) -> None:
+    if kind in (journal.MKDIR, journal.RMDIR):
+        step = journal.Step(kind, path)
+    else:
+        step = journal.Step(kind, path, v, to if kind == journal.MOVED else None)
+    line = step.line()
+    assert line == json.dumps(step.to_json(), sort_keys=True)
+    assert journal.Step.from_json(json.loads(line)) == step
