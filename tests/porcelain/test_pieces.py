@@ -69,7 +69,7 @@ def in_one_piece(monkeypatch: pytest.MonkeyPatch, fn, *args, **kw):  # type: ign
         return fn(*args, **kw)
 
 
-def first_push_in_pieces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SyncReport:
+def first_push_in_pieces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The first push of the library into a replica with two files of its
     own (one a create/create conflict), checked against the same push made
     in one piece, and then with nothing left to do either way."""
@@ -87,7 +87,6 @@ def first_push_in_pieces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Syn
     assert counts(again)["created"] == 0 and again.conflicts == []
     assert push(str(b), str(a)).conflicts == []
     assert tree(a) == tree(b)
-    return split
 
 
 def test_a_first_push_in_pieces_is_the_push_in_one_piece(
