@@ -42,7 +42,7 @@ from squirrel.plumbing.plan import DELETE, WRITE, Plan, Planner, PlanTooLarge, R
 # A sync in pieces plans everything twice before it is done (the checks
 # made before it changes anything need the whole sync's figures, see
 # `outline`), and its first attempt at one plan up to this size once more:
-# a push of 30,000 small files spent a fifth of its time planning when
+# a push of 30,000 small files spent a sixth of its time planning when
 # pieces were of 20,000 actions. One plan is kept up to some 60 MB.
 PIECE = 1 << 17  # actions
 
