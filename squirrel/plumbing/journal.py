@@ -95,7 +95,7 @@ class Step:
     def line(self) -> str:
         """The step's line in the log: `to_json` as JSON with sorted keys,
         written out directly (a batch writes a thousand of them; the
-        encoder took 3 µs a step, this 1)."""
+        encoder took 3 µs a step, this half a µs)."""
         p = _b64(self.path)
         v = self.version
         if v is None:

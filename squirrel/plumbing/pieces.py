@@ -92,7 +92,9 @@ def sync_in_pieces(
     for child in below:
         plan = None
         if group and held < limit and child not in (too_large or ()):
-            plan = _fitting(src, dst, child, limit - held)
+            # Without `too_large`: a subtree that does not fit the room
+            # left may still fit a piece of its own.
+            plan = whole_plan(src, dst, child, limit - held)
         if plan is None:
             carry_out_group()
             plan = whole_plan(src, dst, child, limit, too_large)
@@ -116,15 +118,6 @@ def _child_of(top: bytes, path: bytes) -> bytes | None:
         return None
     rest = path[len(top) + 1 :] if top else path
     return paths.join(top, rest.split(b"/", 1)[0]) if rest else None
-
-
-def _fitting(src: SourceTree, dst: ReceiverTree, top: bytes, room: int) -> Plan | None:
-    """The plan of `top` if it holds at most `room` actions, else None
-    (without counting `top` too large for a piece of its own)."""
-    try:
-        return Planner(src, dst, room).run(top)
-    except PlanTooLarge:
-        return None
 
 
 def outline_pieces(
