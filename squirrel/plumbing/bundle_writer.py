@@ -51,10 +51,17 @@ SAMPLE = 1 << 20
 # the 5% the test asks for; such an object is then stored raw.
 SAMPLE_LEVEL = -1
 # A raw object this small, read whole for its sample, is kept in memory
-# until the bundle is written, up to KEEP_TOTAL for the whole bundle: a
-# thumbnail or a sidecar is then read once, not twice.
+# until the bundle is written, up to KEEP_TOTAL for the whole bundle, and
+# beyond that written to the side file with the compressed ones, up to
+# STAGE_TOTAL (the room a pack takes beside its bundle): a thumbnail or a
+# sidecar is then read once, not twice. Past both, it is read again.
 KEEP_SMALL = 256 << 10
 KEEP_TOTAL = 64 << 20
+STAGE_TOTAL = 1 << 30
+# The bundle is written in blocks of this size where its pieces are small
+# (object heads, small objects), and the side file read and written through
+# a buffer of it.
+OUT_BLOCK = 1 << 20
 
 
 class BundleWriter:
@@ -82,6 +89,7 @@ class BundleWriter:
         self._objects_file: BinaryIO | None = None
         self._pending: list[_Pending] = []  # every object, in the order the bundle holds them
         self._kept = 0  # bytes of small raw objects kept in memory
+        self._staged = 0  # and in the side file
         self._sampler = zstandard.ZstdCompressor(level=SAMPLE_LEVEL)
 
     def _record(self, tag: int, path: bytes, value: bytes) -> None:
@@ -113,9 +121,12 @@ class BundleWriter:
     def _objects(self) -> BinaryIO:
         if self._objects_file is None:
             # Compressed objects are staged in a side file: the header, which
-            # precedes them, needs their stored sizes. A dry run needs the
-            # sizes alone.
-            self._objects_file = _Discard() if self.dry_run else open(self.part + ".objects", "w+b")  # noqa: SIM115
+            # precedes them, needs their stored sizes (and so are small raw
+            # ones past KEEP_TOTAL, not to be read twice). A dry run needs
+            # the sizes alone.
+            self._objects_file = (
+                _Discard() if self.dry_run else open(self.part + ".objects", "w+b", buffering=OUT_BLOCK)  # noqa: SIM115
+            )
         return self._objects_file
 
     def add_object(
@@ -132,8 +143,10 @@ class BundleWriter:
         `meter` hears of it; a raw one is only noted, and `close` calls
         `read()` again to stream it into the bundle, verified on the way,
         so its bytes are written once (with `span`, the file range that
-        holds it, by the kernel); a small one read whole already is kept
-        (`KEEP_SMALL`) and verified as it is written."""
+        holds it, by the kernel). A small one read whole already is not
+        read again (`KEEP_SMALL`): it is kept in memory and verified as it
+        is written, or, once `KEEP_TOTAL` is kept, verified now and put in
+        the side file (up to `STAGE_TOTAL`)."""
         it = read()
         first = b""
         try:
@@ -148,6 +161,9 @@ class BundleWriter:
                     # (`close` verifies it like any raw object).
                     self._kept += size
                     read, span = partial(iter, (first,)), None
+                elif len(first) == size <= KEEP_SMALL and self._staged + size <= STAGE_TOTAL:
+                    self._stage_raw(oid, first, meter)
+                    return size
                 self._pending.append(_Pending(oid, size, ENC_RAW, size, read, span=span))
                 self.objects += 1
                 self.object_bytes += size
@@ -176,11 +192,26 @@ class BundleWriter:
         self.object_bytes += stored
         return stored
 
+    def _stage_raw(self, oid: bytes, content: bytes, meter: Meter | None) -> None:
+        """A small raw object read whole, verified and put in the side file."""
+        if blake3.blake3(content).digest() != oid:
+            raise ChangedDuringOperation("a file changed while it was packed; scan and pack again")
+        f = self._objects()
+        at = f.tell()
+        f.write(content)
+        self._staged += len(content)
+        self._pending.append(_Pending(oid, len(content), ENC_RAW, len(content), None, at))
+        if meter is not None:
+            meter.add_bytes(len(content))
+            meter.file_done(len(content), len(content))
+        self.objects += 1
+        self.object_bytes += len(content)
+
     def close(self, meter: Meter | None = None, finish: Meter | None = None) -> int:
-        """Write FILE.part (the raw objects streamed from their files and
-        verified, the compressed ones copied from the side file), fsync,
-        rename to FILE; returns the bundle's size. `meter` hears how the raw
-        objects go, `finish` the final flush to the disk."""
+        """Write FILE.part (the raw objects streamed from their files or
+        from memory and verified, the staged ones copied from the side
+        file), fsync, rename to FILE; returns the bundle's size. `meter`
+        hears how the raw objects go, `finish` the final flush to the disk."""
         self.manifest.write(bytes([REC_END]))
         raw_manifest = self.manifest.getvalue()
         stored_manifest = zstandard.ZstdCompressor(level=self.level).compress(raw_manifest)
@@ -219,9 +250,10 @@ class BundleWriter:
         meter = meter if meter is not None else Meter("")
         h = blake3.blake3()
         written = flushed = 0
+        small = bytearray()  # small pieces not yet written, at most OUT_BLOCK
         with open(self.part, "w+b", buffering=0) as out:
 
-            def put(piece: bytes | memoryview) -> None:
+            def write(piece: bytes | bytearray | memoryview) -> None:
                 nonlocal written, flushed
                 h.update(piece)
                 view = memoryview(piece)
@@ -234,6 +266,19 @@ class BundleWriter:
                     start_writeback(out.fileno(), flushed, written - flushed)
                     flushed = written
 
+            def drain() -> None:
+                if small:
+                    write(small)
+                    small.clear()
+
+            def put(piece: bytes | memoryview) -> None:
+                if len(small) + len(piece) > OUT_BLOCK:
+                    drain()
+                if len(piece) >= OUT_BLOCK:
+                    write(piece)
+                else:
+                    small.extend(piece)
+
             for piece in (PRELUDE.pack(SIGNATURE, VERSION, len(hb)), hb, blake3.blake3(hb).digest(), stored_manifest):
                 put(piece)
 
@@ -244,6 +289,7 @@ class BundleWriter:
                 file systems cannot copy this way."""
                 nonlocal written, flushed
                 assert p.span is not None
+                drain()  # the kernel copies to where the file ends
                 span = p.span()
                 ho = blake3.blake3()
 
@@ -264,14 +310,20 @@ class BundleWriter:
                     raise ChangedDuringOperation("a file changed while it was packed; scan and pack again")
                 return copied
 
+            staged = self._objects_file
+            if staged is not None:
+                staged.flush()
+                staged.seek(0)
             for p in self._pending:
                 put(OBJ_HEAD.pack(1, p.oid, p.size, p.encoding, p.stored))
                 if p.read is not None:
                     copied = copy_raw(p) if p.span is not None else None
                     meter.file_done(p.size, copied if copied is not None else self._put_raw(p, put, meter))
                 else:
-                    self._put_staged(p, put)
+                    assert staged is not None
+                    _put_staged(staged, p, put)
             put(bytes([0]))
+            drain()
             out.write(TRAILER + h.digest())
             if finish is not None:
                 finish.expect(1, 0)
@@ -305,18 +357,6 @@ class BundleWriter:
         if total != p.size or h.digest() != p.oid:
             raise ChangedDuringOperation("a file changed while it was packed; scan and pack again")
         return total
-
-    def _put_staged(self, p: _Pending, put: Callable[[bytes], None]) -> None:
-        """Copy a compressed object from the side file into the bundle."""
-        f = self._objects()
-        f.seek(p.at)
-        left = p.stored
-        while left:
-            block = f.read(min(BLOCK, left))
-            if not block:
-                raise SquirrelError("internal error: the side file is short")
-            left -= len(block)
-            put(block)
 
     def _drop_objects_file(self) -> None:
         if self._objects_file is not None:
@@ -357,7 +397,8 @@ class _Discard(io.BytesIO):
 @dataclass
 class _Pending:
     """An object added to a bundle being written: a raw one is read again
-    from its file (`read`), a compressed one waits in the side file (`at`)."""
+    from its file (`read`); a compressed one, or a small raw one once
+    `KEEP_TOTAL` is kept, waits in the side file (`at`)."""
 
     oid: bytes
     size: int
@@ -366,6 +407,20 @@ class _Pending:
     read: Callable[[], Iterator[bytes]] | None
     at: int = 0
     span: Callable[[], Span] | None = None
+
+
+def _put_staged(f: BinaryIO, p: _Pending, put: Callable[[bytes], None]) -> None:
+    """Copy an object from the side file into the bundle. The side file
+    holds them in the bundle's order, so it is read straight through."""
+    if f.tell() != p.at:
+        f.seek(p.at)
+    left = p.stored
+    while left:
+        block = f.read(min(BLOCK, left))
+        if not block:
+            raise SquirrelError("internal error: the side file is short")
+        left -= len(block)
+        put(block)
 
 
 def _hasher(size: int) -> Any:

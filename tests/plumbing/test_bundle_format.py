@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from squirrel.errors import BadBundle, BadPath, UnsupportedFormat
+from squirrel.plumbing import bundle_writer
 from squirrel.plumbing.bundle import ENC_RAW, ENC_ZSTD, BundleReader
 from squirrel.plumbing.bundle_writer import BundleWriter, header_for
 from squirrel.plumbing.index import FLAG_PARTIAL, KIND_DIR, KIND_FILE, Entry
@@ -217,8 +218,17 @@ def test_writer_refuses_content_that_does_not_match_its_id_and_leaves_no_file(tm
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize(("size", "reads"), [(1000, 1), (600_000, 2)], ids=["kept-in-memory", "read-again"])
-def test_raw_content_that_does_not_match_its_id_is_refused_when_written(tmp_path: Path, size: int, reads: int) -> None:
+@pytest.mark.parametrize(
+    ("size", "keep", "reads", "when"),
+    [(1000, 1 << 20, 1, "written"), (600_000, 1 << 20, 2, "written"), (1000, 0, 1, "read")],
+    ids=["kept-in-memory", "read-again", "side-file"],
+)
+def test_raw_content_that_does_not_match_its_id_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int, keep: int, reads: int, when: str
+) -> None:
+    """Raw content is checked when the bundle is written, or, put in the
+    side file once the memory budget (`keep`) is spent, when it is read."""
+    monkeypatch.setattr(bundle_writer, "KEEP_TOTAL", keep)
     noise = incompressible(size, 3)
     opened = []
 
@@ -228,12 +238,59 @@ def test_raw_content_that_does_not_match_its_id_is_refused_when_written(tmp_path
 
     w = BundleWriter(str(tmp_path / "b.sqb"), golden_header())
     w.add_entry(b"", GOLDEN_ENTRIES[b""])
-    assert w.add_object(blake3.blake3(noise + b"!").digest(), size, read) == size  # raw: checked when written
     with pytest.raises(Exception, match="changed while it was packed"):
+        assert w.add_object(blake3.blake3(noise + b"!").digest(), size, read) == size
+        assert when == "written"
         w.close()
     assert len(opened) == reads  # a small file is read once, a larger one again as it is written
     w.abort()
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("keep", "stage", "raw_reads"),
+    [(0, 0, [2] * 8), (0, 1 << 20, [1] * 8), (2000, 3000, [1, 1, 1, 1, 2, 2, 2, 2])],
+    ids=["read-again", "side-file", "all-three"],
+)
+def test_small_raw_objects_kept_staged_or_read_again_make_the_same_bundle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keep: int, stage: int, raw_reads: list[int]
+) -> None:
+    """Small incompressible objects kept in memory (up to `keep` bytes), put
+    in the side file (up to `stage`) or read again from their files, between
+    compressed ones: the bundle is byte for byte the one every object read
+    again makes, and only the objects read again were read twice."""
+    contents = [incompressible(900 + 37 * i, 40 + i) if i % 3 else TEXT + bytes([i]) for i in range(12)]
+
+    def write_bundle(name: str) -> tuple[bytes, list[int]]:
+        reads = [0] * len(contents)
+
+        def reader(i: int) -> Callable[[], Iterator[bytes]]:
+            def read() -> Iterator[bytes]:
+                reads[i] += 1
+                return iter([contents[i][:500], contents[i][500:]])
+
+            return read
+
+        w = BundleWriter(str(tmp_path / name), golden_header())
+        w.add_entry(b"", GOLDEN_ENTRIES[b""])
+        for i, c in enumerate(contents):
+            w.add_object(blake3.blake3(c).digest(), len(c), reader(i))
+        w.close()
+        return (tmp_path / name).read_bytes(), reads
+
+    monkeypatch.setattr(bundle_writer, "KEEP_TOTAL", 0)
+    monkeypatch.setattr(bundle_writer, "STAGE_TOTAL", 0)
+    expected, _ = write_bundle("reread.sqb")
+    monkeypatch.setattr(bundle_writer, "KEEP_TOTAL", keep)
+    monkeypatch.setattr(bundle_writer, "STAGE_TOTAL", stage)
+    got, reads = write_bundle("b.sqb")
+    assert got == expected
+    assert [reads[i] for i in range(len(contents)) if i % 3] == raw_reads
+    assert [reads[i] for i in range(len(contents)) if i % 3 == 0] == [1] * 4  # compressed: read once
+    with BundleReader(str(tmp_path / "b.sqb")) as r:
+        assert {oid: read_all(r, oid) for oid in r.objects} == {blake3.blake3(c).digest(): c for c in contents}
+        assert r.verify() == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.sqb", "reread.sqb"]
 
 
 NAMES = st.sampled_from([b"a", b"b", b"photo.jpg", "é".encode(), b"\xff\xfe", b"x y", b".hidden"])

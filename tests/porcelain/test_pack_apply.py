@@ -21,7 +21,7 @@ import pytest
 import zstandard
 
 from squirrel.errors import BadBundle, DamagedObject, SquirrelError, UnsupportedFormat, WrongVault
-from squirrel.plumbing import pieces
+from squirrel.plumbing import bundle_writer, pieces
 from squirrel.plumbing.bundle import BundleReader
 from squirrel.plumbing.index import FLAG_PARTIAL, ReplicaIndex, decode_entry, encode_entry
 from squirrel.plumbing.knowledge import Knowledge
@@ -98,6 +98,24 @@ def test_pack_and_apply_do_exactly_what_push_does(tmp_path: Path) -> None:
     for field in ("created", "updated", "deleted", "skipped"):
         assert getattr(via_bundle, field) == getattr(via_push, field), field
     assert via_bundle.bytes_copied == via_push.bytes_copied > 0
+
+
+def test_a_library_of_small_photos_past_the_memory_budget_arrives_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Thumbnails beyond what a pack keeps in memory go through its side
+    file, and beyond that are read again: each arrives as it was."""
+    monkeypatch.setattr(bundle_writer, "KEEP_TOTAL", 20 * KIB)
+    monkeypatch.setattr(bundle_writer, "STAGE_TOTAL", 40 * KIB)
+    files = {f"roll{i // 10}/img_{i:03d}.jpg": incompressible(2 * KIB + 97 * i, i) for i in range(40)}
+    files["roll0/notes.txt"] = "caption\n" * 500  # compressed, in the side file too
+    a, b = new_vault(tmp_path, "A", "B")
+    make_tree(a, files)
+    packed, applied = bundle_to(a, b, tmp_path / "photos.sqb")
+    assert packed.objects == 41
+    assert applied.created == 45 and applied.failed == [] and applied.deferred == []
+    assert tree(b) == tree(a)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("photos")] == ["photos.sqb"]
 
 
 def test_a_bundle_for_anyone_brings_a_new_replica_everything(tmp_path: Path) -> None:
