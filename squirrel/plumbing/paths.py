@@ -105,6 +105,30 @@ def check_relpath(path: bytes) -> bytes:
     return path
 
 
+class RelpathChecker:
+    """`check_relpath` for many paths that share their folders (a
+    manifest's): a path whose folder passed already needs only its last
+    name looked at. Whatever the order, it accepts and refuses exactly
+    what `check_relpath` does, with the same error."""
+
+    def __init__(self) -> None:
+        self._passed: set[bytes] = set()  # never the root: "/x" is no path below it
+
+    def __call__(self, path: bytes) -> bytes:
+        folder, slash, name = path.rpartition(b"/")
+        if not (
+            name
+            and name != b"."
+            and name != b".."
+            and not uncarriable(name)
+            and (folder in self._passed if slash else name.lower() != MARKER)
+        ):
+            check_relpath(path)  # refuses it, with the reason; or a folder not seen yet
+        if path:
+            self._passed.add(path)
+        return path
+
+
 def user_relpath(root: str, given: str) -> bytes:
     """A SUBPATH or FILE given on the command line, as a replica-relative
     path. A relative one is taken from the replica's root; when nothing is

@@ -17,6 +17,7 @@ import os
 import struct
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import blake3
@@ -33,6 +34,7 @@ from squirrel.plumbing.index import FLAG_PARTIAL, KIND_DIR, KIND_FILE, Entry
 from squirrel.plumbing.vtime import VectorTime
 from tests.bundle_tools import (
     PRELUDE,
+    REC_SYNC,
     SENDER_FILES,
     BundleParts,
     ObjectPart,
@@ -415,6 +417,56 @@ def test_a_frame_shorter_than_the_declared_size_is_refused(tmp_path: Path) -> No
     path = golden_with(tmp_path, "short.sqb", replace_text_object(short))
     with BundleReader(str(path)) as r, pytest.raises(BadBundle, match="shorter"):
         read_all(r, OID_TEXT)
+
+
+# What the sender may claim ------------------------------------------------------
+def with_versions(
+    versions: dict[bytes, VectorTime], syncs: dict[bytes, VectorTime] | None = None
+) -> Callable[[BundleParts], None]:
+    """A change of the golden bundle: these files (new ones beside the
+    golden ones) at these versions, and these sync times added."""
+
+    def change(p: BundleParts) -> None:
+        p.records = [r for r in p.records if r.path not in versions]
+        for path, m in versions.items():
+            base = GOLDEN_ENTRIES.get(path, GOLDEN_ENTRIES[b"photo.jpg"])
+            p.records.append(entry_record(path, replace(base, m=m, c=m)))
+        for path, t in (syncs or {}).items():
+            p.records.append(Record(REC_SYNC, path, t.encode()))
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("versions", "syncs"),
+    [
+        # Newer than the sender's own event: its counter is 3.
+        ({b"photo.jpg": vt(s=4)}, None),
+        # A change of the receiver's the sender learned nowhere: its sync
+        # time in docs/ is r=7.
+        ({b"docs/notes.txt": vt(s=2, r=8)}, None),
+        # The same version is known in docs/ (r=7) and not at the root (r=5):
+        # what one folder knows is not taken for another's.
+        ({b"docs/a.txt": vt(r=6), b"z.txt": vt(r=6)}, None),
+        # A file's own sync time, older than its folder's, is what counts.
+        ({b"docs/notes.txt": vt(r=7)}, {b"docs/notes.txt": vt(r=6)}),
+    ],
+)
+def test_a_file_claiming_a_version_its_sender_does_not_know_is_refused(
+    tmp_path: Path, versions: dict[bytes, VectorTime], syncs: dict[bytes, VectorTime] | None
+) -> None:
+    bad = golden_with(tmp_path, "claims.sqb", with_versions(versions, syncs))
+    with pytest.raises(BadBundle, match="claims a version its sender does not know"):
+        BundleReader(str(bad))
+
+
+def test_what_the_sender_knows_of_a_file_or_its_folder_is_accepted(tmp_path: Path) -> None:
+    """Versions the sender knows of, by its folder's sync time, by its own
+    (newer than its folder's), or shared by files of two folders, open."""
+    versions = {b"docs/a.txt": vt(s=3, r=7), b"docs/notes.txt": vt(r=9), b"b.txt": vt(r=5), b"docs/c.txt": vt(r=5)}
+    ok = golden_with(tmp_path, "knows.sqb", with_versions(versions, {b"docs/notes.txt": vt(r=9)}))
+    with BundleReader(str(ok)) as r:
+        assert {p: r.entries[p].m for p in versions} == versions
 
 
 def test_a_manifest_bomb_is_refused(tmp_path: Path) -> None:

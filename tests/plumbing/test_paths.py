@@ -301,3 +301,26 @@ def test_ignore_patterns_match_names_that_are_not_utf8(tmp_path: Path) -> None:
     assert rules.ignored(b"caf\xe9-1.jpg", False)
     assert not rules.ignored("café-1.jpg".encode(), False)
     assert rules.ignored("sub/été".encode(), True)
+
+
+_PIECES = [b"a", b"b", b".", b"..", b"", b".squirrel", b".SQUIRREL", b"x\\y", b"z\x00", b"/"]
+
+
+@given(st.lists(st.lists(st.sampled_from(_PIECES), min_size=1, max_size=4).map(b"/".join), max_size=30))
+def test_the_checker_of_many_paths_refuses_exactly_what_check_relpath_refuses(given_paths: list[bytes]) -> None:
+    """A manifest's paths come in any order, damaged ones too: the checker
+    that looks only at the last name of a path whose folder passed accepts
+    and refuses each exactly as the whole check does, with its message."""
+    check = paths.RelpathChecker()
+    for p in given_paths:
+        try:
+            expected: str | None = None
+            paths.check_relpath(p)
+        except UnsafePath as e:
+            expected = str(e)
+        try:
+            got: str | None = None
+            assert check(p) == p
+        except UnsafePath as e:
+            got = str(e)
+        assert got == expected, p
