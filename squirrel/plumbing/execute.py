@@ -121,6 +121,7 @@ class Executor:
         self.root = os.fsencode(replica.root)
         self.plan = plan
         self.source = source
+        self._holds: Callable[[bytes], bool] | None = getattr(source, "has", None)  # a source of content by id
         # Files written, deleted or moved aside, and the bytes of those written.
         self.meter = meter or Meter(
             phase,
@@ -572,7 +573,11 @@ class Executor:
 
     def _from_sender(self, i: int, act: Action) -> bool:
         """Will this action's content come from the sender (no conflict, no
-        move, no copy the receiver holds or this run put in the trash)?"""
+        move, no copy the receiver holds or this run put in the trash), which
+        holds it? Content a bundle or the carrier lacks is not fetched
+        ahead: at its turn, it is looked for here and deferred (a first
+        visit of a new drive defers every file, and each fetch ahead tried
+        the next 256 again, one after the other)."""
         a = act.a
         return (
             act.kind == WRITE
@@ -583,6 +588,7 @@ class Executor:
             and not self._below_refused(act.path)
             and not self._move_sources.get(a.oid)
             and not self._trashed_now.get(a.oid)
+            and (self._holds is None or self._holds(a.oid))
             and self._local_chunks(a.oid) is None
         )
 
