@@ -12,7 +12,8 @@ run, on the same warm page cache; a figure is the median of --runs runs:
 - reconcile of two replicas that differ in 10 files (5 edited on each side):
   `sq reconcile A B` against `rsync -an --delete A/ B/` (one way, dry run).
 - the laptop: the first visits of both drives, then a visit with nothing to
-  do against `sq scan` of the same drive.
+  do against `sq scan` of the same drive; last, the first visit of a new,
+  empty drive before the carrier holds anything for it (every file waits).
 - `sq pack --for B` of 10 edits of A.
 - sizes: the index on a drive and the carrier's metadata, in bytes a file.
 - peak memory (max RSS) of init, scan, reconcile, the visits and pack. The
@@ -229,6 +230,18 @@ def bench(tmp: Path, files: int, runs: int, sq: list[str]) -> Results:
     t_pack = mem_pack.seconds
     res.add(f"sq pack --for B ({DIFF} edits)", t_pack, "s")
 
+    # Last: once the carrier knows a drive that lacks everything, visits of
+    # A take content for it, and nothing above would be quiet.
+    print("the first visit of a new, empty drive", flush=True)
+    empty = tmp / "N"
+    empty.mkdir()
+    run([*sq, "init", str(empty), "--name", "N", "--join", str(carrier)])
+    mem_empty = peak_memory([*visit, str(empty)])
+    _, doc = sq_json([*visit, "--dry-run", str(empty)])
+    if len(doc["deferred"]) != files or doc["created"]:
+        sys.exit(f"bench: the empty drive does not wait for {files} files after its first visit: {doc}")
+    res.add("first visit of an empty drive (all deferred)", mem_empty.seconds, "s")
+
     peaks = {
         "sq init": mem_init,
         "sq scan": mem_scan,
@@ -237,6 +250,7 @@ def bench(tmp: Path, files: int, runs: int, sq: list[str]) -> Results:
         "visit with nothing to do": mem_quiet,
         "sq reconcile": mem_reconcile,
         "sq pack --for": mem_pack,
+        "first visit, empty drive": mem_empty,
     }
     for what, peak in peaks.items():
         res.add(f"peak memory of its own: {what}", peak.private_kib / 1024, "MiB", "≤ 300")
