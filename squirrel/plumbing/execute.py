@@ -574,10 +574,10 @@ class Executor:
     def _from_sender(self, i: int, act: Action) -> bool:
         """Will this action's content come from the sender (no conflict, no
         move, no copy the receiver holds or this run put in the trash), which
-        holds it? Content a bundle or the carrier lacks is not fetched
-        ahead: at its turn, it is looked for here and deferred (a first
-        visit of a new drive defers every file, and each fetch ahead tried
-        the next 256 again, one after the other)."""
+        holds it? Content a bundle or the carrier lacks is looked for at its
+        turn and deferred, never fetched ahead: counted as the sender's, each
+        deferred file's turn would fetch the next writes ahead again, and a
+        first visit of a new drive defers every file."""
         a = act.a
         return (
             act.kind == WRITE
