@@ -85,7 +85,7 @@ def follow(rec: ConflictRecord, later: Iterable[ConflictRecord]) -> ConflictReco
 
 def record(idx: ReplicaIndex, new: ConflictRecord) -> None:
     """Store a conflict a sync just met; the earlier ones at its path follow it."""
-    for rec in idx.conflicts():
+    for rec in idx.conflicts_at(new.path):
         moved = follow(rec, [new])
         if moved != rec:
             idx.put_conflict(moved)
@@ -98,15 +98,15 @@ def carry(records: Iterable[ConflictRecord], idx: ReplicaIndex, top: bytes = b""
     marks to the same conflicts here, and drop the receiver's records that
     are no longer open. Returns how many open conflicts it took."""
     incoming = [rec for rec in records if paths.is_under(rec.path, top)]
-    known = idx.conflicts() + incoming
+    known = _by_path(idx.conflicts() + incoming)  # a record follows only those at its own path
     for rec in idx.conflicts():
-        moved = follow(rec, known)
+        moved = follow(rec, known.get(rec.path, ()))
         if moved != rec and is_open(idx, moved):
             idx.put_conflict(moved)
     taken = 0
     held = {(rec.path, rec.copy): rec for rec in idx.conflicts() if is_open(idx, rec)}
     for rec in incoming:
-        rec = follow(rec, known)
+        rec = follow(rec, known.get(rec.path, ()))
         if not is_open(idx, rec):
             continue
         mine = held.get((rec.path, rec.copy))
@@ -119,6 +119,14 @@ def carry(records: Iterable[ConflictRecord], idx: ReplicaIndex, top: bytes = b""
             held[(rec.path, rec.copy)] = replace(mine, resolved=True)
     prune(idx)
     return taken
+
+
+def _by_path(records: Iterable[ConflictRecord]) -> dict[bytes, list[ConflictRecord]]:
+    """The records at each path, in their order."""
+    at: dict[bytes, list[ConflictRecord]] = {}
+    for rec in records:
+        at.setdefault(rec.path, []).append(rec)
+    return at
 
 
 def prune(idx: ReplicaIndex) -> list[ConflictRecord]:

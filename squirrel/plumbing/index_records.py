@@ -66,6 +66,17 @@ class RecordTables(BatchedEnv):
             for _, raw in self._scan("conflicts", prefix)
         ]
 
+    def conflicts_at(self, path: bytes) -> list[ConflictRecord]:
+        """The conflict records at `path`, open and resolved (keyed by the
+        path, then a NUL and the copy: not those of a longer path)."""
+        found = []
+        for prefix in (OPEN_CONFLICT, RESOLVED_CONFLICT):
+            key = prefix + path
+            for k, raw in self._scan("conflicts", key):
+                if len(k) == len(key) or k[len(key)] == 0:
+                    found.append(ConflictRecord.from_json(self._record(raw)))
+        return found
+
     def put_conflict(self, record: ConflictRecord) -> None:
         """Store `record`, replacing the one with its path and copy."""
         self.drop_conflict(record)

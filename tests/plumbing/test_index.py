@@ -271,6 +271,30 @@ def test_a_record_keyed_by_its_path_alone_is_read_and_replaced(idx: ReplicaIndex
     assert idx.conflicts() == []
 
 
+@pytest.mark.parametrize("committed", [True, False])
+def test_the_conflicts_at_a_path_are_its_own_open_resolved_and_old_keyed_ones(
+    idx: ReplicaIndex, committed: bool
+) -> None:
+    """A sync records each conflict it meets against those at its path
+    only: not those of a longer path that starts with it, nor of another."""
+    first = ConflictRecord(b"p.txt", "update/update", b"p.txt", b"p.sq-conflict-aaaaaaaa.txt")
+    resolved = ConflictRecord(b"p.txt", "update/update", b"p.txt", b"p.sq-conflict-bbbbbbbb.txt", resolved=True)
+    old_keyed = ConflictRecord(b"p.txt", "update/update", b"p.txt", b"p.sq-conflict-cccccccc.txt")
+    others = [
+        ConflictRecord(b"p.txt.xmp", "update/update", b"p.txt.xmp", b"p.txt.sq-conflict-dddddddd.xmp"),
+        ConflictRecord(b"p.txt/q", "create/create", b"p.txt/q", None),
+        ConflictRecord(b"o.txt", "update/delete", b"o.txt", None),
+    ]
+    for rec in (first, resolved, *others):
+        idx.put_conflict(rec)
+    idx._put("conflicts", index_records.path_key(b"p.txt"), index_records._dump(old_keyed.to_json()))
+    if committed:
+        idx.commit()
+    assert sorted(idx.conflicts_at(b"p.txt"), key=lambda r: r.copy or b"") == [first, resolved, old_keyed]
+    assert idx.conflicts_at(b"p.txt.xmp") == [others[0]]
+    assert idx.conflicts_at(b"p") == []
+
+
 def test_conflict_and_trash_records(idx: ReplicaIndex) -> None:
     b_jpg = ConflictRecord(b"b.jpg", "update/update", b"b.jpg", b"b.sq-conflict-00000000.jpg")
     idx.put_conflict(b_jpg)
