@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -21,8 +22,43 @@ if TYPE_CHECKING:  # types only: every command imports this module, few sync
     from squirrel.porcelain.engine import SyncReport
 
 
+WRITE_STEP = 1 << 16  # JSON is written to stdout this many characters at a time
+
+
 def emit_json(doc: Any) -> None:
-    click.echo(json.dumps(doc, indent=None, sort_keys=False, ensure_ascii=False))
+    """Print `doc` as one line of JSON, exactly as `json.dumps` would, made
+    as it is written: a list may be given as an iterator (the files a new
+    drive's first visit defers), and is then never held whole, neither as
+    objects nor as text."""
+    pending: list[str] = []
+    size = 0
+    for piece in _json_pieces(doc):
+        pending.append(piece)
+        size += len(piece)
+        if size >= WRITE_STEP:
+            click.echo("".join(pending), nl=False)
+            pending, size = [], 0
+    pending.append("\n")
+    click.echo("".join(pending), nl=False)
+
+
+def _json_pieces(value: Any) -> Iterator[str]:
+    """`value` as JSON, in pieces: objects and iterators piece by piece, the
+    rest (numbers, strings, lists, an iterator's items) each in one, by
+    `json.dumps`."""
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        yield "{"
+        for n, (key, item) in enumerate(value.items()):
+            yield (", " if n else "") + json.dumps(key, ensure_ascii=False) + ": "
+            yield from _json_pieces(item)
+        yield "}"
+    elif isinstance(value, Iterator):
+        yield "["
+        for n, item in enumerate(value):
+            yield (", " if n else "") + json.dumps(item, ensure_ascii=False)
+        yield "]"
+    else:
+        yield json.dumps(value, ensure_ascii=False)
 
 
 def summary(line: str) -> None:

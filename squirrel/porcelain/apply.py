@@ -16,6 +16,8 @@ from squirrel.plumbing.scan import ScanProgress, scan_replica
 from squirrel.porcelain.engine import SyncReport, check_not_behind, sync_into
 from squirrel.text import counted
 
+WAITS_FOR_A_BUNDLE = "its content is not in this bundle; it comes in a later one"
+
 
 class BundleContent:
     """Content objects from a bundle, verified on the way into the replica."""
@@ -35,7 +37,9 @@ class BundleContent:
         return oid in self.reader.objects
 
     def missing(self, path: bytes) -> ContentUnavailable:
-        return ContentUnavailable(f"content of {paths.display(path)} is not in this bundle; it comes in a later one")
+        """Why the version at `path` waits: the same words for every file
+        (each deferred file of a report holds them)."""
+        return ContentUnavailable(WAITS_FOR_A_BUNDLE)
 
     def chunks(self, path: bytes, entry: Entry) -> Iterable[bytes]:
         if entry.oid not in self.reader.objects:

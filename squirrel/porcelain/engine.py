@@ -11,6 +11,7 @@ others know of it) live here too.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -83,6 +84,8 @@ class SyncReport:
         self.scans += other.scans
 
     def to_json(self) -> dict[str, Any]:
+        """The document `--json` prints (`deferred` an iterator, for
+        `output.emit_json`)."""
         return {
             "created": self.created,
             "updated": self.updated,
@@ -92,8 +95,12 @@ class SyncReport:
             "bytes_copied": self.bytes_copied,
             "conflicts": [c.summary_json() for c in self.conflicts],
             "failed": [{**paths.json_path(p), "error": why} for p, why in self.failed],
-            "deferred": [{**paths.json_path(p), "reason": why} for p, why in self.deferred]
-            + [{**paths.json_path(p), "reason": "not covered by the sender's view"} for p in self.incomplete],
+            # Made as it is written (output.emit_json): a new drive's first
+            # visit may defer a million files.
+            "deferred": itertools.chain(
+                ({**paths.json_path(p), "reason": why} for p, why in self.deferred),
+                ({**paths.json_path(p), "reason": "not covered by the sender's view"} for p in self.incomplete),
+            ),
             "healed": [paths.json_path(p) for p in self.healed],
             # `skipped` (a count of paths the plan left alone) was taken first
             "scan_skipped": [s for stats in self.scans for s in stats.skipped_json(with_replica=True)],

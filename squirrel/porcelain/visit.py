@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from squirrel.errors import ContentUnavailable
-from squirrel.plumbing import conflicts, fsops, paths
+from squirrel.plumbing import conflicts, fsops
 from squirrel.plumbing.carrier import CARRIER_NAME, Carrier, CarrierVault, is_carrier, refuse_occupied
 from squirrel.plumbing.carrier_executor import CarrierExecutor
 from squirrel.plumbing.execute import SPACE_RESERVE
@@ -42,6 +42,8 @@ from squirrel.porcelain import verify as verify_mod
 from squirrel.porcelain.engine import ReplicaSource, SyncReport, check_not_behind, sync_into
 from squirrel.porcelain.verify import VerifyReport
 
+WAITS_FOR_THE_CARRIER = "the carrier does not hold this version yet; a later visit brings it"
+
 
 class StoreContent:
     """Content for delivery, from the carrier's objects."""
@@ -53,7 +55,9 @@ class StoreContent:
         return self.vault.store.has(oid)
 
     def missing(self, path: bytes) -> ContentUnavailable:
-        return ContentUnavailable(f"the carrier does not hold {paths.display(path)} yet; a later visit brings it")
+        """Why the version at `path` waits: the same words for every file
+        (a report of a new drive's first visit may hold a million)."""
+        return ContentUnavailable(WAITS_FOR_THE_CARRIER)
 
     def chunks(self, path: bytes, entry: Entry) -> Iterable[bytes]:
         if not self.vault.store.has(entry.oid):
