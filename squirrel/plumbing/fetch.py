@@ -43,9 +43,9 @@ class ContentSource(Protocol):
     `mismatch(path, entry) -> SquirrelError`, the error that content of its
     own not matching its id is (see `Fetcher.source_error`; without it, a
     file that changed while it was read). A source of content by id (a
-    bundle, the carrier) has `has(oid) -> bool` and `missing(path) ->
-    ContentUnavailable`: the error its `chunks` raises for content it does
-    not hold (see `missing_content`)."""
+    bundle, the carrier) has `has(oid) -> bool` and `waits: str`, why
+    content it does not hold waits: the message of the ContentUnavailable
+    its `chunks` raises, one sentence for every file (see `missing_content`)."""
 
     def chunks(self, path: bytes, entry: Entry) -> Iterable[bytes]: ...
 
@@ -57,8 +57,8 @@ def missing_content(source: ContentSource, path: bytes, entry: Entry) -> str | N
     holds: Callable[[bytes], bool] | None = getattr(source, "has", None)
     if holds is None or holds(entry.oid):
         return None
-    missing: Callable[[bytes], SquirrelError] = source.missing  # type: ignore[attr-defined]
-    return missing(path).message
+    waits: str = source.waits  # type: ignore[attr-defined]
+    return waits
 
 
 def span_of(source: ContentSource, path: bytes, entry: Entry) -> fsops.Span | None:

@@ -16,11 +16,13 @@ from squirrel.plumbing.scan import ScanProgress, scan_replica
 from squirrel.porcelain.engine import SyncReport, check_not_behind, sync_into
 from squirrel.text import counted
 
-WAITS_FOR_A_BUNDLE = "its content is not in this bundle; it comes in a later one"
-
 
 class BundleContent:
     """Content objects from a bundle, verified on the way into the replica."""
+
+    # Why a version whose content the bundle lacks waits: the same words for
+    # every such file (a report may hold a great many).
+    waits = "its content is not in this bundle; it comes in a later one"
 
     def __init__(self, reader: BundleReader) -> None:
         self.reader = reader
@@ -36,14 +38,9 @@ class BundleContent:
     def has(self, oid: bytes) -> bool:
         return oid in self.reader.objects
 
-    def missing(self, path: bytes) -> ContentUnavailable:
-        """Why the version at `path` waits: the same words for every file
-        (each deferred file of a report holds them)."""
-        return ContentUnavailable(WAITS_FOR_A_BUNDLE)
-
     def chunks(self, path: bytes, entry: Entry) -> Iterable[bytes]:
         if entry.oid not in self.reader.objects:
-            raise self.missing(path)
+            raise ContentUnavailable(self.waits)
         return self._checked(path, entry, self.reader.object_chunks(entry.oid))
 
     def _checked(self, path: bytes, entry: Entry, chunks: Iterator[bytes]) -> Iterator[bytes]:
@@ -55,7 +52,7 @@ class BundleContent:
 
     def span(self, path: bytes, entry: Entry) -> fsops.Span | None:
         if entry.oid not in self.reader.objects:
-            raise self.missing(path)
+            raise ContentUnavailable(self.waits)
         return self.reader.object_span(entry.oid)
 
 

@@ -42,11 +42,13 @@ from squirrel.porcelain import verify as verify_mod
 from squirrel.porcelain.engine import ReplicaSource, SyncReport, check_not_behind, sync_into
 from squirrel.porcelain.verify import VerifyReport
 
-WAITS_FOR_THE_CARRIER = "the carrier does not hold this version yet; a later visit brings it"
-
 
 class StoreContent:
     """Content for delivery, from the carrier's objects."""
+
+    # Why a version whose content the carrier lacks waits: the same words for
+    # every such file (a new drive's first visit may defer a million).
+    waits = "the carrier does not hold this version yet; a later visit brings it"
 
     def __init__(self, vault: CarrierVault) -> None:
         self.vault = vault
@@ -54,14 +56,9 @@ class StoreContent:
     def has(self, oid: bytes) -> bool:
         return self.vault.store.has(oid)
 
-    def missing(self, path: bytes) -> ContentUnavailable:
-        """Why the version at `path` waits: the same words for every file
-        (a report of a new drive's first visit may hold a million)."""
-        return ContentUnavailable(WAITS_FOR_THE_CARRIER)
-
     def chunks(self, path: bytes, entry: Entry) -> Iterable[bytes]:
         if not self.vault.store.has(entry.oid):
-            raise self.missing(path)
+            raise ContentUnavailable(self.waits)
         return self.vault.store.chunks(entry.oid)
 
     def span(self, path: bytes, entry: Entry) -> fsops.Span:
@@ -72,7 +69,7 @@ class StoreContent:
             except FileNotFoundError:  # removed by hand since the store was listed
                 pass
         if fd is None:
-            raise self.missing(path)
+            raise ContentUnavailable(self.waits)
         return fsops.Span(fd, 0, entry.size)
 
 
