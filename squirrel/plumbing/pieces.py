@@ -57,35 +57,39 @@ def sync_in_pieces(
     limit: int | None = None,
     too_large: set[bytes] | None = None,
 ) -> set[bytes]:
-    """Sync `top` one piece at a time; returns every path that failed.
+    """Sync `top` one piece at a time; returns where it stopped short: the
+    paths that failed in its own plan, and for the pieces below, the child
+    of `top` each failure lies in (empty when everything finished).
 
     `carry_out(plan, failed)` carries out a piece's plan and raises its
-    sync times, leaving out the paths `failed` (the pieces below that did
-    not finish) and those that fail now, which it returns. A subtree that
-    did not finish is not planned again by the directory above it: its
-    failures are reported once, and planning it again could take as much
-    memory as the pieces were meant to save. `too_large`: see `whole_plan`."""
+    sync times, leaving out the paths `failed` and everything below them,
+    and those that fail now, which it returns. A subtree that did not
+    finish is not planned again by the directory above it: its failures are
+    reported once, and planning it again could take as much memory as the
+    pieces were meant to save. The directory's own plan hears of it as one
+    path, not as every file that failed in it (a new drive's first visit
+    may defer a million): its sync times were raised by its own pieces,
+    which left out each failure, and the directory above keeps its own
+    time below the subtree as a whole. `too_large`: see `whole_plan`."""
     limit = PIECE if limit is None else limit
     plan = whole_plan(src, dst, top, limit, too_large)
     if plan is not None:
         return carry_out(plan, set())
-    failed: set[bytes] = set()
     below = _split(src, dst, top)
-    unfinished: list[bytes] = []
+    stopped: set[bytes] = set()  # children of `top` that did not finish, and failures above them
     group: list[Plan] = []  # subtrees that fit, held to be carried out together
     held = 0  # their actions
 
     def carry_out_group() -> None:
-        nonlocal failed, held
+        nonlocal held
         if not group:
             return
-        f = carry_out(joined(group), set())
-        failed |= f
-        # A failure outside every subtree of the group (a folder above them
-        # that could not be made) leaves them all unfinished.
-        hit = {_child_of(top, p) for p in f}
-        stray = bool(hit - {g.top for g in group})
-        unfinished.extend(g.top for g in group if stray or g.top in hit)
+        hit = _stopped_at(top, carry_out(joined(group), set()))
+        if hit - {g.top for g in group}:
+            # A failure outside every subtree of the group (a folder above
+            # them that could not be made) leaves them all unfinished.
+            hit.update(g.top for g in group)
+        stopped.update(hit)
         group.clear()
         held = 0
 
@@ -101,14 +105,27 @@ def sync_in_pieces(
         if plan is None:
             f = sync_in_pieces(src, dst, child, carry_out, limit, too_large)
             if f:
-                unfinished.append(child)
-                failed |= f
+                stopped.add(child)
+                stopped.update(_stopped_at(top, f))
             continue
         group.append(plan)
         held += len(plan.actions)
+        plan = None  # held by the group only, freed once it is carried out
     carry_out_group()
-    last = Planner(src, dst, skip=frozenset(unfinished), settled=frozenset(below)).run(top)
-    return failed | carry_out(last, failed)
+    unfinished = frozenset(stopped.intersection(below))
+    last = Planner(src, dst, skip=unfinished, settled=frozenset(below)).run(top)
+    return stopped | carry_out(last, stopped)
+
+
+def _stopped_at(top: bytes, failed: set[bytes]) -> set[bytes]:
+    """Where a sync below `top` stopped short, as `top`'s children: the
+    child each failed path lies in, or the path itself where it is not
+    below `top` (a folder above it that could not be made)."""
+    out: set[bytes] = set()
+    for p in failed:
+        child = _child_of(top, p)
+        out.add(p if child is None else child)
+    return out
 
 
 def _child_of(top: bytes, path: bytes) -> bytes | None:

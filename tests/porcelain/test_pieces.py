@@ -15,6 +15,8 @@ import pytest
 
 from squirrel.errors import MassDelete
 from squirrel.plumbing import pieces
+from squirrel.plumbing.replica import Replica
+from squirrel.porcelain import engine
 from squirrel.porcelain.apply import apply
 from squirrel.porcelain.engine import SyncReport
 from squirrel.porcelain.init import init
@@ -161,6 +163,49 @@ def test_a_piece_that_does_not_finish_is_reported_once_and_finished_later(
     pack(str(a), str(tmp_path / "rest.sqb"), for_replica=str(b))
     rest = apply(str(tmp_path / "rest.sqb"), str(b))
     assert rest.deferred == [] and rest.failed == []
+    assert tree(b) == tree(a)
+
+
+def sync_times(root: Path, names: list[str]) -> dict[str, dict[str, int]]:
+    """The receiver's effective sync time at each path (and at the root)."""
+    with Replica.open(str(root), write=False) as rep:
+        return {p: dict(rep.index.sync_time(p.encode())) for p in ["", *names]}
+
+
+def test_a_piece_that_does_not_finish_leaves_the_sync_times_of_one_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_pieces: list[bytes]
+) -> None:
+    """Files that wait deep below a piece leave every sync time where the
+    same sync made in one plan leaves it: the folders above them keep their
+    old time (nothing claims they are known), the finished files and
+    folders beside them take the sender's. The folder above hears of such a
+    piece as one path, not as each file that waits in it."""
+    a, b = replicas(tmp_path, "A", "B")
+    library = {**LIBRARY, "2019/02/large.raw": "x" * 5000, "2020/03/large.raw": "y" * 5000}
+    make_tree(a, library)
+    bundle = tmp_path / "first.sqb"
+    pack(str(a), str(bundle), for_replica=str(b), max_size=3000)
+    twin = copy_replica(b, tmp_path / "B-twin")
+    whole = in_one_piece(monkeypatch, apply, str(bundle), str(twin))
+    heard: list[set[bytes]] = []  # what each piece's plan heard had not finished below it
+    real = engine.Executor
+
+    def spy(*args, **kw):  # type: ignore[no-untyped-def]
+        heard.append(set(kw["failed_before"]))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(engine, "Executor", spy)
+    split = apply(str(bundle), str(b))
+    waiting = sorted(p for p, _ in split.deferred)
+    assert waiting == sorted(p for p, _ in whole.deferred) == [b"2019/02/large.raw", b"2020/03/large.raw"]
+    assert {b"2019/02"} in heard and {b"2019", b"2020"} in heard, heard
+    assert tree(b) == tree(twin)
+    folders = sorted({str(Path(p).parent) for p in library} - {"."})
+    assert sync_times(b, [*library, *folders]) == sync_times(twin, [*library, *folders])
+    assert sync_times(b, ["2019/02"])["2019/02"] != sync_times(b, ["2019/01"])["2019/01"]
+    pack(str(a), str(tmp_path / "rest.sqb"), for_replica=str(b))
+    rest = apply(str(tmp_path / "rest.sqb"), str(b))
+    assert rest.deferred == [] and rest.failed == [] and rest.updated + rest.created == 2
     assert tree(b) == tree(a)
 
 
