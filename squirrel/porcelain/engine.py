@@ -22,6 +22,7 @@ from squirrel.plumbing import conflicts, fsops, heal, paths, pieces
 from squirrel.plumbing.execute import ExecResult, Executor, ensure_room
 from squirrel.plumbing.fetch import ContentSource
 from squirrel.plumbing.index import Entry
+from squirrel.plumbing.pathnotes import PathNotes
 from squirrel.plumbing.pieces import Outline, moved_away, outline, outline_pieces, sync_in_pieces
 from squirrel.plumbing.plan import WRITE, Plan, ReceiverTree, widen_top
 from squirrel.plumbing.preview import preview
@@ -63,7 +64,7 @@ class SyncReport:
     conflicts: list[ConflictRecord] = field(default_factory=list)
     failed: list[tuple[bytes, str]] = field(default_factory=list)
     lasting: set[bytes] = field(default_factory=set)  # failed paths a re-run cannot sync (see each reason)
-    deferred: list[tuple[bytes, str]] = field(default_factory=list)  # content not carried this time
+    deferred: PathNotes = field(default_factory=PathNotes)  # content not carried this time, and why
     incomplete: list[bytes] = field(default_factory=list)  # subtrees the sender's view did not cover
     dry_run: bool = False
     unknown_subpaths: list[str] = field(default_factory=list)  # SUBPATHs the sender knows nothing of
