@@ -113,9 +113,10 @@ class Executor:
         failed_before: set[bytes] | None = None,
     ) -> None:
         """`meter`: the progress of a sync made of several plans (see
-        `pieces`), whose totals it already has; `failed_before`: what failed
-        in the earlier plans of such a sync, below this plan's directories
-        (a directory above a failure does not take the sender's time)."""
+        `pieces`), whose totals it already has; `failed_before`: where the
+        earlier plans of such a sync stopped short below this plan's
+        directories, each subtree that did not finish as one path (a
+        directory above one does not take the sender's time)."""
         self.rep = replica
         self.idx = replica.index
         self.root = os.fsencode(replica.root)
