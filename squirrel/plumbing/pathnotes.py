@@ -18,7 +18,8 @@ from squirrel.plumbing.vtime import decode_varint, encode_varint
 
 class PathNotes:
     """An ordered list of (path, note) pairs, compactly: append, extend
-    (`+=`), iterate, len, and equality with another or with a list."""
+    (`+=`), iterate, len, added to a list, and equality with another or
+    with a list."""
 
     __slots__ = ("_buf", "_notes", "_number", "_len")
 
@@ -50,27 +51,31 @@ class PathNotes:
             self.append(pair)
 
     def __iadd__(self, pairs: Iterable[tuple[bytes, str]]) -> PathNotes:
-        self.extend(list(pairs) if pairs is self else pairs)
+        self.extend(pairs)
         return self
 
+    def __radd__(self, other: list[tuple[bytes, str]]) -> list[tuple[bytes, str]]:
+        """`a_list + notes`: a list, as when two lists are added."""
+        return [*other, *self]
+
     def __iter__(self) -> Iterator[tuple[bytes, str]]:
-        notes = self._notes
-        pos, end = 0, len(self._buf)
-        # The view keeps the buffer from growing while it is read.
-        with memoryview(self._buf) as view:
-            while pos < end:
-                n = view[pos]
-                if n < 0x80:
-                    pos += 1
-                else:
-                    n, pos = decode_varint(view, pos)
-                size = view[pos]
-                if size < 0x80:
-                    pos += 1
-                else:
-                    size, pos = decode_varint(view, pos)
-                yield view[pos : pos + size].tobytes(), notes[n]
-                pos += size
+        """The pairs held when the iteration starts (it sees none appended
+        later, and appending meanwhile is allowed)."""
+        buf, notes = self._buf, self._notes
+        pos, end = 0, len(buf)
+        while pos < end:
+            n = buf[pos]
+            if n < 0x80:
+                pos += 1
+            else:
+                n, pos = decode_varint(buf, pos)
+            size = buf[pos]
+            if size < 0x80:
+                pos += 1
+            else:
+                size, pos = decode_varint(buf, pos)
+            yield bytes(buf[pos : pos + size]), notes[n]
+            pos += size
 
     def __len__(self) -> int:
         return self._len

@@ -35,3 +35,18 @@ def test_a_list_differs_from_one_with_another_pair() -> None:
     assert notes != [(b"a.jpg", "waits for another bundle")]
     assert notes != [(b"a.jpg", "waits"), (b"b.jpg", "waits")]
     assert notes != PathNotes() and PathNotes() == []
+
+
+def test_a_list_and_the_notes_add_up_to_a_list() -> None:
+    failed = [(b"x.jpg", "permission denied")]
+    assert failed + PathNotes([(b"y.jpg", "waits")]) == [(b"x.jpg", "permission denied"), (b"y.jpg", "waits")]
+
+
+def test_pairs_appended_while_the_list_is_read_are_kept() -> None:
+    notes = PathNotes([(b"a", "one"), (b"b", "two")])
+    reading = iter(notes)
+    assert next(reading) == (b"a", "one")
+    notes.append((b"c", "three"))
+    notes.extend(notes)
+    assert list(reading) == [(b"b", "two")]
+    assert [p for p, _ in notes] == [b"a", b"b", b"c", b"a", b"b", b"c"]
