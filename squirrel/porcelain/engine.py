@@ -211,6 +211,9 @@ def sync_into(
     check_not_behind(dst, src.sync_time(b""), "the sender")
     report = SyncReport(dry_run=dry_run)
     names = dst.names()
+    # A folder that cannot be made fails in every piece below it: it is
+    # reported the first time.
+    reported: set[bytes] = set()
     for top in tops or [b""]:
         top = widen_top(src, dst.index, top)
         # Most syncs fit one plan; a larger one is made of pieces (see
@@ -226,7 +229,7 @@ def sync_into(
             # deferred here too.
             made: set[bytes] = set()  # a folder each piece below it would make is made once
             for plan in [first] if first is not None else outline_pieces(src, dst.index, top, too_large=too_large):
-                _tally(report, plan, preview(dst, plan, content, made), names)
+                _tally(report, plan, preview(dst, plan, content, made), names, reported)
             continue
         meter = Meter(phase or f"copying to {dst.name}", progress, files=whole.files, size=whole.write_bytes)
         if first is None:
@@ -239,7 +242,7 @@ def sync_into(
             for subtree in plan.tops:
                 raise_sync_times(dst.index, src, subtree, unfinished)
             dst.index.commit()
-            _tally(report, plan, result, names)
+            _tally(report, plan, result, names, reported)
             return unfinished - failed_before
 
         if first is not None:
@@ -253,8 +256,9 @@ def sync_into(
     return report
 
 
-def _tally(report: SyncReport, plan: Plan, result: ExecResult, names: dict[str, str]) -> None:
-    """Add what carrying out one plan did (or, previewed, would do) to the report."""
+def _tally(report: SyncReport, plan: Plan, result: ExecResult, names: dict[str, str], reported: set[bytes]) -> None:
+    """Add what carrying out one plan did (or, previewed, would do) to the
+    report; a failed path in `reported` was reported by an earlier plan."""
     report.visited += plan.visited
     report.incomplete += plan.incomplete
     report.created += result.created
@@ -265,7 +269,11 @@ def _tally(report: SyncReport, plan: Plan, result: ExecResult, names: dict[str, 
     report.bytes_copied += result.bytes_from_source
     report.conflicts += [c.record(names) for c in result.conflicts]
     for path, why, unavailable in result.failed:
-        (report.deferred if unavailable else report.failed).append((path, why))
+        if unavailable:
+            report.deferred.append((path, why))
+        elif path not in reported:
+            reported.add(path)
+            report.failed.append((path, why))
     report.lasting |= result.lasting
 
 

@@ -9,12 +9,13 @@ sees: files, reports, refusals.
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import pytest
 
 from squirrel.errors import MassDelete
-from squirrel.plumbing import pieces
+from squirrel.plumbing import execute, pieces
 from squirrel.plumbing.replica import Replica
 from squirrel.porcelain import engine
 from squirrel.porcelain.apply import apply
@@ -207,6 +208,32 @@ def test_a_piece_that_does_not_finish_leaves_the_sync_times_of_one_plan(
     rest = apply(str(tmp_path / "rest.sqb"), str(b))
     assert rest.deferred == [] and rest.failed == [] and rest.updated + rest.created == 2
     assert tree(b) == tree(a)
+
+
+def test_a_folder_that_cannot_be_made_is_reported_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_pieces: list[bytes]
+) -> None:
+    """A folder the receiver cannot make (here, its mkdir fails with an I/O
+    error) fails again in every piece below it; the report names it, and
+    each path below, once, as the same sync made in one plan does."""
+    a, b = replicas(tmp_path, "A", "B")
+    make_tree(a, {f"x/y/d{i}/f{j}.txt": f"{i} {j}" for i in range(4) for j in range(3)})
+    twin = copy_replica(b, tmp_path / "B-twin")
+    real = execute.Executor._do
+
+    def failing(self, act):  # type: ignore[no-untyped-def]
+        if act.path == b"x":
+            raise OSError(errno.EIO, "Input/output error")
+        return real(self, act)
+
+    monkeypatch.setattr(execute.Executor, "_do", failing)
+    whole = in_one_piece(monkeypatch, push, str(a), str(twin))
+    split = push(str(a), str(b))
+    failed = [p for p, _ in split.failed]
+    assert len(failed) == len(set(failed)) == 1 + 1 + 4 + 12, failed
+    assert sorted(failed) == sorted(p for p, _ in whole.failed)
+    assert dict(split.failed)[b"x"] == "Input/output error"
+    assert not (b / "x").exists() and tree(b) == tree(twin)
 
 
 def test_a_first_visit_in_pieces_takes_everything(tmp_path: Path, small_pieces: list[bytes]) -> None:
