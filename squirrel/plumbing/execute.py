@@ -243,6 +243,12 @@ class Executor:
             self._fail(act, str(e))
         except (SquirrelError, OSError) as e:
             msg = e.message if isinstance(e, SquirrelError) else f"{e.strerror or e}"
+            if act.kind == MKDIR and isinstance(e, OSError):
+                # Nothing below a folder the file system would not make
+                # can be synced: it stays as it is, reported in this one
+                # line (a refusal of sq's own names each path it keeps).
+                self._refused_dirs.add(act.path)
+                msg = f"could not make this folder ({msg}); nothing in it is synced this time"
             self._fail(act, msg, isinstance(e, ContentUnavailable))
 
     def _count(self, act: Action) -> None:
