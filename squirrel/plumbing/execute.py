@@ -148,7 +148,8 @@ class Executor:
         }
         self.names = CaseFolding(self.root, replica.tmp_dir)
         # Folders refused with everything below them: a name colliding on a
-        # case-folding drive, or a path too long for the index.
+        # case-folding drive, a path too long for the index, or a folder the
+        # file system would not make.
         self._refused_dirs: set[bytes] = set()
         self._local: dict[bytes, list[bytes]] | None = None  # content -> paths holding it, found once
         self._looked_for: set[bytes] = set()  # the content worth looking for among the receiver's
