@@ -46,6 +46,7 @@ from typing import Any
 from common import (
     HOUR,
     Peak,
+    Timed,
     add_tmp_option,
     age,
     bench_dir,
@@ -57,6 +58,7 @@ from common import (
     run_quiet,
     sq_command,
     timed,
+    times_in_turns,
 )
 
 PER_DIR = 100
@@ -168,8 +170,8 @@ def bench(tmp: Path, files: int, runs: int, sq: list[str]) -> Results:
     run_quiet(git_status, cwd=str(a), env=env)  # git refreshes its index once
     if json.loads(run([*sq, "scan", str(a), "--json"]))["hashed"]:
         sys.exit("bench: the first scan after init hashed files: the tree is not unchanged")
-    t_scan = median_time(runs, [*sq, "scan", str(a)])
-    t_git = median_time(runs, git_status, cwd=str(a), env=env)
+    times = times_in_turns(runs, {"sq": Timed([*sq, "scan", str(a)]), "git": Timed(git_status, str(a), env)})
+    t_scan, t_git = statistics.median(times["sq"]), statistics.median(times["git"])
     mem_scan = peak_memory([*sq, "scan", str(a)])
     shutil.rmtree(gitdir)
     res.add("sq scan", t_scan, "s")

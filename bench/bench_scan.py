@@ -27,16 +27,18 @@ from pathlib import Path
 
 from common import (
     MIB,
+    Timed,
     add_tmp_option,
     bench_dir,
     best_of,
     build_tree,
     fmt_s,
-    git_env,
+    git_repo_of,
     new_parser,
     peak_rss_kib,
     run_quiet,
     sq_command,
+    times_in_turns,
     write_random,
 )
 
@@ -93,21 +95,22 @@ def bench_scan(tmp: Path, files: int, dirs: int, runs: int, sq: list[str]) -> Sc
 
     # git keeps its repository outside the tree so that neither sq nor find sees it.
     gitdir = tmp / "gitdir"
-    genv = git_env(gitdir, tree)
     print("  git init + add + commit ...", flush=True)
-    run_quiet(["git", "init", "-q"], cwd=str(tree), env=genv)
-    (gitdir / "info").mkdir(exist_ok=True)
-    (gitdir / "info" / "exclude").write_text(".squirrel/\n")
-    run_quiet(["git", "add", "-A"], cwd=str(tree), env=genv)
-    run_quiet(["git", "commit", "-q", "-m", "bench"], cwd=str(tree), env=genv)
+    genv = git_repo_of(tree, gitdir)
     git_status = ["git", "-c", "core.untrackedCache=false", "-c", "core.fsmonitor=false", "status", "--porcelain"]
     run_quiet(git_status, cwd=str(tree), env=genv)  # let git refresh its index once
 
     print(f"  timing, best of {runs} ...", flush=True)
-    t_sq = best_of(runs, [*sq, "scan", str(tree)])
-    t_git = best_of(runs, git_status, cwd=str(tree), env=genv)
-    t_find = best_of(runs, ["sh", "-c", "find . -printf '%s %T@\\n' > /dev/null"], cwd=str(tree))
-    t_start = best_of(runs, [*sq, "--version"])
+    times = times_in_turns(
+        runs,
+        {
+            "sq": Timed([*sq, "scan", str(tree)]),
+            "git": Timed(git_status, str(tree), genv),
+            "find": Timed(["sh", "-c", "find . -printf '%s %T@\\n' > /dev/null"], str(tree)),
+            "start": Timed([*sq, "--version"]),
+        },
+    )
+    t_sq, t_git, t_find, t_start = (min(times[k]) for k in ("sq", "git", "find", "start"))
 
     rss_scan, _ = peak_rss_kib([*sq, "scan", str(tree)])
     shutil.rmtree(gitdir)

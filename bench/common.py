@@ -97,6 +97,33 @@ def best_of(
 
 
 @dataclass(frozen=True)
+class Timed:
+    """A command to time, where and with what environment."""
+
+    cmd: Sequence[str]
+    cwd: str | None = None
+    env: dict[str, str] | None = None
+
+
+def times_in_turns(runs: int, contenders: dict[str, Timed]) -> dict[str, list[float]]:
+    """Wall times of `runs` runs of each contender, run in turns (a, b, c,
+    then c, b, a, ...) after a `sync`: the dirty pages of what the set-up
+    wrote (a `git add` of 100,000 files writes as many objects) are written
+    back before any timing, not during the first contender's runs, and a
+    machine whose load comes and goes weighs on every contender alike."""
+    subprocess.run(["sync"], check=True)
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    order = list(contenders)
+    for n in range(runs):
+        for name in order if n % 2 == 0 else reversed(order):
+            c = contenders[name]
+            t0 = time.perf_counter()
+            run_quiet(c.cmd, c.cwd, c.env)
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+@dataclass(frozen=True)
 class Peak:
     """What one command used at most: its resident set (which counts the
     pages of files it maps, such as an LMDB index: clean page cache the
@@ -232,3 +259,19 @@ def git_env(gitdir: Path, tree: Path) -> dict[str, str]:
         "GIT_CONFIG_NOSYSTEM": "1",
         "GIT_CONFIG_GLOBAL": os.devnull,
     }
+
+
+def git_repo_of(tree: Path, gitdir: Path) -> dict[str, str]:
+    """Make `gitdir` a git repository of `tree` holding every file of it
+    committed, as a user's repository would; returns the environment to
+    run git in. git's background work is turned off (`gc.auto 0`): a
+    commit of 100,000 new files otherwise starts a `git gc` that packs them
+    for the next 20 seconds, on the processors the timings share."""
+    env = git_env(gitdir, tree)
+    run_quiet(["git", "init", "-q"], cwd=str(tree), env=env)
+    run_quiet(["git", "config", "gc.auto", "0"], cwd=str(tree), env=env)
+    (gitdir / "info").mkdir(exist_ok=True)
+    (gitdir / "info" / "exclude").write_text(".squirrel/\n")
+    run_quiet(["git", "add", "-A"], cwd=str(tree), env=env)
+    run_quiet(["git", "commit", "-q", "-m", "bench"], cwd=str(tree), env=env)
+    return env
