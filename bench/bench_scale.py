@@ -57,6 +57,7 @@ from common import (
     run,
     run_quiet,
     sq_command,
+    sweep_compare,
     timed,
     times_in_turns,
 )
@@ -278,7 +279,8 @@ def machine() -> str:
         tools.append(f"{words[0]} {words[2]}" if len(words) > 2 else tool[0])  # "git version 2.39.5"
     return (
         f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, /tmp on {fs[0] if fs else '?'}, "
-        f"Python {platform.python_version()}, {', '.join(tools)}, {platform.system()} {platform.release()}"
+        f"Python {platform.python_version()}, {', '.join(tools)}, {platform.system()} {platform.release()}; "
+        f"sq: {sweep_compare()}"
     )
 
 

@@ -38,6 +38,7 @@ from common import (
     peak_rss_kib,
     run_quiet,
     sq_command,
+    sweep_compare,
     times_in_turns,
     write_random,
 )
@@ -78,7 +79,7 @@ class HashResult:
 def bench_scan(tmp: Path, files: int, dirs: int, runs: int, sq: list[str]) -> ScanResult:
     tree = tmp / "tree"
     tree.mkdir()
-    print(f"building {files:,} files in {dirs:,} directories ...", flush=True)
+    print(f"sq: {sweep_compare()}; building {files:,} files in {dirs:,} directories ...", flush=True)
     t0 = time.perf_counter()
     build_tree(tree, files, dirs, seconds_ago=None)
     print(f"  built in {time.perf_counter() - t0:.1f} s", flush=True)

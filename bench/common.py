@@ -38,6 +38,21 @@ def sq_command() -> list[str]:
     sys.exit("bench: sq not found on PATH (run through `make bench`)")
 
 
+def sweep_compare() -> str:
+    """How the `sq` under test compares a large tree's folders with its
+    index: in C (the part setup.py builds where it finds a compiler) or in
+    Python. Figures of one are not figures of the other."""
+    if os.environ.get("SQ_PURE_PYTHON"):
+        return "folders compared in Python (SQ_PURE_PYTHON)"
+    sq = sq_command()[0]
+    with open(sq, "rb") as f:
+        first = f.readline()
+    python = first[2:].strip().decode() if first.startswith(b"#!") else sys.executable
+    probe = "from squirrel.plumbing import sweep; print(sweep._compare is not None)"
+    out = subprocess.run([python, "-c", probe], capture_output=True, text=True).stdout.strip()
+    return "folders compared in C" if out == "True" else "folders compared in Python (no C part built)"
+
+
 def new_parser(doc: str | None) -> argparse.ArgumentParser:
     """An argument parser whose --help shows the script's docstring as written."""
     return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -8,9 +8,11 @@ from __future__ import annotations
 import os
 import sys
 
-from squirrel.plumbing.sweep import serve
+from squirrel.plumbing.sweep import compare_in_python, serve
 
 if __name__ == "__main__":
+    if os.environ.get("SQ_PURE_PYTHON"):  # as the command that started it was told
+        compare_in_python()
     # Its input unbuffered: a request to give a batch back must be seen
     # by a look at the pipe (`serve`), not lie unread in a buffer.
     serve(os.fdopen(sys.stdin.fileno(), "rb", buffering=0), sys.stdout.buffer)

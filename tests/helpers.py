@@ -35,6 +35,7 @@ import pytest
 from click.testing import CliRunner
 
 from squirrel.cli import main
+from squirrel.plumbing import sweep
 from squirrel.plumbing.index import Entry
 from squirrel.plumbing.replica import Replica
 
@@ -264,3 +265,10 @@ def sq_in_process(*args: str | bytes | Path, input: str | bytes | None = None) -
         else:  # pragma: no cover - main() always exits
             code = 0
         return Ran(code, out.getvalue(), err.getvalue())
+
+
+def pure_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep compares folders in Python, in this process and in its
+    workers (`SQ_PURE_PYTHON`), as where the C part was not built."""
+    monkeypatch.setenv("SQ_PURE_PYTHON", "1")
+    monkeypatch.setattr(sweep, "_compare", None)

@@ -816,13 +816,14 @@ def test_the_comparison_names_missing_extra_and_nested_keys() -> None:
 
 
 def test_the_layer_map_of_the_design_names_every_module() -> None:
-    """docs/design.md's "Layers" map names every plumbing module outside
-    its parenthesized remarks: a new module is described where readers
-    look for it."""
+    """docs/design.md's "Layers" map names every plumbing module (in
+    Python or in C) outside its parenthesized remarks: a new module is
+    described where readers look for it."""
     text = (ROOT / "docs" / "design.md").read_text()
     layers = text[text.index("## Layers") :]
     block = layers[layers.index("squirrel/plumbing/") : layers.index("squirrel/errors.py")]
     prose = re.sub(r"\([^)]*\)", "", block.replace("squirrel/plumbing/", ""))
-    named = set(re.findall(r"\b([a-z][a-z0-9_]*)\b", prose))
-    modules = {p.stem for p in (ROOT / "squirrel" / "plumbing").glob("*.py") if p.stem != "__init__"}
+    named = set(re.findall(r"\b_?[a-z][a-z0-9_]*\b", prose))
+    plumbing = ROOT / "squirrel" / "plumbing"
+    modules = {p.stem for p in [*plumbing.glob("*.py"), *plumbing.glob("*.c")] if p.stem != "__init__"}
     assert modules - named == set(), "modules missing from docs/design.md's layer map"

@@ -38,6 +38,15 @@ paid for a second interpreter. When the scanner runs out of folders, it
 asks its busy workers to hand theirs back at once (`give_back`): each
 looks for that request after every folder, so no sweeper waits long for
 another's batch.
+
+What a folder's files are compared with their records by is C where it
+was built (`_folderstat.c`, made by setup.py where a C compiler is found):
+it lists the folder and stats its files without the interpreter lock and
+makes no Python object for an unchanged file but its name, where Python
+builds a stat result for each (the larger part of a sweep's time in the
+interpreter). `_compare_py` is the same comparison in Python, for an
+install without it, or with `SQ_PURE_PYTHON` set (`compare_in_python`);
+tests hold the two to the same answers.
 """
 
 from __future__ import annotations
@@ -57,6 +66,13 @@ from typing import IO, Any
 from squirrel.plumbing import paths
 from squirrel.plumbing.index import ReplicaIndex
 from squirrel.plumbing.paths import IgnoreRules
+
+_Compare = Callable[[bytes, dict[bytes, bytes]], tuple[bool, int, list[bytes], list[bytes]]]
+_compare: _Compare | None = None
+try:  # the folder's comparison in C, where it was built (setup.py)
+    from squirrel.plumbing._folderstat import compare as _compare
+except ImportError:  # an install without a C compiler: the same comparison in Python
+    pass
 
 SWEEP_MIN = 30_000  # index entries from which workers sweep (below, the walk alone is as quick)
 WORKERS = 7
@@ -79,6 +95,14 @@ class Sweep:
     unclean: list[bytes] = field(default_factory=list)
     files: int = 0
     dirs: int = 0
+
+
+def compare_in_python() -> None:
+    """Compare folders in Python even where the C part was built: what
+    `SQ_PURE_PYTHON` asks (read by the command line and by each worker),
+    to rule the C part out when a scan looks wrong, or to measure it."""
+    global _compare
+    _compare = None
 
 
 def worker_count() -> int:
@@ -385,17 +409,46 @@ def _sweep(
 def _folder(root: bytes, index: ReplicaIndex, ignore: IgnoreRules, rel: bytes) -> tuple[bool, int, list[bytes]]:
     """(clean, regular files on disk, recorded folders to sweep) of one folder."""
     raw = index.children_map(rel)
-    unchanged = index.unchanged_file
-    clean = True
-    files = 0
-    below: list[bytes] = []
     folder = root + b"/" + rel if rel else root
     try:
-        # Each file is stat-ed by its name relative to the folder's
-        # descriptor, not by its whole path: a tenth of a sweep's time.
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        if _compare is not None and index.format >= 2:
+            clean, files, folders, new_files = _compare(folder, raw)
+        else:
+            clean, files, folders, new_files = _compare_py(folder, raw, index.unchanged_file)
     except OSError:
         return False, 0, []
+    for name in new_files:
+        if clean and not ignore.ignored(paths.join(rel, name), False):
+            clean = False
+    below: list[bytes] = []
+    for name in folders:
+        old = raw.pop(name, None)
+        child = paths.join(rel, name)
+        if not rel and name.lower() == paths.MARKER and name != paths.MARKER:
+            clean = False  # the scanner reports the reserved name
+        elif ignore.ignored(child, True):
+            clean = clean and old is None
+        elif old is not None and index.decode(old).is_dir:
+            below.append(child)
+        else:
+            clean = False
+    below.sort()
+    return clean and not raw, files, below
+
+
+def _compare_py(
+    folder: bytes, raw: dict[bytes, bytes], unchanged: Callable[[bytes, os.stat_result], bool]
+) -> tuple[bool, int, list[bytes], list[bytes]]:
+    """What `_folderstat.compare` answers, in Python: (clean, regular files,
+    folders, regular files without a record) of `folder`, the records of
+    the regular files found taken out of `raw`."""
+    clean = True
+    files = 0
+    folders: list[bytes] = []
+    new_files: list[bytes] = []
+    # Each file is stat-ed by its name relative to the folder's descriptor,
+    # not by its whole path: a tenth of a sweep's time.
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
     try:
         with os.scandir(folder) as it:
             for de in it:
@@ -406,26 +459,14 @@ def _folder(root: bytes, index: ReplicaIndex, ignore: IgnoreRules, rel: bytes) -
                         old = raw.pop(name, None)
                         if old is not None:
                             clean = clean and unchanged(old, os.stat(name, dir_fd=fd, follow_symlinks=False))
-                        elif not ignore.ignored(paths.join(rel, name), False):
-                            clean = False
-                    elif de.is_dir(follow_symlinks=False):
-                        old = raw.pop(name, None)
-                        child = paths.join(rel, name)
-                        if not rel and name.lower() == paths.MARKER and name != paths.MARKER:
-                            clean = False  # the scanner reports the reserved name
-                        elif ignore.ignored(child, True):
-                            clean = clean and old is None
-                        elif old is not None and index.decode(old).is_dir:
-                            below.append(child)
                         else:
-                            clean = False
+                            new_files.append(name)
+                    elif de.is_dir(follow_symlinks=False):
+                        folders.append(name)
                     else:
                         clean = False  # a symlink or special file: the scanner reports it
                 except OSError:
                     clean = False
-    except OSError:
-        return False, 0, []
     finally:
         os.close(fd)
-    below.sort()
-    return clean and not raw, files, below
+    return clean, files, folders, new_files

@@ -16,17 +16,20 @@ from squirrel.plumbing.paths import IgnoreRules
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import RecordResult, Scanner, ScanStats, record
 from squirrel.plumbing.vtime import VectorTime
-from tests.helpers import age, indexed, make_tree, set_mtime, write
+from tests.helpers import age, indexed, make_tree, pure_python, set_mtime, write
 
 
-@pytest.fixture(autouse=True, params=["walk", "sweep"])
+@pytest.fixture(autouse=True, params=["walk", "sweep", "sweep-python"])
 def how(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test runs twice: the scanner walking the tree alone, and first
-    sweeping it in worker processes as it does for a large index."""
-    if request.param == "sweep":
-        monkeypatch.setattr(sweep, "SWEEP_MIN", 0)
-    else:
+    """Every test runs three times: the scanner walking the tree alone, and
+    first sweeping it in worker processes as it does for a large index,
+    comparing the folders in C (where it was built) and in Python."""
+    if request.param == "walk":
         monkeypatch.setattr(sweep, "SWEEP_MIN", 1 << 62)
+    else:
+        monkeypatch.setattr(sweep, "SWEEP_MIN", 0)
+    if request.param == "sweep-python":
+        pure_python(monkeypatch)
     return str(request.param)
 
 

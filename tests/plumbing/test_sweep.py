@@ -18,7 +18,7 @@ from squirrel.plumbing import sweep
 from squirrel.plumbing.paths import IgnoreRules
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import Scanner, record
-from tests.helpers import age, make_tree
+from tests.helpers import age, make_tree, pure_python
 
 NAMES = ["a", "b", "c.jpg", "d", "Thumbs.db"]
 DIRS = ["", "x", "x/y", "z"]
@@ -160,9 +160,16 @@ edits = st.lists(
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(start=st.sets(st.tuples(st.sampled_from(DIRS), st.sampled_from(NAMES)), max_size=12), steps=edits)
+@pytest.mark.parametrize("compare", ["c", "python"])
 def test_the_sweep_changes_nothing_the_scanner_finds(
-    tmp_path: Path, start: set[tuple[str, str]], steps: list[tuple[str, str, str]]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    compare: str,
+    start: set[tuple[str, str]],
+    steps: list[tuple[str, str, str]],
 ) -> None:
+    if compare == "python":
+        pure_python(monkeypatch)
     # A fresh folder for each example: the last example's sweep workers
     # may still be ending while this one starts.
     root = Path(tempfile.mkdtemp(dir=tmp_path)) / "r"
