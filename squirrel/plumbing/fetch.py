@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from squirrel.errors import ChangedDuringOperation, SquirrelError
 from squirrel.plumbing import faults, fsops
@@ -26,6 +25,9 @@ from squirrel.plumbing.index import Entry
 from squirrel.plumbing.plan import Action
 from squirrel.plumbing.progress import Meter
 from squirrel.plumbing.readahead import spans_ahead
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 AHEAD_FILES = 256  # the sender's content fetched ahead into .squirrel/tmp: at most this many files
 AHEAD_BYTES = 256 << 20  # and about this many bytes
@@ -158,6 +160,10 @@ class Fetcher:
         # the disk writes a group while the next is written and the first
         # are renamed into place.
         if self._pool is None:
+            # Imported on first use: concurrent.futures brings logging and
+            # traceback with it, 6-7 ms of every visit that has nothing to do.
+            from concurrent.futures import ThreadPoolExecutor
+
             self._pool = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="sq-fsync")
         pool = self._pool
         small: list[tuple[Action, str]] = []

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from squirrel.errors import SquirrelError
 from squirrel.plumbing import faults, fsops
 from squirrel.plumbing.readahead import spans_ahead
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 BLOCK = 1 << 20
 TOGETHER_FILES = 256  # objects made durable together: at most this many
@@ -110,7 +113,7 @@ class ObjectStore:
                 todo[item.oid] = item
         # The next objects' files are opened and being read while this one
         # is copied (readahead).
-        with ThreadPoolExecutor(SYNC_THREADS) as pool, closing(spans_ahead(todo.values(), _span)) as opened:
+        with _threads(SYNC_THREADS) as pool, closing(spans_ahead(todo.values(), _span)) as opened:
             for item, span in opened:
                 oid, size = item.oid, item.size
                 try:
@@ -209,7 +212,8 @@ class ObjectStore:
 
         done: list[Future[None]] = []
         group: list[str] = []
-        with ThreadPoolExecutor(UNLINK_THREADS) as pool:
+        pool: ThreadPoolExecutor | None = None  # started with the first group: most visits drop nothing
+        try:
             for oid in oids:
                 size = self._held.pop(oid, None) if self._held is not None else None
                 path = self.path(oid)
@@ -221,12 +225,17 @@ class ObjectStore:
                 faults.point("unlink")
                 group.append(path)
                 if len(group) == UNLINK_GROUP:
+                    pool = pool or _threads(UNLINK_THREADS)
                     done.append(pool.submit(unlink, group))
                     group = []
                 count += 1
                 freed += size
             if group:
+                pool = pool or _threads(UNLINK_THREADS)
                 done.append(pool.submit(unlink, group))
+        finally:
+            if pool is not None:
+                pool.shutdown()  # every unlink handed over is waited for
         for d in done:
             d.result()  # an unlink that failed fails the call, as `delete` would
         return count, freed
@@ -265,3 +274,12 @@ class ObjectStore:
 
     def usage(self) -> int:
         return sum(size for _, size in self)
+
+
+def _threads(n: int) -> ThreadPoolExecutor:
+    """A pool of `n` threads. concurrent.futures is imported on first use:
+    it brings logging and traceback with it, 6-7 ms of every visit that
+    has nothing to store or drop."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(n)
