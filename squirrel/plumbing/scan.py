@@ -104,7 +104,7 @@ class Scanner:
         sweepers: sweep.SweepWorkers | None = None,
     ) -> None:
         self.root = root
-        self.parallel = parallel  # may sweep a large tree in worker processes first (`sweep`)
+        self.parallel = parallel  # may sweep a large tree first (`sweep`); False: always walk
         self.sweepers = sweepers  # the workers to sweep with (else workers of the sweep's own)
         self.rootb = os.fsencode(root)
         self.index = index
@@ -139,16 +139,18 @@ class Scanner:
     def changes(self, top: bytes = b"") -> Iterator[Change]:
         """Every change under `top` (a directory path), parents before children.
 
-        A large index is first swept by worker processes (`sweep`), and
-        only the folders they find unclean are looked at here, each new
-        folder with everything below it; otherwise the whole tree is
-        walked here.
+        A large index is first swept (`sweep`), by worker processes beside
+        this one, or by this one alone where the comparison is in C and
+        the index is middling (`sweep.workers_for`); only the folders found
+        unclean are then looked at here, each new folder with everything
+        below it. Otherwise the whole tree is walked here.
         """
         found = None
         if not top:
             self.index.read_ahead()  # every record will be read
         recorded = self.index.get(top)
-        if self.parallel and recorded is not None and recorded.is_dir and sweep.worth_sweeping(self.index):
+        workers = sweep.workers_for(self.index) if self.parallel and recorded is not None and recorded.is_dir else None
+        if workers is not None:
             files, dirs = self.stats.files, self.stats.dirs
 
             def swept(f: int, d: int) -> None:
@@ -159,7 +161,8 @@ class Scanner:
             # at whatever it holds: a copy put back by hand, with the recorded
             # size and mtime, looks unchanged, yet ends the wait.
             waiting = {paths.parent_of(p) for p in self.wanted if paths.is_under(p, top) and p != top}
-            found = sweep.sweep(self.root, self.index, self.ignore, top, swept, waiting, self.sweepers)
+            pool = self.sweepers if workers else sweep.SweepWorkers(0)
+            found = sweep.sweep(self.root, self.index, self.ignore, top, swept, waiting, pool)
         if found is None:
             yield from self._walk([top])
         else:

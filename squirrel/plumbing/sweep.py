@@ -39,14 +39,17 @@ asks its busy workers to hand theirs back at once (`give_back`): each
 looks for that request after every folder, so no sweeper waits long for
 another's batch.
 
-What a folder's files are compared with their records by is C where it
-was built (`_folderstat.c`, made by setup.py where a C compiler is found):
-it lists the folder and stats its files without the interpreter lock and
-makes no Python object for an unchanged file but its name, where Python
-builds a stat result for each (the larger part of a sweep's time in the
-interpreter). `_compare_py` is the same comparison in Python, for an
-install without it, or with `SQ_PURE_PYTHON` set (`compare_in_python`);
-tests hold the two to the same answers.
+A folder's files are compared with their records in C where that part
+was built (`_folderstat.c`, made by setup.py where a C compiler is
+found): it lists the folder and stats its files without the interpreter
+lock, and makes no Python object for an unchanged file but its name,
+where Python builds a stat result for each (the larger part of a sweep's
+time in the interpreter). With it, an index too small for a worker's
+start to pay (`HERE_MIN` to `SWEEP_MIN` entries) is swept by the
+scanner's process alone (`workers_for`), still quicker than the walk.
+`_compare_py` is the same comparison in Python, for an install without
+the C part, or with `SQ_PURE_PYTHON` set (`compare_in_python`); tests
+hold the two to the same answers.
 """
 
 from __future__ import annotations
@@ -74,7 +77,8 @@ try:  # the folder's comparison in C, where it was built (setup.py)
 except ImportError:  # an install without a C compiler: the same comparison in Python
     pass
 
-SWEEP_MIN = 30_000  # index entries from which workers sweep (below, the walk alone is as quick)
+SWEEP_MIN = 30_000  # index entries from which workers sweep (below, a worker's start costs what it saves)
+HERE_MIN = 5_000  # index entries from which, in C, the scanner's own process sweeps alone below SWEEP_MIN
 WORKERS = 7
 BATCH = 200  # folders a worker sweeps before it hands the rest of its frontier back
 OWN_BATCH = 16  # folders the scanner sweeps between looks at its workers' pipes
@@ -112,22 +116,35 @@ def worker_count() -> int:
     return min(WORKERS, cpus - 1)
 
 
-def worth_sweeping(index: ReplicaIndex) -> bool:
-    return worker_count() >= 1 and not index.has_pending() and index.entry_count() >= SWEEP_MIN
+def workers_for(index: ReplicaIndex) -> int | None:
+    """How a scan of `index` sweeps its tree first: with this many worker
+    processes beside its own, with none (0: its own process sweeps alone,
+    where the comparison is in C and the index is too small for a
+    worker's start to pay), or not at all (None: the scanner walks)."""
+    if index.has_pending():
+        return None  # the sweep reads committed records only
+    entries = index.entry_count()
+    if entries >= SWEEP_MIN and worker_count() >= 1:
+        return worker_count()
+    if entries >= HERE_MIN and _compare is not None:
+        return 0
+    return None
 
 
 class SweepWorkers:
     """Worker processes kept for several sweeps (a reconcile sweeps both of
     its replicas with the same ones): each is started once, on first use,
     and told which tree and index to sweep before each sweep. `close` (or
-    the end of a `with` block) tells them to end."""
+    the end of a `with` block) tells them to end. `count` workers (by
+    default `worker_count()`); with 0, the scanner's process sweeps alone."""
 
-    def __init__(self) -> None:
+    def __init__(self, count: int | None = None) -> None:
         self._workers: list[_Worker] = []
+        self._count = count
 
     def start(self) -> list[_Worker]:
         if not self._workers:
-            for _ in range(worker_count()):
+            for _ in range(worker_count() if self._count is None else self._count):
                 self._workers.append(_Worker())  # one by one: those started are ended, whatever fails
         return self._workers
 
@@ -154,7 +171,8 @@ def sweep(
     pool: SweepWorkers | None = None,
 ) -> Sweep | None:
     """Sweep the tree below `top` (a recorded folder) in worker processes
-    (those of `pool`, else workers of its own), taking the folders
+    (those of `pool`, else workers of its own; a pool of none leaves this
+    process to sweep alone), taking the folders
     `unclean` as unclean whatever they hold; None when the workers cannot
     run here (the scanner then walks everything)."""
     found = Sweep()

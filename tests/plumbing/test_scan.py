@@ -19,15 +19,15 @@ from squirrel.plumbing.vtime import VectorTime
 from tests.helpers import age, indexed, make_tree, pure_python, set_mtime, write
 
 
-@pytest.fixture(autouse=True, params=["walk", "sweep", "sweep-python"])
+@pytest.fixture(autouse=True, params=["walk", "sweep", "sweep-python", "sweep-here"])
 def how(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test runs three times: the scanner walking the tree alone, and
-    first sweeping it in worker processes as it does for a large index,
-    comparing the folders in C (where it was built) and in Python."""
-    if request.param == "walk":
-        monkeypatch.setattr(sweep, "SWEEP_MIN", 1 << 62)
-    else:
-        monkeypatch.setattr(sweep, "SWEEP_MIN", 0)
+    """Every test runs four times: the scanner walking the tree alone;
+    first sweeping it with worker processes as it does for a large index,
+    comparing the folders in C (where it was built) and in Python; and
+    sweeping it in its own process alone, as it does for a middling index
+    where the comparison is in C (a walk again where it is not)."""
+    monkeypatch.setattr(sweep, "SWEEP_MIN", 0 if request.param in ("sweep", "sweep-python") else 1 << 62)
+    monkeypatch.setattr(sweep, "HERE_MIN", 0 if request.param == "sweep-here" else 1 << 62)
     if request.param == "sweep-python":
         pure_python(monkeypatch)
     return str(request.param)
