@@ -158,3 +158,16 @@ def test_sq_pure_python_makes_the_command_compare_in_python(
     monkeypatch.setenv("SQ_PURE_PYTHON", "1")
     ran = sq_in_process("scan", replica_root)
     assert (ran.code, sweep._compare) == (0, None)
+
+
+def test_a_large_folder_with_long_names_agrees_with_python(tmp_path: Path) -> None:
+    """Past the listing's first allocations (64 entries, 64 bytes of names)."""
+    records = {}
+    for i in range(1_500):
+        name = f"{i:04d}-" + "n" * (i % 240)
+        make(tmp_path / name, "file", i, 1_600_000_000_000_000_000 + i)
+        if i % 7:
+            records[name.encode()] = file_record(i, 1_600_000_000_000_000_000 + i + (i % 11 == 0))
+    c, py = both(tmp_path, records)
+    assert c == py
+    assert c[0][1] == 1_500 and len(c[0][3]) == len([i for i in range(1_500) if not i % 7])
