@@ -126,9 +126,16 @@ def workers_for(index: ReplicaIndex) -> int | None:
     entries = index.entry_count()
     if entries >= SWEEP_MIN and worker_count() >= 1:
         return worker_count()
-    if entries >= HERE_MIN and _compare is not None:
+    if entries >= HERE_MIN and _compare_for(index) is not None:
         return 0
     return None
+
+
+def _compare_for(index: ReplicaIndex) -> _Compare | None:
+    """The comparison in C for this index's records, where it was built
+    and reads them (format 2 and later; a format-1 index, read-only until
+    it is upgraded, is compared in Python)."""
+    return _compare if index.format >= 2 else None
 
 
 class SweepWorkers:
@@ -429,8 +436,8 @@ def _folder(root: bytes, index: ReplicaIndex, ignore: IgnoreRules, rel: bytes) -
     raw = index.children_map(rel)
     folder = root + b"/" + rel if rel else root
     try:
-        if _compare is not None and index.format >= 2:
-            clean, files, folders, new_files = _compare(folder, raw)
+        if (in_c := _compare_for(index)) is not None:
+            clean, files, folders, new_files = in_c(folder, raw)
         else:
             clean, files, folders, new_files = _compare_py(folder, raw, index.unchanged_file)
     except OSError:
