@@ -546,7 +546,7 @@ class Executor:
                 if act.b is not None:  # the same atomic replace as any other update
                     self._replace(self._abs(src.path), rel, act.b)
                 else:
-                    fsops.install(self._abs(src.path), self.root, rel, sync=False)
+                    fsops.install(self._abs(src.path), self.root, rel, sync=False, new=True)
             self._dirty.update((os.path.dirname(self._abs(src.path)), os.path.dirname(self._abs(rel))))
             faults.point("utime")
             os.utime(self._abs(rel), ns=(a.mtime_ns, a.mtime_ns), follow_symlinks=False)
@@ -564,7 +564,7 @@ class Executor:
             if act.b is not None:
                 st = self._replace(tmp, rel, act.b)
             else:
-                st = fsops.install(tmp, self.root, rel, sync=False)
+                st = fsops.install(tmp, self.root, rel, sync=False, new=True)
             self._dirty.add(os.path.dirname(self._abs(rel)))
         except BaseException:
             if os.path.exists(tmp):

@@ -6,7 +6,9 @@ The order is what makes a crash harmless:
    hashed while written and compared with the object id it must have;
 2. the temporary file gets its mode and mtime, then is fsynced;
 3. just before the rename, the target is checked again against what the plan
-   saw (an edit made meanwhile becomes a conflict, never an overwrite);
+   saw (an edit made meanwhile becomes a conflict, never an overwrite); a
+   new file's rename itself refuses a file made at its path since, where
+   the system can (`rename_new`);
 4. the old version moves to `.squirrel/trash/` (never deleted);
 5. the temporary file is renamed into place and the directory fsynced
    (by the executor once per directory and batch, before its index commit).
@@ -19,9 +21,11 @@ in `.squirrel/tmp/`, which the next command removes.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import shutil
 import stat as statmod
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -492,19 +496,71 @@ def trash_path(trash_dir: str, oid: bytes) -> bytes:
     return os.path.join(os.fsencode(trash_dir), oid.hex().encode())
 
 
-def install(tmp: str | bytes, root: bytes, rel: bytes, sync: bool = True) -> os.stat_result:
+def install(tmp: str | bytes, root: bytes, rel: bytes, sync: bool = True, *, new: bool = False) -> os.stat_result:
     """Rename a verified temporary file (or a file of this replica being moved)
     into place; returns its stat. The directories above are checked again
     just before: one swapped for a symlink since the plan is never written
-    through. Without `sync`, the caller fsyncs the directory later (the
-    executor does once per directory and batch, before it commits)."""
+    through. `new`: nothing is at `rel` (the caller checked): a file made
+    there since is never replaced (`rename_new`), the rename fails with
+    ChangedDuringOperation. Without `sync`, the caller fsyncs the directory
+    later (the executor does once per directory and batch, before it
+    commits)."""
     check_parents(root, rel)
     dest = abspath(root, rel)
     faults.point("rename")
-    os.rename(os.fsencode(tmp), dest)
+    if new:
+        try:
+            rename_new(os.fsencode(tmp), dest)
+        except FileExistsError:
+            raise ChangedDuringOperation(f"{paths.display(rel)} changed since it was scanned") from None
+    else:
+        os.rename(os.fsencode(tmp), dest)
     if sync:
         fsync_dir(os.fsdecode(os.path.dirname(dest)))
     return os.lstat(dest)
+
+
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+_NO_NOREPLACE = (errno.EINVAL, errno.ENOSYS)  # the file system (FUSE's, exFAT's) or the kernel cannot
+
+
+@functools.cache
+def _renameat2_call() -> Callable[[bytes, bytes], int] | None:
+    """renameat2(2) with RENAME_NOREPLACE (Linux 3.15, through the C library
+    of glibc 2.28 and later), looked up on first use; None elsewhere. The
+    call returns 0 or the error's number."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
+    fn.restype = ctypes.c_int
+
+    def call(src: bytes, dest: bytes) -> int:
+        return 0 if fn(_AT_FDCWD, src, _AT_FDCWD, dest, _RENAME_NOREPLACE) == 0 else ctypes.get_errno()
+
+    return call
+
+
+def rename_new(src: bytes, dest: bytes) -> None:
+    """Rename `src` to `dest`, where nothing is: the check before it and the
+    rename are two steps, and a file made at `dest` in between (by the
+    user, by another program) must not be replaced. Where the system can
+    (Linux's RENAME_NOREPLACE, on ext4, btrfs, XFS, tmpfs...), the rename
+    itself refuses an existing `dest` with FileExistsError; elsewhere (a
+    FUSE file system such as exFAT's, other systems) it is a plain rename,
+    right after the caller's check."""
+    call = _renameat2_call()
+    err = call(src, dest) if call is not None else errno.ENOSYS
+    if err in _NO_NOREPLACE:
+        os.rename(src, dest)
+    elif err:
+        raise OSError(err, os.strerror(err), src, None, dest)
 
 
 def is_case_insensitive(directory: str) -> bool:

@@ -99,7 +99,7 @@ def resolve(
                         idx, rep.trash_dir, fsops.abspath(root, copy), root, rel, current, reason=TrashReason(RESOLVED)
                     )
                 else:
-                    fsops.install(fsops.abspath(root, copy), root, rel)
+                    fsops.install(fsops.abspath(root, copy), root, rel, new=True)
             elif copy is not None and copy_entry is not None:
                 fsops.recheck(root, copy, copy_entry)
                 fsops.trash(idx, rep.trash_dir, root, copy, copy_entry, TrashReason(RESOLVED))

@@ -186,3 +186,90 @@ def test_a_written_file_takes_the_senders_mode_and_mtime_whatever_the_umask(
     st = os.stat(name)
     assert (oct(st.st_mode & 0o777), st.st_mtime_ns) == (oct(mode), 1_600_000_000 * 10**9)
     assert Path(name).read_bytes() == content
+
+
+def refuses_existing_names(tmp_path: Path) -> bool:
+    """Can a rename on this file system refuse a name that exists
+    (RENAME_NOREPLACE)? Asked of the system directly, not of `rename_new`."""
+    call = fsops._renameat2_call()
+    if call is None:
+        return False
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    (probe / "a").write_bytes(b"a")
+    (probe / "b").write_bytes(b"b")
+    refused = call(bytes(probe / "a"), bytes(probe / "b")) == errno.EEXIST
+    for name in ("a", "b"):
+        (probe / name).unlink(missing_ok=True)
+    probe.rmdir()
+    return refused
+
+
+def test_a_new_file_never_replaces_one_made_at_its_path_after_the_check(tmp_path: Path) -> None:
+    """The target of a new file is checked, then the file renamed there: a
+    file the user makes at that path in between stays, and the rename fails
+    as an edit found by the check does."""
+    if not refuses_existing_names(tmp_path):
+        pytest.skip("this file system's renames cannot refuse an existing name")
+    root = tmp_path / "R"
+    (root / "photos").mkdir(parents=True)
+    tmp = tmp_path / "new.tmp"
+    tmp.write_bytes(b"the sender's version")
+    (root / "photos" / "a.jpg").write_bytes(b"made by the user just now")
+    with pytest.raises(ChangedDuringOperation, match="photos/a.jpg changed since it was scanned"):
+        fsops.install(bytes(tmp), bytes(root), b"photos/a.jpg", new=True)
+    assert (root / "photos" / "a.jpg").read_bytes() == b"made by the user just now"
+    assert tmp.read_bytes() == b"the sender's version"  # the caller removes it
+    fsops.install(bytes(tmp), bytes(root), b"photos/b.jpg", new=True)
+    assert (root / "photos" / "b.jpg").read_bytes() == b"the sender's version"
+
+
+def test_where_renames_cannot_refuse_a_name_a_new_file_still_arrives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A system or file system without RENAME_NOREPLACE (exFAT through FUSE,
+    macOS) renames as before, right after the check."""
+    monkeypatch.setattr(fsops, "_renameat2_call", lambda: None)
+    root = tmp_path / "R"
+    root.mkdir()
+    tmp = tmp_path / "new.tmp"
+    tmp.write_bytes(b"content")
+    st = fsops.install(bytes(tmp), bytes(root), b"a.jpg", new=True)
+    assert (root / "a.jpg").read_bytes() == b"content" and st.st_size == 7
+    assert not tmp.exists()
+
+
+def test_a_push_keeps_a_file_the_user_made_at_a_new_files_path_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user saves a file at the path a push is about to create, after
+    the push checked it: the push fails that path and the user's file
+    stays; the next push finds both versions and keeps both."""
+    if not refuses_existing_names(tmp_path):
+        pytest.skip("this file system's renames cannot refuse an existing name")
+    a, b = tmp_path / "A", tmp_path / "B"
+    (a / "p").mkdir(parents=True)
+    b.mkdir()
+    (a / "p" / "new.jpg").write_bytes(b"from A")
+    (a / "p" / "other.jpg").write_bytes(b"also from A")
+    init(str(a), name="A")
+    init(str(b), name="B", join=str(a))
+    real = fsops.rename_new
+
+    def user_saves_meanwhile(src: bytes, dest: bytes) -> None:
+        """Every check is over: the user saves a file there now."""
+        if dest == bytes(b / "p" / "new.jpg"):
+            (b / "p" / "new.jpg").write_bytes(b"saved on B by the user")
+        real(src, dest)
+
+    monkeypatch.setattr(fsops, "rename_new", user_saves_meanwhile)
+    report = push(str(a), str(b))
+    monkeypatch.undo()
+    assert [(p, why) for p, why in report.failed] == [(b"p/new.jpg", "p/new.jpg changed since it was scanned")]
+    assert (b / "p" / "new.jpg").read_bytes() == b"saved on B by the user"
+    assert (b / "p" / "other.jpg").read_bytes() == b"also from A"
+    assert list((b / ".squirrel" / "tmp").iterdir()) == []
+    again = push(str(a), str(b))
+    assert len(again.conflicts) == 1 and not again.failed
+    kept = {p.read_bytes() for p in (b / "p").iterdir()}
+    assert {b"from A", b"saved on B by the user"} <= kept
