@@ -51,6 +51,8 @@ def duration(seconds: float) -> str:
 
 @dataclass
 class _State:
+    """What the live progress line shows: the phase, and how far it has come."""
+
     phase: str
     files_done: int
     files_total: int | None

@@ -53,6 +53,8 @@ BLOCK = 1 << 20
 
 @dataclass(frozen=True)
 class ObjectRef:
+    """Where an object lies in a bundle and how it is stored there (docs/formats/bundle.md)."""
+
     oid: bytes
     size: int
     encoding: int

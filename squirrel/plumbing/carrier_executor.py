@@ -44,6 +44,8 @@ from squirrel.plumbing.vtime import VectorTime
 
 @dataclass
 class CarrierResult:
+    """What taking one plan's changes into the carrier did."""
+
     taken: int = 0  # versions recorded
     stored: int = 0  # objects stored
     stored_bytes: int = 0

@@ -87,6 +87,8 @@ def refused_too_long(path: bytes, limit: int) -> str:
 
 @dataclass
 class ExecResult:
+    """What carrying out one plan did to the receiver."""
+
     created: int = 0
     updated: int = 0
     deleted: int = 0

@@ -37,6 +37,8 @@ Fetch = Callable[[], Iterable[bytes]]
 
 @dataclass
 class HealResult:
+    """What giving damaged files their recorded content back did."""
+
     healed: list[bytes] = field(default_factory=list)
     healed_bytes: int = 0
     waiting: list[tuple[bytes, str]] = field(default_factory=list)  # path, why it is not healed yet

@@ -262,6 +262,8 @@ def recover(
 # Undoing, by looking at the disk -------------------------------------------
 @dataclass(frozen=True)
 class Places:
+    """The replica's own folders that the intent log's steps may name."""
+
     trash: bytes  # .squirrel/trash/
     tmp: bytes  # .squirrel/tmp/
 

@@ -78,6 +78,8 @@ NOTICE = "notice"  # index only: B, absent too, learns when A's path was deleted
 
 @dataclass(slots=True)
 class Action:
+    """One step of a plan: what the receiver does at `path`."""
+
     kind: str
     path: bytes
     a: Entry | None = None  # the sender's version (content source for WRITE)
@@ -102,6 +104,8 @@ class Action:
 
 @dataclass
 class Conflict:
+    """A conflict a plan settles: the version that stays at the path, and the copy of the other, if any."""
+
     path: bytes
     kind: str
     kept: bytes
@@ -133,6 +137,8 @@ class Conflict:
 
 @dataclass
 class Plan:
+    """What a one-way sync does to the receiver under `top`: its actions, in order, and its conflicts."""
+
     top: bytes
     actions: list[Action] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)

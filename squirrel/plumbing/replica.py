@@ -38,6 +38,8 @@ CARRIER_CONFIG = "carrier.json"  # what makes a folder a carrier (plumbing.carri
 
 @dataclass(frozen=True)
 class Identity:
+    """Who a replica is: its vault, its own id and its name (docs/formats/replica.md)."""
+
     vault: str
     replica: str
     name: str

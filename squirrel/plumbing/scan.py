@@ -49,6 +49,8 @@ HEALED = "healed"  # a damaged file's recorded content is back at its path: not 
 
 @dataclass
 class Change:
+    """One difference a scan found between the disk and the index."""
+
     kind: str
     path: bytes
     new: Entry | None  # the version on disk (times empty until recorded)
@@ -385,6 +387,8 @@ def measure_tree(root: str, ignore: IgnoreRules, progress: ScanProgress | None =
 
 @dataclass
 class RecordResult:
+    """What recording a scan's changes in the index did."""
+
     added: list[bytes] = field(default_factory=list)
     modified: list[bytes] = field(default_factory=list)
     deleted: list[bytes] = field(default_factory=list)
@@ -508,6 +512,8 @@ def _files_of(index: ReplicaIndex, ch: Change) -> list[tuple[bytes, bytes]]:
 
 @dataclass
 class ScanReport:
+    """What a scan found and recorded."""
+
     added: list[bytes] = field(default_factory=list)
     modified: list[bytes] = field(default_factory=list)
     deleted: list[bytes] = field(default_factory=list)

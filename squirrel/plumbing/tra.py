@@ -37,6 +37,8 @@ CONFLICT_KINDS = (UPDATE_UPDATE, CREATE_CREATE, DELETE_UPDATE, UPDATE_DELETE, FI
 
 @dataclass(frozen=True)
 class Decision:
+    """Tra's answer for one path: what to do, and the kind of conflict when it is one."""
+
     op: Op
     conflict: str | None = None  # one of CONFLICT_KINDS when op is CONFLICT
 

@@ -76,12 +76,16 @@ def folder_size(path: str | bytes) -> int:
 
 @dataclass(frozen=True)
 class Usage:
+    """What a trash holds."""
+
     count: int  # items
     bytes: int  # what their content files hold, each counted once
 
 
 @dataclass
 class PurgeReport:
+    """What a purge of the trash removed, found and kept."""
+
     removed: list[TrashItem] = field(default_factory=list)
     freed: int = 0  # bytes of the content files removed
     files: int = 0  # content files (and folders) removed

@@ -13,6 +13,8 @@ from squirrel.porcelain.carrier import open_one_vault
 
 @dataclass(frozen=True)
 class AtRiskReport:
+    """The current versions of a vault that fewer than `copies` known drives hold."""
+
     vault: str
     copies: int
     known_drives: int

@@ -19,6 +19,8 @@ from squirrel.text import counted
 
 @dataclass(frozen=True)
 class ForgetReport:
+    """What forgetting a drive did to the carrier."""
+
     vault: str
     drive: DriveRecord  # as forgotten: `forgotten` holds when
     already: bool  # it had been forgotten before (what a crash left is finished)

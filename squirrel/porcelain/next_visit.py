@@ -12,6 +12,8 @@ from squirrel.plumbing.holdings import DEFAULT_COPIES, Holdings, Outlook
 
 @dataclass(frozen=True)
 class NextVisit:
+    """What visiting one known drive next would do, in one vault."""
+
     vault: str
     outlook: Outlook
 

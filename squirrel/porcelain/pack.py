@@ -34,6 +34,8 @@ READ_BLOCK = 4 << 20  # large reads: blake3's threads and the bundle's hash work
 
 @dataclass
 class PackReport:
+    """What a bundle holds, and what was left out of it."""
+
     path: str
     size: int = 0
     entries: int = 0

@@ -21,6 +21,8 @@ from squirrel.plumbing.replica import Identity, Replica, new_id
 
 @dataclass
 class ReidentifyReport:
+    """A replica's identity before and after it was given a new id."""
+
     old: Identity
     new: Identity  # with `dry_run`, its replica id is one no run will use
     old_renamed: str  # the name the old id's history goes by from now on

@@ -26,6 +26,8 @@ from squirrel.text import counted
 
 @dataclass
 class ResolveReport:
+    """How a conflict was resolved: the version kept, and what went to the trash."""
+
     path: bytes
     kept: str
     trashed: bytes | None

@@ -40,12 +40,16 @@ _NO_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EM
 
 @dataclass(frozen=True)
 class Restored:
+    """One version brought back from the trash."""
+
     item: TrashItem
     to: bytes  # where it is (or, with dry_run, would be) now
 
 
 @dataclass
 class RestoreReport:
+    """The versions a restore brought back (or, with dry_run, would)."""
+
     restored: list[Restored]
     dry_run: bool = False
 

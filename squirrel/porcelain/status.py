@@ -15,6 +15,8 @@ from squirrel.plumbing.wanted import ScrubState, WantedMark
 
 @dataclass
 class StatusReport:
+    """A replica's state: its unrecorded changes, open conflicts, trash and damaged files."""
+
     changes: list[Change] = field(default_factory=list)
     moved: list[tuple[bytes, bytes]] = field(default_factory=list)
     conflicts: list[ConflictRecord] = field(default_factory=list)

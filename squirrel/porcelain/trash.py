@@ -20,6 +20,8 @@ from squirrel.plumbing.trashcan import PurgeReport, Usage
 
 @dataclass
 class TrashListing:
+    """The items of a trash that match, and what their content holds."""
+
     items: list[TrashItem]  # newest first
     bytes: int  # what their content holds, each file counted once
 
@@ -83,6 +85,8 @@ def purge(
 
 @dataclass
 class PolicyReport:
+    """A trash's retention policy, and what applying it removed."""
+
     policy: Policy
     trash: Usage  # what the trash holds afterwards
     applied: PurgeReport | None = None  # what the policy removed (with dry_run: would remove)

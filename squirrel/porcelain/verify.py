@@ -56,6 +56,8 @@ def waiting_json(w: WantedMark) -> dict[str, Any]:
 
 @dataclass
 class VerifyReport:
+    """What a verify (or a slice of a scrub) read and found."""
+
     checked_files: int = 0
     checked_bytes: int = 0
     problems: list[str] = field(default_factory=list)

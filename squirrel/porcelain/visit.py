@@ -77,6 +77,8 @@ class StoreContent:
 
 @dataclass
 class VisitReport:
+    """What a visit of the laptop to a drive did, and what waits for other drives."""
+
     drive: str
     delivered: SyncReport = field(default_factory=SyncReport)
     taken: int = 0
