@@ -6,7 +6,8 @@ return values and progress callbacks, and settings come in as arguments
 called from a test or another program without side effects on the process.
 
 Both checks read the source (the `ast` of every module), so they see what is
-written, not what a test happened to run.
+written, not what a test happened to run; so does a third, that every record
+(dataclass) says in a docstring what it is.
 """
 
 from __future__ import annotations
@@ -249,3 +250,36 @@ def test_every_command_is_found_by_its_name_alone() -> None:
         assert cmd.callback is not None
         defined[name] = cmd.callback.__module__.rsplit(".", 1)[-1]
     assert defined == cli_mod.COMMAND_MODULES
+
+
+def undocumented_records(pkg: Path) -> list[str]:
+    """The dataclasses under `pkg` without a docstring."""
+    bad = []
+    for path in sorted(pkg.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if not isinstance(node, ast.ClassDef) or ast.get_docstring(node) is not None:
+                continue
+            for deco in node.decorator_list:
+                target = deco.func if isinstance(deco, ast.Call) else deco
+                if isinstance(target, ast.Name) and target.id == "dataclass":
+                    bad.append(f"{path.relative_to(pkg.parent)}:{node.lineno} {node.name}")
+    return bad
+
+
+def test_every_record_says_what_it_is() -> None:
+    """Every dataclass has a docstring: help() shows it, and without one the
+    decorator computes the class's signature for it at every start of `sq`."""
+    assert undocumented_records(PKG) == []
+
+
+def test_the_record_check_finds_a_record_without_a_docstring(tmp_path: Path) -> None:
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "m.py").write_text(
+        "from dataclasses import dataclass\n"
+        "@dataclass\nclass Bare:\n    x: int\n"
+        "@dataclass(frozen=True)\nclass AlsoBare:\n    x: int\n"
+        '@dataclass\nclass Said:\n    """What it is."""\n    x: int\n'
+        "class Plain:\n    pass\n"
+    )
+    assert undocumented_records(pkg) == ["pkg/m.py:3 Bare", "pkg/m.py:6 AlsoBare"]
