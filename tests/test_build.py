@@ -1,7 +1,7 @@
-"""The C part (squirrel/plumbing/_folderstat.c) is optional at install, so
-a mistake in it would not fail the build: it would leave every user with
-the slower comparison, silently. Where a C compiler and Python's headers
-are here, it must have been built."""
+"""The C parts (squirrel/plumbing/_folderstat.c and _copygroup.c) are
+optional at install, so a mistake in one would not fail the build: it
+would leave every user with the slower Python, silently. Where a C compiler
+and Python's headers are here, both must have been built."""
 
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ def can_build_c() -> bool:
     return shutil.which(cc) is not None and headers.exists()
 
 
-def test_the_c_comparison_is_built_where_it_can_be() -> None:
+@pytest.mark.parametrize("module", ["_folderstat", "_copygroup"])
+def test_each_c_part_is_built_where_it_can_be(module: str) -> None:
     if not can_build_c():
-        pytest.skip("no C compiler or no Python headers here: sq compares in Python")
-    assert importlib.util.find_spec("squirrel.plumbing._folderstat") is not None, (
-        "squirrel/plumbing/_folderstat.c did not build (pip install -e . -v shows why)"
+        pytest.skip("no C compiler or no Python headers here: sq does this work in Python")
+    assert importlib.util.find_spec(f"squirrel.plumbing.{module}") is not None, (
+        f"squirrel/plumbing/{module}.c did not build (pip install -e . -v shows why)"
     )

@@ -10,21 +10,30 @@ the disk asked to read them, before their turn (`readahead`). Each file is
 still durable before the executor renames it into place. What fails while
 fetching ahead is kept and reported by the action it belongs to, when its
 turn comes.
+
+Where the C part was built (`_copygroup.c`), the next group of small files
+is then written on a thread of its own while the executor renames the
+group before into place: the system calls of one run beside the Python of
+the other, on a second core. The thread only writes temporary files; what
+it wrote is taken in (`_settle`) before any of it is used.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from typing import TYPE_CHECKING, Protocol
+
+import blake3
 
 from squirrel.errors import ChangedDuringOperation, SquirrelError
 from squirrel.plumbing import faults, fsops
 from squirrel.plumbing.index import Entry
 from squirrel.plumbing.plan import Action
 from squirrel.plumbing.progress import Meter
-from squirrel.plumbing.readahead import spans_ahead
+from squirrel.plumbing.readahead import files_ahead, spans_ahead, will_need
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,6 +43,32 @@ AHEAD_BYTES = 256 << 20  # and about this many bytes
 SYNC_THREADS = 4  # large files fsynced at once while the next ones are written
 LARGE_FILE = 1 << 20  # from this size a file fetched ahead is fsynced on its own
 SMALL_GROUP = 64  # smaller files are made durable together, this many at a time
+GROUP_BYTES = 16 << 20  # a group written on the fetching thread is read back into memory: at most about this much
+
+# (src_fd, offset, size, name, create_perms, final_perms, mtime_ns): see _copygroup.c
+_Item = tuple[int, int, int, bytes, int, int, int]
+_copy_group: Callable[[int, list[_Item], bytearray], list[int]] | None = None
+try:  # a group of small files written in C, where it was built (setup.py)
+    from squirrel.plumbing._copygroup import copy as _copy_group
+except ImportError:  # an install without a C compiler: the same files are fetched in Python, one at a time
+    pass
+_SHORT, _NO_COPY = -1, -2  # what _copygroup.copy answers for a file, besides 0 and an errno
+
+Fetched = str | SquirrelError | OSError  # a durable temporary file, or why fetching the content failed
+
+
+def _group_files() -> int:
+    """How many small files a group holds at most: each has its source open
+    during the C call (see `readahead.files_ahead`)."""
+    return min(AHEAD_FILES, max(1, files_ahead()))
+
+
+def copy_in_python() -> None:
+    """Fetch in Python, one file at a time, even where the C part was
+    built: what `SQ_PURE_PYTHON` asks (read by the command line), as for
+    the sweep (`sweep.compare_in_python`)."""
+    global _copy_group
+    _copy_group = None
 
 
 class ContentSource(Protocol):
@@ -84,6 +119,10 @@ class Fetcher:
         self.failed: dict[bytes, SquirrelError | OSError] = {}  # path -> why fetching it ahead failed
         self._durable: dict[bytes, Future[None]] = {}  # path -> the fsync its prepared file waits for
         self._pool: ThreadPoolExecutor | None = None
+        # The group being written on the fetching thread (`_start`), and that thread.
+        self._group: tuple[list[Action], Future[list[Fetched]]] | None = None
+        self._writer: ThreadPoolExecutor | None = None
+        self._grouped = _copy_group is not None  # False once the kernel could not copy to this drive
 
     def put(self, path: bytes, tmp: str) -> None:
         """A's content for `path`, durable already, waiting for its turn."""
@@ -139,21 +178,55 @@ class Fetcher:
 
     def ahead(self, candidates: Iterable[Action]) -> None:
         """Fetch the content of the next writes that come from the source
-        (`candidates`, in the order they will be written) into verified
-        temporary files, at most `AHEAD_FILES` or about `AHEAD_BYTES`, and
-        make them durable together (see the module's docstring)."""
+        (`candidates`, in the order they will be written; the first is
+        wanted now) into verified temporary files, at most `AHEAD_FILES` or
+        about `AHEAD_BYTES`, and make them durable together; then start
+        writing the next small ones on the fetching thread (see the
+        module's docstring)."""
+        it = iter(candidates)
+        first = next(it, None)
+        if first is None:
+            return
+        self._settle()  # the group on the fetching thread may hold the first
+        if not self.waiting(first.path):
+            wanted = self._wanted(itertools.chain([first], it), AHEAD_FILES, AHEAD_BYTES)
+            if self._grouped:  # the small files first, as a group, in this thread
+                n = next(
+                    (i for i, act in enumerate(wanted) if act.a is not None and act.a.size >= LARGE_FILE), len(wanted)
+                )
+                small, wanted = wanted[: min(n, _group_files())], wanted[min(n, _group_files()) :]
+                if small:
+                    self._take_in(small, self._write_group(small))
+                    wanted = [act for act in small + wanted if not self.waiting(act.path)]
+            self._fetch(wanted)
+        if self._grouped:
+            self._start(self._wanted(it, _group_files(), GROUP_BYTES, LARGE_FILE))
+
+    def _wanted(self, candidates: Iterator[Action], files: int, size: int, below: int | None = None) -> list[Action]:
+        """The next candidates to fetch, up to `files` or about `size` bytes
+        (and with `below`, up to the first file of that size or larger):
+        those not fetched already, and one of each content (a second copy
+        is made from the first, locally)."""
         wanted: list[Action] = []
         oids: set[bytes] = set()
-        size = 0
+        total = 0
         for act in candidates:
-            if len(wanted) >= AHEAD_FILES or (wanted and size >= AHEAD_BYTES):
-                break
             assert act.a is not None
-            if self.waiting(act.path) or act.a.oid in oids:  # a second copy is made from the first, locally
+            if below is not None and act.a.size >= below:
+                break
+            if self.waiting(act.path) or act.a.oid in oids:
                 continue
             oids.add(act.a.oid)
             wanted.append(act)
-            size += act.a.size
+            total += act.a.size
+            if len(wanted) >= files or total >= size:
+                break
+        return wanted
+
+    def _fetch(self, wanted: list[Action]) -> None:
+        """Fetch `wanted` in this thread, one file at a time."""
+        if not wanted:
+            return
         # A large file is fsynced on its own, on a thread, while the next
         # is written; the small ones in groups (one commit for each). Their
         # files wait for their fsync only when their turn comes (`take`):
@@ -228,10 +301,185 @@ class Fetcher:
 
         return count
 
+    def _start(self, wanted: list[Action]) -> None:
+        """Start writing the small files `wanted` on the fetching thread."""
+        if not wanted:
+            return
+        if self._writer is None:
+            from concurrent.futures import ThreadPoolExecutor  # see `ahead`
+
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="sq-fetch")
+        self._group = (wanted, self._writer.submit(self._write_group, wanted))
+
+    def _settle(self) -> None:
+        """Take in what the fetching thread wrote, once it is done: each
+        file prepared for its path, or why it failed kept for its turn."""
+        if self._group is None:
+            return
+        acts, future = self._group
+        results = future.result()  # interrupted, the group stays for `discard` to take in
+        self._group = None
+        self._take_in(acts, results)
+
+    def _take_in(self, acts: list[Action], results: list[Fetched]) -> None:
+        """What `_write_group` wrote for `acts`, taken in."""
+        for act, got in zip(acts, results, strict=False):  # the group may have ended early
+            assert act.a is not None
+            if self.waiting(act.path):  # fetched meanwhile, in its turn (content for a conflict)
+                if isinstance(got, str):
+                    os.unlink(got)
+            elif isinstance(got, str):
+                self.prepared[act.path] = got
+                self._counter(act.path)(act.a.size)
+            else:
+                self.failed[act.path] = got
+
+    def _write_group(self, acts: list[Action]) -> list[Fetched]:
+        """The content of `acts` (small files, in order) copied from the
+        source's spans into temporary files by one C call, each verified against its id and all made durable; for each
+        file as far as the group went, its temporary file or why it failed.
+        A file the kernel cannot copy, or whose content the source cannot
+        give as a span, ends the group with nothing said for it: it is
+        fetched in its turn."""
+        copy = _copy_group
+        assert copy is not None
+        spans: list[fsops.Span] = []
+        stop: Fetched | None = None  # why the file after the last span cannot be fetched
+        try:
+            for act in acts:
+                assert act.a is not None
+                try:
+                    span = self._span(act)
+                except (SquirrelError, OSError) as e:
+                    stop = self.source_error(act, e)
+                    break
+                if span is None:
+                    break
+                spans.append(span)
+                if span.size != act.a.size:
+                    stop = self.source_error(act, ChangedDuringOperation("content does not match its object id"))
+                    spans.pop()
+                    os.close(span.fd)
+                    break
+                will_need(span)
+            return self._copy_group(copy, acts[: len(spans)], spans, stop)
+        finally:
+            for span in spans:
+                os.close(span.fd)
+
+    def _copy_group(
+        self,
+        copy: Callable[[int, list[_Item], bytearray], list[int]],
+        acts: list[Action],
+        spans: list[fsops.Span],
+        stop: Fetched | None,
+    ) -> list[Fetched]:
+        """`_write_group`'s copy, verification and fsync, of files whose
+        spans are open; `stop`: why the file after them cannot be fetched."""
+        # Each file passes the fault points the fetch of one file passes
+        # (docs/safety.md, in the same number): a fault armed at one fails
+        # that file, and the group ends before it.
+        for j, act in enumerate(acts):
+            assert act.a is not None
+            try:
+                faults.point("write")
+                faults.point("utime")
+            except OSError as e:
+                acts, spans, stop = acts[:j], spans[:j], fsops.write_error(e, act.a.size)
+                break
+        base = fsops.temp_path(self.tmp_dir, "group")
+        names = [f"{base}-{i}" for i in range(len(acts))]
+        items: list[_Item] = []
+        for act, span, name in zip(acts, spans, names, strict=True):
+            assert act.a is not None
+            create, final = fsops.temp_perms(act.a.mode)
+            items.append(
+                (span.fd, span.offset, span.size, os.fsencode(os.path.basename(name)), create, final, act.a.mtime_ns)
+            )
+        buf = bytearray(sum(span.size for span in spans))
+        made: list[str] = []  # what the C call wrote, removed again if this fails unexpectedly
+        dir_fd = os.open(self.tmp_dir, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            codes = copy(dir_fd, items, buf)
+            made = [name for name, code in zip(names, codes, strict=False) if code == 0]
+            out = self._verified(acts, names, codes, buf)
+            if stop is not None and len(codes) == len(acts) and not any(codes):
+                out.append(stop)
+            out = self._durable_group(acts, out)
+            made = []
+            return out
+        finally:
+            os.close(dir_fd)
+            for name in made:
+                try:
+                    os.unlink(name)
+                except FileNotFoundError:
+                    pass
+
+    def _verified(self, acts: list[Action], names: list[str], codes: list[int], buf: bytearray) -> list[Fetched]:
+        """What the C call's `codes` and the bytes it read back (`buf`) mean
+        for each file: its temporary file, verified against its id, or why
+        it failed (a file the kernel could not copy is left out: it is
+        fetched in its turn)."""
+        out: list[Fetched] = []
+        view = memoryview(buf)
+        at = 0
+        for act, name, code in zip(acts, names, codes, strict=False):  # the C call may have stopped early
+            assert act.a is not None
+            size = act.a.size
+            if code == 0 and blake3.blake3(view[at : at + size]).digest() == act.a.oid:
+                out.append(name)
+            elif code == 0:
+                os.unlink(name)
+                out.append(self.source_error(act, ChangedDuringOperation("content does not match its object id")))
+            elif code == _SHORT:
+                out.append(self.source_error(act, ChangedDuringOperation("content is shorter than its declared size")))
+            elif code == _NO_COPY:  # this drive's file system: every file is fetched in its turn from now on
+                self._grouped = False
+            else:
+                out.append(fsops.write_error(OSError(code, os.strerror(code)), size))
+            at += size
+        return out
+
+    def _durable_group(self, acts: list[Action], out: list[Fetched]) -> list[Fetched]:
+        """The temporary files of `out` made durable together, each past
+        its fault point: a fault fails its file, and the files after it are
+        removed (fetched in their turn); a failed fsync fails them all."""
+        good: list[tuple[str, int]] = []
+        for i, got in enumerate(out):
+            if not isinstance(got, str):
+                continue
+            a = acts[i].a
+            assert a is not None
+            size = a.size
+            try:
+                faults.point("fsync")
+            except OSError as e:
+                for later in out[i:]:
+                    if isinstance(later, str):
+                        os.unlink(later)
+                out = [*out[:i], fsops.write_error(e, size)]
+                break
+            good.append((got, size))
+        if good:
+            try:
+                fsops.fsync_temps([name for name, _ in good], sum(size for _, size in good))
+            except (SquirrelError, OSError) as e:  # the files are gone: each fails with the error
+                out = [e if isinstance(got, str) else got for got in out]
+        return out
+
     def discard(self) -> None:
         """Remove what was fetched and not taken (content fetched for a
         conflict that then failed, or for a sync that stopped), once its
         fsync is over."""
+        unexpected: BaseException | None = None
+        if self._writer is not None:
+            try:
+                self._settle()
+            except BaseException as e:  # what the fetching thread raised: raised below, once all is removed
+                unexpected = e
+            self._writer.shutdown(wait=True)
+            self._writer = None
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
@@ -240,3 +488,5 @@ class Fetcher:
                 os.unlink(tmp)
         self.prepared.clear()
         self._durable.clear()
+        if unexpected is not None:
+            raise unexpected

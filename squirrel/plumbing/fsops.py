@@ -127,13 +127,17 @@ def _file_mode(mode: int) -> int:
     return mode & 0o777 or 0o644
 
 
+def temp_perms(mode: int) -> tuple[int, int]:
+    """The permissions a temporary file for content of `mode` is made with
+    (its own, as far as the umask lets, but readable and writable by its
+    owner while it is written, read back and fsynced), and those it ends
+    with (`_finish_temp`)."""
+    return _file_mode(mode) | statmod.S_IRUSR | statmod.S_IWUSR, _file_mode(mode)
+
+
 def _create_temp(name: str, mode: int, flags: int = os.O_WRONLY) -> int:
-    """Create a temporary file for content of `mode`, with its permissions
-    from the start as far as the umask lets (`_finish_temp` sets the rest),
-    but readable and writable by its owner while it is written, read back
-    and fsynced (a read-only file takes its mode at the end)."""
-    perms = _file_mode(mode) | statmod.S_IRUSR | statmod.S_IWUSR
-    return os.open(name, flags | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), perms)
+    """Create a temporary file for content of `mode` (`temp_perms`)."""
+    return os.open(name, flags | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), temp_perms(mode)[0])
 
 
 def _finish_temp(fd: int, mode: int, mtime_ns: int | None, durable: bool, st: os.stat_result | None = None) -> None:

@@ -1,0 +1,214 @@
+/* A group of small files copied into temporary files, in C.
+ *
+ * The fetcher (squirrel/plumbing/fetch.py) writes the sender's content
+ * into verified temporary files in .squirrel/tmp/ before the executor
+ * renames them into place. For small files almost all of that time is
+ * system calls: creating the file, the kernel's copy, the read-back that
+ * the hash checks, the mode and the mtime. Here they run for a whole
+ * group without the interpreter lock, so that a group can be written on
+ * a second thread while the executor renames the one before.
+ *
+ * copy(dir_fd, items, buffer) -> codes
+ *
+ *   dir_fd   the temporary folder, open
+ *   items    list of (src_fd, offset, size, name, create_perms,
+ *            final_perms, mtime_ns): `size` bytes at `offset` of
+ *            `src_fd` go to a new file `name` (bytes) of the folder,
+ *            made with `create_perms`; it then gets `final_perms` (where
+ *            the file system keeps permissions) and `mtime_ns`
+ *   buffer   a writable buffer of at least the sum of the sizes: each
+ *            file's bytes are read back into it, one after the other,
+ *            for the caller to hash
+ *   codes    one per file done, in order: 0, or for the last one the
+ *            reason it stopped: -1 the source was shorter than `size`,
+ *            -2 the kernel cannot copy between these files (nothing was
+ *            copied: the caller streams the content), or an errno. A
+ *            file that failed is removed; the files after it are not
+ *            touched.
+ *
+ * The source descriptors stay open (the caller closes them). fetch.py
+ * writes such a group in Python, one file at a time, where this module
+ * is not built, with the same result.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#define SHORT (-1)
+#define NO_COPY (-2)
+
+typedef struct {
+    int src;
+    long long offset;
+    long long size;
+    char *name;
+    int create_perms;
+    int final_perms;
+    long long mtime_ns;
+} item;
+
+/* The errors of copy_file_range(2) that mean it cannot copy between these
+ * two files at all (fsops._NO_COPY). */
+static int cannot_copy(int e) {
+    return e == EXDEV || e == EINVAL || e == ENOSYS || e == EOPNOTSUPP || e == ENOTSUP || e == EBADF || e == EPERM;
+}
+
+/* One file: 0, SHORT, NO_COPY or an errno; a failed file is removed. */
+static int copy_one(int dir_fd, const item *it, char *back) {
+    int fd = openat(dir_fd, it->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, it->create_perms);
+    if (fd < 0)
+        return errno;
+    int code = 0;
+    loff_t from = it->offset;
+    long long done = 0;
+    while (done < it->size) {
+        ssize_t n = copy_file_range(it->src, &from, fd, NULL, (size_t)(it->size - done), 0);
+        if (n < 0) {
+            code = done == 0 && cannot_copy(errno) ? NO_COPY : errno;
+            break;
+        }
+        if (n == 0) {
+            code = SHORT;
+            break;
+        }
+        done += n;
+    }
+    for (long long at = 0; code == 0 && at < it->size;) {
+        ssize_t n = pread(fd, back + at, (size_t)(it->size - at), at);
+        if (n < 0)
+            code = errno;
+        else if (n == 0)
+            code = SHORT;
+        else
+            at += n;
+    }
+    struct stat st;
+    if (code == 0 && fstat(fd, &st) < 0)
+        code = errno;
+    if (code == 0 && st.st_size != it->size)
+        code = SHORT;
+    if (code == 0 && (int)(st.st_mode & 07777) != it->final_perms)
+        (void)fchmod(fd, (mode_t)it->final_perms); /* exFAT and NTFS keep no permissions */
+    if (code == 0) {
+        struct timespec times[2];
+        long long s = it->mtime_ns / 1000000000LL, ns = it->mtime_ns % 1000000000LL;
+        if (ns < 0) { /* before 1970 */
+            s -= 1;
+            ns += 1000000000LL;
+        }
+        times[0].tv_sec = (time_t)s;
+        times[0].tv_nsec = (long)ns;
+        times[1] = times[0];
+        if (futimens(fd, times) < 0)
+            code = errno;
+    }
+    if (close(fd) < 0 && code == 0)
+        code = errno;
+    if (code != 0)
+        (void)unlinkat(dir_fd, it->name, 0);
+    return code;
+}
+
+static void free_items(item *items, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++)
+        free(items[i].name);
+    free(items);
+}
+
+static PyObject *copy(PyObject *self, PyObject *args) {
+    int dir_fd;
+    PyObject *list;
+    Py_buffer buf;
+    if (!PyArg_ParseTuple(args, "iO!w*", &dir_fd, &PyList_Type, &list, &buf))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    item *items = calloc(n > 0 ? (size_t)n : 1, sizeof(item));
+    if (items == NULL) {
+        PyBuffer_Release(&buf);
+        return PyErr_NoMemory();
+    }
+    /* Everything the loop needs is copied out of the list first: another
+     * thread may change the list while the lock is released. */
+    long long total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        item *it = &items[i];
+        const char *name;
+        Py_ssize_t len;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(list, i), "iLLy#iiL;an item is (src_fd, offset, size, name, "
+                              "create_perms, final_perms, mtime_ns)",
+                              &it->src, &it->offset, &it->size, &name, &len, &it->create_perms, &it->final_perms,
+                              &it->mtime_ns)) {
+            free_items(items, n);
+            PyBuffer_Release(&buf);
+            return NULL;
+        }
+        if (it->offset < 0 || it->size < 0 || __builtin_add_overflow(total, it->size, &total)) {
+            free_items(items, n);
+            PyBuffer_Release(&buf);
+            PyErr_SetString(PyExc_ValueError, "negative offset or size");
+            return NULL;
+        }
+        it->name = strndup(name, (size_t)len);
+        if (it->name == NULL) {
+            free_items(items, n);
+            PyBuffer_Release(&buf);
+            return PyErr_NoMemory();
+        }
+    }
+    if (total > buf.len) {
+        free_items(items, n);
+        PyBuffer_Release(&buf);
+        PyErr_SetString(PyExc_ValueError, "the buffer is smaller than the files");
+        return NULL;
+    }
+    int *codes = calloc(n > 0 ? (size_t)n : 1, sizeof(int));
+    if (codes == NULL) {
+        free_items(items, n);
+        PyBuffer_Release(&buf);
+        return PyErr_NoMemory();
+    }
+    Py_ssize_t done = 0;
+    Py_BEGIN_ALLOW_THREADS;
+    char *back = buf.buf;
+    while (done < n) {
+        codes[done] = copy_one(dir_fd, &items[done], back);
+        back += items[done].size;
+        if (codes[done++] != 0)
+            break;
+    }
+    Py_END_ALLOW_THREADS;
+    free_items(items, n);
+    PyBuffer_Release(&buf);
+    PyObject *out = PyList_New(done);
+    for (Py_ssize_t i = 0; out != NULL && i < done; i++) {
+        PyObject *code = PyLong_FromLong(codes[i]);
+        if (code == NULL) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyList_SET_ITEM(out, i, code);
+    }
+    free(codes);
+    return out;
+}
+
+static PyMethodDef methods[] = {
+    {"copy", copy, METH_VARARGS,
+     "copy(dir_fd, items, buffer) -> codes: small files copied into new temporary files, and read back."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_copygroup", "A group of small files copied into temporary files.", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__copygroup(void) { return PyModule_Create(&module); }
