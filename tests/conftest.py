@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from squirrel.plumbing import fsops
+from squirrel.plumbing import fetch, fsops, sweep
 from squirrel.plumbing.replica import Replica
 from tests.helpers import NoHardLinks
 
@@ -22,6 +22,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             monkeypatch.delenv(key)
     monkeypatch.setenv("SQ_NO_PROGRESS", "1")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    # A command run in this process with SQ_PURE_PYTHON sets the C parts
+    # aside for the rest of the process: each test starts with them as built.
+    monkeypatch.setattr(sweep, "_compare", sweep._compare)
+    monkeypatch.setattr(fetch, "_copy_group", fetch._copy_group)
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ in `.squirrel/tmp/`, which the next command removes.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import os
@@ -88,21 +89,57 @@ def recheck(root: bytes, rel: bytes, expected: Entry | None) -> None:
 
 
 def clean_tmp(tmp_dir: str) -> int:
-    """Remove leftovers of an interrupted command; returns how many."""
+    """Remove leftovers of an interrupted command: the files in `tmp_dir`
+    and in its folders (a group's, see `fetch`), and those folders; returns
+    how many files."""
     n = 0
     try:
         names = os.listdir(tmp_dir)
     except FileNotFoundError:
         return 0
     for name in names:
+        path = os.path.join(tmp_dir, name)
         try:
-            os.unlink(os.path.join(tmp_dir, name))
+            os.unlink(path)
             n += 1
         except IsADirectoryError:
-            pass
+            n += clean_tmp(path)
+            with contextlib.suppress(OSError):
+                os.rmdir(path)
         except FileNotFoundError:
             pass
     return n
+
+
+_FS_IOC_GETFLAGS, _FS_IOC_SETFLAGS = 0x80086601, 0x40086602  # Linux's ioctls of a file's attributes
+_FS_TOPDIR_FL = 0x00020000  # chattr +T
+
+
+def spread_subfolders(directory: str) -> None:
+    """Ask the file system to place each new folder of `directory` apart,
+    as it places the folders of a drive's root (ext2/3/4's attribute +T,
+    which Linux lets the folder's owner set): the files made in each such
+    folder then take their inodes from a block group of their own, not all
+    from one. Elsewhere, or where it cannot, nothing changes."""
+    if not sys.platform.startswith("linux"):
+        return
+    import array
+    import fcntl
+
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return
+    try:
+        flags = array.array("i", [0])  # the kernel reads and writes an int, whatever the ioctl says
+        fcntl.ioctl(fd, _FS_IOC_GETFLAGS, flags, True)
+        if not flags[0] & _FS_TOPDIR_FL:
+            flags[0] |= _FS_TOPDIR_FL
+            fcntl.ioctl(fd, _FS_IOC_SETFLAGS, flags, True)
+    except OSError:
+        pass  # not ext2/3/4 (exFAT, FUSE, tmpfs), or not allowed
+    finally:
+        os.close(fd)
 
 
 _pid = os.getpid()
