@@ -210,9 +210,14 @@ def pair(tmp_path: Path, n: int) -> tuple[Path, Path, dict[str, bytes]]:
     return a, b, files
 
 
+@pytest.mark.parametrize("writers", [1, 2])
 def test_a_push_through_many_groups_arrives_exactly(
-    tmp_path: Path, small_groups: None, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, small_groups: None, monkeypatch: pytest.MonkeyPatch, writers: int
 ) -> None:
+    """Every file is written once, by one group (with one or two groups
+    written at once ahead of the executor), and arrives with its bytes,
+    permissions and mtime."""
+    monkeypatch.setattr(fetch, "WRITERS", writers)
     a, b, files = pair(tmp_path, 40)
     groups: list[int] = []
     real = fetch.Fetcher._write_group
