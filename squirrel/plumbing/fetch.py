@@ -69,6 +69,20 @@ def _group_files() -> int:
     return min(AHEAD_FILES, max(1, files_ahead()))
 
 
+def _group_of(acts: list[Action]) -> int:
+    """How many of the first `acts` make a group: small files, at most
+    `_group_files()` of them and about `GROUP_BYTES` (their bytes are read
+    back into memory)."""
+    limit = _group_files()
+    size = 0
+    for n, act in enumerate(acts):
+        assert act.a is not None
+        if n >= limit or act.a.size >= LARGE_FILE or (n and size + act.a.size > GROUP_BYTES):
+            return n
+        size += act.a.size
+    return len(acts)
+
+
 def copy_in_python() -> None:
     """Fetch in Python, one file at a time, even where the C part was
     built: what `SQ_PURE_PYTHON` asks (read by the command line), as for
@@ -199,14 +213,15 @@ class Fetcher:
         self._settle(first.path)  # a group on a fetching thread may hold the first
         if not self.waiting(first.path):
             wanted = self._wanted(itertools.chain([first], it), AHEAD_FILES, AHEAD_BYTES)
-            if self._grouped:  # the small files first, as a group, in this thread
-                n = next(
-                    (i for i, act in enumerate(wanted) if act.a is not None and act.a.size >= LARGE_FILE), len(wanted)
-                )
-                small, wanted = wanted[: min(n, _group_files())], wanted[min(n, _group_files()) :]
-                if small:
-                    self._take_in(small, self._write_group(small))
-                    wanted = [act for act in small + wanted if not self.waiting(act.path)]
+            # The small files first, in groups, in this thread; what a group
+            # did not reach (it stopped early), and the large files, one by one.
+            while self._grouped and (n := _group_of(wanted)):
+                group, wanted = wanted[:n], wanted[n:]
+                self._take_in(group, self._write_group(group))
+                left = [act for act in group if not self.waiting(act.path)]
+                if left:
+                    wanted = left + wanted
+                    break
             self._fetch(wanted)
         while self._grouped and len(self._groups) < WRITERS:
             group = self._wanted(it, _group_files(), GROUP_BYTES, LARGE_FILE)

@@ -407,3 +407,24 @@ def test_an_error_on_the_fetching_thread_ends_the_sync_and_leaves_no_temporary_f
     assert list((b / ".squirrel" / "tmp").iterdir()) == []
     push(str(a), str(b))
     assert tree(b) == tree(a)
+
+
+def test_a_group_reads_back_about_group_bytes_at_most(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A group's bytes are read back into memory: a group holds about
+    `GROUP_BYTES` at most (one file more at the end), whatever the number
+    of small files fetched ahead, and every file still arrives."""
+    a, b, files = pair(tmp_path, 30)
+    monkeypatch.setattr(fetch, "GROUP_BYTES", 600)
+    real = copygroup.copy
+    held: list[int] = []
+
+    def measured(dir_fd: int, its: list[fetch._Item], buf: bytearray) -> list[int]:
+        held.append(len(buf))
+        return real(dir_fd, its, buf)
+
+    monkeypatch.setattr(fetch, "_copy_group", measured)
+    report = push(str(a), str(b))
+    assert (report.created, report.failed) == (31, [])  # and their folder
+    largest = max(len(c) for c in files.values())
+    assert len(held) >= 5 and max(held) <= 600 + largest
+    assert tree(b) == tree(a)
