@@ -364,11 +364,11 @@ class Fetcher:
 
     def _write_group(self, acts: list[Action]) -> list[Fetched]:
         """The content of `acts` (small files, in order) copied from the
-        source's spans into temporary files by one C call, each verified against its id and all made durable; for each
-        file as far as the group went, its temporary file or why it failed.
-        A file the kernel cannot copy, or whose content the source cannot
-        give as a span, ends the group with nothing said for it: it is
-        fetched in its turn."""
+        source's spans into temporary files by one C call, each verified
+        against its id, all made durable; for each file as far as the
+        group went, its temporary file or why it failed. A file the kernel
+        cannot copy, or whose content the source cannot give as a span,
+        ends the group with nothing said for it: it is fetched in its turn."""
         copy = _copy_group
         assert copy is not None
         spans: list[fsops.Span] = []
