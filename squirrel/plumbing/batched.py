@@ -14,7 +14,7 @@ from typing import Any
 
 import lmdb
 
-from squirrel.errors import CorruptIndex, SquirrelError
+from squirrel.errors import CorruptIndex, OutOfSpace, SquirrelError
 from squirrel.plumbing import faults
 
 
@@ -159,6 +159,8 @@ class BatchedEnv:
                 break
             except lmdb.MapFullError:
                 self.env.set_mapsize(self.env.info()["map_size"] * 2)
+            except lmdb.DiskError as e:  # the drive is full: nothing of this transaction was written
+                raise OutOfSpace(f"no space left on the drive to record the changes in its index ({e})") from e
         self._forget_pending()
 
     def rollback(self) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 import lmdb
 import pytest
 
-from squirrel.errors import CorruptIndex, UnsafePath, UnsupportedFormat
+from squirrel.errors import CorruptIndex, OutOfSpace, UnsafePath, UnsupportedFormat
 from squirrel.plumbing import ids, index, index_records
 from squirrel.plumbing.index import (
     FLAG_RACY,
@@ -591,3 +593,50 @@ def test_records_of_names_no_sync_carries_are_forgotten_once_without_a_deletion_
     assert idx.forget_uncarriable() == 0
     assert idx.get(b"late\\name.txt") == file_entry(b"late")
     idx.close()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real file system of 4 MiB (tmpfs), mounted for the test."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True)
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs: {done.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_a_commit_on_a_full_drive_is_out_of_space_and_keeps_the_last_commit(small_disk: Path) -> None:
+    """The drive fills up between two commits: the second fails with the
+    out-of-space error (exit 11 at the command line, never an internal
+    error), and the index still holds what the first committed."""
+    d = small_disk / "index"
+    d.mkdir()
+    ReplicaIndex(str(d), SELF, create=True).close()
+    i = ReplicaIndex(str(d), SELF)
+    try:
+        i.put(b"kept.jpg", file_entry(b"kept"))
+        i.commit()
+        filler = small_disk / "filler"
+        with open(filler, "wb") as f:  # the user's files take the rest of the drive
+            with contextlib.suppress(OSError):
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+        for n in range(2_000):
+            i.put(f"new/{n:05d}-{'x' * 100}.jpg".encode(), file_entry(str(n).encode()))
+        with pytest.raises(OutOfSpace, match="no space left on the drive to record the changes in its index"):
+            i.commit()
+    finally:
+        i.close()
+    again = ReplicaIndex(str(d), SELF)
+    try:
+        assert again.get(b"kept.jpg") == file_entry(b"kept")
+        assert again.get(b"new/00000-" + b"x" * 100 + b".jpg") is None
+    finally:
+        again.close()
