@@ -59,6 +59,23 @@ LOCAL_FROM = 1 << 20  # from a complete sender, only files this large are looked
 SPACE_RESERVE = 16 << 20  # never fill a drive to the last byte: the index must still commit
 
 
+def allocation_unit(root: str) -> int:
+    """The unit the file system at `root` allocates files in (its fragment
+    size, statvfs(3)); 1 where it does not say."""
+    try:
+        st = os.statvfs(root)
+    except (OSError, AttributeError):
+        return 1
+    return max(1, st.f_frsize or st.f_bsize)
+
+
+def room(size: int, unit: int) -> int:
+    """What a file of `size` bytes takes on a file system that allocates
+    `unit` bytes at a time (4 KiB on ext4; 128 KiB on a large exFAT drive
+    by default, where 10,000 thumbnails of 10 KiB take over a gigabyte)."""
+    return -(-size // unit) * unit
+
+
 def ensure_room(rep: Replica, need: int) -> None:
     """Refuse (OutOfSpace) when `need` bytes of new content cannot fit on
     the replica's disk, after the trash's retention policy had its say
@@ -172,8 +189,11 @@ class Executor:
     def check_space(self) -> None:
         """Refuse before writing anything when the new content cannot fit."""
         deleted = {a.b.oid for a in self.plan.actions if a.kind == DELETE and a.b is not None}
+        unit = allocation_unit(self.rep.root)
         need = sum(
-            a.a.size for a in self.plan.actions if a.kind == WRITE and a.a is not None and a.a.oid not in deleted
+            room(a.a.size, unit)
+            for a in self.plan.actions
+            if a.kind == WRITE and a.a is not None and a.a.oid not in deleted
         )
         ensure_room(self.rep, need)
 

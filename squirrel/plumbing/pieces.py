@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from squirrel.plumbing import paths
-from squirrel.plumbing.execute import moves_a_file
+from squirrel.plumbing.execute import moves_a_file, room
 from squirrel.plumbing.plan import DELETE, WRITE, Plan, Planner, PlanTooLarge, ReceiverTree, SourceTree, joined
 
 # A sync in pieces plans everything twice before it is done (the checks
@@ -191,17 +191,21 @@ def _split(src: SourceTree, dst: ReceiverTree, top: bytes) -> list[bytes]:
 
 @dataclass
 class Outline:
-    """What a sync would do, summed over its pieces."""
+    """What a sync would do, summed over its pieces; `unit`: the receiving
+    file system's allocation unit, which each file's room is rounded up to."""
 
+    unit: int = 1
     plans: int = 0
     files: int = 0  # files written, deleted or moved aside
     write_bytes: int = 0  # content written
     deleted: list[bytes] = field(default_factory=list)  # content of each file deleted
     deleted_bytes: int = 0
+    write_room: int = 0  # what the files written take on the receiver, each rounded up to `unit`
+    deleted_room: int = 0  # what the files deleted took
 
     @classmethod
-    def of(cls, plan: Plan) -> Outline:
-        out = cls()
+    def of(cls, plan: Plan, unit: int = 1) -> Outline:
+        out = cls(unit)
         out.add(plan)
         return out
 
@@ -211,20 +215,27 @@ class Outline:
             self.files += moves_a_file(act)
             if act.kind == WRITE and act.a is not None:
                 self.write_bytes += act.a.size
+                self.write_room += room(act.a.size, self.unit)
             elif act.kind == DELETE and act.b is not None and act.b.is_file:
                 self.deleted.append(act.b.oid)
                 self.deleted_bytes += act.b.size
+                self.deleted_room += room(act.b.size, self.unit)
 
     def new_bytes(self) -> int:
-        """A lower bound of the new content the receiver must find room for
+        """A lower bound of the room the new content needs on the receiver
         (a file the sync deletes may be the content it writes elsewhere)."""
-        return max(0, self.write_bytes - self.deleted_bytes)
+        return max(0, self.write_room - self.deleted_room)
 
 
 def outline(
-    src: SourceTree, dst: ReceiverTree, top: bytes, limit: int | None = None, too_large: set[bytes] | None = None
+    src: SourceTree,
+    dst: ReceiverTree,
+    top: bytes,
+    limit: int | None = None,
+    too_large: set[bytes] | None = None,
+    unit: int = 1,
 ) -> Outline:
-    out = Outline()
+    out = Outline(unit)
     for plan in outline_pieces(src, dst, top, limit, too_large):
         out.add(plan)
     return out

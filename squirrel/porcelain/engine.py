@@ -19,7 +19,7 @@ from typing import Any
 
 from squirrel.errors import BadUsage, IdentityConflict, SquirrelError, WrongVault
 from squirrel.plumbing import conflicts, fsops, heal, paths, pieces
-from squirrel.plumbing.execute import ExecResult, Executor, ensure_room
+from squirrel.plumbing.execute import ExecResult, Executor, allocation_unit, ensure_room, room
 from squirrel.plumbing.fetch import ContentSource
 from squirrel.plumbing.index import Entry
 from squirrel.plumbing.pathnotes import PathNotes
@@ -220,7 +220,10 @@ def sync_into(
         # `pieces`), checked as a whole before any piece changes anything.
         too_large: set[bytes] = set()
         first = pieces.whole_plan(src, dst.index, top, too_large=too_large)
-        whole = outline(src, dst.index, top, too_large=too_large) if first is None else Outline.of(first)
+        unit = allocation_unit(dst.root)
+        whole = (
+            outline(src, dst.index, top, too_large=too_large, unit=unit) if first is None else Outline.of(first, unit)
+        )
         if guard is not None:
             check_mass_delete(_deletions(src, dst.index, top, whole, first), guard, f"this sync into {dst.root}", False)
         if dry_run:
@@ -292,7 +295,8 @@ def heal_from(
     if dry_run:
         report.healed += [w.path for w, f in found if f is not None]
         return
-    ensure_room(dst, sum(w.size for w, f in found if f is not None))
+    unit = allocation_unit(dst.root)
+    ensure_room(dst, sum(room(w.size, unit) for w, f in found if f is not None))
     result = heal.heal(dst, found)
     report.healed += result.healed
     report.waiting += result.waiting

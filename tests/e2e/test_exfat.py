@@ -469,6 +469,30 @@ def test_a_visit_that_cannot_fit_on_the_exfat_drive_is_refused_before_writing(tm
     assert tree(d2, folders=False)["small.txt"] == b"small\n"
 
 
+def test_many_small_files_that_fit_by_their_bytes_but_not_by_their_clusters_are_refused_before_writing(
+    tmp_path: Path, on_exfat: Path
+) -> None:
+    """exFAT gives each file whole clusters: ten thousand small files take
+    far more of the drive than their bytes. A push that would fill the
+    drive midway is refused before it writes anything."""
+    unit = os.statvfs(on_exfat).f_frsize
+    free = shutil.disk_usage(on_exfat).free
+    n = free // unit + 200  # more than the whole drive holds, cluster by cluster
+    assert n * 100 < (free - SPACE_RESERVE) // 4  # and far less than fits, byte by byte
+    a, b = tmp_path / "A", on_exfat / "B"
+    make_tree(a, {f"thumbs/{i // 500:03d}/t{i:05d}.jpg": f"{i:0100d}" for i in range(n)})
+    ok("init", a, "--name", "A")
+    b.mkdir()
+    ok("init", b, "--name", "B", "--join", a)
+    free = shutil.disk_usage(on_exfat).free
+    out = sq("push", a, b)
+    assert out.code == 11, out.stderr.decode()
+    lines = out.error_lines
+    assert len(lines) == 1 and "not enough space" in lines[0], lines
+    assert tree(b, folders=False) == {}
+    assert shutil.disk_usage(on_exfat).free >= free - MIB, "space was used by a refused push"
+
+
 def test_a_visit_short_of_space_applies_the_trash_policy_then_says_what_the_trash_holds(
     tmp_path: Path, on_exfat: Path
 ) -> None:
