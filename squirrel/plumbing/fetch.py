@@ -146,6 +146,7 @@ class Fetcher:
         self._writer: ThreadPoolExecutor | None = None
         self._grouped = _copy_group is not None  # False once the kernel could not copy to this drive
         self._folders: list[str] = []  # the groups' folders in tmp_dir, removed by `discard`
+        self._numbers = itertools.count()  # of the groups' folders
 
     def put(self, path: bytes, tmp: str) -> None:
         """A's content for `path`, durable already, waiting for its turn."""
@@ -423,7 +424,8 @@ class Fetcher:
         # deleted), while the renames out of tmp_dir wait for its lock.
         if not self._folders:
             fsops.spread_subfolders(self.tmp_dir)
-        folder = fsops.temp_path(self.tmp_dir, "group")
+        # Unique even when two threads ask in the same nanosecond.
+        folder = f"{fsops.temp_path(self.tmp_dir, 'group')}-{next(self._numbers)}"
         os.mkdir(folder)
         self._folders.append(folder)
         names = [os.path.join(folder, str(i)) for i in range(len(acts))]
