@@ -85,10 +85,15 @@ implementation's planner differs on purpose, it over-approximates):
    settled before anything can be put below it).
 7. A's file replacing B's whole directory (B's directory time is known to
    A): every path B had below becomes absent with A's deletion time for it.
-8. A file/dir conflict where B keeps its directory: A's file becomes a
-   conflict copy (named from A's object id, a new lineage m = c = e_B,
-   unless B already holds that content under that name), and B's directory
-   is then synced against A's absent paths below it, and kept even empty.
+8. A's file against B's directory that A does not fully know: B's
+   directory is first synced against A's absent paths below it. Left
+   empty, of lineages A saw (`c_B <= s_A`: what B did there that A does
+   not know was only deletions), it goes and A's file takes the path, with
+   no conflict, as choice 4 drops such a folder against A's absence.
+   Otherwise it is a file/dir conflict where B keeps its directory, even
+   empty: A's file becomes a conflict copy (named from A's object id, a
+   new lineage m = c = e_B, unless B already holds that content under that
+   name).
    Where B's file loses to A's directory, B's file moves to a conflict copy
    (named from B's object id, new lineage) and B takes A's directory.
 9. Conflict copies in update/update and create/create: the winner (later
@@ -441,10 +446,17 @@ class _Sync:
                 B.put(q, Absent(qa.n) if isinstance(qa, Absent) else NEVER)
             B.put(p, a)
         else:
-            # B's directory keeps the path; A's file becomes a copy (choice 8).
-            self.conflicts.append((p, FILE_DIR))
-            self.copy(p, a)
+            # B's directory is synced against A's absent paths below it
+            # first. Emptied of all A deleted, and of lineages A saw, it goes
+            # and A's file takes the path (B's own changes there were only
+            # deletions); otherwise it keeps the path and A's file becomes
+            # a copy (choice 8).
             self.visit_below(p)
+            if not B.present_below(p) and b.c <= s_a:
+                B.put(p, a)
+            else:
+                self.conflicts.append((p, FILE_DIR))
+                self.copy(p, a)
 
     # A has a directory at p that B does not fully know -------------------------
     def a_dir(self, p: str, a: Dir, b: Node, s_a: VT, s_b: VT) -> None:

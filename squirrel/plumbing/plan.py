@@ -484,12 +484,19 @@ class Planner:
             return False
         assert a is not None and b is not None
         if kind == FILE_DIR:
-            if b.is_dir:  # the directory keeps the path; A's file becomes a copy
+            if b.is_dir:
+                # B's folder is synced first against A's absent paths below
+                # it. Emptied of all A deleted, of lineages A saw (what B
+                # did there that A does not know was only deletions), it
+                # goes and A's file takes the path: no conflict. Otherwise
+                # the folder keeps the path and A's file becomes a copy.
+                if self._descend(p, None, b, s_a, s_b, a.m, b_bound, a_gone=a.m):
+                    self._write(Action(WRITE, p, a, None, a.m, a.c))
+                    return False
                 copy = self._copy_path(p, a.oid)
                 ci = self._conflict(p, kind, copy, b, a, kept=b, copied=a)
                 if not self._holds(copy, a.oid):
                     self._write(Action(WRITE, copy, a, None, None, None, conflict=ci, src_path=p))
-                self._descend(p, None, b, s_a, s_b, a.m, b_bound, a_gone=a.m, keep=True)
                 return False
             copy = self._copy_path(p, b.oid)
             ci = self._conflict(p, kind, copy, b, a, kept=a, copied=b)

@@ -34,8 +34,7 @@ longer with
 
 `test_known_history` replays, in seconds, the shortest history of every kind
 of disagreement an earlier implementation had (`KNOWN_HISTORIES`, each
-explained beside it); `test_open_history` those found and not yet mended
-(`OPEN_HISTORIES`), expected to fail until they are. `SQ_EXACT_STEPS` sets the longest history of the
+explained beside it). `SQ_EXACT_STEPS` sets the longest history of the
 machines (in rules), `SQ_EXACT_SHRINK=0` skips shrinking (long histories
 shrink slowly; `replay` a logged history by hand). `SQ_EXACT_TOLERATE`
 (comma-separated mismatch classes, e.g. `false:delete/update,tree:model-dir`)
@@ -404,6 +403,27 @@ TestExactConflictsInPieces.settings = SETTINGS
 # The shortest history found for each kind of disagreement between an earlier
 # implementation and exact Tra, kept as regression tests (`-k known_history`).
 KNOWN_HISTORIES: dict[str, tuple[int, bool, list[str]]] = {
+    # r0 deletes d (r2 had it and deleted d/e in it), then writes a file d;
+    # the reconcile of r0 and r2 kept r2's folder d as a file/dir conflict
+    # and moved r0's file aside. The folder kept was d's old lineage, older
+    # than r0's deletion of it, which r1 knew: r1 never took the folder back
+    # and r0 and r2 never dropped it (the model did the same). r2's folder
+    # held nothing r0 did not know but a deletion inside: it goes, and r0's
+    # file takes the path, with no conflict.
+    "kept-folder-older-than-its-deletion": (
+        3,
+        True,
+        [
+            "r0: write d/e/z",
+            "reconcile r0 r2",
+            "r0: delete d",
+            "r2: delete d/e",
+            "reconcile r0 r1",
+            "r0: write d",
+            "pack r2 --for r1 + apply",
+            "reconcile r0 r2",
+        ],
+    ),
     "false-update-delete": (
         3,
         False,
@@ -694,39 +714,4 @@ KNOWN_HISTORIES: dict[str, tuple[int, bool, list[str]]] = {
 @pytest.mark.parametrize("name", sorted(KNOWN_HISTORIES))
 def test_known_history(name: str) -> None:
     n, swaps, steps = KNOWN_HISTORIES[name]
-    replay(n, steps, swaps)
-
-
-# Disagreements found and not yet mended, replayed so that the day they are
-# mended is seen (the test then passes, and fails as an unexpected pass).
-OPEN_HISTORIES: dict[str, tuple[int, bool, list[str]]] = {
-    # r0 deletes d (r2 had it and deleted d/e in it), then writes a file d;
-    # the reconcile of r0 and r2 keeps r2's folder d and moves r0's file
-    # aside. The folder kept is d's old lineage (made at r0's first event),
-    # older than r0's deletion of it, which r1 knows: r1 never takes the
-    # folder back and r0 and r2 never drop it, in the model as in sq, so the
-    # replicas do not converge. A folder a conflict keeps against a file
-    # made after its deletion needs a time newer than that deletion: a rule
-    # of the model and of the planner both.
-    "kept-folder-older-than-its-deletion": (
-        3,
-        True,
-        [
-            "r0: write d/e/z",
-            "reconcile r0 r2",
-            "r0: delete d",
-            "r2: delete d/e",
-            "reconcile r0 r1",
-            "r0: write d",
-            "pack r2 --for r1 + apply",
-            "reconcile r0 r2",
-        ],
-    ),
-}
-
-
-@pytest.mark.xfail(strict=True, raises=(AssertionError, Mismatch), reason="a disagreement not yet mended")
-@pytest.mark.parametrize("name", sorted(OPEN_HISTORIES))
-def test_open_history(name: str) -> None:
-    n, swaps, steps = OPEN_HISTORIES[name]
     replay(n, steps, swaps)
