@@ -13,7 +13,6 @@ index is `ledger`'s.
 from __future__ import annotations
 
 import os
-import shutil
 import stat as statmod
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -49,52 +48,13 @@ from squirrel.plumbing.plan import (
 from squirrel.plumbing.progress import Meter, ProgressCallback
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.schedule import schedule
+from squirrel.plumbing.space import allocation_unit, ensure_room, room
 from squirrel.plumbing.trash import DELETED, LEFTOVERS, LEFTOVERS_PREFIX, REPLACED, TrashItem, TrashReason
 from squirrel.plumbing.trashcan import folder_size, record_folder
 from squirrel.plumbing.vtime import VectorTime
-from squirrel.text import counted
 
 MOVE_SPARE = 3  # files of one content a batch's writes may rename, beyond one each
 LOCAL_FROM = 1 << 20  # from a complete sender, only files this large are looked for among the receiver's
-SPACE_RESERVE = 16 << 20  # never fill a drive to the last byte: the index must still commit
-
-
-def allocation_unit(root: str) -> int:
-    """The unit the file system at `root` allocates files in (its fragment
-    size, statvfs(3)); 1 where it does not say."""
-    try:
-        st = os.statvfs(root)
-    except (OSError, AttributeError):
-        return 1
-    return max(1, st.f_frsize or st.f_bsize)
-
-
-def room(size: int, unit: int) -> int:
-    """What a file of `size` bytes takes on a file system that allocates
-    `unit` bytes at a time (4 KiB on ext4; 128 KiB on a large exFAT drive
-    by default, where 10,000 thumbnails of 10 KiB take over a gigabyte)."""
-    return -(-size // unit) * unit
-
-
-def ensure_room(rep: Replica, need: int) -> None:
-    """Refuse (OutOfSpace) when `need` bytes of new content cannot fit on
-    the replica's disk, after the trash's retention policy had its say
-    (nothing else is removed to make room)."""
-    if not need:
-        return
-    have = shutil.disk_usage(rep.root).free
-    if need + SPACE_RESERVE <= have:
-        return
-    trash = rep.trash
-    if trash.apply_policy() is not None:
-        have = shutil.disk_usage(rep.root).free
-    if need + SPACE_RESERVE > have:
-        held = trash.usage()
-        raise OutOfSpace(
-            f"not enough space on {rep.root}: need {counted(need, 'byte')} (+{SPACE_RESERVE} spare),"
-            f" have {have}; the trash holds {counted(held.bytes, 'byte')} in {counted(held.count, 'version')}"
-            " (`sq trash purge` frees them)"
-        )
 
 
 def refused_too_long(path: bytes, limit: int) -> str:

@@ -36,8 +36,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from squirrel.plumbing import paths
-from squirrel.plumbing.execute import moves_a_file, room
+from squirrel.plumbing.execute import moves_a_file
 from squirrel.plumbing.plan import DELETE, WRITE, Plan, Planner, PlanTooLarge, ReceiverTree, SourceTree, joined
+from squirrel.plumbing.space import room
 
 # A sync in pieces plans everything twice before it is done (the checks
 # made before it changes anything need the whole sync's figures, see

@@ -19,7 +19,7 @@ from typing import Any
 
 from squirrel.errors import BadUsage, IdentityConflict, SquirrelError, WrongVault
 from squirrel.plumbing import conflicts, fsops, heal, paths, pieces
-from squirrel.plumbing.execute import ExecResult, Executor, allocation_unit, ensure_room, room
+from squirrel.plumbing.execute import ExecResult, Executor
 from squirrel.plumbing.fetch import ContentSource
 from squirrel.plumbing.index import Entry
 from squirrel.plumbing.pathnotes import PathNotes
@@ -30,6 +30,7 @@ from squirrel.plumbing.progress import Meter, ProgressCallback
 from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.replica import Identity, Replica, read_identity
 from squirrel.plumbing.scan import MASS_DELETE_MIN, ScanStats, check_mass_delete
+from squirrel.plumbing.space import allocation_unit, ensure_room, room
 from squirrel.plumbing.synctime import SyncSource, raise_sync_times
 from squirrel.plumbing.vtime import VectorTime
 from squirrel.plumbing.wanted import WantedMark

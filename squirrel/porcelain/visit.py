@@ -29,7 +29,6 @@ from squirrel.errors import ContentUnavailable
 from squirrel.plumbing import conflicts, fsops
 from squirrel.plumbing.carrier import CARRIER_NAME, Carrier, CarrierVault, is_carrier, refuse_occupied
 from squirrel.plumbing.carrier_executor import CarrierExecutor
-from squirrel.plumbing.execute import SPACE_RESERVE
 from squirrel.plumbing.index import Entry
 from squirrel.plumbing.objects import Wanted
 from squirrel.plumbing.pieces import outline_pieces, sync_in_pieces
@@ -37,6 +36,7 @@ from squirrel.plumbing.plan import Plan
 from squirrel.plumbing.progress import Meter, ProgressCallback
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import ScanProgress, ScanStats, scan_replica
+from squirrel.plumbing.space import SPACE_RESERVE
 from squirrel.plumbing.synctime import raise_sync_times
 from squirrel.plumbing.wanted import WantedMark
 from squirrel.porcelain.engine import ReplicaSource, SyncReport, check_not_behind, sync_into

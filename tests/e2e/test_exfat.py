@@ -38,8 +38,8 @@ from typing import Any
 
 import pytest
 
-from squirrel.plumbing.execute import SPACE_RESERVE
 from squirrel.plumbing.index import KIND_DIR, Entry, decode_entry
+from squirrel.plumbing.space import SPACE_RESERVE
 from tests.bundle_tools import REC_ENTRY, Record, entry_record, join_bundle, split_bundle
 from tests.crash_scenarios import kill_everywhere_then_scan_and_rerun, open_conflicts, pack_for, two_replicas
 from tests.drive_scenarios import LostDriveStory
