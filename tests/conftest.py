@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from squirrel.plumbing import fetch, fsops, sweep
+from squirrel.plumbing import fsops, groups, sweep
 from squirrel.plumbing.replica import Replica
 from tests.helpers import NoHardLinks
 
@@ -25,7 +25,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # A command run in this process with SQ_PURE_PYTHON sets the C parts
     # aside for the rest of the process: each test starts with them as built.
     monkeypatch.setattr(sweep, "_compare", sweep._compare)
-    monkeypatch.setattr(fetch, "_copy_group", fetch._copy_group)
+    monkeypatch.setattr(groups, "_copy_group", groups._copy_group)
 
 
 @pytest.fixture

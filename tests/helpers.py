@@ -35,7 +35,7 @@ import pytest
 from click.testing import CliRunner
 
 from squirrel.cli import main
-from squirrel.plumbing import fetch, sweep
+from squirrel.plumbing import groups, sweep
 from squirrel.plumbing.index import Entry
 from squirrel.plumbing.replica import Replica
 
@@ -273,4 +273,4 @@ def pure_python(monkeypatch: pytest.MonkeyPatch) -> None:
     (`SQ_PURE_PYTHON`), as where the C parts were not built."""
     monkeypatch.setenv("SQ_PURE_PYTHON", "1")
     monkeypatch.setattr(sweep, "_compare", None)
-    monkeypatch.setattr(fetch, "_copy_group", None)
+    monkeypatch.setattr(groups, "_copy_group", None)

@@ -2,11 +2,13 @@
  *
  * The fetcher (squirrel/plumbing/fetch.py) writes the sender's content
  * into verified temporary files in .squirrel/tmp/ before the executor
- * renames them into place. For small files almost all of that time is
- * system calls: creating the file, the kernel's copy, the read-back that
- * the hash checks, the mode and the mtime. Here they run for a whole
- * group without the interpreter lock, so that a group can be written on
- * a second thread while the executor renames the one before.
+ * renames them into place, and the carrier's object store (objects.py)
+ * writes objects so before it renames them to their names. For small
+ * files almost all of that time is system calls: creating the file, the
+ * kernel's copy, the read-back that the hash checks, the mode and the
+ * mtime. Here they run for a whole group without the interpreter lock,
+ * so that a group can be written on a second thread while the one before
+ * is renamed into place (squirrel/plumbing/groups.py).
  *
  * copy(dir_fd, items, buffer) -> codes
  *
@@ -15,7 +17,8 @@
  *            final_perms, mtime_ns): `size` bytes at `offset` of
  *            `src_fd` go to a new file `name` (bytes) of the folder,
  *            made with `create_perms`; it then gets `final_perms` (where
- *            the file system keeps permissions) and `mtime_ns`
+ *            the file system keeps permissions) and `mtime_ns` (None:
+ *            it keeps the time it was written)
  *   buffer   a writable buffer of at least the sum of the sizes: each
  *            file's bytes are read back into it, one after the other,
  *            for the caller to hash
@@ -26,9 +29,9 @@
  *            file that failed is removed; the files after it are not
  *            touched.
  *
- * The source descriptors stay open (the caller closes them). fetch.py
- * writes such a group in Python, one file at a time, where this module
- * is not built, with the same result.
+ * The source descriptors stay open (the caller closes them). Where this
+ * module is not built, its callers write the same files in Python, one
+ * at a time, with the same result.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -53,6 +56,7 @@ typedef struct {
     char *name;
     int create_perms;
     int final_perms;
+    int set_mtime;
     long long mtime_ns;
 } item;
 
@@ -98,7 +102,7 @@ static int copy_one(int dir_fd, const item *it, char *back) {
         code = SHORT;
     if (code == 0 && (int)(st.st_mode & 07777) != it->final_perms)
         (void)fchmod(fd, (mode_t)it->final_perms); /* exFAT and NTFS keep no permissions */
-    if (code == 0) {
+    if (code == 0 && it->set_mtime) {
         struct timespec times[2];
         long long s = it->mtime_ns / 1000000000LL, ns = it->mtime_ns % 1000000000LL;
         if (ns < 0) { /* before 1970 */
@@ -143,13 +147,23 @@ static PyObject *copy(PyObject *self, PyObject *args) {
         item *it = &items[i];
         const char *name;
         Py_ssize_t len;
-        if (!PyArg_ParseTuple(PyList_GET_ITEM(list, i), "iLLy#iiL;an item is (src_fd, offset, size, name, "
+        PyObject *mtime;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(list, i), "iLLy#iiO;an item is (src_fd, offset, size, name, "
                               "create_perms, final_perms, mtime_ns)",
                               &it->src, &it->offset, &it->size, &name, &len, &it->create_perms, &it->final_perms,
-                              &it->mtime_ns)) {
+                              &mtime)) {
             free_items(items, n);
             PyBuffer_Release(&buf);
             return NULL;
+        }
+        it->set_mtime = mtime != Py_None;
+        if (it->set_mtime) {
+            it->mtime_ns = PyLong_AsLongLong(mtime);
+            if (it->mtime_ns == -1 && PyErr_Occurred()) {
+                free_items(items, n);
+                PyBuffer_Release(&buf);
+                return NULL;
+            }
         }
         if (it->offset < 0 || it->size < 0 || __builtin_add_overflow(total, it->size, &total)) {
             free_items(items, n);

@@ -11,31 +11,30 @@ still durable before the executor renames it into place. What fails while
 fetching ahead is kept and reported by the action it belongs to, when its
 turn comes.
 
-Where the C part was built (`_copygroup.c`), the next group of small files
-is then written on a thread of its own while the executor renames the
-group before into place: the system calls of one run beside the Python of
-the other, on a second core. The thread only writes temporary files; what
-it wrote is taken in (`_settle`) before any of it is used.
+Where the C part was built (`groups`), the next group of small files is
+then written on a thread of its own while the executor renames the group
+before into place: the system calls of one run beside the Python of the
+other, on a second core. The thread only writes temporary files; what it
+wrote is taken in (`_settle`) before any of it is used.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
+from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
-import blake3
-
 from squirrel.errors import ChangedDuringOperation, SquirrelError
-from squirrel.plumbing import faults, fsops
+from squirrel.plumbing import faults, fsops, groups
+from squirrel.plumbing.groups import Fetched
 from squirrel.plumbing.index import Entry
 from squirrel.plumbing.plan import Action
 from squirrel.plumbing.progress import Meter
-from squirrel.plumbing.readahead import files_ahead, spans_ahead, will_need
+from squirrel.plumbing.readahead import spans_ahead
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
@@ -45,50 +44,17 @@ AHEAD_BYTES = 256 << 20  # and about this many bytes
 SYNC_THREADS = 4  # large files fsynced at once while the next ones are written
 LARGE_FILE = 1 << 20  # from this size a file fetched ahead is fsynced on its own
 SMALL_GROUP = 64  # smaller files are made durable together, this many at a time
-GROUP_BYTES = 16 << 20  # a group written on a fetching thread is read back into memory: at most about this much
 # Groups written at once on fetching threads, ahead of the executor. Two
 # were no quicker on two cores: an apply of 10,000 small files took 1.73 s
 # against 1.66 s with one (six alternating rounds), a push 1.72 against 1.86.
 WRITERS = 1
 
-# (src_fd, offset, size, name, create_perms, final_perms, mtime_ns): see _copygroup.c
-_Item = tuple[int, int, int, bytes, int, int, int]
-_copy_group: Callable[[int, list[_Item], bytearray], list[int]] | None = None
-try:  # a group of small files written in C, where it was built (setup.py)
-    from squirrel.plumbing._copygroup import copy as _copy_group
-except ImportError:  # an install without a C compiler: the same files are fetched in Python, one at a time
-    pass
-_SHORT, _NO_COPY = -1, -2  # what _copygroup.copy answers for a file, besides 0 and an errno
-
-Fetched = str | SquirrelError | OSError  # a durable temporary file, or why fetching the content failed
-
-
-def _group_files() -> int:
-    """How many small files a group holds at most: each has its source open
-    during the C call (see `readahead.files_ahead`)."""
-    return min(AHEAD_FILES, max(1, files_ahead()))
-
 
 def _group_of(acts: list[Action]) -> int:
-    """How many of the first `acts` make a group: small files, at most
-    `_group_files()` of them and about `GROUP_BYTES` (their bytes are read
-    back into memory)."""
-    limit = _group_files()
-    size = 0
-    for n, act in enumerate(acts):
-        assert act.a is not None
-        if n >= limit or act.a.size >= LARGE_FILE or (n and size + act.a.size > GROUP_BYTES):
-            return n
-        size += act.a.size
-    return len(acts)
-
-
-def copy_in_python() -> None:
-    """Fetch in Python, one file at a time, even where the C part was
-    built: what `SQ_PURE_PYTHON` asks (read by the command line), as for
-    the sweep (`sweep.compare_in_python`)."""
-    global _copy_group
-    _copy_group = None
+    """How many of the first `acts` make a group (`groups.group_of`), of
+    at most `AHEAD_FILES`."""
+    sizes = [act.a.size for act in acts if act.a is not None]
+    return groups.group_of(sizes, min(AHEAD_FILES, groups.group_files()), LARGE_FILE)
 
 
 class ContentSource(Protocol):
@@ -144,9 +110,7 @@ class Fetcher:
         self._groups: deque[tuple[list[Action], Future[list[Fetched]]]] = deque()
         self._in_flight: set[bytes] = set()
         self._writer: ThreadPoolExecutor | None = None
-        self._grouped = _copy_group is not None  # False once the kernel could not copy to this drive
-        self._folders: list[str] = []  # the groups' folders in tmp_dir, removed by `discard`
-        self._numbers = itertools.count()  # of the groups' folders
+        self._writes = groups.Groups(tmp_dir)
 
     def put(self, path: bytes, tmp: str) -> None:
         """A's content for `path`, durable already, waiting for its turn."""
@@ -216,7 +180,7 @@ class Fetcher:
             wanted = self._wanted(itertools.chain([first], it), AHEAD_FILES, AHEAD_BYTES)
             # The small files first, in groups, in this thread; what a group
             # did not reach (it stopped early), and the large files, one by one.
-            while self._grouped and (n := _group_of(wanted)):
+            while self._writes.usable and (n := _group_of(wanted)):
                 group, wanted = wanted[:n], wanted[n:]
                 self._take_in(group, self._write_group(group))
                 left = [act for act in group if not self.waiting(act.path)]
@@ -224,8 +188,8 @@ class Fetcher:
                     wanted = left + wanted
                     break
             self._fetch(wanted)
-        while self._grouped and len(self._groups) < WRITERS:
-            group = self._wanted(it, _group_files(), GROUP_BYTES, LARGE_FILE)
+        while self._writes.usable and len(self._groups) < WRITERS:
+            group = self._wanted(it, min(AHEAD_FILES, groups.group_files()), groups.GROUP_BYTES, LARGE_FILE)
             if not group:
                 break
             self._start(group)
@@ -365,148 +329,18 @@ class Fetcher:
 
     def _write_group(self, acts: list[Action]) -> list[Fetched]:
         """The content of `acts` (small files, in order) copied from the
-        source's spans into temporary files by one C call, each verified
-        against its id, all made durable; for each file as far as the
-        group went, its temporary file or why it failed. A file the kernel
-        cannot copy, or whose content the source cannot give as a span,
-        ends the group with nothing said for it: it is fetched in its turn."""
-        copy = _copy_group
-        assert copy is not None
-        spans: list[fsops.Span] = []
-        stop: Fetched | None = None  # why the file after the last span cannot be fetched
-        try:
-            for act in acts:
-                assert act.a is not None
-                try:
-                    span = self._span(act)
-                except (SquirrelError, OSError) as e:
-                    stop = self.source_error(act, e)
-                    break
-                if span is None:
-                    break
-                spans.append(span)
-                if span.size != act.a.size:
-                    stop = self.source_error(act, ChangedDuringOperation("content does not match its object id"))
-                    spans.pop()
-                    os.close(span.fd)
-                    break
-                will_need(span)
-            return self._copy_group(copy, acts[: len(spans)], spans, stop)
-        finally:
-            for span in spans:
-                os.close(span.fd)
+        source's spans into durable, verified temporary files by one C call
+        (`groups.Groups.write`): for each file as far as the group went,
+        its temporary file or why it failed. A file the group did not
+        reach is fetched in its turn."""
+        return self._writes.write([self._small(act) for act in acts])
 
-    def _copy_group(
-        self,
-        copy: Callable[[int, list[_Item], bytearray], list[int]],
-        acts: list[Action],
-        spans: list[fsops.Span],
-        stop: Fetched | None,
-    ) -> list[Fetched]:
-        """`_write_group`'s copy, verification and fsync, of files whose
-        spans are open; `stop`: why the file after them cannot be fetched."""
-        # Each file passes the fault points the fetch of one file passes
-        # (docs/safety.md, in the same number): a fault armed at one fails
-        # that file, and the group ends before it.
-        for j, act in enumerate(acts):
-            assert act.a is not None
-            try:
-                faults.point("write")
-                faults.point("utime")
-            except OSError as e:
-                acts, spans, stop = acts[:j], spans[:j], fsops.write_error(e, act.a.size)
-                break
-        # Each group's files go to a folder of its own in tmp_dir, placed
-        # apart by the file system (`fsops.spread_subfolders`): all in
-        # tmp_dir itself, every new inode comes from one block group, and
-        # ext4 then searches it past every inode freed in the last minutes
-        # (a third of a push's processor time, after other files were
-        # deleted), while the renames out of tmp_dir wait for its lock.
-        if not self._folders:
-            fsops.spread_subfolders(self.tmp_dir)
-        # Unique even when two threads ask in the same nanosecond.
-        folder = f"{fsops.temp_path(self.tmp_dir, 'group')}-{next(self._numbers)}"
-        os.mkdir(folder)
-        self._folders.append(folder)
-        names = [os.path.join(folder, str(i)) for i in range(len(acts))]
-        items: list[_Item] = []
-        for act, span, name in zip(acts, spans, names, strict=True):
-            assert act.a is not None
-            create, final = fsops.temp_perms(act.a.mode)
-            items.append(
-                (span.fd, span.offset, span.size, os.fsencode(os.path.basename(name)), create, final, act.a.mtime_ns)
-            )
-        buf = bytearray(sum(span.size for span in spans))
-        made: list[str] = []  # what the C call wrote, removed again if this fails unexpectedly
-        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
-        try:
-            codes = copy(dir_fd, items, buf)
-            made = [name for name, code in zip(names, codes, strict=False) if code == 0]
-            out = self._verified(acts, names, codes, buf)
-            if stop is not None and len(codes) == len(acts) and not any(codes):
-                out.append(stop)
-            out = self._durable_group(acts, out)
-            made = []
-            return out
-        finally:
-            os.close(dir_fd)
-            for name in made:
-                try:
-                    os.unlink(name)
-                except FileNotFoundError:
-                    pass
-
-    def _verified(self, acts: list[Action], names: list[str], codes: list[int], buf: bytearray) -> list[Fetched]:
-        """What the C call's `codes` and the bytes it read back (`buf`) mean
-        for each file: its temporary file, verified against its id, or why
-        it failed (a file the kernel could not copy is left out: it is
-        fetched in its turn)."""
-        out: list[Fetched] = []
-        view = memoryview(buf)
-        at = 0
-        for act, name, code in zip(acts, names, codes, strict=False):  # the C call may have stopped early
-            assert act.a is not None
-            size = act.a.size
-            if code == 0 and blake3.blake3(view[at : at + size]).digest() == act.a.oid:
-                out.append(name)
-            elif code == 0:
-                os.unlink(name)
-                out.append(self.source_error(act, ChangedDuringOperation("content does not match its object id")))
-            elif code == _SHORT:
-                out.append(self.source_error(act, ChangedDuringOperation("content is shorter than its declared size")))
-            elif code == _NO_COPY:  # this drive's file system: every file is fetched in its turn from now on
-                self._grouped = False
-            else:
-                out.append(fsops.write_error(OSError(code, os.strerror(code)), size))
-            at += size
-        return out
-
-    def _durable_group(self, acts: list[Action], out: list[Fetched]) -> list[Fetched]:
-        """The temporary files of `out` made durable together, each past
-        its fault point: a fault fails its file, and the files after it are
-        removed (fetched in their turn); a failed fsync fails them all."""
-        good: list[tuple[str, int]] = []
-        for i, got in enumerate(out):
-            if not isinstance(got, str):
-                continue
-            a = acts[i].a
-            assert a is not None
-            size = a.size
-            try:
-                faults.point("fsync")
-            except OSError as e:
-                for later in out[i:]:
-                    if isinstance(later, str):
-                        os.unlink(later)
-                out = [*out[:i], fsops.write_error(e, size)]
-                break
-            good.append((got, size))
-        if good:
-            try:
-                fsops.fsync_temps([name for name, _ in good], sum(size for _, size in good))
-            except (SquirrelError, OSError) as e:  # the files are gone: each fails with the error
-                out = [e if isinstance(got, str) else got for got in out]
-        return out
+    def _small(self, act: Action) -> groups.Small:
+        a = act.a
+        assert a is not None
+        return groups.Small(
+            a.oid, a.size, a.mode, a.mtime_ns, partial(self._span, act), partial(self.source_error, act)
+        )
 
     def discard(self) -> None:
         """Remove what was fetched and not taken (content fetched for a
@@ -531,9 +365,6 @@ class Fetcher:
                 os.unlink(tmp)
         self.prepared.clear()
         self._durable.clear()
-        for folder in self._folders:
-            with contextlib.suppress(OSError):  # what is left in it waits for the next clean_tmp
-                os.rmdir(folder)
-        self._folders.clear()
+        self._writes.remove_folders()
         if unexpected is not None:
             raise unexpected

@@ -9,14 +9,18 @@ its name is complete and correct.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from squirrel.errors import SquirrelError
-from squirrel.plumbing import faults, fsops
+from squirrel.plumbing import faults, fsops, groups
 from squirrel.plumbing.readahead import spans_ahead
 
 if TYPE_CHECKING:
@@ -30,6 +34,11 @@ SYNC_THREADS = 4
 UNLINK_GROUP = 64  # objects a thread deletes at a time
 UNLINK_THREADS = 16  # unlinks wait for the file system more than for the processor
 SMALL_GROUP = 64  # small objects are made durable together, this many at a time
+# Groups of small objects written at once, on threads, while the one
+# before is renamed into place: a take of 10,000 small files took 1.30 s
+# with two and 1.28 with three, against 1.67 with one and 1.53 in Python,
+# one at a time (medians of four or five alternating rounds).
+WRITERS = 2
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,16 @@ class Wanted:
 
 def _span(item: Wanted) -> fsops.Span | None:
     return item.span() if item.span is not None else None
+
+
+def _same(e: SquirrelError | OSError) -> SquirrelError | OSError:
+    return e
+
+
+def _small(item: Wanted) -> groups.Small:
+    """The object as a file of a group (`groups.Small`): an object keeps
+    the time it was written."""
+    return groups.Small(item.oid, item.size, 0o644, None, partial(_span, item), _same)
 
 
 class ObjectStore:
@@ -84,22 +103,95 @@ class ObjectStore:
 
     def put_many(self, wanted: list[Wanted]) -> Iterator[tuple[bytes, SquirrelError | OSError | None]]:
         """Store verified content for many objects: (oid, None) for each
-        stored (or already held), (oid, error) for each that failed, in
-        order. They are written in groups, and each group is made durable
-        together (`put` fsyncs each object alone): a large object is
-        fsynced on a thread while the next is written, the small ones
-        together (durable.fsync_many, `SMALL_GROUP` at a time, while the
-        next are written), and only then renamed into place, so an
-        object that exists under its name is still complete."""
+        stored (or already held), (oid, error) for each that failed, each
+        once, as they are done. None is renamed to its name before it is
+        durable, and many are made durable together (`put` fsyncs each
+        alone). Small objects are written in groups by the C part
+        (`groups`), where it was built, the next group on a thread while
+        the one before is renamed into place; the others in this thread,
+        in groups of their own: a large object is fsynced on a thread
+        while the next is written, the small ones together (`SMALL_GROUP`
+        at a time, while the next are written)."""
+        todo: dict[bytes, Wanted] = {}
+        for item in wanted:
+            if item.oid in todo:
+                continue
+            if self.has(item.oid):
+                yield item.oid, None
+            else:
+                todo[item.oid] = item
+        rest = list(todo.values())
+        small = [item for item in rest if item.size < LARGE_OBJECT] if groups.available() else []
+        if small:
+            rest = [item for item in rest if item.size >= LARGE_OBJECT]
+            rest = (yield from self._put_grouped(small)) + rest
         group: list[Wanted] = []
         size = 0
-        for item in wanted:
+        for item in rest:
             group.append(item)
             size += item.size
             if len(group) >= TOGETHER_FILES or size >= TOGETHER_BYTES:
                 yield from self._put_group(group)
                 group, size = [], 0
         yield from self._put_group(group)
+
+    def _put_grouped(
+        self, small: list[Wanted]
+    ) -> Generator[tuple[bytes, SquirrelError | OSError | None], None, list[Wanted]]:
+        """`put_many` of small objects, in groups written by the C part:
+        returns those no group reached (the file system cannot copy them,
+        or their content does not lie in a file), for the caller to write."""
+        writes = groups.Groups(self.tmp_dir)
+        limit = groups.group_files()
+        chunks: deque[list[Wanted]] = deque()
+        while small:
+            n = groups.group_of([item.size for item in small[:limit]], limit, LARGE_OBJECT)
+            chunks.append(small[:n])
+            small = small[n:]
+        left: list[Wanted] = []
+        pending: deque[tuple[list[Wanted], Future[list[groups.Fetched]]]] = deque()
+        pool = _threads(WRITERS)
+
+        def start() -> None:
+            while chunks and writes.usable and len(pending) < WRITERS:
+                chunk = chunks.popleft()
+                pending.append((chunk, pool.submit(writes.write, [_small(item) for item in chunk])))
+
+        taken: list[str] = []  # the temporary files of the group being placed (those placed are gone)
+        try:
+            start()
+            while pending:
+                chunk, future = pending[0]
+                results = future.result()
+                pending.popleft()
+                start()  # the next group is written while this one is renamed into place
+                taken = [got for got in results if isinstance(got, str)]
+                for item, got in zip(chunk, results, strict=False):  # the group may have ended early
+                    yield item.oid, self._placed(item, got) if isinstance(got, str) else got
+                left.extend(chunk[len(results) :])
+        finally:
+            for _, future in pending:  # closed early, or a group failed unexpectedly: its files go
+                with contextlib.suppress(Exception):  # raised already, or raised by the first
+                    taken += [got for got in future.result() if isinstance(got, str)]
+            for name in taken:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name)
+            pool.shutdown()
+            writes.remove_folders()
+        return left + list(itertools.chain.from_iterable(chunks))
+
+    def _placed(self, item: Wanted, tmp: str) -> OSError | None:
+        """A group's temporary file renamed to its object's name (`_place`),
+        or why it could not be (it is removed then)."""
+        try:
+            self._place(item.oid, tmp, item.size)
+        except OSError as e:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            return e
+        if item.progress is not None:
+            item.progress(item.size)
+        return None
 
     def _put_group(self, group: list[Wanted]) -> Iterator[tuple[bytes, SquirrelError | OSError | None]]:
         failed: dict[bytes, SquirrelError | OSError] = {}

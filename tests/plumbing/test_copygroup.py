@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from squirrel.plumbing import fetch, fsops
+from squirrel.plumbing import fetch, fsops, groups
 from squirrel.porcelain.init import init
 from squirrel.porcelain.push import push
 from tests.bundle_tools import incompressible
@@ -43,7 +43,7 @@ def source(path: Path, contents: list[bytes]) -> list[tuple[int, int]]:
     return spans
 
 
-def items(src_fd: int, spans: list[tuple[int, int]], modes: list[int], mtimes: list[int]) -> list[fetch._Item]:
+def items(src_fd: int, spans: list[tuple[int, int]], modes: list[int], mtimes: list[int]) -> list[groups.Item]:
     out = []
     for i, ((offset, size), mode, mtime) in enumerate(zip(spans, modes, mtimes, strict=True)):
         create, final = fsops.temp_perms(mode)
@@ -337,10 +337,10 @@ def test_a_fault_in_a_group_fails_its_file_as_it_would_in_its_turn(
 
 def test_sq_pure_python_fetches_every_file_in_its_turn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     a, b, _ = pair(tmp_path, 3)
-    monkeypatch.setattr(fetch, "_copy_group", copygroup.copy)  # put back after the test
+    monkeypatch.setattr(groups, "_copy_group", copygroup.copy)  # put back after the test
     monkeypatch.setenv("SQ_PURE_PYTHON", "1")
     ran = sq_in_process("push", a, b)
-    assert (ran.code, fetch._copy_group) == (0, None)
+    assert (ran.code, groups._copy_group) == (0, None)
     assert tree(b) == tree(a)
 
 
@@ -362,11 +362,11 @@ def test_the_fetch_maps_each_way_a_group_stops(
 
     calls: list[int] = []
 
-    def stop_at_third(dir_fd: int, its: list[fetch._Item], buf: bytearray) -> list[int]:
+    def stop_at_third(dir_fd: int, its: list[groups.Item], buf: bytearray) -> list[int]:
         calls.append(len(its))
         return real(dir_fd, its, buf) if len(calls) > 1 else [*real(dir_fd, its[:2], buf), code]
 
-    monkeypatch.setattr(fetch, "_copy_group", stop_at_third)
+    monkeypatch.setattr(groups, "_copy_group", stop_at_third)
     report = push(str(a), str(b))
     failed = dict(report.failed)
     assert calls[0] == 6  # one group
@@ -391,16 +391,16 @@ def test_an_error_on_the_fetching_thread_ends_the_sync_and_leaves_no_temporary_f
     thread) ends the sync with that error, after every temporary file is
     removed; the next push finishes the work."""
     a, b, _ = pair(tmp_path, 30)
-    real = fetch.Fetcher._verified
+    real = groups.Groups._verified
     calls: list[int] = []
 
-    def third_breaks(self: fetch.Fetcher, *args: object) -> list[fetch.Fetched]:
+    def third_breaks(self: groups.Groups, *args: object) -> list[groups.Fetched]:
         calls.append(1)
         if len(calls) == 3:
             raise RuntimeError("a fault of the fetching thread")
         return real(self, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(fetch.Fetcher, "_verified", third_breaks)
+    monkeypatch.setattr(groups.Groups, "_verified", third_breaks)
     with pytest.raises(RuntimeError, match="a fault of the fetching thread"):
         push(str(a), str(b))
     monkeypatch.undo()
@@ -414,15 +414,15 @@ def test_a_group_reads_back_about_group_bytes_at_most(tmp_path: Path, monkeypatc
     `GROUP_BYTES` at most (one file more at the end), whatever the number
     of small files fetched ahead, and every file still arrives."""
     a, b, files = pair(tmp_path, 30)
-    monkeypatch.setattr(fetch, "GROUP_BYTES", 600)
+    monkeypatch.setattr(groups, "GROUP_BYTES", 600)
     real = copygroup.copy
     held: list[int] = []
 
-    def measured(dir_fd: int, its: list[fetch._Item], buf: bytearray) -> list[int]:
+    def measured(dir_fd: int, its: list[groups.Item], buf: bytearray) -> list[int]:
         held.append(len(buf))
         return real(dir_fd, its, buf)
 
-    monkeypatch.setattr(fetch, "_copy_group", measured)
+    monkeypatch.setattr(groups, "_copy_group", measured)
     report = push(str(a), str(b))
     assert (report.created, report.failed) == (31, [])  # and their folder
     largest = max(len(c) for c in files.values())

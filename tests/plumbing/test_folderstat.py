@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from squirrel.plumbing import fetch, sweep
+from squirrel.plumbing import groups, sweep
 from squirrel.plumbing.entry import BIT_RACY, KIND_DIR, KIND_FILE, Entry, encode_entry, new_dir, unchanged_file
 from squirrel.plumbing.vtime import VectorTime
 from tests.helpers import sq_in_process
@@ -152,7 +152,7 @@ def test_sq_pure_python_makes_the_command_compare_in_python(
     replica_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sweep, "_compare", folderstat.compare)  # put back after the test
-    monkeypatch.setattr(fetch, "_copy_group", fetch._copy_group)  # which the command sets aside too
+    monkeypatch.setattr(groups, "_copy_group", groups._copy_group)  # which the command sets aside too
     (replica_root / "a.jpg").write_bytes(b"a")
     assert sq_in_process("scan", replica_root).code == 0
     assert sweep._compare is folderstat.compare

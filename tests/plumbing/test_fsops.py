@@ -15,7 +15,7 @@ import blake3
 import pytest
 
 from squirrel.errors import ChangedDuringOperation, OutOfSpace
-from squirrel.plumbing import faults, fetch, fsops
+from squirrel.plumbing import faults, fetch, fsops, groups
 from squirrel.porcelain.apply import apply
 from squirrel.porcelain.init import init
 from squirrel.porcelain.pack import pack
@@ -134,7 +134,7 @@ def test_a_group_whose_fsync_fails_is_never_renamed_into_place(
     if how == "in Python":
         pure_python(monkeypatch)
         monkeypatch.setattr(fetch, "SMALL_GROUP", 4)
-    elif fetch._copy_group is None:
+    elif groups._copy_group is None:
         pytest.skip("the C part was not built here")
     else:
         monkeypatch.setattr(fetch, "AHEAD_FILES", 4)
@@ -148,18 +148,18 @@ def test_a_group_whose_fsync_fails_is_never_renamed_into_place(
     init(str(a), name="A")
     init(str(b), name="B", join=str(a))
     real = fsops.fsync_many
-    groups: list[list[str]] = []
+    synced: list[list[str]] = []
 
     def second_fails(names: list[str]) -> None:
-        groups.append(names)
-        if len(groups) == 2:
+        synced.append(names)
+        if len(synced) == 2:
             raise OSError(errno.EIO, "injected")
         real(names)
 
     monkeypatch.setattr(fsops, "fsync_many", second_fails)
     report = push(str(a), str(b))
     monkeypatch.undo()
-    assert [len(g) for g in groups] == [4, 4, 4]
+    assert [len(g) for g in synced] == [4, 4, 4]
     assert len(report.failed) == 4
     arrived = {p.relative_to(b).as_posix() for p in (b / "p").iterdir()}
     assert arrived == set(files) - {f"p/img{i:02d}.jpg" for i in range(4, 8)}

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import blake3
+import pytest
 
-from squirrel.plumbing.objects import UNLINK_GROUP, ObjectStore, Wanted
+from squirrel.errors import ChangedDuringOperation
+from squirrel.plumbing import faults, fsops, groups
+from squirrel.plumbing.objects import LARGE_OBJECT, UNLINK_GROUP, ObjectStore, Wanted
+from tests.bundle_tools import incompressible
 
 
 def _store(tmp_path: Path) -> ObjectStore:
@@ -82,3 +87,179 @@ def test_usage_counts_what_the_store_holds_after_its_own_puts_and_deletes(tmp_pa
     left = sum(len(d) for d in list(contents.values())[2:])
     assert store.usage() == left == _store(tmp_path).usage()
     assert sorted(store) == sorted(_store(tmp_path))
+
+
+# Small objects written in groups by the C part, on threads (`groups`):
+# what the store keeps must be what it keeps one object at a time, whatever
+# stops a group.
+needs_c = pytest.mark.skipif(not groups.available(), reason="the C part was not built here")
+
+
+def _sources(folder: Path, sizes: list[int]) -> dict[bytes, Path]:
+    """Files of the given sizes, as on a drive: id -> path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for i, size in enumerate(sizes):
+        p = folder / f"f{i:04d}"
+        p.write_bytes(incompressible(i, size))
+        out[blake3.blake3(p.read_bytes()).digest()] = p
+    return out
+
+
+def _from_file(oid: bytes, p: Path, span: bool = True) -> Wanted:
+    size = p.stat().st_size
+    return Wanted(
+        oid,
+        size,
+        lambda: [p.read_bytes()],
+        (lambda: fsops.Span(os.open(p, os.O_RDONLY), 0, size)) if span else None,
+    )
+
+
+def _counted_groups(monkeypatch: pytest.MonkeyPatch, files: int = 8) -> list[int]:
+    """Groups of at most `files` objects; the number of objects each C call is given."""
+    monkeypatch.setattr(groups, "GROUP_FILES", files)
+    real = groups._copy_group
+    assert real is not None
+    calls: list[int] = []
+
+    def counted(dir_fd: int, items: list[groups.Item], buf: bytearray) -> list[int]:
+        calls.append(len(items))
+        return real(dir_fd, items, buf)
+
+    monkeypatch.setattr(groups, "_copy_group", counted)
+    return calls
+
+
+def _nothing_left_in(tmp: Path) -> None:
+    assert list(tmp.iterdir()) == []
+
+
+@needs_c
+def test_many_small_objects_are_stored_in_groups_with_the_others_beside_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small objects go through many groups (two written at once), a large
+    one and those whose content does not lie in a file are written one at
+    a time, an object held already is not written again: every one is
+    reported once, stored with its bytes, and nothing stays in tmp."""
+    calls = _counted_groups(monkeypatch)
+    sources = _sources(tmp_path / "drive", [100 + 37 * i for i in range(60)] + [LARGE_OBJECT + 5])
+    store = _store(tmp_path)
+    held = list(sources)[7]
+    store.put(held, sources[held].stat().st_size, [sources[held].read_bytes()])
+    streamed = set(list(sources)[20:22])
+    wanted = [_from_file(oid, p, span=oid not in streamed) for oid, p in sources.items()]
+
+    results = list(store.put_many([*wanted, wanted[3]]))
+
+    assert sorted(results) == sorted((oid, None) for oid in sources)
+    assert len(calls) > 4 and max(calls) == 8 and sum(calls) < 60
+    for oid, p in sources.items():
+        assert Path(store.path(oid)).read_bytes() == p.read_bytes()
+    _nothing_left_in(tmp_path / "tmp")
+
+
+@needs_c
+def test_a_source_changed_before_its_group_fails_that_object_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _counted_groups(monkeypatch)
+    sources = _sources(tmp_path / "drive", [500] * 30)
+    victim_oid, victim = list(sources.items())[12]
+    wanted = [_from_file(oid, p) for oid, p in sources.items()]
+    victim.write_bytes(victim.read_bytes()[::-1])  # the same size, other bytes
+
+    results = dict(_store(tmp_path).put_many(wanted))
+
+    assert isinstance(results.pop(victim_oid), ChangedDuringOperation)
+    assert results == {oid: None for oid in sources if oid != victim_oid}
+    assert not Path(_store(tmp_path).path(victim_oid)).exists()
+    _nothing_left_in(tmp_path / "tmp")
+
+
+@needs_c
+def test_a_drive_the_kernel_cannot_copy_from_is_stored_one_object_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on exFAT through FUSE: the first group's first object cannot be
+    copied by the kernel; no group is tried again, and every object is
+    stored the other way."""
+    calls = _counted_groups(monkeypatch)
+    counted = groups._copy_group
+    assert counted is not None
+
+    def cannot(dir_fd: int, items: list[groups.Item], buf: bytearray) -> list[int]:
+        counted(dir_fd, [], buf)
+        return [-2]
+
+    monkeypatch.setattr(groups, "_copy_group", cannot)
+    sources = _sources(tmp_path / "drive", [300] * 40)
+    store = _store(tmp_path)
+
+    assert sorted(store.put_many([_from_file(oid, p) for oid, p in sources.items()])) == sorted(
+        (oid, None) for oid in sources
+    )
+    assert len(calls) <= 2  # the group written beside the first may have started already
+    assert all(Path(store.path(oid)).read_bytes() == p.read_bytes() for oid, p in sources.items())
+    _nothing_left_in(tmp_path / "tmp")
+
+
+@needs_c
+@pytest.mark.parametrize("fault", ["write:5:eio", "fsync:5:eio"])
+def test_a_fault_in_a_group_fails_one_object_and_the_rest_are_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    _counted_groups(monkeypatch)
+    sources = _sources(tmp_path / "drive", [200] * 30)
+    store = _store(tmp_path)
+    faults.configure(fault)
+    try:
+        results = dict(store.put_many([_from_file(oid, p) for oid, p in sources.items()]))
+    finally:
+        faults.configure(None)
+    failed = {oid: e for oid, e in results.items() if e is not None}
+    assert len(failed) == 1 and "Input/output error" in str(next(iter(failed.values())))
+    assert set(results) == set(sources)
+    for oid, p in sources.items():
+        stored = Path(store.path(oid))
+        assert not stored.exists() if oid in failed else stored.read_bytes() == p.read_bytes()
+    _nothing_left_in(tmp_path / "tmp")
+
+
+@needs_c
+def test_a_store_stopped_early_leaves_no_temporary_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The caller stops after the first object (an error of its own): the
+    groups being written are waited for and their files removed; what was
+    stored is whole."""
+    _counted_groups(monkeypatch)
+    sources = _sources(tmp_path / "drive", [400] * 50)
+    store = _store(tmp_path)
+    results = store.put_many([_from_file(oid, p) for oid, p in sources.items()])
+    first, _ = next(results)
+    results.close()  # type: ignore[attr-defined]
+    _nothing_left_in(tmp_path / "tmp")
+    stored = {oid for oid, _ in _store(tmp_path)}
+    assert first in stored and len(stored) < 50
+    assert all(Path(store.path(oid)).read_bytes() == sources[oid].read_bytes() for oid in stored)
+
+
+@needs_c
+def test_an_error_on_a_writing_thread_ends_the_store_and_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _counted_groups(monkeypatch)
+    real = groups.Groups._verified
+    calls: list[int] = []
+
+    def third_breaks(self: groups.Groups, *args: object) -> list[groups.Fetched]:
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("a fault of the writing thread")
+        return real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(groups.Groups, "_verified", third_breaks)
+    sources = _sources(tmp_path / "drive", [400] * 50)
+    with pytest.raises(RuntimeError, match="a fault of the writing thread"):
+        list(_store(tmp_path).put_many([_from_file(oid, p) for oid, p in sources.items()]))
+    _nothing_left_in(tmp_path / "tmp")
