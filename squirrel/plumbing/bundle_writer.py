@@ -39,6 +39,7 @@ from squirrel.plumbing.bundle import (
 from squirrel.plumbing.durable import start_writeback
 from squirrel.plumbing.entry import Entry, encode_entry
 from squirrel.plumbing.fsops import WRITEBACK_STEP, Span
+from squirrel.plumbing.ids import hasher
 from squirrel.plumbing.progress import Meter
 from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.vtime import VectorTime, encode_varint
@@ -170,7 +171,7 @@ class BundleWriter:
                 return size
             f = self._objects()
             payload_start = f.tell()
-            h = _hasher(size)
+            h = hasher(size)
             total = 0
             cctx = zstandard.ZstdCompressor(level=self.level, write_content_size=True)
             with cctx.stream_writer(f, size=size, closefd=False) as w:
@@ -341,7 +342,7 @@ class BundleWriter:
     def _put_raw(self, p: _Pending, put: Callable[[bytes], None], meter: Meter) -> int:
         """Stream a raw object from its file into the bundle, verified."""
         assert p.read is not None
-        h = _hasher(p.size)
+        h = hasher(p.size)
         total = 0
         it = p.read()
         try:
@@ -421,11 +422,6 @@ def _put_staged(f: BinaryIO, p: _Pending, put: Callable[[bytes], None]) -> None:
             raise SquirrelError("internal error: the side file is short")
         left -= len(block)
         put(block)
-
-
-def _hasher(size: int) -> Any:
-    """blake3, with its own threads for a large object."""
-    return blake3.blake3(max_threads=blake3.blake3.AUTO if size >= (16 << 20) else 1)
 
 
 def _close(it: Iterator[bytes]) -> None:

