@@ -249,7 +249,7 @@ class BundleWriter:
             return total
         hb = encode_header(total)
         meter = meter if meter is not None else Meter("")
-        h = blake3.blake3()
+        h = hasher(total)
         written = flushed = 0
         small = bytearray()  # small pieces not yet written, at most OUT_BLOCK
         with open(self.part, "w+b", buffering=0) as out:
@@ -292,7 +292,7 @@ class BundleWriter:
                 assert p.span is not None
                 drain()  # the kernel copies to where the file ends
                 span = p.span()
-                ho = blake3.blake3()
+                ho = hasher(p.size)
 
                 def both(block: memoryview) -> None:
                     ho.update(block)
