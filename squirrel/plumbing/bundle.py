@@ -25,6 +25,7 @@ from squirrel.errors import BadBundle, SquirrelError, UnsupportedFormat
 from squirrel.plumbing import paths
 from squirrel.plumbing.entry import FLAG_PARTIAL, Entry, decode_entry, decode_entry_v1
 from squirrel.plumbing.fsops import Span
+from squirrel.plumbing.ids import hasher
 from squirrel.plumbing.progress import Meter
 from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.userfiles import open_input_file
@@ -388,7 +389,7 @@ class BundleReader:
         meter = meter if meter is not None else Meter("")
         meter.expect(len(self.objects), sum(ref.size for ref in self.objects.values()) + end)
         for oid, ref in self.objects.items():
-            h = blake3.blake3()
+            h = hasher(ref.size)
             n = 0
             before = meter.progress.bytes_done
             try:
@@ -402,7 +403,7 @@ class BundleReader:
                 meter.file_done(ref.size, meter.progress.bytes_done - before)
             if n != ref.size or h.digest() != oid:
                 problems.append(f"object {oid.hex()} does not match its id")
-        h = blake3.blake3()
+        h = hasher(end)
         whole = _Limited(self.file.fileno(), 0, end)
         while block := whole.read(BLOCK):
             h.update(block)
