@@ -192,6 +192,8 @@ class Executor:
                 if i not in self._skip:  # else done already, as the source of a move
                     if self._stop is None and act.path not in self.fetch.prepared and self._from_sender(i, act):
                         self.fetch.ahead(self._writes_from_sender(batch[n:]))
+                    elif self._stop is None and self.fetch.can_start():
+                        self.fetch.keep_up(self._writes_from_sender(batch[n:]))
                     self._act(act)
                 self._count(act)
             self._record_conflicts({self.plan.actions[i].conflict for i in batch} - {-1})
@@ -523,12 +525,11 @@ class Executor:
             assert src.b is not None
             if self.names.same_file(src.path, rel):  # a case-only rename finds its source at the target
                 fsops.install(self._abs(src.path), self.root, rel, sync=False)
-            else:
+            elif act.b is not None:  # the same atomic replace as any other update
                 fsops.recheck(self.root, rel, act.b)
-                if act.b is not None:  # the same atomic replace as any other update
-                    self._replace(self._abs(src.path), rel, act.b)
-                else:
-                    fsops.install(self._abs(src.path), self.root, rel, sync=False, new=True)
+                self._replace(self._abs(src.path), rel, act.b)
+            else:  # the rename checks that nothing is there (`fsops.rename_new`)
+                fsops.install(self._abs(src.path), self.root, rel, sync=False, new=True)
             self._dirty.update((os.path.dirname(self._abs(src.path)), os.path.dirname(self._abs(rel))))
             faults.point("utime")
             os.utime(self._abs(rel), ns=(a.mtime_ns, a.mtime_ns), follow_symlinks=False)
@@ -542,10 +543,10 @@ class Executor:
             return
         tmp = self.fetch.take(rel) or self._fetch(act)
         try:
-            fsops.recheck(self.root, rel, act.b)
             if act.b is not None:
+                fsops.recheck(self.root, rel, act.b)
                 st = self._replace(tmp, rel, act.b)
-            else:
+            else:  # the rename checks that nothing is there (`fsops.rename_new`)
                 st = fsops.install(tmp, self.root, rel, sync=False, new=True)
             self._dirty.add(os.path.dirname(self._abs(rel)))
         except BaseException:

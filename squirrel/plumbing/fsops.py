@@ -7,8 +7,8 @@ The order is what makes a crash harmless:
 2. the temporary file gets its mode and mtime, then is fsynced;
 3. just before the rename, the target is checked again against what the plan
    saw (an edit made meanwhile becomes a conflict, never an overwrite); a
-   new file's rename itself refuses a file made at its path since, where
-   the system can (`rename_new`);
+   new file's rename itself refuses a file at its path, where the system
+   can (`rename_new`; elsewhere it checks right before);
 4. the old version moves to `.squirrel/trash/` (never deleted);
 5. the temporary file is renamed into place and the directory fsynced
    (by the executor once per directory and batch, before its index commit).
@@ -540,9 +540,9 @@ def install(tmp: str | bytes, root: bytes, rel: bytes, sync: bool = True, *, new
     """Rename a verified temporary file (or a file of this replica being moved)
     into place; returns its stat. The directories above are checked again
     just before: one swapped for a symlink since the plan is never written
-    through. `new`: nothing is at `rel` (the caller checked): a file made
-    there since is never replaced (`rename_new`), the rename fails with
-    ChangedDuringOperation. Without `sync`, the caller fsyncs the directory
+    through. `new`: nothing was at `rel` when the plan was made: whatever
+    is there now is never replaced (`rename_new`, which checks), the
+    rename fails with ChangedDuringOperation. Without `sync`, the caller fsyncs the directory
     later (the executor does once per directory and batch, before it
     commits)."""
     check_parents(root, rel)
@@ -588,16 +588,17 @@ def _renameat2_call() -> Callable[[bytes, bytes], int] | None:
 
 
 def rename_new(src: bytes, dest: bytes) -> None:
-    """Rename `src` to `dest`, where nothing is: the check before it and the
-    rename are two steps, and a file made at `dest` in between (by the
-    user, by another program) must not be replaced. Where the system can
-    (Linux's RENAME_NOREPLACE, on ext4, btrfs, XFS, tmpfs...), the rename
-    itself refuses an existing `dest` with FileExistsError; elsewhere (a
-    FUSE file system such as exFAT's, other systems) it is a plain rename,
-    right after the caller's check."""
+    """Rename `src` to `dest`, where nothing may be: a file made at `dest`
+    (by the user, by another program) is never replaced, the rename fails
+    with FileExistsError. Where the system can (Linux's RENAME_NOREPLACE,
+    on ext4, btrfs, XFS, tmpfs...), the rename itself refuses; elsewhere (a
+    FUSE file system such as exFAT's, other systems) `dest` is checked
+    right before a plain rename."""
     call = _renameat2_call()
     err = call(src, dest) if call is not None else errno.ENOSYS
     if err in _NO_NOREPLACE:
+        if lstat_or_none(dest) is not None:
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), dest)
         os.rename(src, dest)
     elif err:
         raise OSError(err, os.strerror(err), src, None, dest)

@@ -239,7 +239,8 @@ def test_where_renames_cannot_refuse_a_name_a_new_file_still_arrives(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A system or file system without RENAME_NOREPLACE (exFAT through FUSE,
-    macOS) renames as before, right after the check."""
+    macOS) renames right after checking that nothing is at the path: a file
+    there is kept, and the rename fails as an edit found by a check does."""
     monkeypatch.setattr(fsops, "_renameat2_call", lambda: None)
     root = tmp_path / "R"
     root.mkdir()
@@ -248,6 +249,10 @@ def test_where_renames_cannot_refuse_a_name_a_new_file_still_arrives(
     st = fsops.install(bytes(tmp), bytes(root), b"a.jpg", new=True)
     assert (root / "a.jpg").read_bytes() == b"content" and st.st_size == 7
     assert not tmp.exists()
+    tmp.write_bytes(b"another")
+    with pytest.raises(ChangedDuringOperation, match="a.jpg changed since it was scanned"):
+        fsops.install(bytes(tmp), bytes(root), b"a.jpg", new=True)
+    assert (root / "a.jpg").read_bytes() == b"content" and tmp.read_bytes() == b"another"
 
 
 def test_a_push_keeps_a_file_the_user_made_at_a_new_files_path_meanwhile(
