@@ -104,8 +104,8 @@ class ObjectStore:
     def put_many(self, wanted: list[Wanted]) -> Iterator[tuple[bytes, SquirrelError | OSError | None]]:
         """Store verified content for many objects: (oid, None) for each
         stored (or already held), (oid, error) for each that failed, each
-        once, as they are done. None is renamed to its name before it is
-        durable, and many are made durable together (`put` fsyncs each
+        once, as they are done. No object is renamed to its name before it
+        is durable, and many are made durable together (`put` fsyncs each
         alone). Small objects are written in groups by the C part
         (`groups`), where it was built, the next group on a thread while
         the one before is renamed into place; the others in this thread,
@@ -144,10 +144,11 @@ class ObjectStore:
         writes = groups.Groups(self.tmp_dir)
         limit = groups.group_files()
         chunks: deque[list[Wanted]] = deque()
-        while small:
-            n = groups.group_of([item.size for item in small[:limit]], limit, LARGE_OBJECT)
-            chunks.append(small[:n])
-            small = small[n:]
+        at = 0
+        while at < len(small):
+            n = groups.group_of([item.size for item in small[at : at + limit]], limit, LARGE_OBJECT)
+            chunks.append(small[at : at + n])
+            at += n
         left: list[Wanted] = []
         pending: deque[tuple[list[Wanted], Future[list[groups.Fetched]]]] = deque()
         pool = _threads(WRITERS)
