@@ -184,7 +184,15 @@ class Fetcher:
                 # ones on the fetching thread, while these are renamed. What
                 # the group did not reach (it stopped early): one by one.
                 group = self._wanted(itertools.chain([first], it), FIRST_GROUP, groups.GROUP_BYTES, LARGE_FILE)
-                self._take_in(group, self._write_group(group))
+                written = self._write_group(group)
+                self._take_in(group, written)
+                if not written:
+                    # Not even the first: its content does not lie in a file
+                    # (compressed in a bundle), or the drive cannot take the
+                    # kernel's copy. The run is fetched here, in Python, as
+                    # many files at a time as without groups.
+                    self._fetch(self._wanted(itertools.chain(group, it), AHEAD_FILES, AHEAD_BYTES))
+                    return
                 self._fetch([act for act in group if not self.waiting(act.path)])
             else:
                 self._fetch(self._wanted(itertools.chain([first], it), AHEAD_FILES, AHEAD_BYTES))
@@ -207,6 +215,8 @@ class Fetcher:
         the executor found a file not fetched yet (`ahead`)."""
         while self._groups and self._groups[0][1].done():
             self._settle(self._groups[0][0][0].path)
+        if self._nothing_to_start:  # a group wrote nothing: the next `ahead` decides
+            return
         if not self._start_groups(iter(candidates)):
             self._nothing_to_start = True  # until the next `ahead`: the same candidates, fewer of them
 
@@ -300,6 +310,7 @@ class Fetcher:
                     small = []
         if small:
             flush(small, sum(act.a.size for act, _ in small if act.a is not None))
+        self._release(wanted)  # after a failure, the rest waits for its turn
 
     def _span(self, act: Action) -> fsops.Span | None:
         assert act.a is not None
@@ -339,12 +350,19 @@ class Fetcher:
         while self._groups and (path is None or path in self._in_flight):
             acts, future = self._groups[0]
             results = future.result()  # interrupted, the group stays for `discard` to take in
+            self._take_in(acts, results)
             self._groups.popleft()
             self._in_flight.difference_update(act.path for act in acts)
-            self._take_in(acts, results)
 
     def _take_in(self, acts: list[Action], results: list[Fetched]) -> None:
-        """What `_write_group` wrote for `acts`, taken in."""
+        """What `_write_group` wrote for `acts`, taken in. The files it did
+        not reach are fetched another way: their content may be fetched
+        ahead again (`_release`). A group that wrote nothing at all (its
+        first file's content does not lie in a file) starts no other until
+        the next `ahead`."""
+        if not results:
+            self._nothing_to_start = True
+        self._release(acts[len(results) :])
         for act, got in zip(acts, results, strict=False):  # the group may have ended early
             assert act.a is not None
             if self.waiting(act.path):  # fetched meanwhile, in its turn (content for a conflict)
@@ -355,6 +373,13 @@ class Fetcher:
                 self._counter(act.path)(act.a.size)
             else:
                 self.failed[act.path] = got
+
+    def _release(self, acts: Iterable[Action]) -> None:
+        """Forget that the content of `acts` is fetched ahead (`_wanted`),
+        for those neither fetched nor failed: it was not."""
+        for act in acts:
+            if act.a is not None and not self.waiting(act.path):
+                self._oids.discard(act.a.oid)
 
     def _write_group(self, acts: list[Action]) -> list[Fetched]:
         """The content of `acts` (small files, in order) copied from the

@@ -132,6 +132,8 @@ class Groups:
                     os.close(span.fd)
                     break
                 will_need(span)
+            if not spans:  # nothing to copy: no folder, no call
+                return [stop] if stop is not None else []
             return self._copy(copy, files[: len(spans)], spans, stop)
         finally:
             for span in spans:
@@ -157,11 +159,16 @@ class Groups:
             except OSError as e:
                 files, spans, stop = files[:j], spans[:j], fsops.write_error(e, small.size)
                 break
+        if not files:  # a fault at the first
+            return [stop] if stop is not None else []
         if not self._folders:
             fsops.spread_subfolders(self.tmp_dir)
         # Unique even when two threads ask in the same nanosecond.
         folder = f"{fsops.temp_path(self.tmp_dir, 'group')}-{next(self._numbers)}"
-        os.mkdir(folder)
+        try:
+            os.mkdir(folder)
+        except OSError as e:  # a full drive, as the first file's write would meet it
+            return [fsops.write_error(e, files[0].size)]
         self._folders.append(folder)
         names = [os.path.join(folder, str(i)) for i in range(len(files))]
         items: list[Item] = []
@@ -172,7 +179,10 @@ class Groups:
             )
         buf = bytearray(sum(span.size for span in spans))
         made: list[str] = []  # what the C call wrote, removed again if this fails unexpectedly
-        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as e:  # out of descriptors, as the first file's open would be
+            return [fsops.write_error(e, files[0].size)]
         try:
             codes = copy(dir_fd, items, buf)
             made = [name for name, code in zip(names, codes, strict=False) if code == 0]

@@ -113,10 +113,12 @@ class ObjectStore:
         while the next is written, the small ones together (`SMALL_GROUP`
         at a time, while the next are written)."""
         todo: dict[bytes, Wanted] = {}
+        held: set[bytes] = set()
         for item in wanted:
-            if item.oid in todo:
+            if item.oid in todo or item.oid in held:
                 continue
             if self.has(item.oid):
+                held.add(item.oid)
                 yield item.oid, None
             else:
                 todo[item.oid] = item
@@ -164,9 +166,9 @@ class ObjectStore:
             while pending:
                 chunk, future = pending[0]
                 results = future.result()
+                taken = [got for got in results if isinstance(got, str)]
                 pending.popleft()
                 start()  # the next group is written while this one is renamed into place
-                taken = [got for got in results if isinstance(got, str)]
                 for item, got in zip(chunk, results, strict=False):  # the group may have ended early
                     yield item.oid, self._placed(item, got) if isinstance(got, str) else got
                 left.extend(chunk[len(results) :])

@@ -451,3 +451,45 @@ def test_content_shared_by_files_far_apart_is_fetched_once(
     assert report.bytes_copied == sum(len(c) for c in contents)
     assert tree(b) == tree(a)
     assert list((b / ".squirrel" / "tmp").iterdir()) == []
+
+
+@pytest.mark.parametrize("compressed", ["every file", "one file in four"])
+def test_files_a_group_cannot_copy_are_still_fetched_many_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compressed: str
+) -> None:
+    """Small objects a bundle holds compressed do not lie in a file for the
+    kernel to copy: a group stops at each of them. They must still be
+    fetched many at a time, made durable together, not one by one with an
+    fsync each (what a user applying a bundle of sidecar files would wait
+    for), and every file arrives."""
+    a, b = tmp_path / "A", tmp_path / "B"
+    (a / "roll").mkdir(parents=True)
+    b.mkdir()
+    files = {}
+    for i in range(400):
+        text = compressed == "every file" or i % 4 == 0
+        content = (f"sidecar {i} " * 60).encode() if text else incompressible(900 + i, 700 + i)
+        files[f"roll/f{i:03d}.xmp"] = content
+        (a / "roll" / f"f{i:03d}.xmp").write_bytes(content)
+    init(str(a), name="A")
+    init(str(b), name="B", join=str(a))
+    from squirrel.plumbing import durable
+    from squirrel.porcelain.apply import apply
+    from squirrel.porcelain.pack import pack
+
+    pack(str(a), str(tmp_path / "b.sqb"), for_replica=str(b))
+    real = durable.fsync_many
+    synced: list[int] = []
+
+    def counted(names: list[str]) -> None:
+        synced.append(len(names))
+        real(names)
+
+    monkeypatch.setattr(durable, "fsync_many", counted)
+    monkeypatch.setattr(fsops, "fsync_many", counted)
+    report = apply(str(tmp_path / "b.sqb"), str(b))
+    monkeypatch.undo()
+    assert (report.created, report.failed) == (401, [])  # and their folder
+    assert sum(synced) == 400 and len(synced) <= 400 // fetch.SMALL_GROUP + 20
+    assert {f"roll/{p.name}": p.read_bytes() for p in (b / "roll").iterdir()} == files
+    assert list((b / ".squirrel" / "tmp").iterdir()) == []

@@ -263,3 +263,64 @@ def test_an_error_on_a_writing_thread_ends_the_store_and_leaves_no_temporary_fil
     with pytest.raises(RuntimeError, match="a fault of the writing thread"):
         list(_store(tmp_path).put_many([_from_file(oid, p) for oid, p in sources.items()]))
     _nothing_left_in(tmp_path / "tmp")
+
+
+@needs_c
+def test_a_group_folder_that_cannot_be_made_fails_objects_not_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A drive too full for a group's folder: the objects that group was
+    to write fail with the full drive's error, or are written another way;
+    the store itself goes on and reports every object once."""
+    _counted_groups(monkeypatch)
+    real = os.mkdir
+
+    def full(path: str, *args: object, **kw: object) -> None:
+        if os.path.basename(path).startswith("group-"):
+            raise OSError(28, "No space left on device")
+        real(path, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "mkdir", full)
+    sources = _sources(tmp_path / "drive", [300] * 40)
+    store = _store(tmp_path)
+    results = list(store.put_many([_from_file(oid, p) for oid, p in sources.items()]))
+    monkeypatch.undo()
+    assert sorted(oid for oid, _ in results) == sorted(sources)
+    failed = [e for _, e in results if e is not None]
+    assert failed and all("no space left on the drive" in str(e) for e in failed)
+    for oid, e in results:
+        if e is None:
+            assert Path(store.path(oid)).read_bytes() == sources[oid].read_bytes()
+    _nothing_left_in(tmp_path / "tmp")
+
+
+@needs_c
+def test_an_interrupt_while_the_next_group_starts_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C as the store hands the next group to a thread, with the group
+    before written and not yet renamed: its files are removed too."""
+    from squirrel.plumbing import objects
+
+    _counted_groups(monkeypatch)
+    real = objects._threads
+
+    def interrupted_third(n: int) -> object:
+        pool = real(n)
+        submit = pool.submit
+        calls: list[int] = []
+
+        def third_interrupts(*args: object, **kw: object) -> object:
+            calls.append(1)
+            if len(calls) == 3:
+                raise KeyboardInterrupt
+            return submit(*args, **kw)  # type: ignore[arg-type]
+
+        pool.submit = third_interrupts  # type: ignore[method-assign]
+        return pool
+
+    monkeypatch.setattr(objects, "_threads", interrupted_third)
+    sources = _sources(tmp_path / "drive", [400] * 50)
+    with pytest.raises(KeyboardInterrupt):
+        list(_store(tmp_path).put_many([_from_file(oid, p) for oid, p in sources.items()]))
+    _nothing_left_in(tmp_path / "tmp")
