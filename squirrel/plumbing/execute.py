@@ -192,8 +192,6 @@ class Executor:
                 if i not in self._skip:  # else done already, as the source of a move
                     if self._stop is None and act.path not in self.fetch.prepared and self._from_sender(i, act):
                         self.fetch.ahead(self._writes_from_sender(batch[n:]))
-                    elif self._stop is None and self.fetch.can_start():
-                        self.fetch.keep_up(self._writes_from_sender(batch[n:]))
                     self._act(act)
                 self._count(act)
             self._record_conflicts({self.plan.actions[i].conflict for i in batch} - {-1})

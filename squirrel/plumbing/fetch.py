@@ -44,14 +44,17 @@ AHEAD_BYTES = 256 << 20  # and about this many bytes
 SYNC_THREADS = 4  # large files fsynced at once while the next ones are written
 LARGE_FILE = 1 << 20  # from this size a file fetched ahead is fsynced on its own
 SMALL_GROUP = 64  # smaller files are made durable together, this many at a time
-# A run of small files not fetched yet starts with a group this small,
-# written in the executor's thread; the next ones are written on the
-# fetching thread meanwhile.
-FIRST_GROUP = 32
 # Groups written at once on fetching threads, ahead of the executor. Two
 # were no quicker on two cores: an apply of 10,000 small files took 1.73 s
 # against 1.66 s with one (six alternating rounds), a push 1.72 against 1.86.
 WRITERS = 1
+
+
+def _group_of(acts: list[Action]) -> int:
+    """How many of the first `acts` make a group (`groups.group_of`), of
+    at most `AHEAD_FILES`."""
+    sizes = [act.a.size for act in acts if act.a is not None]
+    return groups.group_of(sizes, min(AHEAD_FILES, groups.group_files()), LARGE_FILE)
 
 
 class ContentSource(Protocol):
@@ -108,7 +111,6 @@ class Fetcher:
         self._in_flight: set[bytes] = set()
         self._writer: ThreadPoolExecutor | None = None
         self._writes = groups.Groups(tmp_dir)
-        self._nothing_to_start = False  # `keep_up` found no group to start: it waits for the next `ahead`
         self._oids: set[bytes] = set()  # the content fetched ahead so far, for one path each
 
     def put(self, path: bytes, tmp: str) -> None:
@@ -174,71 +176,34 @@ class Fetcher:
         first = next(it, None)
         if first is None:
             return
-        self._nothing_to_start = False
         self._settle(first.path)  # a group on a fetching thread may hold the first
         if not self.waiting(first.path):
             assert first.a is not None
             self._oids.discard(first.a.oid)  # fetched ahead for a path that failed before its turn
-            if self._writes.usable and first.a.size < LARGE_FILE:
-                # A few small files in this thread, to start with; the next
-                # ones on the fetching thread, while these are renamed. What
-                # the group did not reach (it stopped early): one by one.
-                group = self._wanted(itertools.chain([first], it), FIRST_GROUP, groups.GROUP_BYTES, LARGE_FILE)
-                written = self._write_group(group)
-                self._take_in(group, written)
-                if not written:
-                    # Not even the first: its content does not lie in a file
-                    # (compressed in a bundle), or the drive cannot take the
-                    # kernel's copy. The run is fetched here, in Python, as
-                    # many files at a time as without groups.
-                    self._fetch(self._wanted(itertools.chain(group, it), AHEAD_FILES, AHEAD_BYTES))
-                    return
-                self._fetch([act for act in group if not self.waiting(act.path)])
-            else:
-                self._fetch(self._wanted(itertools.chain([first], it), AHEAD_FILES, AHEAD_BYTES))
-        self._start_groups(it)
-
-    def can_start(self) -> bool:
-        """Could `keep_up` start a group now? (Cheap: asked before every action.)"""
-        return (
-            self._writes.usable
-            and not self._nothing_to_start
-            and len(self.prepared) < AHEAD_FILES
-            and (len(self._groups) < WRITERS or self._groups[0][1].done())
-        )
-
-    def keep_up(self, candidates: Iterable[Action]) -> None:
-        """While the executor renames what was fetched ahead: take in the
-        groups the fetching threads have written, and start writing the
-        next small files of `candidates` (the writes to come, in order), so
-        that the thread writes while the executor renames, not only after
-        the executor found a file not fetched yet (`ahead`)."""
-        while self._groups and self._groups[0][1].done():
-            self._settle(self._groups[0][0][0].path)
-        if self._nothing_to_start:  # a group wrote nothing: the next `ahead` decides
-            return
-        if not self._start_groups(iter(candidates)):
-            self._nothing_to_start = True  # until the next `ahead`: the same candidates, fewer of them
-
-    def _start_groups(self, it: Iterator[Action]) -> bool:
-        """Start writing the next small files of `it` on the fetching
-        threads, as many groups as they take; were any started?"""
-        started = False
+            wanted = self._wanted(itertools.chain([first], it), AHEAD_FILES, AHEAD_BYTES)
+            # The small files first, in groups, in this thread; what a group
+            # did not reach (it stopped early), and the large files, one by one.
+            while self._writes.usable and (n := _group_of(wanted)):
+                group, wanted = wanted[:n], wanted[n:]
+                self._take_in(group, self._write_group(group))
+                left = [act for act in group if not self.waiting(act.path)]
+                if left:
+                    wanted = left + wanted
+                    break
+            self._fetch(wanted)
         while self._writes.usable and len(self._groups) < WRITERS:
             group = self._wanted(it, min(AHEAD_FILES, groups.group_files()), groups.GROUP_BYTES, LARGE_FILE)
             if not group:
                 break
             self._start(group)
-            started = True
-        return started
 
     def _wanted(self, candidates: Iterator[Action], files: int, size: int, below: int | None = None) -> list[Action]:
         """The next candidates to fetch, up to `files` or about `size` bytes
         (and with `below`, up to the first file of that size or larger):
         those not fetched already, and one of each content: a later write
-        of content fetched ahead for another path is copied from that one,
-        locally, once it is in place (if it never is, that write's turn
-        fetches it: `ahead`)."""
+        of content fetched ahead for another path, in this call or an
+        earlier one, is copied from that one, locally, once it is in place
+        (if it never is, that write's turn fetches it: `ahead`)."""
         wanted: list[Action] = []
         total = 0
         for act in candidates:
@@ -357,11 +322,7 @@ class Fetcher:
     def _take_in(self, acts: list[Action], results: list[Fetched]) -> None:
         """What `_write_group` wrote for `acts`, taken in. The files it did
         not reach are fetched another way: their content may be fetched
-        ahead again (`_release`). A group that wrote nothing at all (its
-        first file's content does not lie in a file) starts no other until
-        the next `ahead`."""
-        if not results:
-            self._nothing_to_start = True
+        ahead again (`_release`)."""
         self._release(acts[len(results) :])
         for act, got in zip(acts, results, strict=False):  # the group may have ended early
             assert act.a is not None

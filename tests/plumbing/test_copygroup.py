@@ -430,20 +430,17 @@ def test_a_group_reads_back_about_group_bytes_at_most(tmp_path: Path, monkeypatc
     assert tree(b) == tree(a)
 
 
-def test_content_shared_by_files_far_apart_is_fetched_once(
-    tmp_path: Path, small_groups: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Thirty files holding ten contents, each content's copies further
+def test_content_shared_by_files_far_apart_is_fetched_once(tmp_path: Path, small_groups: None) -> None:
+    """Thirty files holding seven contents, each content's copies further
     apart than a group: each content comes from the sender once, whichever
     group (or the executor's own thread) fetches it, and the other copies
     are made from it on the receiver."""
-    monkeypatch.setattr(fetch, "FIRST_GROUP", 2)
     a, b = tmp_path / "A", tmp_path / "B"
     (a / "roll").mkdir(parents=True)
     b.mkdir()
-    contents = [incompressible(500 + i, 300 + 41 * i) for i in range(10)]
+    contents = [incompressible(500 + i, 300 + 41 * i) for i in range(7)]
     for i in range(30):
-        (a / "roll" / f"img{i:03d}.jpg").write_bytes(contents[i % 10])
+        (a / "roll" / f"img{i:03d}.jpg").write_bytes(contents[i % 7])
     init(str(a), name="A")
     init(str(b), name="B", join=str(a))
     report = push(str(a), str(b))
