@@ -10,6 +10,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from squirrel.plumbing import faults
 
@@ -35,18 +36,28 @@ def _syncfs_call() -> Callable[[int], int] | None:
     return fn
 
 
-@functools.cache
-def _sync_file_range_call() -> Callable[[int, int, int, int], int] | None:
+def linux_call(name: str, argtypes: Callable[[Any], tuple[Any, ...]]) -> Any:
+    """The C library's function `name` on Linux, with the argument types
+    `argtypes(ctypes)` gives (ctypes is imported only here, on first use),
+    errno kept for `ctypes.get_errno`; None elsewhere or where the C
+    library lacks it."""
     if not sys.platform.startswith("linux"):
         return None
     import ctypes
 
     try:
-        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+        fn = getattr(ctypes.CDLL(None, use_errno=True), name)
     except (OSError, AttributeError):
         return None
-    fn.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
-    call: Callable[[int, int, int, int], int] = fn
+    fn.argtypes = argtypes(ctypes)
+    return fn
+
+
+@functools.cache
+def _sync_file_range_call() -> Callable[[int, int, int, int], int] | None:
+    call: Callable[[int, int, int, int], int] | None = linux_call(
+        "sync_file_range", lambda c: (c.c_int, c.c_int64, c.c_int64, c.c_uint)
+    )
     return call
 
 

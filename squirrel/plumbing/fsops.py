@@ -34,7 +34,7 @@ from functools import partial
 
 from squirrel.errors import ChangedDuringOperation, FileSystemError, SquirrelError, UnsafePath
 from squirrel.plumbing import faults, paths
-from squirrel.plumbing.durable import fsync_dir, fsync_many, start_writeback
+from squirrel.plumbing.durable import fsync_dir, fsync_many, linux_call, start_writeback
 from squirrel.plumbing.ids import hasher
 from squirrel.plumbing.index import Entry, ReplicaIndex
 from squirrel.plumbing.trash import TrashItem, TrashReason
@@ -542,9 +542,9 @@ def install(tmp: str | bytes, root: bytes, rel: bytes, sync: bool = True, *, new
     just before: one swapped for a symlink since the plan is never written
     through. `new`: nothing was at `rel` when the plan was made: whatever
     is there now is never replaced (`rename_new`, which checks), the
-    rename fails with ChangedDuringOperation. Without `sync`, the caller fsyncs the directory
-    later (the executor does once per directory and batch, before it
-    commits)."""
+    rename fails with ChangedDuringOperation. Without `sync`, the caller
+    fsyncs the directory later (the executor does once per directory and
+    batch, before it commits)."""
     check_parents(root, rel)
     dest = abspath(root, rel)
     faults.point("rename")
@@ -570,16 +570,10 @@ def _renameat2_call() -> Callable[[bytes, bytes], int] | None:
     """renameat2(2) with RENAME_NOREPLACE (Linux 3.15, through the C library
     of glibc 2.28 and later), looked up on first use; None elsewhere. The
     call returns 0 or the error's number."""
-    if not sys.platform.startswith("linux"):
+    fn = linux_call("renameat2", lambda c: (c.c_int, c.c_char_p, c.c_int, c.c_char_p, c.c_uint))
+    if fn is None:
         return None
     import ctypes
-
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
-    fn.restype = ctypes.c_int
 
     def call(src: bytes, dest: bytes) -> int:
         return 0 if fn(_AT_FDCWD, src, _AT_FDCWD, dest, _RENAME_NOREPLACE) == 0 else ctypes.get_errno()

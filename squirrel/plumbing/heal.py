@@ -112,7 +112,7 @@ def heal_one(rep: Replica, mark: WantedMark, fetch: Fetch) -> bool:
         raise ContentUnavailable(f"the copy found does not match its id ({err.message})") from err
     try:
         with rep.journal.batch(idx, [journal.placed(mark.path, e)]):
-            fsops.recheck(root, mark.path, None)  # still absent: nothing made there meanwhile
+            # Still absent: what was made there meanwhile is never replaced.
             st = fsops.install(tmp, root, mark.path, sync=True, new=True)
             idx.put(mark.path, replace(e, flags=racy_flag(st.st_mtime_ns, time.time_ns())))
             idx.drop_wanted(mark.path)
