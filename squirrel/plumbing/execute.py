@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import stat as statmod
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
@@ -135,6 +136,7 @@ class Executor:
         # Files the plan deletes, by content: a WRITE of the same content renames them.
         self._deletes: dict[bytes, list[int]] = {}
         self._move_sources: dict[bytes, list[int]] = {}  # this batch's, by content
+        self._later: deque[list[int]] = deque()  # the batches after this one
         self._dirty: set[bytes] = set()  # directories whose entries this batch changed
         self._parents_seen: set[bytes] = set()  # folders whose parents this batch found sound
         for i, act in enumerate(plan.actions):
@@ -161,8 +163,9 @@ class Executor:
         self.check_space()
         self._stop: SquirrelError | None = None
         try:
-            for batch in schedule(self.plan):
-                self._run_batch(batch)
+            self._later = deque(schedule(self.plan))
+            while self._later:
+                self._run_batch(self._later.popleft())
             self._record_conflicts(range(len(self.plan.conflicts)))
         finally:
             self.fetch.discard()
@@ -191,7 +194,7 @@ class Executor:
                 act = self.plan.actions[i]
                 if i not in self._skip:  # else done already, as the source of a move
                     if self._stop is None and act.path not in self.fetch.prepared and self._from_sender(i, act):
-                        self.fetch.ahead(self._writes_from_sender(batch[n:]))
+                        self.fetch.ahead(self._writes_from_sender(batch[n:], self._later))
                     self._act(act)
                 self._count(act)
             self._record_conflicts({self.plan.actions[i].conflict for i in batch} - {-1})
@@ -560,34 +563,45 @@ class Executor:
             self.idx, self.rep.trash_dir, new, self.root, rel, old, False, reason=self._replaced
         )
 
-    def _from_sender(self, i: int, act: Action) -> bool:
+    def _from_sender(self, i: int, act: Action, later: bool = False) -> bool:
         """Will this action's content come from the sender (no conflict, no
         move, no copy the receiver holds or this run put in the trash), which
         holds it? Content a bundle or the carrier lacks is looked for at its
         turn and deferred, never fetched ahead: counted as the sender's, each
         deferred file's turn would fetch the next writes ahead again, and a
-        first visit of a new drive defers every file."""
+        first visit of a new drive defers every file. `later`: the action is
+        in a batch after this one, whose moves are not chosen yet: any file
+        the plan deletes with this content may be its move's source."""
         a = act.a
+        if act.kind != WRITE or act.conflict >= 0 or a is None or a.kind != KIND_FILE:
+            return False
+        if later:
+            moves = any(j not in self._skip for j in self._deletes.get(a.oid, ()))
+        else:
+            moves = bool(self._move_sources.get(a.oid))
         return (
-            act.kind == WRITE
-            and act.conflict < 0
-            and a is not None
-            and a.kind == KIND_FILE
-            and i not in self._skip
+            i not in self._skip
+            and not moves
             and not self._below_refused(act.path)
-            and not self._move_sources.get(a.oid)
             and not self._trashed_now.get(a.oid)
             and (self._holds is None or self._holds(a.oid))
             and self._local_chunks(a.oid) is None
         )
 
-    def _writes_from_sender(self, rest: list[int]) -> Iterator[Action]:
-        """The actions of `rest` whose content will come from the sender, in
-        order (asked one at a time, as the fetcher takes them)."""
+    def _writes_from_sender(self, rest: list[int], later: Iterable[list[int]] = ()) -> Iterator[Action]:
+        """The actions of `rest`, then of the `later` batches, whose content
+        will come from the sender, in order (asked one at a time, as the
+        fetcher takes them). Content fetched ahead for a later batch is only
+        a temporary file until that batch renames it into place."""
         for i in rest:
             act = self.plan.actions[i]
             if self._from_sender(i, act):
                 yield act
+        for batch in later:
+            for i in batch:
+                act = self.plan.actions[i]
+                if self._from_sender(i, act, later=True):
+                    yield act
 
     def _fetch(self, act: Action) -> str:
         """A's content for a WRITE, verified, in a temporary file: from the

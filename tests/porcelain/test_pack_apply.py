@@ -890,6 +890,28 @@ def test_a_bad_object_is_never_written_and_a_later_bundle_brings_it(base: Base, 
     assert tree(b, folders=False) == {**sender, **mine}
 
 
+def test_a_damaged_object_early_in_a_large_bundle_leaves_nothing_fetched_ahead(tmp_path: Path) -> None:
+    """Content is fetched ahead past the intent log's batch being made: an
+    apply that a damaged object ends in its first batch leaves the files
+    before it in place, none after, and no temporary file fetched for the
+    batches after it."""
+    a, b = new_vault(tmp_path, "A", "B")
+    files = {f"new/{i:04d}.jpg": incompressible(2000 + i, i) for i in range(1500)}
+    make_tree(a, files)
+    out = tmp_path / "x.sqb"
+    pack(str(a), str(out), for_replica=str(b))
+    data = bytearray(out.read_bytes())
+    oid = blake3.blake3(files["new/0005.jpg"]).digest()
+    payload = next(p for _, p, o in object_positions(bytes(data)) if o.oid == oid)
+    data[payload + 10] ^= 1
+    out.write_bytes(bytes(data))
+    with pytest.raises(DamagedObject) as e:
+        apply(str(out), str(b))
+    assert e.value.path == b"new/0005.jpg"
+    assert tree(b, folders=False) == {p: files[p] for p in sorted(files)[:5]}
+    assert list((b / ".squirrel" / "tmp").iterdir()) == []
+
+
 # The receiver's own symlinks ------------------------------------------------------------
 @pytest.mark.parametrize("where", ["photos", "photos/2024"])
 def test_a_symlinked_directory_on_the_receiver_is_never_written_through(base: Base, tmp_path: Path, where: str) -> None:

@@ -591,6 +591,27 @@ def test_moving_hundreds_of_files_with_one_content_renames_each_of_them(vault: t
     assert_quiet(a, b)
 
 
+def test_a_move_in_a_later_batch_copies_no_bytes_while_new_files_are_fetched_ahead(
+    vault: tuple[Path, Path, Path],
+) -> None:
+    """The sender's content is fetched ahead past the intent log's batch
+    being made; a file moved in a later batch is still renamed locally,
+    never fetched."""
+    a, b, _ = vault
+    photo = os.urandom(1 << 16)
+    in_sync({"aa/photo.jpg": photo}, a, b)
+    new = {f"new/{i:04d}.jpg": f"new picture {i}".encode() for i in range(1500)}
+    make_tree(a, new)
+    os.mkdir(a / "zz")
+    (a / "aa/photo.jpg").rename(a / "zz/photo.jpg")
+    rep = push(str(a), str(b))
+    assert rep.conflicts == [] and rep.failed == []
+    assert (rep.created, rep.moved) == (1500 + 1 + 2, 1)  # the new files, the moved one, two folders
+    assert rep.bytes_copied == sum(len(v) for v in new.values())
+    assert tree(b) == tree(a)
+    assert not os.listdir(b / ".squirrel" / "tmp")
+
+
 def test_a_rename_inside_a_folder_copies_no_bytes(vault: tuple[Path, Path, Path]) -> None:
     a, b, _ = vault
     in_sync({"d/old.jpg": os.urandom(1 << 16)}, a, b)
