@@ -26,7 +26,9 @@ a folder replaced by a file and the reverse, each scanned before the re-run
 that the scan records nothing; docs/safety.md, "The intent log"); and a
 resolve and a first visit, each simply run again.
 The kills go through `run_forked` (tests/fault_tools.py); the seeded random
-kills of a larger history use the real `sq` executable.
+kills of a larger history use the real `sq` executable, as do those of a
+history of two intent-log batches, killed in the first while the second's
+content is fetched ahead.
 """
 
 from __future__ import annotations
@@ -136,6 +138,29 @@ def test_the_real_sq_killed_at_random_points_of_a_larger_history(
     scn = shared(command, tmp_path_factory, scale=5)
     n = random.Random(seed).randint(1, scn.points)
     where = tmp_path_factory.mktemp(f"random-{command}-{seed}")
+    drive, carrier = scn.copies(where)
+    first = run_sq(*scn.argv(drive, carrier), fault=f"any:{n}", timeout=120)
+    assert first.killed, f"any:{n} of {scn.points} did not kill the real sq: {first.code}"
+    problems = check_interrupted(scn, where, first)
+    end = check_finished(scn, where, run_sq(*scn.argv(drive, carrier), timeout=120))
+    assert not problems + end.problems and not end.new and not end.missing, (n, problems, end)
+    shutil.rmtree(where)
+
+
+@pytest.mark.parametrize("seed", range(8) if FULL else [1, 2])
+def test_an_apply_of_two_batches_killed_in_its_first_loses_nothing(
+    tmp_path_factory: pytest.TempPathFactory, seed: int
+) -> None:
+    """A history larger than one batch of the intent log (1,024 actions),
+    killed at a seeded random point of its first batch's second half,
+    through the real `sq`: the content of the second batch is being
+    fetched ahead then, into temporary files no batch has logged yet.
+    Nothing is lost, and the re-run finishes and leaves none of them."""
+    scn = shared("apply", tmp_path_factory, scale=25)
+    first_commit = scn.ops.index("commit") + 1
+    assert first_commit < scn.points, "the history fits in one batch"
+    n = random.Random(seed).randint(first_commit // 2, first_commit - 1)
+    where = tmp_path_factory.mktemp(f"two-batches-{seed}")
     drive, carrier = scn.copies(where)
     first = run_sq(*scn.argv(drive, carrier), fault=f"any:{n}", timeout=120)
     assert first.killed, f"any:{n} of {scn.points} did not kill the real sq: {first.code}"
