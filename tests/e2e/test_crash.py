@@ -92,6 +92,18 @@ def kill_and_rerun(scn: Scenario, where: Path, fault: str) -> tuple[Outcome, lis
     return first, problems
 
 
+def kill_the_real_sq_and_rerun(scn: Scenario, where: Path, n: int) -> None:
+    """Kill the real `sq` at its `n`-th I/O point, check what it left, run it
+    again and check the end."""
+    drive, carrier = scn.copies(where)
+    first = run_sq(*scn.argv(drive, carrier), fault=f"any:{n}", timeout=120)
+    assert first.killed, f"any:{n} of {scn.points} did not kill the real sq: {first.code}"
+    problems = check_interrupted(scn, where, first)
+    end = check_finished(scn, where, run_sq(*scn.argv(drive, carrier), timeout=120))
+    assert not problems + end.problems and not end.new and not end.missing, (n, problems, end)
+    shutil.rmtree(where)
+
+
 def enumerate_kills(scn: Scenario, tmp_path: Path) -> None:
     assert scn.points > 100, f"the {scn.name} history passes only {scn.points} I/O points"
     failures: dict[str, list[str]] = {}
@@ -137,14 +149,7 @@ def test_the_real_sq_killed_at_random_points_of_a_larger_history(
     """A history five times larger, killed at a seeded random point through the real `sq`."""
     scn = shared(command, tmp_path_factory, scale=5)
     n = random.Random(seed).randint(1, scn.points)
-    where = tmp_path_factory.mktemp(f"random-{command}-{seed}")
-    drive, carrier = scn.copies(where)
-    first = run_sq(*scn.argv(drive, carrier), fault=f"any:{n}", timeout=120)
-    assert first.killed, f"any:{n} of {scn.points} did not kill the real sq: {first.code}"
-    problems = check_interrupted(scn, where, first)
-    end = check_finished(scn, where, run_sq(*scn.argv(drive, carrier), timeout=120))
-    assert not problems + end.problems and not end.new and not end.missing, (n, problems, end)
-    shutil.rmtree(where)
+    kill_the_real_sq_and_rerun(scn, tmp_path_factory.mktemp(f"random-{command}-{seed}"), n)
 
 
 @pytest.mark.parametrize("seed", range(8) if FULL else [1, 2])
@@ -160,14 +165,7 @@ def test_an_apply_of_two_batches_killed_in_its_first_loses_nothing(
     first_commit = scn.ops.index("commit") + 1
     assert first_commit < scn.points, "the history fits in one batch"
     n = random.Random(seed).randint(first_commit // 2, first_commit - 1)
-    where = tmp_path_factory.mktemp(f"two-batches-{seed}")
-    drive, carrier = scn.copies(where)
-    first = run_sq(*scn.argv(drive, carrier), fault=f"any:{n}", timeout=120)
-    assert first.killed, f"any:{n} of {scn.points} did not kill the real sq: {first.code}"
-    problems = check_interrupted(scn, where, first)
-    end = check_finished(scn, where, run_sq(*scn.argv(drive, carrier), timeout=120))
-    assert not problems + end.problems and not end.new and not end.missing, (n, problems, end)
-    shutil.rmtree(where)
+    kill_the_real_sq_and_rerun(scn, tmp_path_factory.mktemp(f"two-batches-{seed}"), n)
 
 
 # Small histories, killed at every point, then scanned before the re-run ----------------------
