@@ -194,7 +194,7 @@ class Executor:
                 act = self.plan.actions[i]
                 if i not in self._skip:  # else done already, as the source of a move
                     if self._stop is None and act.path not in self.fetch.prepared and self._from_sender(i, act):
-                        self.fetch.ahead(self._writes_from_sender(batch[n:], self._later))
+                        self.fetch.ahead(self._writes_from_sender(batch[n:], self._later[0] if self._later else []))
                     self._act(act)
                 self._count(act)
             self._record_conflicts({self.plan.actions[i].conflict for i in batch} - {-1})
@@ -570,15 +570,12 @@ class Executor:
         turn and deferred, never fetched ahead: counted as the sender's, each
         deferred file's turn would fetch the next writes ahead again, and a
         first visit of a new drive defers every file. `later`: the action is
-        in a batch after this one, whose moves are not chosen yet: any file
-        the plan deletes with this content may be its move's source."""
+        in the next batch, whose moves are not chosen yet: content the plan
+        deletes anywhere may be its move's (it is fetched in its own batch)."""
         a = act.a
         if act.kind != WRITE or act.conflict >= 0 or a is None or a.kind != KIND_FILE:
             return False
-        if later:
-            moves = any(j not in self._skip for j in self._deletes.get(a.oid, ()))
-        else:
-            moves = bool(self._move_sources.get(a.oid))
+        moves = a.oid in self._deletes if later else bool(self._move_sources.get(a.oid))
         return (
             i not in self._skip
             and not moves
@@ -588,20 +585,21 @@ class Executor:
             and self._local_chunks(a.oid) is None
         )
 
-    def _writes_from_sender(self, rest: list[int], later: Iterable[list[int]] = ()) -> Iterator[Action]:
-        """The actions of `rest`, then of the `later` batches, whose content
-        will come from the sender, in order (asked one at a time, as the
-        fetcher takes them). Content fetched ahead for a later batch is only
-        a temporary file until that batch renames it into place."""
+    def _writes_from_sender(self, rest: list[int], following: list[int]) -> Iterator[Action]:
+        """The actions of `rest`, then of the `following` batch, whose
+        content will come from the sender, in order (asked one at a time,
+        as the fetcher takes them). Content fetched ahead for the following
+        batch is only a temporary file until that batch renames it into
+        place; no further batch is looked at, so that each look ahead reads
+        at most two batches of actions."""
         for i in rest:
             act = self.plan.actions[i]
             if self._from_sender(i, act):
                 yield act
-        for batch in later:
-            for i in batch:
-                act = self.plan.actions[i]
-                if self._from_sender(i, act, later=True):
-                    yield act
+        for i in following:
+            act = self.plan.actions[i]
+            if self._from_sender(i, act, later=True):
+                yield act
 
     def _fetch(self, act: Action) -> str:
         """A's content for a WRITE, verified, in a temporary file: from the

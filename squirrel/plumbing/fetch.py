@@ -16,7 +16,7 @@ are then written on threads of their own while the executor renames the
 group before into place: the system calls of one run beside the Python
 of the other. The threads only write temporary files; what they wrote is
 taken in (`_settle`) before any of it is used. The executor hands the
-fetcher the writes of its later batches too, so that the threads go on
+fetcher the writes of its next batch too, so that the threads go on
 writing while a batch ends (its folders fsynced, the index committed)
 and the next begins.
 """

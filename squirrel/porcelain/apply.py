@@ -26,14 +26,24 @@ class BundleContent:
 
     def __init__(self, reader: BundleReader) -> None:
         self.reader = reader
-        self.damaged: tuple[bytes, Entry] | None = None  # the first object found not to match its id
+        # Each object found not to match its id, by the message of its
+        # error: content is fetched ahead, on two threads, so objects may be
+        # found damaged before their turn and out of order (`damaged`).
+        self._damaged: dict[str, tuple[bytes, Entry]] = {}
 
     def mismatch(self, path: bytes, entry: Entry) -> BadBundle:
         """An object of the bundle does not match its id: a bundle cannot
-        change while it is read, so it is damaged, and the apply stops."""
-        if self.damaged is None:
-            self.damaged = (path, entry)
-        return BadBundle(f"bad bundle {self.reader.path}: damaged object for {paths.display(path)}")
+        change while it is read, so it is damaged, and the apply stops when
+        its turn comes."""
+        message = f"bad bundle {self.reader.path}: damaged object for {paths.display(path)}"
+        self._damaged.setdefault(message, (path, entry))
+        return BadBundle(message)
+
+    def damaged(self, failed: list[tuple[bytes, str]]) -> tuple[bytes, Entry] | None:
+        """The damaged object that ended the apply: the first of the failed
+        paths (in the order their actions ran) that failed on one; None when
+        none did."""
+        return next((self._damaged[why] for _, why in failed if why in self._damaged), None)
 
     def has(self, oid: bytes) -> bool:
         return oid in self.reader.objects
@@ -92,8 +102,9 @@ def apply(
             phase=f"applying to {rep.name}",
         )
         report.scans = [scanned]
-        if content.damaged is not None:
-            raise _damaged(bundle, content.damaged, report)
+        damaged = content.damaged(report.failed)
+        if damaged is not None:
+            raise _damaged(bundle, damaged, report)
         if not dry_run:
             rep.trash.apply_policy()
         return report

@@ -158,9 +158,10 @@ def test_an_apply_of_two_batches_killed_in_its_first_loses_nothing(
 ) -> None:
     """A history larger than one batch of the intent log (1,024 actions),
     killed at a seeded random point of its first batch's second half,
-    through the real `sq`: the content of the second batch is being
-    fetched ahead then, into temporary files no batch has logged yet.
-    Nothing is lost, and the re-run finishes and leaves none of them."""
+    through the real `sq`: content of the second batch has been fetched
+    ahead by then, into temporary files no batch has logged yet (some 500
+    in this history). Nothing is lost, and the re-run finishes and leaves
+    none of them."""
     scn = shared("apply", tmp_path_factory, scale=25)
     first_commit = scn.ops.index("commit") + 1
     assert first_commit < scn.points, "the history fits in one batch"

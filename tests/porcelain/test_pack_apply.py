@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,10 +22,12 @@ import pytest
 import zstandard
 
 from squirrel.errors import BadBundle, DamagedObject, SquirrelError, UnsupportedFormat, WrongVault
-from squirrel.plumbing import bundle_writer, pieces
+from squirrel.plumbing import bundle_writer, fetch, pieces
 from squirrel.plumbing.bundle import BundleReader
+from squirrel.plumbing.groups import Fetched
 from squirrel.plumbing.index import FLAG_PARTIAL, ReplicaIndex, decode_entry, encode_entry
 from squirrel.plumbing.knowledge import Knowledge
+from squirrel.plumbing.plan import Action
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.vtime import VectorTime
 from squirrel.porcelain.apply import apply
@@ -890,25 +893,58 @@ def test_a_bad_object_is_never_written_and_a_later_bundle_brings_it(base: Base, 
     assert tree(b, folders=False) == {**sender, **mine}
 
 
-def test_a_damaged_object_early_in_a_large_bundle_leaves_nothing_fetched_ahead(tmp_path: Path) -> None:
-    """Content is fetched ahead past the intent log's batch being made: an
-    apply that a damaged object ends in its first batch leaves the files
-    before it in place, none after, and no temporary file fetched for the
-    batches after it."""
-    a, b = new_vault(tmp_path, "A", "B")
-    files = {f"new/{i:04d}.jpg": incompressible(2000 + i, i) for i in range(1500)}
-    make_tree(a, files)
-    out = tmp_path / "x.sqb"
+def damaged_bundle(tmp: Path, damaged: list[str], files: int = 1500) -> tuple[Path, Path, dict[str, bytes]]:
+    """An empty replica B, and a bundle for it of `files` new files from A
+    (new/0000.jpg, ...) whose objects for the `damaged` paths have a bit
+    flipped."""
+    a, b = new_vault(tmp, "A", "B")
+    content = {f"new/{i:04d}.jpg": incompressible(2000 + i, i) for i in range(files)}
+    make_tree(a, content)
+    out = tmp / "x.sqb"
     pack(str(a), str(out), for_replica=str(b))
     data = bytearray(out.read_bytes())
-    oid = blake3.blake3(files["new/0005.jpg"]).digest()
-    payload = next(p for _, p, o in object_positions(bytes(data)) if o.oid == oid)
-    data[payload + 10] ^= 1
+    for path in damaged:
+        oid = blake3.blake3(content[path]).digest()
+        payload = next(p for _, p, o in object_positions(bytes(data)) if o.oid == oid)
+        data[payload + 10] ^= 1
     out.write_bytes(bytes(data))
+    return b, out, content
+
+
+def test_a_damaged_object_late_in_the_first_batch_leaves_nothing_fetched_ahead(tmp_path: Path) -> None:
+    """Content is fetched ahead past the intent log's batch being made (of
+    1,024 actions): an apply that a damaged object ends late in its first
+    batch leaves the files before it in place, none after, and no
+    temporary file fetched for the batch after it."""
+    b, out, files = damaged_bundle(tmp_path, ["new/0900.jpg"])
     with pytest.raises(DamagedObject) as e:
         apply(str(out), str(b))
-    assert e.value.path == b"new/0005.jpg"
-    assert tree(b, folders=False) == {p: files[p] for p in sorted(files)[:5]}
+    assert e.value.path == b"new/0900.jpg"
+    assert tree(b, folders=False) == {p: files[p] for p in sorted(files)[:900]}
+    assert list((b / ".squirrel" / "tmp").iterdir()) == []
+
+
+def test_the_damaged_object_named_is_the_one_the_apply_stopped_at(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two groups of files are fetched at once, on two threads: the later
+    damaged object may be found first. The error names the one whose turn
+    ended the apply, and counts what was applied before it."""
+    b, out, files = damaged_bundle(tmp_path, ["new/0300.jpg", "new/0600.jpg"])
+    write_group = fetch.Fetcher._write_group
+
+    def slower_for_the_first(self: fetch.Fetcher, acts: list[Action]) -> list[Fetched]:
+        if any(act.path == b"new/0300.jpg" for act in acts):
+            time.sleep(0.5)  # the group holding new/0600.jpg finishes first
+        return write_group(self, acts)
+
+    monkeypatch.setattr(fetch.Fetcher, "_write_group", slower_for_the_first)
+    with pytest.raises(DamagedObject) as e:
+        apply(str(out), str(b))
+    assert e.value.path == b"new/0300.jpg"
+    assert "new/0300.jpg" in e.value.message and "0600" not in e.value.message
+    assert e.value.applied == 300 + 1  # the files before it, and their folder
+    assert tree(b, folders=False) == {p: files[p] for p in sorted(files)[:300]}
     assert list((b / ".squirrel" / "tmp").iterdir()) == []
 
 

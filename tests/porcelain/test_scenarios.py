@@ -591,12 +591,12 @@ def test_moving_hundreds_of_files_with_one_content_renames_each_of_them(vault: t
     assert_quiet(a, b)
 
 
-def test_a_move_in_a_later_batch_copies_no_bytes_while_new_files_are_fetched_ahead(
+def test_a_move_in_the_next_batch_copies_no_bytes_while_new_files_are_fetched_ahead(
     vault: tuple[Path, Path, Path],
 ) -> None:
-    """The sender's content is fetched ahead past the intent log's batch
-    being made; a file moved in a later batch is still renamed locally,
-    never fetched."""
+    """The sender's content is fetched ahead into the intent log's next
+    batch; a file moved in that batch is still renamed locally, never
+    fetched."""
     a, b, _ = vault
     photo = os.urandom(1 << 16)
     in_sync({"aa/photo.jpg": photo}, a, b)
