@@ -48,9 +48,9 @@ SYNC_THREADS = 4  # large files fsynced at once while the next ones are written
 LARGE_FILE = 1 << 20  # from this size a file fetched ahead is fsynced on its own
 SMALL_GROUP = 64  # smaller files are made durable together, this many at a time
 # Groups written at once on fetching threads, ahead of the executor. With
-# the fetching threads also running ahead into the batches after the
-# executor's, two beat one on two cores: an apply of 10,000 small files took
-# 1.35 s against 1.49 s (six alternating rounds), a push 1.31 against 1.58.
+# the fetching threads also running ahead into the executor's next batch,
+# two beat one on two cores: an apply of 10,000 small files took 1.35 s
+# against 1.49 s (six alternating rounds), a push 1.31 against 1.58.
 WRITERS = 2
 
 
