@@ -29,8 +29,9 @@ Each set runs twice (--cache both, the default): with a warm page cache
 case of a drive just plugged in: before each timed command the page cache
 is dropped (`echo 1 > /proc/sys/vm/drop_caches`, which needs root; without
 it the cold runs are skipped) and the program alone is read back into it
-(`sq --version`, `cp --version`), so that the data comes from the disk and
-the program does not. The warm runs are removed before the cold ones
+(`sq COMMAND --help`, which loads the modules the command runs, and
+`cp --version`), so that the data comes from the disk and the program
+does not. The warm runs are removed before the cold ones
 start, so that both need the disk of one.
 
 Everything lives in one temporary directory under /tmp (or --tmp), removed
@@ -122,14 +123,15 @@ def can_drop_cache() -> bool:
     return os.access(DROP_CACHES, os.W_OK)
 
 
-def settle(cold: bool, program: list[str]) -> None:
+def settle(cold: bool, warm_up: list[str]) -> None:
     """Before a timed command: the disk synced and, for a cold run, the page
-    cache dropped, then `program` read back into it (it was not just
-    plugged in; the data was)."""
+    cache dropped, then the program read back into it by `warm_up` (a run
+    that loads what the timed command loads and reads no data: the program
+    was not just plugged in; the data was)."""
     sync_disk()
     if cold:
         DROP_CACHES.write_text("1\n")
-        run([*program, "--version"])
+        run(warm_up)
 
 
 def empty_replica(sq: list[str], path: Path, name: str, join: Path) -> None:
@@ -155,17 +157,17 @@ def one_run(sq: list[str], tmp: Path, src: Path, files: int, n: int, res: SetRes
     def cp_sync() -> float:
         nonlocal copies
         copies += 1
-        settle(res.cold, ["cp"])
+        settle(res.cold, ["cp", "--version"])
         t, _ = timed(["sh", "-c", 'cp -r "$1" "$2" && sync', "sh", str(src), str(run_dir / f"cp{copies}")])
         return t
 
-    def paired(work: str, copies_: int, timed_sq: Callable[[], float]) -> None:
+    def paired(work: str, copies_: int, timed_sq: Callable[[], float], command: str) -> None:
         """Time `timed_sq` and `copies_` copies of the same bytes, the copies
         first in even runs and last in odd ones: a disk that slows down
         after a burst of writes weighs on both sides alike."""
         first = n % 2 == 0
         c = sum(cp_sync() for _ in range(copies_)) if first else 0.0
-        settle(res.cold, sq)
+        settle(res.cold, [*sq, command, "--help"])  # imports what `sq COMMAND` imports
         res.sq[work].append(timed_sq())
         res.cp_sync[work].append(c if first else sum(cp_sync() for _ in range(copies_)))
 
@@ -184,8 +186,8 @@ def one_run(sq: list[str], tmp: Path, src: Path, files: int, n: int, res: SetRes
         check(json.loads(out), files, "sq apply")
         return t
 
-    paired("pack --for", 1, do_pack)
-    paired("apply", 1, do_apply)
+    paired("pack --for", 1, do_pack, "pack")
+    paired("apply", 1, do_apply, "apply")
 
     dst = run_dir / "Q"
     empty_replica(sq, dst, f"Q{n}", src)
@@ -195,7 +197,7 @@ def one_run(sq: list[str], tmp: Path, src: Path, files: int, n: int, res: SetRes
         check(json.loads(out), files, "sq push")
         return t
 
-    paired("push", 1, do_push)
+    paired("push", 1, do_push, "push")
 
     # The carrier meets A alone first (it keeps no content: no other drive
     # is known), then the empty drive B: the timed visit of A then takes
@@ -212,12 +214,12 @@ def one_run(sq: list[str], tmp: Path, src: Path, files: int, n: int, res: SetRes
         t_a, out = timed([*visit, str(src)])
         if json.loads(out)["carried_in"] < files:
             sys.exit(f"bench: the visit of A did not take the content: {out}")
-        settle(res.cold, sq)
+        settle(res.cold, [*sq, "sync", "--help"])
         t_b, out = timed([*visit, str(b)])
         check(json.loads(out), files, "the visit of B")
         return t_a + t_b
 
-    paired("carrier A->B", 2, do_visits)
+    paired("carrier A->B", 2, do_visits, "sync")
     # The replica of the sender forgets this run's carrier and receivers.
     shutil.rmtree(src / ".squirrel")
 
