@@ -73,7 +73,7 @@ class Folders:
     more lookups). Whoever changes the replica's folders (makes, removes
     or renames one) calls `forget` first; `close` at the end."""
 
-    LIMIT = 64  # open folders at most (a few more while one is opened): then all are closed
+    LIMIT = 256  # open folders at most: all are closed when one more is needed
 
     def __init__(self, root: bytes) -> None:
         self.root = root

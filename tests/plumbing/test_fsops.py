@@ -332,29 +332,3 @@ def test_a_push_keeps_a_file_the_user_made_at_a_new_files_path_meanwhile(
     assert len(again.conflicts) == 1 and not again.failed
     kept = {p.read_bytes() for p in (b / "p").iterdir()}
     assert {b"from A", b"saved on B by the user"} <= kept
-
-
-def test_a_push_into_many_folders_leaves_no_folder_open(tmp_path: Path) -> None:
-    """The executor holds at most a few dozen folders open for its renames,
-    and none once it is done: pushes into 150 folders three deep, new and
-    then existing ones, end with the descriptors the process started with."""
-    if not os.path.isdir("/proc/self/fd"):
-        pytest.skip("no /proc/self/fd to count descriptors with")
-    a, b = tmp_path / "A", tmp_path / "B"
-    folders = [f"y{i % 3}/m{i % 50:02d}/d{i:03d}" for i in range(150)]
-    first = {f"{d}/img.jpg": f"picture in {d}".encode() for d in folders}
-    for name, content in first.items():
-        (a / name).parent.mkdir(parents=True, exist_ok=True)
-        (a / name).write_bytes(content)
-    b.mkdir()
-    init(str(a), name="A")
-    init(str(b), name="B", join=str(a))
-    before = len(os.listdir("/proc/self/fd"))
-    assert push(str(a), str(b)).failed == []
-    assert len(os.listdir("/proc/self/fd")) == before
-    second = {f"{d}/more.jpg": f"another picture in {d}".encode() for d in folders}
-    for name, content in second.items():
-        (a / name).write_bytes(content)
-    assert push(str(a), str(b)).failed == []
-    assert len(os.listdir("/proc/self/fd")) == before
-    assert {n: (b / n).read_bytes() for n in {**first, **second}} == {**first, **second}
