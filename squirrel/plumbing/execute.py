@@ -127,9 +127,6 @@ class Executor:
             if act.kind == WRITE and act.conflict >= 0 and act.b is None and act.src_path is None
         }
         self.names = CaseFolding(self.root, replica.tmp_dir)
-        # The folders new files are renamed into, each opened once (forgotten
-        # at each batch and whenever an action may change a folder).
-        self._folders = fsops.Folders(self.root)
         # Folders refused with everything below them: a name colliding on a
         # case-folding drive, a path too long for the index, or a folder the
         # file system would not make.
@@ -171,7 +168,6 @@ class Executor:
                 self._run_batch(self._later.popleft())
             self._record_conflicts(range(len(self.plan.conflicts)))
         finally:
-            self._folders.close()
             self.fetch.discard()
         self.result.bytes_from_source = self.fetch.bytes_from_source
         return self.result
@@ -193,7 +189,6 @@ class Executor:
         }
         steps = [step for i in batch if i not in self._skip for step in self._undo_steps(self.plan.actions[i])]
         self._parents_seen.clear()
-        self._folders.forget()
         with self.rep.journal.batch(self.idx, steps):
             for n, i in enumerate(batch):
                 act = self.plan.actions[i]
@@ -319,8 +314,6 @@ class Executor:
         # Whatever the sender's tree says, nothing is written outside the
         # replica or into .squirrel/ (under any case, for case-folding drives).
         paths.check_relpath(act.path)
-        if not _keeps_folders(act):
-            self._folders.forget()
         if act.kind == MOVE_ASIDE:
             paths.check_relpath(act.target)
         if not self.idx.fits(act.path):
@@ -555,7 +548,7 @@ class Executor:
                 fsops.recheck(self.root, rel, act.b)
                 st = self._replace(tmp, rel, act.b)
             else:  # the rename checks that nothing is there (`fsops.rename_new`)
-                st = fsops.install(tmp, self.root, rel, sync=False, new=True, folders=self._folders)
+                st = fsops.install(tmp, self.root, rel, sync=False, new=True)
             self._dirty.add(os.path.dirname(self._abs(rel)))
         except BaseException:
             if os.path.exists(tmp):
@@ -683,14 +676,6 @@ def worth_looking_for(plan: Plan, source: ContentSource) -> set[bytes]:
         and act.a.size >= smallest
         and (holds is None or not holds(act.a.oid))
     }
-
-
-def _keeps_folders(act: Action) -> bool:
-    """Does the action leave every folder of the receiver where it is (it
-    writes, deletes or changes the times of a file)?"""
-    if act.kind == WRITE:
-        return act.b is None or act.b.is_file
-    return act.kind in (DELETE, META) and act.b is not None and act.b.is_file
 
 
 def moves_a_file(act: Action) -> bool:

@@ -61,59 +61,6 @@ def check_parents(root: bytes, rel: bytes) -> None:
             raise UnsafePath(f"refusing to write through {paths.display(cur)}: not a directory (symlink?)")
 
 
-_FOLDER_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-
-
-class Folders:
-    """The folders of a replica opened once each, for renames into them.
-    Each is opened by walking its path from the root one folder at a time,
-    never following a symlink: a rename through its handle goes into the
-    folder that was checked, even if a symlink takes its name afterwards
-    (what `check_parents` checks before each rename by path, in two or
-    more lookups). Whoever changes the replica's folders (makes, removes
-    or renames one) calls `forget` first; `close` at the end."""
-
-    LIMIT = 256  # open folders at most: all are closed when one more is needed
-
-    def __init__(self, root: bytes) -> None:
-        self.root = root
-        self._open: dict[bytes, int] = {}  # folder (relative, b"" the root) -> its handle
-
-    def handle(self, folder: bytes) -> int:
-        """The handle of `folder` (relative to the root); raises as
-        `check_parents` does where a folder on the way vanished or is no
-        folder (a symlink)."""
-        fd = self._open.get(folder)
-        if fd is not None:
-            return fd
-        if len(self._open) >= self.LIMIT:
-            self.forget()
-        if not folder:
-            fd = os.open(self.root, _FOLDER_FLAGS & ~os.O_NOFOLLOW)
-        else:
-            above, _, name = folder.rpartition(b"/")
-            parent = self.handle(above)
-            try:
-                fd = os.open(name, _FOLDER_FLAGS, dir_fd=parent)
-            except FileNotFoundError:
-                raise ChangedDuringOperation(f"directory vanished: {paths.display(folder)}") from None
-            except OSError as e:
-                if e.errno not in (errno.ENOTDIR, errno.ELOOP):
-                    raise
-                where = paths.display(abspath(self.root, folder))
-                raise UnsafePath(f"refusing to write through {where}: not a directory (symlink?)") from None
-        self._open[folder] = fd
-        return fd
-
-    def forget(self) -> None:
-        """Close every handle: the folders may change."""
-        for fd in self._open.values():
-            os.close(fd)
-        self._open.clear()
-
-    close = forget
-
-
 def matches(st: os.stat_result | None, expected: Entry | None) -> bool:
     """Is what is on disk still the version the plan saw?"""
     if expected is None:
@@ -589,46 +536,28 @@ def trash_path(trash_dir: str, oid: bytes) -> bytes:
     return os.path.join(os.fsencode(trash_dir), oid.hex().encode())
 
 
-def install(
-    tmp: str | bytes,
-    root: bytes,
-    rel: bytes,
-    sync: bool = True,
-    *,
-    new: bool = False,
-    folders: Folders | None = None,
-) -> os.stat_result:
+def install(tmp: str | bytes, root: bytes, rel: bytes, sync: bool = True, *, new: bool = False) -> os.stat_result:
     """Rename a verified temporary file (or a file of this replica being moved)
     into place; returns its stat. The directories above are checked again
     just before: one swapped for a symlink since the plan is never written
-    through. With `folders`, the rename goes into the folder's handle
-    instead (`Folders`), which no symlink can take the place of. `new`:
-    nothing was at `rel` when the plan was made: whatever is there now is
-    never replaced (`rename_new`, which checks), the rename fails with
-    ChangedDuringOperation. Without `sync`, the caller fsyncs the directory
-    later (the executor does once per directory and batch, before it
-    commits)."""
+    through. `new`: nothing was at `rel` when the plan was made: whatever
+    is there now is never replaced (`rename_new`, which checks), the
+    rename fails with ChangedDuringOperation. Without `sync`, the caller
+    fsyncs the directory later (the executor does once per directory and
+    batch, before it commits)."""
+    check_parents(root, rel)
     dest = abspath(root, rel)
-    if folders is None:
-        check_parents(root, rel)
-        at, name = _AT_FDCWD, dest
-    else:
-        at, name = folders.handle(rel.rpartition(b"/")[0]), rel.rpartition(b"/")[2]
     faults.point("rename")
     if new:
         try:
-            rename_new(os.fsencode(tmp), name, at)
+            rename_new(os.fsencode(tmp), dest)
         except FileExistsError:
             raise ChangedDuringOperation(f"{paths.display(rel)} changed since it was scanned") from None
-    elif folders is None:
-        os.rename(os.fsencode(tmp), dest)
     else:
-        os.rename(os.fsencode(tmp), name, dst_dir_fd=at)
+        os.rename(os.fsencode(tmp), dest)
     if sync:
         fsync_dir(os.fsdecode(os.path.dirname(dest)))
-    if folders is None:
-        return os.lstat(dest)
-    return os.stat(name, dir_fd=at, follow_symlinks=False)
+    return os.lstat(dest)
 
 
 _AT_FDCWD = -100
@@ -637,40 +566,34 @@ _NO_NOREPLACE = (errno.EINVAL, errno.ENOSYS)  # the file system (FUSE's, exFAT's
 
 
 @functools.cache
-def _renameat2_call() -> Callable[[bytes, bytes, int], int] | None:
+def _renameat2_call() -> Callable[[bytes, bytes], int] | None:
     """renameat2(2) with RENAME_NOREPLACE (Linux 3.15, through the C library
     of glibc 2.28 and later), looked up on first use; None elsewhere. The
-    call (source, destination, the destination folder's handle or
-    AT_FDCWD) returns 0 or the error's number."""
+    call returns 0 or the error's number."""
     fn = linux_call("renameat2", lambda c: (c.c_int, c.c_char_p, c.c_int, c.c_char_p, c.c_uint))
     if fn is None:
         return None
     import ctypes
 
-    def call(src: bytes, dest: bytes, at: int = _AT_FDCWD) -> int:
-        return 0 if fn(_AT_FDCWD, src, at, dest, _RENAME_NOREPLACE) == 0 else ctypes.get_errno()
+    def call(src: bytes, dest: bytes) -> int:
+        return 0 if fn(_AT_FDCWD, src, _AT_FDCWD, dest, _RENAME_NOREPLACE) == 0 else ctypes.get_errno()
 
     return call
 
 
-def rename_new(src: bytes, dest: bytes, at: int = _AT_FDCWD) -> None:
-    """Rename `src` to `dest` (in the folder whose handle is `at`, where
-    given), where nothing may be: a file made at `dest` (by the user, by
-    another program) is never replaced, the rename fails with
-    FileExistsError. Where the system can (Linux's RENAME_NOREPLACE, on
-    ext4, btrfs, XFS, tmpfs...), the rename itself refuses; elsewhere (a
+def rename_new(src: bytes, dest: bytes) -> None:
+    """Rename `src` to `dest`, where nothing may be: a file made at `dest`
+    (by the user, by another program) is never replaced, the rename fails
+    with FileExistsError. Where the system can (Linux's RENAME_NOREPLACE,
+    on ext4, btrfs, XFS, tmpfs...), the rename itself refuses; elsewhere (a
     FUSE file system such as exFAT's, other systems) `dest` is checked
     right before a plain rename."""
     call = _renameat2_call()
-    err = call(src, dest, at) if call is not None else errno.ENOSYS
+    err = call(src, dest) if call is not None else errno.ENOSYS
     if err in _NO_NOREPLACE:
-        folder = None if at == _AT_FDCWD else at
-        try:
-            os.stat(dest, dir_fd=folder, follow_symlinks=False)
-        except (FileNotFoundError, NotADirectoryError):
-            os.rename(src, dest, dst_dir_fd=folder)
-        else:
+        if lstat_or_none(dest) is not None:
             raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), dest)
+        os.rename(src, dest)
     elif err:
         raise OSError(err, os.strerror(err), src, None, dest)
 
