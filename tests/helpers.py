@@ -274,3 +274,19 @@ def pure_python(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SQ_PURE_PYTHON", "1")
     monkeypatch.setattr(sweep, "_compare", None)
     monkeypatch.setattr(groups, "_copy_group", None)
+
+
+def third_group_breaks(monkeypatch: pytest.MonkeyPatch, message: str) -> None:
+    """The third group written (`groups.Groups`, on whichever thread) raises
+    RuntimeError(`message`) once its files are written, as a fault of sq
+    itself would: what no file was told of."""
+    real = groups.Groups._verified
+    calls: list[int] = []
+
+    def third_breaks(self: groups.Groups, *args: object) -> list[groups.Fetched]:
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError(message)
+        return real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(groups.Groups, "_verified", third_breaks)

@@ -21,19 +21,16 @@ from squirrel.plumbing import faults
 @functools.cache
 def _syncfs_call() -> Callable[[int], int] | None:
     """syncfs(2), where it reports write-back errors (Linux 5.8 and later)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
     import platform
 
     try:
         major, minor = (int(x) for x in platform.release().split(".")[:2])
-        if (major, minor) < (5, 8):
-            return None
-        fn: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
-    except (ValueError, OSError, AttributeError):
+    except ValueError:
         return None
-    return fn
+    if (major, minor) < (5, 8):
+        return None
+    call: Callable[[int], int] | None = linux_call("syncfs", lambda c: (c.c_int,))
+    return call
 
 
 def linux_call(name: str, argtypes: Callable[[Any], tuple[Any, ...]]) -> Any:

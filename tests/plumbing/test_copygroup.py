@@ -23,7 +23,7 @@ from squirrel.plumbing import fetch, fsops, groups
 from squirrel.porcelain.init import init
 from squirrel.porcelain.push import push
 from tests.bundle_tools import incompressible
-from tests.helpers import sq_in_process, tree
+from tests.helpers import sq_in_process, third_group_breaks, tree
 
 copygroup = pytest.importorskip("squirrel.plumbing._copygroup")
 
@@ -391,16 +391,7 @@ def test_an_error_on_the_fetching_thread_ends_the_sync_and_leaves_no_temporary_f
     thread) ends the sync with that error, after every temporary file is
     removed; the next push finishes the work."""
     a, b, _ = pair(tmp_path, 30)
-    real = groups.Groups._verified
-    calls: list[int] = []
-
-    def third_breaks(self: groups.Groups, *args: object) -> list[groups.Fetched]:
-        calls.append(1)
-        if len(calls) == 3:
-            raise RuntimeError("a fault of the fetching thread")
-        return real(self, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(groups.Groups, "_verified", third_breaks)
+    third_group_breaks(monkeypatch, "a fault of the fetching thread")
     with pytest.raises(RuntimeError, match="a fault of the fetching thread"):
         push(str(a), str(b))
     monkeypatch.undo()

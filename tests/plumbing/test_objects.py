@@ -13,6 +13,7 @@ from squirrel.errors import ChangedDuringOperation
 from squirrel.plumbing import faults, fsops, groups
 from squirrel.plumbing.objects import LARGE_OBJECT, UNLINK_GROUP, ObjectStore, Wanted
 from tests.bundle_tools import incompressible
+from tests.helpers import third_group_breaks
 
 
 def _store(tmp_path: Path) -> ObjectStore:
@@ -249,16 +250,7 @@ def test_an_error_on_a_writing_thread_ends_the_store_and_leaves_no_temporary_fil
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _counted_groups(monkeypatch)
-    real = groups.Groups._verified
-    calls: list[int] = []
-
-    def third_breaks(self: groups.Groups, *args: object) -> list[groups.Fetched]:
-        calls.append(1)
-        if len(calls) == 3:
-            raise RuntimeError("a fault of the writing thread")
-        return real(self, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(groups.Groups, "_verified", third_breaks)
+    third_group_breaks(monkeypatch, "a fault of the writing thread")
     sources = _sources(tmp_path / "drive", [400] * 50)
     with pytest.raises(RuntimeError, match="a fault of the writing thread"):
         list(_store(tmp_path).put_many([_from_file(oid, p) for oid, p in sources.items()]))
