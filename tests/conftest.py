@@ -26,6 +26,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # aside for the rest of the process: each test starts with them as built.
     monkeypatch.setattr(sweep, "_compare", sweep._compare)
     monkeypatch.setattr(groups, "_copy_group", groups._copy_group)
+    monkeypatch.setattr(fsops, "_place", fsops._place)
 
 
 @pytest.fixture

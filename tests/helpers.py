@@ -35,7 +35,7 @@ import pytest
 from click.testing import CliRunner
 
 from squirrel.cli import main
-from squirrel.plumbing import groups, sweep
+from squirrel.plumbing import fsops, groups, sweep
 from squirrel.plumbing.index import Entry
 from squirrel.plumbing.replica import Replica
 
@@ -269,11 +269,13 @@ def sq_in_process(*args: str | bytes | Path, input: str | bytes | None = None) -
 
 def pure_python(monkeypatch: pytest.MonkeyPatch) -> None:
     """The sweep compares folders in Python, in this process and in its
-    workers, and the fetcher writes every file in Python, in its turn
-    (`SQ_PURE_PYTHON`), as where the C parts were not built."""
+    workers, the fetcher writes every file in Python, in its turn, and
+    each is renamed into place in Python (`SQ_PURE_PYTHON`), as where the
+    C parts were not built."""
     monkeypatch.setenv("SQ_PURE_PYTHON", "1")
     monkeypatch.setattr(sweep, "_compare", None)
     monkeypatch.setattr(groups, "_copy_group", None)
+    monkeypatch.setattr(fsops, "_place", None)
 
 
 def third_group_breaks(monkeypatch: pytest.MonkeyPatch, message: str) -> None:

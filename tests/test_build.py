@@ -1,7 +1,7 @@
-"""The C parts (squirrel/plumbing/_folderstat.c and _copygroup.c) are
-optional at install, so a mistake in one would not fail the build: it
-would leave every user with the slower Python, silently. Where a C compiler
-and Python's headers are here, both must have been built."""
+"""The C parts (squirrel/plumbing/_folderstat.c, _copygroup.c and
+_place.c) are optional at install, so a mistake in one would not fail the
+build: it would leave every user with the slower Python, silently. Where a
+C compiler and Python's headers are here, each must have been built."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def can_build_c() -> bool:
     return shutil.which(cc) is not None and headers.exists()
 
 
-@pytest.mark.parametrize("module", ["_folderstat", "_copygroup"])
+@pytest.mark.parametrize("module", ["_folderstat", "_copygroup", "_place"])
 def test_each_c_part_is_built_where_it_can_be(module: str) -> None:
     if not can_build_c():
         pytest.skip("no C compiler or no Python headers here: sq does this work in Python")

@@ -40,12 +40,27 @@ from squirrel.plumbing.index import Entry, ReplicaIndex
 from squirrel.plumbing.trash import TrashItem, TrashReason
 from squirrel.plumbing.trashcan import record_version
 
+_place: Callable[[bytes, bytes, bytes, bool], tuple[int, int]] | None = None
+try:  # where setup.py built it
+    from squirrel.plumbing._place import place as _place
+except ImportError:  # an install without a C compiler: `install` makes the same calls in Python
+    pass
+_VANISHED, _NOT_A_FOLDER, _RENAME_FAILED = 1, 2, 3  # what _place.place answers, besides 0
+
 BLOCK = 1 << 20
 WRITEBACK_STEP = 8 << 20  # a large file's bytes are sent to the disk as they are written, this many at a time
 
 
 def abspath(root: bytes, rel: bytes) -> bytes:
     return root + b"/" + rel if rel else root
+
+
+def place_in_python() -> None:
+    """Rename files into place in Python even where the C part was built:
+    what `SQ_PURE_PYTHON` asks (read by the command line), as for the
+    sweep (`sweep.compare_in_python`)."""
+    global _place
+    _place = None
 
 
 def check_parents(root: bytes, rel: bytes) -> None:
@@ -56,9 +71,17 @@ def check_parents(root: bytes, rel: bytes) -> None:
         try:
             st = os.lstat(cur)
         except FileNotFoundError:
-            raise ChangedDuringOperation(f"directory vanished: {paths.display(cur)}") from None
+            raise _vanished(cur) from None
         if not statmod.S_ISDIR(st.st_mode):
-            raise UnsafePath(f"refusing to write through {paths.display(cur)}: not a directory (symlink?)")
+            raise _not_a_folder(cur)
+
+
+def _vanished(folder: bytes) -> ChangedDuringOperation:
+    return ChangedDuringOperation(f"directory vanished: {paths.display(folder)}")
+
+
+def _not_a_folder(folder: bytes) -> UnsafePath:
+    return UnsafePath(f"refusing to write through {paths.display(folder)}: not a directory (symlink?)")
 
 
 def matches(st: os.stat_result | None, expected: Entry | None) -> bool:
@@ -84,7 +107,7 @@ def lstat_or_none(path: bytes) -> os.stat_result | None:
 
 def recheck(root: bytes, rel: bytes, expected: Entry | None) -> None:
     if not matches(lstat_or_none(abspath(root, rel)), expected):
-        raise ChangedDuringOperation(f"{paths.display(rel)} changed since it was scanned")
+        raise _changed(rel)
 
 
 def clean_tmp(tmp_dir: str) -> int:
@@ -545,6 +568,31 @@ def install(tmp: str | bytes, root: bytes, rel: bytes, sync: bool = True, *, new
     rename fails with ChangedDuringOperation. Without `sync`, the caller
     fsyncs the directory later (the executor does once per directory and
     batch, before it commits)."""
+    dest = abspath(root, rel)
+    if _place is not None:  # the same calls in C, in one (_place.c)
+        faults.point("rename")
+        code, at = _place(os.fsencode(tmp), root, rel, new)
+        if code == _VANISHED:
+            raise _vanished(abspath(root, rel[:at]))
+        if code == _NOT_A_FOLDER:
+            raise _not_a_folder(abspath(root, rel[:at]))
+        if code == _RENAME_FAILED and new and at == errno.EEXIST:
+            raise _changed(rel)
+        if code == _RENAME_FAILED:
+            raise OSError(at, os.strerror(at), os.fsencode(tmp), None, dest)
+    else:
+        _install_in_python(tmp, root, rel, new)
+    if sync:
+        fsync_dir(os.fsdecode(os.path.dirname(dest)))
+    return os.lstat(dest)
+
+
+def _changed(rel: bytes) -> ChangedDuringOperation:
+    return ChangedDuringOperation(f"{paths.display(rel)} changed since it was scanned")
+
+
+def _install_in_python(tmp: str | bytes, root: bytes, rel: bytes, new: bool) -> None:
+    """`install`'s checks and rename, where the C part was not built."""
     check_parents(root, rel)
     dest = abspath(root, rel)
     faults.point("rename")
@@ -552,12 +600,9 @@ def install(tmp: str | bytes, root: bytes, rel: bytes, sync: bool = True, *, new
         try:
             rename_new(os.fsencode(tmp), dest)
         except FileExistsError:
-            raise ChangedDuringOperation(f"{paths.display(rel)} changed since it was scanned") from None
+            raise _changed(rel) from None
     else:
         os.rename(os.fsencode(tmp), dest)
-    if sync:
-        fsync_dir(os.fsdecode(os.path.dirname(dest)))
-    return os.lstat(dest)
 
 
 _AT_FDCWD = -100

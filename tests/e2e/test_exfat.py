@@ -38,6 +38,8 @@ from typing import Any
 
 import pytest
 
+from squirrel.errors import ChangedDuringOperation
+from squirrel.plumbing import fsops
 from squirrel.plumbing.index import KIND_DIR, Entry, decode_entry
 from squirrel.plumbing.space import SPACE_RESERVE
 from tests.bundle_tools import REC_ENTRY, Record, entry_record, join_bundle, split_bundle
@@ -525,3 +527,25 @@ def test_a_visit_short_of_space_applies_the_trash_policy_then_says_what_the_tras
     assert trash_ids(d2) == set() and ok("trash", "list", d2, "--json").json["items"] == []
     ok("verify", d2)
     shutil.rmtree(d2)  # the drive is shared with the other tests
+
+
+@pytest.mark.parametrize("how", ["in C", "in Python"])
+def test_a_new_exfat_file_never_replaces_one_made_there(
+    on_exfat: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """exFAT through FUSE cannot refuse an existing name in the rename
+    itself (RENAME_NOREPLACE): the path is checked right before a plain
+    rename, by the C part as in Python."""
+    if how == "in Python":
+        monkeypatch.setattr(fsops, "_place", None)
+    elif fsops._place is None:
+        pytest.skip("the C part was not built here")
+    (on_exfat / "photos").mkdir()
+    (on_exfat / "photos" / "a.jpg").write_bytes(b"made by the user")
+    tmp = on_exfat / "new.tmp"
+    tmp.write_bytes(b"the sender's version")
+    with pytest.raises(ChangedDuringOperation, match="photos/a.jpg changed since it was scanned"):
+        fsops.install(bytes(tmp), bytes(on_exfat), b"photos/a.jpg", new=True)
+    assert (on_exfat / "photos" / "a.jpg").read_bytes() == b"made by the user"
+    fsops.install(bytes(tmp), bytes(on_exfat), b"photos/b.jpg", new=True)
+    assert (on_exfat / "photos" / "b.jpg").read_bytes() == b"the sender's version" and not tmp.exists()

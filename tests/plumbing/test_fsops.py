@@ -14,7 +14,7 @@ from pathlib import Path
 import blake3
 import pytest
 
-from squirrel.errors import ChangedDuringOperation, OutOfSpace
+from squirrel.errors import ChangedDuringOperation, OutOfSpace, UnsafePath
 from squirrel.plumbing import faults, fetch, fsops, groups
 from squirrel.porcelain.apply import apply
 from squirrel.porcelain.init import init
@@ -220,7 +220,24 @@ def refuses_existing_names(tmp_path: Path) -> bool:
     return refused
 
 
-def test_a_new_file_never_replaces_one_made_at_its_path_after_the_check(tmp_path: Path) -> None:
+@pytest.fixture(params=["in C", "in Python"])
+def renames(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Files renamed into place by the C part (`_place.c`) or, as where it
+    was not built, in Python: the same checks, the same errors."""
+    if request.param == "in Python":
+        pure_python(monkeypatch)
+    elif fsops._place is None:
+        pytest.skip("the C part was not built here")
+    return str(request.param)
+
+
+def new_temp(tmp_path: Path, content: bytes = b"the sender's version") -> Path:
+    tmp = tmp_path / "new.tmp"
+    tmp.write_bytes(content)
+    return tmp
+
+
+def test_a_new_file_never_replaces_one_made_at_its_path_after_the_check(tmp_path: Path, renames: str) -> None:
     """The target of a new file is checked, then the file renamed there: a
     file the user makes at that path in between stays, and the rename fails
     as an edit found by the check does."""
@@ -228,15 +245,82 @@ def test_a_new_file_never_replaces_one_made_at_its_path_after_the_check(tmp_path
         pytest.skip("this file system's renames cannot refuse an existing name")
     root = tmp_path / "R"
     (root / "photos").mkdir(parents=True)
-    tmp = tmp_path / "new.tmp"
-    tmp.write_bytes(b"the sender's version")
+    tmp = new_temp(tmp_path)
     (root / "photos" / "a.jpg").write_bytes(b"made by the user just now")
     with pytest.raises(ChangedDuringOperation, match="photos/a.jpg changed since it was scanned"):
         fsops.install(bytes(tmp), bytes(root), b"photos/a.jpg", new=True)
     assert (root / "photos" / "a.jpg").read_bytes() == b"made by the user just now"
     assert tmp.read_bytes() == b"the sender's version"  # the caller removes it
-    fsops.install(bytes(tmp), bytes(root), b"photos/b.jpg", new=True)
+    st = fsops.install(bytes(tmp), bytes(root), b"photos/b.jpg", new=True)
     assert (root / "photos" / "b.jpg").read_bytes() == b"the sender's version"
+    assert (st.st_size, st.st_ino) == (20, os.lstat(root / "photos" / "b.jpg").st_ino)
+
+
+def test_an_update_is_renamed_over_the_version_at_its_path(tmp_path: Path, renames: str) -> None:
+    root = tmp_path / "R"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "b" / "c.jpg").write_bytes(b"old")
+    tmp = new_temp(tmp_path, b"new version")
+    st = fsops.install(bytes(tmp), bytes(root), b"a/b/c.jpg")
+    assert (root / "a" / "b" / "c.jpg").read_bytes() == b"new version" and st.st_size == 11
+    assert not tmp.exists()
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_a_folder_swapped_for_a_symlink_is_never_written_through(tmp_path: Path, renames: str, depth: int) -> None:
+    """Whichever folder above the path is now a symlink (or a file), the
+    rename is refused, naming that folder, and nothing lands outside."""
+    root = tmp_path / "R"
+    folders = ["a", "a/b", "a/b/c"][:depth]
+    (root / folders[-1]).mkdir(parents=True)
+    outside = tmp_path / "outside"
+    (outside / "b" / "c").mkdir(parents=True)
+    swapped = root / folders[0]
+    swapped.rename(tmp_path / "moved-away")
+    swapped.symlink_to(outside, target_is_directory=True) if depth == 3 else swapped.write_bytes(b"a file")
+    tmp = new_temp(tmp_path)
+    rel = folders[-1].encode() + b"/new.jpg"
+    with pytest.raises(UnsafePath, match=f"refusing to write through {swapped}: not a directory"):
+        fsops.install(bytes(tmp), bytes(root), rel, new=True)
+    assert [p for p in outside.rglob("*") if p.is_file()] == []
+    assert tmp.read_bytes() == b"the sender's version"
+
+
+def test_a_folder_gone_since_the_plan_fails_the_file_naming_it(tmp_path: Path, renames: str) -> None:
+    root = tmp_path / "R"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "b").rmdir()
+    tmp = new_temp(tmp_path)
+    with pytest.raises(ChangedDuringOperation, match=f"directory vanished: {root}/a/b$"):
+        fsops.install(bytes(tmp), bytes(root), b"a/b/new.jpg", new=True)
+    assert tmp.exists()
+
+
+def test_the_system_s_own_errors_come_through_with_the_path_they_are_about(tmp_path: Path, renames: str) -> None:
+    """A folder name the file system cannot hold, a folder where the file
+    goes: the error of the system call, never a wrong refusal."""
+    root = tmp_path / "R"
+    (root / "photos" / "a.jpg").mkdir(parents=True)
+    tmp = new_temp(tmp_path)
+    long_name = b"x" * 300
+    with pytest.raises(OSError) as too_long:
+        fsops.install(bytes(tmp), bytes(root), long_name + b"/new.jpg", new=True)
+    assert too_long.value.errno == errno.ENAMETOOLONG
+    assert os.fsencode(too_long.value.filename) == bytes(root) + b"/" + long_name
+    with pytest.raises(OSError) as onto_folder:
+        fsops.install(bytes(tmp), bytes(root), b"photos/a.jpg")
+    assert onto_folder.value.errno == errno.EISDIR
+    assert os.fsencode(onto_folder.value.filename2) == bytes(root / "photos" / "a.jpg")
+    assert tmp.exists() and (root / "photos" / "a.jpg").is_dir()
+
+
+def test_a_path_with_a_null_byte_is_refused_before_anything_is_touched(tmp_path: Path, renames: str) -> None:
+    root = tmp_path / "R"
+    root.mkdir()
+    tmp = new_temp(tmp_path)
+    with pytest.raises(ValueError):
+        fsops.install(bytes(tmp), bytes(root), b"a\0b/new.jpg", new=True)
+    assert tmp.exists() and list(root.iterdir()) == []
 
 
 def test_where_renames_cannot_refuse_a_name_a_new_file_still_arrives(
@@ -246,6 +330,7 @@ def test_where_renames_cannot_refuse_a_name_a_new_file_still_arrives(
     macOS) renames right after checking that nothing is at the path: a file
     there is kept, and the rename fails as an edit found by a check does."""
     monkeypatch.setattr(fsops, "_renameat2_call", lambda: None)
+    monkeypatch.setattr(fsops, "_place", None)  # on such a drive, see test_exfat for the C part
     root = tmp_path / "R"
     root.mkdir()
     tmp = tmp_path / "new.tmp"
@@ -260,7 +345,7 @@ def test_where_renames_cannot_refuse_a_name_a_new_file_still_arrives(
 
 
 def test_a_push_keeps_a_file_the_user_made_at_a_new_files_path_meanwhile(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, renames: str
 ) -> None:
     """The user saves a file at the path a push is about to create, after
     the push checked it: the push fails that path and the user's file
@@ -274,15 +359,16 @@ def test_a_push_keeps_a_file_the_user_made_at_a_new_files_path_meanwhile(
     (a / "p" / "other.jpg").write_bytes(b"also from A")
     init(str(a), name="A")
     init(str(b), name="B", join=str(a))
-    real = fsops.rename_new
+    real = faults.point
 
-    def user_saves_meanwhile(src: bytes, dest: bytes) -> None:
-        """Every check is over: the user saves a file there now."""
-        if dest == bytes(b / "p" / "new.jpg"):
+    def user_saves_meanwhile(op: str) -> None:
+        """Every check of p/new.jpg (the first file) is over, its rename is
+        next: the user saves a file there now."""
+        if op == "rename" and (b / "p").is_dir() and not (b / "p" / "new.jpg").exists():
             (b / "p" / "new.jpg").write_bytes(b"saved on B by the user")
-        real(src, dest)
+        real(op)
 
-    monkeypatch.setattr(fsops, "rename_new", user_saves_meanwhile)
+    monkeypatch.setattr(faults, "point", user_saves_meanwhile)
     report = push(str(a), str(b))
     monkeypatch.undo()
     assert [(p, why) for p, why in report.failed] == [(b"p/new.jpg", "p/new.jpg changed since it was scanned")]

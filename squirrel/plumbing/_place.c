@@ -1,0 +1,144 @@
+/* A verified temporary file renamed into place, in C.
+ *
+ * Every file an apply or a push writes ends in a rename into place
+ * (fsops.install): each folder above the path is checked again just
+ * before, so that one swapped for a symlink since the plan is never
+ * written through, and a new file's rename refuses whatever was made at
+ * its path meanwhile (RENAME_NOREPLACE). For small files these system
+ * calls are most of the executor's own time; here they are made in one
+ * call, without the interpreter lock, so that the fetching threads run
+ * meanwhile.
+ *
+ * place(src, root, rel, new) -> (code, at)
+ *
+ *   src    the file to rename (bytes)
+ *   root   the replica's root (bytes)
+ *   rel    the path in the replica (bytes, '/'-separated, never empty)
+ *   new    nothing may be at the path: the rename refuses (Linux's
+ *          renameat2 with RENAME_NOREPLACE); where the file system or
+ *          the kernel cannot, the path is checked right before a plain
+ *          rename
+ *
+ *   (0, 0)      renamed
+ *   (1, at)     the folder root/rel[:at] is gone
+ *   (2, at)     root/rel[:at] is not a folder (a symlink, a file)
+ *   (3, errno)  the rename failed; EEXIST where `new` found something
+ *
+ * Any other error of a folder's lstat raises OSError. Where this module
+ * is not built, fsops.install makes the same calls in Python, with the
+ * same results.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define PLACED 0
+#define VANISHED 1
+#define NOT_A_FOLDER 2
+#define RENAME_FAILED 3
+#define STAT_FAILED 4
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE 1
+#endif
+
+/* rename(2) that never replaces what is at `dest`: 0 or an errno. */
+static int rename_new(const char *src, const char *dest) {
+    int err = ENOSYS;
+#ifdef SYS_renameat2
+    if (syscall(SYS_renameat2, AT_FDCWD, src, AT_FDCWD, dest, RENAME_NOREPLACE) == 0)
+        return 0;
+    err = errno;
+#endif
+    if (err != EINVAL && err != ENOSYS)
+        return err;
+    struct stat st;
+    if (lstat(dest, &st) == 0)
+        return EEXIST;
+    if (errno != ENOENT && errno != ENOTDIR)
+        return errno;
+    return rename(src, dest) == 0 ? 0 : errno;
+}
+
+/* The folders above `rel` in `path` (root + '/' + rel, `rel` starting at
+ * `start`), then the rename: a code of the table above, the offset in rel
+ * of the folder it is about in `*at`, the errno in `*err`. */
+static int place_one(const char *src, char *path, size_t start, int new_file, long *at, int *err) {
+    struct stat st;
+    for (char *p = path + start; (p = strchr(p, '/')) != NULL; p++) {
+        *p = '\0';
+        int failed = lstat(path, &st) != 0;
+        *err = errno;
+        *p = '/';
+        *at = (long)(p - path - start);
+        if (failed)
+            return *err == ENOENT ? VANISHED : STAT_FAILED;
+        if (!S_ISDIR(st.st_mode))
+            return NOT_A_FOLDER;
+    }
+    *err = new_file ? rename_new(src, path) : (rename(src, path) == 0 ? 0 : errno);
+    return *err ? RENAME_FAILED : PLACED;
+}
+
+static PyObject *place(PyObject *self, PyObject *args) {
+    const char *src, *root, *rel;
+    Py_ssize_t src_len, root_len, rel_len;
+    int new_file;
+    if (!PyArg_ParseTuple(args, "y#y#y#p", &src, &src_len, &root, &root_len, &rel, &rel_len, &new_file))
+        return NULL;
+    if ((Py_ssize_t)strlen(src) != src_len || (Py_ssize_t)strlen(root) != root_len ||
+        (Py_ssize_t)strlen(rel) != rel_len || rel_len == 0) {
+        PyErr_SetString(PyExc_ValueError, "a path is empty or holds a null byte");
+        return NULL;
+    }
+    char *path = malloc((size_t)root_len + 1 + (size_t)rel_len + 1);
+    char *from = strdup(src); /* the caller's bytes are not read without the lock */
+    if (path == NULL || from == NULL) {
+        free(path);
+        free(from);
+        return PyErr_NoMemory();
+    }
+    memcpy(path, root, (size_t)root_len);
+    path[root_len] = '/';
+    memcpy(path + root_len + 1, rel, (size_t)rel_len + 1);
+    long at = 0;
+    int code, err = 0;
+    Py_BEGIN_ALLOW_THREADS;
+    code = place_one(from, path, (size_t)root_len + 1, new_file, &at, &err);
+    Py_END_ALLOW_THREADS;
+    PyObject *out = NULL;
+    if (code == STAT_FAILED) {
+        PyObject *folder = PyBytes_FromStringAndSize(path, root_len + 1 + at);
+        if (folder != NULL) {
+            errno = err;
+            PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, folder);
+            Py_DECREF(folder);
+        }
+    } else {
+        out = Py_BuildValue("(il)", code, code == RENAME_FAILED ? (long)err : at);
+    }
+    free(path);
+    free(from);
+    return out;
+}
+
+static PyMethodDef methods[] = {
+    {"place", place, METH_VARARGS,
+     "place(src, root, rel, new) -> (code, at): the folders above rel checked, then src renamed to it."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_place", "A verified temporary file renamed into place.", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__place(void) { return PyModule_Create(&module); }

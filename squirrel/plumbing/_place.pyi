@@ -1,0 +1,3 @@
+# A temporary file renamed into place, in C (_place.c): its documentation is there.
+
+def place(src: bytes, root: bytes, rel: bytes, new: bool, /) -> tuple[int, int]: ...
