@@ -35,7 +35,7 @@ from functools import partial
 from squirrel.errors import ChangedDuringOperation, FileSystemError, SquirrelError, UnsafePath
 from squirrel.plumbing import faults, paths
 from squirrel.plumbing.durable import fsync_dir, fsync_many, linux_call, start_writeback
-from squirrel.plumbing.ids import hasher
+from squirrel.plumbing.ids import advise, hasher
 from squirrel.plumbing.index import Entry, ReplicaIndex
 from squirrel.plumbing.trash import TrashItem, TrashReason
 from squirrel.plumbing.trashcan import record_version
@@ -307,12 +307,18 @@ def copy_range(
     (each block valid only during the call), so that what is verified is
     what was written, and `progress` hears each block read back; without,
     `progress` hears each step copied. `start`: the position of `fd`, where
-    the caller knows it (a new file: 0)."""
+    the caller knows it (a new file: 0).
+
+    A large span is copied in pieces, and the disk is asked for each piece
+    (WILLNEED) as the one before it starts to be copied: the kernel reads
+    it meanwhile, where its own read-ahead, within the copy, waits for
+    each window in turn."""
     if start is None:
         start = os.lseek(fd, 0, os.SEEK_CUR)
     if read_back is None:
         return _copy_piece(span, fd, start, 0, span.size, progress)
     first = min(COPY_PIECE, span.size)
+    _ask_ahead(span, first)
     if _copy_piece(span, fd, start, 0, first) is None:
         return None
     buf = bytearray(min(READ_BUFFER, max(span.size, 1)))
@@ -336,12 +342,19 @@ def copy_range(
             n = min(COPY_PIECE, span.size - at)
             ahead = None
             if at + n < span.size:
+                _ask_ahead(span, at + 2 * n)
                 ahead = pool.submit(_copy_piece, span, fd, start, at + n, min(COPY_PIECE, span.size - at - n))
             verify(at, n)
             if ahead is not None:
                 ahead.result()
             at += n
     return span.size
+
+
+def _ask_ahead(span: Span, at: int) -> None:
+    """Ask the disk for the piece of the span from `at`, without waiting."""
+    if at < span.size:
+        advise(span.fd, "POSIX_FADV_WILLNEED", span.offset + at, min(COPY_PIECE, span.size - at))
 
 
 def _copy_piece(
