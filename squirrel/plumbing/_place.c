@@ -90,34 +90,41 @@ static int place_one(const char *src, char *path, size_t start, int new_file, lo
 }
 
 static PyObject *place(PyObject *self, PyObject *args) {
-    const char *src, *root, *rel;
-    Py_ssize_t src_len, root_len, rel_len;
+    PyObject *src_obj, *root_obj, *rel_obj;
     int new_file;
-    if (!PyArg_ParseTuple(args, "y#y#y#p", &src, &src_len, &root, &root_len, &rel, &rel_len, &new_file))
+    if (!PyArg_ParseTuple(args, "O!O!O!p", &PyBytes_Type, &src_obj, &PyBytes_Type, &root_obj, &PyBytes_Type, &rel_obj,
+                          &new_file))
         return NULL;
-    if ((Py_ssize_t)strlen(src) != src_len || (Py_ssize_t)strlen(root) != root_len ||
-        (Py_ssize_t)strlen(rel) != rel_len || rel_len == 0) {
+    const char *src = PyBytes_AS_STRING(src_obj), *root = PyBytes_AS_STRING(root_obj),
+               *rel = PyBytes_AS_STRING(rel_obj);
+    size_t src_len = (size_t)PyBytes_GET_SIZE(src_obj), root_len = (size_t)PyBytes_GET_SIZE(root_obj),
+           rel_len = (size_t)PyBytes_GET_SIZE(rel_obj);
+    if (memchr(src, '\0', src_len) || memchr(root, '\0', root_len) || memchr(rel, '\0', rel_len) || rel_len == 0) {
         PyErr_SetString(PyExc_ValueError, "a path is empty or holds a null byte");
         return NULL;
     }
-    char *path = malloc((size_t)root_len + 1 + (size_t)rel_len + 1);
-    char *from = strdup(src); /* the caller's bytes are not read without the lock */
+    /* Copied: the caller's bytes are not read without the lock. */
+    char *path = malloc(root_len + 1 + rel_len + 1);
+    char *from = malloc(src_len + 1);
     if (path == NULL || from == NULL) {
         free(path);
         free(from);
         return PyErr_NoMemory();
     }
-    memcpy(path, root, (size_t)root_len);
+    memcpy(from, src, src_len);
+    from[src_len] = '\0';
+    memcpy(path, root, root_len);
     path[root_len] = '/';
-    memcpy(path + root_len + 1, rel, (size_t)rel_len + 1);
+    memcpy(path + root_len + 1, rel, rel_len);
+    path[root_len + 1 + rel_len] = '\0';
     long at = 0;
     int code, err = 0;
     Py_BEGIN_ALLOW_THREADS;
-    code = place_one(from, path, (size_t)root_len + 1, new_file, &at, &err);
+    code = place_one(from, path, root_len + 1, new_file, &at, &err);
     Py_END_ALLOW_THREADS;
     PyObject *out = NULL;
     if (code == STAT_FAILED) {
-        PyObject *folder = PyBytes_FromStringAndSize(path, root_len + 1 + at);
+        PyObject *folder = PyBytes_FromStringAndSize(path, (Py_ssize_t)(root_len + 1) + at);
         if (folder != NULL) {
             errno = err;
             PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, folder);

@@ -646,6 +646,8 @@ def rename_new(src: bytes, dest: bytes) -> None:
     on ext4, btrfs, XFS, tmpfs...), the rename itself refuses; elsewhere (a
     FUSE file system such as exFAT's, other systems) `dest` is checked
     right before a plain rename."""
+    if b"\0" in src or b"\0" in dest:  # the C library would stop at it, and rename another file
+        raise ValueError("embedded null byte")
     call = _renameat2_call()
     err = call(src, dest) if call is not None else errno.ENOSYS
     if err in _NO_NOREPLACE:
