@@ -29,6 +29,10 @@
  *            file that failed is removed; the files after it are not
  *            touched.
  *
+ * Before the first copy, the disk is asked for every file's bytes
+ * (posix_fadvise WILLNEED), so that it reads the group's sources while
+ * the first files are copied.
+ *
  * The source descriptors stay open (the caller closes them). Where this
  * module is not built, its callers write the same files in Python, one
  * at a time, with the same result.
@@ -192,6 +196,10 @@ static PyObject *copy(PyObject *self, PyObject *args) {
     }
     Py_ssize_t done = 0;
     Py_BEGIN_ALLOW_THREADS;
+    /* Every file's reads asked of the disk first: it reads the group's
+     * sources while the first are copied (only a hint, like each error). */
+    for (Py_ssize_t i = 0; i < n; i++)
+        (void)posix_fadvise(items[i].src, (off_t)items[i].offset, (off_t)items[i].size, POSIX_FADV_WILLNEED);
     char *back = buf.buf;
     while (done < n) {
         codes[done] = copy_one(dir_fd, &items[done], back);

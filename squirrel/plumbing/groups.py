@@ -30,7 +30,7 @@ import blake3
 
 from squirrel.errors import ChangedDuringOperation, SquirrelError
 from squirrel.plumbing import faults, fsops
-from squirrel.plumbing.readahead import files_ahead, will_need
+from squirrel.plumbing.readahead import files_ahead
 
 GROUP_FILES = 256  # a group holds at most this many files, each with its source open during the C call
 GROUP_BYTES = 16 << 20  # and about this many bytes: they are read back into memory
@@ -131,7 +131,6 @@ class Groups:
                     spans.pop()
                     os.close(span.fd)
                     break
-                will_need(span)
             if not spans:  # nothing to copy: no folder, no call
                 return [stop] if stop is not None else []
             return self._copy(copy, files[: len(spans)], spans, stop)
