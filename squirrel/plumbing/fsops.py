@@ -594,7 +594,7 @@ def install(tmp: str | bytes, root: bytes, rel: bytes, sync: bool = True, *, new
         if code == _RENAME_FAILED:
             raise OSError(at, os.strerror(at), os.fsencode(tmp), None, dest)
     else:
-        _install_in_python(tmp, root, rel, new)
+        _install_in_python(tmp, root, rel, dest, new)
     if sync:
         fsync_dir(os.fsdecode(os.path.dirname(dest)))
     return os.lstat(dest)
@@ -604,10 +604,10 @@ def _changed(rel: bytes) -> ChangedDuringOperation:
     return ChangedDuringOperation(f"{paths.display(rel)} changed since it was scanned")
 
 
-def _install_in_python(tmp: str | bytes, root: bytes, rel: bytes, new: bool) -> None:
-    """`install`'s checks and rename, where the C part was not built."""
+def _install_in_python(tmp: str | bytes, root: bytes, rel: bytes, dest: bytes, new: bool) -> None:
+    """`install`'s checks and rename to `dest` (`rel` under `root`), where
+    the C part was not built."""
     check_parents(root, rel)
-    dest = abspath(root, rel)
     faults.point("rename")
     if new:
         try:
