@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test check lint typecheck unit bench bench-scale bench-tools fuzz docs clean
 
-$(STAMP): pyproject.toml setup.py squirrel/plumbing/_folderstat.c squirrel/plumbing/_copygroup.c
+$(STAMP): pyproject.toml setup.py squirrel/plumbing/_folderstat.c squirrel/plumbing/_copygroup.c squirrel/plumbing/_place.c
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
