@@ -1,5 +1,9 @@
 """`sq` commands for offline transfer by bundle file: pack, apply,
 knowledge, bundle list/verify and cat-object.
+
+The commands that scan a replica first start the workers that will sweep
+a large one's tree (`workers.started_early`), then import their porcelain
+module: the workers start while the command loads its code.
 """
 
 from __future__ import annotations
@@ -22,14 +26,11 @@ from squirrel.cli.output import (
     report_unknown_subpaths,
     summary,
 )
-from squirrel.plumbing import ids, paths
+from squirrel.plumbing import ids, paths, workers
 from squirrel.plumbing.bundle import BundleReader
 from squirrel.plumbing.index import FLAG_PARTIAL, KIND_NAMES
 from squirrel.plumbing.progress import Meter
-from squirrel.porcelain import apply as apply_mod
 from squirrel.porcelain import cat_object as cat_mod
-from squirrel.porcelain import knowledge as knowledge_mod
-from squirrel.porcelain import pack as pack_mod
 from squirrel.text import counted
 
 
@@ -71,7 +72,9 @@ def pack_cmd(
     already holds (moves, duplicates) is left out. With SUBPATHs only those
     subtrees are packed. The file appears under its name only when complete.
     """
-    with live(as_json) as line:
+    with workers.started_early(path, *([for_replica] if for_replica else [])), live(as_json) as line:
+        from squirrel.porcelain import pack as pack_mod
+
         rep = pack_mod.pack(
             path,
             out,
@@ -132,7 +135,9 @@ def apply_cmd(allow_mass_delete: bool, bundle: str, path: str, dry_run: bool, as
     against its id as it is copied, and a damaged one ends the apply.
     Applying a bundle twice, or an older one after a newer one, changes nothing.
     """
-    with live(as_json) as line:
+    with workers.started_early(path), live(as_json) as line:
+        from squirrel.porcelain import apply as apply_mod
+
         rep = apply_mod.apply(
             bundle,
             path,
@@ -150,7 +155,9 @@ def apply_cmd(allow_mass_delete: bool, bundle: str, path: str, dry_run: bool, as
 def knowledge_cmd(path: str, out: str) -> None:
     """Write what replica PATH knows (its sync times and the content it holds),
     for `sq pack --base FILE`. The replica is scanned first."""
-    with live() as line:
+    with workers.started_early(path), live() as line:
+        from squirrel.porcelain import knowledge as knowledge_mod
+
         ident = knowledge_mod.write_knowledge(path, out, line.scan)
     summary(f"wrote the knowledge of {ident.name} to {out}")
 

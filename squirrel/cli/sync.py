@@ -1,11 +1,16 @@
 """`sq` commands that sync mounted replicas directly (push, reconcile) or
 through the laptop's carrier (sync; the carrier's own commands are in
 `squirrel.cli.carrier`).
+
+Each command first starts the workers that will sweep a large replica's
+tree (`workers.started_early`), then imports its porcelain module: the
+workers start while the command loads its code.
 """
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import click
 
@@ -25,13 +30,11 @@ from squirrel.cli.output import (
     when,
 )
 from squirrel.errors import SyncIncomplete
-from squirrel.plumbing import paths
-from squirrel.plumbing.carrier import carrier_dir_from
-from squirrel.plumbing.wanted import ScrubState
-from squirrel.porcelain import push as push_mod
-from squirrel.porcelain import reconcile as reconcile_mod
-from squirrel.porcelain import visit as visit_mod
+from squirrel.plumbing import paths, workers
 from squirrel.text import counted, listed
+
+if TYPE_CHECKING:
+    from squirrel.porcelain.visit import VisitReport
 
 
 @cli.command("push")
@@ -50,7 +53,9 @@ def push_cmd(
     concurrent changes are kept as two files (a conflict copy). With SUBPATHs
     (relative to SRC), only those subtrees are synced.
     """
-    with live(as_json) as line:
+    with workers.started_early(src, dst), live(as_json) as line:
+        from squirrel.porcelain import push as push_mod
+
         rep = push_mod.push(
             src,
             dst,
@@ -71,7 +76,9 @@ def push_cmd(
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def reconcile_cmd(allow_mass_delete: bool, a: str, b: str, dry_run: bool, as_json: bool) -> None:
     """Two-way sync between mounted replicas A and B: afterwards both hold the same files."""
-    with live(as_json) as line:
+    with workers.started_early(a, b), live(as_json) as line:
+        from squirrel.porcelain import reconcile as reconcile_mod
+
         rep = reconcile_mod.reconcile(
             a,
             b,
@@ -121,8 +128,12 @@ def sync_cmd(
     has it at that drive's visit, and delivers it at this drive's next.
     A damaged file that no known drive holds any more is reported as lost.
     """
-    where = carrier_dir_from(carrier_dir, dict(os.environ))
-    with live(as_json) as line:
+    with workers.started_early(drive), live(as_json) as line:
+        from squirrel.plumbing.carrier import carrier_dir_from
+        from squirrel.plumbing.wanted import ScrubState
+        from squirrel.porcelain import visit as visit_mod
+
+        where = carrier_dir_from(carrier_dir, dict(os.environ))
         rep = visit_mod.visit(
             drive,
             where,
@@ -208,7 +219,7 @@ def sync_cmd(
         raise SyncIncomplete(f"{counted(len(d.failed), 'path')} could not be synced (see above); visit again")
 
 
-def nothing_to_carry(rep: visit_mod.VisitReport, where: str) -> str:
+def nothing_to_carry(rep: VisitReport, where: str) -> str:
     """Why a visit carried nothing in: the carrier knows no other drive of
     the vault, and content travels only to a drive that lacks it."""
     line = (
@@ -227,7 +238,7 @@ def nothing_to_carry(rep: visit_mod.VisitReport, where: str) -> str:
     )
 
 
-def where_they_wait(rep: visit_mod.VisitReport) -> str:
+def where_they_wait(rep: VisitReport) -> str:
     """Which drives to visit first so that the carrier brings what waits."""
     text = ""
     if rep.waiting_on:

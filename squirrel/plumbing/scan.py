@@ -38,6 +38,7 @@ from squirrel.plumbing.paths import IgnoreRules
 from squirrel.plumbing.readahead import FilesAhead
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.vtime import EMPTY, VectorTime
+from squirrel.plumbing.workers import SweepWorkers
 from squirrel.text import counted
 
 ADDED = "added"
@@ -103,7 +104,7 @@ class Scanner:
         ignore: IgnoreRules | None = None,
         progress: ScanProgress | None = None,
         parallel: bool = True,
-        sweepers: sweep.SweepWorkers | None = None,
+        sweepers: SweepWorkers | None = None,
     ) -> None:
         self.root = root
         self.parallel = parallel  # may sweep a large tree first (`sweep`); False: always walk
@@ -163,7 +164,7 @@ class Scanner:
             # at whatever it holds: a copy put back by hand, with the recorded
             # size and mtime, looks unchanged, yet ends the wait.
             waiting = {paths.parent_of(p) for p in self.wanted if paths.is_under(p, top) and p != top}
-            pool = self.sweepers if workers else sweep.SweepWorkers(0)
+            pool = self.sweepers if workers else SweepWorkers(0)
             found = sweep.sweep(self.root, self.index, self.ignore, top, swept, waiting, pool)
         if found is None:
             yield from self._walk([top])
@@ -545,7 +546,7 @@ def scan_replica(
     progress: ScanProgress | None = None,
     allow_mass_delete: bool = False,
     measure: bool = False,
-    sweepers: sweep.SweepWorkers | None = None,
+    sweepers: SweepWorkers | None = None,
 ) -> ScanReport:
     """Scan a replica that is already open for writing and record what
     changed; with `measure` and `progress`, count the tree first (a first

@@ -3,7 +3,7 @@
 A scan of an unchanged tree is a stat call and a comparison for every file,
 and in Python the comparisons, not the system calls, take most of the time:
 threads cannot share that work (the interpreter lock serializes it). For a
-large index, worker processes (one per core, at most `WORKERS`) first sweep
+large index, worker processes (one per core, at most `workers.WORKERS`) first sweep
 the tree and name the folders that differ from the index in any way; the
 scanner then looks at those alone (`Scanner.changes`).
 
@@ -20,19 +20,16 @@ scanner itself, as a whole.
 Each worker reads the committed index through its own read-only LMDB
 environment (an environment is never used across processes); the sweep
 runs only when the scanner's index has no pending writes, so both read the
-same records. Workers are new interpreters (`python -m
-squirrel.sweep_worker`, which calls `serve`), not forks: the scanner's
-process may hold threads and an open environment, and its main module is
-not theirs to run. They talk through pipes: a setup, then batches of
-folders in and findings out; then another setup, where a caller keeps them
-for several sweeps (`SweepWorkers`: a reconcile sweeps both replicas with
-the same workers, started once). A sweep's results are in before its
-workers have ended: they are waited for on a thread, while the scan goes
-on.
+same records. The workers (squirrel/plumbing/workers.py) are told
+through pipes: a setup, then batches of folders in and findings out; then
+another setup, where a caller keeps them for several sweeps (`SweepWorkers`:
+a reconcile sweeps both replicas with the same workers, started once). A
+sweep's results are in before its workers have ended: they are waited for
+on a thread, while the scan goes on.
 
 The scanner's own process sweeps too, in small batches between looks at
-its workers' pipes: it starts while they are still starting (a new
-interpreter takes some 35 ms to be ready), and on 2 processors one worker
+its workers' pipes: it starts while they are still starting (unless
+the command started them early), and on 2 processors one worker
 and the scanner share the tree, where two workers and a waiting scanner
 paid for a second interpreter. When the scanner runs out of folders, it
 asks its busy workers to hand theirs back at once (`give_back`): each
@@ -45,7 +42,7 @@ found): it lists the folder and stats its files without the interpreter
 lock, and makes no Python object for an unchanged file but its name,
 where Python builds a stat result for each (the larger part of a sweep's
 time in the interpreter). With it, an index too small for a worker's
-start to pay (`HERE_MIN` to `SWEEP_MIN` entries) is swept by the
+start to pay (`HERE_MIN` to `workers.SWEEP_MIN` entries) is swept by the
 scanner's process alone (`workers_for`), still quicker than the walk.
 `_compare_py` is the same comparison in Python, for an install without
 the C part, or with `SQ_PURE_PYTHON` set (`compare_in_python`); tests
@@ -58,17 +55,14 @@ import os
 import pickle
 import select
 import selectors
-import struct
-import subprocess
-import sys
-import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO
 
-from squirrel.plumbing import paths
+from squirrel.plumbing import paths, workers
 from squirrel.plumbing.index import ReplicaIndex
 from squirrel.plumbing.paths import IgnoreRules
+from squirrel.plumbing.workers import SweepWorkers, Worker, read_message, worker_count, write_message
 
 _Compare = Callable[[bytes, dict[bytes, bytes]], tuple[bool, int, list[bytes], list[bytes]]]
 _compare: _Compare | None = None
@@ -77,17 +71,13 @@ try:  # the folder's comparison in C, where it was built (setup.py)
 except ImportError:  # an install without a C compiler: the same comparison in Python
     pass
 
-SWEEP_MIN = 30_000  # index entries from which workers sweep (below, a worker's start costs what it saves)
 HERE_MIN = 5_000  # index entries from which, in C, the scanner's own process sweeps alone below SWEEP_MIN
-WORKERS = 7
 BATCH = 200  # folders a worker sweeps before it hands the rest of its frontier back
 OWN_BATCH = 16  # folders the scanner sweeps between looks at its workers' pipes
 
-# The worker's entry point, a module of its own beside the packages: it owns
-# the worker's standard streams, as the command line owns the command's.
-WORKER_MODULE = "squirrel.sweep_worker"
-
 TickCallback = Callable[[int, int], None]  # (files, folders) found clean so far
+_Setup = tuple[bytes, str, str, IgnoreRules, frozenset[bytes]]  # root, index, replica id, ignore rules, unclean
+_Batch = tuple[list[bytes], list[bytes], int, int]  # unclean, frontier, files, dirs of clean folders
 
 
 @dataclass
@@ -109,13 +99,6 @@ def compare_in_python() -> None:
     _compare = None
 
 
-def worker_count() -> int:
-    """The worker processes of a sweep: one for each processor but the
-    scanner's, which sweeps too (at most `WORKERS`)."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return min(WORKERS, cpus - 1)
-
-
 def workers_for(index: ReplicaIndex) -> int | None:
     """How a scan of `index` sweeps its tree first: with this many worker
     processes beside its own, with none (0: its own process sweeps alone,
@@ -124,7 +107,7 @@ def workers_for(index: ReplicaIndex) -> int | None:
     if index.has_pending():
         return None  # the sweep reads committed records only
     entries = index.entry_count()
-    if entries >= SWEEP_MIN and worker_count() >= 1:
+    if entries >= workers.SWEEP_MIN and worker_count() >= 1:
         return worker_count()
     if entries >= HERE_MIN and _compare_for(index) is not None:
         return 0
@@ -136,36 +119,6 @@ def _compare_for(index: ReplicaIndex) -> _Compare | None:
     and reads them (format 2 and later; a format-1 index, read-only until
     it is upgraded, is compared in Python)."""
     return _compare if index.format >= 2 else None
-
-
-class SweepWorkers:
-    """Worker processes kept for several sweeps (a reconcile sweeps both of
-    its replicas with the same ones): each is started once, on first use,
-    and told which tree and index to sweep before each sweep. `close` (or
-    the end of a `with` block) tells them to end. `count` workers (by
-    default `worker_count()`); with 0, the scanner's process sweeps alone."""
-
-    def __init__(self, count: int | None = None) -> None:
-        self._workers: list[_Worker] = []
-        self._count = count
-
-    def start(self) -> list[_Worker]:
-        if not self._workers:
-            for _ in range(worker_count() if self._count is None else self._count):
-                self._workers.append(_Worker())  # one by one: those started are ended, whatever fails
-        return self._workers
-
-    def close(self) -> None:
-        for w in self._workers:  # all told to end first, so that they end together
-            w.hang_up()
-        _reap(self._workers)
-        self._workers = []
-
-    def __enter__(self) -> SweepWorkers:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def sweep(
@@ -184,17 +137,17 @@ def sweep(
     run here (the scanner then walks everything)."""
     found = Sweep()
     root_b, force = os.fsencode(root), frozenset(unclean)
-    setup = (root_b, index.directory, index.self_id, ignore, force)
+    setup: _Setup = (root_b, index.directory, index.self_id, ignore, force)
     own = pool is None
     pool = pool if pool is not None else SweepWorkers()
     ok = False
     try:
-        busy: dict[int, _Worker] = {}
+        busy: dict[int, Worker] = {}
         asked: set[int] = set()  # busy workers asked to hand their folders back
-        workers = pool.start()
-        for w in workers:
+        started = pool.start()
+        for w in started:
             w.set_up(setup)
-        sweepers = len(workers) + 1  # the workers and this process
+        sweepers = len(started) + 1  # the workers and this process
         # The first folders are swept here, while the workers start, until
         # there is work for each sweeper: given the top folder alone, one
         # worker swept its first batch (200 folders) while the others waited.
@@ -203,7 +156,7 @@ def sweep(
             tick(found.files, found.dirs)
         with selectors.DefaultSelector() as sel:
             while todo or busy:
-                for w in workers:
+                for w in started:
                     if todo and w.fd not in busy:
                         w.send(todo.pop())
                         busy[w.fd] = w
@@ -224,7 +177,8 @@ def sweep(
                     w = busy.pop(key.fd)
                     asked.discard(key.fd)
                     sel.unregister(key.fd)
-                    todo += _share(_found(found, w.receive()), sweepers - len(busy))
+                    batch: _Batch = w.receive()
+                    todo += _share(_found(found, batch), sweepers - len(busy))
                 if tick is not None:
                     tick(found.files, found.dirs)
         ok = True
@@ -255,107 +209,7 @@ def _share(frontier: list[bytes], idle: int) -> list[list[bytes]]:
     return [frontier[i::parts] for i in range(parts)]
 
 
-_LENGTH = struct.Struct("<I")
-
-
-def _write(f: IO[bytes], obj: object) -> None:
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    f.write(_LENGTH.pack(len(data)) + data)
-    f.flush()
-
-
-def _read(f: IO[bytes]) -> Any:
-    (n,) = _LENGTH.unpack(_read_exactly(f, _LENGTH.size))
-    return pickle.loads(_read_exactly(f, n))
-
-
-def _read_exactly(f: IO[bytes], n: int) -> bytes:
-    """`n` bytes of `f`, which may give fewer at a time (an unbuffered pipe)."""
-    data = f.read(n)
-    while data is not None and 0 < len(data) < n:
-        more = f.read(n - len(data))
-        if not more:
-            break
-        data += more
-    if data is None or len(data) < n:
-        raise EOFError("sweep worker ended")
-    return data
-
-
-_Setup = tuple[bytes, str, str, IgnoreRules, frozenset[bytes]]  # root, index, replica id, ignore rules, unclean
-
-
-class _Worker:
-    """One worker process (`python -m squirrel.sweep_worker`): a setup
-    or a batch of folders in through its stdin, what it found out through
-    its stdout."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            # -P: the command's working folder is not searched for modules
-            # (a folder named `squirrel` there would be imported instead).
-            [sys.executable, "-P", "-m", WORKER_MODULE],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
-        self.fd = self.stdout.fileno()
-
-    def set_up(self, setup: _Setup) -> None:
-        """The tree and index the next batches are of."""
-        _write(self.stdin, setup)
-
-    def send(self, tops: list[bytes]) -> None:
-        _write(self.stdin, tops)
-
-    def give_back(self) -> None:
-        """Ask the worker to end its batch after the folder at hand, and
-        send what it found with the folders it has not swept (a worker that
-        is already done reads the request later, and ignores it)."""
-        _write(self.stdin, None)
-
-    def receive(self) -> _Batch:
-        batch: _Batch = _read(self.stdout)
-        return batch
-
-    def hang_up(self) -> None:
-        """No more batches: the worker ends when it reads the end of its input."""
-        try:
-            self.stdin.close()
-        except OSError:
-            pass
-
-    def close(self) -> None:
-        self.hang_up()
-        self.stdout.close()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def _reap(workers: list[_Worker]) -> None:
-    """Wait for the workers to end (killing one that does not) on a thread
-    of its own: their findings are in, and the scanner goes on meanwhile
-    instead of waiting for interpreters to shut down (waits with a timeout
-    poll in steps of up to 50 ms: 24 ms a sweep). The thread is not a
-    daemon: the process waits for it before it exits, so no worker outlives
-    the command."""
-
-    def close_all() -> None:
-        for w in workers:
-            w.close()
-
-    if workers:
-        threading.Thread(target=close_all, name="sq-sweep-reaper").start()
-
-
 # The worker's side --------------------------------------------------------------
-
-_Batch = tuple[list[bytes], list[bytes], int, int]  # unclean, frontier, files, dirs of clean folders
 
 
 def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
@@ -374,14 +228,14 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
         batch is swept can only be that request.)"""
         if not poller.poll(0):
             return False
-        if _read(stdin) is not None:
+        if read_message(stdin) is not None:
             raise ValueError("sweep worker: a message other than a request to give back, mid-batch")
         return True
 
     try:
         while True:
             try:
-                msg = _read(stdin)
+                msg = read_message(stdin)
             except EOFError:
                 return
             if msg is None:
@@ -395,7 +249,7 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
                 continue
             if index is None:
                 raise ValueError("sweep worker: a batch before its setup")
-            _write(stdout, _sweep(root, index, ignore, unclean, msg, stop=asked))
+            write_message(stdout, _sweep(root, index, ignore, unclean, msg, stop=asked))
     finally:
         if index is not None:
             index.close()

@@ -7,7 +7,7 @@ from dataclasses import replace
 from squirrel.plumbing.progress import ProgressCallback
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import ScanProgress, scan_replica
-from squirrel.plumbing.sweep import SweepWorkers
+from squirrel.plumbing.workers import SweepWorkers
 from squirrel.porcelain.engine import SyncReport, check_identities, check_same_vault, check_two_replicas, sync_replicas
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from squirrel.plumbing import ids, readahead, sweep
+from squirrel.plumbing import ids, readahead, sweep, workers
 from squirrel.plumbing.index import FLAG_RACY
 from squirrel.plumbing.paths import IgnoreRules
 from squirrel.plumbing.replica import Replica
@@ -26,7 +26,7 @@ def how(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     comparing the folders in C (where it was built) and in Python; and
     sweeping it in its own process alone, as it does for a middling index
     where the comparison is in C (a walk again where it is not)."""
-    monkeypatch.setattr(sweep, "SWEEP_MIN", 0 if request.param in ("sweep", "sweep-python") else 1 << 62)
+    monkeypatch.setattr(workers, "SWEEP_MIN", 0 if request.param in ("sweep", "sweep-python") else 1 << 62)
     monkeypatch.setattr(sweep, "HERE_MIN", 0 if request.param == "sweep-here" else 1 << 62)
     if request.param == "sweep-python":
         pure_python(monkeypatch)

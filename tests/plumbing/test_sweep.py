@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from squirrel.plumbing import sweep
+from squirrel.plumbing import sweep, workers
 from squirrel.plumbing.paths import IgnoreRules
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import Scanner, record
@@ -41,7 +41,7 @@ def scanned(root: Path, files: dict[str, bytes]) -> None:
 
 @pytest.fixture(autouse=True)
 def always(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sweep, "SWEEP_MIN", 0)
+    monkeypatch.setattr(workers, "SWEEP_MIN", 0)
 
 
 def test_the_sweep_runs_in_worker_processes_and_finds_nothing_in_an_unchanged_tree(replica_root: Path) -> None:
@@ -78,7 +78,7 @@ def test_a_folder_named_squirrel_where_the_command_runs_is_not_imported_by_the_w
 ) -> None:
     """`python -m` searches the working folder first: a photo folder named
     squirrel there must not stand in for the package in a worker."""
-    scanned(replica_root, {f"{d:02}/a": b"a" for d in range(4 * sweep.WORKERS)})  # a batch for every worker
+    scanned(replica_root, {f"{d:02}/a": b"a" for d in range(4 * workers.WORKERS)})  # a batch for every worker
     (replica_root / "07" / "b").write_bytes(b"b")
     work = tmp_path / "elsewhere"
     (work / "squirrel").mkdir(parents=True)
@@ -92,7 +92,7 @@ def test_a_folder_named_squirrel_where_the_command_runs_is_not_imported_by_the_w
 def test_a_worker_that_dies_leaves_the_walk_to_the_scanner(replica_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     scanned(replica_root, {"x/a": b"a"})
     (replica_root / "x" / "a").write_bytes(b"edited")
-    monkeypatch.setattr(sweep, "WORKER_MODULE", "no_such_module_here")
+    monkeypatch.setattr(workers, "WORKER_MODULE", "no_such_module_here")
     assert changes(replica_root, True)[0] == [("modified", b"x/a")]
 
 
@@ -108,7 +108,8 @@ def test_workers_kept_for_several_sweeps_sweep_each_tree_against_its_own_index(t
     scanned(b, {"x/a": b"a", "x/y/c": b"c", "z/b": b"b"})
     (a / "z" / "new").write_bytes(b"new on A")
     (b / "x" / "y" / "c").unlink()
-    with sweep.SweepWorkers() as pool, Replica.open(str(a), write=False) as ra, Replica.open(str(b), write=False) as rb:
+    pool = workers.SweepWorkers()
+    with pool, Replica.open(str(a), write=False) as ra, Replica.open(str(b), write=False) as rb:
         first = sweep.sweep(str(a), ra.index, IgnoreRules(), pool=pool)
         started = [w.proc.pid for w in pool.start()]
         second = sweep.sweep(str(b), rb.index, IgnoreRules(), pool=pool)
@@ -124,17 +125,17 @@ def test_workers_told_to_end_end_at_once_and_cleanly(replica_root: Path) -> None
     """A worker leaves without the interpreter's shutdown, which the scanner
     would wait for: it must still end, and with success."""
     scanned(replica_root, {"x/a": b"a", "z/b": b"b"})
-    with sweep.SweepWorkers() as pool, Replica.open(str(replica_root), write=False) as rep:
+    with workers.SweepWorkers() as pool, Replica.open(str(replica_root), write=False) as rep:
         assert sweep.sweep(str(replica_root), rep.index, IgnoreRules(), pool=pool) is not None
-        workers = list(pool.start())
-    assert [w.proc.wait(timeout=10) for w in workers] == [0] * len(workers)
+        started = list(pool.start())
+    assert [w.proc.wait(timeout=10) for w in started] == [0] * len(started)
 
 
 def test_workers_that_failed_a_sweep_are_replaced_for_the_next(tmp_path: Path) -> None:
     a = new_replica(tmp_path / "A")
     scanned(a, {"x/a": b"a"})
     (a / "x" / "b").write_bytes(b"b")
-    with sweep.SweepWorkers() as pool, Replica.open(str(a), write=False) as ra:
+    with workers.SweepWorkers() as pool, Replica.open(str(a), write=False) as ra:
         dead = pool.start()[0]
         dead.proc.kill()
         dead.proc.wait()
@@ -171,7 +172,7 @@ def test_the_sweep_changes_nothing_the_scanner_finds(
     if how == "workers-python":
         pure_python(monkeypatch)
     if how == "here":  # the scanner's process alone, as for a middling index
-        monkeypatch.setattr(sweep, "SWEEP_MIN", 1 << 62)
+        monkeypatch.setattr(workers, "SWEEP_MIN", 1 << 62)
         monkeypatch.setattr(sweep, "HERE_MIN", 0)
     # A fresh folder for each example: the last example's sweep workers
     # may still be ending while this one starts.
@@ -228,7 +229,7 @@ def test_every_worker_has_work_from_the_start(replica_root: Path, monkeypatch: p
     """The sweep reads the top folders itself until there is a batch for
     each worker: handed the top folder alone, one worker swept its first
     batch while the others waited."""
-    if sweep.worker_count() < 1:
+    if workers.worker_count() < 1:
         pytest.skip("one processor: the scanner walks alone")
     scanned(
         replica_root,
@@ -240,7 +241,7 @@ def test_every_worker_has_work_from_the_start(replica_root: Path, monkeypatch: p
         },
     )
     events: list[tuple[str, int]] = []
-    real_send, real_receive = sweep._Worker.send, sweep._Worker.receive
+    real_send, real_receive = workers.Worker.send, workers.Worker.receive
 
     def send(self, batch):  # type: ignore[no-untyped-def]
         events.append(("send", id(self)))
@@ -250,13 +251,13 @@ def test_every_worker_has_work_from_the_start(replica_root: Path, monkeypatch: p
         events.append(("receive", id(self)))
         return real_receive(self)
 
-    monkeypatch.setattr(sweep._Worker, "send", send)
-    monkeypatch.setattr(sweep._Worker, "receive", receive)
+    monkeypatch.setattr(workers.Worker, "send", send)
+    monkeypatch.setattr(workers.Worker, "receive", receive)
     with Replica.open(str(replica_root), write=False) as rep:
         found = sweep.sweep(str(replica_root), rep.index, IgnoreRules.for_replica(str(replica_root)))
     assert found is not None and found.unclean == [] and (found.files, found.dirs) == (96, 53)
     first_round = events[: next(i for i, (what, _) in enumerate(events) if what == "receive")]
-    assert len({worker for _, worker in first_round}) == sweep.worker_count()
+    assert len({worker for _, worker in first_round}) == workers.worker_count()
 
 
 def test_a_worker_asked_to_give_its_batch_back_hands_back_what_it_has_not_swept(replica_root: Path) -> None:
@@ -267,7 +268,7 @@ def test_a_worker_asked_to_give_its_batch_back_hands_back_what_it_has_not_swept(
     (replica_root / "17" / "b").write_bytes(b"new")
     with Replica.open(str(replica_root), write=False) as rep:
         setup = (os.fsencode(replica_root), rep.index.directory, rep.index.self_id, IgnoreRules(), frozenset())
-        worker = sweep._Worker()
+        worker = workers.Worker()
         try:
             # All three are in its pipe before its interpreter has started.
             worker.set_up(setup)
@@ -291,7 +292,7 @@ def test_a_middling_index_is_swept_by_the_scanner_alone_where_the_comparison_is_
     scanner's own sweep is still quicker than its walk (20,000 files:
     0.15 s against 0.19 s)."""
     scanned(replica_root, {f"{d}/{n}".lstrip("/"): n.encode() for d in DIRS for n in NAMES[:3]})
-    monkeypatch.setattr(sweep, "SWEEP_MIN", 1_000)
+    monkeypatch.setattr(workers, "SWEEP_MIN", 1_000)
     monkeypatch.setattr(sweep, "HERE_MIN", 10)
     with Replica.open(str(replica_root), write=False) as rep:
         entries = rep.index.entry_count()
@@ -300,10 +301,10 @@ def test_a_middling_index_is_swept_by_the_scanner_alone_where_the_comparison_is_
             assert sweep.workers_for(rep.index) == 0
         monkeypatch.setattr(sweep, "_compare", None)
         assert sweep.workers_for(rep.index) is None  # in Python the walk is as quick
-        monkeypatch.setattr(sweep, "SWEEP_MIN", entries)
-        assert sweep.workers_for(rep.index) == sweep.worker_count()
+        monkeypatch.setattr(workers, "SWEEP_MIN", entries)
+        assert sweep.workers_for(rep.index) == workers.worker_count()
         monkeypatch.setattr(sweep, "HERE_MIN", entries + 1)
-        monkeypatch.setattr(sweep, "SWEEP_MIN", entries + 1)
+        monkeypatch.setattr(workers, "SWEEP_MIN", entries + 1)
         assert sweep.workers_for(rep.index) is None
 
 
@@ -313,13 +314,13 @@ def test_a_pool_of_no_workers_sweeps_in_this_process_and_finds_what_workers_find
     (replica_root / "z" / "a").unlink()
     ignore = IgnoreRules.for_replica(str(replica_root))
     with Replica.open(str(replica_root), write=False) as rep:
-        alone = sweep.SweepWorkers(0)
+        alone = workers.SweepWorkers(0)
         assert alone.start() == []
         here = sweep.sweep(str(replica_root), rep.index, ignore, pool=alone)
-        workers = sweep.sweep(str(replica_root), rep.index, ignore)
-    assert here is not None and workers is not None
+        there = sweep.sweep(str(replica_root), rep.index, ignore)
+    assert here is not None and there is not None
     assert (
         (here.unclean, here.files, here.dirs)
-        == (workers.unclean, workers.files, workers.dirs)
+        == (there.unclean, there.files, there.dirs)
         == ([b"x/y", b"z"], 6, 2)  # the clean ones: the root and x
     )
