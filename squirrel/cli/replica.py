@@ -231,9 +231,9 @@ def resolve_cmd(path: str, file: str, keep: str, dry_run: bool, as_json: bool) -
     --keep copy moves the copy over the path (the old version goes to the
     trash). FILE may name the path or its conflict copy.
     """
-    from squirrel.porcelain import resolve as resolve_mod
+    with workers.started_early(path), live(as_json) as line:
+        from squirrel.porcelain import resolve as resolve_mod
 
-    with live(as_json) as line:
         rep = resolve_mod.resolve(path, file, keep, scan_progress=line.scan, dry_run=dry_run)
     if as_json:
         emit_json(

@@ -12,9 +12,10 @@ workers when it reaches its sweep sweeps alone until then. A command that
 will scan a large replica therefore starts them first (`started_early`),
 before it loads its own modules: 20 to 40 ms of work on one processor,
 while the workers start on the others. This module loads little (no
-index, no records) for that reason. The first pool that starts workers
-takes those started early (`SweepWorkers.start`); the command ends any
-left over.
+index code, no records) for that reason: it reads how many paths an
+index records straight from its LMDB file. The first pool that starts
+workers takes those started early (`SweepWorkers.start`); the command
+ends any left over, at once.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
+import lmdb
+
 from squirrel.plumbing.paths import MARKER
 
 SWEEP_MIN = 30_000  # index entries from which workers sweep (below, a worker's start costs what it saves)
@@ -38,11 +41,8 @@ WORKERS = 7
 # the worker's standard streams, as the command line owns the command's.
 WORKER_MODULE = "squirrel.sweep_worker"
 
-# An index holds an entry in no fewer than this many bytes of its file
-# (107 for 100,000 small files): the size of the file tells, before the
-# index is opened, whether it may hold `SWEEP_MIN` entries.
-ENTRY_BYTES = 80
-INDEX_FILE = os.path.join(MARKER.decode(), "index", "data.mdb")  # as Replica.open opens it
+INDEX_DIR = os.path.join(MARKER.decode(), "index")  # where Replica.open opens a replica's index
+ENTRIES_DB = b"entries"  # the index's table of paths (index.DB_NAMES)
 
 
 def worker_count() -> int:
@@ -142,29 +142,42 @@ class SweepWorkers:
 @contextmanager
 def started_early(*roots: str) -> Iterator[None]:
     """Start the workers that a scan of the replicas at `roots` will sweep
-    with, now, where the index of one of them looks large enough to be
-    swept with workers (none is opened: the size of its file tells); any
-    that no pool took are ended with the block. A worker that cannot start
-    is left to the scan, which starts its own or walks the tree."""
-    if not _early and any(_index_bytes(root) >= SWEEP_MIN * ENTRY_BYTES for root in roots):
-        try:
-            for _ in range(worker_count()):
-                _early.append(Worker())
-        except OSError:
-            pass
+    with, now, where the index of one of them records `SWEEP_MIN` paths
+    or more; any that no pool took are killed when the block ends (they
+    hold nothing yet). A worker that cannot start is left to the scan,
+    which starts its own or walks the tree."""
     try:
+        if not _early and worker_count() >= 1 and any(recorded_paths(root) >= SWEEP_MIN for root in roots):
+            try:
+                for _ in range(worker_count()):
+                    _early.append(Worker())
+            except OSError:
+                pass
         yield
     finally:
         left = _early[:]
         _early.clear()
+        for w in left:
+            w.proc.kill()
         _end(left)
 
 
-def _index_bytes(root: str) -> int:
+def recorded_paths(root: str) -> int:
+    """How many paths the index of the replica at `root` records, read
+    from its LMDB file without the index's code (0 where there is none,
+    or it cannot be read). Read without LMDB's locks: a figure to decide
+    by, which a writer at work may make a commit out of date."""
     try:
-        return os.stat(os.path.join(root, INDEX_FILE)).st_size
-    except (OSError, ValueError):
+        env = lmdb.open(os.path.join(root, INDEX_DIR), readonly=True, lock=False, max_dbs=1, readahead=False)
+    except (lmdb.Error, OSError, ValueError, TypeError):
         return 0
+    try:
+        with env.begin() as txn:
+            return int(txn.stat(env.open_db(ENTRIES_DB, txn=txn, create=False))["entries"])
+    except lmdb.Error:
+        return 0
+    finally:
+        env.close()
 
 
 def _end(workers: list[Worker]) -> None:

@@ -1,15 +1,17 @@
 """A command that will scan a large replica starts its sweep's workers
 before it loads its own code (`workers.started_early`): the sweep must
 sweep with those and start none of its own, and no worker may outlive the
-command, used or not."""
+command, used or not (those not used are killed: they hold nothing)."""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
 
 from squirrel.plumbing import sweep, workers
+from squirrel.plumbing.replica import Replica
 from tests.helpers import make_tree, sq_in_process
 
 FILES = {f"{d}/{n}": n.encode() for d in ("x", "x/y", "z") for n in ("a", "b", "c.jpg")}
@@ -96,7 +98,29 @@ def test_workers_started_for_a_command_that_fails_before_its_scan_are_ended(
     ran = sq_in_process("apply", tmp_path / "no-such.sqb", root)
     assert ran.code != 0 and "no-such.sqb" in ran.err
     assert [what for what, _ in events] == ["start"] * workers.worker_count()
-    assert exits(started(events)) == [0] * workers.worker_count()
+    assert exits(started(events)) == [-signal.SIGKILL] * workers.worker_count()
+    assert workers._early == []
+
+
+def test_an_interrupt_while_workers_start_leaves_none_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, events: list[tuple[str, object]]
+) -> None:
+    root = replica(tmp_path / "A")
+    monkeypatch.setattr(workers, "SWEEP_MIN", 0)
+    monkeypatch.setattr(workers, "worker_count", lambda: 3)
+    real_init = workers.Worker.__init__
+
+    def second_interrupted(self: workers.Worker) -> None:
+        if len(started(events)) == 1:
+            raise KeyboardInterrupt
+        real_init(self)
+
+    monkeypatch.setattr(workers.Worker, "__init__", second_interrupted)
+    events.clear()
+    with pytest.raises(KeyboardInterrupt), workers.started_early(str(root)):
+        pass
+    assert len(started(events)) == 1
+    assert exits(started(events)) == [-signal.SIGKILL]
     assert workers._early == []
 
 
@@ -109,20 +133,27 @@ def test_no_worker_starts_for_a_small_replica(tmp_path: Path, events: list[tuple
 
 
 @pytest.mark.usefixtures("two_processors")
-def test_the_size_of_the_index_file_decides(
+def test_the_paths_the_index_records_decide(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, events: list[tuple[str, object]]
 ) -> None:
-    """Where Replica.open keeps the index, and no worker for an index
-    whose file is too small to hold `SWEEP_MIN` entries, or none at all."""
+    """The count read from the index's file is the index's own, and no
+    worker starts for an index of fewer than `SWEEP_MIN` paths, or for a
+    folder that holds none (nothing is created there)."""
     root = replica(tmp_path / "A")
-    size = (root / workers.INDEX_FILE).stat().st_size
-    monkeypatch.setattr(workers, "ENTRY_BYTES", 1)
-    monkeypatch.setattr(workers, "SWEEP_MIN", size + 1)
+    with Replica.open(str(root), write=False) as rep:
+        entries = rep.index.entry_count()
+    assert entries == len(FILES) + 3 + 1  # the files, the folders x, x/y and z, and the root
+    assert workers.recorded_paths(str(root)) == entries
+    others = [tmp_path / "not a replica", root / "x", root / "x" / "a", tmp_path / "missing"]
+    (tmp_path / "not a replica").mkdir()
+    assert [workers.recorded_paths(str(p)) for p in others] == [0, 0, 0, 0]
+    assert not (root / "x" / ".squirrel").exists() and not (tmp_path / "missing").exists()
+    monkeypatch.setattr(workers, "SWEEP_MIN", entries + 1)
     events.clear()
-    with workers.started_early(str(root), str(tmp_path / "not a replica"), str(tmp_path / "A" / "x")):
+    with workers.started_early(str(root), *map(str, others)):
         assert events == []
-    monkeypatch.setattr(workers, "SWEEP_MIN", size)
-    with workers.started_early(str(tmp_path / "not a replica"), str(root)):
+    monkeypatch.setattr(workers, "SWEEP_MIN", entries)
+    with workers.started_early(str(others[0]), str(root)):
         assert len(started(events)) == workers.worker_count() == len(workers._early)
-    assert exits(started(events)) == [0] * workers.worker_count()
+    assert exits(started(events)) == [-signal.SIGKILL] * workers.worker_count()
     assert workers._early == []
