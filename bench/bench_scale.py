@@ -49,6 +49,7 @@ from common import (
     Timed,
     add_tmp_option,
     age,
+    allocated,
     bench_dir,
     build_tree,
     git_env,
@@ -105,18 +106,6 @@ def median_time(runs: int, cmd: Sequence[str], cwd: str | None = None, env: dict
         return time.perf_counter() - t0
 
     return median_of(runs, once)
-
-
-def allocated(root: Path, skip: str | None = None) -> int:
-    """Bytes allocated on disk by the files under `root` (sparse files count
-    what they use), leaving out directories named `skip`."""
-    total = 0
-    for dirpath, dirnames, filenames in os.walk(root):
-        if skip is not None:
-            dirnames[:] = [d for d in dirnames if d != skip]
-        for name in filenames:
-            total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
-    return total
 
 
 def sq_json(cmd: Sequence[str]) -> tuple[float, dict[str, Any]]:

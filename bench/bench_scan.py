@@ -9,6 +9,8 @@ Baselines, on the same warm page cache:
 - memory: peak RSS of `sq init` / `sq scan` on a tree of many small files and
   on a tree with the same count where one file is 1 GiB, to show that memory
   depends on the number of files, not their size.
+- the index on the drive: the bytes `.squirrel/` takes on disk after `sq
+  init` of the small files, per file.
 
 Everything lives in one temporary directory under /tmp (or --tmp), removed at
 the end. Full size needs several minutes and about 4 GiB of disk.
@@ -29,6 +31,7 @@ from common import (
     MIB,
     Timed,
     add_tmp_option,
+    allocated,
     bench_dir,
     best_of,
     build_tree,
@@ -60,6 +63,7 @@ class ScanResult:
     t_init: float
     rss_init: int
     rss_scan: int
+    index_bytes: int  # allocated on disk by the replica's .squirrel/ after init
 
 
 @dataclass
@@ -114,9 +118,10 @@ def bench_scan(tmp: Path, files: int, dirs: int, runs: int, sq: list[str]) -> Sc
     t_sq, t_git, t_find, t_start = (min(times[k]) for k in ("sq", "git", "find", "start"))
 
     rss_scan, _ = peak_rss_kib([*sq, "scan", str(tree)])
+    index_bytes = allocated(tree / ".squirrel")
     shutil.rmtree(gitdir)
     shutil.rmtree(tree)
-    return ScanResult(t_sq, t_git, t_find, t_start, t_init, rss_init, rss_scan)
+    return ScanResult(t_sq, t_git, t_find, t_start, t_init, rss_init, rss_scan, index_bytes)
 
 
 def bench_memory_big(tmp: Path, files: int, dirs: int, big: int, sq: list[str]) -> MemoryResult:
@@ -176,6 +181,7 @@ def report(files: int, dirs: int, runs: int, big_mib: int, s: ScanResult, m: Mem
     print(f"  sq --version         {fmt_s(s.t_start)}   (interpreter start-up, included in sq scan)")
     print(f"  ratio sq/git  {s.t_sq / s.t_git:6.2f}")
     print(f"  ratio sq/find {s.t_sq / s.t_find:6.2f}")
+    print(f"  index on the drive   {s.index_bytes / files:6.0f} B/file   (goal <= 300)")
     print()
     print(f"== hashing a {h.size / (1 << 30):.2f} GiB file (best of {runs}, after a warm-up read)")
     print(f"  sq hash-object       {fmt_s(h.t_sq)}   ({h.size / MIB / h.t_sq:,.0f} MiB/s)")

@@ -205,6 +205,18 @@ def peak_rss_kib(cmd: Sequence[str]) -> tuple[int, float]:
     return peak.rss_kib, peak.seconds
 
 
+def allocated(root: Path, skip: str | None = None) -> int:
+    """Bytes allocated on disk by the files under `root` (sparse files count
+    what they use), leaving out directories named `skip`."""
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        if skip is not None:
+            dirnames[:] = [d for d in dirnames if d != skip]
+        for name in filenames:
+            total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+    return total
+
+
 def fmt_s(t: float) -> str:
     return f"{t * 1000:8.1f} ms" if t < 10 else f"{t:8.2f} s "
 
