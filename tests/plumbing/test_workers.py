@@ -51,6 +51,13 @@ def exits(ws: list[workers.Worker]) -> list[int]:
     return [w.proc.wait(timeout=10) for w in ws]
 
 
+def swept_with_early_workers(events: list[tuple[str, object]]) -> None:
+    """Every worker started before the sweep, the sweep started none of
+    its own, and each ended well once its findings were in."""
+    assert [what for what, _ in events] == ["start"] * workers.worker_count() + ["sweep"]
+    assert exits(started(events)) == [0] * workers.worker_count()
+
+
 def replica(root: Path) -> Path:
     make_tree(root, FILES)
     sq_in_process("init", root, "--name", "A").check()
@@ -68,8 +75,7 @@ def test_a_scan_sweeps_with_the_workers_its_command_started_before_it(
     events.clear()
     ran = sq_in_process("scan", "--json", root).check()
     assert (ran.json["modified"], ran.json["added"]) == ([{"path": "x/y/b"}], [{"path": "z/new"}])
-    assert [what for what, _ in events] == ["start"] * workers.worker_count() + ["sweep"]
-    assert exits(started(events)) == [0] * workers.worker_count()
+    swept_with_early_workers(events)
 
 
 @pytest.mark.usefixtures("two_processors")
@@ -84,8 +90,7 @@ def test_a_visit_sweeps_with_the_workers_started_before_it(
     events.clear()
     ran = sq_in_process("sync", "--carrier", carrier, "--json", root).check()
     assert ran.json["taken"] == 1
-    assert [what for what, _ in events] == ["start"] * workers.worker_count() + ["sweep"]
-    assert exits(started(events)) == [0] * workers.worker_count()
+    swept_with_early_workers(events)
 
 
 @pytest.mark.usefixtures("two_processors")
