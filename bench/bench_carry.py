@@ -29,9 +29,9 @@ Each set runs twice (--cache both, the default): with a warm page cache
 case of a drive just plugged in: before each timed command the page cache
 is dropped (`echo 1 > /proc/sys/vm/drop_caches`, which needs root; without
 it the cold runs are skipped) and the program alone is read back into it
-(`sq COMMAND --help`, which loads the modules the command runs, and
-`cp --version`), so that the data comes from the disk and the program
-does not. The warm runs are removed before the cold ones
+(`sq COMMAND --help` and an import of every module of sq, which a
+command's --help alone does not load, and `cp --version`), so that the
+data comes from the disk and the program does not. The warm runs are removed before the cold ones
 start, so that both need the disk of one.
 
 Everything lives in one temporary directory under /tmp (or --tmp), removed
@@ -60,6 +60,7 @@ from common import (
     bench_dir,
     fmt_s,
     new_parser,
+    program_warm_up,
     run,
     sq_command,
     timed,
@@ -123,15 +124,16 @@ def can_drop_cache() -> bool:
     return os.access(DROP_CACHES, os.W_OK)
 
 
-def settle(cold: bool, warm_up: list[str]) -> None:
+def settle(cold: bool, *warm_up: list[str]) -> None:
     """Before a timed command: the disk synced and, for a cold run, the page
-    cache dropped, then the program read back into it by `warm_up` (a run
-    that loads what the timed command loads and reads no data: the program
+    cache dropped, then the program read back into it by `warm_up` (runs
+    that load what the timed command loads and read no data: the program
     was not just plugged in; the data was)."""
     sync_disk()
     if cold:
         DROP_CACHES.write_text("1\n")
-        run(warm_up)
+        for command in warm_up:
+            run(command)
 
 
 def empty_replica(sq: list[str], path: Path, name: str, join: Path) -> None:
@@ -167,7 +169,7 @@ def one_run(sq: list[str], tmp: Path, src: Path, files: int, n: int, res: SetRes
         after a burst of writes weighs on both sides alike."""
         first = n % 2 == 0
         c = sum(cp_sync() for _ in range(copies_)) if first else 0.0
-        settle(res.cold, [*sq, command, "--help"])  # imports what `sq COMMAND` imports
+        settle(res.cold, [*sq, command, "--help"], program_warm_up(sq))
         res.sq[work].append(timed_sq())
         res.cp_sync[work].append(c if first else sum(cp_sync() for _ in range(copies_)))
 
@@ -214,7 +216,7 @@ def one_run(sq: list[str], tmp: Path, src: Path, files: int, n: int, res: SetRes
         t_a, out = timed([*visit, str(src)])
         if json.loads(out)["carried_in"] < files:
             sys.exit(f"bench: the visit of A did not take the content: {out}")
-        settle(res.cold, [*sq, "sync", "--help"])
+        settle(res.cold, [*sq, "sync", "--help"], program_warm_up(sq))
         t_b, out = timed([*visit, str(b)])
         check(json.loads(out), files, "the visit of B")
         return t_a + t_b

@@ -38,6 +38,27 @@ def sq_command() -> list[str]:
     sys.exit("bench: sq not found on PATH (run through `make bench`)")
 
 
+# Every module of sq imported, and nothing run: its command line's
+# `__main__` is left out.
+_IMPORT_ALL = (
+    "import importlib, pkgutil, squirrel\n"
+    "for m in pkgutil.walk_packages(squirrel.__path__, 'squirrel.'):\n"
+    "    if not m.name.endswith('__main__'):\n"
+    "        importlib.import_module(m.name)\n"
+)
+
+
+def program_warm_up(sq: list[str]) -> list[str]:
+    """A command that reads all of sq's program into the page cache and
+    none of a benchmark's data: each of its modules imported by the
+    interpreter that runs `sq`. (`sq COMMAND --help` does not load what
+    the command runs: a command loads that when it runs.)"""
+    with open(sq[0], "rb") as f:
+        first = f.readline()
+    python = first[2:].decode().strip() if first.startswith(b"#!") else sys.executable
+    return [python, "-c", _IMPORT_ALL]
+
+
 def sweep_compare() -> str:
     """How the `sq` under test compares a large tree's folders with its
     index: in C (the part setup.py builds where it finds a compiler) or in
@@ -64,7 +85,9 @@ def add_tmp_option(ap: argparse.ArgumentParser) -> None:
 
 @contextmanager
 def bench_dir(prefix: str, where: str) -> Iterator[Path]:
-    """A fresh temporary directory under `where`, removed at the end whatever happens."""
+    """A fresh temporary directory under `where` (made if it is missing),
+    removed at the end whatever happens."""
+    os.makedirs(where, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=where))
     try:
         yield tmp
