@@ -34,6 +34,12 @@ command's --help alone does not load, and `cp --version`), so that the
 data comes from the disk and the program does not. The warm runs are removed before the cold ones
 start, so that both need the disk of one.
 
+Beside each ratio is the command's peak memory: its largest resident set
+over the runs (the kernel's count, which takes in the sweep's workers),
+for a carrier transfer the larger visit's. Memory must stay flat: under
+200 MB for 100,000 files and for a file of 4 GiB (`--large-mib 4096
+--large-file-mib 4096`).
+
 Everything lives in one temporary directory under /tmp (or --tmp), removed
 at the end; nothing is deleted before a set is done, except the runs of
 more than 1 GiB of media. The default sizes need about 16 GiB of free disk,
@@ -64,6 +70,7 @@ from common import (
     run,
     sq_command,
     timed,
+    timed_peak,
     write_random,
 )
 
@@ -81,6 +88,13 @@ class SetResult:
     size: int
     cp_sync: dict[str, list[float]] = field(default_factory=lambda: {w: [] for w in WORKS})  # the paired copies
     sq: dict[str, list[float]] = field(default_factory=lambda: {w: [] for w in WORKS})
+    peak_kib: dict[str, int] = field(default_factory=lambda: {w: 0 for w in WORKS})  # the largest of the runs
+
+    def timed(self, work: str, cmd: list[str]) -> tuple[float, str]:
+        """`cmd` run and timed for `work`, its peak memory kept."""
+        t, out, peak = timed_peak(cmd)
+        self.peak_kib[work] = max(self.peak_kib[work], peak)
+        return t, out
 
     def ratio(self, work: str) -> float:
         """The median of the runs' ratios, each against the copy timed next to it."""
@@ -178,13 +192,13 @@ def one_run(sq: list[str], tmp: Path, src: Path, files: int, n: int, res: SetRes
     bundle = run_dir / "b.sqb"
 
     def do_pack() -> float:
-        t, out = timed([*sq, "pack", str(src), "-o", str(bundle), "--for", str(recv), "--json"])
+        t, out = res.timed("pack --for", [*sq, "pack", str(src), "-o", str(bundle), "--for", str(recv), "--json"])
         if json.loads(out)["objects"] < files:
             sys.exit(f"bench: the bundle lacks content: {out}")
         return t
 
     def do_apply() -> float:
-        t, out = timed([*sq, "apply", str(bundle), str(recv), "--json"])
+        t, out = res.timed("apply", [*sq, "apply", str(bundle), str(recv), "--json"])
         check(json.loads(out), files, "sq apply")
         return t
 
@@ -195,7 +209,7 @@ def one_run(sq: list[str], tmp: Path, src: Path, files: int, n: int, res: SetRes
     empty_replica(sq, dst, f"Q{n}", src)
 
     def do_push() -> float:
-        t, out = timed([*sq, "push", str(src), str(dst), "--json"])
+        t, out = res.timed("push", [*sq, "push", str(src), str(dst), "--json"])
         check(json.loads(out), files, "sq push")
         return t
 
@@ -213,11 +227,11 @@ def one_run(sq: list[str], tmp: Path, src: Path, files: int, n: int, res: SetRes
     run([*visit, str(b)])
 
     def do_visits() -> float:
-        t_a, out = timed([*visit, str(src)])
+        t_a, out = res.timed("carrier A->B", [*visit, str(src)])
         if json.loads(out)["carried_in"] < files:
             sys.exit(f"bench: the visit of A did not take the content: {out}")
         settle(res.cold, [*sq, "sync", "--help"], program_warm_up(sq))
-        t_b, out = timed([*visit, str(b)])
+        t_b, out = res.timed("carrier A->B", [*visit, str(b)])
         check(json.loads(out), files, "the visit of B")
         return t_a + t_b
 
@@ -268,7 +282,10 @@ def report(results: list[SetResult], runs: int) -> None:
             ratio = r.ratio(w)
             verdict = "met" if ratio >= goal else "NOT met"
             copies = "2 x cp+sync" if w == "carrier A->B" else "cp+sync"
-            print(f"    sq {w:<14} {fmt_s(t)}  {copies} {fmt_s(cp)}  ratio {ratio:5.2f}   (goal >= {goal}: {verdict})")
+            print(
+                f"    sq {w:<14} {fmt_s(t)}  {copies} {fmt_s(cp)}  ratio {ratio:5.2f}   (goal >= {goal}: {verdict})"
+                f"  peak {r.peak_kib[w] / 1024:.0f} MiB"
+            )
 
 
 def make_room(tmp: Path) -> None:

@@ -110,6 +110,23 @@ def timed(cmd: Sequence[str]) -> tuple[float, str]:
     return time.perf_counter() - t0, out
 
 
+def timed_peak(cmd: Sequence[str]) -> tuple[float, str, int]:
+    """(wall seconds, stdout, peak resident set in KiB) of `cmd`, which must
+    succeed (as `run`). The peak is the kernel's, exact: the largest of
+    the process and of the children it waited for (a sweep's workers)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            sys.exit(f"bench: {' '.join(cmd)} exited {proc.returncode}:\n{err.read().decode(errors='replace')}")
+        return seconds, out.read().decode(), usage.ru_maxrss
+
+
 def run_quiet(cmd: Sequence[str], cwd: str | None = None, env: dict[str, str] | None = None) -> None:
     """Run `cmd` with its stdout discarded; raise CalledProcessError if it fails."""
     subprocess.run(cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
