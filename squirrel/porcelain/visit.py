@@ -19,9 +19,10 @@ finished by visiting again.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -43,6 +44,14 @@ from squirrel.porcelain.engine import ReplicaSource, SyncReport, check_not_behin
 
 if TYPE_CHECKING:
     from squirrel.porcelain.verify import VerifyReport
+
+# The content a visit takes is located, opened and stored this many
+# objects at a time: what the take holds at once (some 2 KiB each), where
+# all of a first take of 100,000 small files held 233 MiB.
+FILL_PIECE = 16384
+# Content a visit takes: its id, the carrier's path of it, its size, and
+# the drive's path and entry that hold it.
+Taken = tuple[bytes, bytes, int, tuple[bytes, Entry]]
 
 
 class StoreContent:
@@ -321,26 +330,62 @@ def _fill(
                 wanted[oid] = (path, e.size)
     if not wanted:
         return
-    left = _room(carrier, budget)
-    root = os.fsencode(drive.root)
+    meter.expect(len(wanted), sum(size for _, size in wanted.values()))
+    room = [_room(carrier, budget)]
     said = set(report.left_behind)
-    holders = drive.index.paths_with_objects(wanted)
-    copies = [
-        (oid, path, size, local)
-        for oid, (path, size) in wanted.items()
-        if (local := _local_copy(drive, holders.get(oid, []))) is not None
-    ]
-    meter.expect(len(copies), sum(size for _, _, size, _ in copies))
+    # Each content is looked for at the carrier's path of it first; what is
+    # not there is looked for by content at the end, in one pass over the
+    # drive's index. What the take holds is a piece at a time (`FILL_PIECE`).
+    elsewhere: list[tuple[bytes, bytes, int]] = []
+
+    def at_its_path() -> Iterator[Taken]:
+        for oid, (path, size) in wanted.items():
+            local = _local_copy(drive, [path], oid)
+            if local is None:
+                elsewhere.append((oid, path, size))
+            else:
+                yield oid, path, size, local
+
+    def at_other_paths() -> Iterator[Taken]:
+        wanted.clear()  # all looked for at their paths
+        holders = drive.index.paths_with_objects([oid for oid, _, _ in elsewhere]) if elsewhere else {}
+        for oid, path, size in elsewhere:
+            found = _local_copy(drive, holders.get(oid, []), oid)
+            if found is None:  # no copy of it here now: nothing to take
+                meter.file_done(size)
+            else:
+                yield oid, path, size, found
+
+    for taken in (at_its_path(), at_other_paths()):
+        while piece := list(itertools.islice(taken, FILL_PIECE)):
+            _store(drive, vault, piece, room, said, report, meter)
+
+
+def _store(
+    drive: Replica,
+    vault: CarrierVault,
+    piece: list[Taken],
+    room: list[int],
+    said: set[tuple[bytes, int]],
+    report: VisitReport,
+    meter: Meter,
+) -> None:
+    """`_fill`'s copy into the carrier of a piece of the content it takes,
+    while it fits in `room` (what is left of the carrier's budget, taken
+    from)."""
     fits: list[tuple[bytes, int, tuple[bytes, Entry]]] = []
-    for oid, path, size, local in copies:
-        if size > left:
+    for oid, path, size, local in piece:
+        if size > room[0]:
             if (path, size) not in said:  # the take may have said so already
                 said.add((path, size))
                 report.left_behind.append((path, size))
             meter.file_done(size)
             continue
         fits.append((oid, size, local))
-        left -= size
+        room[0] -= size
+    if not fits:
+        return
+    root = os.fsencode(drive.root)
 
     def reader(lp: bytes, le: Entry) -> Callable[[], Iterable[bytes]]:
         return lambda: meter.stream(fsops.read_chunks(fsops.abspath(root, lp), le))
@@ -367,12 +412,17 @@ def _fill(
             report.filled_bytes += sizes[oid]
 
 
-def _local_copy(drive: Replica, candidates: list[bytes]) -> tuple[bytes, Entry] | None:
-    """The first of the drive's paths holding the content that is still as
-    indexed."""
+def _local_copy(drive: Replica, candidates: list[bytes], oid: bytes) -> tuple[bytes, Entry] | None:
+    """The first of the drive's paths indexed as holding the content `oid`
+    that is still as indexed."""
     root = os.fsencode(drive.root)
     for p in candidates:
         e = drive.index.get(p)
-        if e is not None and fsops.matches(fsops.lstat_or_none(fsops.abspath(root, p)), e):
+        if (
+            e is not None
+            and e.is_file
+            and e.oid == oid
+            and fsops.matches(fsops.lstat_or_none(fsops.abspath(root, p)), e)
+        ):
             return p, e
     return None

@@ -24,6 +24,7 @@ from squirrel.plumbing import faults
 from squirrel.plumbing.carrier import Carrier
 from squirrel.plumbing.index import Entry
 from squirrel.plumbing.replica import Replica
+from squirrel.porcelain import visit as visit_module
 from squirrel.porcelain.apply import apply
 from squirrel.porcelain.carrier import carrier_status
 from squirrel.porcelain.init import init
@@ -320,7 +321,13 @@ def test_init_join_from_a_bundle_then_visits_carry_nothing_it_holds(tmp_path: Pa
 
 
 # A new empty drive, filled visit by visit ----------------------------------
-def test_a_new_empty_drive_is_filled_over_several_visits_within_the_budget(tmp_path: Path) -> None:
+@pytest.mark.parametrize("piece", [visit_module.FILL_PIECE, 3])
+def test_a_new_empty_drive_is_filled_over_several_visits_within_the_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, piece: int
+) -> None:
+    """Each visit of the full drive fills the carrier up to its budget, its
+    content taken a piece at a time (`FILL_PIECE`, here also 3 files)."""
+    monkeypatch.setattr(visit_module, "FILL_PIECE", piece)
     rng = random.Random(17)
     files = {f"album/{i:02d}.jpg": blob(rng, 8 * KIB) for i in range(10)}
     (a,) = drives(tmp_path, files, "a")
