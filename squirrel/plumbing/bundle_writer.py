@@ -395,7 +395,7 @@ class _Discard(io.BytesIO):
         return self._size
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     """An object added to a bundle being written: a raw one is read again
     from its file (`read`); a compressed one, or a small raw one once
