@@ -331,7 +331,7 @@ def _fill(
     if not wanted:
         return
     meter.expect(len(wanted), sum(size for _, size in wanted.values()))
-    room = [_room(carrier, budget)]
+    room = _room(carrier, budget)
     said = set(report.left_behind)
     # Each content is looked for at the carrier's path of it first; what is
     # not there is looked for by content at the end, in one pass over the
@@ -358,33 +358,33 @@ def _fill(
 
     for taken in (at_its_path(), at_other_paths()):
         while piece := list(itertools.islice(taken, FILL_PIECE)):
-            _store(drive, vault, piece, room, said, report, meter)
+            room = _store(drive, vault, piece, room, said, report, meter)
 
 
 def _store(
     drive: Replica,
     vault: CarrierVault,
     piece: list[Taken],
-    room: list[int],
+    room: int,
     said: set[tuple[bytes, int]],
     report: VisitReport,
     meter: Meter,
-) -> None:
+) -> int:
     """`_fill`'s copy into the carrier of a piece of the content it takes,
-    while it fits in `room` (what is left of the carrier's budget, taken
-    from)."""
+    while it fits in `room` (what is left of the carrier's budget); returns
+    the room left after it."""
     fits: list[tuple[bytes, int, tuple[bytes, Entry]]] = []
     for oid, path, size, local in piece:
-        if size > room[0]:
+        if size > room:
             if (path, size) not in said:  # the take may have said so already
                 said.add((path, size))
                 report.left_behind.append((path, size))
             meter.file_done(size)
             continue
         fits.append((oid, size, local))
-        room[0] -= size
+        room -= size
     if not fits:
-        return
+        return room
     root = os.fsencode(drive.root)
 
     def reader(lp: bytes, le: Entry) -> Callable[[], Iterable[bytes]]:
@@ -410,6 +410,7 @@ def _store(
         if failed is None:
             report.filled += 1
             report.filled_bytes += sizes[oid]
+    return room
 
 
 def _local_copy(drive: Replica, candidates: list[bytes], oid: bytes) -> tuple[bytes, Entry] | None:
