@@ -34,6 +34,7 @@ from squirrel.plumbing import paths, workers
 from squirrel.text import counted, listed
 
 if TYPE_CHECKING:
+    from squirrel.porcelain.verify import Damaged, VerifyReport
     from squirrel.porcelain.visit import VisitReport
 
 
@@ -165,6 +166,8 @@ def sync_cmd(
                 "budget": rep.budget,
                 "known_drives": rep.known_drives,
                 "forgotten": rep.forgotten,
+                # Healed during the visit: by what was delivered, or at once from a copy on the drive.
+                "healed": [paths.json_path(p) for p in d.healed + (scrubbed.healed if scrubbed is not None else [])],
                 "scrubbed_bytes": scrubbed.checked_bytes if scrubbed is not None else 0,
                 "damaged": [x.to_json() for x in scrubbed.damaged] if scrubbed is not None else [],
                 "lost": [{**paths.json_path(w.path), "oid": w.oid.hex(), "size": w.size} for w in rep.lost],
@@ -173,9 +176,9 @@ def sync_cmd(
         )
     else:
         list_outcomes(d)
-        for x in scrubbed.damaged if scrubbed is not None else []:
-            state = "moved to the trash, waiting for healing" if x.repaired else "not repaired"
-            click.echo(f"damaged   {paths.display(x.path)} ({state})")
+        if scrubbed is not None:
+            for x in scrubbed.damaged:
+                click.echo(f"damaged   {paths.display(x.path)} ({damage_state(x, scrubbed)})")
         for w in rep.lost:
             click.echo(f"lost      {paths.display(w.path)} (damaged, and no known drive holds {w.oid.hex()})")
     if rep.forgotten is not None:
@@ -217,6 +220,16 @@ def sync_cmd(
         )
     if d.failed:
         raise SyncIncomplete(f"{counted(len(d.failed), 'path')} could not be synced (see above); visit again")
+
+
+def damage_state(x: Damaged, scrubbed: VerifyReport) -> str:
+    """What became of a damaged file the visit's scrub found."""
+    if x.path in scrubbed.healed:
+        return "healed from a copy on this drive"
+    why = scrubbed.why_not.get(x.path)
+    if not x.repaired:
+        return "not repaired" + (f": {why}" if why else "")
+    return "moved to the trash, waiting for healing" + (f"; {why}" if why else "")
 
 
 def nothing_to_carry(rep: VisitReport, where: str) -> str:

@@ -63,6 +63,9 @@ class VerifyReport:
     problems: list[str] = field(default_factory=list)
     damaged: list[Damaged] = field(default_factory=list)
     healed: list[bytes] = field(default_factory=list)  # healed at once from a copy on the replica
+    # Why a damaged file was not moved aside, or not healed at once from a
+    # copy on the replica (it then waits for a drive that has its content).
+    why_not: dict[bytes, str] = field(default_factory=dict)
     waiting: list[WantedMark] = field(default_factory=list)  # damaged files still waiting for their content
     sliced: bool = False  # a slice of a scrub (`max_bytes`), not a whole verify
     cycle_done: bool = False  # this run read the last file of a scrub cycle (or every file)
@@ -283,6 +286,7 @@ def _repair(rep: Replica, report: VerifyReport) -> None:
         except (SquirrelError, OSError) as err:
             why = err.message if isinstance(err, SquirrelError) else f"{err.strerror or err}"
             report.problems.append(f"{paths.display(d.path)}: not repaired: {why}")
+            report.why_not[d.path] = f"not moved to the trash: {why}"
             fixed.append(d)
     report.damaged = fixed
     marks = rep.index.wanted_marks()
@@ -290,6 +294,7 @@ def _repair(rep: Replica, report: VerifyReport) -> None:
         result = heal.heal(rep, [(w, heal.local_fetch(rep, w)) for w in marks])
         report.healed = result.healed
         report.problems += [f"{paths.display(p)}: not healed: {why}" for p, why in result.failed]
+        report.why_not.update((p, f"not healed from the copy on this drive: {why}") for p, why in result.failed)
 
 
 def check_file(

@@ -277,3 +277,50 @@ def test_the_carrier_says_when_each_drive_was_last_fully_scrubbed(tmp_path: Path
     assert drives["B"]["last_full_scrub"] is not None and drives["B"]["damaged"] == 1
     assert drives["A"]["last_full_scrub"] is None and drives["A"]["damaged"] == 0
     assert "last fully scrubbed never" in sq("carrier", "status", "--carrier", carrier).out
+
+
+def test_a_copy_that_could_not_be_put_back_is_carried_from_its_other_path(tmp_path: Path) -> None:
+    """A damaged file whose copy on the same drive could not be put back
+    during the visit (the drive failed a write) waits for healing; the
+    visit still takes that content into the carrier, from the copy's path,
+    for the drive that lacks it, and its next visit heals the file."""
+    carrier = tmp_path / "carrier"
+    files = {**PHOTOS, "copy.jpg": PHOTOS["2019/b.jpg"]}
+    a, c = make_tree(tmp_path / "A", files), tmp_path / "C"
+    c.mkdir()
+    sq("init", a, "--name", "A")
+    sq("init", c, "--name", "C", "--join", a)
+    sq("sync", a, "--carrier", carrier, "--max-size", "1")  # no room: C's content is left behind
+    sq("sync", c, "--carrier", carrier)
+    sq("carrier", "config", "--carrier", carrier, "--max-size", "1M")
+    rot(a / "2019/b.jpg")
+
+    # The third rename of the visit is the one that would put the copy back.
+    ran = run_sq("sync", a, "--carrier", carrier, "--scrub", "1G", fault="rename:3:eio").check(0)
+
+    assert not (a / "2019/b.jpg").exists()  # (the fault struck where this test means it to)
+    assert "damaged   2019/b.jpg (moved to the trash, waiting for healing; not healed from the copy" in ran.out
+    assert "Input/output error" in ran.out
+    doc = sq("sync", c, "--carrier", carrier, "--json").json
+    assert doc["failed"] == [] and doc["deferred"] == []
+    assert tree(c) == {**files, "2019/": b"", "2020/": b""}
+    assert [h["path"] for h in sq("sync", a, "--carrier", carrier, "--json").json["healed"]] == ["2019/b.jpg"]
+    assert (a / "2019/b.jpg").read_bytes() == PHOTOS["2019/b.jpg"]
+    sq("verify", a)
+
+
+def test_a_visit_says_a_copy_on_the_drive_healed_its_damage_at_once(tmp_path: Path) -> None:
+    carrier = tmp_path / "carrier"
+    a = make_tree(tmp_path / "A", {**PHOTOS, "copy.jpg": PHOTOS["2019/b.jpg"]})
+    sq("init", a, "--name", "A")
+    sq("sync", a, "--carrier", carrier)
+    rot(a / "2019/b.jpg")
+
+    ran = sq("sync", a, "--carrier", carrier, "--scrub", "1G")
+    assert "damaged   2019/b.jpg (healed from a copy on this drive)" in ran.out
+    assert (a / "2019/b.jpg").read_bytes() == PHOTOS["2019/b.jpg"]
+    rot(a / "2019/b.jpg", 20)
+    doc = sq("sync", a, "--carrier", carrier, "--scrub", "1G", "--json").json
+    assert [h["path"] for h in doc["healed"]] == ["2019/b.jpg"]
+    assert [(x["path"], x["repaired"]) for x in doc["damaged"]] == [("2019/b.jpg", True)]
+    sq("verify", a)
