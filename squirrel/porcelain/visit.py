@@ -19,6 +19,7 @@ finished by visiting again.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import shutil
@@ -26,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from squirrel.errors import ContentUnavailable
+from squirrel.errors import ChangedDuringOperation, ContentUnavailable, SquirrelError
 from squirrel.plumbing import conflicts, fsops
 from squirrel.plumbing.carrier import CARRIER_NAME, Carrier, CarrierVault, is_carrier, refuse_occupied
 from squirrel.plumbing.carrier_executor import CarrierExecutor
@@ -391,6 +392,7 @@ def _store(
         return lambda: meter.stream(fsops.read_chunks(fsops.abspath(root, lp), le))
 
     sizes = {oid: size for oid, size, _ in fits}
+    held = {oid: local for oid, _, local in fits}
     before = meter.progress.bytes_done
 
     def span(lp: bytes, le: Entry) -> Callable[[], fsops.Span]:
@@ -405,12 +407,30 @@ def _store(
         # counts its size once.
         meter.file_done(sizes[oid], meter.progress.bytes_done - before)
         before = meter.progress.bytes_done
-        if failed is not None and not isinstance(failed, (OSError, ContentUnavailable)):
-            raise failed
         if failed is None:
             report.filled += 1
             report.filled_bytes += sizes[oid]
+        elif not isinstance(failed, ContentUnavailable) and getattr(failed, "errno", None) != errno.ENOSPC:
+            report.delivered.failed.append(
+                (held[oid][0], f"not taken into the carrier: {_why_not(drive, held[oid], failed)}")
+            )
     return room
+
+
+def _why_not(drive: Replica, held: tuple[bytes, Entry], err: SquirrelError | OSError) -> str:
+    """Why the content of a drive's file did not go into the carrier. A file
+    whose bytes no longer hash to its recorded id while its size and time
+    are as recorded is damaged: no later visit takes it until it is set
+    aside (and healed from a drive that has it)."""
+    path, e = held
+    if isinstance(err, ChangedDuringOperation) and fsops.matches(
+        fsops.lstat_or_none(fsops.abspath(os.fsencode(drive.root), path)), e
+    ):
+        return (
+            "its content no longer matches the drive's index, though its size and time do: damaged?"
+            f" `sq verify {drive.root} --repair` sets it aside, to be healed from a drive that has it"
+        )
+    return err.message if isinstance(err, SquirrelError) else f"{err.strerror or err}"
 
 
 def _local_copy(drive: Replica, candidates: list[bytes], oid: bytes) -> tuple[bytes, Entry] | None:

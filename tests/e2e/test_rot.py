@@ -279,6 +279,19 @@ def test_the_carrier_says_when_each_drive_was_last_fully_scrubbed(tmp_path: Path
     assert "last fully scrubbed never" in sq("carrier", "status", "--carrier", carrier).out
 
 
+def left_behind(tmp: Path, files: dict[str, bytes], carrier: Path) -> tuple[Path, Path]:
+    """Drive A with `files` and an empty drive C, both known to the carrier,
+    which had no room for what C lacks when it met A, and now has."""
+    a, c = make_tree(tmp / "A", files), tmp / "C"
+    c.mkdir()
+    sq("init", a, "--name", "A")
+    sq("init", c, "--name", "C", "--join", a)
+    sq("sync", a, "--carrier", carrier, "--max-size", "1")
+    sq("sync", c, "--carrier", carrier)
+    sq("carrier", "config", "--carrier", carrier, "--max-size", "1M")
+    return a, c
+
+
 def test_a_copy_that_could_not_be_put_back_is_carried_from_its_other_path(tmp_path: Path) -> None:
     """A damaged file whose copy on the same drive could not be put back
     during the visit (the drive failed a write) waits for healing; the
@@ -286,13 +299,7 @@ def test_a_copy_that_could_not_be_put_back_is_carried_from_its_other_path(tmp_pa
     for the drive that lacks it, and its next visit heals the file."""
     carrier = tmp_path / "carrier"
     files = {**PHOTOS, "copy.jpg": PHOTOS["2019/b.jpg"]}
-    a, c = make_tree(tmp_path / "A", files), tmp_path / "C"
-    c.mkdir()
-    sq("init", a, "--name", "A")
-    sq("init", c, "--name", "C", "--join", a)
-    sq("sync", a, "--carrier", carrier, "--max-size", "1")  # no room: C's content is left behind
-    sq("sync", c, "--carrier", carrier)
-    sq("carrier", "config", "--carrier", carrier, "--max-size", "1M")
+    a, c = left_behind(tmp_path, files, carrier)
     rot(a / "2019/b.jpg")
 
     # The third rename of the visit is the one that would put the copy back.
@@ -324,3 +331,26 @@ def test_a_visit_says_a_copy_on_the_drive_healed_its_damage_at_once(tmp_path: Pa
     assert [h["path"] for h in doc["healed"]] == ["2019/b.jpg"]
     assert [(x["path"], x["repaired"]) for x in doc["damaged"]] == [("2019/b.jpg", True)]
     sq("verify", a)
+
+
+def test_damage_the_carrier_would_carry_fails_that_file_alone_and_says_so(tmp_path: Path) -> None:
+    """Rot not found yet, in a file another drive lacks: the visit carries
+    everything else, lists the damaged file with what to do, and exits
+    18; once the file is set aside, visits go through again and report it
+    lost (no other drive ever had it)."""
+    carrier = tmp_path / "carrier"
+    a, c = left_behind(tmp_path, PHOTOS, carrier)
+    rot(a / "2019/a.jpg")
+
+    ran = sq("sync", a, "--carrier", carrier, code=18)
+    assert (
+        "failed    2019/a.jpg: not taken into the carrier: its content no longer matches the drive's index,"
+        " though its size and time do: damaged?"
+    ) in ran.out
+    assert "--repair` sets it aside" in ran.out
+    sq("sync", c, "--carrier", carrier)
+    assert tree(c) == {k: v for k, v in PHOTOS_TREE.items() if k != "2019/a.jpg"}
+
+    sq("verify", a, "--repair", code=1)
+    doc = sq("sync", a, "--carrier", carrier, "--json").json
+    assert doc["failed"] == [] and [x["path"] for x in doc["lost"]] == ["2019/a.jpg"]
