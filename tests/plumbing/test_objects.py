@@ -46,6 +46,20 @@ def test_delete_many_drops_exactly_the_objects_named_across_several_groups(tmp_p
     assert all(Path(store.path(o)).read_bytes() == contents[o] for o in kept)
 
 
+def test_objects_are_unlinked_in_the_order_of_their_inodes_across_folders(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    contents = _contents(200)
+    _put(store, contents)
+    oids = list(contents)
+    unknown = blake3.blake3(b"never stored").digest()
+
+    ordered = store._inode_order([*oids, unknown])
+
+    assert ordered[0] == unknown  # not listed: first (its unlink finds nothing)
+    assert ordered[1:] == sorted(oids, key=lambda o: os.stat(store.path(o)).st_ino)
+    assert len({o[0] for o in oids}) > 50  # the order crosses many folders
+
+
 def test_an_object_folder_removed_behind_the_store_is_made_again(tmp_path: Path) -> None:
     store = _store(tmp_path)
     contents = _contents(1)
