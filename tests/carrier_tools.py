@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.helpers import make_tree, run_sq
+
 
 def object_files(carrier: Path | str) -> list[Path]:
     """Every file under CARRIER/vaults/*/objects/."""
@@ -41,3 +43,16 @@ def carrier_snapshot(carrier: Path | str) -> dict[str, bytes]:
         if rel == "carrier.json" or any(k in rel for k in kept) or rel.endswith("/index/data.mdb"):
             snap[rel] = p.read_bytes()
     return snap
+
+
+def left_behind(tmp: Path, files: dict[str, bytes], carrier: Path) -> tuple[Path, Path]:
+    """Drive A with `files` and an empty drive C, both known to the carrier,
+    which had no room for what C lacks when it met A, and now has."""
+    a, c = make_tree(tmp / "A", files), tmp / "C"
+    c.mkdir()
+    run_sq("init", a, "--name", "A").check(0)
+    run_sq("init", c, "--name", "C", "--join", a).check(0)
+    run_sq("sync", a, "--carrier", carrier, "--max-size", "1").check(0)
+    run_sq("sync", c, "--carrier", carrier).check(0)
+    run_sq("carrier", "config", "--carrier", carrier, "--max-size", "1M").check(0)
+    return a, c

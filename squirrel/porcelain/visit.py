@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from squirrel.errors import ChangedDuringOperation, ContentUnavailable, SquirrelError
+from squirrel.errors import ChangedDuringOperation, ContentUnavailable, OutOfSpace, SquirrelError
 from squirrel.plumbing import conflicts, fsops
 from squirrel.plumbing.carrier import CARRIER_NAME, Carrier, CarrierVault, is_carrier, refuse_occupied
 from squirrel.plumbing.carrier_executor import CarrierExecutor
@@ -374,15 +374,14 @@ def _store(
     """`_fill`'s copy into the carrier of a piece of the content it takes,
     while it fits in `room` (what is left of the carrier's budget); returns
     the room left after it."""
-    fits: list[tuple[bytes, int, tuple[bytes, Entry]]] = []
-    for oid, path, size, local in piece:
+    fits: dict[bytes, Taken] = {}
+    for taken in piece:
+        oid, path, size, _ = taken
         if size > room:
-            if (path, size) not in said:  # the take may have said so already
-                said.add((path, size))
-                report.left_behind.append((path, size))
+            _left_behind(path, size, said, report)
             meter.file_done(size)
             continue
-        fits.append((oid, size, local))
+        fits[oid] = taken
         room -= size
     if not fits:
         return room
@@ -391,30 +390,36 @@ def _store(
     def reader(lp: bytes, le: Entry) -> Callable[[], Iterable[bytes]]:
         return lambda: meter.stream(fsops.read_chunks(fsops.abspath(root, lp), le))
 
-    sizes = {oid: size for oid, size, _ in fits}
-    held = {oid: local for oid, _, local in fits}
     before = meter.progress.bytes_done
 
     def span(lp: bytes, le: Entry) -> Callable[[], fsops.Span]:
         return lambda: fsops.open_span(fsops.abspath(root, lp), le)
 
     stored = vault.store.put_many(
-        [Wanted(oid, size, reader(lp, le), span(lp, le), meter.add_bytes) for oid, size, (lp, le) in fits]
+        [Wanted(oid, size, reader(lp, le), span(lp, le), meter.add_bytes) for oid, _, size, (lp, le) in fits.values()]
     )
     for oid, failed in stored:
+        _, path, size, local = fits[oid]
         # What streamed since the last result (a whole group's bytes, for
         # the first result of a group) is counted already: each file
         # counts its size once.
-        meter.file_done(sizes[oid], meter.progress.bytes_done - before)
+        meter.file_done(size, meter.progress.bytes_done - before)
         before = meter.progress.bytes_done
         if failed is None:
             report.filled += 1
-            report.filled_bytes += sizes[oid]
-        elif not isinstance(failed, ContentUnavailable) and getattr(failed, "errno", None) != errno.ENOSPC:
-            report.delivered.failed.append(
-                (held[oid][0], f"not taken into the carrier: {_why_not(drive, held[oid], failed)}")
-            )
+            report.filled_bytes += size
+        elif isinstance(failed, OutOfSpace) or getattr(failed, "errno", None) == errno.ENOSPC:
+            room = 0  # the laptop's disk is full: nothing more fits this visit
+            _left_behind(path, size, said, report)
+        elif not isinstance(failed, ContentUnavailable):
+            report.delivered.failed.append((local[0], f"not taken into the carrier: {_why_not(drive, local, failed)}"))
     return room
+
+
+def _left_behind(path: bytes, size: int, said: set[tuple[bytes, int]], report: VisitReport) -> None:
+    if (path, size) not in said:  # the take may have said so already
+        said.add((path, size))
+        report.left_behind.append((path, size))
 
 
 def _why_not(drive: Replica, held: tuple[bytes, Entry], err: SquirrelError | OSError) -> str:

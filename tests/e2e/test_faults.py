@@ -29,6 +29,7 @@ import pytest
 
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.vtime import VectorTime
+from tests.carrier_tools import left_behind
 from tests.crash_scenarios import (
     ConflictKey,
     Scenario,
@@ -38,7 +39,7 @@ from tests.crash_scenarios import (
     shared,
 )
 from tests.fault_tools import Outcome, oid, run_forked
-from tests.helpers import make_tree, tree, write
+from tests.helpers import make_tree, run_sq, tree, write
 
 FULL = os.environ.get("SQ_CRASH_FULL") == "1"
 OPS = ("write", "fsync", "rename", "unlink", "utime", "commit")
@@ -234,3 +235,22 @@ def test_a_replica_with_a_failed_path_still_verifies(tmp_path: Path) -> None:
     assert failed.code == 18
     verified = run_forked(["verify", b])
     assert verified.code == 0, verified.stdout.decode()
+
+
+def test_a_full_laptop_leaves_what_the_visit_would_carry_in_behind_and_says_so(tmp_path: Path) -> None:
+    """Out of space on the laptop while a visit copies in content another
+    drive lacks: what did not fit is left behind, as when the budget is
+    spent, and said so; the rest is carried, and the next visit brings it."""
+    carrier = tmp_path / "carrier"
+    files = {f"roll/{i}.jpg": bytes([i]) * (1000 + i) for i in range(5)}
+    a, c = left_behind(tmp_path, files, carrier)
+
+    ran = run_sq("sync", a, "--carrier", carrier, "--json", fault="write:1:enospc").check(0)
+
+    assert ran.json["left_behind"] == [{"path": "roll/0.jpg", "size": 1000}]
+    assert ran.json["failed"] == [] and ran.json["carried_in"] == 4
+    run_sq("sync", c, "--carrier", carrier).check(0)
+    assert sorted(p.name for p in (c / "roll").iterdir()) == ["1.jpg", "2.jpg", "3.jpg", "4.jpg"]
+    run_sq("sync", a, "--carrier", carrier).check(0)
+    run_sq("sync", c, "--carrier", carrier).check(0)
+    assert tree(c) == tree(a)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from tests.carrier_tools import left_behind
 from tests.helpers import Ran, make_tree, run_sq, tree
 
 PHOTOS = {
@@ -277,19 +278,6 @@ def test_the_carrier_says_when_each_drive_was_last_fully_scrubbed(tmp_path: Path
     assert drives["B"]["last_full_scrub"] is not None and drives["B"]["damaged"] == 1
     assert drives["A"]["last_full_scrub"] is None and drives["A"]["damaged"] == 0
     assert "last fully scrubbed never" in sq("carrier", "status", "--carrier", carrier).out
-
-
-def left_behind(tmp: Path, files: dict[str, bytes], carrier: Path) -> tuple[Path, Path]:
-    """Drive A with `files` and an empty drive C, both known to the carrier,
-    which had no room for what C lacks when it met A, and now has."""
-    a, c = make_tree(tmp / "A", files), tmp / "C"
-    c.mkdir()
-    sq("init", a, "--name", "A")
-    sq("init", c, "--name", "C", "--join", a)
-    sq("sync", a, "--carrier", carrier, "--max-size", "1")
-    sq("sync", c, "--carrier", carrier)
-    sq("carrier", "config", "--carrier", carrier, "--max-size", "1M")
-    return a, c
 
 
 def test_a_copy_that_could_not_be_put_back_is_carried_from_its_other_path(tmp_path: Path) -> None:
