@@ -276,17 +276,6 @@ class ObjectStore:
                     return
                 yield block
 
-    def delete(self, oid: bytes) -> int:
-        if self._held is not None:
-            self._held.pop(oid, None)
-        try:
-            size = os.path.getsize(self.path(oid))
-            faults.point("unlink")
-            os.unlink(self.path(oid))
-            return size
-        except FileNotFoundError:
-            return 0
-
     def delete_many(self, oids: Iterable[bytes]) -> tuple[int, int]:
         """Delete these objects; returns (how many were there, their bytes).
         They are unlinked in the order of their inode numbers
@@ -332,7 +321,7 @@ class ObjectStore:
             if pool is not None:
                 pool.shutdown()  # every unlink handed over is waited for
         for d in done:
-            d.result()  # an unlink that failed fails the call, as `delete` would
+            d.result()  # an unlink that failed fails the call
         return count, freed
 
     def _inode_order(self, oids: list[bytes]) -> list[bytes]:

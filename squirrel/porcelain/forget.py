@@ -49,7 +49,7 @@ def forget(carrier_path: str, drive: str, dry_run: bool = False, now: int | None
             # a forgotten drive, and forgetting it again drops them.
             forgotten = record if already else vault.forget(record.id, when)
             drop = vault.unneeded()
-            gone = sum(vault.store.delete(oid) for oid, _ in drop)
+            _, gone = vault.store.delete_many(oid for oid, _ in drop)
         versions = sum(len(vault.index.paths_with_object(oid)) for oid, _ in drop)
         held = carrier.usage() - (gone if dry_run else 0)
         return ForgetReport(vid, forgotten, already, versions, len(drop), gone, held, dry_run)

@@ -83,7 +83,7 @@ def test_has_follows_the_stores_own_puts_and_deletes(tmp_path: Path) -> None:
 
     _put(store, {b: contents[b], c: contents[c], d: contents[d]})
     assert all(store.has(o) for o in contents)
-    store.delete(a)
+    store.delete_many([a])
     store.delete_many([b, c])
 
     assert [store.has(o) for o in contents] == [False, False, False, True]
