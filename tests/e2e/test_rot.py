@@ -290,7 +290,7 @@ def test_a_copy_that_could_not_be_put_back_is_carried_from_its_other_path(tmp_pa
     a, c = left_behind(tmp_path, files, carrier)
     rot(a / "2019/b.jpg")
 
-    # The third rename of the visit is the one that would put the copy back.
+    # The third rename of the visit begins the heal from the copy (its intent log).
     ran = run_sq("sync", a, "--carrier", carrier, "--scrub", "1G", fault="rename:3:eio").check(0)
 
     assert not (a / "2019/b.jpg").exists()  # (the fault struck where this test means it to)
