@@ -22,6 +22,12 @@ class SquirrelError(Exception):
         return self.message
 
 
+def reason(e: SquirrelError | OSError) -> str:
+    """The one line that says why a step failed: an error's message, or a
+    system error's own words (without its number)."""
+    return e.message if isinstance(e, SquirrelError) else f"{e.strerror or e}"
+
+
 class BadUsage(SquirrelError):
     """The command was asked for something that cannot mean anything: two
     options that exclude each other, a malformed object id, a bad choice.

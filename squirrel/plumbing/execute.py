@@ -19,7 +19,15 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
-from squirrel.errors import BadBundle, ChangedDuringOperation, ContentUnavailable, OutOfSpace, SquirrelError, UnsafePath
+from squirrel.errors import (
+    BadBundle,
+    ChangedDuringOperation,
+    ContentUnavailable,
+    OutOfSpace,
+    SquirrelError,
+    UnsafePath,
+    reason,
+)
 from squirrel.plumbing import conflicts, faults, fsops, journal, paths
 from squirrel.plumbing.casefold import CaseFolding
 from squirrel.plumbing.durable import fsync_dir
@@ -228,7 +236,7 @@ class Executor:
             self._stop = e
             self._fail(act, str(e))
         except (SquirrelError, OSError) as e:
-            msg = e.message if isinstance(e, SquirrelError) else f"{e.strerror or e}"
+            msg = reason(e)
             if act.kind == MKDIR and isinstance(e, OSError):
                 # Nothing below a folder the file system would not make
                 # can be synced: it stays as it is, reported in this one

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
-from squirrel.errors import ChangedDuringOperation, ContentUnavailable, OutOfSpace, SquirrelError
+from squirrel.errors import ChangedDuringOperation, ContentUnavailable, OutOfSpace, SquirrelError, reason
 from squirrel.plumbing import fsops, ids, journal, paths
 from squirrel.plumbing.durable import fsync_dir
 from squirrel.plumbing.index import Entry, racy_flag
@@ -80,7 +80,7 @@ def heal(
         except OutOfSpace:
             raise
         except (SquirrelError, OSError) as e:
-            result.failed.append((mark.path, e.message if isinstance(e, SquirrelError) else f"{e.strerror or e}"))
+            result.failed.append((mark.path, reason(e)))
     return result
 
 

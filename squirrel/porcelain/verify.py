@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from squirrel.errors import FileSystemError, SquirrelError
+from squirrel.errors import FileSystemError, SquirrelError, reason
 from squirrel.plumbing import fsops, heal, ids, paths
 from squirrel.plumbing.carrier import Carrier, is_carrier
 from squirrel.plumbing.index import FORMAT_VERSION, Entry, ReplicaIndex
@@ -284,7 +284,7 @@ def _repair(rep: Replica, report: VerifyReport) -> None:
             heal.repair(rep, d.path, e, d.found)
             fixed.append(Damaged(d.path, d.oid, d.found, d.size, True))
         except (SquirrelError, OSError) as err:
-            why = err.message if isinstance(err, SquirrelError) else f"{err.strerror or err}"
+            why = reason(err)
             report.problems.append(f"{paths.display(d.path)}: not repaired: {why}")
             report.why_not[d.path] = f"not moved to the trash: {why}"
             fixed.append(d)

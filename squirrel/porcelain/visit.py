@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from squirrel.errors import ChangedDuringOperation, ContentUnavailable, OutOfSpace, SquirrelError
+from squirrel.errors import ChangedDuringOperation, ContentUnavailable, OutOfSpace, SquirrelError, reason
 from squirrel.plumbing import conflicts, fsops
 from squirrel.plumbing.carrier import CARRIER_NAME, Carrier, CarrierVault, is_carrier, refuse_occupied
 from squirrel.plumbing.carrier_executor import CarrierExecutor
@@ -435,7 +435,7 @@ def _why_not(drive: Replica, held: tuple[bytes, Entry], err: SquirrelError | OSE
             "its content no longer matches the drive's index, though its size and time do: damaged?"
             f" `sq verify {drive.root} --repair` sets it aside, to be healed from a drive that has it"
         )
-    return err.message if isinstance(err, SquirrelError) else f"{err.strerror or err}"
+    return reason(err)
 
 
 def _local_copy(drive: Replica, candidates: list[bytes], oid: bytes) -> tuple[bytes, Entry] | None:
