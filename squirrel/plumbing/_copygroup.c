@@ -14,26 +14,39 @@
  *
  *   dir_fd   the temporary folder, open
  *   items    list of (src_fd, offset, size, name, create_perms,
- *            final_perms, mtime_ns): `size` bytes at `offset` of
- *            `src_fd` go to a new file `name` (bytes) of the folder,
- *            made with `create_perms`; it then gets `final_perms` (where
- *            the file system keeps permissions) and `mtime_ns` (None:
- *            it keeps the time it was written)
+ *            final_perms, mtime_ns[, path, expected_mtime_ns]): `size`
+ *            bytes at `offset` of `src_fd` go to a new file `name`
+ *            (bytes) of the folder, made with `create_perms`; it then
+ *            gets `final_perms` (where the file system keeps
+ *            permissions) and `mtime_ns` (None: it keeps the time it was
+ *            written). With a `path` (bytes; `src_fd` is then ignored),
+ *            the source is the whole of that file, opened here as
+ *            fsops.open_span opens it: no symlink followed, and taken
+ *            only while it is a regular file of `size` bytes and, unless
+ *            `expected_mtime_ns` is None, of that mtime
  *   buffer   a writable buffer of at least the sum of the sizes: each
  *            file's bytes are read back into it, one after the other,
  *            for the caller to hash
  *   codes    one per file done, in order: 0, or for the last one the
  *            reason it stopped: -1 the source was shorter than `size`,
  *            -2 the kernel cannot copy between these files (nothing was
- *            copied: the caller streams the content), or an errno. A
- *            file that failed is removed; the files after it are not
- *            touched.
+ *            copied: the caller streams the content), -3 its `path`
+ *            could not be opened or is not what was expected (nothing
+ *            was written: the caller opens it itself, and says why), or
+ *            an errno. A file that failed is removed; the files after
+ *            it are not touched.
+ *
+ * Opening each source here rather than in the caller spares its thread
+ * three system calls a file made with the interpreter lock taken and
+ * given back (open, fstat, close): between the threads of a push, every
+ * such handover waits for the lock.
  *
  * Before the first copy, the disk is asked for every file's bytes
  * (posix_fadvise WILLNEED), so that it reads the group's sources while
  * the first files are copied.
  *
- * The source descriptors stay open (the caller closes them). Where this
+ * The caller's source descriptors stay open (it closes them); those
+ * opened here are closed before the call returns. Where this
  * module is not built, its callers write the same files in Python, one
  * at a time, with the same result.
  */
@@ -52,6 +65,7 @@
 
 #define SHORT (-1)
 #define NO_COPY (-2)
+#define SOURCE (-3)
 
 typedef struct {
     int src;
@@ -62,6 +76,9 @@ typedef struct {
     int final_perms;
     int set_mtime;
     long long mtime_ns;
+    char *path; /* the source, opened here; NULL: `src` is the caller's */
+    int check_mtime;
+    long long expected_mtime_ns;
 } item;
 
 /* The errors of copy_file_range(2) that mean it cannot copy between these
@@ -126,10 +143,38 @@ static int copy_one(int dir_fd, const item *it, char *back) {
     return code;
 }
 
+/* Open an item's `path` as its source: 0, or SOURCE where it cannot be
+ * opened or is not a regular file of the size (and mtime) expected. */
+static int open_source(item *it) {
+    int fd = open(it->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return SOURCE;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size != it->size ||
+        (it->check_mtime && (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec != it->expected_mtime_ns)) {
+        close(fd);
+        return SOURCE;
+    }
+    it->src = fd;
+    it->offset = 0;
+    return 0;
+}
+
 static void free_items(item *items, Py_ssize_t n) {
-    for (Py_ssize_t i = 0; i < n; i++)
+    for (Py_ssize_t i = 0; i < n; i++) {
         free(items[i].name);
+        free(items[i].path);
+    }
     free(items);
+}
+
+/* An optional int of an item (None: `*set` is 0); -1 on error. */
+static int optional_ll(PyObject *obj, int *set, long long *value) {
+    *set = obj != Py_None;
+    if (!*set)
+        return 0;
+    *value = PyLong_AsLongLong(obj);
+    return *value == -1 && PyErr_Occurred() ? -1 : 0;
 }
 
 static PyObject *copy(PyObject *self, PyObject *args) {
@@ -151,29 +196,44 @@ static PyObject *copy(PyObject *self, PyObject *args) {
         item *it = &items[i];
         const char *name;
         Py_ssize_t len;
-        PyObject *mtime;
-        if (!PyArg_ParseTuple(PyList_GET_ITEM(list, i), "iLLy#iiO;an item is (src_fd, offset, size, name, "
-                              "create_perms, final_perms, mtime_ns)",
+        PyObject *mtime, *path = Py_None, *expected = Py_None;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(list, i), "iLLy#iiO|OO;an item is (src_fd, offset, size, name, "
+                              "create_perms, final_perms, mtime_ns[, path, expected_mtime_ns])",
                               &it->src, &it->offset, &it->size, &name, &len, &it->create_perms, &it->final_perms,
-                              &mtime)) {
+                              &mtime, &path, &expected) ||
+            optional_ll(mtime, &it->set_mtime, &it->mtime_ns) < 0 ||
+            optional_ll(expected, &it->check_mtime, &it->expected_mtime_ns) < 0) {
             free_items(items, n);
             PyBuffer_Release(&buf);
             return NULL;
-        }
-        it->set_mtime = mtime != Py_None;
-        if (it->set_mtime) {
-            it->mtime_ns = PyLong_AsLongLong(mtime);
-            if (it->mtime_ns == -1 && PyErr_Occurred()) {
-                free_items(items, n);
-                PyBuffer_Release(&buf);
-                return NULL;
-            }
         }
         if (it->offset < 0 || it->size < 0 || __builtin_add_overflow(total, it->size, &total)) {
             free_items(items, n);
             PyBuffer_Release(&buf);
             PyErr_SetString(PyExc_ValueError, "negative offset or size");
             return NULL;
+        }
+        if (path != Py_None && !PyBytes_Check(path)) {
+            free_items(items, n);
+            PyBuffer_Release(&buf);
+            PyErr_SetString(PyExc_TypeError, "an item's path is bytes or None");
+            return NULL;
+        }
+        if (path != Py_None) {
+            const char *p = PyBytes_AS_STRING(path);
+            if (strlen(p) != (size_t)PyBytes_GET_SIZE(path)) {
+                free_items(items, n);
+                PyBuffer_Release(&buf);
+                PyErr_SetString(PyExc_ValueError, "a path holds a null byte");
+                return NULL;
+            }
+            it->src = -1;
+            it->path = strdup(p);
+            if (it->path == NULL) {
+                free_items(items, n);
+                PyBuffer_Release(&buf);
+                return PyErr_NoMemory();
+            }
         }
         it->name = strndup(name, (size_t)len);
         if (it->name == NULL) {
@@ -194,19 +254,27 @@ static PyObject *copy(PyObject *self, PyObject *args) {
         PyBuffer_Release(&buf);
         return PyErr_NoMemory();
     }
-    Py_ssize_t done = 0;
+    Py_ssize_t done = 0, ready = 0;
     Py_BEGIN_ALLOW_THREADS;
+    /* The sources this call opens, as far as the first that fails. */
+    while (ready < n && (items[ready].path == NULL || open_source(&items[ready]) == 0))
+        ready++;
     /* Every file's reads asked of the disk first: it reads the group's
      * sources while the first are copied (only a hint, like each error). */
-    for (Py_ssize_t i = 0; i < n; i++)
+    for (Py_ssize_t i = 0; i < ready; i++)
         (void)posix_fadvise(items[i].src, (off_t)items[i].offset, (off_t)items[i].size, POSIX_FADV_WILLNEED);
     char *back = buf.buf;
-    while (done < n) {
+    while (done < ready) {
         codes[done] = copy_one(dir_fd, &items[done], back);
         back += items[done].size;
         if (codes[done++] != 0)
             break;
     }
+    if (done == ready && ready < n)
+        codes[done++] = SOURCE;
+    for (Py_ssize_t i = 0; i < ready; i++)
+        if (items[i].path != NULL)
+            close(items[i].src);
     Py_END_ALLOW_THREADS;
     free_items(items, n);
     PyBuffer_Release(&buf);

@@ -64,8 +64,9 @@ def _group_of(acts: list[Action]) -> int:
 class ContentSource(Protocol):
     """Where the sender's content comes from (a mounted replica, a bundle).
     A source may also have `span(path, entry) -> fsops.Span | None`: where
-    the content lies as is in a file, for the kernel to copy (see `span_of`);
-    `complete = True` when it can give the content of every version it
+    the content lies as is in a file, for the kernel to copy (see `span_of`),
+    and `file_at(path, entry) -> fsops.FileAt`: that file, unopened, where
+    it holds the content whole (see `group_span_of`); `complete = True` when it can give the content of every version it
     describes (a mounted replica, unlike a bundle or the carrier); and
     `mismatch(path, entry) -> SquirrelError`, the error that content of its
     own not matching its id is (see `Fetcher.source_error`; without it, a
@@ -92,6 +93,14 @@ def span_of(source: ContentSource, path: bytes, entry: Entry) -> fsops.Span | No
     """The file range holding the content, where the source can give one."""
     span: Callable[[bytes, Entry], fsops.Span | None] | None = getattr(source, "span", None)
     return span(path, entry) if span is not None else None
+
+
+def group_span_of(source: ContentSource, path: bytes, entry: Entry) -> fsops.Span | fsops.FileAt | None:
+    """Where the content lies for a group of small files (`groups`): the
+    file that holds it, for the group's C call to open, where the source
+    can name one (`file_at`), else its span."""
+    file_at: Callable[[bytes, Entry], fsops.FileAt | None] | None = getattr(source, "file_at", None)
+    return file_at(path, entry) if file_at is not None else span_of(source, path, entry)
 
 
 class Fetcher:
@@ -358,7 +367,12 @@ class Fetcher:
         a = act.a
         assert a is not None
         return groups.Small(
-            a.oid, a.size, a.mode, a.mtime_ns, partial(self._span, act), partial(self.source_error, act)
+            a.oid,
+            a.size,
+            a.mode,
+            a.mtime_ns,
+            partial(group_span_of, self.source, act.src_path or act.path, a),
+            partial(self.source_error, act),
         )
 
     def discard(self) -> None:

@@ -279,6 +279,19 @@ class Span:
     size: int
 
 
+@dataclass(frozen=True)
+class FileAt:
+    """Content that is the whole of a local file, not opened yet: whoever
+    copies it opens `path` as `open_span` does (no symlink followed) and
+    takes it only while it is a regular file of `size` bytes and, where
+    `mtime_ns` is not None, of that mtime. A group of small files opens
+    its sources so, in its C call (`groups`)."""
+
+    path: bytes
+    size: int
+    mtime_ns: int | None
+
+
 COPY_STEP = 2 << 20  # the kernel copies this many bytes at a time: the progress moves on
 # A copy that is read back goes a piece at a time: the kernel copies the next
 # piece (on a thread) while this one is read back and hashed, so the two

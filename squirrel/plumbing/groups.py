@@ -35,14 +35,15 @@ from squirrel.plumbing.readahead import files_ahead
 GROUP_FILES = 256  # a group holds at most this many files, each with its source open during the C call
 GROUP_BYTES = 16 << 20  # and about this many bytes: they are read back into memory
 
-# (src_fd, offset, size, name, create_perms, final_perms, mtime_ns or None): see _copygroup.c
-Item = tuple[int, int, int, bytes, int, int, int | None]
+# (src_fd, offset, size, name, create_perms, final_perms, mtime_ns or None,
+# path or None, expected mtime_ns or None): see _copygroup.c
+Item = tuple[int, int, int, bytes, int, int, int | None, bytes | None, int | None]
 _copy_group: Callable[[int, list[Item], bytearray], list[int]] | None = None
 try:  # where setup.py built it
     from squirrel.plumbing._copygroup import copy as _copy_group
 except ImportError:  # an install without a C compiler: callers write the same files in Python, one at a time
     pass
-_SHORT, _NO_COPY = -1, -2  # what _copygroup.copy answers for a file, besides 0 and an errno
+_SHORT, _NO_COPY, _SOURCE = -1, -2, -3  # what _copygroup.copy answers for a file, besides 0 and an errno
 
 Fetched = str | SquirrelError | OSError  # a durable temporary file, or why writing it failed
 
@@ -83,14 +84,15 @@ class Small:
     """A small file for a group: the id and size its content must have, the
     mode and mtime its temporary file ends with (mtime None: its own, for
     content that is no user's file), where the content lies as is in a
-    file (`span`: None where it does not; the group ends before it), and
-    what an error fetching it from there means for its caller (`error`)."""
+    file (`span`: an open span, a file the C call opens, or None where it
+    does not; the group ends before it), and what an error fetching it
+    from there means for its caller (`error`)."""
 
     oid: bytes
     size: int
     mode: int
     mtime_ns: int | None
-    span: Callable[[], fsops.Span | None]
+    span: Callable[[], fsops.Span | fsops.FileAt | None]
     error: Callable[[SquirrelError | OSError], SquirrelError | OSError]
 
 
@@ -110,11 +112,12 @@ class Groups:
         temporary files by one C call, each verified against its id, all
         made durable: for each file as far as the group went, its
         temporary file or why it failed. A file the kernel cannot copy, or
-        whose content does not lie in a file, ends the group with nothing
-        said for it: the caller writes it another way."""
+        whose content does not lie in a file, or whose file (`FileAt`) the
+        C call could not open as it was, ends the group with nothing said
+        for it: the caller writes it another way (and says why)."""
         copy = _copy_group
         assert copy is not None
-        spans: list[fsops.Span] = []
+        spans: list[fsops.Span | fsops.FileAt] = []
         stop: Fetched | None = None  # why the file after the last span cannot be written
         try:
             for small in files:
@@ -129,20 +132,20 @@ class Groups:
                 if span.size != small.size:
                     stop = small.error(ChangedDuringOperation("content does not match its object id"))
                     spans.pop()
-                    os.close(span.fd)
+                    _close(span)
                     break
             if not spans:  # nothing to copy: no folder, no call
                 return [stop] if stop is not None else []
             return self._copy(copy, files[: len(spans)], spans, stop)
         finally:
             for span in spans:
-                os.close(span.fd)
+                _close(span)
 
     def _copy(
         self,
         copy: Callable[[int, list[Item], bytearray], list[int]],
         files: Sequence[Small],
-        spans: list[fsops.Span],
+        spans: list[fsops.Span | fsops.FileAt],
         stop: Fetched | None,
     ) -> list[Fetched]:
         """`write`'s copy, verification and fsync, of files whose spans are
@@ -173,9 +176,11 @@ class Groups:
         items: list[Item] = []
         for small, span, name in zip(files, spans, names, strict=True):
             create, final = fsops.temp_perms(small.mode)
-            items.append(
-                (span.fd, span.offset, span.size, os.fsencode(os.path.basename(name)), create, final, small.mtime_ns)
-            )
+            base = os.fsencode(os.path.basename(name))
+            if isinstance(span, fsops.FileAt):
+                items.append((-1, 0, span.size, base, create, final, small.mtime_ns, span.path, span.mtime_ns))
+            else:
+                items.append((span.fd, span.offset, span.size, base, create, final, small.mtime_ns, None, None))
         buf = bytearray(sum(span.size for span in spans))
         made: list[str] = []  # what the C call wrote, removed again if this fails unexpectedly
         try:
@@ -218,6 +223,8 @@ class Groups:
                 out.append(small.error(ChangedDuringOperation("content is shorter than its declared size")))
             elif code == _NO_COPY:  # this drive's file system: no group is tried again
                 self.usable = False
+            elif code == _SOURCE:  # its file was not as expected: the caller opens it, and says why
+                pass
             else:
                 out.append(fsops.write_error(OSError(code, os.strerror(code)), size))
             at += size
@@ -257,3 +264,10 @@ class Groups:
             with contextlib.suppress(OSError):
                 os.rmdir(folder)
         self._folders.clear()
+
+
+def _close(span: fsops.Span | fsops.FileAt) -> None:
+    """Close a span's descriptor (a `FileAt` has none: the C call opens
+    and closes its file)."""
+    if isinstance(span, fsops.Span):
+        os.close(span.fd)

@@ -45,18 +45,25 @@ WRITERS = 2
 class Wanted:
     """An object for `put_many` to store: its id and size, a function giving
     its content, and, where the content lies as is in a file, a function
-    giving that file range (`span`), for the kernel to copy; `progress`
-    hears the bytes the kernel copies."""
+    giving that file range (`span`), for the kernel to copy, and, for a
+    group of small files, where its C call takes it from (`group_span`: a
+    file it opens itself, `fsops.FileAt`, or a span; without it, `span`);
+    `progress` hears the bytes the kernel copies."""
 
     oid: bytes
     size: int
     content: Callable[[], Iterable[bytes]]
     span: Callable[[], fsops.Span | None] | None = None
     progress: Callable[[int], None] | None = None
+    group_span: Callable[[], fsops.Span | fsops.FileAt | None] | None = None
 
 
 def _span(item: Wanted) -> fsops.Span | None:
     return item.span() if item.span is not None else None
+
+
+def _group_span(item: Wanted) -> fsops.Span | fsops.FileAt | None:
+    return item.group_span() if item.group_span is not None else _span(item)
 
 
 def _same(e: SquirrelError | OSError) -> SquirrelError | OSError:
@@ -66,7 +73,7 @@ def _same(e: SquirrelError | OSError) -> SquirrelError | OSError:
 def _small(item: Wanted) -> groups.Small:
     """The object as a file of a group (`groups.Small`): an object keeps
     the time it was written."""
-    return groups.Small(item.oid, item.size, 0o644, None, partial(_span, item), _same)
+    return groups.Small(item.oid, item.size, 0o644, None, partial(_group_span, item), _same)
 
 
 class ObjectStore:

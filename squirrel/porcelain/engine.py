@@ -50,6 +50,9 @@ class ReplicaSource:
     def span(self, path: bytes, entry: Entry) -> fsops.Span:
         return fsops.open_span(fsops.abspath(self.root, path), entry)
 
+    def file_at(self, path: bytes, entry: Entry) -> fsops.FileAt:
+        return fsops.FileAt(fsops.abspath(self.root, path), entry.size, entry.mtime_ns)
+
 
 @dataclass
 class SyncReport:

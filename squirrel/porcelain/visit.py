@@ -84,6 +84,11 @@ class StoreContent:
             raise ContentUnavailable(self.waits)
         return fsops.Span(fd, 0, entry.size)
 
+    def file_at(self, path: bytes, entry: Entry) -> fsops.FileAt:
+        if not self.vault.store.has(entry.oid):
+            raise ContentUnavailable(self.waits)
+        return fsops.FileAt(os.fsencode(self.vault.store.path(entry.oid)), entry.size, None)
+
 
 @dataclass
 class VisitReport:
@@ -395,8 +400,14 @@ def _store(
     def span(lp: bytes, le: Entry) -> Callable[[], fsops.Span]:
         return lambda: fsops.open_span(fsops.abspath(root, lp), le)
 
+    def file_at(lp: bytes, le: Entry) -> Callable[[], fsops.FileAt]:
+        return lambda: fsops.FileAt(fsops.abspath(root, lp), le.size, le.mtime_ns)
+
     stored = vault.store.put_many(
-        [Wanted(oid, size, reader(lp, le), span(lp, le), meter.add_bytes) for oid, _, size, (lp, le) in fits.values()]
+        [
+            Wanted(oid, size, reader(lp, le), span(lp, le), meter.add_bytes, file_at(lp, le))
+            for oid, _, size, (lp, le) in fits.values()
+        ]
     )
     for oid, failed in stored:
         _, path, size, local = fits[oid]

@@ -130,6 +130,84 @@ def test_a_folder_that_is_not_open_fails_the_first_file(tmp_path: Path) -> None:
         os.close(src)
 
 
+def open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def by_path(tmp: Path, names: list[str], expected: list[int | None]) -> list[groups.Item]:
+    """Items whose sources the C call opens itself, by path, expecting
+    each file's size and the mtime given (None: any)."""
+    out: list[groups.Item] = []
+    for i, (name, mtime) in enumerate(zip(names, expected, strict=True)):
+        path = tmp / name
+        size = path.stat().st_size if path.is_file() else 5
+        out.append((-1, 0, size, f"t{i}".encode(), 0o600, 0o644, None, os.fsencode(path), mtime))
+    return out
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="no /proc/self/fd to count descriptors")
+@pytest.mark.parametrize("how", ["edited since", "gone", "a symlink to it", "a folder", "a different size"])
+def test_a_source_opened_by_path_stops_the_group_where_it_is_not_as_expected(tmp_path: Path, how: str) -> None:
+    """A source named by path is opened by the call itself (no symlink
+    followed) and copied only while it is the regular file of the size and
+    mtime expected: at the first that is not, the group ends with -3 and
+    nothing written for it, the files before it are copied, and every
+    source the call opened is closed again."""
+    (tmp_path / "tmp").mkdir()
+    for i in range(4):
+        (tmp_path / f"f{i}").write_bytes(incompressible(100 + i, i))
+    mtimes: list[int | None] = [(tmp_path / f"f{i}").stat().st_mtime_ns for i in range(4)]
+    its = by_path(tmp_path, [f"f{i}" for i in range(4)], mtimes)
+    victim = tmp_path / "f2"
+    if how == "edited since":
+        os.utime(victim, ns=(5, 5))
+    elif how == "gone":
+        victim.unlink()
+    elif how == "a symlink to it":
+        victim.rename(tmp_path / "elsewhere")
+        victim.symlink_to(tmp_path / "elsewhere")
+    elif how == "a folder":
+        victim.unlink()
+        victim.mkdir()
+    else:
+        victim.write_bytes(b"x" * 7)
+    dir_fd = os.open(tmp_path / "tmp", os.O_RDONLY | os.O_DIRECTORY)
+    before = open_fds()
+    try:
+        buf = bytearray(1000)
+        codes = copygroup.copy(dir_fd, its, buf)
+        assert open_fds() == before
+    finally:
+        os.close(dir_fd)
+    assert codes == [0, 0, -3]
+    assert sorted(os.listdir(tmp_path / "tmp")) == ["t0", "t1"]
+    assert bytes(buf[:201]) == (tmp_path / "f0").read_bytes() + (tmp_path / "f1").read_bytes()
+    assert (tmp_path / "tmp" / "t1").read_bytes() == (tmp_path / "f1").read_bytes()
+
+
+def test_sources_by_path_and_by_descriptor_mix_in_one_group(tmp_path: Path) -> None:
+    """An mtime of None takes the file whatever its time; a source by
+    descriptor (a span of a bundle) may come between those by path."""
+    (tmp_path / "tmp").mkdir()
+    (tmp_path / "a").write_bytes(b"first")
+    (tmp_path / "c").write_bytes(b"third!")
+    spans = source(tmp_path / "src", [b"second"])
+    src = os.open(tmp_path / "src", os.O_RDONLY)
+    dir_fd = os.open(tmp_path / "tmp", os.O_RDONLY | os.O_DIRECTORY)
+    [a, c] = by_path(tmp_path, ["a", "c"], [None, (tmp_path / "c").stat().st_mtime_ns])
+    middle = items(src, spans, [0o644], [7])[0]
+    try:
+        buf = bytearray(17)
+        codes = copygroup.copy(dir_fd, [a, (*middle[:3], b"t1", *middle[4:], None, None), (*c[:3], b"t2", *c[4:])], buf)
+    finally:
+        os.close(src)
+        os.close(dir_fd)
+    assert codes == [0, 0, 0]
+    assert bytes(buf) == b"firstsecondthird!"
+    assert [(tmp_path / "tmp" / f"t{i}").read_bytes() for i in range(3)] == [b"first", b"second", b"third!"]
+    assert (tmp_path / "tmp" / "t1").stat().st_mtime_ns == 7
+
+
 def test_bad_arguments_raise_their_own_errors(tmp_path: Path) -> None:
     (tmp_path / "tmp").mkdir()
     dir_fd = os.open(tmp_path / "tmp", os.O_RDONLY | os.O_DIRECTORY)
@@ -142,6 +220,10 @@ def test_bad_arguments_raise_their_own_errors(tmp_path: Path) -> None:
             copygroup.copy(dir_fd, [(0, 0, 1)], bytearray(9))
         with pytest.raises(TypeError, match="bytes-like"):
             copygroup.copy(dir_fd, [(0, 0, 1, "not bytes", 0o600, 0o644, 0)], bytearray(9))
+        with pytest.raises(TypeError, match="path is bytes"):
+            copygroup.copy(dir_fd, [(0, 0, 1, b"a", 0o600, 0o644, 0, "not bytes", None)], bytearray(9))
+        with pytest.raises(ValueError, match="null byte"):
+            copygroup.copy(dir_fd, [(0, 0, 1, b"a", 0o600, 0o644, 0, b"a\0b", None)], bytearray(9))
         with pytest.raises(TypeError):
             copygroup.copy(dir_fd, [], b"read-only")
         assert copygroup.copy(dir_fd, [], bytearray()) == []
@@ -344,6 +426,22 @@ def test_sq_pure_python_fetches_every_file_in_its_turn(tmp_path: Path, monkeypat
     assert tree(b) == tree(a)
 
 
+def first_group_stops_at_third(monkeypatch: pytest.MonkeyPatch, code: int) -> list[int]:
+    """The first group's C call copies its first two files, then reports
+    `code` for the third, as the call itself would stop there; the other
+    groups are written as they are. Returns the size of each group asked
+    for, as they come."""
+    real = copygroup.copy
+    calls: list[int] = []
+
+    def stop_at_third(dir_fd: int, its: list[groups.Item], buf: bytearray) -> list[int]:
+        calls.append(len(its))
+        return real(dir_fd, its, buf) if len(calls) > 1 else [*real(dir_fd, its[:2], buf), code]
+
+    monkeypatch.setattr(groups, "_copy_group", stop_at_third)
+    return calls
+
+
 @pytest.mark.parametrize(
     ("code", "why"),
     [(-1, "content is shorter than its declared size"), (errno.ENOSPC, "no space left on the drive"), (-2, None)],
@@ -358,15 +456,7 @@ def test_the_fetch_maps_each_way_a_group_stops(
     fetched in Python."""
     a, b, files = pair(tmp_path, 6)
     monkeypatch.setattr(fetch, "AHEAD_FILES", 6)
-    real = copygroup.copy
-
-    calls: list[int] = []
-
-    def stop_at_third(dir_fd: int, its: list[groups.Item], buf: bytearray) -> list[int]:
-        calls.append(len(its))
-        return real(dir_fd, its, buf) if len(calls) > 1 else [*real(dir_fd, its[:2], buf), code]
-
-    monkeypatch.setattr(groups, "_copy_group", stop_at_third)
+    calls = first_group_stops_at_third(monkeypatch, code)
     report = push(str(a), str(b))
     failed = dict(report.failed)
     assert calls[0] == 6  # one group
@@ -381,6 +471,23 @@ def test_the_fetch_maps_each_way_a_group_stops(
     for name, content in files.items():
         if name.encode() not in failed:
             assert (b / name).read_bytes() == content
+    assert list((b / ".squirrel" / "tmp").iterdir()) == []
+
+
+def test_a_source_the_group_could_not_open_is_fetched_in_its_turn_and_groups_go_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file the C call did not find as expected (-3: its sender's file
+    changed, or is gone) is left to its turn, which opens it itself and
+    says why, if anything is wrong; unlike a drive the kernel cannot copy
+    to, the next groups are written by the C call all the same."""
+    a, b, _ = pair(tmp_path, 12)
+    monkeypatch.setattr(fetch, "AHEAD_FILES", 4)
+    calls = first_group_stops_at_third(monkeypatch, -3)
+    report = push(str(a), str(b))
+    assert (report.created, report.failed) == (13, [])  # and their folder
+    assert tree(b) == tree(a)
+    assert len(calls) > 2 and sum(calls) > 8
     assert list((b / ".squirrel" / "tmp").iterdir()) == []
 
 
