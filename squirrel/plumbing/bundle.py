@@ -24,7 +24,7 @@ import zstandard
 from squirrel.errors import BadBundle, SquirrelError, UnsupportedFormat
 from squirrel.plumbing import paths
 from squirrel.plumbing.entry import FLAG_PARTIAL, Entry, decode_entry, decode_entry_v1
-from squirrel.plumbing.fsops import Span
+from squirrel.plumbing.fsops import SharedSpan, Span
 from squirrel.plumbing.ids import hasher
 from squirrel.plumbing.progress import Meter
 from squirrel.plumbing.records import ConflictRecord
@@ -348,6 +348,15 @@ class BundleReader:
         if ref.encoding != ENC_RAW:
             return None
         return Span(os.dup(self.file.fileno()), ref.offset, ref.stored)
+
+    def object_in_file(self, oid: bytes) -> SharedSpan | None:
+        """Where a raw object lies in the bundle, on the reader's own
+        handle (read at its offsets only, never closed by the caller, used
+        only while the reader is open); None for a compressed one."""
+        ref = self.objects[oid]
+        if ref.encoding != ENC_RAW:
+            return None
+        return SharedSpan(self.file.fileno(), ref.offset, ref.stored)
 
     def object_chunks(self, oid: bytes) -> Iterator[bytes]:
         """Stream an object's content. The caller verifies the id (fsops.write_temp

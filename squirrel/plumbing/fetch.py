@@ -65,8 +65,9 @@ class ContentSource(Protocol):
     """Where the sender's content comes from (a mounted replica, a bundle).
     A source may also have `span(path, entry) -> fsops.Span | None`: where
     the content lies as is in a file, for the kernel to copy (see `span_of`),
-    and `file_at(path, entry) -> fsops.FileAt`: that file, unopened, where
-    it holds the content whole (see `group_span_of`); `complete = True` when it can give the content of every version it
+    and `group_span(path, entry) -> groups.GroupSpan | None`: where a group
+    of small files takes it from, opened at less cost (see
+    `group_span_of`); `complete = True` when it can give the content of every version it
     describes (a mounted replica, unlike a bundle or the carrier); and
     `mismatch(path, entry) -> SquirrelError`, the error that content of its
     own not matching its id is (see `Fetcher.source_error`; without it, a
@@ -95,12 +96,11 @@ def span_of(source: ContentSource, path: bytes, entry: Entry) -> fsops.Span | No
     return span(path, entry) if span is not None else None
 
 
-def group_span_of(source: ContentSource, path: bytes, entry: Entry) -> fsops.Span | fsops.FileAt | None:
-    """Where the content lies for a group of small files (`groups`): the
-    file that holds it, for the group's C call to open, where the source
-    can name one (`file_at`), else its span."""
-    file_at: Callable[[bytes, Entry], fsops.FileAt | None] | None = getattr(source, "file_at", None)
-    return file_at(path, entry) if file_at is not None else span_of(source, path, entry)
+def group_span_of(source: ContentSource, path: bytes, entry: Entry) -> groups.GroupSpan | None:
+    """Where the content lies for a group of small files (`groups`): as
+    the source gives it for a group (`group_span`), else its span."""
+    group_span: Callable[[bytes, Entry], groups.GroupSpan | None] | None = getattr(source, "group_span", None)
+    return group_span(path, entry) if group_span is not None else span_of(source, path, entry)
 
 
 class Fetcher:

@@ -280,6 +280,19 @@ class Span:
 
 
 @dataclass(frozen=True)
+class SharedSpan:
+    """Content that lies, as is, in a file its source keeps open while the
+    content is read (a raw object in a bundle being applied): `size`
+    bytes from `offset` of `fd`, read at those offsets only; no reader
+    closes it. A group of small files reads its objects so, sparing a
+    duplicate descriptor for each (`groups`)."""
+
+    fd: int
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True)
 class FileAt:
     """Content that is the whole of a local file, not opened yet: whoever
     copies it opens `path` as `open_span` does (no symlink followed) and

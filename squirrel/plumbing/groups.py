@@ -46,6 +46,7 @@ except ImportError:  # an install without a C compiler: callers write the same f
 _SHORT, _NO_COPY, _SOURCE = -1, -2, -3  # what _copygroup.copy answers for a file, besides 0 and an errno
 
 Fetched = str | SquirrelError | OSError  # a durable temporary file, or why writing it failed
+GroupSpan = fsops.Span | fsops.SharedSpan | fsops.FileAt  # where a group's C call takes a file's content from
 
 
 def copy_in_python() -> None:
@@ -84,15 +85,16 @@ class Small:
     """A small file for a group: the id and size its content must have, the
     mode and mtime its temporary file ends with (mtime None: its own, for
     content that is no user's file), where the content lies as is in a
-    file (`span`: an open span, a file the C call opens, or None where it
-    does not; the group ends before it), and what an error fetching it
-    from there means for its caller (`error`)."""
+    file (`span`: a span of its own, one of a file its source keeps open,
+    a file the C call opens, or None where it does not; the group ends
+    before it), and what an error fetching it from there means for its
+    caller (`error`)."""
 
     oid: bytes
     size: int
     mode: int
     mtime_ns: int | None
-    span: Callable[[], fsops.Span | fsops.FileAt | None]
+    span: Callable[[], GroupSpan | None]
     error: Callable[[SquirrelError | OSError], SquirrelError | OSError]
 
 
@@ -117,7 +119,7 @@ class Groups:
         for it: the caller writes it another way (and says why)."""
         copy = _copy_group
         assert copy is not None
-        spans: list[fsops.Span | fsops.FileAt] = []
+        spans: list[GroupSpan] = []
         stop: Fetched | None = None  # why the file after the last span cannot be written
         try:
             for small in files:
@@ -145,7 +147,7 @@ class Groups:
         self,
         copy: Callable[[int, list[Item], bytearray], list[int]],
         files: Sequence[Small],
-        spans: list[fsops.Span | fsops.FileAt],
+        spans: list[GroupSpan],
         stop: Fetched | None,
     ) -> list[Fetched]:
         """`write`'s copy, verification and fsync, of files whose spans are
@@ -179,7 +181,7 @@ class Groups:
             base = os.fsencode(os.path.basename(name))
             if isinstance(span, fsops.FileAt):
                 items.append((-1, 0, span.size, base, create, final, small.mtime_ns, span.path, span.mtime_ns))
-            else:
+            else:  # a span, open
                 items.append((span.fd, span.offset, span.size, base, create, final, small.mtime_ns, None, None))
         buf = bytearray(sum(span.size for span in spans))
         made: list[str] = []  # what the C call wrote, removed again if this fails unexpectedly
@@ -266,8 +268,9 @@ class Groups:
         self._folders.clear()
 
 
-def _close(span: fsops.Span | fsops.FileAt) -> None:
-    """Close a span's descriptor (a `FileAt` has none: the C call opens
-    and closes its file)."""
+def _close(span: GroupSpan) -> None:
+    """Close a span's descriptor, where it has one of its own (a shared
+    span's source keeps its own open; the C call opens and closes the file
+    of a `FileAt`)."""
     if isinstance(span, fsops.Span):
         os.close(span.fd)

@@ -55,14 +55,14 @@ class Wanted:
     content: Callable[[], Iterable[bytes]]
     span: Callable[[], fsops.Span | None] | None = None
     progress: Callable[[int], None] | None = None
-    group_span: Callable[[], fsops.Span | fsops.FileAt | None] | None = None
+    group_span: Callable[[], groups.GroupSpan | None] | None = None
 
 
 def _span(item: Wanted) -> fsops.Span | None:
     return item.span() if item.span is not None else None
 
 
-def _group_span(item: Wanted) -> fsops.Span | fsops.FileAt | None:
+def _group_span(item: Wanted) -> groups.GroupSpan | None:
     return item.group_span() if item.group_span is not None else _span(item)
 
 

@@ -65,6 +65,11 @@ class BundleContent:
             raise ContentUnavailable(self.waits)
         return self.reader.object_span(entry.oid)
 
+    def group_span(self, path: bytes, entry: Entry) -> fsops.SharedSpan | None:
+        if entry.oid not in self.reader.objects:
+            raise ContentUnavailable(self.waits)
+        return self.reader.object_in_file(entry.oid)
+
 
 def apply(
     bundle: str,

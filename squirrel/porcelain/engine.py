@@ -50,7 +50,7 @@ class ReplicaSource:
     def span(self, path: bytes, entry: Entry) -> fsops.Span:
         return fsops.open_span(fsops.abspath(self.root, path), entry)
 
-    def file_at(self, path: bytes, entry: Entry) -> fsops.FileAt:
+    def group_span(self, path: bytes, entry: Entry) -> fsops.FileAt:
         return fsops.FileAt(fsops.abspath(self.root, path), entry.size, entry.mtime_ns)
 
 

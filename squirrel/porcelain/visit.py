@@ -84,7 +84,7 @@ class StoreContent:
             raise ContentUnavailable(self.waits)
         return fsops.Span(fd, 0, entry.size)
 
-    def file_at(self, path: bytes, entry: Entry) -> fsops.FileAt:
+    def group_span(self, path: bytes, entry: Entry) -> fsops.FileAt:
         if not self.vault.store.has(entry.oid):
             raise ContentUnavailable(self.waits)
         return fsops.FileAt(os.fsencode(self.vault.store.path(entry.oid)), entry.size, None)
