@@ -7,6 +7,8 @@ exit code and a one-line message. Only the CLI turns them into exit codes
 
 from __future__ import annotations
 
+import errno
+
 
 class SquirrelError(Exception):
     """Base of every error `sq` reports; `exit_code` is documented. The base
@@ -26,6 +28,12 @@ def reason(e: SquirrelError | OSError) -> str:
     """The one line that says why a step failed: an error's message, or a
     system error's own words (without its number)."""
     return e.message if isinstance(e, SquirrelError) else f"{e.strerror or e}"
+
+
+def out_of_space(e: SquirrelError | OSError | None) -> bool:
+    """Did the step fail because the drive it wrote to is full (sq's own
+    error for it, or the system's, ENOSPC)?"""
+    return isinstance(e, OutOfSpace) or (isinstance(e, OSError) and e.errno == errno.ENOSPC)
 
 
 class BadUsage(SquirrelError):

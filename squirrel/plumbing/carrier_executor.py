@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 
-from squirrel.errors import ChangedDuringOperation, ContentUnavailable, OutOfSpace, SquirrelError
+from squirrel.errors import ChangedDuringOperation, ContentUnavailable, OutOfSpace, SquirrelError, out_of_space, reason
 from squirrel.plumbing import paths
 from squirrel.plumbing.carrier import CarrierVault
 from squirrel.plumbing.execute import moves_a_file
@@ -50,6 +50,7 @@ class CarrierResult:
     stored: int = 0  # objects stored
     stored_bytes: int = 0
     left_behind: list[tuple[bytes, int]] = field(default_factory=list)
+    full: bool = False  # the laptop's disk was found full: nothing more fits this visit
     conflicts: list[Conflict] = field(default_factory=list)
     failed: list[tuple[bytes, str, bool]] = field(default_factory=list)
     failed_paths: FailedPaths = field(default_factory=FailedPaths)
@@ -118,7 +119,7 @@ class CarrierExecutor:
             try:
                 self._do(act)
             except (SquirrelError, OSError) as e:
-                msg = e.message if isinstance(e, SquirrelError) else str(e)
+                msg = reason(e)
                 self.result.failed.append((act.path, msg, isinstance(e, ContentUnavailable)))
                 self.result.failed_paths.add(act.path)
                 if act.conflict >= 0:
@@ -181,10 +182,11 @@ class CarrierExecutor:
         if i not in self._stored_ahead:
             self._store_ahead(i)
         failed = self._stored_ahead.pop(i)
-        if isinstance(failed, OutOfSpace) or failed is _NO_ROOM:
+        if out_of_space(failed):
             self.result.left_behind.append((path, a.size))
             if failed is not _NO_ROOM:
                 self.budget_left = 0  # the laptop's disk is full: nothing more fits this visit
+                self.result.full = True
             return
         if failed is not None:
             raise failed

@@ -19,7 +19,6 @@ finished by visiting again.
 
 from __future__ import annotations
 
-import errno
 import itertools
 import os
 import shutil
@@ -27,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from squirrel.errors import ChangedDuringOperation, ContentUnavailable, OutOfSpace, SquirrelError, reason
+from squirrel.errors import ChangedDuringOperation, ContentUnavailable, SquirrelError, out_of_space, reason
 from squirrel.plumbing import conflicts, fsops
 from squirrel.plumbing.carrier import CARRIER_NAME, Carrier, CarrierVault, is_carrier, refuse_occupied
 from squirrel.plumbing.carrier_executor import CarrierExecutor
@@ -218,10 +217,14 @@ def _visit(
     carrying = Meter(f"carrying in from {drive.name}", progress)  # the take and the fill
     source = ReplicaSource(drive.root)
 
+    full = False  # the laptop's disk was found full: nothing more fits this visit
+
     def take(plan: Plan, failed_before: set[bytes]) -> set[bytes]:
         """Take one piece of the drive's changes into the carrier."""
-        room = left - report.stored_bytes
+        nonlocal full
+        room = 0 if full else left - report.stored_bytes
         res = CarrierExecutor(vault, plan, source, drive.id, room, carrying, failed_before).run()
+        full = full or res.full
         vault.rep.recheck_identity()
         for subtree in plan.tops:
             raise_sync_times(vault.index, drive.index, subtree, res.failed_paths)
@@ -239,7 +242,8 @@ def _visit(
     conflicts.carry(drive.index.conflicts(), vault.index)
     vault.index.commit()
     # 5. fill
-    _fill(drive, carrier, vault, budget, report, carrying)
+    if not full:
+        _fill(drive, carrier, vault, budget, report, carrying)
     # 6. bookkeeping
     vault.rotate_token(drive)
     d, b = vault.drop_unneeded()
@@ -419,7 +423,7 @@ def _store(
         if failed is None:
             report.filled += 1
             report.filled_bytes += size
-        elif isinstance(failed, OutOfSpace) or getattr(failed, "errno", None) == errno.ENOSPC:
+        elif out_of_space(failed):
             room = 0  # the laptop's disk is full: nothing more fits this visit
             _left_behind(path, size, said, report)
         elif not isinstance(failed, ContentUnavailable):

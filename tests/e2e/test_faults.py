@@ -254,3 +254,29 @@ def test_a_full_laptop_leaves_what_the_visit_would_carry_in_behind_and_says_so(t
     run_sq("sync", a, "--carrier", carrier).check(0)
     run_sq("sync", c, "--carrier", carrier).check(0)
     assert tree(c) == tree(a)
+
+
+def test_a_full_laptop_while_a_visit_takes_new_content_leaves_it_behind_and_says_so(tmp_path: Path) -> None:
+    """Out of space on the laptop as a visit puts new content another drive
+    lacks into the carrier (the rename of its object, after the write):
+    that file and the rest of the take are left behind, said so, nothing
+    fails, and the next visits carry them."""
+    carrier = tmp_path / "carrier"
+    a, c = left_behind(tmp_path, {"roll/old.jpg": b"o" * 900}, carrier)
+    run_sq("sync", a, "--carrier", carrier).check(0)
+    run_sq("sync", c, "--carrier", carrier).check(0)
+    for i in range(3):
+        write(a / f"roll/new{i}.jpg", str(i) * (1000 + i))
+
+    # Rename #1 is the laptop's own state; #2 the first new object's.
+    ran = run_sq("sync", a, "--carrier", carrier, "--json", fault="rename:2:enospc").check(0)
+
+    assert ran.json["failed"] == []
+    # The two after it were written in the same group, before the full disk showed.
+    assert ran.json["left_behind"] == [{"path": "roll/new0.jpg", "size": 1000}]
+    assert ran.json["carried_in"] == 2
+    run_sq("sync", c, "--carrier", carrier).check(0)
+    run_sq("sync", a, "--carrier", carrier).check(0)
+    run_sq("sync", c, "--carrier", carrier).check(0)
+    assert tree(c) == tree(a)
+
