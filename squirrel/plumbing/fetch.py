@@ -67,14 +67,15 @@ class ContentSource(Protocol):
     the content lies as is in a file, for the kernel to copy (see `span_of`),
     and `group_span(path, entry) -> groups.GroupSpan | None`: where a group
     of small files takes it from, opened at less cost (see
-    `group_span_of`); `complete = True` when it can give the content of every version it
-    describes (a mounted replica, unlike a bundle or the carrier); and
-    `mismatch(path, entry) -> SquirrelError`, the error that content of its
-    own not matching its id is (see `Fetcher.source_error`; without it, a
-    file that changed while it was read). A source of content by id (a
-    bundle, the carrier) has `has(oid) -> bool` and `waits: str`, why
-    content it does not hold waits: the message of the ContentUnavailable
-    its `chunks` raises, one sentence for every file (see `missing_content`)."""
+    `group_span_of`); `complete = True` when it can give the content of
+    every version it describes (a mounted replica, unlike a bundle or the
+    carrier); and `mismatch(path, entry) -> SquirrelError`, the error that
+    content of its own not matching its id is (see `Fetcher.source_error`;
+    without it, a file that changed while it was read). A source of
+    content by id (a bundle, the carrier) has `has(oid) -> bool` and
+    `waits: str`, why content it does not hold waits: the message of the
+    ContentUnavailable its `chunks` raises, one sentence for every file
+    (see `missing_content`)."""
 
     def chunks(self, path: bytes, entry: Entry) -> Iterable[bytes]: ...
 
