@@ -279,4 +279,3 @@ def test_a_full_laptop_while_a_visit_takes_new_content_leaves_it_behind_and_says
     run_sq("sync", a, "--carrier", carrier).check(0)
     run_sq("sync", c, "--carrier", carrier).check(0)
     assert tree(c) == tree(a)
-
