@@ -259,8 +259,8 @@ def test_a_full_laptop_leaves_what_the_visit_would_carry_in_behind_and_says_so(t
 def test_a_full_laptop_while_a_visit_takes_new_content_leaves_it_behind_and_says_so(tmp_path: Path) -> None:
     """Out of space on the laptop as a visit puts new content another drive
     lacks into the carrier (the rename of its object, after the write):
-    that file and the rest of the take are left behind, said so, nothing
-    fails, and the next visits carry them."""
+    that file is left behind and said so, nothing fails, nothing more is
+    tried in that visit, and the next visits carry it."""
     carrier = tmp_path / "carrier"
     a, c = left_behind(tmp_path, {"roll/old.jpg": b"o" * 900}, carrier)
     run_sq("sync", a, "--carrier", carrier).check(0)
