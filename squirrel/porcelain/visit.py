@@ -24,6 +24,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 from squirrel.errors import ChangedDuringOperation, ContentUnavailable, SquirrelError, out_of_space, reason
@@ -394,22 +395,22 @@ def _store(
         room -= size
     if not fits:
         return room
-    root = os.fsencode(drive.root)
+    source = ReplicaSource(drive.root)
 
     def reader(lp: bytes, le: Entry) -> Callable[[], Iterable[bytes]]:
-        return lambda: meter.stream(fsops.read_chunks(fsops.abspath(root, lp), le))
+        return lambda: meter.stream(source.chunks(lp, le))
 
     before = meter.progress.bytes_done
-
-    def span(lp: bytes, le: Entry) -> Callable[[], fsops.Span]:
-        return lambda: fsops.open_span(fsops.abspath(root, lp), le)
-
-    def file_at(lp: bytes, le: Entry) -> Callable[[], fsops.FileAt]:
-        return lambda: fsops.FileAt(fsops.abspath(root, lp), le.size, le.mtime_ns)
-
     stored = vault.store.put_many(
         [
-            Wanted(oid, size, reader(lp, le), span(lp, le), meter.add_bytes, file_at(lp, le))
+            Wanted(
+                oid,
+                size,
+                reader(lp, le),
+                partial(source.span, lp, le),
+                meter.add_bytes,
+                partial(source.group_span, lp, le),
+            )
             for oid, _, size, (lp, le) in fits.values()
         ]
     )
