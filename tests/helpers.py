@@ -276,6 +276,7 @@ def pure_python(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sweep, "_compare", None)
     monkeypatch.setattr(groups, "_copy_group", None)
     monkeypatch.setattr(fsops, "_place", None)
+    monkeypatch.setattr(fsops, "_place_new", None)
 
 
 def third_group_breaks(monkeypatch: pytest.MonkeyPatch, message: str) -> None:

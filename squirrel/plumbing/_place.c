@@ -24,9 +24,30 @@
  *   (2, at)     root/rel[:at] is not a folder (a symlink, a file)
  *   (3, errno)  the rename failed; EEXIST where `new` found something
  *
- * Any other error of a folder's lstat raises OSError. Where this module
- * is not built, fsops.install makes the same calls in Python, with the
- * same results.
+ * Any other error of a folder's lstat raises OSError.
+ *
+ * place_new(root, items) -> [(code, at, err, size, mode, mtime_ns), ...]
+ *
+ *   items  a list of (src, rel): new files, each renamed as by
+ *          place(src, root, rel, True), in turn, in one call: a run of
+ *          small files costs one handover of the interpreter lock, where
+ *          one each made the renames wait for the fetching threads
+ *
+ *   One result per item, in order: code as above (4: a folder's lstat
+ *   failed with `err`, at `at`), `at` the folder it is about, `err` the
+ *   errno of a failed rename or lstat, and the size, mode and mtime of
+ *   the file placed (size -1 where its lstat failed). An item that fails
+ *   does not stop the others.
+ *
+ * rename_each(items) -> [err, ...]
+ *
+ *   items  a list of (src, dest): each renamed as by rename(2) (what is at
+ *          dest is replaced), in turn, in one call; one errno per item,
+ *          0 where it was renamed. For the carrier's objects, whose name
+ *          is their content's id.
+ *
+ * Where this module is not built, fsops.install, fsops.install_new and
+ * fsops.rename_each make the same calls in Python, with the same results.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -38,6 +59,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #define PLACED 0
@@ -137,9 +159,152 @@ static PyObject *place(PyObject *self, PyObject *args) {
     return out;
 }
 
+/* The bytes of a list of (a, b) pairs, checked, in `pairs` (2 per item,
+ * kept alive by the tuple returned); NULL with an exception set. */
+static PyObject *pairs_of(PyObject *list, const char **pairs, Py_ssize_t *n) {
+    PyObject *held = PyList_AsTuple(list);
+    if (held == NULL)
+        return NULL;
+    *n = PyTuple_GET_SIZE(held);
+    for (Py_ssize_t i = 0; i < *n; i++) {
+        PyObject *t = PyTuple_GET_ITEM(held, i);
+        if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(t, 0)) ||
+            !PyBytes_Check(PyTuple_GET_ITEM(t, 1))) {
+            PyErr_SetString(PyExc_TypeError, "each item is a pair of bytes");
+            Py_DECREF(held);
+            return NULL;
+        }
+        for (int k = 0; k < 2; k++) {
+            PyObject *b = PyTuple_GET_ITEM(t, k);
+            pairs[2 * i + k] = PyBytes_AS_STRING(b);
+            if (PyBytes_GET_SIZE(b) == 0 || strlen(pairs[2 * i + k]) != (size_t)PyBytes_GET_SIZE(b)) {
+                PyErr_SetString(PyExc_ValueError, "a path is empty or holds a null byte");
+                Py_DECREF(held);
+                return NULL;
+            }
+        }
+    }
+    return held;
+}
+
+/* A list of n items, the i-th made by item(results, i); NULL with an
+ * exception set. */
+static PyObject *list_of(Py_ssize_t n, PyObject *(*item)(const void *, Py_ssize_t), const void *results) {
+    PyObject *out = PyList_New(n);
+    for (Py_ssize_t i = 0; out != NULL && i < n; i++) {
+        PyObject *one = item(results, i);
+        if (one == NULL)
+            Py_CLEAR(out);
+        else
+            PyList_SET_ITEM(out, i, one);
+    }
+    return out;
+}
+
+/* place_new's result for item i: six longs each. */
+static PyObject *placed_item(const void *results, Py_ssize_t i) {
+    const long *r = (const long *)results + i * 6;
+    return Py_BuildValue("(iilLlL)", (int)r[0], (int)r[1], r[2], (long long)r[3], r[4], (long long)r[5]);
+}
+
+/* rename_each's result for item i: its errno. */
+static PyObject *errno_item(const void *results, Py_ssize_t i) { return PyLong_FromLong(((const int *)results)[i]); }
+
+static PyObject *place_new(PyObject *self, PyObject *args) {
+    PyObject *root_obj, *items_obj;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyBytes_Type, &root_obj, &PyList_Type, &items_obj))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(items_obj);
+    const char *root = PyBytes_AS_STRING(root_obj);
+    size_t root_len = (size_t)PyBytes_GET_SIZE(root_obj), longest = 0;
+    const char **pairs = PyMem_Calloc((size_t)n * 2 + 1, sizeof(char *));
+    long *res = PyMem_Calloc((size_t)n * 6 + 1, sizeof(long));
+    PyObject *held = NULL, *out = NULL;
+    char *path = NULL;
+    if (pairs == NULL || res == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (memchr(root, '\0', root_len)) {
+        PyErr_SetString(PyExc_ValueError, "a path is empty or holds a null byte");
+        goto done;
+    }
+    /* The tuple holds the items (and their bytes, which never change)
+     * while the lock is given up, should the list change meanwhile. */
+    held = pairs_of(items_obj, pairs, &n);
+    if (held == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (strlen(pairs[2 * i + 1]) > longest)
+            longest = strlen(pairs[2 * i + 1]);
+    path = PyMem_Malloc(root_len + 1 + longest + 1);
+    if (path == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    memcpy(path, root, root_len);
+    path[root_len] = '/';
+    Py_BEGIN_ALLOW_THREADS;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long *r = res + i * 6, at = 0;
+        int err = 0;
+        strcpy(path + root_len + 1, pairs[2 * i + 1]);
+        int code = place_one(pairs[2 * i], path, root_len + 1, 1, &at, &err);
+        struct stat st;
+        r[0] = code;
+        r[1] = at;
+        r[2] = err;
+        r[3] = -1;
+        if (code == PLACED && lstat(path, &st) == 0) {
+            r[3] = (long)st.st_size;
+            r[4] = (long)st.st_mode;
+            r[5] = (long)st.st_mtim.tv_sec * 1000000000L + st.st_mtim.tv_nsec;
+        }
+    }
+    Py_END_ALLOW_THREADS;
+    out = list_of(n, placed_item, res);
+done:
+    PyMem_Free(path);
+    PyMem_Free(res);
+    PyMem_Free(pairs);
+    Py_XDECREF(held);
+    return out;
+}
+
+static PyObject *rename_each(PyObject *self, PyObject *args) {
+    PyObject *items_obj;
+    if (!PyArg_ParseTuple(args, "O!", &PyList_Type, &items_obj))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(items_obj);
+    const char **pairs = PyMem_Calloc((size_t)n * 2 + 1, sizeof(char *));
+    int *errs = PyMem_Calloc((size_t)n + 1, sizeof(int));
+    PyObject *held = NULL, *out = NULL;
+    if (pairs == NULL || errs == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    held = pairs_of(items_obj, pairs, &n); /* n: the tuple's, should the list have changed */
+    if (held == NULL)
+        goto done;
+    Py_BEGIN_ALLOW_THREADS;
+    for (Py_ssize_t i = 0; i < n; i++)
+        errs[i] = rename(pairs[2 * i], pairs[2 * i + 1]) == 0 ? 0 : errno;
+    Py_END_ALLOW_THREADS;
+    out = list_of(n, errno_item, errs);
+done:
+    Py_XDECREF(held);
+    PyMem_Free(errs);
+    PyMem_Free(pairs);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"place", place, METH_VARARGS,
      "place(src, root, rel, new) -> (code, at): the folders above rel checked, then src renamed to it."},
+    {"place_new", place_new, METH_VARARGS,
+     "place_new(root, items) -> [(code, at, err, size, mode, mtime_ns)]: place(src, root, rel, True) of each "
+     "(src, rel), in one call."},
+    {"rename_each", rename_each, METH_VARARGS, "rename_each(items) -> [errno]: rename(src, dest) of each pair, in one call."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -63,6 +63,7 @@ from squirrel.plumbing.trashcan import folder_size, record_folder
 from squirrel.plumbing.vtime import VectorTime
 
 MOVE_SPARE = 3  # files of one content a batch's writes may rename, beyond one each
+PLACE_GROUP = 64  # new files renamed into place in one call (`fsops.install_new`)
 LOCAL_FROM = 1 << 20  # from a complete sender, only files this large are looked for among the receiver's
 
 
@@ -85,6 +86,17 @@ class ExecResult:
     failed: list[tuple[bytes, str, bool]] = field(default_factory=list)  # path, why, content unavailable
     failed_paths: FailedPaths = field(default_factory=FailedPaths)
     lasting: set[bytes] = field(default_factory=set)  # failed paths a re-run fails again (too long to record)
+
+
+@dataclass
+class NewFile:
+    """A new file's write whose content is ready in a temporary file,
+    waiting to be renamed into place with the next ones (`_place_new`)."""
+
+    act: Action
+    tmp: bytes
+    m: VectorTime
+    c: VectorTime
 
 
 class Executor:
@@ -147,6 +159,8 @@ class Executor:
         self._later: deque[list[int]] = deque()  # the batches after this one
         self._dirty: set[bytes] = set()  # directories whose entries this batch changed
         self._parents_seen: set[bytes] = set()  # folders whose parents this batch found sound
+        self._new_files: list[NewFile] = []  # ready, not yet renamed into place
+        self._new_oids: set[bytes] = set()  # their content
         for i, act in enumerate(plan.actions):
             if act.kind == DELETE and act.b is not None and act.b.is_file:
                 self._deletes.setdefault(act.b.oid, []).append(i)
@@ -198,13 +212,24 @@ class Executor:
         steps = [step for i in batch if i not in self._skip for step in self._undo_steps(self.plan.actions[i])]
         self._parents_seen.clear()
         with self.rep.journal.batch(self.idx, steps):
-            for n, i in enumerate(batch):
-                act = self.plan.actions[i]
-                if i not in self._skip:  # else done already, as the source of a move
-                    if self._stop is None and act.path not in self.fetch.prepared and self._from_sender(i, act):
-                        self.fetch.ahead(self._writes_from_sender(batch[n:], self._later[0] if self._later else []))
-                    self._act(act)
-                self._count(act)
+            try:
+                for n, i in enumerate(batch):
+                    act = self.plan.actions[i]
+                    if i not in self._skip:  # else done already, as the source of a move
+                        if not may_wait(act) or (act.a is not None and act.a.oid in self._new_oids):
+                            # Every action before it is done, in order; or a
+                            # copy of its content is, to be copied from here.
+                            self._place_new()
+                        if self._stop is None and act.path not in self.fetch.prepared and self._from_sender(i, act):
+                            self.fetch.ahead(self._writes_from_sender(batch[n:], self._later[0] if self._later else []))
+                        self._act(act)
+                    self._count(act)
+                self._place_new()
+            finally:
+                for new in self._new_files:  # an error of sq itself left them unplaced
+                    fsops.remove_temp(new.tmp)
+                self._new_files.clear()
+                self._new_oids.clear()
             self._record_conflicts({self.plan.actions[i].conflict for i in batch} - {-1})
             self._sync_dirs()
             if steps:
@@ -229,21 +254,27 @@ class Executor:
             return
         try:
             self._do(act)
-        except (OutOfSpace, BadBundle) as e:
+        except (SquirrelError, OSError) as e:
+            self._failed(act, e)
+
+    def _failed(self, act: Action, e: SquirrelError | OSError) -> None:
+        """The action failed with `e`: reported, and the rest of the run
+        stopped where nothing more can be done."""
+        if isinstance(e, (OutOfSpace, BadBundle)):
             # Nothing more can be written (a full disk), or nothing more
             # the sender gives can be trusted (a damaged bundle): the rest
             # of the run fails with this error, and what is done stays.
             self._stop = e
             self._fail(act, str(e))
-        except (SquirrelError, OSError) as e:
-            msg = reason(e)
-            if act.kind == MKDIR and isinstance(e, OSError):
-                # Nothing below a folder the file system would not make
-                # can be synced: it stays as it is, reported in this one
-                # line (a refusal of sq's own names each path it keeps).
-                self._refused_dirs.add(act.path)
-                msg = f"could not make this folder ({msg}); nothing in it is synced this time"
-            self._fail(act, msg, isinstance(e, ContentUnavailable))
+            return
+        msg = reason(e)
+        if act.kind == MKDIR and isinstance(e, OSError):
+            # Nothing below a folder the file system would not make
+            # can be synced: it stays as it is, reported in this one
+            # line (a refusal of sq's own names each path it keeps).
+            self._refused_dirs.add(act.path)
+            msg = f"could not make this folder ({msg}); nothing in it is synced this time"
+        self._fail(act, msg, isinstance(e, ContentUnavailable))
 
     def _count(self, act: Action) -> None:
         """The action is over (done, failed or given up): its file and all
@@ -530,6 +561,7 @@ class Executor:
         if act.b is None:
             self.names.claim(rel, moves and self.plan.actions[moves[0]].path or None)
         for i in moves[:1]:
+            self._place_new()  # a move renames a file of the user's: every action before it is done
             src = self.plan.actions[i]
             assert src.b is not None
             if self.names.same_file(src.path, rel):  # a case-only rename finds its source at the target
@@ -551,18 +583,44 @@ class Executor:
             self.result.deleted += 1
             return
         tmp = self.fetch.take(rel) or self._fetch(act)
+        if may_wait(act):  # renamed into place with the next new files
+            self._new_files.append(NewFile(act, os.fsencode(tmp), m, c))
+            self._new_oids.add(a.oid)
+            if len(self._new_files) >= PLACE_GROUP:
+                self._place_new()
+            return
+        assert act.b is not None or act.conflict >= 0
         try:
             if act.b is not None:
                 fsops.recheck(self.root, rel, act.b)
-                st = self._replace(tmp, rel, act.b)
+                st: fsops.Stat = self._replace(tmp, rel, act.b)
             else:  # the rename checks that nothing is there (`fsops.rename_new`)
                 st = fsops.install(tmp, self.root, rel, sync=False, new=True)
             self._dirty.add(os.path.dirname(self._abs(rel)))
         except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            fsops.remove_temp(tmp)
             raise
         self._record_file(rel, a, m, c, act.b is None, st)
+
+    def _place_new(self) -> None:
+        """Rename the new files waiting (`NewFile`) into place, in order and
+        in one call (`fsops.install_new`: the same checks, each file's),
+        and record each; one that fails is its action's failure, as if it
+        had been renamed in its turn."""
+        if not self._new_files:
+            return
+        waiting = self._new_files
+        placed = fsops.install_new(self.root, [(new.tmp, new.act.path) for new in waiting])
+        self._new_files = []  # each renamed now, or its failure below removes it
+        self._new_oids.clear()
+        for new, st in zip(waiting, placed, strict=True):
+            if isinstance(st, (SquirrelError, OSError)):
+                fsops.remove_temp(new.tmp)
+                self._failed(new.act, st)
+                continue
+            assert new.act.a is not None
+            self._dirty.add(os.path.dirname(self._abs(new.act.path)))
+            self._record_file(new.act.path, new.act.a, new.m, new.c, True, st)
 
     def _replace(self, new: str | bytes, rel: bytes, old: Entry) -> os.stat_result:
         """Put `new` at `rel` over `old`, which goes to the trash (fsops);
@@ -651,7 +709,7 @@ class Executor:
         return tmp
 
     def _record_file(
-        self, rel: bytes, a: Entry, m: VectorTime, c: VectorTime, created: bool, st: os.stat_result | None = None
+        self, rel: bytes, a: Entry, m: VectorTime, c: VectorTime, created: bool, st: fsops.Stat | None = None
     ) -> None:
         """Record the file now at `rel` (whose stat is `st`, when the caller
         has just taken it) as A's version."""
@@ -684,6 +742,14 @@ def worth_looking_for(plan: Plan, source: ContentSource) -> set[bytes]:
         and act.a.size >= smallest
         and (holds is None or not holds(act.a.oid))
     }
+
+
+def may_wait(act: Action) -> bool:
+    """May the action's file wait to be renamed into place with the next
+    ones (`Executor._place_new`)? A new file's, outside any conflict: no
+    other action of the plan depends on its rename but a conflict's next
+    step, and the rename replaces nothing."""
+    return act.kind == WRITE and act.b is None and act.conflict < 0
 
 
 def moves_a_file(act: Action) -> bool:

@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
+from typing import NamedTuple, Protocol
 
 from squirrel.errors import ChangedDuringOperation, FileSystemError, SquirrelError, UnsafePath
 from squirrel.plumbing import faults, paths
@@ -41,11 +42,15 @@ from squirrel.plumbing.trash import TrashItem, TrashReason
 from squirrel.plumbing.trashcan import record_version
 
 _place: Callable[[bytes, bytes, bytes, bool], tuple[int, int]] | None = None
+_place_new: Callable[[bytes, list[tuple[bytes, bytes]]], list[tuple[int, int, int, int, int, int]]] | None = None
+_rename_each: Callable[[list[tuple[bytes, bytes]]], list[int]] | None = None
 try:  # where setup.py built it
     from squirrel.plumbing._place import place as _place
+    from squirrel.plumbing._place import place_new as _place_new
+    from squirrel.plumbing._place import rename_each as _rename_each
 except ImportError:  # an install without a C compiler: `install` makes the same calls in Python
     pass
-_VANISHED, _NOT_A_FOLDER, _RENAME_FAILED = 1, 2, 3  # what _place.place answers, besides 0
+_VANISHED, _NOT_A_FOLDER, _RENAME_FAILED, _STAT_FAILED = 1, 2, 3, 4  # what _place answers, besides 0
 
 BLOCK = 1 << 20
 WRITEBACK_STEP = 8 << 20  # a large file's bytes are sent to the disk as they are written, this many at a time
@@ -59,8 +64,8 @@ def place_in_python() -> None:
     """Rename files into place in Python even where the C part was built:
     what `SQ_PURE_PYTHON` asks (read by the command line), as for the
     sweep (`sweep.compare_in_python`)."""
-    global _place
-    _place = None
+    global _place, _place_new, _rename_each
+    _place = _place_new = _rename_each = None
 
 
 def check_parents(root: bytes, rel: bytes) -> None:
@@ -611,19 +616,114 @@ def install(tmp: str | bytes, root: bytes, rel: bytes, sync: bool = True, *, new
     if _place is not None:  # the same calls in C, in one (_place.c)
         faults.point("rename")
         code, at = _place(os.fsencode(tmp), root, rel, new)
-        if code == _VANISHED:
-            raise _vanished(abspath(root, rel[:at]))
-        if code == _NOT_A_FOLDER:
-            raise _not_a_folder(abspath(root, rel[:at]))
-        if code == _RENAME_FAILED and new and at == errno.EEXIST:
-            raise _changed(rel)
-        if code == _RENAME_FAILED:
-            raise OSError(at, os.strerror(at), os.fsencode(tmp), None, dest)
+        if code:
+            raise _not_placed(code, at, at, tmp, root, rel, new)
     else:
         _install_in_python(tmp, root, rel, dest, new)
     if sync:
         fsync_dir(os.fsdecode(os.path.dirname(dest)))
     return os.lstat(dest)
+
+
+class Stat(Protocol):
+    """The fields of a file's lstat that its index entry records."""
+
+    @property
+    def st_size(self) -> int: ...
+    @property
+    def st_mode(self) -> int: ...
+    @property
+    def st_mtime_ns(self) -> int: ...
+
+
+class Placed(NamedTuple):
+    """What `install_new` found at a path it renamed a file to: the
+    fields of its lstat that an index entry records."""
+
+    st_size: int
+    st_mode: int
+    st_mtime_ns: int
+
+
+def install_new(root: bytes, items: list[tuple[bytes, bytes]]) -> list[Stat | SquirrelError | OSError]:
+    """`install(tmp, root, rel, sync=False, new=True)` of each (tmp, rel) of
+    `items`, in turn: the same checks and renames, in one call to the C
+    part (_place.c) where it was built, so that a run of small files costs
+    the executor's thread one wait for the interpreter lock, not one each.
+    For each item, in order, what `install` would have returned (the stat
+    of the file placed) or raised: an item that fails does not stop the
+    others, and its temporary file stays (the caller removes it)."""
+    out: list[Stat | SquirrelError | OSError] = []
+    if _place_new is None:
+        for tmp, rel in items:
+            try:
+                out.append(install(tmp, root, rel, sync=False, new=True))
+            except (SquirrelError, OSError) as e:
+                out.append(e)
+        return out
+    faulted: dict[int, OSError] = {}
+    for i in range(len(items)):
+        try:
+            faults.point("rename")
+        except OSError as e:  # an injected fault: this item's, as in `install`
+            faulted[i] = e
+    placed = iter(_place_new(root, [item for i, item in enumerate(items) if i not in faulted]))
+    for i, (tmp, rel) in enumerate(items):
+        if i in faulted:
+            out.append(faulted[i])
+            continue
+        code, at, err, size, mode, mtime_ns = next(placed)
+        if code:
+            out.append(_not_placed(code, at, err, tmp, root, rel, True))
+        elif size >= 0:
+            out.append(Placed(size, mode, mtime_ns))
+        else:  # renamed, then gone or unreadable: what install's lstat says
+            try:
+                out.append(os.lstat(abspath(root, rel)))
+            except OSError as e:
+                out.append(e)
+    return out
+
+
+def remove_temp(tmp: str | bytes) -> None:
+    """A temporary file that will not be renamed into place, removed."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+
+
+def rename_each(pairs: list[tuple[bytes, bytes]]) -> list[int]:
+    """`os.replace(src, dest)` of each pair, in turn, in one call to the C
+    part where it was built: 0 for each renamed, else the errno of its
+    failure. For names of sq's own (the carrier's objects), which nothing
+    else writes: no check of what is there."""
+    if _rename_each is not None:
+        return _rename_each(pairs)
+    errors = []
+    for src, dest in pairs:
+        try:
+            os.replace(src, dest)
+        except OSError as e:
+            errors.append(e.errno or errno.EIO)
+        else:
+            errors.append(0)
+    return errors
+
+
+def _not_placed(
+    code: int, at: int, err: int, tmp: str | bytes, root: bytes, rel: bytes, new: bool
+) -> SquirrelError | OSError:
+    """The error of a rename into place that `_place` answered with `code`
+    (`at`: the offset in `rel` of the folder it is about; `err`: the
+    errno of a failed rename or folder lstat)."""
+    if code == _VANISHED:
+        return _vanished(abspath(root, rel[:at]))
+    if code == _NOT_A_FOLDER:
+        return _not_a_folder(abspath(root, rel[:at]))
+    if code == _STAT_FAILED:
+        return OSError(err, os.strerror(err), abspath(root, rel[:at]))
+    if new and err == errno.EEXIST:
+        return _changed(rel)
+    return OSError(err, os.strerror(err), os.fsencode(tmp), None, abspath(root, rel))
 
 
 def _changed(rel: bytes) -> ChangedDuringOperation:

@@ -10,6 +10,7 @@ its name is complete and correct.
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import os
 from collections import deque
@@ -176,8 +177,8 @@ class ObjectStore:
                 taken = [got for got in results if isinstance(got, str)]
                 pending.popleft()
                 start()  # the next group is written while this one is renamed into place
-                for item, got in zip(chunk, results, strict=False):  # the group may have ended early
-                    yield item.oid, self._placed(item, got) if isinstance(got, str) else got
+                # The group may have ended early: the rest of the chunk is left.
+                yield from zip((item.oid for item in chunk), self._placed(chunk, results), strict=False)
                 left.extend(chunk[len(results) :])
         finally:
             for _, future in pending:  # closed early, or a group failed unexpectedly: its files go
@@ -190,18 +191,37 @@ class ObjectStore:
             writes.remove_folders()
         return left + list(itertools.chain.from_iterable(chunks))
 
-    def _placed(self, item: Wanted, tmp: str) -> OSError | None:
-        """A group's temporary file renamed to its object's name (`_place`),
-        or why it could not be (it is removed then)."""
-        try:
-            self._place(item.oid, tmp, item.size)
-        except OSError as e:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            return e
-        if item.progress is not None:
-            item.progress(item.size)
-        return None
+    def _placed(self, chunk: list[Wanted], results: list[groups.Fetched]) -> list[SquirrelError | OSError | None]:
+        """Each temporary file of a group (`results`, for the first objects
+        of `chunk`) renamed to its object's name, all in one call
+        (`fsops.rename_each`): None for each, or why it was not (its file is
+        removed then); a file the group could not write stays its error."""
+        out: list[SquirrelError | OSError | None] = []
+        moves: dict[int, tuple[bytes, bytes]] = {}  # at in out -> (temporary file, object's name)
+        for item, got in zip(chunk, results, strict=False):
+            out.append(got if not isinstance(got, str) else None)
+            if isinstance(got, str):
+                try:
+                    faults.point("rename")
+                except OSError as e:
+                    fsops.remove_temp(got)
+                    out[-1] = e
+                else:
+                    moves[len(out) - 1] = (os.fsencode(got), os.fsencode(self.path(item.oid)))
+        for at, err in zip(moves, fsops.rename_each(list(moves.values())), strict=True):
+            src, dest = moves[at]
+            if err == errno.ENOENT:  # its folder (of 256) is made on first use
+                err = _in_new_folder(src, dest)
+            item = chunk[at]
+            if err:
+                fsops.remove_temp(src)
+                out[at] = OSError(err, os.strerror(err), src, None, dest)
+                continue
+            if self._held is not None:
+                self._held[item.oid] = item.size
+            if item.progress is not None:
+                item.progress(item.size)
+        return out
 
     def _put_group(self, group: list[Wanted]) -> Iterator[tuple[bytes, SquirrelError | OSError | None]]:
         failed: dict[bytes, SquirrelError | OSError] = {}
@@ -264,7 +284,7 @@ class ObjectStore:
         durable; None where the file systems cannot copy."""
         return fsops.copy_temp(self.tmp_dir, span, item.oid, item.size, None, 0o644, False, item.progress)
 
-    def _place(self, oid: bytes, tmp: str, size: int) -> None:
+    def _place(self, oid: bytes, tmp: str, size: int) -> None:  # see also `_placed`, for a group
         dest = self.path(oid)
         faults.point("rename")
         try:
@@ -398,3 +418,14 @@ def _threads(n: int) -> ThreadPoolExecutor:
     from concurrent.futures import ThreadPoolExecutor
 
     return ThreadPoolExecutor(n)
+
+
+def _in_new_folder(src: bytes, dest: bytes) -> int:
+    """`src` renamed to `dest` once the folder of `dest` is made: 0, or
+    the errno of the failure."""
+    try:
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        os.replace(src, dest)
+    except OSError as e:
+        return e.errno or errno.EIO
+    return 0

@@ -538,6 +538,7 @@ def test_a_new_exfat_file_never_replaces_one_made_there(
     rename, by the C part as in Python."""
     if how == "in Python":
         monkeypatch.setattr(fsops, "_place", None)
+        monkeypatch.setattr(fsops, "_place_new", None)
     elif fsops._place is None:
         pytest.skip("the C part was not built here")
     (on_exfat / "photos").mkdir()
@@ -549,3 +550,14 @@ def test_a_new_exfat_file_never_replaces_one_made_there(
     assert (on_exfat / "photos" / "a.jpg").read_bytes() == b"made by the user"
     fsops.install(bytes(tmp), bytes(on_exfat), b"photos/b.jpg", new=True)
     assert (on_exfat / "photos" / "b.jpg").read_bytes() == b"the sender's version" and not tmp.exists()
+    # The same in a run of new files renamed together (`install_new`).
+    temps = [on_exfat / "1.tmp", on_exfat / "2.tmp"]
+    for t in temps:
+        t.write_bytes(b"another version")
+    first, second = fsops.install_new(
+        bytes(on_exfat), [(bytes(temps[0]), b"photos/a.jpg"), (bytes(temps[1]), b"photos/c.jpg")]
+    )
+    assert isinstance(first, ChangedDuringOperation) and str(first) == "photos/a.jpg changed since it was scanned"
+    assert not isinstance(second, Exception) and second.st_size == 15
+    assert (on_exfat / "photos" / "a.jpg").read_bytes() == b"made by the user" and temps[0].exists()
+    assert (on_exfat / "photos" / "c.jpg").read_bytes() == b"another version"

@@ -15,13 +15,13 @@ import blake3
 import pytest
 
 from squirrel.errors import ChangedDuringOperation, OutOfSpace, UnsafePath
-from squirrel.plumbing import faults, fetch, fsops, groups
+from squirrel.plumbing import execute, faults, fetch, fsops, groups
 from squirrel.porcelain.apply import apply
 from squirrel.porcelain.init import init
 from squirrel.porcelain.pack import pack
 from squirrel.porcelain.push import push
 from tests.bundle_tools import incompressible
-from tests.helpers import pure_python
+from tests.helpers import make_tree, pure_python, tree
 
 KIB = 1024
 SIZE = 700 * KIB + 123  # eleven pieces of 64 KiB and a short one
@@ -384,3 +384,142 @@ def test_a_push_keeps_a_file_the_user_made_at_a_new_files_path_meanwhile(
     assert len(again.conflicts) == 1 and not again.failed
     kept = {p.read_bytes() for p in (b / "p").iterdir()}
     assert {b"from A", b"saved on B by the user"} <= kept
+
+
+def test_new_files_renamed_in_one_call_are_each_checked_as_if_alone(tmp_path: Path, renames: str) -> None:
+    """A run of new files renamed together (`install_new`): each is
+    checked as `install` checks one, a refusal fails only its own file
+    (which stays in its temporary file) and names the same cause, and
+    every other file arrives with the stat the index will record."""
+    root = tmp_path / "R"
+    (root / "a").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "link").symlink_to(outside, target_is_directory=True)
+    (root / "a" / "2.jpg").write_bytes(b"made by the user just now")
+    rels = [b"a/1.jpg", b"a/2.jpg", b"gone/3.jpg", b"link/4.jpg", b"a/5.jpg"]
+    temps = []
+    for n in range(len(rels)):
+        tmp = tmp_path / f"{n}.tmp"
+        tmp.write_bytes(b"version %d" % n)
+        os.utime(tmp, ns=(1_600_000_000_123_456_789 + n, 1_600_000_000_123_456_789 + n))
+        temps.append(tmp)
+    results = fsops.install_new(bytes(root), [(bytes(t), rel) for t, rel in zip(temps, rels, strict=True)])
+    refused = [type(r) for r in results[1:4]]
+    assert refused == [ChangedDuringOperation, ChangedDuringOperation, UnsafePath]
+    assert str(results[1]) == "a/2.jpg changed since it was scanned"
+    assert str(results[2]) == f"directory vanished: {root}/gone"
+    assert str(results[3]) == f"refusing to write through {root}/link: not a directory (symlink?)"
+    for n in (0, 4):
+        placed = root / os.fsdecode(rels[n])
+        st, got = os.lstat(placed), results[n]
+        assert placed.read_bytes() == b"version %d" % n and not temps[n].exists()
+        assert not isinstance(got, Exception)
+        assert (got.st_size, got.st_mode, got.st_mtime_ns) == (st.st_size, st.st_mode, st.st_mtime_ns)
+    assert (root / "a" / "2.jpg").read_bytes() == b"made by the user just now"
+    assert all(temps[n].exists() for n in (1, 2, 3)) and list(outside.iterdir()) == []
+
+
+def test_a_fault_at_one_rename_of_a_run_fails_that_file_alone(tmp_path: Path, renames: str) -> None:
+    root = tmp_path / "R"
+    root.mkdir()
+    temps = [tmp_path / f"{n}.tmp" for n in range(3)]
+    for tmp in temps:
+        tmp.write_bytes(b"content")
+    faults.configure("rename:2:eio")
+    try:
+        results = fsops.install_new(bytes(root), [(bytes(t), b"%d.jpg" % n) for n, t in enumerate(temps)])
+    finally:
+        faults.configure(None)
+    assert isinstance(results[1], OSError) and results[1].errno == errno.EIO
+    assert sorted(p.name for p in root.iterdir()) == ["0.jpg", "2.jpg"] and temps[1].exists()
+
+
+def test_a_run_of_new_files_with_bad_items_is_refused_before_any_is_renamed(tmp_path: Path) -> None:
+    if fsops._place_new is None:
+        pytest.skip("the C part was not built here")
+    root = tmp_path / "R"
+    root.mkdir()
+    tmp = new_temp(tmp_path)
+    good = (bytes(tmp), b"a.jpg")
+    for bad, error in [
+        ((bytes(tmp), "b.jpg"), TypeError),
+        ((bytes(tmp),), TypeError),
+        ((bytes(tmp), b""), ValueError),
+        ((bytes(tmp), b"b\0.jpg"), ValueError),
+        ((bytes(tmp) + b"\0x", b"b.jpg"), ValueError),
+    ]:
+        with pytest.raises(error):
+            fsops._place_new(bytes(root), [good, bad])  # type: ignore[list-item]
+    assert list(root.iterdir()) == [] and tmp.exists()
+
+
+def many_new_files(tmp_path: Path, count: int) -> tuple[Path, Path]:
+    """A with `count` new files in one folder, B a new replica of its vault."""
+    a, b = tmp_path / "A", tmp_path / "B"
+    make_tree(a, {f"p/{n:03d}.jpg": f"photo {n} from A" for n in range(count)})
+    b.mkdir()
+    init(str(a), name="A")
+    init(str(b), name="B", join=str(a))
+    return a, b
+
+
+def test_files_the_user_saves_amid_a_run_of_new_files_fail_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, renames: str
+) -> None:
+    """New files are renamed into place in runs (`Executor._place_new`): a
+    file the user saved at the path of one of them, at the start, the end
+    or the middle of a run, fails that path alone, keeps the user's file,
+    and the next push keeps both versions."""
+    if not refuses_existing_names(tmp_path):
+        pytest.skip("this file system's renames cannot refuse an existing name")
+    a, b = many_new_files(tmp_path, 2 * execute.PLACE_GROUP + 20)
+    saved = {f"p/{n:03d}.jpg" for n in (0, 63, 64, 100, 127, 147)}
+    real = faults.point
+
+    def user_saves_meanwhile(op: str) -> None:
+        """The first rename into B is next: the user saves files there now."""
+        if op == "rename" and (b / "p").is_dir() and not (b / "p" / "147.jpg").exists():
+            for rel in saved:
+                (b / rel).write_bytes(b"saved on B by the user")
+        real(op)
+
+    monkeypatch.setattr(faults, "point", user_saves_meanwhile)
+    report = push(str(a), str(b))
+    monkeypatch.undo()
+    assert sorted(p for p, _ in report.failed) == sorted(os.fsencode(p) for p in saved)
+    assert {why for _, why in report.failed} == {f"{p} changed since it was scanned" for p in saved}
+    on_b = tree(b, folders=False)
+    assert {p for p, content in on_b.items() if content == b"saved on B by the user"} == saved
+    assert {p: c for p, c in on_b.items() if p not in saved} == {
+        p: c for p, c in tree(a, folders=False).items() if p not in saved
+    }
+    assert list((b / ".squirrel" / "tmp").iterdir()) == []
+    again = push(str(a), str(b))
+    assert len(again.conflicts) == len(saved) and not again.failed
+
+
+def test_an_error_of_sq_itself_amid_a_run_of_new_files_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error no file was told of (a fault of sq itself) while new files
+    wait to be renamed into place: the push stops, their temporary files
+    are removed, and the next push finishes the work."""
+    a, b = many_new_files(tmp_path, 3 * execute.PLACE_GROUP)
+    real = fsops.install_new
+    calls: list[int] = []
+
+    def second_run_breaks(root: bytes, items: list[tuple[bytes, bytes]]) -> list[fsops.Stat | Exception]:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("a fault of sq itself")
+        return list(real(root, items))
+
+    monkeypatch.setattr(fsops, "install_new", second_run_breaks)
+    with pytest.raises(RuntimeError, match="a fault of sq itself"):
+        push(str(a), str(b))
+    monkeypatch.undo()
+    assert list((b / ".squirrel" / "tmp").iterdir()) == []
+    assert 0 < len(tree(b, folders=False)) < 3 * execute.PLACE_GROUP
+    again = push(str(a), str(b))
+    assert not again.failed and tree(b, folders=False) == tree(a, folders=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from pathlib import Path
@@ -221,7 +222,7 @@ def test_a_drive_the_kernel_cannot_copy_from_is_stored_one_object_at_a_time(
 
 
 @needs_c
-@pytest.mark.parametrize("fault", ["write:5:eio", "fsync:5:eio"])
+@pytest.mark.parametrize("fault", ["write:5:eio", "fsync:5:eio", "rename:5:eio"])
 def test_a_fault_in_a_group_fails_one_object_and_the_rest_are_stored(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str
 ) -> None:
@@ -239,6 +240,34 @@ def test_a_fault_in_a_group_fails_one_object_and_the_rest_are_stored(
     for oid, p in sources.items():
         stored = Path(store.path(oid))
         assert not stored.exists() if oid in failed else stored.read_bytes() == p.read_bytes()
+    _nothing_left_in(tmp_path / "tmp")
+
+
+@needs_c
+@pytest.mark.parametrize("how", ["in C", "in Python"])
+def test_an_object_whose_rename_fails_fails_alone_and_its_file_goes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """A group's files are renamed to their objects' names in one call
+    (`fsops.rename_each`, or in Python where the C part was not built):
+    a name the system will not rename to (here, below a file where the
+    folder of its first two hex digits should be) fails that object
+    alone, with the system's error and its path."""
+    _counted_groups(monkeypatch)
+    if how == "in Python":
+        monkeypatch.setattr(fsops, "_rename_each", None)
+    sources = _sources(tmp_path / "drive", [250] * 30)
+    store = _store(tmp_path)
+    blocked = list(sources)[9]
+    Path(store.path(blocked)).parent.write_bytes(b"a file where a folder should be")
+    results = dict(store.put_many([_from_file(oid, p) for oid, p in sources.items()]))
+    failed = {oid: e for oid, e in results.items() if e is not None}
+    assert set(failed) == {oid for oid in sources if oid.hex()[:2] == blocked.hex()[:2]}
+    error = failed[blocked]
+    assert isinstance(error, OSError) and error.errno == errno.ENOTDIR
+    assert os.fsdecode(error.filename2) == store.path(blocked)
+    for oid in set(sources) - set(failed):
+        assert Path(store.path(oid)).read_bytes() == sources[oid].read_bytes()
     _nothing_left_in(tmp_path / "tmp")
 
 
