@@ -28,7 +28,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from squirrel.errors import ChangedDuringOperation, ContentUnavailable, SquirrelError, out_of_space, reason
-from squirrel.plumbing import conflicts, fsops
+from squirrel.plumbing import conflicts, fsops, paths
 from squirrel.plumbing.carrier import CARRIER_NAME, Carrier, CarrierVault, is_carrier, refuse_occupied
 from squirrel.plumbing.carrier_executor import CarrierExecutor
 from squirrel.plumbing.index import Entry
@@ -367,9 +367,52 @@ def _fill(
             else:
                 yield oid, path, size, found
 
+    damaged: list[Taken] = []  # content a damaged file of the drive could not give
     for taken in (at_its_path(), at_other_paths()):
         while piece := list(itertools.islice(taken, FILL_PIECE)):
-            room = _store(drive, vault, piece, room, said, report, meter)
+            room = _store(drive, vault, piece, room, said, report, meter, damaged)
+    _from_other_copies(drive, vault, damaged, room, said, report, meter)
+
+
+def _from_other_copies(
+    drive: Replica,
+    vault: CarrierVault,
+    damaged: list[Taken],
+    room: int,
+    said: set[tuple[bytes, int]],
+    report: VisitReport,
+    meter: Meter,
+) -> None:
+    """Content the fill found damaged in the drive's file it read (its
+    bytes no longer hash to its id, its size and time unchanged), taken
+    from another copy on the drive that is as indexed, while one is
+    left. Each damaged file is reported either way: it waits for `sq
+    verify --repair` to set it aside, and to be healed."""
+    tried = {local[0] for _, _, _, local in damaged}
+    bad = {local[0]: oid for oid, _, _, local in damaged}  # each damaged file, and its content
+    took_from: dict[bytes, bytes] = {}  # content -> the path it was taken from at last
+    while damaged:
+        holders = drive.index.paths_with_objects([oid for oid, _, _, _ in damaged])
+        retry: list[Taken] = []
+        for oid, path, size, _ in damaged:
+            other = _local_copy(drive, [p for p in holders.get(oid, []) if p not in tried], oid)
+            if other is not None:
+                tried.add(other[0])
+                retry.append((oid, path, size, other))
+                took_from[oid] = other[0]
+        damaged = []
+        if retry:
+            meter.expect(len(retry), sum(size for _, _, size, _ in retry))
+            room = _store(drive, vault, retry, room, said, report, meter, damaged)
+            bad.update({local[0]: oid for oid, _, _, local in damaged})
+    for path, oid in bad.items():
+        if oid in took_from and took_from[oid] not in bad and vault.store.has(oid):
+            why = (
+                f"{_damaged_note(drive)} (its content was taken into the carrier from {paths.display(took_from[oid])})"
+            )
+        else:
+            why = f"not taken into the carrier: {_damaged_note(drive)}"
+        report.delivered.failed.append((path, why))
 
 
 def _store(
@@ -380,10 +423,12 @@ def _store(
     said: set[tuple[bytes, int]],
     report: VisitReport,
     meter: Meter,
+    damaged: list[Taken],
 ) -> int:
     """`_fill`'s copy into the carrier of a piece of the content it takes,
     while it fits in `room` (what is left of the carrier's budget); returns
-    the room left after it."""
+    the room left after it. What a damaged file could not give joins
+    `damaged`, its room given back."""
     fits: dict[bytes, Taken] = {}
     for taken in piece:
         oid, path, size, _ = taken
@@ -427,6 +472,9 @@ def _store(
         elif out_of_space(failed):
             room = 0  # the laptop's disk is full: nothing more fits this visit
             _left_behind(path, size, said, report)
+        elif _is_damaged(drive, local, failed):
+            damaged.append(fits[oid])
+            room += size
         elif not isinstance(failed, ContentUnavailable):
             report.delivered.failed.append((local[0], f"not taken into the carrier: {_why_not(drive, local, failed)}"))
     return room
@@ -443,15 +491,23 @@ def _why_not(drive: Replica, held: tuple[bytes, Entry], err: SquirrelError | OSE
     whose bytes no longer hash to its recorded id while its size and time
     are as recorded is damaged: no later visit takes it until it is set
     aside (and healed from a drive that has it)."""
+    return _damaged_note(drive) if _is_damaged(drive, held, err) else reason(err)
+
+
+def _damaged_note(drive: Replica) -> str:
+    return (
+        "its content no longer matches the drive's index, though its size and time do: damaged?"
+        f" `sq verify {drive.root} --repair` sets it aside, to be healed from a drive that has it"
+    )
+
+
+def _is_damaged(drive: Replica, held: tuple[bytes, Entry], err: SquirrelError | OSError) -> bool:
+    """Did reading the drive's file `held` fail as a damaged file does: its
+    bytes do not hash to its id, its size and time are still as indexed?"""
     path, e = held
-    if isinstance(err, ChangedDuringOperation) and fsops.matches(
+    return isinstance(err, ChangedDuringOperation) and fsops.matches(
         fsops.lstat_or_none(fsops.abspath(os.fsencode(drive.root), path)), e
-    ):
-        return (
-            "its content no longer matches the drive's index, though its size and time do: damaged?"
-            f" `sq verify {drive.root} --repair` sets it aside, to be healed from a drive that has it"
-        )
-    return reason(err)
+    )
 
 
 def _local_copy(drive: Replica, candidates: list[bytes], oid: bytes) -> tuple[bytes, Entry] | None:

@@ -342,3 +342,38 @@ def test_damage_the_carrier_would_carry_fails_that_file_alone_and_says_so(tmp_pa
     sq("verify", a, "--repair", code=1)
     doc = sq("sync", a, "--carrier", carrier, "--json").json
     assert doc["failed"] == [] and [x["path"] for x in doc["lost"]] == ["2019/a.jpg"]
+
+
+def test_damage_in_one_copy_is_carried_from_a_sound_copy_on_the_same_drive(tmp_path: Path) -> None:
+    """Rot not found yet in a file another drive lacks, whose content the
+    drive holds at a second path: the visit takes the content from the
+    sound copy and still lists the damaged file with what to do (exit
+    18); the other drive gets every file byte-exact. With both copies
+    damaged, both are listed and that content waits."""
+    carrier = tmp_path / "carrier"
+    files = {**PHOTOS, "copy.jpg": PHOTOS["2019/a.jpg"]}
+    a, c = left_behind(tmp_path, files, carrier)
+    rot(a / "2019/a.jpg")
+
+    ran = sq("sync", a, "--carrier", carrier, code=18)
+    damaged = "its content no longer matches the drive's index, though its size and time do: damaged?"
+    assert f"failed    2019/a.jpg: {damaged}" in ran.out
+    assert "(its content was taken into the carrier from copy.jpg)" in ran.out
+    assert "not taken into the carrier" not in ran.out
+    sq("sync", c, "--carrier", carrier)
+    assert tree(c) == {**PHOTOS_TREE, "copy.jpg": PHOTOS["2019/a.jpg"]}
+
+
+def test_damage_in_every_copy_on_the_drive_lists_each_and_carries_the_rest(tmp_path: Path) -> None:
+    carrier = tmp_path / "carrier"
+    files = {**PHOTOS, "copy.jpg": PHOTOS["2019/a.jpg"]}
+    a, c = left_behind(tmp_path, files, carrier)
+    rot(a / "2019/a.jpg")
+    rot(a / "copy.jpg", 20)
+
+    ran = sq("sync", a, "--carrier", carrier, "--json", code=18)
+    failed = {f["path"]: f["error"] for f in ran.json["failed"]}
+    assert sorted(failed) == ["2019/a.jpg", "copy.jpg"]
+    assert all(why.startswith("not taken into the carrier: its content no longer matches") for why in failed.values())
+    sq("sync", c, "--carrier", carrier)
+    assert tree(c) == {k: v for k, v in PHOTOS_TREE.items() if k != "2019/a.jpg"}
