@@ -476,7 +476,7 @@ def _store(
             damaged.append(fits[oid])
             room += size
         elif not isinstance(failed, ContentUnavailable):
-            report.delivered.failed.append((local[0], f"not taken into the carrier: {_why_not(drive, local, failed)}"))
+            report.delivered.failed.append((local[0], f"not taken into the carrier: {reason(failed)}"))
     return room
 
 
@@ -486,15 +486,10 @@ def _left_behind(path: bytes, size: int, said: set[tuple[bytes, int]], report: V
         report.left_behind.append((path, size))
 
 
-def _why_not(drive: Replica, held: tuple[bytes, Entry], err: SquirrelError | OSError) -> str:
-    """Why the content of a drive's file did not go into the carrier. A file
-    whose bytes no longer hash to its recorded id while its size and time
-    are as recorded is damaged: no later visit takes it until it is set
-    aside (and healed from a drive that has it)."""
-    return _damaged_note(drive) if _is_damaged(drive, held, err) else reason(err)
-
-
 def _damaged_note(drive: Replica) -> str:
+    """What the visit says of a damaged file it read: no later visit takes
+    its content from it until it is set aside (and healed from a drive
+    that has it)."""
     return (
         "its content no longer matches the drive's index, though its size and time do: damaged?"
         f" `sq verify {drive.root} --repair` sets it aside, to be healed from a drive that has it"
