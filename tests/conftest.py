@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from squirrel.plumbing import fsops, groups, sweep
+from squirrel.plumbing import groups, place, sweep
 from squirrel.plumbing.replica import Replica
 from tests.helpers import NoHardLinks
 
@@ -26,7 +26,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # aside for the rest of the process: each test starts with them as built.
     monkeypatch.setattr(sweep, "_compare", sweep._compare)
     monkeypatch.setattr(groups, "_copy_group", groups._copy_group)
-    monkeypatch.setattr(fsops, "_place", fsops._place)
+    monkeypatch.setattr(place, "_place", place._place)
 
 
 @pytest.fixture
@@ -40,10 +40,10 @@ def replica_root(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.fixture
 def no_hard_links(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> NoHardLinks:
-    """`os.link` fails with EPERM, as on exFAT: `fsops.replace_keeping_old`
-    takes its branch for such drives. `fsops.os` is the `os` module, so
+    """`os.link` fails with EPERM, as on exFAT: `place.replace_keeping_old`
+    takes its branch for such drives. `place.os` is the `os` module, so
     every hard link in this process and its forked children is refused, the
     intent log's too, as on a real drive without them."""
     refuse = NoHardLinks(tmp_path / "hard-links-refused")
-    monkeypatch.setattr(fsops.os, "link", refuse)
+    monkeypatch.setattr(place.os, "link", refuse)
     return refuse

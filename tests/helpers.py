@@ -35,7 +35,7 @@ import pytest
 from click.testing import CliRunner
 
 from squirrel.cli import main
-from squirrel.plumbing import fsops, groups, sweep
+from squirrel.plumbing import groups, place, sweep
 from squirrel.plumbing.index import Entry
 from squirrel.plumbing.replica import Replica
 
@@ -275,8 +275,8 @@ def pure_python(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SQ_PURE_PYTHON", "1")
     monkeypatch.setattr(sweep, "_compare", None)
     monkeypatch.setattr(groups, "_copy_group", None)
-    monkeypatch.setattr(fsops, "_place", None)
-    monkeypatch.setattr(fsops, "_place_new", None)
+    monkeypatch.setattr(place, "_place", None)
+    monkeypatch.setattr(place, "_place_new", None)
 
 
 def third_group_breaks(monkeypatch: pytest.MonkeyPatch, message: str) -> None:

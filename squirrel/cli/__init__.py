@@ -114,11 +114,11 @@ def main(argv: list[str] | None = None) -> NoReturn:
         click.echo(f"sq: error: SQ_FAULT: {e}", err=True)
         sys.exit(EXIT_USAGE)
     if os.environ.get("SQ_PURE_PYTHON"):
-        from squirrel.plumbing import fsops, groups, sweep
+        from squirrel.plumbing import groups, place, sweep
 
         sweep.compare_in_python()
         groups.copy_in_python()
-        fsops.place_in_python()
+        place.place_in_python()
     try:
         rv = cli.main(args=argv, prog_name="sq", standalone_mode=False)
     except click.exceptions.UsageError as e:

@@ -1,7 +1,7 @@
 /* A verified temporary file renamed into place, in C.
  *
  * Every file an apply or a push writes ends in a rename into place
- * (fsops.install): each folder above the path is checked again just
+ * (place.install): each folder above the path is checked again just
  * before, so that one swapped for a symlink since the plan is never
  * written through, and a new file's rename refuses whatever was made at
  * its path meanwhile (RENAME_NOREPLACE). For small files these system
@@ -46,8 +46,8 @@
  *          0 where it was renamed. For the carrier's objects, whose name
  *          is their content's id.
  *
- * Where this module is not built, fsops.install, fsops.install_new and
- * fsops.rename_each make the same calls in Python, with the same results.
+ * Where this module is not built, place.install, place.install_new and
+ * place.rename_each make the same calls in Python, with the same results.
  */
 
 #define PY_SSIZE_T_CLEAN

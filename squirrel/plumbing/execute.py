@@ -1,7 +1,7 @@
 """Carrying out a sync plan on the receiving replica, path by path, safely.
 
 Each action re-checks that the receiver still holds what the plan saw, writes
-through `fsops` (temporary file, fsync, trash, rename), and only then updates
+through `fsops` (temporary file, fsync) and `place` (trash, rename), and only then updates
 the index. A path whose action fails is reported and stays unsynced: its sync
 time, and its directories', are not raised (see `synctime`). A file that the
 receiver already holds (a move, a duplicate, or in its trash) is copied or
@@ -28,7 +28,7 @@ from squirrel.errors import (
     UnsafePath,
     reason,
 )
-from squirrel.plumbing import conflicts, faults, fsops, journal, paths
+from squirrel.plumbing import conflicts, faults, fsops, journal, paths, place
 from squirrel.plumbing.casefold import CaseFolding
 from squirrel.plumbing.durable import fsync_dir
 from squirrel.plumbing.fetch import ContentSource, Fetcher
@@ -63,7 +63,7 @@ from squirrel.plumbing.trashcan import folder_size, record_folder
 from squirrel.plumbing.vtime import VectorTime
 
 MOVE_SPARE = 3  # files of one content a batch's writes may rename, beyond one each
-PLACE_GROUP = 64  # new files renamed into place in one call (`fsops.install_new`)
+PLACE_GROUP = 64  # new files renamed into place in one call (`place.install_new`)
 LOCAL_FROM = 1 << 20  # from a complete sender, only files this large are looked for among the receiver's
 
 
@@ -362,7 +362,7 @@ class Executor:
         elif act.kind == META:
             assert act.b is not None
             if not self._damaged_and_gone(act.path, act.b):  # new times only: the heal comes after
-                fsops.recheck(self.root, act.path, act.b)
+                place.recheck(self.root, act.path, act.b)
             m, c = act.times(self.new_event)
             record_version(self.idx, act.path, act.b, m, c)
         elif act.kind == DELETE and self._damaged_and_gone(act.path, act.b):
@@ -370,13 +370,13 @@ class Executor:
             self.result.deleted += 1
         elif act.kind == DELETE:
             assert act.b is not None
-            fsops.check_parents(self.root, act.path)
-            fsops.recheck(self.root, act.path, act.b)
+            place.check_parents(self.root, act.path)
+            place.recheck(self.root, act.path, act.b)
             if act.conflict >= 0:  # B's version goes for a conflict: its winner must be at hand
                 self._prepare_winner(act.conflict)
             # For a conflict, B's version also lives on in its conflict copy; the winner replaces it here.
             why = TrashReason(REPLACED if act.conflict >= 0 else DELETED, self.sender)
-            item = fsops.trash(self.idx, self.rep.trash_dir, self.root, act.path, act.b, why)
+            item = place.trash(self.idx, self.rep.trash_dir, self.root, act.path, act.b, why)
             self._dirty.add(os.path.dirname(self._abs(act.path)))
             self.names.forget(act.path)
             self._trashed_now.setdefault(act.b.oid, []).append(item)
@@ -407,7 +407,7 @@ class Executor:
         raise UnsafePath(refused_too_long(act.path, self.idx.max_path))
 
     def _mkdir(self, act: Action) -> None:
-        fsops.check_parents(self.root, act.path)
+        place.check_parents(self.root, act.path)
         full = self._abs(act.path)
         # Claimed even when a folder is found there: on a case-folding drive
         # it may be another folder of the name, which must not take in this one's files.
@@ -434,7 +434,7 @@ class Executor:
         if any(True for _ in self.idx.children(act.path)):
             raise ChangedDuringOperation(f"{paths.display(act.path)} still holds files that were not synced")
         full = self._abs(act.path)
-        fsops.check_parents(self.root, act.path)
+        place.check_parents(self.root, act.path)
         st = fsops.lstat_or_none(full)
         if st is not None:
             if not statmod.S_ISDIR(st.st_mode):
@@ -475,8 +475,8 @@ class Executor:
             raise ChangedDuringOperation(
                 f"{paths.display(act.path)} is damaged and waits for healing; its conflict is settled after that"
             )
-        fsops.check_parents(self.root, act.path)
-        fsops.recheck(self.root, act.path, act.b)
+        place.check_parents(self.root, act.path)
+        place.recheck(self.root, act.path, act.b)
         self._prepare_winner(act.conflict)
         if os.path.lexists(self._abs(act.target)):
             raise ChangedDuringOperation(f"{paths.display(act.target)} is in the way of a conflict copy")
@@ -547,7 +547,7 @@ class Executor:
         # and batch, as every rename into place checks again just before.
         folder = os.path.dirname(rel)
         if folder not in self._parents_seen:
-            fsops.check_parents(self.root, rel)
+            place.check_parents(self.root, rel)
             self._parents_seen.add(folder)
         m, c = act.times(self.new_event)
         # A move: the receiver deletes a file with this content in the same plan.
@@ -565,12 +565,12 @@ class Executor:
             src = self.plan.actions[i]
             assert src.b is not None
             if self.names.same_file(src.path, rel):  # a case-only rename finds its source at the target
-                fsops.install(self._abs(src.path), self.root, rel, sync=False)
+                place.install(self._abs(src.path), self.root, rel, sync=False)
             elif act.b is not None:  # the same atomic replace as any other update
-                fsops.recheck(self.root, rel, act.b)
+                place.recheck(self.root, rel, act.b)
                 self._replace(self._abs(src.path), rel, act.b)
-            else:  # the rename checks that nothing is there (`fsops.rename_new`)
-                fsops.install(self._abs(src.path), self.root, rel, sync=False, new=True)
+            else:  # the rename checks that nothing is there (`place.rename_new`)
+                place.install(self._abs(src.path), self.root, rel, sync=False, new=True)
             self._dirty.update((os.path.dirname(self._abs(src.path)), os.path.dirname(self._abs(rel))))
             faults.point("utime")
             os.utime(self._abs(rel), ns=(a.mtime_ns, a.mtime_ns), follow_symlinks=False)
@@ -592,10 +592,10 @@ class Executor:
         assert act.b is not None or act.conflict >= 0
         try:
             if act.b is not None:
-                fsops.recheck(self.root, rel, act.b)
-                st: fsops.Stat = self._replace(tmp, rel, act.b)
-            else:  # the rename checks that nothing is there (`fsops.rename_new`)
-                st = fsops.install(tmp, self.root, rel, sync=False, new=True)
+                place.recheck(self.root, rel, act.b)
+                st: place.Stat = self._replace(tmp, rel, act.b)
+            else:  # the rename checks that nothing is there (`place.rename_new`)
+                st = place.install(tmp, self.root, rel, sync=False, new=True)
             self._dirty.add(os.path.dirname(self._abs(rel)))
         except BaseException:
             fsops.remove_temp(tmp)
@@ -604,13 +604,13 @@ class Executor:
 
     def _place_new(self) -> None:
         """Rename the new files waiting (`NewFile`) into place, in order and
-        in one call (`fsops.install_new`: the same checks, each file's),
+        in one call (`place.install_new`: the same checks, each file's),
         and record each; one that fails is its action's failure, as if it
         had been renamed in its turn."""
         if not self._new_files:
             return
         waiting = self._new_files
-        placed = fsops.install_new(self.root, [(new.tmp, new.act.path) for new in waiting])
+        placed = place.install_new(self.root, [(new.tmp, new.act.path) for new in waiting])
         self._new_files = []  # each renamed now, or its failure below removes it
         self._new_oids.clear()
         for new, st in zip(waiting, placed, strict=True):
@@ -625,7 +625,7 @@ class Executor:
     def _replace(self, new: str | bytes, rel: bytes, old: Entry) -> os.stat_result:
         """Put `new` at `rel` over `old`, which goes to the trash (fsops);
         returns the stat of what is at `rel` now."""
-        return fsops.replace_keeping_old(
+        return place.replace_keeping_old(
             self.idx, self.rep.trash_dir, new, self.root, rel, old, False, reason=self._replaced
         )
 
@@ -709,7 +709,7 @@ class Executor:
         return tmp
 
     def _record_file(
-        self, rel: bytes, a: Entry, m: VectorTime, c: VectorTime, created: bool, st: fsops.Stat | None = None
+        self, rel: bytes, a: Entry, m: VectorTime, c: VectorTime, created: bool, st: place.Stat | None = None
     ) -> None:
         """Record the file now at `rel` (whose stat is `st`, when the caller
         has just taken it) as A's version."""

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from squirrel.errors import ChangedDuringOperation, ContentUnavailable, OutOfSpace, SquirrelError, reason
-from squirrel.plumbing import fsops, ids, journal, paths
+from squirrel.plumbing import fsops, ids, journal, paths, place
 from squirrel.plumbing.durable import fsync_dir
 from squirrel.plumbing.index import Entry, racy_flag
 from squirrel.plumbing.replica import Replica
@@ -50,12 +50,12 @@ def repair(rep: Replica, path: bytes, entry: Entry, found: bytes) -> WantedMark:
     hashing to `found`) to the trash and mark the path wanted, in one batch.
     Refuses (ChangedDuringOperation) when the file changed since it was read."""
     idx, root = rep.index, os.fsencode(rep.root)
-    fsops.check_parents(root, path)
-    fsops.recheck(root, path, entry)
+    place.check_parents(root, path)
+    place.recheck(root, path, entry)
     damaged = replace(entry, oid=found)
     mark = WantedMark(path, entry.oid, entry.size, entry.mtime_ns, found, int(time.time()))
     with rep.journal.batch(idx, [journal.removed(path, damaged)]):
-        fsops.trash(idx, rep.trash_dir, root, path, damaged, TrashReason(DAMAGED))
+        place.trash(idx, rep.trash_dir, root, path, damaged, TrashReason(DAMAGED))
         idx.put_wanted(mark)
         fsync_dir(os.fsdecode(os.path.dirname(fsops.abspath(root, path))))
         fsync_dir(rep.trash_dir)
@@ -93,7 +93,7 @@ def heal_one(rep: Replica, mark: WantedMark, fetch: Fetch) -> bool:
         idx.drop_wanted(mark.path)  # not the version it waited for any more: nothing to heal
         idx.commit()
         return False
-    fsops.check_parents(root, mark.path)
+    place.check_parents(root, mark.path)
     full = fsops.abspath(root, mark.path)
     st = fsops.lstat_or_none(full)
     if st is not None:
@@ -113,7 +113,7 @@ def heal_one(rep: Replica, mark: WantedMark, fetch: Fetch) -> bool:
     try:
         with rep.journal.batch(idx, [journal.placed(mark.path, e)]):
             # Still absent: what was made there meanwhile is never replaced.
-            st = fsops.install(tmp, root, mark.path, sync=True, new=True)
+            st = place.install(tmp, root, mark.path, sync=True, new=True)
             idx.put(mark.path, replace(e, flags=racy_flag(st.st_mtime_ns, time.time_ns())))
             idx.drop_wanted(mark.path)
     finally:

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from squirrel.errors import ChangedDuringOperation, CorruptIndex, UnsafePath, UnsupportedFormat
-from squirrel.plumbing import faults, fsops, ids
+from squirrel.plumbing import faults, ids, place
 from squirrel.plumbing.durable import fsync_dir
 from squirrel.plumbing.index import Entry, ReplicaIndex
 
@@ -284,7 +284,7 @@ def _parents_ok(top: bytes, *fulls: bytes) -> bool:
     An undo never reads or writes through a symlink put in since."""
     try:
         for full in fulls:
-            fsops.check_parents(top, full[len(top) + 1 :])
+            place.check_parents(top, full[len(top) + 1 :])
     except (UnsafePath, ChangedDuringOperation, OSError):
         return False
     return True

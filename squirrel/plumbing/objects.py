@@ -21,7 +21,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from squirrel.errors import SquirrelError
-from squirrel.plumbing import faults, fsops, groups
+from squirrel.plumbing import faults, fsops, groups, place
 from squirrel.plumbing.readahead import spans_ahead
 
 if TYPE_CHECKING:
@@ -194,7 +194,7 @@ class ObjectStore:
     def _placed(self, chunk: list[Wanted], results: list[groups.Fetched]) -> list[SquirrelError | OSError | None]:
         """Each temporary file of a group (`results`, for the first objects
         of `chunk`) renamed to its object's name, all in one call
-        (`fsops.rename_each`): None for each, or why it was not (its file is
+        (`place.rename_each`): None for each, or why it was not (its file is
         removed then); a file the group could not write stays its error."""
         out: list[SquirrelError | OSError | None] = []
         moves: dict[int, tuple[bytes, bytes]] = {}  # at in out -> (temporary file, object's name)
@@ -208,7 +208,7 @@ class ObjectStore:
                     out[-1] = e
                 else:
                     moves[len(out) - 1] = (os.fsencode(got), os.fsencode(self.path(item.oid)))
-        for at, err in zip(moves, fsops.rename_each(list(moves.values())), strict=True):
+        for at, err in zip(moves, place.rename_each(list(moves.values())), strict=True):
             src, dest = moves[at]
             if err == errno.ENOENT:  # its folder (of 256) is made on first use
                 err = _in_new_folder(src, dest)

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 
 from squirrel.errors import BadUsage, NoSuchConflict
-from squirrel.plumbing import conflicts, fsops, journal, paths, scan
+from squirrel.plumbing import conflicts, fsops, journal, paths, place, scan
 from squirrel.plumbing.records import ConflictRecord
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.scan import Scanner, ScanProgress, scan_replica
@@ -94,17 +94,17 @@ def resolve(
         with rep.journal.batch(idx, steps):
             if keep == "copy":
                 assert copy is not None and copy_entry is not None
-                fsops.recheck(root, copy, copy_entry)
-                fsops.recheck(root, rel, current)
+                place.recheck(root, copy, copy_entry)
+                place.recheck(root, rel, current)
                 if current is not None:
-                    fsops.replace_keeping_old(
+                    place.replace_keeping_old(
                         idx, rep.trash_dir, fsops.abspath(root, copy), root, rel, current, reason=TrashReason(RESOLVED)
                     )
                 else:
-                    fsops.install(fsops.abspath(root, copy), root, rel, new=True)
+                    place.install(fsops.abspath(root, copy), root, rel, new=True)
             elif copy is not None and copy_entry is not None:
-                fsops.recheck(root, copy, copy_entry)
-                fsops.trash(idx, rep.trash_dir, root, copy, copy_entry, TrashReason(RESOLVED))
+                place.recheck(root, copy, copy_entry)
+                place.trash(idx, rep.trash_dir, root, copy, copy_entry, TrashReason(RESOLVED))
             if marked:  # nothing changes on disk: mark it, for the mark to travel
                 conflicts.mark_resolved(idx, rec)
             else:

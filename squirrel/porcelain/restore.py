@@ -28,7 +28,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from squirrel.errors import BadUsage, ContentUnavailable, NoSuchTrashItem, PathTaken, SquirrelError, UnsafePath
-from squirrel.plumbing import faults, fsops, ids, journal, paths
+from squirrel.plumbing import faults, fsops, ids, journal, paths, place
 from squirrel.plumbing.casefold import CaseFolding
 from squirrel.plumbing.durable import fsync_dir
 from squirrel.plumbing.progress import Meter, ProgressCallback
@@ -203,7 +203,7 @@ def _restore(
     steps += [journal.Step(journal.PLACED, r.to, v) for r, v in zip(plan, versions, strict=True)]
     with rep.journal.batch(rep.index, steps):
         for d in dirs:
-            fsops.check_parents(root, d)
+            place.check_parents(root, d)
             os.mkdir(fsops.abspath(root, d))
         for r, v in zip(plan, versions, strict=True):
             users[r.item.name] -= 1
@@ -225,7 +225,7 @@ def _place(rep: Replica, root: bytes, r: Restored, v: journal.FileVersion, last:
     else:
         chunks = meter.stream(fsops.read_chunks(src))
         new = os.fsencode(fsops.write_temp(rep.tmp_dir, chunks, v.oid, v.size, v.mtime_ns, v.mode))
-    fsops.check_parents(root, r.to)
+    place.check_parents(root, r.to)
     dest = fsops.abspath(root, r.to)
     # Never over a file that appeared meanwhile: a hard link refuses an
     # existing name; where there are none, the name is checked right before.

@@ -39,7 +39,7 @@ from typing import Any
 import pytest
 
 from squirrel.errors import ChangedDuringOperation
-from squirrel.plumbing import fsops
+from squirrel.plumbing import place
 from squirrel.plumbing.index import KIND_DIR, Entry, decode_entry
 from squirrel.plumbing.space import SPACE_RESERVE
 from tests.bundle_tools import REC_ENTRY, Record, entry_record, join_bundle, split_bundle
@@ -537,24 +537,24 @@ def test_a_new_exfat_file_never_replaces_one_made_there(
     itself (RENAME_NOREPLACE): the path is checked right before a plain
     rename, by the C part as in Python."""
     if how == "in Python":
-        monkeypatch.setattr(fsops, "_place", None)
-        monkeypatch.setattr(fsops, "_place_new", None)
-    elif fsops._place is None:
+        monkeypatch.setattr(place, "_place", None)
+        monkeypatch.setattr(place, "_place_new", None)
+    elif place._place is None:
         pytest.skip("the C part was not built here")
     (on_exfat / "photos").mkdir()
     (on_exfat / "photos" / "a.jpg").write_bytes(b"made by the user")
     tmp = on_exfat / "new.tmp"
     tmp.write_bytes(b"the sender's version")
     with pytest.raises(ChangedDuringOperation, match="photos/a.jpg changed since it was scanned"):
-        fsops.install(bytes(tmp), bytes(on_exfat), b"photos/a.jpg", new=True)
+        place.install(bytes(tmp), bytes(on_exfat), b"photos/a.jpg", new=True)
     assert (on_exfat / "photos" / "a.jpg").read_bytes() == b"made by the user"
-    fsops.install(bytes(tmp), bytes(on_exfat), b"photos/b.jpg", new=True)
+    place.install(bytes(tmp), bytes(on_exfat), b"photos/b.jpg", new=True)
     assert (on_exfat / "photos" / "b.jpg").read_bytes() == b"the sender's version" and not tmp.exists()
     # The same in a run of new files renamed together (`install_new`).
     temps = [on_exfat / "1.tmp", on_exfat / "2.tmp"]
     for t in temps:
         t.write_bytes(b"another version")
-    first, second = fsops.install_new(
+    first, second = place.install_new(
         bytes(on_exfat), [(bytes(temps[0]), b"photos/a.jpg"), (bytes(temps[1]), b"photos/c.jpg")]
     )
     assert isinstance(first, ChangedDuringOperation) and str(first) == "photos/a.jpg changed since it was scanned"

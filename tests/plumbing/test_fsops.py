@@ -15,7 +15,7 @@ import blake3
 import pytest
 
 from squirrel.errors import ChangedDuringOperation, OutOfSpace, UnsafePath
-from squirrel.plumbing import execute, faults, fetch, fsops, groups
+from squirrel.plumbing import execute, faults, fetch, fsops, groups, place
 from squirrel.porcelain.apply import apply
 from squirrel.porcelain.init import init
 from squirrel.porcelain.pack import pack
@@ -206,7 +206,7 @@ def test_a_written_file_takes_the_senders_mode_and_mtime_whatever_the_umask(
 def refuses_existing_names(tmp_path: Path) -> bool:
     """Can a rename on this file system refuse a name that exists
     (RENAME_NOREPLACE)? Asked of the system directly, not of `rename_new`."""
-    call = fsops._renameat2_call()
+    call = place._renameat2_call()
     if call is None:
         return False
     probe = tmp_path / "probe"
@@ -226,7 +226,7 @@ def renames(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     was not built, in Python: the same checks, the same errors."""
     if request.param == "in Python":
         pure_python(monkeypatch)
-    elif fsops._place is None:
+    elif place._place is None:
         pytest.skip("the C part was not built here")
     return str(request.param)
 
@@ -248,10 +248,10 @@ def test_a_new_file_never_replaces_one_made_at_its_path_after_the_check(tmp_path
     tmp = new_temp(tmp_path)
     (root / "photos" / "a.jpg").write_bytes(b"made by the user just now")
     with pytest.raises(ChangedDuringOperation, match="photos/a.jpg changed since it was scanned"):
-        fsops.install(bytes(tmp), bytes(root), b"photos/a.jpg", new=True)
+        place.install(bytes(tmp), bytes(root), b"photos/a.jpg", new=True)
     assert (root / "photos" / "a.jpg").read_bytes() == b"made by the user just now"
     assert tmp.read_bytes() == b"the sender's version"  # the caller removes it
-    st = fsops.install(bytes(tmp), bytes(root), b"photos/b.jpg", new=True)
+    st = place.install(bytes(tmp), bytes(root), b"photos/b.jpg", new=True)
     assert (root / "photos" / "b.jpg").read_bytes() == b"the sender's version"
     assert (st.st_size, st.st_ino) == (20, os.lstat(root / "photos" / "b.jpg").st_ino)
 
@@ -261,7 +261,7 @@ def test_an_update_is_renamed_over_the_version_at_its_path(tmp_path: Path, renam
     (root / "a" / "b").mkdir(parents=True)
     (root / "a" / "b" / "c.jpg").write_bytes(b"old")
     tmp = new_temp(tmp_path, b"new version")
-    st = fsops.install(bytes(tmp), bytes(root), b"a/b/c.jpg")
+    st = place.install(bytes(tmp), bytes(root), b"a/b/c.jpg")
     assert (root / "a" / "b" / "c.jpg").read_bytes() == b"new version" and st.st_size == 11
     assert not tmp.exists()
 
@@ -283,7 +283,7 @@ def test_a_folder_swapped_for_a_symlink_is_never_written_through(tmp_path: Path,
         folder.symlink_to(outside, target_is_directory=True)
     tmp = new_temp(tmp_path)
     with pytest.raises(UnsafePath, match=f"refusing to write through {folder}: not a directory"):
-        fsops.install(bytes(tmp), bytes(root), b"a/b/c/new.jpg", new=True)
+        place.install(bytes(tmp), bytes(root), b"a/b/c/new.jpg", new=True)
     assert [p for p in outside.rglob("*") if p.is_file()] == []
     assert tmp.read_bytes() == b"the sender's version"
 
@@ -294,7 +294,7 @@ def test_a_folder_gone_since_the_plan_fails_the_file_naming_it(tmp_path: Path, r
     (root / "a" / "b").rmdir()
     tmp = new_temp(tmp_path)
     with pytest.raises(ChangedDuringOperation, match=f"directory vanished: {root}/a/b$"):
-        fsops.install(bytes(tmp), bytes(root), b"a/b/new.jpg", new=True)
+        place.install(bytes(tmp), bytes(root), b"a/b/new.jpg", new=True)
     assert tmp.exists()
 
 
@@ -306,11 +306,11 @@ def test_the_system_s_own_errors_come_through_with_the_path_they_are_about(tmp_p
     tmp = new_temp(tmp_path)
     long_name = b"x" * 300
     with pytest.raises(OSError) as too_long:
-        fsops.install(bytes(tmp), bytes(root), long_name + b"/new.jpg", new=True)
+        place.install(bytes(tmp), bytes(root), long_name + b"/new.jpg", new=True)
     assert too_long.value.errno == errno.ENAMETOOLONG
     assert os.fsencode(too_long.value.filename) == bytes(root) + b"/" + long_name
     with pytest.raises(OSError) as onto_folder:
-        fsops.install(bytes(tmp), bytes(root), b"photos/a.jpg")
+        place.install(bytes(tmp), bytes(root), b"photos/a.jpg")
     assert onto_folder.value.errno == errno.EISDIR
     assert os.fsencode(onto_folder.value.filename2) == bytes(root / "photos" / "a.jpg")
     assert tmp.exists() and (root / "photos" / "a.jpg").is_dir()
@@ -323,7 +323,7 @@ def test_a_path_with_a_null_byte_is_refused_before_anything_is_touched(tmp_path:
     (root / "a").mkdir()
     for rel in (b"a\0b/new.jpg", b"a/new.jpg\0.part"):
         with pytest.raises(ValueError):
-            fsops.install(bytes(tmp), bytes(root), rel, new=True)
+            place.install(bytes(tmp), bytes(root), rel, new=True)
     assert tmp.exists() and list(root.rglob("*")) == [root / "a"]
 
 
@@ -333,18 +333,18 @@ def test_where_renames_cannot_refuse_a_name_a_new_file_still_arrives(
     """A system or file system without RENAME_NOREPLACE (exFAT through FUSE,
     macOS) renames right after checking that nothing is at the path: a file
     there is kept, and the rename fails as an edit found by a check does."""
-    monkeypatch.setattr(fsops, "_renameat2_call", lambda: None)
-    monkeypatch.setattr(fsops, "_place", None)  # on such a drive, see test_exfat for the C part
+    monkeypatch.setattr(place, "_renameat2_call", lambda: None)
+    monkeypatch.setattr(place, "_place", None)  # on such a drive, see test_exfat for the C part
     root = tmp_path / "R"
     root.mkdir()
     tmp = tmp_path / "new.tmp"
     tmp.write_bytes(b"content")
-    st = fsops.install(bytes(tmp), bytes(root), b"a.jpg", new=True)
+    st = place.install(bytes(tmp), bytes(root), b"a.jpg", new=True)
     assert (root / "a.jpg").read_bytes() == b"content" and st.st_size == 7
     assert not tmp.exists()
     tmp.write_bytes(b"another")
     with pytest.raises(ChangedDuringOperation, match="a.jpg changed since it was scanned"):
-        fsops.install(bytes(tmp), bytes(root), b"a.jpg", new=True)
+        place.install(bytes(tmp), bytes(root), b"a.jpg", new=True)
     assert (root / "a.jpg").read_bytes() == b"content" and tmp.read_bytes() == b"another"
 
 
@@ -404,7 +404,7 @@ def test_new_files_renamed_in_one_call_are_each_checked_as_if_alone(tmp_path: Pa
         tmp.write_bytes(b"version %d" % n)
         os.utime(tmp, ns=(1_600_000_000_123_456_789 + n, 1_600_000_000_123_456_789 + n))
         temps.append(tmp)
-    results = fsops.install_new(bytes(root), [(bytes(t), rel) for t, rel in zip(temps, rels, strict=True)])
+    results = place.install_new(bytes(root), [(bytes(t), rel) for t, rel in zip(temps, rels, strict=True)])
     refused = [type(r) for r in results[1:4]]
     assert refused == [ChangedDuringOperation, ChangedDuringOperation, UnsafePath]
     assert str(results[1]) == "a/2.jpg changed since it was scanned"
@@ -428,7 +428,7 @@ def test_a_fault_at_one_rename_of_a_run_fails_that_file_alone(tmp_path: Path, re
         tmp.write_bytes(b"content")
     faults.configure("rename:2:eio")
     try:
-        results = fsops.install_new(bytes(root), [(bytes(t), b"%d.jpg" % n) for n, t in enumerate(temps)])
+        results = place.install_new(bytes(root), [(bytes(t), b"%d.jpg" % n) for n, t in enumerate(temps)])
     finally:
         faults.configure(None)
     assert isinstance(results[1], OSError) and results[1].errno == errno.EIO
@@ -436,7 +436,7 @@ def test_a_fault_at_one_rename_of_a_run_fails_that_file_alone(tmp_path: Path, re
 
 
 def test_a_run_of_new_files_with_bad_items_is_refused_before_any_is_renamed(tmp_path: Path) -> None:
-    if fsops._place_new is None:
+    if place._place_new is None:
         pytest.skip("the C part was not built here")
     root = tmp_path / "R"
     root.mkdir()
@@ -450,7 +450,7 @@ def test_a_run_of_new_files_with_bad_items_is_refused_before_any_is_renamed(tmp_
         ((bytes(tmp) + b"\0x", b"b.jpg"), ValueError),
     ]:
         with pytest.raises(error):
-            fsops._place_new(bytes(root), [good, bad])  # type: ignore[list-item]
+            place._place_new(bytes(root), [good, bad])  # type: ignore[list-item]
     assert list(root.iterdir()) == [] and tmp.exists()
 
 
@@ -506,16 +506,16 @@ def test_an_error_of_sq_itself_amid_a_run_of_new_files_leaves_no_temporary_file(
     wait to be renamed into place: the push stops, their temporary files
     are removed, and the next push finishes the work."""
     a, b = many_new_files(tmp_path, 3 * execute.PLACE_GROUP)
-    real = fsops.install_new
+    real = place.install_new
     calls: list[int] = []
 
-    def second_run_breaks(root: bytes, items: list[tuple[bytes, bytes]]) -> list[fsops.Stat | Exception]:
+    def second_run_breaks(root: bytes, items: list[tuple[bytes, bytes]]) -> list[place.Stat | Exception]:
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError("a fault of sq itself")
         return list(real(root, items))
 
-    monkeypatch.setattr(fsops, "install_new", second_run_breaks)
+    monkeypatch.setattr(place, "install_new", second_run_breaks)
     with pytest.raises(RuntimeError, match="a fault of sq itself"):
         push(str(a), str(b))
     monkeypatch.undo()

@@ -11,7 +11,7 @@ import blake3
 import pytest
 
 from squirrel.errors import ChangedDuringOperation
-from squirrel.plumbing import faults, fsops, groups
+from squirrel.plumbing import faults, fsops, groups, place
 from squirrel.plumbing.objects import LARGE_OBJECT, UNLINK_GROUP, ObjectStore, Wanted
 from tests.bundle_tools import incompressible
 from tests.helpers import third_group_breaks
@@ -249,13 +249,13 @@ def test_an_object_whose_rename_fails_fails_alone_and_its_file_goes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
     """A group's files are renamed to their objects' names in one call
-    (`fsops.rename_each`, or in Python where the C part was not built):
+    (`place.rename_each`, or in Python where the C part was not built):
     a name the system will not rename to (here, below a file where the
     folder of its first two hex digits should be) fails that object
     alone, with the system's error and its path."""
     _counted_groups(monkeypatch)
     if how == "in Python":
-        monkeypatch.setattr(fsops, "_rename_each", None)
+        monkeypatch.setattr(place, "_rename_each", None)
     sources = _sources(tmp_path / "drive", [250] * 30)
     store = _store(tmp_path)
     blocked = list(sources)[9]
