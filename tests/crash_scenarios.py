@@ -28,6 +28,7 @@ import pytest
 
 from squirrel.porcelain.conflicts import conflicts
 from squirrel.porcelain.verify import verify
+from tests.carrier_tools import stored_objects
 from tests.fault_tools import Outcome, fresh_copy, leftovers, lost, oid, run_forked, versions
 from tests.helpers import Ran, age, make_tree, tree, write
 
@@ -80,7 +81,7 @@ def open_conflicts(root: Path) -> set[ConflictKey]:
 
 
 def carrier_objects(carrier: Path) -> set[str]:
-    return {p.name for p in carrier.glob("vaults/*/objects/*/*") if p.is_file()}
+    return set(stored_objects(carrier))
 
 
 def _ok(args: Sequence[str | Path]) -> Outcome:

@@ -2,9 +2,7 @@
  *
  * The fetcher (squirrel/plumbing/fetch.py) writes the sender's content
  * into verified temporary files in .squirrel/tmp/ before the executor
- * renames them into place, and the carrier's object store (objects.py)
- * writes objects so before it renames them to their names. For small
- * files almost all of that time is system calls: creating the file, the
+ * renames them into place. For small files almost all of that time is system calls: creating the file, the
  * kernel's copy, the read-back that the hash checks, the mode and the
  * mtime. Here they run for a whole group without the interpreter lock,
  * so that a group can be written on a second thread while the one before

@@ -39,15 +39,8 @@
  *   the file placed (size -1 where its lstat failed). An item that fails
  *   does not stop the others.
  *
- * rename_each(items) -> [err, ...]
- *
- *   items  a list of (src, dest): each renamed as by rename(2) (what is at
- *          dest is replaced), in turn, in one call; one errno per item,
- *          0 where it was renamed. For the carrier's objects, whose name
- *          is their content's id.
- *
- * Where this module is not built, place.install, place.install_new and
- * place.rename_each make the same calls in Python, with the same results.
+ * Where this module is not built, place.install and place.install_new
+ * make the same calls in Python, with the same results.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -207,9 +200,6 @@ static PyObject *placed_item(const void *results, Py_ssize_t i) {
     return Py_BuildValue("(iilLlL)", (int)r[0], (int)r[1], r[2], (long long)r[3], r[4], (long long)r[5]);
 }
 
-/* rename_each's result for item i: its errno. */
-static PyObject *errno_item(const void *results, Py_ssize_t i) { return PyLong_FromLong(((const int *)results)[i]); }
-
 static PyObject *place_new(PyObject *self, PyObject *args) {
     PyObject *root_obj, *items_obj;
     if (!PyArg_ParseTuple(args, "O!O!", &PyBytes_Type, &root_obj, &PyList_Type, &items_obj))
@@ -271,40 +261,12 @@ done:
     return out;
 }
 
-static PyObject *rename_each(PyObject *self, PyObject *args) {
-    PyObject *items_obj;
-    if (!PyArg_ParseTuple(args, "O!", &PyList_Type, &items_obj))
-        return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(items_obj);
-    const char **pairs = PyMem_Calloc((size_t)n * 2 + 1, sizeof(char *));
-    int *errs = PyMem_Calloc((size_t)n + 1, sizeof(int));
-    PyObject *held = NULL, *out = NULL;
-    if (pairs == NULL || errs == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    held = pairs_of(items_obj, pairs, &n); /* n: the tuple's, should the list have changed */
-    if (held == NULL)
-        goto done;
-    Py_BEGIN_ALLOW_THREADS;
-    for (Py_ssize_t i = 0; i < n; i++)
-        errs[i] = rename(pairs[2 * i], pairs[2 * i + 1]) == 0 ? 0 : errno;
-    Py_END_ALLOW_THREADS;
-    out = list_of(n, errno_item, errs);
-done:
-    Py_XDECREF(held);
-    PyMem_Free(errs);
-    PyMem_Free(pairs);
-    return out;
-}
-
 static PyMethodDef methods[] = {
     {"place", place, METH_VARARGS,
      "place(src, root, rel, new) -> (code, at): the folders above rel checked, then src renamed to it."},
     {"place_new", place_new, METH_VARARGS,
      "place_new(root, items) -> [(code, at, err, size, mode, mtime_ns)]: place(src, root, rel, True) of each "
      "(src, rel), in one call."},
-    {"rename_each", rename_each, METH_VARARGS, "rename_each(items) -> [errno]: rename(src, dest) of each pair, in one call."},
     {NULL, NULL, 0, NULL},
 };
 

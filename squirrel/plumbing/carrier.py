@@ -37,7 +37,7 @@ from squirrel.plumbing.objects import ObjectStore
 from squirrel.plumbing.replica import CARRIER_CONFIG, REPLICA_MARKER, Replica, enclosing
 from squirrel.plumbing.vtime import VectorTime, is_replica_id
 
-CARRIER_FORMAT = 1
+CARRIER_FORMAT = 2  # 2: small objects in packs (objects/packs/); this sq reads 1 as well
 CARRIER_NAME = "carrier"  # the name of every carrier's own replica of a vault
 
 
@@ -96,6 +96,13 @@ class Carrier:
         self.config = cfg
         if not self._held:
             write_file_atomic(self.config_path, json.dumps(cfg, indent=1, sort_keys=True).encode())
+
+    def holds_packs(self) -> None:
+        """Record, before a store writes its first pack, that this carrier
+        may hold packs: a carrier of format 1 becomes format 2, which an
+        `sq` that does not read packs refuses instead of misreading."""
+        if self.config.get("format", CARRIER_FORMAT) < CARRIER_FORMAT:
+            self._write({**self.config, "format": CARRIER_FORMAT})
 
     @property
     def max_size(self) -> int:
@@ -214,7 +221,7 @@ class CarrierVault:
         self.carrier = carrier
         self.rep = replica
         self.dir = replica.root
-        self.store = ObjectStore(os.path.join(self.dir, "objects"), replica.tmp_dir)
+        self.store = ObjectStore(os.path.join(self.dir, "objects"), replica.tmp_dir, carrier.holds_packs)
         carrier._open[os.path.basename(self.dir)] = self.store
         self.drives_dir = os.path.join(self.dir, "drives")
         self.forgotten_dir = os.path.join(self.dir, "forgotten")
@@ -228,6 +235,7 @@ class CarrierVault:
 
     def close(self) -> None:
         self.carrier._open.pop(os.path.basename(self.dir), None)
+        self.store.close()
         self.rep.close()
 
     def drives(self) -> list[DriveRecord]:

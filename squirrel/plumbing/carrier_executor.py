@@ -14,7 +14,7 @@ from squirrel.errors import ChangedDuringOperation, ContentUnavailable, OutOfSpa
 from squirrel.plumbing import paths
 from squirrel.plumbing.carrier import CarrierVault
 from squirrel.plumbing.execute import moves_a_file
-from squirrel.plumbing.fetch import ContentSource, group_span_of, span_of
+from squirrel.plumbing.fetch import ContentSource, span_of
 from squirrel.plumbing.index import Entry, new_dir
 from squirrel.plumbing.ledger import (
     FailedPaths,
@@ -223,7 +223,6 @@ class CarrierExecutor:
                     self._reader(src, a),
                     partial(span_of, self.source, src, a),
                     self.meter.add_bytes,
-                    partial(group_span_of, self.source, src, a),
                 )
             )
         for oid, failed in self.vault.store.put_many(wanted):

@@ -5,10 +5,10 @@ For a small file almost all the time of writing it is system calls:
 creating the file, the kernel's copy, the read-back the hash checks, the
 mode and the mtime. The C call makes them for a whole group without the
 interpreter lock, so that a group can be written on a thread of its own
-while the caller's thread puts the group before into place: the fetcher
-(`fetch`, content for a drive) and the carrier's object store (`objects`)
-both do. What a group wrote is only temporary files, each verified
-against its id and all made durable before `write` returns them.
+while the caller's thread puts the group before into place, as the
+fetcher (`fetch`, content for a drive) does. What a group wrote is only
+temporary files, each verified against its id and all made durable
+before `write` returns them.
 
 Each group's files go to a folder of its own in the temporary folder,
 placed apart by the file system (`fsops.spread_subfolders`): all in one

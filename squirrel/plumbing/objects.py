@@ -1,125 +1,156 @@
-"""A content-addressed object store: `objects/<2 hex>/<64 hex>` files.
+"""A content-addressed object store: small objects in packs, the others
+as `objects/<2 hex>/<64 hex>` files.
 
-The carrier keeps content here for versions some drive still lacks. An object
-is written to `tmp/` and verified against its id (hashed as it is written,
-or, where the kernel copied it from a drive's file, read back once and
-hashed), fsynced, and renamed into place, so an object that exists under
-its name is complete and correct.
+The carrier keeps content here for versions some drive still lacks. Every
+object is verified against its id on the way in: a large one hashed as it
+is written (or, where the kernel copied it from a drive's file, read back
+once and hashed), fsynced and renamed into place, so that an object that
+exists under its name is complete and correct; small ones read, hashed
+and appended to a pack (`packs`), which is made durable and whose index
+is renamed into place last, so that an object a pack's index names is
+complete and correct too.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import itertools
 import os
-from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING
 
-from squirrel.errors import SquirrelError
-from squirrel.plumbing import faults, fsops, groups, place
+import blake3
+
+from squirrel.errors import ChangedDuringOperation, CorruptCarrier, SquirrelError
+from squirrel.plumbing import faults, fsops, groups, ids, packs
 from squirrel.plumbing.readahead import spans_ahead
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
 BLOCK = 1 << 20
-TOGETHER_FILES = 256  # objects made durable together: at most this many
-TOGETHER_BYTES = 256 << 20  # and about this many bytes
-LARGE_OBJECT = 1 << 20  # from this size an object is fsynced on its own, on a thread
+# Objects a caller hands to `put_many` at once: at most this many (the small
+# ones of a call go into one pack, or more past `PACK_BYTES`) and about this
+# many bytes (the large ones are made durable together).
+TOGETHER_FILES = 4096
+TOGETHER_BYTES = 256 << 20
+LARGE_OBJECT = 1 << 20  # from this size an object is a file of its own, fsynced on a thread
 SYNC_THREADS = 4
 UNLINK_GROUP = 64  # objects a thread deletes at a time
 UNLINK_THREADS = 16  # unlinks wait for the file system more than for the processor
-SMALL_GROUP = 64  # small objects are made durable together, this many at a time
-# Groups of small objects written at once, on threads, while the one
-# before is renamed into place: a take of 10,000 small files took 1.30 s
-# with two and 1.28 with three, against 1.67 with one and 1.53 in Python,
-# one at a time (medians of four or five alternating rounds).
-WRITERS = 2
+PACK_BYTES = 64 << 20  # a pack is closed once it holds this many bytes: dropped whole, or rewritten
+PACKS = "packs"  # the packs' folder, in the objects' folder
 
 
 @dataclass(frozen=True)
 class Wanted:
     """An object for `put_many` to store: its id and size, a function giving
     its content, and, where the content lies as is in a file, a function
-    giving that file range (`span`), for the kernel to copy, and, for a
-    group of small files, where its C call takes it from (`group_span`: a
-    file it opens itself, `fsops.FileAt`, or a span; without it, `span`);
-    `progress` hears the bytes the kernel copies."""
+    giving that file range (`span`), for the kernel to copy or for a pack
+    to read; `progress` hears the bytes copied or read."""
 
     oid: bytes
     size: int
     content: Callable[[], Iterable[bytes]]
     span: Callable[[], fsops.Span | None] | None = None
     progress: Callable[[int], None] | None = None
-    group_span: Callable[[], groups.GroupSpan | None] | None = None
 
 
 def _span(item: Wanted) -> fsops.Span | None:
     return item.span() if item.span is not None else None
 
 
-def _group_span(item: Wanted) -> groups.GroupSpan | None:
-    return item.group_span() if item.group_span is not None else _span(item)
-
-
-def _same(e: SquirrelError | OSError) -> SquirrelError | OSError:
-    return e
-
-
-def _small(item: Wanted) -> groups.Small:
-    """The object as a file of a group (`groups.Small`): an object keeps
-    the time it was written."""
-    return groups.Small(item.oid, item.size, 0o644, None, partial(_group_span, item), _same)
+Result = tuple[bytes, SquirrelError | OSError | None]  # an object's id, and why it was not stored (None: it was)
 
 
 class ObjectStore:
-    def __init__(self, directory: str, tmp_dir: str) -> None:
+    def __init__(self, directory: str, tmp_dir: str, before_pack: Callable[[], None] | None = None) -> None:
+        """`before_pack` is called before the first pack this store
+        writes (the carrier records that it holds packs)."""
         self.directory = directory
         self.tmp_dir = tmp_dir
+        self.packs_dir = os.path.join(directory, PACKS)
+        self._before_pack = before_pack
         self._held: dict[bytes, int | None] | None = None  # id -> size (None: not asked yet); see `has`
+        self._packs: dict[str, packs.Pack] = {}  # name -> the pack, read with `_held`
+        self._packed: dict[bytes, tuple[packs.Pack, int, int]] = {}  # id -> the pack serving it, offset, size
+        self._unsound: list[str] = []  # packs whose index is damaged, or files of no whole pack
+        self._tidied = False
         os.makedirs(directory, exist_ok=True)
         os.makedirs(tmp_dir, exist_ok=True)
 
     def path(self, oid: bytes) -> str:
+        """Where the object is stored as a file of its own."""
         h = oid.hex()
         return os.path.join(self.directory, h[:2], h)
 
     def has(self, oid: bytes) -> bool:
-        """Is the object stored? Its folder is listed once, on first use, and
-        the list follows this store's own puts and deletes: the carrier's
-        lock keeps every other command out meanwhile. A stat for each
-        question took longer than the copy of a small object: most ask for
-        an object not yet stored, a name searched for among thousands."""
-        return oid in self._listed()
+        """Is the object stored? Its folder and the packs' indexes are read
+        once, on first use, and what they hold follows this store's own puts
+        and deletes: the carrier's lock keeps every other command out
+        meanwhile. A stat for each question took longer than the copy of a
+        small object: most ask for an object not yet stored, a name searched
+        for among thousands."""
+        return oid in self._listed() or oid in self._packed
 
     def _listed(self) -> dict[bytes, int | None]:
         if self._held is None:
             self._held = {oid: None for oid, _ in self._names()}
+            self._read_packs()
         return self._held
 
-    def put(self, oid: bytes, size: int, chunks: Iterable[bytes]) -> None:
-        """Store verified content (the caller's chunks must hash to `oid`)."""
-        if self.has(oid):
-            return
-        tmp = fsops.write_temp(self.tmp_dir, chunks, oid, size, None, 0o644)
-        self._place(oid, tmp, size)
+    def _read_packs(self) -> None:
+        """Every whole pack's index read; an object in two packs (a pack
+        rewritten by a command killed before it removed the old one) is
+        served by the first read. A damaged index leaves its pack out, for
+        `_tidy` to remove: the carrier then lacks that content, which a
+        later visit brings again, as for a version that did not fit."""
+        whole, stray = packs.names(self.packs_dir)
+        self._unsound = [os.path.join(self.packs_dir, name) for name in stray]
+        for name in whole:
+            try:
+                pack = packs.read(self.packs_dir, name)
+            except (CorruptCarrier, OSError):
+                self._unsound += [os.path.join(self.packs_dir, name + ext) for ext in (".idx", ".pack")]
+                continue
+            self._packs[name] = pack
+            for oid, offset, size in pack.entries:
+                if oid not in self._packed:
+                    self._serve(pack, oid, offset, size)
 
-    def put_many(self, wanted: list[Wanted]) -> Iterator[tuple[bytes, SquirrelError | OSError | None]]:
+    def _serve(self, pack: packs.Pack, oid: bytes, offset: int, size: int) -> None:
+        self._packed[oid] = (pack, offset, size)
+        pack.live += 1
+        pack.live_bytes += size
+
+    def _tidy(self) -> None:
+        """Remove what no whole pack serves: files of a pack whose index was
+        never written or is damaged, and packs none of whose objects are
+        served from them. Only a command that writes (under the carrier's
+        lock) calls this, once."""
+        if self._tidied:
+            return
+        self._tidied = True
+        self._listed()
+        for name in self._unsound:
+            faults.point("unlink")
+            try:
+                os.unlink(name)
+            except (FileNotFoundError, IsADirectoryError):  # a folder made there by hand is left alone
+                pass
+        self._unsound = []
+        for pack in [p for p in self._packs.values() if not p.live]:
+            self._drop_pack(pack)
+
+    def put_many(self, wanted: list[Wanted]) -> Iterator[Result]:
         """Store verified content for many objects: (oid, None) for each
         stored (or already held), (oid, error) for each that failed, each
-        once, as they are done. No object is renamed to its name before it
-        is durable, and many are made durable together (`put` fsyncs each
-        alone). Small objects are written in groups by the C part
-        (`groups`), where it was built, the next group on a thread while
-        the one before is renamed into place; the others in this thread,
-        in groups of their own: a large object is fsynced on a thread
-        while the next is written, the small ones together (`SMALL_GROUP`
-        at a time, while the next are written)."""
+        once, as they are done. No object is renamed to its name, or named
+        by a pack's index, before it is durable. Small objects go into
+        packs (`_put_packed`); the others are written in this thread, in
+        groups made durable together, each large one fsynced on a thread
+        while the next is written."""
+        self._tidy()
         todo: dict[bytes, Wanted] = {}
         held: set[bytes] = set()
         for item in wanted:
@@ -130,14 +161,12 @@ class ObjectStore:
                 yield item.oid, None
             else:
                 todo[item.oid] = item
-        rest = list(todo.values())
-        small = [item for item in rest if item.size < LARGE_OBJECT] if groups.available() else []
-        if small:
-            rest = [item for item in rest if item.size >= LARGE_OBJECT]
-            rest = (yield from self._put_grouped(small)) + rest
+        yield from self._put_packed([item for item in todo.values() if item.size < LARGE_OBJECT])
         group: list[Wanted] = []
         size = 0
-        for item in rest:
+        for item in todo.values():
+            if item.size < LARGE_OBJECT:
+                continue
             group.append(item)
             size += item.size
             if len(group) >= TOGETHER_FILES or size >= TOGETHER_BYTES:
@@ -145,90 +174,71 @@ class ObjectStore:
                 group, size = [], 0
         yield from self._put_group(group)
 
-    def _put_grouped(
-        self, small: list[Wanted]
-    ) -> Generator[tuple[bytes, SquirrelError | OSError | None], None, list[Wanted]]:
-        """`put_many` of small objects, in groups written by the C part:
-        returns those no group reached (the file system cannot copy them,
-        or their content does not lie in a file), for the caller to write."""
-        writes = groups.Groups(self.tmp_dir)
-        limit = groups.group_files()
-        chunks: deque[list[Wanted]] = deque()
-        at = 0
-        while at < len(small):
-            n = groups.group_of([item.size for item in small[at : at + limit]], limit, LARGE_OBJECT)
-            chunks.append(small[at : at + n])
-            at += n
-        left: list[Wanted] = []
-        pending: deque[tuple[list[Wanted], Future[list[groups.Fetched]]]] = deque()
-        pool = _threads(WRITERS)
-
-        def start() -> None:
-            while chunks and writes.usable and len(pending) < WRITERS:
-                chunk = chunks.popleft()
-                pending.append((chunk, pool.submit(writes.write, [_small(item) for item in chunk])))
-
-        taken: list[str] = []  # the temporary files of the group being placed (those placed are gone)
+    def _put_packed(self, small: list[Wanted]) -> Iterator[Result]:
+        """Small objects read (the next files opened and being read ahead),
+        verified and appended to a pack of up to `PACK_BYTES`; each is
+        stored once its pack is committed. One that cannot be read, or
+        does not match its id, fails alone, at once; a write of the pack
+        that fails (a full disk) fails every object in it, and the next
+        ones go into a new pack."""
+        writer: packs.Writer | None = None
+        written: list[Wanted] = []
         try:
-            start()
-            while pending:
-                chunk, future = pending[0]
-                results = future.result()
-                taken = [got for got in results if isinstance(got, str)]
-                pending.popleft()
-                start()  # the next group is written while this one is renamed into place
-                # The group may have ended early: the rest of the chunk is left.
-                yield from zip((item.oid for item in chunk), self._placed(chunk, results), strict=False)
-                left.extend(chunk[len(results) :])
+            with closing(spans_ahead(small, _span)) as opened:
+                for item, span in opened:
+                    try:
+                        data = _verified(item, span)
+                    except (SquirrelError, OSError) as e:
+                        yield item.oid, e
+                        continue
+                    written.append(item)
+                    try:
+                        if writer is None:
+                            if self._before_pack is not None and not self._packs:
+                                self._before_pack()
+                            writer = packs.Writer(self.tmp_dir)
+                        writer.add(item.oid, data)
+                    except OSError as e:
+                        error = fsops.write_error(e, writer.size if writer is not None else item.size)
+                        if writer is not None:
+                            writer.discard()
+                            writer = None
+                        for failed in written:
+                            yield failed.oid, error
+                        written = []
+                        continue
+                    if writer.size >= PACK_BYTES:
+                        yield from self._commit(writer, written)
+                        writer, written = None, []
+            if writer is not None:
+                yield from self._commit(writer, written)
+                writer = None
         finally:
-            for _, future in pending:  # closed early, or a group failed unexpectedly: its files go
-                with contextlib.suppress(Exception):  # raised already, or raised by the first
-                    taken += [got for got in future.result() if isinstance(got, str)]
-            for name in taken:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(name)
-            pool.shutdown()
-            writes.remove_folders()
-        return left + list(itertools.chain.from_iterable(chunks))
+            if writer is not None:  # closed early, or an error of sq itself
+                writer.discard()
 
-    def _placed(self, chunk: list[Wanted], results: list[groups.Fetched]) -> list[SquirrelError | OSError | None]:
-        """Each temporary file of a group (`results`, for the first objects
-        of `chunk`) renamed to its object's name, all in one call
-        (`place.rename_each`): None for each, or why it was not (its file is
-        removed then); a file the group could not write stays its error."""
-        out: list[SquirrelError | OSError | None] = []
-        moves: dict[int, tuple[bytes, bytes]] = {}  # at in out -> (temporary file, object's name)
-        for item, got in zip(chunk, results, strict=False):
-            out.append(got if not isinstance(got, str) else None)
-            if isinstance(got, str):
-                try:
-                    faults.point("rename")
-                except OSError as e:
-                    fsops.remove_temp(got)
-                    out[-1] = e
-                else:
-                    moves[len(out) - 1] = (os.fsencode(got), os.fsencode(self.path(item.oid)))
-        for at, err in zip(moves, place.rename_each(list(moves.values())), strict=True):
-            src, dest = moves[at]
-            if err == errno.ENOENT:  # its folder (of 256) is made on first use
-                err = _in_new_folder(src, dest)
-            item = chunk[at]
-            if err:
-                fsops.remove_temp(src)
-                out[at] = OSError(err, os.strerror(err), src, None, dest)
-                continue
-            if self._held is not None:
-                self._held[item.oid] = item.size
-            if item.progress is not None:
-                item.progress(item.size)
-        return out
+    def _commit(self, writer: packs.Writer, written: list[Wanted]) -> Iterator[Result]:
+        try:
+            pack = writer.commit(self.packs_dir)
+        except OSError as e:
+            writer.discard()
+            error = fsops.write_error(e, writer.size)
+            for item in written:
+                yield item.oid, error
+            return
+        self._packs[pack.name] = pack
+        for oid, offset, size in pack.entries:
+            self._packed[oid] = (pack, offset, size)
+        for item in written:
+            yield item.oid, None
 
-    def _put_group(self, group: list[Wanted]) -> Iterator[tuple[bytes, SquirrelError | OSError | None]]:
+    def _put_group(self, group: list[Wanted]) -> Iterator[Result]:
+        """Large objects, each a file of its own: copied by the kernel where
+        it can (or written from their content), each fsynced on a thread
+        while the next is written, renamed into place once durable."""
         failed: dict[bytes, SquirrelError | OSError] = {}
         sizes = {item.oid: item.size for item in group}
         synced: list[tuple[list[tuple[bytes, str]], Future[None]]] = []
-        small: list[tuple[bytes, str]] = []
-        small_bytes = 0
         todo: dict[bytes, Wanted] = {}
         for item in group:
             if item.oid not in todo and not self.has(item.oid):
@@ -253,16 +263,7 @@ class ObjectStore:
                     os.unlink(tmp)
                     failed[oid] = fsops.write_error(e, size)
                     continue
-                if size >= LARGE_OBJECT:
-                    synced.append(([(oid, tmp)], pool.submit(fsops.fsync_temps, [tmp], size)))
-                else:
-                    small.append((oid, tmp))
-                    small_bytes += size
-                    if len(small) >= SMALL_GROUP:  # fsynced while the next are written
-                        synced.append((small, pool.submit(fsops.fsync_temps, [t for _, t in small], small_bytes)))
-                        small, small_bytes = [], 0
-            if small:
-                synced.append((small, pool.submit(fsops.fsync_temps, [tmp for _, tmp in small], small_bytes)))
+                synced.append(([(oid, tmp)], pool.submit(fsops.fsync_temps, [tmp], size)))
             for objects, done in synced:
                 try:
                     done.result()
@@ -284,7 +285,7 @@ class ObjectStore:
         durable; None where the file systems cannot copy."""
         return fsops.copy_temp(self.tmp_dir, span, item.oid, item.size, None, 0o644, False, item.progress)
 
-    def _place(self, oid: bytes, tmp: str, size: int) -> None:  # see also `_placed`, for a group
+    def _place(self, oid: bytes, tmp: str, size: int) -> None:
         dest = self.path(oid)
         faults.point("rename")
         try:
@@ -296,6 +297,12 @@ class ObjectStore:
             self._held[oid] = size
 
     def chunks(self, oid: bytes) -> Iterator[bytes]:
+        """The object's content, in blocks of at most `BLOCK` bytes."""
+        self._listed()
+        if oid in self._packed:
+            pack, offset, size = self._packed[oid]
+            yield from packs.chunks(pack, offset, size, BLOCK)
+            return
         with open(self.path(oid), "rb") as f:
             while True:
                 block = f.read(BLOCK)
@@ -303,20 +310,88 @@ class ObjectStore:
                     return
                 yield block
 
+    def size(self, oid: bytes) -> int:
+        """The size of a stored object."""
+        self._listed()
+        where = self._packed.get(oid)
+        return where[2] if where is not None else os.path.getsize(self.path(oid))
+
+    def span(self, oid: bytes) -> fsops.Span | None:
+        """The object as a range of a file, on a descriptor of its own (the
+        caller closes it); None where it is not stored."""
+        self._listed()
+        where = self._packed.get(oid)
+        try:
+            if where is not None:
+                pack, offset, size = where
+                return fsops.Span(os.open(pack.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)), offset, size)
+            if oid in self._listed():
+                fd = os.open(self.path(oid), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                return fsops.Span(fd, 0, os.fstat(fd).st_size)
+        except FileNotFoundError:  # removed by hand since the store was listed
+            pass
+        return None
+
+    def group_span(self, oid: bytes, size: int) -> groups.GroupSpan | None:
+        """Where a group's C call takes the object from: a range of its pack,
+        read at its offsets from the descriptor the store keeps open, or
+        its own file, of `size` bytes; None where it is not stored."""
+        self._listed()
+        where = self._packed.get(oid)
+        if where is not None:
+            pack, offset, size = where
+            return fsops.SharedSpan(pack.fd(), offset, size)
+        if oid in self._listed():
+            return fsops.FileAt(os.fsencode(self.path(oid)), size, None)
+        return None
+
+    def hash_of(self, oid: bytes, progress: Callable[[int], None]) -> bytes:
+        """The blake3 hash of the object's stored bytes (`progress` hears
+        each block read): what `sq verify` compares with its id."""
+        self._listed()
+        if oid not in self._packed:
+            return ids.hash_file(self.path(oid), progress)[0]
+        h = blake3.blake3()
+        for block in self.chunks(oid):
+            h.update(block)
+            progress(len(block))
+        return h.digest()
+
+    def close(self) -> None:
+        """Close the packs this store opened."""
+        for pack in self._packs.values():
+            pack.close()
+
     def delete_many(self, oids: Iterable[bytes]) -> tuple[int, int]:
-        """Delete these objects; returns (how many were there, their bytes).
-        They are unlinked in the order of their inode numbers
-        (`_inode_order`), on `UNLINK_THREADS` threads, `UNLINK_GROUP` at a
-        time: each waits for the file system more than it works, and they
-        do not wait for one another (a thread's task for each object took
-        longer to hand over than its unlink). 100,000 small files took 7 s
-        to unlink on one thread, 3.1-3.6 s on 4 and 1.9-2.4 s on 16, where
-        the kernel's own work (2.4 s of processor time) on 2 cores is the
-        floor."""
+        """Delete these objects; returns (how many were there, the bytes
+        freed). An object in a pack is no longer served from it: a pack
+        that serves none any more is deleted, one that serves less than
+        half of its bytes is written again with those it serves
+        (`_rewrite`). Objects of their own are unlinked in the order of
+        their inode numbers (`_inode_order`), on `UNLINK_THREADS` threads,
+        `UNLINK_GROUP` at a time: each waits for the file system more than
+        it works, and they do not wait for one another (a thread's task for
+        each object took longer to hand over than its unlink). 100,000
+        small files took 7 s to unlink on one thread, 3.1-3.6 s on 4 and
+        1.9-2.4 s on 16, where the kernel's own work (2.4 s of processor
+        time) on 2 cores is the floor; as one pack, well under a second."""
+        self._tidy()
+        held = self._listed()
         count = freed = 0
         doomed: list[bytes] = []
+        touched: dict[str, packs.Pack] = {}
         for oid in oids:
-            size = self._held.pop(oid, None) if self._held is not None else None
+            where = self._packed.pop(oid, None)
+            if where is not None:
+                pack = where[0]
+                pack.live -= 1
+                pack.live_bytes -= where[2]
+                touched[pack.name] = pack
+                count += 1
+                continue
+            if oid not in held:
+                continue
+            size = held.pop(oid)
             if size is None:
                 try:
                     size = os.path.getsize(self.path(oid))
@@ -349,7 +424,78 @@ class ObjectStore:
                 pool.shutdown()  # every unlink handed over is waited for
         for d in done:
             d.result()  # an unlink that failed fails the call
+        for pack in touched.values():
+            if not pack.live:
+                freed += self._drop_pack(pack)
+            elif pack.live_bytes * 2 < pack.size:
+                freed += self._rewrite(pack)
         return count, freed
+
+    def would_free(self, oids: Iterable[bytes]) -> int:
+        """The bytes `delete_many(oids)` would free, nothing deleted (what
+        a dry run tells)."""
+        held = self._listed()
+        freed = 0
+        left: dict[str, tuple[int, int]] = {}  # pack -> what it would still serve: objects, bytes
+        for oid in set(oids):
+            where = self._packed.get(oid)
+            if where is not None:
+                pack = where[0]
+                live, live_bytes = left.get(pack.name, (pack.live, pack.live_bytes))
+                left[pack.name] = (live - 1, live_bytes - where[2])
+            elif oid in held:
+                try:
+                    freed += self.size(oid)
+                except FileNotFoundError:
+                    pass
+        for name, (live, live_bytes) in left.items():
+            content = self._packs[name].size - packs.PACK_HEADER.size
+            if not live:
+                freed += content
+            elif live_bytes * 2 < self._packs[name].size:
+                freed += content - live_bytes
+        return freed
+
+    def _serves(self, pack: packs.Pack, oid: bytes) -> bool:
+        where = self._packed.get(oid)
+        return where is not None and where[0] is pack
+
+    def _drop_pack(self, pack: packs.Pack) -> int:
+        """Delete a pack (its index first); returns its content's bytes."""
+        packs.remove(pack)
+        del self._packs[pack.name]
+        return pack.size - packs.PACK_HEADER.size
+
+    def _rewrite(self, pack: packs.Pack) -> int:
+        """The objects `pack` still serves, each read and verified again,
+        written to a new pack that then serves them, and the old pack
+        deleted; returns the bytes freed. One that no longer matches its id
+        (damaged in the carrier) is left out: a later visit brings its
+        content again. Killed before the old pack is gone, both packs hold
+        the objects, and the next command that writes deletes the one that
+        serves none (`_tidy`)."""
+        served = sorted(
+            (offset, oid, size) for oid, offset, size in pack.entries if self._packed.get(oid, (None,))[0] is pack
+        )
+        writer = packs.Writer(self.tmp_dir)
+        try:
+            for offset, oid, size in served:
+                data = b"".join(packs.chunks(pack, offset, size, BLOCK))
+                if blake3.blake3(data).digest() != oid:
+                    del self._packed[oid]
+                    continue
+                writer.add(oid, data)
+            new = writer.commit(self.packs_dir) if writer.entries else None
+        except BaseException:
+            writer.discard()
+            raise
+        if new is None:
+            writer.discard()
+            return self._drop_pack(pack)
+        self._packs[new.name] = new
+        for oid, offset, size in new.entries:
+            self._packed[oid] = (new, offset, size)
+        return self._drop_pack(pack) - (new.size - packs.PACK_HEADER.size)
 
     def _inode_order(self, oids: list[bytes]) -> list[bytes]:
         """These objects in the order of their files' inode numbers, read
@@ -388,6 +534,8 @@ class ObjectStore:
                     del held[oid]
                     continue
             yield oid, size
+        for oid, (_, _, size) in list(self._packed.items()):
+            yield oid, size
 
     def _names(self) -> Iterator[tuple[bytes, str]]:
         """(object id, path) of every file named as an object."""
@@ -408,7 +556,13 @@ class ObjectStore:
                     yield oid, os.path.join(d, name)
 
     def usage(self) -> int:
-        return sum(size for _, size in self)
+        """The content the store holds, what the carrier's budget bounds:
+        its objects of their own, and every object in its packs (with those
+        a pack no longer serves, until it is written again or deleted); a
+        pack's header and index are not content, as the carrier's own index
+        is not."""
+        loose = sum(size for oid, size in self if oid not in self._packed)
+        return loose + sum(pack.size - packs.PACK_HEADER.size for pack in self._packs.values())
 
 
 def _threads(n: int) -> ThreadPoolExecutor:
@@ -420,12 +574,20 @@ def _threads(n: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(n)
 
 
-def _in_new_folder(src: bytes, dest: bytes) -> int:
-    """`src` renamed to `dest` once the folder of `dest` is made: 0, or
-    the errno of the failure."""
-    try:
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        os.replace(src, dest)
-    except OSError as e:
-        return e.errno or errno.EIO
-    return 0
+def _verified(item: Wanted, span: fsops.Span | None | SquirrelError | OSError) -> bytes:
+    """The content of a small object, read from its span (closed here) or
+    its content function, and checked against its id and size."""
+    if isinstance(span, (SquirrelError, OSError)):
+        raise span
+    if span is None:
+        data = b"".join(item.content())
+    else:
+        try:
+            data = os.pread(span.fd, item.size + 1, span.offset)
+        finally:
+            os.close(span.fd)
+        if item.progress is not None:
+            item.progress(len(data))
+    if len(data) != item.size or blake3.blake3(data).digest() != item.oid:
+        raise ChangedDuringOperation("content does not match its object id")
+    return data

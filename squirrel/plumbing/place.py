@@ -32,11 +32,9 @@ from squirrel.plumbing.trashcan import record_version
 
 _place: Callable[[bytes, bytes, bytes, bool], tuple[int, int]] | None = None
 _place_new: Callable[[bytes, list[tuple[bytes, bytes]]], list[tuple[int, int, int, int, int, int]]] | None = None
-_rename_each: Callable[[list[tuple[bytes, bytes]]], list[int]] | None = None
 try:  # where setup.py built it
     from squirrel.plumbing._place import place as _place
     from squirrel.plumbing._place import place_new as _place_new
-    from squirrel.plumbing._place import rename_each as _rename_each
 except ImportError:  # an install without a C compiler: `install` makes the same calls in Python
     pass
 _VANISHED, _NOT_A_FOLDER, _RENAME_FAILED, _STAT_FAILED = 1, 2, 3, 4  # what _place answers, besides 0
@@ -46,8 +44,8 @@ def place_in_python() -> None:
     """Rename files into place in Python even where the C part was built:
     what `SQ_PURE_PYTHON` asks (read by the command line), as for the
     sweep (`sweep.compare_in_python`)."""
-    global _place, _place_new, _rename_each
-    _place = _place_new = _rename_each = None
+    global _place, _place_new
+    _place = _place_new = None
 
 
 def check_parents(root: bytes, rel: bytes) -> None:
@@ -220,24 +218,6 @@ def install_new(root: bytes, items: list[tuple[bytes, bytes]]) -> list[Stat | Sq
             except OSError as e:
                 out.append(e)
     return out
-
-
-def rename_each(pairs: list[tuple[bytes, bytes]]) -> list[int]:
-    """`os.replace(src, dest)` of each pair, in turn, in one call to the C
-    part where it was built: 0 for each renamed, else the errno of its
-    failure. For names of sq's own (the carrier's objects), which nothing
-    else writes: no check of what is there."""
-    if _rename_each is not None:
-        return _rename_each(pairs)
-    errors = []
-    for src, dest in pairs:
-        try:
-            os.replace(src, dest)
-        except OSError as e:
-            errors.append(e.errno or errno.EIO)
-        else:
-            errors.append(0)
-    return errors
 
 
 def _not_placed(

@@ -3,8 +3,8 @@ checked against its id before any of it is given out."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 
 import blake3
 
@@ -32,14 +32,17 @@ def cat_object(
         return
     assert carrier is not None
     store = Carrier(carrier)
-    for vault in store.vault_ids():
-        path = os.path.join(store.vault_dir(vault), "objects", oid.hex()[:2], oid.hex())
-        if os.path.isfile(path):
-            meter.expect(0, os.path.getsize(path))
-            if not _matches(oid, lambda path=path: meter.stream(_read(path))):  # type: ignore[misc]
-                raise CorruptCarrier(f"object {oid.hex()} in the carrier {carrier} does not match its id")
-            yield from _read(path)
-            return
+    for vid in store.vault_ids():
+        vault = store.open_vault(vid)
+        try:
+            if vault.store.has(oid):
+                meter.expect(0, vault.store.size(oid))
+                if not _matches(oid, partial(meter.stream, vault.store.chunks(oid))):
+                    raise CorruptCarrier(f"object {oid.hex()} in the carrier {carrier} does not match its id")
+                yield from vault.store.chunks(oid)
+                return
+        finally:
+            vault.close()
     raise ContentUnavailable(f"object {oid.hex()} is not in the carrier {carrier}")
 
 
@@ -48,9 +51,3 @@ def _matches(oid: bytes, chunks: Callable[[], Iterable[bytes]]) -> bool:
     for chunk in chunks():
         h.update(chunk)
     return h.digest() == oid
-
-
-def _read(path: str) -> Iterator[bytes]:
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            yield block

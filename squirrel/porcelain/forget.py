@@ -42,7 +42,7 @@ def forget(carrier_path: str, drive: str, dry_run: bool = False, now: int | None
         if dry_run:
             remaining = [d for d in vault.drives() if d.id != record.id]
             drop = vault.unneeded(remaining)
-            gone = sum(size for _, size in drop)
+            gone = vault.store.would_free(oid for oid, _ in drop)
             forgotten = record if already else replace(record, forgotten=when)
         else:
             # The record first: a crash before the objects are dropped leaves

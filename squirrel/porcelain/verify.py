@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from squirrel.errors import FileSystemError, SquirrelError, reason
@@ -112,7 +114,8 @@ def verify(
                 objects = list(vault.store)
                 meter.expect(len(objects), 0 if quick else sum(size for _, size in objects))
                 for oid, size in objects:
-                    check_object(vault.store.path(oid), oid, quick, report, f"carrier object {oid.hex()}", meter, size)
+                    what = f"carrier object {oid.hex()}"
+                    check_object(partial(vault.store.hash_of, oid), oid, quick, report, what, meter, size)
             finally:
                 vault.close()
         return report
@@ -347,9 +350,15 @@ def trash_contents(rep: Replica) -> list[tuple[TrashItem, str]]:
     return found
 
 
+Hasher = Callable[[Callable[[int], None]], bytes]  # the hash of an object's stored bytes, each block read counted
+
+
 def check_object(
-    path: str | bytes, oid: bytes, quick: bool, report: VerifyReport, what: str, meter: Meter, size: int
+    path: str | bytes | Hasher, oid: bytes, quick: bool, report: VerifyReport, what: str, meter: Meter, size: int
 ) -> None:
+    """Compare the object's bytes (a file's, or what `path` hashes, for an
+    object in a carrier's pack) with its id; a mismatch or a read that
+    fails is one of `report`'s problems."""
     before = meter.progress.bytes_done
     try:
         if not quick:
@@ -358,11 +367,14 @@ def check_object(
         meter.file_done(0 if quick else size, meter.progress.bytes_done - before)
 
 
-def _check_object(path: str | bytes, oid: bytes, report: VerifyReport, what: str, meter: Meter) -> None:
+def _check_object(path: str | bytes | Hasher, oid: bytes, report: VerifyReport, what: str, meter: Meter) -> None:
     try:
-        got, _ = ids.hash_file(path, meter.add_bytes)
+        got = path(meter.add_bytes) if callable(path) else ids.hash_file(path, meter.add_bytes)[0]
     except (FileSystemError, SquirrelError) as e:
         report.problems.append(f"{what}: {e}")
+        return
+    except OSError as e:
+        report.problems.append(f"{what}: {e.strerror}")
         return
     if got != oid:
         report.problems.append(f"{what}: content does not match its id")

@@ -44,6 +44,7 @@ from squirrel.plumbing.wanted import WantedMark
 from squirrel.porcelain.engine import ReplicaSource, SyncReport, check_not_behind, sync_into
 
 if TYPE_CHECKING:
+    from squirrel.plumbing.groups import GroupSpan
     from squirrel.porcelain.verify import VerifyReport
 
 # The content a visit takes is located, opened and stored this many
@@ -74,20 +75,16 @@ class StoreContent:
         return self.vault.store.chunks(entry.oid)
 
     def span(self, path: bytes, entry: Entry) -> fsops.Span:
-        fd = None
-        if self.vault.store.has(entry.oid):
-            try:
-                fd = os.open(self.vault.store.path(entry.oid), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-            except FileNotFoundError:  # removed by hand since the store was listed
-                pass
-        if fd is None:
+        span = self.vault.store.span(entry.oid)
+        if span is None:
             raise ContentUnavailable(self.waits)
-        return fsops.Span(fd, 0, entry.size)
+        return span
 
-    def group_span(self, path: bytes, entry: Entry) -> fsops.FileAt:
-        if not self.vault.store.has(entry.oid):
+    def group_span(self, path: bytes, entry: Entry) -> GroupSpan:
+        span = self.vault.store.group_span(entry.oid, entry.size)
+        if span is None:
             raise ContentUnavailable(self.waits)
-        return fsops.FileAt(os.fsencode(self.vault.store.path(entry.oid)), entry.size, None)
+        return span
 
 
 @dataclass
@@ -454,7 +451,6 @@ def _store(
                 reader(lp, le),
                 partial(source.span, lp, le),
                 meter.add_bytes,
-                partial(source.group_span, lp, le),
             )
             for oid, _, size, (lp, le) in fits.values()
         ]

@@ -29,6 +29,7 @@ import pytest
 
 from squirrel.plumbing.replica import Replica
 from squirrel.plumbing.vtime import VectorTime
+from tests.bundle_tools import incompressible
 from tests.carrier_tools import left_behind
 from tests.crash_scenarios import (
     ConflictKey,
@@ -40,6 +41,8 @@ from tests.crash_scenarios import (
 )
 from tests.fault_tools import Outcome, oid, run_forked
 from tests.helpers import make_tree, run_sq, tree, write
+
+MIB = 1 << 20
 
 FULL = os.environ.get("SQ_CRASH_FULL") == "1"
 OPS = ("write", "fsync", "rename", "unlink", "utime", "commit")
@@ -239,18 +242,22 @@ def test_a_replica_with_a_failed_path_still_verifies(tmp_path: Path) -> None:
 
 def test_a_full_laptop_leaves_what_the_visit_would_carry_in_behind_and_says_so(tmp_path: Path) -> None:
     """Out of space on the laptop while a visit copies in content another
-    drive lacks: what did not fit is left behind, as when the budget is
-    spent, and said so; the rest is carried, and the next visit brings it."""
+    drive lacks: what did not fit (here the small files, whose pack is
+    written first) is left behind, as when the budget is spent, and said
+    so; the rest (a large file, in a file of its own) is carried, and the
+    next visit brings the others."""
     carrier = tmp_path / "carrier"
     files = {f"roll/{i}.jpg": bytes([i]) * (1000 + i) for i in range(5)}
+    files["roll/clip.mov"] = incompressible(MIB + 1, 5)
     a, c = left_behind(tmp_path, files, carrier)
+    run_sq("carrier", "config", "--carrier", carrier, "--max-size", "4M").check(0)
 
     ran = run_sq("sync", a, "--carrier", carrier, "--json", fault="write:1:enospc").check(0)
 
-    assert ran.json["left_behind"] == [{"path": "roll/0.jpg", "size": 1000}]
-    assert ran.json["failed"] == [] and ran.json["carried_in"] == 4
+    assert ran.json["left_behind"] == [{"path": f"roll/{i}.jpg", "size": 1000 + i} for i in range(5)]
+    assert ran.json["failed"] == [] and ran.json["carried_in"] == 1
     run_sq("sync", c, "--carrier", carrier).check(0)
-    assert sorted(p.name for p in (c / "roll").iterdir()) == ["1.jpg", "2.jpg", "3.jpg", "4.jpg"]
+    assert sorted(p.name for p in (c / "roll").iterdir()) == ["clip.mov"]
     run_sq("sync", a, "--carrier", carrier).check(0)
     run_sq("sync", c, "--carrier", carrier).check(0)
     assert tree(c) == tree(a)
@@ -258,9 +265,10 @@ def test_a_full_laptop_leaves_what_the_visit_would_carry_in_behind_and_says_so(t
 
 def test_a_full_laptop_while_a_visit_takes_new_content_leaves_it_behind_and_says_so(tmp_path: Path) -> None:
     """Out of space on the laptop as a visit puts new content another drive
-    lacks into the carrier (the rename of its object, after the write):
-    that file is left behind and said so, nothing fails, nothing more is
-    tried in that visit, and the next visits carry it."""
+    lacks into the carrier (the rename of the pack that holds it, after the
+    write): the files of that pack are left behind and said so, nothing
+    fails, nothing more is tried in that visit, and the next visits carry
+    them."""
     carrier = tmp_path / "carrier"
     a, c = left_behind(tmp_path, {"roll/old.jpg": b"o" * 900}, carrier)
     run_sq("sync", a, "--carrier", carrier).check(0)
@@ -268,13 +276,12 @@ def test_a_full_laptop_while_a_visit_takes_new_content_leaves_it_behind_and_says
     for i in range(3):
         write(a / f"roll/new{i}.jpg", str(i) * (1000 + i))
 
-    # Rename #1 is the laptop's own state; #2 the first new object's.
+    # Rename #1 is the laptop's own state; #2 the pack's, of all three new objects.
     ran = run_sq("sync", a, "--carrier", carrier, "--json", fault="rename:2:enospc").check(0)
 
     assert ran.json["failed"] == []
-    # The two after it were written in the same group, before the full disk showed.
-    assert ran.json["left_behind"] == [{"path": "roll/new0.jpg", "size": 1000}]
-    assert ran.json["carried_in"] == 2
+    assert ran.json["left_behind"] == [{"path": f"roll/new{i}.jpg", "size": 1000 + i} for i in range(3)]
+    assert ran.json["carried_in"] == 0
     run_sq("sync", c, "--carrier", carrier).check(0)
     run_sq("sync", a, "--carrier", carrier).check(0)
     run_sq("sync", c, "--carrier", carrier).check(0)

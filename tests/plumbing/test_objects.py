@@ -1,8 +1,8 @@
-"""The carrier's object store: content by id, stored and dropped in bulk."""
+"""The carrier's object store: content by id, small objects in packs, the
+others in files of their own, stored and dropped in bulk."""
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 from pathlib import Path
@@ -11,10 +11,9 @@ import blake3
 import pytest
 
 from squirrel.errors import ChangedDuringOperation
-from squirrel.plumbing import faults, fsops, groups, place
+from squirrel.plumbing import faults, fsops, objects, packs
 from squirrel.plumbing.objects import LARGE_OBJECT, UNLINK_GROUP, ObjectStore, Wanted
 from tests.bundle_tools import incompressible
-from tests.helpers import third_group_breaks
 
 
 def _store(tmp_path: Path) -> ObjectStore:
@@ -31,6 +30,34 @@ def _put(store: ObjectStore, contents: dict[bytes, bytes]) -> None:
     assert [err for _, err in store.put_many(wanted)] == [None] * len(contents)
 
 
+def _read(store: ObjectStore, oid: bytes) -> bytes:
+    return b"".join(store.chunks(oid))
+
+
+def _pack_files(tmp_path: Path) -> list[str]:
+    folder = tmp_path / "objects" / "packs"
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def _loose_files(tmp_path: Path) -> list[Path]:
+    return [p for p in (tmp_path / "objects").glob("??/*")]
+
+
+def _nothing_left_in(tmp: Path) -> None:
+    assert list(tmp.iterdir()) == []
+
+
+@pytest.fixture
+def loose(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every object a file of its own, as small ones were before packs
+    (a carrier written by an older sq holds such files)."""
+    monkeypatch.setattr(objects, "LARGE_OBJECT", 1)
+
+
+# Objects of their own: large ones, and the small ones of older carriers.
+
+
+@pytest.mark.usefixtures("loose")
 def test_delete_many_drops_exactly_the_objects_named_across_several_groups(tmp_path: Path) -> None:
     store = _store(tmp_path)
     contents = _contents(3 * UNLINK_GROUP + 20)  # the last group of the doomed is not full
@@ -45,8 +72,10 @@ def test_delete_many_drops_exactly_the_objects_named_across_several_groups(tmp_p
     assert not any(store.has(o) for o in doomed)
     assert {oid: size for oid, size in store} == {o: len(contents[o]) for o in kept}
     assert all(Path(store.path(o)).read_bytes() == contents[o] for o in kept)
+    assert _pack_files(tmp_path) == []
 
 
+@pytest.mark.usefixtures("loose")
 def test_objects_are_unlinked_in_the_order_of_their_inodes_across_folders(tmp_path: Path) -> None:
     store = _store(tmp_path)
     contents = _contents(200)
@@ -61,6 +90,7 @@ def test_objects_are_unlinked_in_the_order_of_their_inodes_across_folders(tmp_pa
     assert len({o[0] for o in oids}) > 50  # the order crosses many folders
 
 
+@pytest.mark.usefixtures("loose")
 def test_an_object_folder_removed_behind_the_store_is_made_again(tmp_path: Path) -> None:
     store = _store(tmp_path)
     contents = _contents(1)
@@ -75,7 +105,12 @@ def test_an_object_folder_removed_behind_the_store_is_made_again(tmp_path: Path)
     assert Path(store.path(oid)).read_bytes() == data
 
 
-def test_has_follows_the_stores_own_puts_and_deletes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["packed", "loose"])
+def test_has_follows_the_stores_own_puts_and_deletes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    if kind == "loose":
+        monkeypatch.setattr(objects, "LARGE_OBJECT", 1)
     contents = _contents(4)
     a, b, c, d = contents
     _put(_store(tmp_path), {a: contents[a]})
@@ -89,8 +124,10 @@ def test_has_follows_the_stores_own_puts_and_deletes(tmp_path: Path) -> None:
 
     assert [store.has(o) for o in contents] == [False, False, False, True]
     assert [oid for oid, _ in _store(tmp_path)] == [d]
+    assert _read(_store(tmp_path), d) == contents[d]
 
 
+@pytest.mark.usefixtures("loose")
 def test_usage_counts_what_the_store_holds_after_its_own_puts_and_deletes(tmp_path: Path) -> None:
     contents = _contents(6)
     store = _store(tmp_path)
@@ -105,10 +142,7 @@ def test_usage_counts_what_the_store_holds_after_its_own_puts_and_deletes(tmp_pa
     assert sorted(store) == sorted(_store(tmp_path))
 
 
-# Small objects written in groups by the C part, on threads (`groups`):
-# what the store keeps must be what it keeps one object at a time, whatever
-# stops a group.
-needs_c = pytest.mark.skipif(not groups.available(), reason="the C part was not built here")
+# Packs: small objects read, verified and appended to one file.
 
 
 def _sources(folder: Path, sizes: list[int]) -> dict[bytes, Path]:
@@ -117,7 +151,7 @@ def _sources(folder: Path, sizes: list[int]) -> dict[bytes, Path]:
     out = {}
     for i, size in enumerate(sizes):
         p = folder / f"f{i:04d}"
-        p.write_bytes(incompressible(i, size))
+        p.write_bytes(incompressible(size, i))
         out[blake3.blake3(p.read_bytes()).digest()] = p
     return out
 
@@ -132,230 +166,220 @@ def _from_file(oid: bytes, p: Path, span: bool = True) -> Wanted:
     )
 
 
-def _counted_groups(monkeypatch: pytest.MonkeyPatch, files: int = 8) -> list[int]:
-    """Groups of at most `files` objects; the number of objects each C call is given."""
-    monkeypatch.setattr(groups, "GROUP_FILES", files)
-    real = groups._copy_group
-    assert real is not None
-    calls: list[int] = []
-
-    def counted(dir_fd: int, items: list[groups.Item], buf: bytearray) -> list[int]:
-        calls.append(len(items))
-        return real(dir_fd, items, buf)
-
-    monkeypatch.setattr(groups, "_copy_group", counted)
-    return calls
+def _wanted(sources: dict[bytes, Path]) -> list[Wanted]:
+    return [_from_file(oid, p) for oid, p in sources.items()]
 
 
-def _nothing_left_in(tmp: Path) -> None:
-    assert list(tmp.iterdir()) == []
-
-
-@needs_c
-def test_many_small_objects_are_stored_in_groups_with_the_others_beside_them(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Small objects go through many groups (two written at once), a large
-    one and those whose content does not lie in a file are written one at
-    a time, an object held already is not written again: every one is
-    reported once, stored with its bytes, and nothing stays in tmp."""
-    calls = _counted_groups(monkeypatch)
+def test_small_objects_go_into_one_pack_and_large_ones_beside_it(tmp_path: Path) -> None:
+    """Small objects (some streamed, not in a file) go into one pack, a large
+    one into a file of its own; one held already is not written again:
+    each is reported once, read back whole by every way a delivery takes
+    it, by this store and by the next command's, and nothing stays in tmp."""
     sources = _sources(tmp_path / "drive", [100 + 37 * i for i in range(60)] + [LARGE_OBJECT + 5])
     store = _store(tmp_path)
     held = list(sources)[7]
-    store.put(held, sources[held].stat().st_size, [sources[held].read_bytes()])
+    _put(store, {held: sources[held].read_bytes()})
     streamed = set(list(sources)[20:22])
     wanted = [_from_file(oid, p, span=oid not in streamed) for oid, p in sources.items()]
 
     results = list(store.put_many([*wanted, wanted[3]]))
 
     assert sorted(results) == sorted((oid, None) for oid in sources)
-    assert len(calls) > 4 and max(calls) == 8 and sum(calls) < 60
-    for oid, p in sources.items():
-        assert Path(store.path(oid)).read_bytes() == p.read_bytes()
+    large = list(sources)[-1]
+    assert [p.name for p in _loose_files(tmp_path)] == [large.hex()]
+    assert [n.rsplit(".")[1] for n in _pack_files(tmp_path)] == ["idx", "pack", "idx", "pack"]  # `held`'s, the rest's
+    for reader in (store, _store(tmp_path)):
+        for oid, p in sources.items():
+            assert _read(reader, oid) == p.read_bytes()
+            span = reader.span(oid)
+            assert span is not None
+            try:
+                assert os.pread(span.fd, span.size, span.offset) == p.read_bytes()
+            finally:
+                os.close(span.fd)
+            group = reader.group_span(oid, p.stat().st_size)
+            if isinstance(group, fsops.SharedSpan):
+                assert os.pread(group.fd, group.size, group.offset) == p.read_bytes()
+            else:
+                assert isinstance(group, fsops.FileAt) and Path(os.fsdecode(group.path)).read_bytes() == p.read_bytes()
+        reader.close()
     _nothing_left_in(tmp_path / "tmp")
 
 
-@needs_c
-def test_a_source_changed_before_its_group_fails_that_object_alone(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _counted_groups(monkeypatch)
+def test_a_pack_is_closed_at_its_size_and_the_next_one_begun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(objects, "PACK_BYTES", 10_000)
+    sources = _sources(tmp_path / "drive", [3000] * 20)
+    store = _store(tmp_path)
+    assert sorted(store.put_many(_wanted(sources))) == sorted((oid, None) for oid in sources)
+    assert len(_pack_files(tmp_path)) == 2 * 5  # four objects a pack: each closed once past 10,000 bytes
+    assert store.usage() == 20 * 3000 == _store(tmp_path).usage()
+
+
+def test_a_source_changed_before_it_is_read_fails_that_object_alone(tmp_path: Path) -> None:
     sources = _sources(tmp_path / "drive", [500] * 30)
     victim_oid, victim = list(sources.items())[12]
-    wanted = [_from_file(oid, p) for oid, p in sources.items()]
+    wanted = _wanted(sources)
     victim.write_bytes(victim.read_bytes()[::-1])  # the same size, other bytes
 
     results = dict(_store(tmp_path).put_many(wanted))
 
     assert isinstance(results.pop(victim_oid), ChangedDuringOperation)
     assert results == {oid: None for oid in sources if oid != victim_oid}
-    assert not Path(_store(tmp_path).path(victim_oid)).exists()
+    assert not _store(tmp_path).has(victim_oid)
     _nothing_left_in(tmp_path / "tmp")
 
 
-@needs_c
-def test_a_drive_the_kernel_cannot_copy_from_is_stored_one_object_at_a_time(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("fault", ["write:1:eio", "fsync:1:eio", "fsync:2:eio", "rename:1:eio", "rename:2:eio"])
+def test_a_fault_while_a_pack_is_written_fails_its_objects_and_leaves_nothing_half_stored(
+    tmp_path: Path, fault: str
 ) -> None:
-    """As on exFAT through FUSE: the first group's first object cannot be
-    copied by the kernel; no group is tried again, and every object is
-    stored the other way."""
-    calls = _counted_groups(monkeypatch)
-    counted = groups._copy_group
-    assert counted is not None
-
-    def cannot(dir_fd: int, items: list[groups.Item], buf: bytearray) -> list[int]:
-        counted(dir_fd, [], buf)
-        return [-2]
-
-    monkeypatch.setattr(groups, "_copy_group", cannot)
-    sources = _sources(tmp_path / "drive", [300] * 40)
-    store = _store(tmp_path)
-
-    assert sorted(store.put_many([_from_file(oid, p) for oid, p in sources.items()])) == sorted(
-        (oid, None) for oid in sources
-    )
-    assert len(calls) <= 2  # the group written beside the first may have started already
-    assert all(Path(store.path(oid)).read_bytes() == p.read_bytes() for oid, p in sources.items())
-    _nothing_left_in(tmp_path / "tmp")
-
-
-@needs_c
-@pytest.mark.parametrize("fault", ["write:5:eio", "fsync:5:eio", "rename:5:eio"])
-def test_a_fault_in_a_group_fails_one_object_and_the_rest_are_stored(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str
-) -> None:
-    _counted_groups(monkeypatch)
+    """Every object of the pack fails with the error; none is held, by this
+    store or the next command's, nothing stays in tmp, and a pack left
+    without its index is removed by the next command that writes."""
     sources = _sources(tmp_path / "drive", [200] * 30)
-    store = _store(tmp_path)
     faults.configure(fault)
     try:
-        results = dict(store.put_many([_from_file(oid, p) for oid, p in sources.items()]))
+        results = dict(_store(tmp_path).put_many(_wanted(sources)))
     finally:
         faults.configure(None)
-    failed = {oid: e for oid, e in results.items() if e is not None}
-    assert len(failed) == 1 and "Input/output error" in str(next(iter(failed.values())))
     assert set(results) == set(sources)
-    for oid, p in sources.items():
-        stored = Path(store.path(oid))
-        assert not stored.exists() if oid in failed else stored.read_bytes() == p.read_bytes()
+    assert all("Input/output error" in str(e) for e in results.values())
+    assert not any(_store(tmp_path).has(oid) for oid in sources)
     _nothing_left_in(tmp_path / "tmp")
 
+    store = _store(tmp_path)
+    assert sorted(store.put_many(_wanted(sources))) == sorted((oid, None) for oid in sources)
+    assert len(_pack_files(tmp_path)) == 2
+    assert all(_read(_store(tmp_path), oid) == p.read_bytes() for oid, p in sources.items())
 
-@needs_c
-@pytest.mark.parametrize("how", ["in C", "in Python"])
-def test_an_object_whose_rename_fails_fails_alone_and_its_file_goes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+
+def test_a_full_disk_while_a_pack_is_written_fails_that_packs_objects_and_the_next_pack_is_begun(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A group's files are renamed to their objects' names in one call
-    (`place.rename_each`, or in Python where the C part was not built):
-    a name the system will not rename to (here, below a file where the
-    folder of its first two hex digits should be) fails that object
-    alone, with the system's error and its path."""
-    _counted_groups(monkeypatch)
-    if how == "in Python":
-        monkeypatch.setattr(place, "_rename_each", None)
-    sources = _sources(tmp_path / "drive", [250] * 30)
+    """Packs of four objects each flushed as it grows: the third write fails
+    (ENOSPC) in the middle of a pack; the objects of that pack fail with
+    the full disk's error, those before and after are stored."""
+    monkeypatch.setattr(objects, "PACK_BYTES", 4 * 3000)
+    monkeypatch.setattr(packs, "FLUSH", 3000)
+    sources = _sources(tmp_path / "drive", [3000] * 12)
+    faults.configure("write:6:enospc")
+    try:
+        results = list(_store(tmp_path).put_many(_wanted(sources)))
+    finally:
+        faults.configure(None)
+    assert [oid for oid, _ in results] == list(sources)
+    failed = [i for i, (_, e) in enumerate(results) if e is not None]
+    assert failed == [4, 5]  # the second pack's first two objects; the next pack began with the third
+    assert all("no space left" in str(results[i][1]) for i in failed)
     store = _store(tmp_path)
-    blocked = list(sources)[9]
-    Path(store.path(blocked)).parent.write_bytes(b"a file where a folder should be")
-    results = dict(store.put_many([_from_file(oid, p) for oid, p in sources.items()]))
-    failed = {oid: e for oid, e in results.items() if e is not None}
-    assert set(failed) == {oid for oid in sources if oid.hex()[:2] == blocked.hex()[:2]}
-    error = failed[blocked]
-    assert isinstance(error, OSError) and error.errno == errno.ENOTDIR
-    assert os.fsdecode(error.filename2) == store.path(blocked)
-    for oid in set(sources) - set(failed):
-        assert Path(store.path(oid)).read_bytes() == sources[oid].read_bytes()
+    assert sorted(o for o, _ in store) == sorted(o for o, e in results if e is None)
+    assert all(_read(store, o) == sources[o].read_bytes() for o, e in results if e is None)
     _nothing_left_in(tmp_path / "tmp")
 
 
-@needs_c
-def test_a_store_stopped_early_leaves_no_temporary_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The caller stops after the first object (an error of its own): the
-    groups being written are waited for and their files removed; what was
-    stored is whole."""
-    _counted_groups(monkeypatch)
+def test_a_store_stopped_early_leaves_no_temporary_file_and_holds_nothing_half_written(tmp_path: Path) -> None:
+    """The caller stops at the first failure (an error of its own): the pack
+    being written is removed; what earlier packs stored is whole."""
     sources = _sources(tmp_path / "drive", [400] * 50)
-    store = _store(tmp_path)
-    results = store.put_many([_from_file(oid, p) for oid, p in sources.items()])
-    first, _ = next(results)
+    victim = list(sources.values())[30]
+    wanted = _wanted(sources)
+    victim.write_bytes(b"x" * 400)
+    results = _store(tmp_path).put_many(wanted)
+    for _, error in results:
+        if error is not None:
+            break
     results.close()  # type: ignore[attr-defined]
     _nothing_left_in(tmp_path / "tmp")
-    stored = {oid for oid, _ in _store(tmp_path)}
-    assert first in stored and len(stored) < 50
-    assert all(Path(store.path(oid)).read_bytes() == sources[oid].read_bytes() for oid in stored)
+    assert list(_store(tmp_path)) == []
+    assert _pack_files(tmp_path) == []
 
 
-@needs_c
-def test_an_error_on_a_writing_thread_ends_the_store_and_leaves_no_temporary_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _counted_groups(monkeypatch)
-    third_group_breaks(monkeypatch, "a fault of the writing thread")
-    sources = _sources(tmp_path / "drive", [400] * 50)
-    with pytest.raises(RuntimeError, match="a fault of the writing thread"):
-        list(_store(tmp_path).put_many([_from_file(oid, p) for oid, p in sources.items()]))
-    _nothing_left_in(tmp_path / "tmp")
-
-
-@needs_c
-def test_a_group_folder_that_cannot_be_made_fails_objects_not_the_store(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A drive too full for a group's folder: the objects that group was
-    to write fail with the full drive's error, or are written another way;
-    the store itself goes on and reports every object once."""
-    _counted_groups(monkeypatch)
-    real = os.mkdir
-
-    def full(path: str, *args: object, **kw: object) -> None:
-        if os.path.basename(path).startswith("group-"):
-            raise OSError(28, "No space left on device")
-        real(path, *args, **kw)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(os, "mkdir", full)
-    sources = _sources(tmp_path / "drive", [300] * 40)
+def _packed(tmp_path: Path, n: int, size: int = 1000) -> tuple[ObjectStore, dict[bytes, Path]]:
+    sources = _sources(tmp_path / "drive", [size] * n)
     store = _store(tmp_path)
-    results = list(store.put_many([_from_file(oid, p) for oid, p in sources.items()]))
-    monkeypatch.undo()
-    assert sorted(oid for oid, _ in results) == sorted(sources)
-    failed = [e for _, e in results if e is not None]
-    assert failed and all("no space left on the drive" in str(e) for e in failed)
-    for oid, e in results:
-        if e is None:
-            assert Path(store.path(oid)).read_bytes() == sources[oid].read_bytes()
+    assert all(e is None for _, e in store.put_many(_wanted(sources)))
+    return store, sources
+
+
+def test_a_pack_none_of_whose_objects_is_wanted_is_deleted_whole(tmp_path: Path) -> None:
+    store, sources = _packed(tmp_path, 40)
+    oids = list(sources)
+
+    assert store.would_free(oids[:15]) == 0
+    assert store.delete_many(oids[:15]) == (15, 0)  # the pack still serves 25 of 40: kept as it is
+    assert len(_pack_files(tmp_path)) == 2
+    assert not any(store.has(o) for o in oids[:15])
+    assert store.would_free(oids[15:]) == 40 * 1000
+    assert store.delete_many(oids[15:]) == (25, 40 * 1000)
+
+    assert _pack_files(tmp_path) == [] and list(_store(tmp_path)) == []
+    assert store.usage() == 0
+
+
+def test_a_pack_that_serves_less_than_half_its_bytes_is_written_again(tmp_path: Path) -> None:
+    store, sources = _packed(tmp_path, 40)
+    oids = list(sources)
+    before = _pack_files(tmp_path)
+
+    assert store.would_free([*oids[:21], oids[0]]) == 21 * 1000
+    count, freed = store.delete_many(oids[:21])
+
+    assert (count, freed) == (21, 21 * 1000)
+    after = _pack_files(tmp_path)
+    assert len(after) == 2 and not set(after) & set(before)
+    for reader in (store, _store(tmp_path)):
+        assert sorted(reader) == sorted((o, 1000) for o in oids[21:])
+        assert all(_read(reader, o) == sources[o].read_bytes() for o in oids[21:])
+    assert store.usage() == 19 * 1000
     _nothing_left_in(tmp_path / "tmp")
 
 
-@needs_c
-def test_an_interrupt_while_the_next_group_starts_leaves_no_temporary_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _flip(path: Path, at: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[at] ^= 1
+    path.write_bytes(bytes(data))
+
+
+def test_an_object_damaged_in_its_pack_is_found_by_the_hash_and_left_out_when_the_pack_is_written_again(
+    tmp_path: Path,
 ) -> None:
-    """Ctrl-C as the store hands the next group to a thread, with the group
-    before written and not yet renamed: its files are removed too."""
-    from squirrel.plumbing import objects
+    store, sources = _packed(tmp_path, 10)
+    oids = list(sources)
+    (pack,) = (tmp_path / "objects" / "packs").glob("*.pack")
+    entries = {oid: offset for oid, offset, _ in packs.read(str(pack.parent), pack.stem).entries}
+    damaged = oids[9]
+    _flip(pack, entries[damaged] + 10)
 
-    _counted_groups(monkeypatch)
-    real = objects._threads
+    store = _store(tmp_path)
+    assert store.hash_of(damaged, lambda n: None) != damaged
+    assert store.hash_of(oids[8], lambda n: None) == oids[8]
+    store.delete_many(oids[:6])
 
-    def interrupted_third(n: int) -> object:
-        pool = real(n)
-        submit = pool.submit
-        calls: list[int] = []
+    assert sorted(o for o, _ in _store(tmp_path)) == sorted(oids[6:9])
 
-        def third_interrupts(*args: object, **kw: object) -> object:
-            calls.append(1)
-            if len(calls) == 3:
-                raise KeyboardInterrupt
-            return submit(*args, **kw)  # type: ignore[arg-type]
 
-        pool.submit = third_interrupts  # type: ignore[method-assign]
-        return pool
+def test_what_a_killed_command_left_in_the_packs_folder_goes_with_the_next_that_writes(tmp_path: Path) -> None:
+    """A pack renamed without its index (killed between the two), a pack
+    whose index is damaged, and an old pack whose objects a new one holds
+    (killed while writing a pack again, before the old one went): a
+    command that only reads leaves them and serves none of the first two;
+    the next that writes removes all three."""
+    store, sources = _packed(tmp_path, 10)
+    folder = tmp_path / "objects" / "packs"
+    (index,) = folder.glob("*.idx")
+    shutil.copy(index.with_suffix(".pack"), folder / "0123.pack")
+    shutil.copy(index.with_suffix(".pack"), folder / "4567.pack")
+    shutil.copy(index, folder / "4567.idx")
+    _flip(folder / "4567.idx", 40)
+    shutil.copy(index.with_suffix(".pack"), folder / "89ab.pack")  # a second pack of the same objects
+    shutil.copy(index, folder / "89ab.idx")
 
-    monkeypatch.setattr(objects, "_threads", interrupted_third)
-    sources = _sources(tmp_path / "drive", [400] * 50)
-    with pytest.raises(KeyboardInterrupt):
-        list(_store(tmp_path).put_many([_from_file(oid, p) for oid, p in sources.items()]))
-    _nothing_left_in(tmp_path / "tmp")
+    reader = _store(tmp_path)
+    assert sorted(o for o, _ in reader) == sorted(sources)
+    assert len(_pack_files(tmp_path)) == 7
+
+    writer = _store(tmp_path)
+    writer.delete_many([])
+    first = min(index.stem, "89ab")  # of two whole packs of the same objects, the first by name serves them
+    assert _pack_files(tmp_path) == [f"{first}.idx", f"{first}.pack"]
+    assert all(_read(writer, o) == p.read_bytes() for o, p in sources.items())

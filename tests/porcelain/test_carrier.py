@@ -30,7 +30,7 @@ from squirrel.porcelain.carrier import carrier_status
 from squirrel.porcelain.init import init
 from squirrel.porcelain.pack import pack
 from squirrel.porcelain.visit import StoreContent, VisitReport, visit
-from tests.carrier_tools import carrier_snapshot, object_bytes, object_files
+from tests.carrier_tools import carrier_snapshot, object_bytes, stored_contents, stored_objects
 from tests.helpers import age, indexed, make_tree, sq_in_process, start_sq, tree, write
 
 KIB = 1024
@@ -174,7 +174,7 @@ def test_content_the_carrier_dropped_is_never_needed_again(tmp_path: Path) -> No
     log: list[str] = []
 
     def objects() -> set[str]:
-        return {p.name for p in object_files(tmp_path / "carrier")}
+        return set(stored_objects(tmp_path / "carrier"))
 
     def checked_visit(root: Path) -> None:
         before = objects()
@@ -633,8 +633,8 @@ def test_visits_killed_at_random_points_are_finished_by_visiting_again(tmp_path:
             partial = [p for p, data in tree(root, folders=False).items() if data not in contents]
             assert partial == [], f"a killed visit left partly written files on {root.name}: {partial}"
         assert object_bytes(carrier) <= budget
-        for obj in object_files(carrier):
-            assert blake3.blake3(obj.read_bytes()).hexdigest() == obj.name, f"incomplete object {obj}"
+        for name, data in stored_contents(carrier).items():
+            assert blake3.blake3(data).hexdigest() == name, f"incomplete object {name}"
 
     after_kills = len(laptop.reports)
     laptop.until_quiet([b, a, c])
@@ -714,8 +714,8 @@ def test_a_file_edited_while_the_carrier_copies_it_is_never_stored_mixed(
     r = visit(str(a), str(carrier), max_size=64 * MIB)
     monkeypatch.undo()
     assert edited
-    for obj in object_files(carrier):  # whatever is stored is the content its name says
-        assert blake3.blake3(obj.read_bytes()).hexdigest() == obj.name
+    for name, data in stored_contents(carrier).items():  # whatever is stored is the content its id says
+        assert blake3.blake3(data).hexdigest() == name
     assert r.stored == 1  # still.jpg; clip.mov waits for a later visit
     laptop.until_quiet([a, b])
     assert (b / "clip.mov").read_bytes() == saved

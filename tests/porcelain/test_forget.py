@@ -21,7 +21,7 @@ from squirrel.porcelain.carrier import carrier_status
 from squirrel.porcelain.forget import forget
 from squirrel.porcelain.init import init
 from squirrel.porcelain.visit import VisitReport, visit
-from tests.carrier_tools import carrier_snapshot, object_bytes, object_files
+from tests.carrier_tools import carrier_snapshot, object_bytes, stored_objects
 from tests.fault_tools import crash_points, fresh_copy, run_forked
 from tests.helpers import make_tree, sq_in_process, tree
 
@@ -230,7 +230,7 @@ def test_forget_killed_at_any_point_leaves_the_drive_known_or_forgotten_and_agai
         vault = status(work)
         state = (names(vault["drives"]), names(vault["forgotten"]))
         assert state in ((["a", "b", "c"], []), (["a", "b"], ["c"])), f"point {n}: {state}"
-        assert {p.name for p in object_files(work)} <= {p.name for p in object_files(template)}
+        assert set(stored_objects(work)) <= set(stored_objects(template))
         assert run_forked(["carrier", "forget", "c", "--carrier", work]).code == 0
         finished = carrier_snapshot(work)
         assert finished.keys() == expected.keys(), f"point {n}: {finished.keys() ^ expected.keys()}"
