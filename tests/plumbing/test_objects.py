@@ -267,13 +267,37 @@ def test_a_full_disk_while_a_pack_is_written_fails_that_packs_objects_and_the_ne
         results = list(_store(tmp_path).put_many(_wanted(sources)))
     finally:
         faults.configure(None)
-    assert [oid for oid, _ in results] == list(sources)
-    failed = [i for i, (_, e) in enumerate(results) if e is not None]
+    assert sorted(oid for oid, _ in results) == sorted(sources)
+    order = list(sources)
+    failed = sorted(order.index(oid) for oid, e in results if e is not None)
     assert failed == [4, 5]  # the second pack's first two objects; the next pack began with the third
-    assert all("no space left" in str(results[i][1]) for i in failed)
+    assert all("no space left" in str(e) for _, e in results if e is not None)
     store = _store(tmp_path)
     assert sorted(o for o, _ in store) == sorted(o for o, e in results if e is None)
     assert all(_read(store, o) == sources[o].read_bytes() for o, e in results if e is None)
+    _nothing_left_in(tmp_path / "tmp")
+
+
+@pytest.mark.parametrize("fault", ["fsync:1:eio", "rename:3:eio"])
+def test_a_fault_while_a_full_pack_is_committed_beside_the_next_fails_that_pack_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    """A full pack is committed on a thread while the next one fills: an
+    error there (its fsync, or the rename of the second pack) fails the
+    objects of that pack alone; the other packs' objects are stored."""
+    monkeypatch.setattr(objects, "PACK_BYTES", 4 * 3000)
+    sources = _sources(tmp_path / "drive", [3000] * 12)
+    faults.configure(fault)
+    try:
+        results = list(_store(tmp_path).put_many(_wanted(sources)))
+    finally:
+        faults.configure(None)
+    order = list(sources)
+    failed = sorted(order.index(oid) for oid, e in results if e is not None)
+    assert failed == ([0, 1, 2, 3] if fault.startswith("fsync") else [4, 5, 6, 7])
+    assert sorted(oid for oid, _ in results) == sorted(sources)
+    store = _store(tmp_path)
+    assert sorted(o for o, _ in store) == sorted(o for o, e in results if e is None)
     _nothing_left_in(tmp_path / "tmp")
 
 
