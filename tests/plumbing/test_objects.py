@@ -170,6 +170,15 @@ def _wanted(sources: dict[bytes, Path]) -> list[Wanted]:
     return [_from_file(oid, p) for oid, p in sources.items()]
 
 
+def _put_with_fault(tmp_path: Path, sources: dict[bytes, Path], fault: str) -> list[objects.Result]:
+    """Every source put into a new store, with `fault` injected (`SQ_FAULT`'s form)."""
+    faults.configure(fault)
+    try:
+        return list(_store(tmp_path).put_many(_wanted(sources)))
+    finally:
+        faults.configure(None)
+
+
 def test_small_objects_go_into_one_pack_and_large_ones_beside_it(tmp_path: Path) -> None:
     """Small objects (some streamed, not in a file) go into one pack, a large
     one into a file of its own; one held already is not written again:
@@ -237,11 +246,7 @@ def test_a_fault_while_a_pack_is_written_fails_its_objects_and_leaves_nothing_ha
     store or the next command's, nothing stays in tmp, and a pack left
     without its index is removed by the next command that writes."""
     sources = _sources(tmp_path / "drive", [200] * 30)
-    faults.configure(fault)
-    try:
-        results = dict(_store(tmp_path).put_many(_wanted(sources)))
-    finally:
-        faults.configure(None)
+    results = dict(_put_with_fault(tmp_path, sources, fault))
     assert set(results) == set(sources)
     assert all("Input/output error" in str(e) for e in results.values())
     assert not any(_store(tmp_path).has(oid) for oid in sources)
@@ -262,11 +267,7 @@ def test_a_full_disk_while_a_pack_is_written_fails_that_packs_objects_and_the_ne
     monkeypatch.setattr(objects, "PACK_BYTES", 4 * 3000)
     monkeypatch.setattr(packs, "FLUSH", 3000)
     sources = _sources(tmp_path / "drive", [3000] * 12)
-    faults.configure("write:6:enospc")
-    try:
-        results = list(_store(tmp_path).put_many(_wanted(sources)))
-    finally:
-        faults.configure(None)
+    results = _put_with_fault(tmp_path, sources, "write:6:enospc")
     assert sorted(oid for oid, _ in results) == sorted(sources)
     order = list(sources)
     failed = sorted(order.index(oid) for oid, e in results if e is not None)
@@ -287,11 +288,7 @@ def test_a_fault_while_a_full_pack_is_committed_beside_the_next_fails_that_pack_
     objects of that pack alone; the other packs' objects are stored."""
     monkeypatch.setattr(objects, "PACK_BYTES", 4 * 3000)
     sources = _sources(tmp_path / "drive", [3000] * 12)
-    faults.configure(fault)
-    try:
-        results = list(_store(tmp_path).put_many(_wanted(sources)))
-    finally:
-        faults.configure(None)
+    results = _put_with_fault(tmp_path, sources, fault)
     order = list(sources)
     failed = sorted(order.index(oid) for oid, e in results if e is not None)
     assert failed == ([0, 1, 2, 3] if fault.startswith("fsync") else [4, 5, 6, 7])
