@@ -106,8 +106,9 @@ def decode_index(data: bytes, what: str) -> tuple[list[tuple[bytes, int, int]], 
 
 def read(directory: str, name: str) -> Pack:
     """The pack `name` of `directory`, from its index; raises as
-    `decode_index` does, and CorruptCarrier when the pack file is not
-    the size its index says."""
+    `decode_index` does, CorruptCarrier when the pack file is not the
+    size its index says or does not begin with a pack's header, and
+    UnsupportedFormat when that header's version is newer."""
     pack = Pack(directory, name, 0, [])
     with open(pack.index_path, "rb") as f:
         entries, size = decode_index(f.read(), f"pack index {pack.index_path}")
@@ -117,6 +118,14 @@ def read(directory: str, name: str) -> Pack:
         raise CorruptCarrier(f"pack {pack.path} is missing") from None
     if actual != size:
         raise CorruptCarrier(f"pack {pack.path} is {counted(actual, 'byte')}, not the {size} its index says")
+    with open(pack.path, "rb") as f:
+        header = f.read(PACK_HEADER.size)
+    if len(header) < PACK_HEADER.size or header[:8] != PACK_MAGIC:
+        raise CorruptCarrier(f"{pack.path} is not a pack")
+    if PACK_HEADER.unpack(header)[1] > PACK_VERSION:
+        raise UnsupportedFormat(
+            f"{pack.path} has pack version {PACK_HEADER.unpack(header)[1]}, newer than this sq; upgrade"
+        )
     pack.entries, pack.size = entries, size
     return pack
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import blake3
 import pytest
 
-from squirrel.errors import ChangedDuringOperation
+from squirrel.errors import ChangedDuringOperation, UnsupportedFormat
 from squirrel.plumbing import faults, fsops, objects, packs
 from squirrel.plumbing.objects import LARGE_OBJECT, UNLINK_GROUP, ObjectStore, Wanted
 from tests.bundle_tools import incompressible
@@ -404,3 +404,16 @@ def test_what_a_killed_command_left_in_the_packs_folder_goes_with_the_next_that_
     first = min(index.stem, "89ab")  # of two whole packs of the same objects, the first by name serves them
     assert _pack_files(tmp_path) == [f"{first}.idx", f"{first}.pack"]
     assert all(_read(writer, o) == p.read_bytes() for o, p in sources.items())
+
+
+def test_a_pack_whose_header_is_not_a_packs_is_left_unread_and_a_newer_one_refused(tmp_path: Path) -> None:
+    store, sources = _packed(tmp_path, 5)
+    (pack,) = (tmp_path / "objects" / "packs").glob("*.pack")
+    _flip(pack, 0)
+    assert list(_store(tmp_path)) == []  # not read: its content is taken again by a later visit
+    _flip(pack, 0)
+    data = bytearray(pack.read_bytes())
+    data[8] = packs.PACK_VERSION + 1
+    pack.write_bytes(bytes(data))
+    with pytest.raises(UnsupportedFormat, match="newer than this sq"):
+        list(_store(tmp_path))
