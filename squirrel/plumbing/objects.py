@@ -102,15 +102,18 @@ class ObjectStore:
     def _read_packs(self) -> None:
         """Every whole pack's index read; an object in two packs (a pack
         rewritten by a command killed before it removed the old one) is
-        served by the first read. A damaged index leaves its pack out, for
+        served by the first read. A damaged index (or a pack missing, of
+        another size, or without a pack's header) leaves its pack out, for
         `_tidy` to remove: the carrier then lacks that content, which a
         later visit brings again, as for a version that did not fit."""
         whole, stray = packs.names(self.packs_dir)
         self._unsound = [os.path.join(self.packs_dir, name) for name in stray]
         for name in whole:
-            try:
+            try:  # an index that cannot be read (an I/O error) stops the command: nothing is removed
                 pack = packs.read(self.packs_dir, name)
-            except (CorruptCarrier, OSError):
+            except FileNotFoundError:  # removed since the folder was listed (by a command that writes)
+                continue
+            except CorruptCarrier:
                 self._unsound += [os.path.join(self.packs_dir, name + ext) for ext in (".idx", ".pack")]
                 continue
             self._packs[name] = pack
@@ -445,7 +448,7 @@ class ObjectStore:
         for pack in touched.values():
             if not pack.live:
                 freed += self._drop_pack(pack)
-            elif pack.live_bytes * 2 < pack.size:
+            elif pack.rewritten_at(pack.live_bytes):
                 freed += self._rewrite(pack)
         return count, freed
 
@@ -467,11 +470,11 @@ class ObjectStore:
                 except FileNotFoundError:
                     pass
         for name, (live, live_bytes) in left.items():
-            content = self._packs[name].size - packs.PACK_HEADER.size
+            pack = self._packs[name]
             if not live:
-                freed += content
-            elif live_bytes * 2 < self._packs[name].size:
-                freed += content - live_bytes
+                freed += pack.content
+            elif pack.rewritten_at(live_bytes):
+                freed += pack.content - live_bytes
         return freed
 
     def _serves(self, pack: packs.Pack, oid: bytes) -> bool:
@@ -482,7 +485,7 @@ class ObjectStore:
         """Delete a pack (its index first); returns its content's bytes."""
         packs.remove(pack)
         del self._packs[pack.name]
-        return pack.size - packs.PACK_HEADER.size
+        return pack.content
 
     def _rewrite(self, pack: packs.Pack) -> int:
         """The objects `pack` still serves, each read and verified again,
@@ -513,7 +516,7 @@ class ObjectStore:
         self._packs[new.name] = new
         for oid, offset, size in new.entries:
             self._packed[oid] = (new, offset, size)
-        return self._drop_pack(pack) - (new.size - packs.PACK_HEADER.size)
+        return self._drop_pack(pack) - new.content
 
     def _inode_order(self, oids: list[bytes]) -> list[bytes]:
         """These objects in the order of their files' inode numbers, read
@@ -540,20 +543,22 @@ class ObjectStore:
         return [oid for _, oid in ordered]
 
     def __iter__(self) -> Iterator[tuple[bytes, int]]:
-        """(object id, size) of every stored object; each size is asked of
-        the file system once (a visit asks for the store's usage three
-        times)."""
+        """(object id, size) of every stored object."""
+        yield from list(self._loose_sizes().items())
+        for oid, (_, _, size) in list(self._packed.items()):
+            yield oid, size
+
+    def _loose_sizes(self) -> dict[bytes, int]:
+        """Each object of its own and its size; each size is asked of the
+        file system once (a visit asks for the store's usage three times)."""
         held = self._listed()
         for oid, size in list(held.items()):
             if size is None:
                 try:
-                    size = held[oid] = os.path.getsize(self.path(oid))
+                    held[oid] = os.path.getsize(self.path(oid))
                 except FileNotFoundError:
                     del held[oid]
-                    continue
-            yield oid, size
-        for oid, (_, _, size) in list(self._packed.items()):
-            yield oid, size
+        return held  # type: ignore[return-value]  # every size is known now
 
     def _names(self) -> Iterator[tuple[bytes, str]]:
         """(object id, path) of every file named as an object."""
@@ -579,8 +584,7 @@ class ObjectStore:
         a pack no longer serves, until it is written again or deleted); a
         pack's header and index are not content, as the carrier's own index
         is not."""
-        loose = sum(size for oid, size in self if oid not in self._packed)
-        return loose + sum(pack.size - packs.PACK_HEADER.size for pack in self._packs.values())
+        return sum(self._loose_sizes().values()) + sum(pack.content for pack in self._packs.values())
 
 
 def _threads(n: int) -> ThreadPoolExecutor:

@@ -62,6 +62,17 @@ class Pack:
     def index_path(self) -> str:
         return os.path.join(self.directory, self.name + ".idx")
 
+    @property
+    def content(self) -> int:
+        """The bytes of the objects it holds, served or not: its size but
+        its header."""
+        return self.size - PACK_HEADER.size
+
+    def rewritten_at(self, live_bytes: int) -> bool:
+        """Is a pack serving `live_bytes` of its objects written again
+        (those alone), freeing the rest? Below half of its bytes."""
+        return live_bytes * 2 < self.size
+
     def fd(self) -> int:
         """The pack, open for reading, kept open until `close`."""
         if self._fd is None:

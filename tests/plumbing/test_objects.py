@@ -417,3 +417,21 @@ def test_a_pack_whose_header_is_not_a_packs_is_left_unread_and_a_newer_one_refus
     pack.write_bytes(bytes(data))
     with pytest.raises(UnsupportedFormat, match="newer than this sq"):
         list(_store(tmp_path))
+
+
+def test_an_index_that_cannot_be_read_stops_the_command_and_removes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An I/O error is not damage: the pack is not removed as a damaged one
+    would be, and the error reaches the command."""
+    _packed(tmp_path, 5)
+    before = _pack_files(tmp_path)
+
+    def unreadable(directory: str, name: str) -> packs.Pack:
+        raise OSError(5, "Input/output error", os.path.join(directory, name + ".idx"))
+
+    monkeypatch.setattr(packs, "read", unreadable)
+    with pytest.raises(OSError, match="Input/output error"):
+        _store(tmp_path).delete_many([])
+    monkeypatch.undo()
+    assert _pack_files(tmp_path) == before and len(list(_store(tmp_path))) == 5
